@@ -1,0 +1,104 @@
+//! The application-facing side of a connection: its RX and TX circular
+//! buffers, the positions the application and the engine have reached, and
+//! notifications. The host interface maps exactly this onto DMA rings: the
+//! buffers live in the application's memory region, positions travel in
+//! descriptors.
+
+mod events;
+mod table;
+
+pub use events::{AppEvent, EventKind};
+pub use table::AppTable;
+
+use crate::flow::{FlowId, FourTuple};
+
+/// Handle of a connection as the application sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub(crate) index: u32,
+    pub(crate) generation: u32,
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "conn#{}.{}", self.index, self.generation)
+    }
+}
+
+/// Why a connection ended abnormally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnError {
+    /// The peer answered our SYN with RST.
+    Refused,
+    /// The peer reset an established connection.
+    Reset,
+    /// Retransmissions (or the handshake) timed out.
+    TimedOut,
+    /// The next hop did not answer ARP.
+    HostUnreachable,
+}
+
+/// Where the connection is, from the application's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnPhase {
+    /// Handshake in progress (active open).
+    Connecting,
+    /// Installed in the data path.
+    Open,
+    /// Left the data path (closed, reset or timed out).
+    Finished,
+}
+
+/// One connection's application-side state.
+#[derive(Debug)]
+pub struct AppConn {
+    pub tuple: FourTuple,
+    pub phase: ConnPhase,
+    pub flow: Option<FlowId>,
+    pub error: Option<ConnError>,
+    pub rx: Box<[u8]>,
+    pub tx: Box<[u8]>,
+    /// Bytes the application has read / the engine has delivered in order.
+    pub rx_read: u64,
+    pub rx_ready: u64,
+    /// Bytes the application has written / the peer has acknowledged.
+    pub tx_written: u64,
+    pub tx_acked: u64,
+    pub peer_fin: bool,
+    pub write_shut: bool,
+    /// The application closed its handle: discard further payload.
+    pub app_closed: bool,
+    /// Events raised but not yet taken by the application.
+    pub pending: u8,
+}
+
+impl AppConn {
+    pub fn new(tuple: FourTuple, rx_size: u32, tx_size: u32, phase: ConnPhase) -> Self {
+        Self {
+            tuple,
+            phase,
+            flow: None,
+            error: None,
+            rx: vec![0u8; rx_size as usize].into_boxed_slice(),
+            tx: vec![0u8; tx_size as usize].into_boxed_slice(),
+            rx_read: 0,
+            rx_ready: 0,
+            tx_written: 0,
+            tx_acked: 0,
+            peer_fin: false,
+            write_shut: false,
+            app_closed: false,
+            pending: 0,
+        }
+    }
+
+    /// Bytes ready to read.
+    pub fn readable(&self) -> usize {
+        (self.rx_ready - self.rx_read) as usize
+    }
+
+    /// Free TX buffer space.
+    pub fn writable(&self) -> usize {
+        self.tx.len() - (self.tx_written - self.tx_acked) as usize
+    }
+}

@@ -1,0 +1,89 @@
+//! Slab of application connections with generation-checked handles, so a
+//! stale handle can never reach a newer connection in the same slot.
+
+use super::{AppConn, AppEvent, ConnId};
+use std::collections::VecDeque;
+
+#[derive(Debug, Default)]
+pub struct AppTable {
+    slots: Vec<(u32, Option<AppConn>)>,
+    free: Vec<u32>,
+    live: usize,
+    notify: VecDeque<ConnId>,
+}
+
+impl AppTable {
+    pub fn insert(&mut self, conn: AppConn) -> ConnId {
+        self.live += 1;
+        if let Some(index) = self.free.pop() {
+            let slot = &mut self.slots[index as usize];
+            slot.0 = slot.0.wrapping_add(1);
+            slot.1 = Some(conn);
+            return ConnId { index, generation: slot.0 };
+        }
+        self.slots.push((0, Some(conn)));
+        ConnId {
+            index: (self.slots.len() - 1) as u32,
+            generation: 0,
+        }
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&AppConn> {
+        match self.slots.get(id.index as usize) {
+            Some((generation, Some(c))) if *generation == id.generation => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut AppConn> {
+        match self.slots.get_mut(id.index as usize) {
+            Some((generation, Some(c))) if *generation == id.generation => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn remove(&mut self, id: ConnId) -> Option<AppConn> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.0 != id.generation {
+            return None;
+        }
+        let conn = slot.1.take()?;
+        self.free.push(id.index);
+        self.live -= 1;
+        Some(conn)
+    }
+
+    /// Connections alive (including finished ones the application has not
+    /// released yet).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Raises `kinds` on a connection, queueing it once.
+    pub fn raise(&mut self, id: ConnId, kinds: u8) {
+        if let Some(c) = self.get_mut(id) {
+            let was_idle = c.pending == 0;
+            c.pending |= kinds;
+            if was_idle {
+                self.notify.push_back(id);
+            }
+        }
+    }
+
+    /// Takes the next connection's pending notifications.
+    pub fn next_event(&mut self) -> Option<AppEvent> {
+        while let Some(id) = self.notify.pop_front() {
+            if let Some(c) = self.get_mut(id) {
+                let kinds = std::mem::take(&mut c.pending);
+                if kinds != 0 {
+                    return Some(AppEvent { conn: id, kinds });
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,344 @@
+//! The three-way handshake: passive open (LISTEN -> SYN-RECEIVED), active
+//! open (SYN-SENT), simultaneous open (SYN-SENT -> SYN-RECEIVED), with SYN /
+//! SYN-ACK retransmission and option negotiation.
+
+use crate::app::{AppConn, ConnError, ConnId, ConnPhase, EventKind};
+use crate::engine::{ApiError, Engine, TimerKey};
+use crate::flow::FourTuple;
+use crate::proto::{ack_ts_clock, Nanos, TcpState};
+use crate::stats::DropReason;
+use crate::wire::{EthernetAddress, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+use std::net::Ipv4Addr;
+
+/// Options the peer offered in its SYN or SYN-ACK.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerOptions {
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    /// The peer's TSval.
+    pub ts_val: Option<u32>,
+    /// Window field of the SYN (never scaled).
+    pub window: u16,
+}
+
+impl PeerOptions {
+    fn from_segment(tcp: &TcpRepr<'_>) -> Self {
+        Self {
+            mss: tcp.options.mss,
+            window_scale: tcp.options.window_scale,
+            sack_permitted: tcp.options.sack_permitted,
+            ts_val: tcp.options.timestamps.map(|(v, _)| v),
+            window: tcp.window,
+        }
+    }
+}
+
+/// A connection in SYN-SENT or SYN-RECEIVED.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    pub state: TcpState,
+    pub iss: SeqNumber,
+    pub irs: SeqNumber,
+    pub peer: PeerOptions,
+    /// Application handle (active opens).
+    pub conn: Option<ConnId>,
+    /// Listening port (passive opens).
+    pub listener: Option<u16>,
+    pub remote_mac: Option<EthernetAddress>,
+    pub retries: u8,
+    pub deadline: Nanos,
+    pub sent_at: Nanos,
+}
+
+impl Engine {
+    /// SYN for no connection: a passive open if someone listens.
+    pub(crate) fn on_syn(&mut self, tuple: FourTuple, remote_mac: EthernetAddress, tcp: &TcpRepr<'_>) {
+        let installed = self.pre.len() + self.ctrl.handshakes.len();
+        let Some(listener) = self.ctrl.listeners.get_mut(&tuple.local_port) else {
+            self.stats.drop(DropReason::NoListener);
+            self.reset_unknown(tuple, remote_mac, tcp);
+            return;
+        };
+        if listener.full() || installed >= self.cfg.max_connections as usize {
+            // Silent drop, like Linux: the peer retries its SYN.
+            self.stats.drop(DropReason::ListenOverflow);
+            return;
+        }
+        listener.half_open += 1;
+        let hs = Handshake {
+            state: TcpState::SynReceived,
+            iss: SeqNumber(self.ctrl.isn(&tuple, self.now)),
+            irs: tcp.seq,
+            peer: PeerOptions::from_segment(tcp),
+            conn: None,
+            listener: Some(tuple.local_port),
+            remote_mac: Some(remote_mac),
+            retries: 0,
+            deadline: 0,
+            sent_at: 0,
+        };
+        self.ctrl.handshakes.insert(tuple, hs);
+        self.send_handshake_segment(&tuple);
+    }
+
+    /// Starts an active open.
+    pub(crate) fn active_open(&mut self, remote_ip: Ipv4Addr, remote_port: u16) -> Result<ConnId, ApiError> {
+        let next_hop = if self.cfg.on_link(remote_ip) {
+            remote_ip
+        } else {
+            self.cfg.gateway.ok_or(ApiError::NoRoute)?
+        };
+        if self.pre.len() + self.ctrl.handshakes.len() >= self.cfg.max_connections as usize {
+            return Err(ApiError::TooManyConnections);
+        }
+        let local_ip = self.cfg.ip;
+        let (pre, ctrl) = (&self.pre, &mut self.ctrl);
+        let handshakes = &ctrl.handshakes;
+        let time_wait = &ctrl.time_wait;
+        let tuple_for = |port: u16| FourTuple {
+            local_ip,
+            local_port: port,
+            remote_ip,
+            remote_port,
+        };
+        let in_use = |port: u16| {
+            let t = tuple_for(port);
+            pre.lookup(&t).is_some() || handshakes.contains_key(&t) || time_wait.contains_key(&t)
+        };
+        let mut ephemeral = ctrl.next_ephemeral_candidate();
+        let port = loop {
+            match ephemeral.next() {
+                Some(p) if !in_use(p) => break p,
+                Some(_) => continue,
+                None => return Err(ApiError::TooManyConnections),
+            }
+        };
+        ctrl.commit_ephemeral(port);
+        let tuple = tuple_for(port);
+        let conn = self.apps.insert(AppConn::new(
+            tuple,
+            self.cfg.rx_buffer,
+            self.cfg.tx_buffer,
+            ConnPhase::Connecting,
+        ));
+        let hs = Handshake {
+            state: TcpState::SynSent,
+            iss: SeqNumber(self.ctrl.isn(&tuple, self.now)),
+            irs: SeqNumber(0),
+            peer: PeerOptions::default(),
+            conn: Some(conn),
+            listener: None,
+            remote_mac: None,
+            retries: 0,
+            deadline: 0,
+            sent_at: 0,
+        };
+        self.ctrl.handshakes.insert(tuple, hs);
+        if let Some(mac) = self.resolve(next_hop, tuple) {
+            self.next_hop_resolved(tuple, mac);
+        }
+        Ok(conn)
+    }
+
+    /// The next hop of a waiting active open answered ARP: send the SYN.
+    pub(crate) fn next_hop_resolved(&mut self, tuple: FourTuple, mac: EthernetAddress) {
+        if let Some(h) = self.ctrl.handshakes.get_mut(&tuple) {
+            if h.remote_mac.is_none() {
+                h.remote_mac = Some(mac);
+                self.send_handshake_segment(&tuple);
+            }
+        }
+    }
+
+    /// Sends (or resends) the SYN or SYN-ACK and arms the retry timer.
+    fn send_handshake_segment(&mut self, tuple: &FourTuple) {
+        let now = self.now;
+        let initial_rto = self.cfg.proto.rto.initial_us as u64 * 1000;
+        let rcv_wscale = self.cfg.rcv_wscale();
+        let (ws, ts, sack, mss) = (self.cfg.window_scale, self.cfg.timestamps, self.cfg.sack, self.cfg.mss);
+        let window = self.cfg.rx_buffer.min(u16::MAX as u32) as u16;
+        let Some(h) = self.ctrl.handshakes.get_mut(tuple) else {
+            return;
+        };
+        let Some(mac) = h.remote_mac else {
+            return;
+        };
+        // A SYN offers everything enabled; a SYN-ACK only what the peer offered.
+        let offer = |peer_has: bool| h.state == TcpState::SynSent || peer_has;
+        let mut options = TcpOptions {
+            mss: Some(mss),
+            ..TcpOptions::default()
+        };
+        if ws && offer(h.peer.window_scale.is_some()) {
+            options.window_scale = Some(rcv_wscale);
+        }
+        if sack && offer(h.peer.sack_permitted) {
+            options.sack_permitted = true;
+        }
+        if ts && offer(h.peer.ts_val.is_some()) {
+            options.timestamps = Some((ack_ts_clock(now), h.peer.ts_val.unwrap_or(0)));
+        }
+        let (flags, ack) = match h.state {
+            TcpState::SynSent => (TcpFlags::SYN, SeqNumber(0)),
+            _ => (TcpFlags::SYN | TcpFlags::ACK, h.irs + 1u32),
+        };
+        let seq = h.iss;
+        h.sent_at = now;
+        h.deadline = now + (initial_rto << h.retries.min(10));
+        let deadline = h.deadline;
+        self.send_segment(tuple, mac, seq, ack, flags, window, options);
+        self.push_timer(deadline, TimerKey::Handshake(*tuple));
+    }
+
+    pub(crate) fn handshake_timer(&mut self, tuple: FourTuple) {
+        let now = self.now;
+        let syn_retries = self.cfg.syn_retries;
+        let Some(h) = self.ctrl.handshakes.get_mut(&tuple) else {
+            return;
+        };
+        if h.remote_mac.is_none() || now < h.deadline {
+            return; // waiting for ARP, or superseded by a later deadline
+        }
+        h.retries += 1;
+        if h.retries > syn_retries {
+            self.fail_handshake(&tuple, ConnError::TimedOut);
+            return;
+        }
+        self.send_handshake_segment(&tuple);
+    }
+
+    /// Drops a handshake; an active open's application sees `error`.
+    pub(crate) fn fail_handshake(&mut self, tuple: &FourTuple, error: ConnError) {
+        let Some(h) = self.cancel_handshake(tuple) else {
+            return;
+        };
+        if let Some(conn) = h.conn {
+            if let Some(app) = self.apps.get_mut(conn) {
+                app.error = Some(error);
+                app.phase = ConnPhase::Finished;
+            }
+            self.apps.raise(conn, EventKind::ERROR | EventKind::FINISHED);
+            self.stats.connect_failures += 1;
+        }
+    }
+
+    /// Removes a handshake and its listener's half-open count.
+    pub(crate) fn cancel_handshake(&mut self, tuple: &FourTuple) -> Option<Handshake> {
+        let h = self.ctrl.handshakes.remove(tuple)?;
+        if let Some(port) = h.listener {
+            if let Some(l) = self.ctrl.listeners.get_mut(&port) {
+                l.half_open = l.half_open.saturating_sub(1);
+            }
+        }
+        Some(h)
+    }
+
+    /// A segment for a connection in SYN-SENT or SYN-RECEIVED.
+    pub(crate) fn on_handshake_segment(
+        &mut self,
+        tuple: FourTuple,
+        remote_mac: EthernetAddress,
+        tcp: &TcpRepr<'_>,
+        frame: &[u8],
+    ) {
+        let Some(h) = self.ctrl.handshakes.get(&tuple).cloned() else {
+            return;
+        };
+        let f = tcp.flags;
+        let (syn, ack, rst) = (f.contains(TcpFlags::SYN), f.contains(TcpFlags::ACK), f.contains(TcpFlags::RST));
+        let ack_ok = ack && tcp.ack == h.iss + 1u32;
+        match h.state {
+            TcpState::SynSent => {
+                if rst {
+                    if ack_ok {
+                        self.stats.rst_received += 1;
+                        self.fail_handshake(&tuple, ConnError::Refused);
+                    } else {
+                        self.stats.drop(DropReason::RstOutOfWindow);
+                    }
+                } else if ack && !ack_ok {
+                    self.stats.drop(DropReason::BadHandshake);
+                    self.reset_unknown(tuple, remote_mac, tcp);
+                } else if syn && ack_ok {
+                    if let Some(hs) = self.ctrl.handshakes.get_mut(&tuple) {
+                        hs.irs = tcp.seq;
+                        hs.peer = PeerOptions::from_segment(tcp);
+                    }
+                    if let Some(flow) = self.establish(&tuple) {
+                        let h = self.proto[flow.index()].as_mut().map(|p| p.challenge_ack());
+                        if let Some(h) = h {
+                            self.send_fields(flow, &h, &[]);
+                        }
+                    }
+                } else if syn {
+                    // Simultaneous open (RFC 9293 figure 7).
+                    if let Some(hs) = self.ctrl.handshakes.get_mut(&tuple) {
+                        hs.irs = tcp.seq;
+                        hs.peer = PeerOptions::from_segment(tcp);
+                        hs.state = TcpState::SynReceived;
+                        hs.retries = 0;
+                    }
+                    self.send_handshake_segment(&tuple);
+                } else {
+                    self.stats.drop(DropReason::BadHandshake);
+                }
+            }
+            _ => {
+                // SYN-RECEIVED.
+                if rst {
+                    if tcp.seq == h.irs + 1u32 {
+                        self.stats.rst_received += 1;
+                        self.fail_handshake(&tuple, ConnError::Refused);
+                    } else {
+                        self.stats.drop(DropReason::RstOutOfWindow);
+                    }
+                } else if syn && !ack {
+                    // Our SYN-ACK was lost: the peer retransmitted its SYN.
+                    if tcp.seq == h.irs {
+                        self.send_handshake_segment(&tuple);
+                    } else {
+                        self.stats.drop(DropReason::BadHandshake);
+                    }
+                } else if ack_ok {
+                    if syn {
+                        // Simultaneous open: the peer's SYN-ACK completes it.
+                        if let Some(hs) = self.ctrl.handshakes.get_mut(&tuple) {
+                            hs.peer = PeerOptions::from_segment(tcp);
+                        }
+                    } else if let (Some(hs), Some((ts_val, _))) =
+                        (self.ctrl.handshakes.get_mut(&tuple), tcp.options.timestamps)
+                    {
+                        hs.peer.ts_val = hs.peer.ts_val.map(|_| ts_val);
+                    }
+                    if let Some(flow) = self.establish(&tuple) {
+                        if syn {
+                            let h = self.proto[flow.index()].as_mut().map(|p| p.challenge_ack());
+                            if let Some(h) = h {
+                                self.send_fields(flow, &h, &[]);
+                            }
+                        } else {
+                            // The ACK may carry data, a FIN and the peer's
+                            // scaled window: run it through the fast path.
+                            self.receive_installed(frame);
+                        }
+                    }
+                } else if ack {
+                    self.stats.drop(DropReason::BadHandshake);
+                    self.reset_unknown(tuple, remote_mac, tcp);
+                } else {
+                    self.stats.drop(DropReason::BadHandshake);
+                }
+            }
+        }
+    }
+
+    /// Re-runs a frame through `pre` now that its flow is installed.
+    fn receive_installed(&mut self, frame: &[u8]) {
+        if let crate::pre::PreOutcome::Fast(summary) =
+            crate::pre::classify(frame, &self.local, &self.pre, &self.cfg.caps)
+        {
+            self.fast_path(&summary, frame);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! TIME-WAIT, kept in the control plane (not the data path) so it costs a
+//! small table entry: re-ACK retransmitted FINs, ignore RST (RFC 1337),
+//! accept a new SYN with a higher sequence number (RFC 6191-style reuse).
+
+use crate::engine::{Engine, TimerKey};
+use crate::flow::FourTuple;
+use crate::proto::Nanos;
+use crate::stats::DropReason;
+use crate::wire::{EthernetAddress, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
+
+/// A connection in TIME-WAIT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWait {
+    pub snd_nxt: SeqNumber,
+    pub rcv_nxt: SeqNumber,
+    pub deadline: Nanos,
+    pub remote_mac: EthernetAddress,
+}
+
+impl Engine {
+    pub(crate) fn on_time_wait_segment(
+        &mut self,
+        tuple: FourTuple,
+        remote_mac: EthernetAddress,
+        tcp: &TcpRepr<'_>,
+        _frame: &[u8],
+    ) {
+        let Some(tw) = self.ctrl.time_wait.get(&tuple).copied() else {
+            return;
+        };
+        let f = tcp.flags;
+        if f.contains(TcpFlags::SYN) && !f.contains(TcpFlags::ACK) && tcp.seq > tw.rcv_nxt {
+            self.ctrl.time_wait.remove(&tuple);
+            self.on_syn(tuple, remote_mac, tcp);
+        } else if f.contains(TcpFlags::RST) {
+            self.stats.drop(DropReason::RstOutOfWindow);
+        } else if f.contains(TcpFlags::FIN) {
+            // Our last ACK was lost: ACK again and restart the 2MSL wait.
+            let deadline = self.now + self.cfg.time_wait_ns;
+            if let Some(entry) = self.ctrl.time_wait.get_mut(&tuple) {
+                entry.deadline = deadline;
+            }
+            self.push_timer(deadline, TimerKey::TimeWait(tuple));
+            self.send_segment(&tuple, tw.remote_mac, tw.snd_nxt, tw.rcv_nxt, TcpFlags::ACK, 0, TcpOptions::default());
+        } else {
+            self.stats.drop(DropReason::OldDuplicate);
+        }
+    }
+
+    pub(crate) fn time_wait_timer(&mut self, tuple: FourTuple) {
+        if let Some(tw) = self.ctrl.time_wait.get(&tuple) {
+            if tw.deadline <= self.now {
+                self.ctrl.time_wait.remove(&tuple);
+            }
+        }
+    }
+}

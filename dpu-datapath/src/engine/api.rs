@@ -1,0 +1,269 @@
+//! What applications call: listen, accept, connect, send, recv, shutdown,
+//! close, abort, and state queries. The host interface turns these into
+//! descriptors on DMA rings; in-process users (tests, the demo) call them
+//! directly.
+
+use super::Engine;
+use crate::app::{AppEvent, ConnError, ConnId, ConnPhase};
+use crate::flow::FourTuple;
+use crate::proto::{Nanos, TcpState};
+use crate::wire::SeqNumber;
+use std::net::Ipv4Addr;
+
+/// Errors returned to applications.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// The handle does not name a live connection of this engine.
+    InvalidHandle,
+    /// Nothing to read yet, or no room to write: try again later.
+    WouldBlock,
+    /// The handshake has not completed.
+    NotConnected,
+    /// Writing after shutdown or close.
+    Shutdown,
+    /// The port is already listening.
+    AddressInUse,
+    /// No route (no gateway for an off-link destination).
+    NoRoute,
+    /// `tcp.max_connections` reached, or no ephemeral port left.
+    TooManyConnections,
+    /// The connection ended abnormally.
+    Connection(ConnError),
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A connection as `flextoe-dpu conns` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    pub tuple: FourTuple,
+    pub state: TcpState,
+    pub snd_una: SeqNumber,
+    pub snd_nxt: SeqNumber,
+    pub rcv_nxt: SeqNumber,
+    pub snd_wnd: u32,
+    pub rcv_wnd: u32,
+    pub cwnd: u32,
+    pub srtt_us: u32,
+    pub readable: usize,
+    pub writable: usize,
+}
+
+impl Engine {
+    /// Starts listening on `port` with the configured backlog (or `backlog`).
+    pub fn listen(&mut self, port: u16, backlog: Option<u32>) -> Result<(), ApiError> {
+        if self.ctrl.listeners.contains_key(&port) {
+            return Err(ApiError::AddressInUse);
+        }
+        let backlog = backlog.unwrap_or(self.cfg.listen_backlog).max(1);
+        self.ctrl.listeners.insert(port, crate::control::Listener::new(backlog));
+        Ok(())
+    }
+
+    /// Takes an established connection from the listener's accept queue.
+    pub fn accept(&mut self, port: u16) -> Option<ConnId> {
+        self.ctrl.listeners.get_mut(&port)?.accept_queue.pop_front()
+    }
+
+    /// Opens a connection (active open). Completion is signalled by the
+    /// CONNECTED event or an error.
+    pub fn connect(&mut self, remote_ip: Ipv4Addr, remote_port: u16, now: Nanos) -> Result<ConnId, ApiError> {
+        self.now = self.now.max(now);
+        self.active_open(remote_ip, remote_port)
+    }
+
+    /// Copies as much of `data` as fits into the TX buffer.
+    pub fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, ApiError> {
+        let app = self.apps.get_mut(conn).ok_or(ApiError::InvalidHandle)?;
+        if let Some(e) = app.error {
+            return Err(ApiError::Connection(e));
+        }
+        if app.write_shut || app.app_closed {
+            return Err(ApiError::Shutdown);
+        }
+        let Some(flow) = app.flow else {
+            return Err(if app.phase == ConnPhase::Connecting {
+                ApiError::NotConnected
+            } else {
+                ApiError::Shutdown
+            });
+        };
+        let n = data.len().min(app.writable());
+        if n == 0 {
+            return Err(ApiError::WouldBlock);
+        }
+        let mask = app.tx.len() as u64 - 1;
+        crate::dma::write_wrapping(&mut app.tx, (app.tx_written & mask) as u32, &data[..n]);
+        app.tx_written += n as u64;
+        if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
+            p.app_wrote(n as u32);
+        }
+        self.wake(flow);
+        Ok(n)
+    }
+
+    /// Reads received bytes. `Ok(0)` means end of stream (the peer closed).
+    pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, ApiError> {
+        let app = self.apps.get_mut(conn).ok_or(ApiError::InvalidHandle)?;
+        let n = buf.len().min(app.readable());
+        if n == 0 {
+            if let Some(e) = app.error {
+                return Err(ApiError::Connection(e));
+            }
+            if app.peer_fin || app.phase == ConnPhase::Finished {
+                return Ok(0);
+            }
+            return Err(ApiError::WouldBlock);
+        }
+        let mask = app.rx.len() as u64 - 1;
+        let mut scratch = Vec::new();
+        let data = crate::dma::read_wrapping(&app.rx, (app.rx_read & mask) as u32, n, &mut scratch);
+        buf[..n].copy_from_slice(data);
+        app.rx_read += n as u64;
+        if let Some(flow) = app.flow {
+            let update = self
+                .proto
+                .get_mut(flow.index())
+                .and_then(Option::as_mut)
+                .and_then(|p| p.app_consumed(n as u32));
+            if let Some(h) = update {
+                self.stats.window_updates += 1;
+                self.send_fields(flow, &h, &[]);
+            }
+        }
+        Ok(n)
+    }
+
+    /// Half-close: no more writes; our FIN follows the buffered data.
+    pub fn shutdown_write(&mut self, conn: ConnId) -> Result<(), ApiError> {
+        let app = self.apps.get_mut(conn).ok_or(ApiError::InvalidHandle)?;
+        if app.write_shut {
+            return Ok(());
+        }
+        app.write_shut = true;
+        if let Some(flow) = app.flow {
+            if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
+                p.app_shutdown_write();
+            }
+            self.wake(flow);
+        }
+        Ok(())
+    }
+
+    /// Closes the handle. Buffered data is still delivered and the FIN sent;
+    /// the engine releases the connection when it leaves the data path.
+    /// Unread received data turns the close into an abort (RST), as Linux does.
+    pub fn close(&mut self, conn: ConnId) -> Result<(), ApiError> {
+        let app = self.apps.get_mut(conn).ok_or(ApiError::InvalidHandle)?;
+        match (app.phase, app.flow) {
+            (ConnPhase::Finished, _) | (_, None) => {
+                let tuple = app.tuple;
+                if app.phase == ConnPhase::Connecting {
+                    self.cancel_handshake(&tuple);
+                }
+                self.apps.remove(conn);
+                Ok(())
+            }
+            (_, Some(_)) if app.readable() > 0 => self.abort(conn),
+            (_, Some(_)) => {
+                app.app_closed = true;
+                self.shutdown_write(conn)
+            }
+        }
+    }
+
+    /// Resets the connection (RST to the peer) and releases the handle.
+    pub fn abort(&mut self, conn: ConnId) -> Result<(), ApiError> {
+        let app = self.apps.get(conn).ok_or(ApiError::InvalidHandle)?;
+        if let Some(flow) = app.flow {
+            self.abort_flow(flow, ConnError::Reset, true);
+        } else if app.phase == ConnPhase::Connecting {
+            let tuple = app.tuple;
+            self.cancel_handshake(&tuple);
+        }
+        self.apps.remove(conn);
+        Ok(())
+    }
+
+    /// TCP state of a connection (CLOSED once it left the data path).
+    pub fn conn_state(&self, conn: ConnId) -> Option<TcpState> {
+        let app = self.apps.get(conn)?;
+        match app.flow {
+            Some(flow) => self.proto.get(flow.index())?.as_ref().map(|p| p.state()),
+            None if app.phase == ConnPhase::Connecting => Some(
+                self.ctrl
+                    .handshakes
+                    .get(&app.tuple)
+                    .map(|h| h.state)
+                    .unwrap_or(TcpState::SynSent),
+            ),
+            None => Some(TcpState::Closed),
+        }
+    }
+
+    /// The error that ended the connection, if any.
+    pub fn conn_error(&self, conn: ConnId) -> Option<ConnError> {
+        self.apps.get(conn)?.error
+    }
+
+    /// Bytes ready to read.
+    pub fn readable(&self, conn: ConnId) -> usize {
+        self.apps.get(conn).map(|a| a.readable()).unwrap_or(0)
+    }
+
+    /// Free TX buffer space.
+    pub fn writable(&self, conn: ConnId) -> usize {
+        self.apps.get(conn).map(|a| a.writable()).unwrap_or(0)
+    }
+
+    /// The peer closed its direction and everything before its FIN was read.
+    pub fn at_eof(&self, conn: ConnId) -> bool {
+        self.apps
+            .get(conn)
+            .map(|a| a.readable() == 0 && (a.peer_fin || a.phase == ConnPhase::Finished))
+            .unwrap_or(true)
+    }
+
+    /// All our data was acknowledged by the peer.
+    pub fn all_sent(&self, conn: ConnId) -> bool {
+        self.apps
+            .get(conn)
+            .map(|a| a.tx_acked == a.tx_written)
+            .unwrap_or(true)
+    }
+
+    /// A snapshot of the connection for diagnostics.
+    pub fn conn_info(&self, conn: ConnId) -> Option<ConnInfo> {
+        let app = self.apps.get(conn)?;
+        let p = self.proto.get(app.flow?.index())?.as_ref()?;
+        Some(ConnInfo {
+            tuple: app.tuple,
+            state: p.state(),
+            snd_una: p.snd_una(),
+            snd_nxt: p.snd_nxt(),
+            rcv_nxt: p.rcv_nxt(),
+            snd_wnd: p.snd_wnd(),
+            rcv_wnd: p.rcv_wnd(),
+            cwnd: p.cwnd(),
+            srtt_us: p.srtt_us(),
+            readable: app.readable(),
+            writable: app.writable(),
+        })
+    }
+
+    /// The local and remote addresses of a connection.
+    pub fn conn_tuple(&self, conn: ConnId) -> Option<FourTuple> {
+        self.apps.get(conn).map(|a| a.tuple)
+    }
+
+    /// Next coalesced notification for the application.
+    pub fn next_event(&mut self) -> Option<AppEvent> {
+        self.apps.next_event()
+    }
+}

@@ -1,0 +1,184 @@
+//! The run-to-completion driver: one engine composes the stages
+//! (`pre` -> `proto` -> `dma` -> `post`) and the control plane on one thread.
+//! The parallel pipeline schedules the very same stage functions on pinned
+//! workers; only the scheduling differs.
+//!
+//! Files: `rx.rs` (ingress: the stage composition), `tx.rs` (flow scheduler
+//! and timers), `api.rs` (what applications call), `config.rs`.
+
+mod api;
+mod config;
+mod rx;
+mod tx;
+
+pub use api::{ApiError, ConnInfo};
+pub use config::EngineConfig;
+
+use crate::app::AppTable;
+use crate::control::ControlPlane;
+use crate::flow::{FlowId, FourTuple};
+use crate::pre::{LocalAddrs, PreTable};
+use crate::post::PostFlow;
+use crate::proto::{Nanos, ProtoFlow};
+use crate::stats::Stats;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::Ipv4Addr;
+
+/// What a timer-queue entry refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum TimerKey {
+    Flow(FlowId),
+    Handshake(FourTuple),
+    TimeWait(FourTuple),
+    Arp(Ipv4Addr),
+}
+
+/// One TCP offload engine instance.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) local: LocalAddrs,
+    pub(crate) pre: PreTable,
+    pub(crate) proto: Vec<Option<ProtoFlow>>,
+    pub(crate) post: Vec<Option<PostFlow>>,
+    free_flows: Vec<FlowId>,
+    pub(crate) apps: AppTable,
+    pub(crate) ctrl: ControlPlane,
+    timers: BinaryHeap<Reverse<(Nanos, TimerKey)>>,
+    txq: VecDeque<FlowId>,
+    out: Vec<Vec<u8>>,
+    pool: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
+    pub(crate) stats: Stats,
+    pub(crate) now: Nanos,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        let local = LocalAddrs {
+            mac: cfg.mac,
+            ip: cfg.ip,
+        };
+        let ctrl = ControlPlane::new(cfg.seed);
+        Self {
+            pre: PreTable::with_capacity(1024),
+            local,
+            ctrl,
+            cfg,
+            proto: Vec::new(),
+            post: Vec::new(),
+            free_flows: Vec::new(),
+            apps: AppTable::default(),
+            timers: BinaryHeap::new(),
+            txq: VecDeque::new(),
+            out: Vec::new(),
+            pool: Vec::new(),
+            scratch: Vec::new(),
+            stats: Stats::default(),
+            now: 0,
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Connections installed in the data path.
+    pub fn flow_count(&self) -> usize {
+        self.pre.len()
+    }
+
+    /// Application connections alive (open, or finished but not released).
+    pub fn app_conn_count(&self) -> usize {
+        self.apps.len()
+    }
+
+    /// Handshakes in progress and TIME-WAIT entries.
+    pub fn control_counts(&self) -> (usize, usize) {
+        (self.ctrl.handshakes.len(), self.ctrl.time_wait.len())
+    }
+
+    /// Takes the frames produced so far.
+    pub fn drain_tx(&mut self, into: &mut Vec<Vec<u8>>) {
+        into.append(&mut self.out);
+    }
+
+    /// Returns a transmitted frame's buffer for reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.pool.len() < 4096 {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+
+    /// When the engine next needs [`Engine::poll`] (now if work is queued).
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        if !self.txq.is_empty() {
+            return Some(self.now);
+        }
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| Vec::with_capacity(1600))
+    }
+
+    pub(crate) fn emit(&mut self, frame: Vec<u8>) {
+        if frame.is_empty() {
+            return;
+        }
+        self.stats.tx_frames += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        self.out.push(frame);
+    }
+
+    pub(crate) fn push_timer(&mut self, at: Nanos, key: TimerKey) {
+        self.timers.push(Reverse((at, key)));
+    }
+
+    /// Allocates a flow id (control plane, at install).
+    pub(crate) fn alloc_flow(&mut self) -> FlowId {
+        if let Some(id) = self.free_flows.pop() {
+            return id;
+        }
+        let id = FlowId(self.proto.len() as u32);
+        self.proto.push(None);
+        self.post.push(None);
+        id
+    }
+
+    pub(crate) fn free_flow(&mut self, id: FlowId) {
+        self.proto[id.index()] = None;
+        self.post[id.index()] = None;
+        self.pre.remove(id);
+        self.free_flows.push(id);
+    }
+
+    /// Queues a flow for the TX scheduler.
+    pub(crate) fn wake(&mut self, id: FlowId) {
+        if let Some(Some(p)) = self.proto.get_mut(id.index()) {
+            if !p.tx_queued() {
+                p.set_tx_queued(true);
+                self.txq.push_back(id);
+            }
+        }
+    }
+
+    /// Makes sure the timer queue holds the flow's earliest deadline.
+    pub(crate) fn arm_flow_timer(&mut self, id: FlowId) {
+        let Some(Some(p)) = self.proto.get_mut(id.index()) else {
+            return;
+        };
+        if let Some(d) = p.next_deadline() {
+            if p.timer_queued_at == 0 || d < p.timer_queued_at {
+                p.timer_queued_at = d;
+                self.timers.push(Reverse((d, TimerKey::Flow(id))));
+            }
+        }
+    }
+}

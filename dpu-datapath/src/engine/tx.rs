@@ -1,0 +1,108 @@
+//! The flow scheduler and timers: flows with something to send are queued
+//! once; each turn sends up to a burst of segments (payload read by `dma`
+//! from the TX buffer, headers by `post`), then yields to the next flow.
+
+use super::{Engine, TimerKey};
+use crate::app::ConnError;
+use crate::dma;
+use crate::proto::{ack_ts_clock, Nanos};
+use std::cmp::Reverse;
+
+/// Segments one flow may send per scheduler turn (fairness between flows).
+const TX_BURST: usize = 16;
+
+impl Engine {
+    /// Runs expired timers and the TX scheduler.
+    pub fn poll(&mut self, now: Nanos) {
+        self.now = self.now.max(now);
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > self.now {
+                break;
+            }
+            self.timers.pop();
+            self.on_timer(key, at);
+        }
+        self.run_tx();
+    }
+
+    fn on_timer(&mut self, key: TimerKey, at: Nanos) {
+        match key {
+            TimerKey::Flow(id) => {
+                let now = self.now;
+                let Some(Some(p)) = self.proto.get_mut(id.index()) else {
+                    return;
+                };
+                if p.timer_queued_at != at {
+                    return; // superseded by an earlier entry
+                }
+                p.timer_queued_at = 0;
+                let action = p.on_timers(now, &self.cfg.proto, &mut self.stats);
+                if action.abort {
+                    self.abort_flow(id, ConnError::TimedOut, false);
+                    return;
+                }
+                if let Some(h) = action.send {
+                    self.stats.pure_acks_sent += 1;
+                    self.send_fields(id, &h, &[]);
+                }
+                if action.wake_tx {
+                    self.wake(id);
+                }
+                self.arm_flow_timer(id);
+            }
+            TimerKey::Handshake(tuple) => self.handshake_timer(tuple),
+            TimerKey::TimeWait(tuple) => self.time_wait_timer(tuple),
+            TimerKey::Arp(ip) => self.arp_timer(ip),
+        }
+    }
+
+    fn run_tx(&mut self) {
+        let now = self.now;
+        let mut turns = self.txq.len();
+        while turns > 0 {
+            turns -= 1;
+            let Some(id) = self.txq.pop_front() else {
+                break;
+            };
+            let Some(Some(_)) = self.proto.get(id.index()) else {
+                continue;
+            };
+            let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get(id.index())) else {
+                continue;
+            };
+            let template = pre.template;
+            let conn = post.conn;
+            let mut sent = 0;
+            while sent < TX_BURST {
+                let Some(Some(p)) = self.proto.get_mut(id.index()) else {
+                    break;
+                };
+                p.set_tx_queued(false);
+                let Some(seg) = p.next_segment(now, &self.cfg.proto, &mut self.stats) else {
+                    break;
+                };
+                let mut buf = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(1600));
+                let payload: &[u8] = match self.apps.get(conn) {
+                    Some(app) if seg.len > 0 => {
+                        dma::read_wrapping(&app.tx, seg.buf_pos, seg.len as usize, &mut self.scratch)
+                    }
+                    _ => &[],
+                };
+                crate::post::build_frame(
+                    &mut buf,
+                    &template,
+                    &seg.header,
+                    ack_ts_clock(now),
+                    payload,
+                    &self.cfg.caps,
+                );
+                self.emit(buf);
+                sent += 1;
+            }
+            if sent == TX_BURST {
+                self.wake(id);
+            }
+            self.arm_flow_timer(id);
+        }
+    }
+}

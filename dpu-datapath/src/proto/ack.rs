@@ -1,0 +1,223 @@
+//! Acknowledgement processing and congestion control: cumulative ACK, send
+//! window update, SACK scoreboard, RTT samples, Reno slow start and
+//! congestion avoidance, fast retransmit with NewReno (RFC 6582) or SACK-based
+//! (RFC 6675-style) recovery.
+
+use super::{Flags, FlowEvents, Nanos, ProtoConfig, ProtoFlow, RxSnapshot, TcpState, SACK_RANGES};
+use crate::pre::Summary;
+use crate::stats::{DropReason, Stats};
+use crate::wire::TcpFlags;
+
+const DUPACK_THRESHOLD: u8 = 3;
+
+/// Millisecond timestamp clock (RFC 7323 allows 1 ms to 1 s per tick).
+pub fn ts_clock(now: Nanos) -> u32 {
+    (now / 1_000_000) as u32
+}
+
+impl ProtoFlow {
+    /// Handles the ACK field. Returns false when the segment must be dropped
+    /// (the snapshot then carries the drop reason and an ACK to send).
+    pub(super) fn process_ack(
+        &mut self,
+        s: &Summary,
+        now: Nanos,
+        cfg: &ProtoConfig,
+        stats: &mut Stats,
+        snap: &mut RxSnapshot,
+    ) -> bool {
+        let ack = s.ack;
+        if ack > self.snd_max {
+            snap.drop = Some(DropReason::AckUnsent);
+            snap.ack = Some(self.pure_ack());
+            return false;
+        }
+        if ack < self.snd_una - self.max_snd_wnd.max(self.mss as u32) {
+            // RFC 5961 section 5: too old to be anything but forged.
+            snap.drop = Some(DropReason::AckTooOld);
+            snap.ack = Some(self.pure_ack());
+            return false;
+        }
+
+        // Send window update (RFC 9293 3.10.7.4, SND.WL1/SND.WL2 rule).
+        let old_wnd = self.snd_wnd;
+        if ack >= self.snd_una
+            && (self.snd_wl1 < s.seq || (self.snd_wl1 == s.seq && self.snd_wl2 <= ack))
+        {
+            self.snd_wnd = (s.window as u32) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = s.seq;
+            self.snd_wl2 = ack;
+        }
+        if self.snd_wnd > old_wnd {
+            snap.wake_tx = true;
+            if self.flags.has(Flags::PERSIST) {
+                self.flags.set(Flags::PERSIST, false);
+                self.rto_at = 0;
+            }
+        }
+
+        // SACK blocks: only those inside [SND.UNA, SND.MAX] (RFC 2018).
+        if self.flags.has(Flags::SACK) {
+            for &(start, end) in s.sack.as_slice() {
+                if start < end && start >= ack && end <= self.snd_max {
+                    let _ = self.sacked.insert(start, end, SACK_RANGES);
+                }
+            }
+        }
+
+        if ack > self.snd_una {
+            self.on_new_ack(s, now, cfg, stats, snap);
+        } else if ack == self.snd_una
+            && s.payload_len == 0
+            && !s.flags.contains(TcpFlags::FIN)
+            && self.snd_wnd == old_wnd
+            && self.snd_max > self.snd_una
+        {
+            self.on_duplicate_ack(stats, snap);
+        }
+        true
+    }
+
+    fn on_new_ack(
+        &mut self,
+        s: &Summary,
+        now: Nanos,
+        cfg: &ProtoConfig,
+        _stats: &mut Stats,
+        snap: &mut RxSnapshot,
+    ) {
+        let ack = s.ack;
+        let acked = (ack - self.snd_una) as u32;
+        let fin_was_sent = self.fin_sent();
+        snap.tx_freed = (ack.min(self.tx_end) - self.snd_una).max(0) as u32;
+        snap.cc.acked_bytes = acked;
+        snap.cc.ecn_marked = s.ecn_ce;
+
+        // RTT: from the echoed timestamp, else from the timed segment (Karn).
+        let mut sample = None;
+        if let (true, Some((_, ecr))) = (self.flags.has(Flags::TS), s.ts) {
+            if ecr != 0 {
+                let ms = ts_clock(now).wrapping_sub(ecr);
+                if ms < 60_000 {
+                    sample = Some(ms.saturating_mul(1000).max(1));
+                }
+            }
+        }
+        if sample.is_none() && self.flags.has(Flags::TIMING) && ack >= self.timed_seq {
+            sample = Some(((now.saturating_sub(self.timed_at)) / 1000).max(1) as u32);
+        }
+        if ack >= self.timed_seq {
+            self.flags.set(Flags::TIMING, false);
+        }
+        if let Some(us) = sample {
+            self.rtt.sample(us, &cfg.rto);
+            snap.cc.rtt_sample_us = Some(us);
+        }
+        self.rtt.reset_backoff();
+        self.rto_retries = 0;
+
+        self.snd_una = ack;
+        if self.snd_nxt < ack {
+            self.snd_nxt = ack;
+        }
+        if self.rtx_next < ack {
+            self.rtx_next = ack;
+        }
+        self.sacked.trim_below(ack);
+
+        // Congestion control.
+        let mss = self.mss as u32;
+        if self.flags.has(Flags::IN_RECOVERY) {
+            if ack >= self.recover {
+                // Full acknowledgement: leave recovery (RFC 6582 3.2 step 3).
+                self.flags.set(Flags::IN_RECOVERY, false);
+                let flight = (self.snd_max - self.snd_una).max(0) as u32;
+                self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
+                self.dupacks = 0;
+            } else if self.flags.has(Flags::SACK) {
+                self.rtx_end = self.rtx_end.max(self.sacked.highest().unwrap_or(ack));
+            } else {
+                // Partial ACK: retransmit the next hole, deflate (RFC 6582 step 4).
+                self.rtx_next = ack;
+                self.rtx_end = (ack + mss).min(self.snd_max);
+                self.cwnd = self.cwnd.saturating_sub(acked).saturating_add(mss).max(mss);
+            }
+        } else {
+            self.dupacks = 0;
+            if self.cwnd < self.ssthresh {
+                self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
+            } else {
+                self.cwnd = self.cwnd.saturating_add((mss * mss / self.cwnd.max(1)).max(1));
+            }
+        }
+
+        // Our FIN acknowledged?
+        if fin_was_sent && ack == self.snd_max {
+            snap.events.set(FlowEvents::FIN_ACKED);
+            self.state = match self.state {
+                TcpState::FinWait1 => TcpState::FinWait2,
+                TcpState::Closing => {
+                    snap.events.set(FlowEvents::TIME_WAIT);
+                    TcpState::TimeWait
+                }
+                TcpState::LastAck => {
+                    snap.events.set(FlowEvents::CLOSED);
+                    TcpState::Closed
+                }
+                other => other,
+            };
+        }
+
+        // Restart the retransmission timer (RFC 6298 5.2, 5.3).
+        self.rto_at = if self.snd_una == self.snd_max {
+            0
+        } else {
+            now + self.rtt.rto_us(&cfg.rto) as u64 * 1000
+        };
+        self.flags.set(Flags::PERSIST, false);
+        snap.wake_tx = true;
+    }
+
+    fn on_duplicate_ack(&mut self, stats: &mut Stats, snap: &mut RxSnapshot) {
+        let mss = self.mss as u32;
+        self.dupacks = self.dupacks.saturating_add(1);
+        if self.flags.has(Flags::IN_RECOVERY) {
+            if self.flags.has(Flags::SACK) {
+                self.rtx_end = self.rtx_end.max(self.sacked.highest().unwrap_or(self.snd_una));
+            } else {
+                self.cwnd = self.cwnd.saturating_add(mss);
+            }
+            snap.wake_tx = true;
+            return;
+        }
+        // Enter fast recovery once per window (RFC 6582: only past `recover`).
+        if self.dupacks >= DUPACK_THRESHOLD && self.snd_una > self.recover {
+            let flight = (self.snd_max - self.snd_una) as u32;
+            self.ssthresh = (flight / 2).max(2 * mss);
+            self.recover = self.snd_max;
+            self.flags.set(Flags::IN_RECOVERY, true);
+            self.rtx_next = self.snd_una;
+            if self.flags.has(Flags::SACK) {
+                self.cwnd = self.ssthresh;
+                self.rtx_end = self
+                    .sacked
+                    .highest()
+                    .unwrap_or(self.snd_una + mss)
+                    .max(self.snd_una + mss)
+                    .min(self.snd_max);
+            } else {
+                self.cwnd = self.ssthresh + DUPACK_THRESHOLD as u32 * mss;
+                self.rtx_end = (self.snd_una + mss).min(self.snd_max);
+            }
+            self.flags.set(Flags::TIMING, false);
+            stats.fast_retransmits += 1;
+            snap.wake_tx = true;
+        }
+    }
+
+    /// Our FIN is in flight or acknowledged.
+    pub(super) fn fin_sent(&self) -> bool {
+        self.flags.has(Flags::FIN_REQUESTED) && self.snd_max == self.tx_end + 1u32
+    }
+}

@@ -1,0 +1,427 @@
+//! `proto`: the only stage with mutable per-connection TCP state.
+//!
+//! Sharded by flow group (one owner per group), it does sequence, ACK and
+//! window bookkeeping, out-of-order intervals, duplicate-ACK counting and
+//! retransmission positions, and emits immutable snapshots (`snapshot.rs`)
+//! for `post` and `dma`. Payload bytes never pass through here: `proto` only
+//! computes where they go.
+//!
+//! Files: `rx.rs` receives segments (acceptability, data, FIN), `ack.rs`
+//! processes acknowledgements and congestion control, `tx.rs` picks the
+//! next segment to send, `timers.rs` handles RTO, persist and delayed ACK.
+
+mod ack;
+pub mod ranges;
+pub mod rtt;
+mod rx;
+pub mod snapshot;
+mod timers;
+mod tx;
+
+pub use ranges::SeqRanges;
+pub use rtt::{RtoBounds, RttEstimator};
+pub use snapshot::{
+    CcFeedback, FlowEvents, HeaderFields, Placement, RxSnapshot, TxSegment,
+};
+pub use timers::TimerAction;
+pub use ack::ts_clock as ack_ts_clock;
+
+use crate::wire::SeqNumber;
+
+/// Nanoseconds on the engine's clock.
+pub type Nanos = u64;
+
+/// Out-of-order intervals per connection (FlexTOE keeps one).
+pub const OOO_INTERVALS: usize = 8;
+/// SACK scoreboard ranges per connection.
+pub const SACK_RANGES: usize = 4;
+
+/// RFC 9293 connection states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TcpState {
+    Closed,
+    Listen,
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+}
+
+impl TcpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpState::Closed => "CLOSED",
+            TcpState::Listen => "LISTEN",
+            TcpState::SynSent => "SYN-SENT",
+            TcpState::SynReceived => "SYN-RECEIVED",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::FinWait1 => "FIN-WAIT-1",
+            TcpState::FinWait2 => "FIN-WAIT-2",
+            TcpState::CloseWait => "CLOSE-WAIT",
+            TcpState::Closing => "CLOSING",
+            TcpState::LastAck => "LAST-ACK",
+            TcpState::TimeWait => "TIME-WAIT",
+        }
+    }
+
+    /// The peer may still send data.
+    fn can_receive_data(self) -> bool {
+        matches!(
+            self,
+            TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+        )
+    }
+}
+
+/// Engine-wide protocol constants, from `tcp.*` in the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtoConfig {
+    pub rto: RtoBounds,
+    /// 0 disables delayed ACKs (one ACK per segment).
+    pub delayed_ack_ns: u64,
+    /// Out-of-order intervals used, at most [`OOO_INTERVALS`].
+    pub ooo_limit: usize,
+    pub initial_cwnd_segments: u32,
+    /// RTO expiries without progress before the connection is aborted.
+    pub max_retransmits: u8,
+}
+
+/// What the control plane negotiated in the handshake; installs a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtoInit {
+    pub state: TcpState,
+    pub iss: SeqNumber,
+    pub irs: SeqNumber,
+    /// The peer's window from its SYN or SYN-ACK (never scaled).
+    pub peer_window: u16,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    /// Payload bytes per segment (peer MSS, our MSS, minus option space).
+    pub mss: u16,
+    /// TS.Recent from the handshake when timestamps were negotiated.
+    pub ts_recent: Option<u32>,
+    pub sack: bool,
+    pub rx_size: u32,
+    pub tx_size: u32,
+    pub rtt_us: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Flags(u8);
+
+impl Flags {
+    const TS: u8 = 1;
+    const SACK: u8 = 2;
+    const FIN_REQUESTED: u8 = 4;
+    const RX_FIN: u8 = 8;
+    const IN_RECOVERY: u8 = 16;
+    const PERSIST: u8 = 32;
+    const TX_QUEUED: u8 = 64;
+    const TIMING: u8 = 128;
+
+    fn has(self, b: u8) -> bool {
+        self.0 & b != 0
+    }
+    fn set(&mut self, b: u8, on: bool) {
+        if on {
+            self.0 |= b
+        } else {
+            self.0 &= !b
+        }
+    }
+}
+
+/// Mutable TCP state of one installed connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProtoFlow {
+    state: TcpState,
+    flags: Flags,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    dupacks: u8,
+    rto_retries: u8,
+    unacked_segments: u8,
+    mss: u16,
+
+    // Send side.
+    snd_una: SeqNumber,
+    snd_nxt: SeqNumber,
+    snd_max: SeqNumber,
+    /// End of the data the application has written (the FIN goes here).
+    tx_end: SeqNumber,
+    tx_base: SeqNumber,
+    tx_size: u32,
+    snd_wnd: u32,
+    max_snd_wnd: u32,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    cwnd: u32,
+    ssthresh: u32,
+    recover: SeqNumber,
+    /// Next byte to retransmit during recovery, and the end of the region
+    /// to retransmit (highest SACKed byte, or one segment for NewReno).
+    rtx_next: SeqNumber,
+    rtx_end: SeqNumber,
+    sacked: SeqRanges<SACK_RANGES>,
+    rtt: RttEstimator,
+    timed_seq: SeqNumber,
+    timed_at: Nanos,
+
+    // Receive side.
+    rcv_nxt: SeqNumber,
+    /// Everything below this the application has consumed.
+    rcv_consumed: SeqNumber,
+    /// Right window edge last advertised.
+    rcv_adv: SeqNumber,
+    rx_base: SeqNumber,
+    rx_size: u32,
+    rx_fin_seq: SeqNumber,
+    ts_recent: u32,
+    ooo: SeqRanges<OOO_INTERVALS>,
+
+    // Timers (0 = disarmed).
+    rto_at: Nanos,
+    delack_at: Nanos,
+    /// Earliest deadline the engine's timer queue holds for this flow.
+    pub(crate) timer_queued_at: Nanos,
+}
+
+impl ProtoFlow {
+    /// A flow as the control plane installs it after the handshake.
+    pub fn new(init: &ProtoInit, cfg: &ProtoConfig) -> Self {
+        debug_assert!(init.rx_size.is_power_of_two() && init.tx_size.is_power_of_two());
+        let mut flags = Flags::default();
+        flags.set(Flags::TS, init.ts_recent.is_some());
+        flags.set(Flags::SACK, init.sack);
+        let snd_una = init.iss + 1u32;
+        let rcv_nxt = init.irs + 1u32;
+        let mss = init.mss.max(64);
+        let mut rtt = RttEstimator::new(&cfg.rto);
+        if let Some(sample) = init.rtt_us {
+            rtt.sample(sample, &cfg.rto);
+        }
+        let mut flow = Self {
+            state: init.state,
+            flags,
+            snd_wscale: init.snd_wscale,
+            rcv_wscale: init.rcv_wscale,
+            dupacks: 0,
+            rto_retries: 0,
+            unacked_segments: 0,
+            mss,
+            snd_una,
+            snd_nxt: snd_una,
+            snd_max: snd_una,
+            tx_end: snd_una,
+            tx_base: snd_una,
+            tx_size: init.tx_size,
+            snd_wnd: init.peer_window as u32,
+            max_snd_wnd: init.peer_window as u32,
+            snd_wl1: init.irs,
+            snd_wl2: init.iss,
+            cwnd: cfg.initial_cwnd_segments.max(1) * mss as u32,
+            ssthresh: u32::MAX,
+            recover: snd_una - 1u32,
+            rtx_next: snd_una,
+            rtx_end: snd_una,
+            sacked: SeqRanges::default(),
+            rtt,
+            timed_seq: snd_una,
+            timed_at: 0,
+            rcv_nxt,
+            rcv_consumed: rcv_nxt,
+            rcv_adv: rcv_nxt,
+            rx_base: rcv_nxt,
+            rx_size: init.rx_size,
+            rx_fin_seq: rcv_nxt,
+            ts_recent: init.ts_recent.unwrap_or(0),
+            ooo: SeqRanges::default(),
+            rto_at: 0,
+            delack_at: 0,
+            timer_queued_at: 0,
+        };
+        flow.rcv_adv = flow.rcv_nxt + flow.advertised_window_bytes();
+        flow
+    }
+
+    pub fn state(&self) -> TcpState {
+        self.state
+    }
+
+    pub fn snd_una(&self) -> SeqNumber {
+        self.snd_una
+    }
+
+    pub fn snd_nxt(&self) -> SeqNumber {
+        self.snd_nxt
+    }
+
+    pub fn rcv_nxt(&self) -> SeqNumber {
+        self.rcv_nxt
+    }
+
+    pub fn snd_wnd(&self) -> u32 {
+        self.snd_wnd
+    }
+
+    pub fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    pub fn srtt_us(&self) -> u32 {
+        self.rtt.srtt_us()
+    }
+
+    pub fn mss(&self) -> u16 {
+        self.mss
+    }
+
+    /// Out-of-order intervals currently held.
+    pub fn ooo_intervals(&self) -> usize {
+        self.ooo.len()
+    }
+
+    /// Free receive buffer space in bytes (the true receive window).
+    pub fn rcv_wnd(&self) -> u32 {
+        self.rx_size - (self.rcv_nxt - self.rcv_consumed) as u32
+    }
+
+    /// Window we advertise, rounded down to the scale granularity.
+    fn advertised_window_bytes(&self) -> u32 {
+        let field = (self.rcv_wnd() >> self.rcv_wscale).min(u16::MAX as u32);
+        field << self.rcv_wscale
+    }
+
+    fn window_field(&self) -> u16 {
+        (self.rcv_wnd() >> self.rcv_wscale).min(u16::MAX as u32) as u16
+    }
+
+    /// Header fields for a segment we send now (pure ACK by default).
+    fn header(&mut self, seq: SeqNumber, flags: crate::wire::TcpFlags) -> HeaderFields {
+        let window = self.window_field();
+        self.rcv_adv = self.rcv_nxt + ((window as u32) << self.rcv_wscale);
+        let mut sack = crate::pre::SackBlocks::default();
+        if self.flags.has(Flags::SACK) && !self.ooo.is_empty() {
+            let max = if self.flags.has(Flags::TS) { 3 } else { 4 };
+            sack.count = self.ooo.sack_blocks(max, &mut sack.blocks);
+        }
+        // Any segment we send carries the ACK: the delayed ACK is satisfied.
+        self.unacked_segments = 0;
+        self.delack_at = 0;
+        HeaderFields {
+            seq,
+            ack: self.rcv_nxt,
+            flags,
+            window,
+            ts_ecr: self.flags.has(Flags::TS).then_some(self.ts_recent),
+            sack,
+        }
+    }
+
+    fn pure_ack(&mut self) -> HeaderFields {
+        self.header(self.snd_nxt, crate::wire::TcpFlags::ACK)
+    }
+
+    /// RX buffer offset of a sequence number.
+    fn rx_pos(&self, seq: SeqNumber) -> u32 {
+        (seq - self.rx_base) as u32 & (self.rx_size - 1)
+    }
+
+    /// TX buffer offset of a sequence number.
+    fn tx_pos(&self, seq: SeqNumber) -> u32 {
+        (seq - self.tx_base) as u32 & (self.tx_size - 1)
+    }
+
+    /// The application consumed `n` bytes of received data. Returns a window
+    /// update to send when the window opened enough to matter (receiver SWS
+    /// avoidance, RFC 1122 4.2.3.3).
+    pub fn app_consumed(&mut self, n: u32) -> Option<HeaderFields> {
+        self.rcv_consumed += n;
+        if !self.state.can_receive_data() {
+            return None;
+        }
+        let new_edge = self.rcv_nxt + self.advertised_window_bytes();
+        let grown = (new_edge - self.rcv_adv).max(0) as u32;
+        let threshold = (self.mss as u32).min(self.rx_size / 2);
+        let was_small = ((self.rcv_adv - self.rcv_nxt).max(0) as u32) < self.mss as u32;
+        if grown >= threshold || (was_small && grown > 0 && self.advertised_window_bytes() >= self.mss as u32)
+        {
+            Some(self.pure_ack())
+        } else {
+            None
+        }
+    }
+
+    /// The application wrote `n` more bytes into the TX buffer.
+    pub fn app_wrote(&mut self, n: u32) {
+        self.tx_end += n;
+    }
+
+    /// The application will send no more: queue our FIN after its data.
+    pub fn app_shutdown_write(&mut self) {
+        self.flags.set(Flags::FIN_REQUESTED, true);
+    }
+
+    /// Bytes in the TX buffer not yet acknowledged.
+    pub fn tx_outstanding(&self) -> u32 {
+        (self.tx_end - self.snd_una).max(0) as u32
+    }
+
+    /// Whether the flow is in the TX scheduler's queue.
+    pub fn tx_queued(&self) -> bool {
+        self.flags.has(Flags::TX_QUEUED)
+    }
+
+    pub fn set_tx_queued(&mut self, queued: bool) {
+        self.flags.set(Flags::TX_QUEUED, queued);
+    }
+
+    /// Timestamps were negotiated.
+    pub fn ts_enabled(&self) -> bool {
+        self.flags.has(Flags::TS)
+    }
+
+    /// A challenge ACK (RFC 5961): our current ACK state.
+    pub fn challenge_ack(&mut self) -> HeaderFields {
+        self.pure_ack()
+    }
+
+    /// RFC 5961 RST check: `Ok(true)` resets, `Ok(false)` means challenge,
+    /// `Err` means outside the window.
+    pub fn check_rst(&self, seq: SeqNumber) -> Result<bool, ()> {
+        if seq == self.rcv_nxt {
+            return Ok(true);
+        }
+        let wnd = self.rcv_wnd().max(1);
+        if seq > self.rcv_nxt && seq < self.rcv_nxt + wnd {
+            Ok(false)
+        } else {
+            Err(())
+        }
+    }
+
+    /// Segment to send with RST when the application aborts.
+    pub fn rst_fields(&self) -> HeaderFields {
+        HeaderFields {
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK,
+            window: 0,
+            ts_ecr: None,
+            sack: Default::default(),
+        }
+    }
+
+    /// Sequence numbers the control plane needs for TIME-WAIT.
+    pub fn time_wait_seqs(&self) -> (SeqNumber, SeqNumber) {
+        (self.snd_nxt, self.rcv_nxt)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! Retransmission timeout estimation per RFC 6298 (alpha 1/8, beta 1/4, K 4),
+//! with exponential backoff and configured bounds.
+
+/// RTT estimator and current RTO of one connection, in microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RttEstimator {
+    srtt_us: u32,
+    rttvar_us: u32,
+    rto_us: u32,
+    backoff: u8,
+}
+
+/// RTO bounds, from `tcp.{initial,min,max}_rto_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RtoBounds {
+    pub initial_us: u32,
+    pub min_us: u32,
+    pub max_us: u32,
+}
+
+impl RttEstimator {
+    pub fn new(bounds: &RtoBounds) -> Self {
+        Self {
+            srtt_us: 0,
+            rttvar_us: 0,
+            rto_us: bounds.initial_us,
+            backoff: 0,
+        }
+    }
+
+    /// Smoothed RTT, 0 before the first sample.
+    pub fn srtt_us(&self) -> u32 {
+        self.srtt_us
+    }
+
+    /// Current timeout including backoff.
+    pub fn rto_us(&self, bounds: &RtoBounds) -> u32 {
+        let backed = (self.rto_us as u64) << self.backoff.min(16);
+        backed.min(bounds.max_us as u64) as u32
+    }
+
+    /// Takes a new RTT measurement (RFC 6298 section 2).
+    pub fn sample(&mut self, rtt_us: u32, bounds: &RtoBounds) {
+        let rtt = rtt_us.max(1);
+        if self.srtt_us == 0 {
+            self.srtt_us = rtt;
+            self.rttvar_us = rtt / 2;
+        } else {
+            let delta = self.srtt_us.abs_diff(rtt);
+            self.rttvar_us = (3 * (self.rttvar_us as u64) / 4 + (delta as u64) / 4) as u32;
+            self.srtt_us = (7 * (self.srtt_us as u64) / 8 + (rtt as u64) / 8) as u32;
+        }
+        let rto = self.srtt_us as u64 + (4 * self.rttvar_us as u64).max(1000);
+        self.rto_us = rto.clamp(bounds.min_us as u64, bounds.max_us as u64) as u32;
+        self.backoff = 0;
+    }
+
+    /// Doubles the timeout after an expiry (RFC 6298 5.5).
+    pub fn back_off(&mut self) {
+        self.backoff = self.backoff.saturating_add(1);
+    }
+
+    /// New data was acknowledged: the backoff ends (RFC 6298 5.7 note).
+    pub fn reset_backoff(&mut self) {
+        self.backoff = 0;
+    }
+
+    pub fn backoff(&self) -> u8 {
+        self.backoff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: RtoBounds = RtoBounds {
+        initial_us: 1_000_000,
+        min_us: 200_000,
+        max_us: 60_000_000,
+    };
+
+    #[test]
+    fn first_sample_then_smoothing() {
+        let mut r = RttEstimator::new(&B);
+        assert_eq!(r.rto_us(&B), 1_000_000);
+        r.sample(100_000, &B);
+        // srtt 100ms, rttvar 50ms -> rto 300ms
+        assert_eq!(r.rto_us(&B), 300_000);
+        r.sample(100_000, &B);
+        // rttvar 37.5ms -> 250ms
+        assert_eq!(r.rto_us(&B), 250_000);
+    }
+
+    #[test]
+    fn min_max_and_backoff() {
+        let mut r = RttEstimator::new(&B);
+        r.sample(10, &B);
+        assert_eq!(r.rto_us(&B), 200_000);
+        r.back_off();
+        r.back_off();
+        assert_eq!(r.rto_us(&B), 800_000);
+        for _ in 0..20 {
+            r.back_off();
+        }
+        assert_eq!(r.rto_us(&B), 60_000_000);
+        r.reset_backoff();
+        assert_eq!(r.rto_us(&B), 200_000);
+    }
+}

@@ -1,0 +1,153 @@
+//! Receiving a segment on an installed flow (RFC 9293 3.10.7.4, "Otherwise").
+//! SYN and RST never get here: `pre` sends them to the control plane.
+
+use super::{Flags, FlowEvents, Nanos, Placement, ProtoConfig, ProtoFlow, RxSnapshot, TcpState};
+use crate::pre::Summary;
+use crate::stats::{DropReason, Stats};
+use crate::wire::{SeqNumber, TcpFlags};
+
+impl ProtoFlow {
+    /// Processes one segment summary and says what the later stages must do.
+    pub fn on_segment(
+        &mut self,
+        s: &Summary,
+        now: Nanos,
+        cfg: &ProtoConfig,
+        stats: &mut Stats,
+    ) -> RxSnapshot {
+        let mut snap = RxSnapshot::default();
+        let fin = s.flags.contains(TcpFlags::FIN);
+        let seg_len = s.payload_len as u32 + fin as u32;
+        let wnd = self.rcv_wnd();
+
+        // PAWS (RFC 7323 5.3): an older timestamp means an old duplicate.
+        if let (true, Some((ts_val, _))) = (self.flags.has(Flags::TS), s.ts) {
+            if (ts_val.wrapping_sub(self.ts_recent) as i32) < 0 {
+                snap.drop = Some(DropReason::Paws);
+                snap.ack = Some(self.pure_ack());
+                return snap;
+            }
+        }
+
+        // Acceptability test (RFC 9293 table in 3.10.7.4).
+        let in_window = |seq: SeqNumber| seq >= self.rcv_nxt && seq < self.rcv_nxt + wnd;
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => s.seq == self.rcv_nxt,
+            (0, _) => in_window(s.seq),
+            (_, 0) => false,
+            (len, _) => in_window(s.seq) || in_window(s.seq + (len - 1)),
+        };
+        if !acceptable {
+            // With a zero window the ACK field still counts (RFC 9293).
+            if wnd == 0 && s.seq == self.rcv_nxt {
+                self.process_ack(s, now, cfg, stats, &mut snap);
+            }
+            snap.drop = Some(if s.seq + seg_len <= self.rcv_nxt {
+                DropReason::OldDuplicate
+            } else {
+                DropReason::OutOfWindow
+            });
+            snap.ack = Some(self.pure_ack());
+            return snap;
+        }
+
+        // TS.Recent (RFC 7323 4.3): only from a segment covering RCV.NXT.
+        if let (true, Some((ts_val, _))) = (self.flags.has(Flags::TS), s.ts) {
+            if s.seq <= self.rcv_nxt {
+                self.ts_recent = ts_val;
+            }
+        }
+
+        if !self.process_ack(s, now, cfg, stats, &mut snap) {
+            return snap;
+        }
+
+        let mut ack_now = false;
+        if s.payload_len > 0 {
+            if self.state.can_receive_data() {
+                ack_now |= self.receive_payload(s, cfg, &mut snap);
+            } else {
+                // Data after the peer's FIN: nothing can legally be here.
+                snap.drop = Some(DropReason::OutOfWindow);
+                ack_now = true;
+            }
+        }
+
+        // Remember the FIN when all data before it was taken.
+        if fin {
+            let fin_seq = s.seq + s.payload_len as u32;
+            let data_taken = snap.drop.is_none();
+            if data_taken && fin_seq >= self.rcv_nxt && !self.flags.has(Flags::RX_FIN) {
+                self.flags.set(Flags::RX_FIN, true);
+                self.rx_fin_seq = fin_seq;
+            }
+            ack_now = true;
+        }
+        if self.flags.has(Flags::RX_FIN) && self.rx_fin_seq == self.rcv_nxt && self.state.can_receive_data() {
+            self.rcv_nxt += 1u32;
+            snap.events.set(FlowEvents::PEER_FIN);
+            self.state = match self.state {
+                TcpState::Established => TcpState::CloseWait,
+                TcpState::FinWait1 => TcpState::Closing,
+                TcpState::FinWait2 => {
+                    snap.events.set(FlowEvents::TIME_WAIT);
+                    TcpState::TimeWait
+                }
+                other => other,
+            };
+            ack_now = true;
+        }
+
+        if s.payload_len > 0 && !ack_now {
+            // In-order data: delayed ACK, but at least every second segment.
+            self.unacked_segments = self.unacked_segments.saturating_add(1);
+            if cfg.delayed_ack_ns == 0 || self.unacked_segments >= 2 {
+                ack_now = true;
+            } else if self.delack_at == 0 {
+                self.delack_at = now + cfg.delayed_ack_ns;
+            }
+        }
+        if ack_now {
+            snap.ack = Some(self.pure_ack());
+        }
+        snap
+    }
+
+    /// Places payload in order or out of order. Returns whether an immediate
+    /// ACK is due (out of order, hole filled, duplicate or trimmed data).
+    fn receive_payload(&mut self, s: &Summary, cfg: &ProtoConfig, snap: &mut RxSnapshot) -> bool {
+        let seg_end = s.seq + s.payload_len as u32;
+        let start = s.seq.max(self.rcv_nxt);
+        let end = seg_end.min(self.rcv_nxt + self.rcv_wnd());
+        if end <= start {
+            snap.drop = Some(DropReason::OutOfWindow);
+            return true;
+        }
+        let place = Placement {
+            skip: (start - s.seq) as u32,
+            len: (end - start) as u32,
+            buf_pos: self.rx_pos(start),
+        };
+        let trimmed = start != s.seq || end != seg_end;
+        if start == self.rcv_nxt {
+            let had_holes = !self.ooo.is_empty();
+            let before = self.rcv_nxt;
+            self.rcv_nxt = end;
+            while let Some(ooo_end) = self.ooo.pop_reached(self.rcv_nxt) {
+                self.rcv_nxt = self.rcv_nxt.max(ooo_end);
+            }
+            snap.place = Some(place);
+            snap.delivered = (self.rcv_nxt - before) as u32;
+            if trimmed {
+                snap.drop = None;
+            }
+            had_holes || trimmed
+        } else {
+            match self.ooo.insert(start, end, cfg.ooo_limit) {
+                Ok(()) => snap.place = Some(place),
+                Err(_) => snap.drop = Some(DropReason::OooFull),
+            }
+            true
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Per-flow timers owned by `proto`: retransmission timeout (RFC 6298),
+//! persist / zero-window probe, delayed ACK. The engine's timer queue calls
+//! [`ProtoFlow::on_timers`] when [`ProtoFlow::next_deadline`] has passed.
+
+use super::{Flags, HeaderFields, Nanos, ProtoConfig, ProtoFlow};
+use crate::stats::Stats;
+use crate::wire::TcpFlags;
+
+/// What a timer expiry asks the engine to do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerAction {
+    /// Send this pure ACK (delayed ACK) or probe (persist).
+    pub send: Option<HeaderFields>,
+    /// Retransmissions are due: run the flow through the TX scheduler.
+    pub wake_tx: bool,
+    /// Too many timeouts without progress: reset the connection.
+    pub abort: bool,
+}
+
+impl ProtoFlow {
+    /// Earliest armed deadline.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        match (self.rto_at, self.delack_at) {
+            (0, 0) => None,
+            (0, d) | (d, 0) => Some(d),
+            (a, b) => Some(a.min(b)),
+        }
+    }
+
+    /// Runs every timer that has expired by `now`.
+    pub fn on_timers(&mut self, now: Nanos, cfg: &ProtoConfig, stats: &mut Stats) -> TimerAction {
+        let mut action = TimerAction::default();
+        if self.delack_at != 0 && now >= self.delack_at {
+            action.send = Some(self.pure_ack());
+        }
+        if self.rto_at == 0 || now < self.rto_at {
+            return action;
+        }
+        if self.flags.has(Flags::PERSIST) {
+            // Zero-window probe: an old sequence number elicits an ACK that
+            // carries the peer's current window.
+            stats.zero_window_probes += 1;
+            self.rtt.back_off();
+            self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+            action.send = Some(self.header(self.snd_una - 1u32, TcpFlags::ACK));
+            return action;
+        }
+        if self.snd_max == self.snd_una {
+            self.rto_at = 0;
+            return action;
+        }
+        self.rto_retries = self.rto_retries.saturating_add(1);
+        if self.rto_retries > cfg.max_retransmits {
+            action.abort = true;
+            self.rto_at = 0;
+            return action;
+        }
+        // Timeout: collapse the window and go back to SND.UNA (RFC 5681 3.1).
+        let mss = self.mss as u32;
+        let flight = (self.snd_max - self.snd_una) as u32;
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.cwnd = mss;
+        self.snd_nxt = self.snd_una;
+        self.recover = self.snd_max;
+        self.rtx_next = self.snd_una;
+        self.rtx_end = self.snd_una;
+        self.dupacks = 0;
+        self.sacked.clear();
+        self.flags.set(Flags::IN_RECOVERY, false);
+        self.flags.set(Flags::TIMING, false);
+        self.rtt.back_off();
+        self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+        stats.timeout_retransmits += 1;
+        action.wake_tx = true;
+        action
+    }
+}

@@ -1,0 +1,150 @@
+//! Choosing the next segment to send: recovery retransmissions first, then
+//! new data (or go-back-N resends after a timeout) within the peer's window
+//! and the congestion window, then our FIN.
+
+use super::{Flags, Nanos, ProtoConfig, ProtoFlow, TcpState, TxSegment};
+use crate::stats::Stats;
+use crate::wire::{SeqNumber, TcpFlags};
+
+impl ProtoFlow {
+    /// Bytes believed in the network during SACK recovery (RFC 6675 "pipe"):
+    /// outstanding, minus SACKed, minus holes below the highest SACK that are
+    /// presumed lost and not yet retransmitted.
+    fn pipe(&self) -> u32 {
+        let outstanding = (self.snd_max - self.snd_una).max(0) as u32;
+        let lost = if self.rtx_end > self.rtx_next {
+            (self.rtx_end - self.rtx_next) as u32
+                - self.sacked.covered_between(self.rtx_next, self.rtx_end)
+        } else {
+            0
+        };
+        outstanding
+            .saturating_sub(self.sacked.covered())
+            .saturating_sub(lost)
+    }
+
+    /// The next segment this flow may send now, if any.
+    pub fn next_segment(&mut self, now: Nanos, cfg: &ProtoConfig, stats: &mut Stats) -> Option<TxSegment> {
+        if !matches!(
+            self.state,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::Closing
+                | TcpState::LastAck
+        ) {
+            return None;
+        }
+        let mss = self.mss as u32;
+
+        if self.flags.has(Flags::IN_RECOVERY) {
+            while self.rtx_next < self.rtx_end {
+                let (hole, run) = if self.flags.has(Flags::SACK) {
+                    self.sacked.next_uncovered(self.rtx_next)
+                } else {
+                    (self.rtx_next, None)
+                };
+                if hole >= self.rtx_end {
+                    self.rtx_next = self.rtx_end;
+                    break;
+                }
+                let mut span = ((self.rtx_end - hole) as u32).min(mss);
+                if let Some(run) = run {
+                    span = span.min(run);
+                }
+                // The first retransmission always goes (RFC 6675 5.1 step 4).
+                let first = hole == self.snd_una;
+                if self.flags.has(Flags::SACK) && !first && self.pipe() + span > self.cwnd {
+                    return None;
+                }
+                self.rtx_next = hole + span;
+                return Some(self.build(hole, span, true, now, cfg, stats));
+            }
+        }
+
+        let fin_wanted = self.flags.has(Flags::FIN_REQUESTED) && self.snd_nxt <= self.tx_end;
+        let data_left = (self.tx_end - self.snd_nxt).max(0) as u32;
+        if data_left == 0 && !fin_wanted {
+            return None;
+        }
+        let flight = if self.flags.has(Flags::IN_RECOVERY) && self.flags.has(Flags::SACK) {
+            self.pipe()
+        } else {
+            (self.snd_nxt - self.snd_una).max(0) as u32
+        };
+        let by_window = ((self.snd_una + self.snd_wnd) - self.snd_nxt).max(0) as u32;
+        let by_cwnd = self.cwnd.saturating_sub(flight);
+        let len = data_left.min(mss).min(by_window).min(by_cwnd);
+        if data_left > 0 && len == 0 {
+            if by_window == 0 && self.snd_max == self.snd_una && self.rto_at == 0 {
+                // Zero window and nothing in flight: probe later (persist).
+                self.flags.set(Flags::PERSIST, true);
+                self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+            }
+            return None;
+        }
+        // Sender SWS avoidance: no runt segment while data is in flight.
+        if len < data_left.min(mss) && flight > 0 {
+            return None;
+        }
+        let fin_here = fin_wanted && self.snd_nxt + len == self.tx_end;
+        let span = len + fin_here as u32;
+        let seq = self.snd_nxt;
+        let retransmit = seq < self.snd_max;
+        let seg = self.build(seq, span, retransmit, now, cfg, stats);
+        self.snd_nxt = seq + span;
+        if self.snd_nxt > self.snd_max {
+            self.snd_max = self.snd_nxt;
+        }
+        if !retransmit && len > 0 && !self.flags.has(Flags::TIMING) {
+            self.flags.set(Flags::TIMING, true);
+            self.timed_seq = self.snd_nxt;
+            self.timed_at = now;
+        }
+        Some(seg)
+    }
+
+    /// Builds a segment covering `[seq, seq + span)`, where a span reaching
+    /// past the data end includes our FIN.
+    fn build(
+        &mut self,
+        seq: SeqNumber,
+        span: u32,
+        retransmit: bool,
+        now: Nanos,
+        cfg: &ProtoConfig,
+        stats: &mut Stats,
+    ) -> TxSegment {
+        let data_len = span.min((self.tx_end - seq).max(0) as u32);
+        let fin = self.flags.has(Flags::FIN_REQUESTED) && seq + span == self.tx_end + 1u32;
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags = flags | TcpFlags::FIN;
+            self.state = match self.state {
+                TcpState::Established => TcpState::FinWait1,
+                TcpState::CloseWait => TcpState::LastAck,
+                other => other,
+            };
+        }
+        if data_len > 0 && seq + data_len == self.tx_end {
+            flags = flags | TcpFlags::PSH;
+        }
+        if retransmit {
+            stats.retransmit_segments += 1;
+            stats.retransmit_bytes += data_len as u64;
+            self.flags.set(Flags::TIMING, false);
+        } else {
+            stats.tx_payload_bytes += data_len as u64;
+        }
+        if self.rto_at == 0 || self.flags.has(Flags::PERSIST) {
+            self.flags.set(Flags::PERSIST, false);
+            self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+        }
+        TxSegment {
+            header: self.header(seq, flags),
+            buf_pos: self.tx_pos(seq),
+            len: data_len,
+            retransmit,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! A deterministic, seeded simulated wire for tests and the demo: two
+//! engines joined by a link with latency, bandwidth, loss, reordering,
+//! duplication and bit corruption, on a virtual clock, optionally recording
+//! everything that crosses it to a pcap file.
+
+mod harness;
+mod pcap;
+mod wire;
+pub mod workload;
+
+pub use harness::{sim_engine_config, SimPair};
+pub use pcap::PcapWriter;
+pub use wire::{Direction, LinkParams, SimWire, WireCounters};

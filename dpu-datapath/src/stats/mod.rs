@@ -1,0 +1,69 @@
+//! Engine counters. Plain integers owned by the engine (one per worker once the
+//! pipeline is parallel), read by tests, the demo and, later, the metrics
+//! exporter. Every dropped packet is counted under exactly one reason.
+
+mod drop_reason;
+
+pub use drop_reason::DropReason;
+
+/// Counters of one engine.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Established-path segments handled by pre+proto+post+dma.
+    pub fast_path_segments: u64,
+    /// Packets handed to the control plane.
+    pub exceptions: u64,
+    /// Payload bytes placed into application RX buffers (in and out of order).
+    pub rx_payload_bytes: u64,
+    /// Payload bytes sent, first transmissions only.
+    pub tx_payload_bytes: u64,
+    pub pure_acks_sent: u64,
+    pub retransmit_segments: u64,
+    pub retransmit_bytes: u64,
+    pub fast_retransmits: u64,
+    pub timeout_retransmits: u64,
+    pub zero_window_probes: u64,
+    pub window_updates: u64,
+    pub challenge_acks: u64,
+    pub rst_sent: u64,
+    pub rst_received: u64,
+    pub arp_replies_sent: u64,
+    pub arp_requests_sent: u64,
+    pub icmp_echo_replies: u64,
+    pub connections_accepted: u64,
+    pub connections_opened: u64,
+    pub connections_reset: u64,
+    pub connections_closed: u64,
+    pub connect_failures: u64,
+    drops: [u64; DropReason::COUNT],
+}
+
+impl Stats {
+    /// Counts one dropped packet.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    /// Drops counted under `reason`.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// All drops, whatever the reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Non-zero drop counters with their labels.
+    pub fn drop_breakdown(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .filter(|r| self.drops(**r) > 0)
+            .map(|r| (r.as_str(), self.drops(*r)))
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! `tcp`: protocol parameters of the offloaded TCP stack.
+
+use serde::{Deserialize, Serialize};
+
+/// `tcp`: segment sizes, buffers, timers, limits and options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tcp {
+    /// `tcp.mss`: maximum segment size in bytes, `88..=9000`, and
+    /// `mss + 40 <= port.mtu` (IPv4 and TCP headers). Default `1448`.
+    pub mss: u16,
+    /// `tcp.rx_buffer`: receive buffer per connection in bytes, a power of
+    /// two in `4096..=1073741824`. Default `262144`.
+    pub rx_buffer: u32,
+    /// `tcp.tx_buffer`: send buffer per connection in bytes, a power of two
+    /// in `4096..=1073741824`. Default `262144`.
+    pub tx_buffer: u32,
+    /// `tcp.initial_rto_ms`: retransmission timeout before any RTT sample,
+    /// in milliseconds, `min_rto_ms..=max_rto_ms`. Default `1000`.
+    pub initial_rto_ms: u32,
+    /// `tcp.min_rto_ms`: lower bound of the retransmission timeout in
+    /// milliseconds, `1..=600000`. Default `200`.
+    pub min_rto_ms: u32,
+    /// `tcp.max_rto_ms`: upper bound of the retransmission timeout in
+    /// milliseconds, `1..=600000`. Default `60000`.
+    pub max_rto_ms: u32,
+    /// `tcp.delayed_ack_us`: delayed-ACK timeout in microseconds,
+    /// `0..=500000`; `0` acknowledges every segment at once. Default `500`.
+    pub delayed_ack_us: u32,
+    /// `tcp.max_connections`: connection table size, `1..=16777216`.
+    /// Default `65536`.
+    pub max_connections: u32,
+    /// `tcp.time_wait_ms`: TIME-WAIT duration in milliseconds, `0..=240000`.
+    /// Default `60000`.
+    pub time_wait_ms: u32,
+    /// `tcp.listen_backlog`: pending connections per listener, `1..=65535`.
+    /// Default `128`.
+    pub listen_backlog: u32,
+    /// `tcp.window_scale`: negotiate window scaling (RFC 7323). Default `true`.
+    pub window_scale: bool,
+    /// `tcp.timestamps`: negotiate timestamps (RFC 7323). Default `true`.
+    pub timestamps: bool,
+    /// `tcp.sack`: negotiate selective acknowledgements (RFC 2018).
+    /// Default `true`.
+    pub sack: bool,
+    /// `tcp.ooo_intervals`: out-of-order byte ranges kept per connection,
+    /// `1..=8` (the per-connection interval array is fixed-size so the
+    /// state stays small). Default `8`.
+    pub ooo_intervals: u32,
+    /// `tcp.congestion_control`: `"reno"`, `"dctcp"` (needs `ecn: true`) or
+    /// `"timely"`. Default `"reno"`.
+    pub congestion_control: CongestionControl,
+    /// `tcp.ecn`: negotiate explicit congestion notification (RFC 3168).
+    /// Default `false`.
+    pub ecn: bool,
+    /// `tcp.initial_cwnd_segments`: initial congestion window in segments,
+    /// `1..=100`. Default `10`.
+    pub initial_cwnd_segments: u32,
+}
+
+impl Default for Tcp {
+    fn default() -> Self {
+        Tcp {
+            mss: 1448,
+            rx_buffer: 262_144,
+            tx_buffer: 262_144,
+            initial_rto_ms: 1000,
+            min_rto_ms: 200,
+            max_rto_ms: 60_000,
+            delayed_ack_us: 500,
+            max_connections: 65_536,
+            time_wait_ms: 60_000,
+            listen_backlog: 128,
+            window_scale: true,
+            timestamps: true,
+            sack: true,
+            ooo_intervals: 8,
+            congestion_control: CongestionControl::Reno,
+            ecn: false,
+            initial_cwnd_segments: 10,
+        }
+    }
+}
+
+/// Congestion control algorithm, written in lowercase in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CongestionControl {
+    /// `"reno"`: NewReno (RFC 6582), loss-based.
+    Reno,
+    /// `"dctcp"`: Data Center TCP (RFC 8257), ECN-based; requires `tcp.ecn`.
+    Dctcp,
+    /// `"timely"`: TIMELY, RTT-gradient based.
+    Timely,
+}

@@ -1,0 +1,109 @@
+//! `topology`: how the pipeline is replicated and spread over worker threads.
+
+use serde::{Deserialize, Serialize};
+
+/// `topology`: pipeline replicas, per-stage workers, CPU pinning and rings.
+///
+/// Each replica is a complete pipeline (pre-processing, protocol, post-
+/// processing, DMA) that owns `flow_groups / replicas` flow groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Topology {
+    /// `topology.replicas`: pipeline replicas, `1..=64`; must divide
+    /// `flow_groups`. Default `1`.
+    pub replicas: u32,
+    /// `topology.flow_groups`: flow groups connections are hashed into, a
+    /// power of two in `1..=4096`, at least `replicas * proto_workers`.
+    /// Default `4`.
+    pub flow_groups: u32,
+    /// `topology.pre_workers`: pre-processing workers per replica, `1..=64`.
+    /// Default `1`.
+    pub pre_workers: u32,
+    /// `topology.proto_workers`: protocol workers per replica, `1..=64`.
+    /// Default `1`.
+    pub proto_workers: u32,
+    /// `topology.post_workers`: post-processing workers per replica, `1..=64`.
+    /// Default `1`.
+    pub post_workers: u32,
+    /// `topology.dma_workers`: DMA workers per replica, `1..=64`. Default `1`.
+    pub dma_workers: u32,
+    /// `topology.run_to_completion`: one worker per replica runs every stage;
+    /// then all per-stage worker counts must be `1`. Default `true`.
+    pub run_to_completion: bool,
+    /// `topology.cores`: CPU id for each worker thread in order (replica by
+    /// replica; within a replica pre, proto, post, dma workers), or `[]` for
+    /// no pinning. Its length must equal [`Topology::worker_threads`] and each
+    /// id must be an online CPU. Default `[]`.
+    pub cores: Vec<u32>,
+    /// `topology.ring_size`: entries per inter-stage ring, a power of two in
+    /// `64..=65536`, at least `burst`. Default `1024`.
+    pub ring_size: u32,
+    /// `topology.burst`: packets moved per ring operation, `1..=256`.
+    /// Default `32`.
+    pub burst: u32,
+    /// `topology.idle`: what an idle worker does.
+    #[serde(deserialize_with = "crate::object::deserialize")]
+    pub idle: Idle,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Topology {
+            replicas: 1,
+            flow_groups: 4,
+            pre_workers: 1,
+            proto_workers: 1,
+            post_workers: 1,
+            dma_workers: 1,
+            run_to_completion: true,
+            cores: Vec::new(),
+            ring_size: 1024,
+            burst: 32,
+            idle: Idle::default(),
+        }
+    }
+}
+
+impl Topology {
+    /// Number of worker threads: `replicas` times one (run to completion) or
+    /// `pre_workers + proto_workers + post_workers + dma_workers`. Saturates
+    /// instead of overflowing on unvalidated values.
+    pub fn worker_threads(&self) -> usize {
+        let per_replica = if self.run_to_completion {
+            1
+        } else {
+            [
+                self.pre_workers,
+                self.proto_workers,
+                self.post_workers,
+                self.dma_workers,
+            ]
+            .iter()
+            .fold(0usize, |sum, &n| sum.saturating_add(n as usize))
+        };
+        (self.replicas as usize).saturating_mul(per_replica)
+    }
+}
+
+/// `topology.idle`: how a worker with no work backs off, so idle workers
+/// leave the CPU to others on a small machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Idle {
+    /// `topology.idle.spin_polls`: empty polls an idle worker makes back to
+    /// back before it starts backing off, `0..=1000000`. Default `1024`.
+    pub spin_polls: u32,
+    /// `topology.idle.park_after_us`: microseconds of continuous idleness
+    /// after which a worker parks (sleeps until woken), `0..=1000000`.
+    /// Default `200`.
+    pub park_after_us: u32,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle {
+            spin_polls: 1024,
+            park_after_us: 200,
+        }
+    }
+}

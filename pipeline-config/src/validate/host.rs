@@ -1,0 +1,42 @@
+//! Checks of `host` and `metrics` (`logging` has only enums: nothing to check).
+
+use super::report::Report;
+use crate::{Host, Metrics};
+
+/// `sun_path` holds 108 bytes including the terminating NUL.
+const SUN_PATH_LEN: usize = 108;
+
+pub(crate) fn check_host(host: &Host, report: &mut Report) {
+    let path = &host.control_socket;
+    if !path.starts_with('/') {
+        report.error(
+            "host.control_socket",
+            format!(
+                "{path:?} is not an absolute path; expected one like \"/run/flextoe/control.sock\""
+            ),
+        );
+    } else if path.len() >= SUN_PATH_LEN {
+        report.error(
+            "host.control_socket",
+            format!(
+                "{path:?} is {} bytes long; a Unix socket path must be shorter than {SUN_PATH_LEN} bytes",
+                path.len()
+            ),
+        );
+    } else if path.contains('\0') {
+        report.error(
+            "host.control_socket",
+            format!("{path:?} contains a NUL byte"),
+        );
+    }
+    report.range("host.max_apps", host.max_apps, 1..=4096);
+    report.range(
+        "host.max_contexts_per_app",
+        host.max_contexts_per_app,
+        1..=256,
+    );
+}
+
+pub(crate) fn check_metrics(metrics: &Metrics, report: &mut Report) {
+    report.take(metrics.listen_addr());
+}

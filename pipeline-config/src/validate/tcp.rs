@@ -1,0 +1,76 @@
+//! Checks of `tcp`, including how it fits `port.mtu`.
+
+use super::report::Report;
+use crate::{CongestionControl, Tcp};
+
+/// IPv4 and TCP headers without options.
+const HEADERS: u32 = 40;
+
+/// `mtu` is `port.mtu` when it is valid.
+pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
+    let mss_ok = report.range("tcp.mss", tcp.mss, 88..=9000);
+    if let (true, Some(mtu)) = (mss_ok, mtu) {
+        check_fits_mtu(tcp.mss, mtu, report);
+    }
+    report.power_of_two("tcp.rx_buffer", tcp.rx_buffer.into(), 4096..=1 << 30);
+    report.power_of_two("tcp.tx_buffer", tcp.tx_buffer.into(), 4096..=1 << 30);
+    check_rto(tcp, report);
+    report.range("tcp.delayed_ack_us", tcp.delayed_ack_us, 0..=500_000);
+    report.range("tcp.max_connections", tcp.max_connections, 1..=1 << 24);
+    report.range("tcp.time_wait_ms", tcp.time_wait_ms, 0..=240_000);
+    report.range("tcp.listen_backlog", tcp.listen_backlog, 1..=65535);
+    report.range("tcp.ooo_intervals", tcp.ooo_intervals, 1..=8);
+    if tcp.congestion_control == CongestionControl::Dctcp && !tcp.ecn {
+        report.error(
+            "tcp.congestion_control",
+            "\"dctcp\" needs ECN marks; set tcp.ecn to true",
+        );
+    }
+    report.range(
+        "tcp.initial_cwnd_segments",
+        tcp.initial_cwnd_segments,
+        1..=100,
+    );
+}
+
+fn check_fits_mtu(mss: u16, mtu: u16, report: &mut Report) {
+    let room = u32::from(mtu) - HEADERS;
+    if u32::from(mss) > room {
+        report.error(
+            "tcp.mss",
+            format!("{mss} + {HEADERS} header bytes exceeds port.mtu {mtu}; at most {room} fits"),
+        );
+    }
+}
+
+fn check_rto(tcp: &Tcp, report: &mut Report) {
+    let initial_ok = report.range("tcp.initial_rto_ms", tcp.initial_rto_ms, 1..=600_000);
+    let min_ok = report.range("tcp.min_rto_ms", tcp.min_rto_ms, 1..=600_000);
+    let max_ok = report.range("tcp.max_rto_ms", tcp.max_rto_ms, 1..=600_000);
+    let rule = "require min_rto_ms <= initial_rto_ms <= max_rto_ms";
+    if min_ok && max_ok && tcp.min_rto_ms > tcp.max_rto_ms {
+        report.error(
+            "tcp.min_rto_ms",
+            format!(
+                "{} is above tcp.max_rto_ms {}; {rule}",
+                tcp.min_rto_ms, tcp.max_rto_ms
+            ),
+        );
+    } else if initial_ok && min_ok && tcp.initial_rto_ms < tcp.min_rto_ms {
+        report.error(
+            "tcp.initial_rto_ms",
+            format!(
+                "{} is below tcp.min_rto_ms {}; {rule}",
+                tcp.initial_rto_ms, tcp.min_rto_ms
+            ),
+        );
+    } else if initial_ok && max_ok && tcp.initial_rto_ms > tcp.max_rto_ms {
+        report.error(
+            "tcp.initial_rto_ms",
+            format!(
+                "{} is above tcp.max_rto_ms {}; {rule}",
+                tcp.initial_rto_ms, tcp.max_rto_ms
+            ),
+        );
+    }
+}
