@@ -19,7 +19,10 @@ impl AppTable {
             let slot = &mut self.slots[index as usize];
             slot.0 = slot.0.wrapping_add(1);
             slot.1 = Some(conn);
-            return ConnId { index, generation: slot.0 };
+            return ConnId {
+                index,
+                generation: slot.0,
+            };
         }
         self.slots.push((0, Some(conn)));
         ConnId {

@@ -5,7 +5,9 @@ use crate::engine::{Engine, TimerKey};
 use crate::flow::FourTuple;
 use crate::proto::Nanos;
 use crate::stats::DropReason;
-use crate::wire::{emit_arp_frame, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr};
+use crate::wire::{
+    emit_arp_frame, ArpOperation, ArpRepr, EtherType, EthernetAddress, EthernetRepr,
+};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
@@ -53,7 +55,11 @@ impl Engine {
     pub(crate) fn on_arp(&mut self, arp: &ArpRepr) {
         let now = self.now;
         let for_us = arp.target_protocol_addr == self.cfg.ip;
-        let known = self.ctrl.arp.entries.contains_key(&arp.source_protocol_addr);
+        let known = self
+            .ctrl
+            .arp
+            .entries
+            .contains_key(&arp.source_protocol_addr);
         if !for_us && !known {
             self.stats.drop(DropReason::ArpIgnored);
             return;
@@ -110,7 +116,11 @@ impl Engine {
 
     /// Resolves `next_hop` for `tuple`'s handshake: returns the MAC now, or
     /// starts (or joins) a resolution and returns `None`.
-    pub(crate) fn resolve(&mut self, next_hop: Ipv4Addr, tuple: FourTuple) -> Option<EthernetAddress> {
+    pub(crate) fn resolve(
+        &mut self,
+        next_hop: Ipv4Addr,
+        tuple: FourTuple,
+    ) -> Option<EthernetAddress> {
         if let Some(mac) = self.ctrl.arp.lookup(next_hop, self.now) {
             return Some(mac);
         }

@@ -53,7 +53,12 @@ pub struct Handshake {
 
 impl Engine {
     /// SYN for no connection: a passive open if someone listens.
-    pub(crate) fn on_syn(&mut self, tuple: FourTuple, remote_mac: EthernetAddress, tcp: &TcpRepr<'_>) {
+    pub(crate) fn on_syn(
+        &mut self,
+        tuple: FourTuple,
+        remote_mac: EthernetAddress,
+        tcp: &TcpRepr<'_>,
+    ) {
         let installed = self.pre.len() + self.ctrl.handshakes.len();
         let Some(listener) = self.ctrl.listeners.get_mut(&tuple.local_port) else {
             self.stats.drop(DropReason::NoListener);
@@ -83,7 +88,11 @@ impl Engine {
     }
 
     /// Starts an active open.
-    pub(crate) fn active_open(&mut self, remote_ip: Ipv4Addr, remote_port: u16) -> Result<ConnId, ApiError> {
+    pub(crate) fn active_open(
+        &mut self,
+        remote_ip: Ipv4Addr,
+        remote_port: u16,
+    ) -> Result<ConnId, ApiError> {
         let next_hop = if self.cfg.on_link(remote_ip) {
             remote_ip
         } else {
@@ -156,7 +165,12 @@ impl Engine {
         let now = self.now;
         let initial_rto = self.cfg.proto.rto.initial_us as u64 * 1000;
         let rcv_wscale = self.cfg.rcv_wscale();
-        let (ws, ts, sack, mss) = (self.cfg.window_scale, self.cfg.timestamps, self.cfg.sack, self.cfg.mss);
+        let (ws, ts, sack, mss) = (
+            self.cfg.window_scale,
+            self.cfg.timestamps,
+            self.cfg.sack,
+            self.cfg.mss,
+        );
         let window = self.cfg.rx_buffer.min(u16::MAX as u32) as u16;
         let Some(h) = self.ctrl.handshakes.get_mut(tuple) else {
             return;
@@ -218,7 +232,8 @@ impl Engine {
                 app.error = Some(error);
                 app.phase = ConnPhase::Finished;
             }
-            self.apps.raise(conn, EventKind::ERROR | EventKind::FINISHED);
+            self.apps
+                .raise(conn, EventKind::ERROR | EventKind::FINISHED);
             self.stats.connect_failures += 1;
         }
     }
@@ -246,7 +261,11 @@ impl Engine {
             return;
         };
         let f = tcp.flags;
-        let (syn, ack, rst) = (f.contains(TcpFlags::SYN), f.contains(TcpFlags::ACK), f.contains(TcpFlags::RST));
+        let (syn, ack, rst) = (
+            f.contains(TcpFlags::SYN),
+            f.contains(TcpFlags::ACK),
+            f.contains(TcpFlags::RST),
+        );
         let ack_ok = ack && tcp.ack == h.iss + 1u32;
         match h.state {
             TcpState::SynSent => {

@@ -6,11 +6,20 @@ use crate::wire::{emit_icmp_frame, EthernetRepr, Icmpv4Repr, Ipv4Repr};
 
 impl Engine {
     pub(crate) fn on_icmp(&mut self, eth: &EthernetRepr, ip: &Ipv4Repr, icmp: &Icmpv4Repr<'_>) {
-        let Icmpv4Repr::EchoRequest { ident, seq_no, data } = *icmp else {
+        let Icmpv4Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        } = *icmp
+        else {
             self.stats.drop(DropReason::IcmpUnsupported);
             return;
         };
-        let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
+        let reply = Icmpv4Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        };
         let eth_out = EthernetRepr {
             src: self.cfg.mac,
             dst: eth.src,

@@ -5,8 +5,8 @@
 use crate::app::{AppConn, ConnPhase, EventKind};
 use crate::engine::Engine;
 use crate::flow::{flow_group, FlowId, FourTuple};
-use crate::pre::{HeaderTemplate, PreFlow};
 use crate::post::{CcCounters, PostFlow};
+use crate::pre::{HeaderTemplate, PreFlow};
 use crate::proto::{ProtoFlow, ProtoInit, TcpState};
 
 /// MSS assumed when the peer sends none (RFC 9293 3.7.1).
@@ -31,7 +31,11 @@ impl Engine {
             iss: h.iss,
             irs: h.irs,
             peer_window: h.peer.window,
-            snd_wscale: if ws { h.peer.window_scale.unwrap_or(0).min(14) } else { 0 },
+            snd_wscale: if ws {
+                h.peer.window_scale.unwrap_or(0).min(14)
+            } else {
+                0
+            },
             rcv_wscale: if ws { cfg.rcv_wscale() } else { 0 },
             mss,
             ts_recent: if ts { h.peer.ts_val } else { None },
@@ -92,7 +96,8 @@ impl Engine {
             app.phase = ConnPhase::Open;
         }
         if h.conn.is_some() {
-            self.apps.raise(conn, EventKind::CONNECTED | EventKind::WRITABLE);
+            self.apps
+                .raise(conn, EventKind::CONNECTED | EventKind::WRITABLE);
         }
         Some(id)
     }

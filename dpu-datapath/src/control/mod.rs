@@ -130,8 +130,14 @@ impl Engine {
     pub(crate) fn exception(&mut self, parsed: &IngressFrame<'_>, frame: &[u8]) {
         match &parsed.l3 {
             L3::Arp(arp) => self.on_arp(arp),
-            L3::Ipv4 { ip, l4: L4::Icmp(icmp) } => self.on_icmp(&parsed.eth, ip, icmp),
-            L3::Ipv4 { ip, l4: L4::Tcp(tcp) } => {
+            L3::Ipv4 {
+                ip,
+                l4: L4::Icmp(icmp),
+            } => self.on_icmp(&parsed.eth, ip, icmp),
+            L3::Ipv4 {
+                ip,
+                l4: L4::Tcp(tcp),
+            } => {
                 let tuple = FourTuple {
                     local_ip: ip.dst,
                     local_port: tcp.dst_port,

@@ -5,7 +5,8 @@ use crate::engine::Engine;
 use crate::flow::FourTuple;
 use crate::post::emit_frame;
 use crate::wire::{
-    EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr,
+    EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, SeqNumber, TcpFlags,
+    TcpOptions, TcpRepr,
 };
 
 impl Engine {
@@ -56,12 +57,25 @@ impl Engine {
     }
 
     /// Answers a segment that matches nothing with RST, unless it is a RST.
-    pub(crate) fn reset_unknown(&mut self, tuple: FourTuple, remote_mac: EthernetAddress, tcp: &TcpRepr<'_>) {
+    pub(crate) fn reset_unknown(
+        &mut self,
+        tuple: FourTuple,
+        remote_mac: EthernetAddress,
+        tcp: &TcpRepr<'_>,
+    ) {
         if tcp.flags.contains(TcpFlags::RST) {
             return;
         }
         if tcp.flags.contains(TcpFlags::ACK) {
-            self.send_segment(&tuple, remote_mac, tcp.ack, SeqNumber(0), TcpFlags::RST, 0, TcpOptions::default());
+            self.send_segment(
+                &tuple,
+                remote_mac,
+                tcp.ack,
+                SeqNumber(0),
+                TcpFlags::RST,
+                0,
+                TcpOptions::default(),
+            );
         } else {
             let len = tcp.payload.len() as u32
                 + tcp.flags.contains(TcpFlags::SYN) as u32

@@ -41,7 +41,15 @@ impl Engine {
                 entry.deadline = deadline;
             }
             self.push_timer(deadline, TimerKey::TimeWait(tuple));
-            self.send_segment(&tuple, tw.remote_mac, tw.snd_nxt, tw.rcv_nxt, TcpFlags::ACK, 0, TcpOptions::default());
+            self.send_segment(
+                &tuple,
+                tw.remote_mac,
+                tw.snd_nxt,
+                tw.rcv_nxt,
+                TcpFlags::ACK,
+                0,
+                TcpOptions::default(),
+            );
         } else {
             self.stats.drop(DropReason::OldDuplicate);
         }

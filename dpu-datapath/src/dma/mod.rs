@@ -14,7 +14,12 @@ pub fn write_wrapping(ring: &mut [u8], pos: u32, data: &[u8]) {
 
 /// Reads `len` bytes at `pos` of a circular buffer: borrowed when contiguous,
 /// otherwise copied into `scratch`.
-pub fn read_wrapping<'a>(ring: &'a [u8], pos: u32, len: usize, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+pub fn read_wrapping<'a>(
+    ring: &'a [u8],
+    pos: u32,
+    len: usize,
+    scratch: &'a mut Vec<u8>,
+) -> &'a [u8] {
     let pos = pos as usize % ring.len().max(1);
     if pos + len <= ring.len() {
         return &ring[pos..pos + len];

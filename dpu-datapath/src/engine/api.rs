@@ -62,7 +62,9 @@ impl Engine {
             return Err(ApiError::AddressInUse);
         }
         let backlog = backlog.unwrap_or(self.cfg.listen_backlog).max(1);
-        self.ctrl.listeners.insert(port, crate::control::Listener::new(backlog));
+        self.ctrl
+            .listeners
+            .insert(port, crate::control::Listener::new(backlog));
         Ok(())
     }
 
@@ -73,7 +75,12 @@ impl Engine {
 
     /// Opens a connection (active open). Completion is signalled by the
     /// CONNECTED event or an error.
-    pub fn connect(&mut self, remote_ip: Ipv4Addr, remote_port: u16, now: Nanos) -> Result<ConnId, ApiError> {
+    pub fn connect(
+        &mut self,
+        remote_ip: Ipv4Addr,
+        remote_port: u16,
+        now: Nanos,
+    ) -> Result<ConnId, ApiError> {
         self.now = self.now.max(now);
         self.active_open(remote_ip, remote_port)
     }

@@ -4,9 +4,9 @@
 use super::Engine;
 use crate::app::EventKind;
 use crate::dma;
+use crate::flow::FlowId;
 use crate::pre::{self, PreOutcome, Summary};
 use crate::proto::{ack_ts_clock, FlowEvents, HeaderFields, Nanos};
-use crate::flow::FlowId;
 
 impl Engine {
     /// Processes one received frame.
@@ -100,7 +100,14 @@ impl Engine {
         };
         let template = pre.template;
         let mut buf = self.buffer();
-        crate::post::build_frame(&mut buf, &template, h, ack_ts_clock(self.now), payload, &self.cfg.caps);
+        crate::post::build_frame(
+            &mut buf,
+            &template,
+            h,
+            ack_ts_clock(self.now),
+            payload,
+            &self.cfg.caps,
+        );
         self.emit(buf);
     }
 }

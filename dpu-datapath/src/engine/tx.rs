@@ -67,7 +67,8 @@ impl Engine {
             let Some(Some(_)) = self.proto.get(id.index()) else {
                 continue;
             };
-            let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get(id.index())) else {
+            let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get(id.index()))
+            else {
                 continue;
             };
             let template = pre.template;
@@ -83,9 +84,12 @@ impl Engine {
                 };
                 let mut buf = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(1600));
                 let payload: &[u8] = match self.apps.get(conn) {
-                    Some(app) if seg.len > 0 => {
-                        dma::read_wrapping(&app.tx, seg.buf_pos, seg.len as usize, &mut self.scratch)
-                    }
+                    Some(app) if seg.len > 0 => dma::read_wrapping(
+                        &app.tx,
+                        seg.buf_pos,
+                        seg.len as usize,
+                        &mut self.scratch,
+                    ),
                     _ => &[],
                 };
                 crate::post::build_frame(

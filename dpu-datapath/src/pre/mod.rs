@@ -37,8 +37,12 @@ pub enum PreOutcome<'a> {
 }
 
 /// Flags allowed on the established fast path; anything else is an exception.
-const FAST_PATH_FLAGS: u8 =
-    TcpFlags::ACK.0 | TcpFlags::PSH.0 | TcpFlags::FIN.0 | TcpFlags::ECE.0 | TcpFlags::CWR.0 | TcpFlags::URG.0;
+const FAST_PATH_FLAGS: u8 = TcpFlags::ACK.0
+    | TcpFlags::PSH.0
+    | TcpFlags::FIN.0
+    | TcpFlags::ECE.0
+    | TcpFlags::CWR.0
+    | TcpFlags::URG.0;
 
 /// Classifies one received frame.
 pub fn classify<'a>(
@@ -84,7 +88,8 @@ pub fn classify<'a>(
     if !flags.contains(TcpFlags::ACK) || flags.0 & !FAST_PATH_FLAGS != 0 {
         return PreOutcome::Exception(parsed);
     }
-    let payload_offset = frame.len() - tcp.payload.len() - trailing_padding(frame, ip.payload_len, tcp);
+    let payload_offset =
+        frame.len() - tcp.payload.len() - trailing_padding(frame, ip.payload_len, tcp);
     let opts = &tcp.options;
     let mut sack = SackBlocks::default();
     sack.count = opts.sack_count.min(4);

@@ -2,9 +2,7 @@
 //! not change per segment. Written once by the control plane at install.
 
 use crate::flow::FourTuple;
-use crate::wire::{
-    EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, VlanTag,
-};
+use crate::wire::{EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Repr, VlanTag};
 
 /// Per-flow constant header fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

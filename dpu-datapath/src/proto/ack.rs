@@ -58,16 +58,37 @@ impl ProtoFlow {
         }
 
         // SACK blocks: only those inside [SND.UNA, SND.MAX] (RFC 2018).
-        if self.flags.has(Flags::SACK) {
+        if self.flags.has(Flags::SACK) && s.sack.count > 0 {
+            let before = self.sacked.covered();
             for &(start, end) in s.sack.as_slice() {
                 if start < end && start >= ack && end <= self.snd_max {
                     let _ = self.sacked.insert(start, end, SACK_RANGES);
                 }
             }
+            // Newly SACKed bytes left the network: the pipe has room.
+            if self.sacked.covered() != before {
+                snap.wake_tx = true;
+            }
+        }
+
+        // A lost retransmission: data sent after it was SACKed while SND.UNA's
+        // hole is still open. Retransmit the holes again instead of waiting
+        // for the timeout.
+        if self.flags.has(Flags::IN_RECOVERY)
+            && self.flags.has(Flags::RTX_MARKED)
+            && self.sacked.highest().is_some_and(|h| h >= self.rtx_mark + self.mss as u32)
+            && ack <= self.snd_una
+        {
+            self.flags.set(Flags::RTX_MARKED, false);
+            self.rtx_next = self.snd_una;
+            snap.wake_tx = true;
         }
 
         if ack > self.snd_una {
             self.on_new_ack(s, now, cfg, stats, snap);
+            if !self.sacked.is_empty() && self.sack_loss_detected() {
+                self.maybe_enter_recovery(stats, snap);
+            }
         } else if ack == self.snd_una
             && s.payload_len == 0
             && !s.flags.contains(TcpFlags::FIN)
@@ -75,6 +96,8 @@ impl ProtoFlow {
             && self.snd_max > self.snd_una
         {
             self.on_duplicate_ack(stats, snap);
+        } else if ack == self.snd_una && self.snd_max > self.snd_una && self.sack_loss_detected() {
+            self.maybe_enter_recovery(stats, snap);
         }
         true
     }
@@ -129,12 +152,20 @@ impl ProtoFlow {
         // Congestion control.
         let mss = self.mss as u32;
         if self.flags.has(Flags::IN_RECOVERY) {
+            let loss = self.flags.has(Flags::LOSS);
             if ack >= self.recover {
                 // Full acknowledgement: leave recovery (RFC 6582 3.2 step 3).
                 self.flags.set(Flags::IN_RECOVERY, false);
+                self.flags.set(Flags::LOSS, false);
+                self.flags.set(Flags::RTX_MARKED, false);
                 let flight = (self.snd_max - self.snd_una).max(0) as u32;
-                self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
+                if !loss {
+                    self.cwnd = self.ssthresh.min(flight.max(mss) + mss);
+                }
                 self.dupacks = 0;
+            } else if loss {
+                // After a timeout: slow start while retransmitting the holes.
+                self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
             } else if self.flags.has(Flags::SACK) {
                 self.rtx_end = self.rtx_end.max(self.sacked.highest().unwrap_or(ack));
             } else {
@@ -148,7 +179,9 @@ impl ProtoFlow {
             if self.cwnd < self.ssthresh {
                 self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
             } else {
-                self.cwnd = self.cwnd.saturating_add((mss * mss / self.cwnd.max(1)).max(1));
+                self.cwnd = self
+                    .cwnd
+                    .saturating_add((mss * mss / self.cwnd.max(1)).max(1));
             }
         }
 
@@ -184,35 +217,68 @@ impl ProtoFlow {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.flags.has(Flags::IN_RECOVERY) {
             if self.flags.has(Flags::SACK) {
-                self.rtx_end = self.rtx_end.max(self.sacked.highest().unwrap_or(self.snd_una));
+                self.rtx_end = self
+                    .rtx_end
+                    .max(self.sacked.highest().unwrap_or(self.snd_una));
             } else {
                 self.cwnd = self.cwnd.saturating_add(mss);
             }
             snap.wake_tx = true;
             return;
         }
-        // Enter fast recovery once per window (RFC 6582: only past `recover`).
-        if self.dupacks >= DUPACK_THRESHOLD && self.snd_una > self.recover {
-            let flight = (self.snd_max - self.snd_una) as u32;
-            self.ssthresh = (flight / 2).max(2 * mss);
-            self.recover = self.snd_max;
-            self.flags.set(Flags::IN_RECOVERY, true);
-            self.rtx_next = self.snd_una;
-            if self.flags.has(Flags::SACK) {
-                self.cwnd = self.ssthresh;
-                self.rtx_end = self
-                    .sacked
-                    .highest()
-                    .unwrap_or(self.snd_una + mss)
-                    .max(self.snd_una + mss)
-                    .min(self.snd_max);
-            } else {
-                self.cwnd = self.ssthresh + DUPACK_THRESHOLD as u32 * mss;
-                self.rtx_end = (self.snd_una + mss).min(self.snd_max);
-            }
-            self.flags.set(Flags::TIMING, false);
-            stats.fast_retransmits += 1;
-            snap.wake_tx = true;
+        if self.dupacks >= self.dupack_threshold() {
+            self.maybe_enter_recovery(stats, snap);
+        }
+    }
+
+    /// Enters fast recovery, once per window (RFC 6582: only past `recover`).
+    pub(super) fn maybe_enter_recovery(&mut self, stats: &mut Stats, snap: &mut RxSnapshot) {
+        if self.flags.has(Flags::IN_RECOVERY) || self.snd_una <= self.recover {
+            return;
+        }
+        let mss = self.mss as u32;
+        let flight = (self.snd_max - self.snd_una) as u32;
+        self.ssthresh = (flight / 2).max(2 * mss);
+        self.recover = self.snd_max;
+        self.flags.set(Flags::IN_RECOVERY, true);
+        self.rtx_next = self.snd_una;
+        if self.flags.has(Flags::SACK) {
+            self.cwnd = self.ssthresh;
+            self.rtx_end = self
+                .sacked
+                .highest()
+                .unwrap_or(self.snd_una + mss)
+                .max(self.snd_una + mss)
+                .min(self.snd_max);
+        } else {
+            self.cwnd = self.ssthresh + DUPACK_THRESHOLD as u32 * mss;
+            self.rtx_end = (self.snd_una + mss).min(self.snd_max);
+        }
+        self.flags.set(Flags::TIMING, false);
+        stats.fast_retransmits += 1;
+        snap.wake_tx = true;
+    }
+
+    /// With SACK, a hole is lost once enough bytes above it were SACKed
+    /// (RFC 6675 IsLost), whether or not the ACKs were pure duplicates:
+    /// with data flowing both ways most ACKs ride on data segments.
+    fn sack_loss_detected(&self) -> bool {
+        self.flags.has(Flags::SACK)
+            && self.sacked.covered() > (self.dupack_threshold() as u32 - 1) * self.mss as u32
+    }
+
+    /// Duplicate ACKs that signal a loss: 3, or fewer when only a few
+    /// segments are outstanding and nothing new can be sent to elicit more
+    /// (early retransmit, RFC 5827).
+    fn dupack_threshold(&self) -> u8 {
+        let mss = self.mss as u32;
+        let outstanding = (self.snd_max - self.snd_una).max(0) as u32;
+        let segments = outstanding.div_ceil(mss);
+        let unsent = self.tx_end > self.snd_max;
+        if segments < DUPACK_THRESHOLD as u32 + 1 && !unsent {
+            segments.saturating_sub(1).max(1) as u8
+        } else {
+            DUPACK_THRESHOLD
         }
     }
 

@@ -18,13 +18,11 @@ pub mod snapshot;
 mod timers;
 mod tx;
 
+pub use ack::ts_clock as ack_ts_clock;
 pub use ranges::SeqRanges;
 pub use rtt::{RtoBounds, RttEstimator};
-pub use snapshot::{
-    CcFeedback, FlowEvents, HeaderFields, Placement, RxSnapshot, TxSegment,
-};
+pub use snapshot::{CcFeedback, FlowEvents, HeaderFields, Placement, RxSnapshot, TxSegment};
 pub use timers::TimerAction;
-pub use ack::ts_clock as ack_ts_clock;
 
 use crate::wire::SeqNumber;
 
@@ -112,22 +110,26 @@ pub struct ProtoInit {
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Flags(u8);
+struct Flags(u16);
 
 impl Flags {
-    const TS: u8 = 1;
-    const SACK: u8 = 2;
-    const FIN_REQUESTED: u8 = 4;
-    const RX_FIN: u8 = 8;
-    const IN_RECOVERY: u8 = 16;
-    const PERSIST: u8 = 32;
-    const TX_QUEUED: u8 = 64;
-    const TIMING: u8 = 128;
+    const TS: u16 = 1;
+    const SACK: u16 = 2;
+    const FIN_REQUESTED: u16 = 4;
+    const RX_FIN: u16 = 8;
+    const IN_RECOVERY: u16 = 16;
+    const PERSIST: u16 = 32;
+    const TX_QUEUED: u16 = 64;
+    const TIMING: u16 = 128;
+    /// `rtx_mark` is valid: SND.UNA's segment was retransmitted in recovery.
+    const RTX_MARKED: u16 = 256;
+    /// Recovery entered by a timeout (slow start through the holes).
+    const LOSS: u16 = 512;
 
-    fn has(self, b: u8) -> bool {
+    fn has(self, b: u16) -> bool {
         self.0 & b != 0
     }
-    fn set(&mut self, b: u8, on: bool) {
+    fn set(&mut self, b: u16, on: bool) {
         if on {
             self.0 |= b
         } else {
@@ -167,6 +169,9 @@ pub struct ProtoFlow {
     /// to retransmit (highest SACKed byte, or one segment for NewReno).
     rtx_next: SeqNumber,
     rtx_end: SeqNumber,
+    /// SND.MAX when SND.UNA's segment was last retransmitted: a SACK above
+    /// it means that retransmission was lost too (a RACK-like rule).
+    rtx_mark: SeqNumber,
     sacked: SeqRanges<SACK_RANGES>,
     rtt: RttEstimator,
     timed_seq: SeqNumber,
@@ -229,6 +234,7 @@ impl ProtoFlow {
             recover: snd_una - 1u32,
             rtx_next: snd_una,
             rtx_end: snd_una,
+            rtx_mark: snd_una,
             sacked: SeqRanges::default(),
             rtt,
             timed_seq: snd_una,
@@ -323,8 +329,11 @@ impl ProtoFlow {
         }
     }
 
+    /// A pure ACK carries SND.MAX: after a timeout rewinds SND.NXT, the
+    /// peer may already hold data above it and would find an older sequence
+    /// number unacceptable (as Linux does, `tcp_acceptable_seq`).
     fn pure_ack(&mut self) -> HeaderFields {
-        self.header(self.snd_nxt, crate::wire::TcpFlags::ACK)
+        self.header(self.snd_max, crate::wire::TcpFlags::ACK)
     }
 
     /// RX buffer offset of a sequence number.
@@ -345,12 +354,12 @@ impl ProtoFlow {
         if !self.state.can_receive_data() {
             return None;
         }
-        let new_edge = self.rcv_nxt + self.advertised_window_bytes();
-        let grown = (new_edge - self.rcv_adv).max(0) as u32;
-        let threshold = (self.mss as u32).min(self.rx_size / 2);
-        let was_small = ((self.rcv_adv - self.rcv_nxt).max(0) as u32) < self.mss as u32;
-        if grown >= threshold || (was_small && grown > 0 && self.advertised_window_bytes() >= self.mss as u32)
-        {
+        // Like Linux: update when the window we could advertise is at least
+        // double what the peer currently sees, or crosses one MSS from below.
+        let now_adv = (self.rcv_adv - self.rcv_nxt).max(0) as u32;
+        let could = self.advertised_window_bytes();
+        let mss = self.mss as u32;
+        if could > now_adv && (could >= 2 * now_adv || (now_adv < mss && could >= mss)) {
             Some(self.pure_ack())
         } else {
             None
@@ -408,7 +417,7 @@ impl ProtoFlow {
     /// Segment to send with RST when the application aborts.
     pub fn rst_fields(&self) -> HeaderFields {
         HeaderFields {
-            seq: self.snd_nxt,
+            seq: self.snd_max,
             ack: self.rcv_nxt,
             flags: crate::wire::TcpFlags::RST | crate::wire::TcpFlags::ACK,
             window: 0,
@@ -419,7 +428,7 @@ impl ProtoFlow {
 
     /// Sequence numbers the control plane needs for TIME-WAIT.
     pub fn time_wait_seqs(&self) -> (SeqNumber, SeqNumber) {
-        (self.snd_nxt, self.rcv_nxt)
+        (self.snd_max, self.rcv_nxt)
     }
 }
 

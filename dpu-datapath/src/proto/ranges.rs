@@ -46,7 +46,12 @@ impl<const N: usize> SeqRanges<N> {
 
     /// Adds `[start, end)`, merging with overlapping or touching ranges.
     /// `capacity` may be below `N` (a configured limit).
-    pub fn insert(&mut self, start: SeqNumber, end: SeqNumber, capacity: usize) -> Result<(), Full> {
+    pub fn insert(
+        &mut self,
+        start: SeqNumber,
+        end: SeqNumber,
+        capacity: usize,
+    ) -> Result<(), Full> {
         if end <= start {
             return Ok(());
         }

@@ -83,7 +83,10 @@ impl ProtoFlow {
             }
             ack_now = true;
         }
-        if self.flags.has(Flags::RX_FIN) && self.rx_fin_seq == self.rcv_nxt && self.state.can_receive_data() {
+        if self.flags.has(Flags::RX_FIN)
+            && self.rx_fin_seq == self.rcv_nxt
+            && self.state.can_receive_data()
+        {
             self.rcv_nxt += 1u32;
             snap.events.set(FlowEvents::PEER_FIN);
             self.state = match self.state {

@@ -55,19 +55,31 @@ impl ProtoFlow {
             self.rto_at = 0;
             return action;
         }
-        // Timeout: collapse the window and go back to SND.UNA (RFC 5681 3.1).
+        // Timeout: collapse the window (RFC 5681 3.1).
         let mss = self.mss as u32;
         let flight = (self.snd_max - self.snd_una) as u32;
         self.ssthresh = (flight / 2).max(2 * mss);
         self.cwnd = mss;
-        self.snd_nxt = self.snd_una;
         self.recover = self.snd_max;
         self.rtx_next = self.snd_una;
-        self.rtx_end = self.snd_una;
         self.dupacks = 0;
-        self.sacked.clear();
-        self.flags.set(Flags::IN_RECOVERY, false);
         self.flags.set(Flags::TIMING, false);
+        self.flags.set(Flags::RTX_MARKED, false);
+        if self.flags.has(Flags::SACK) {
+            // Keep the scoreboard and treat every un-SACKed byte as lost:
+            // retransmit only the holes, slow-starting through them, instead
+            // of resending what the peer already holds (like Linux's Loss
+            // state). SND.NXT stays, so new losses are still detected.
+            self.rtx_end = self.snd_max;
+            self.flags.set(Flags::IN_RECOVERY, true);
+            self.flags.set(Flags::LOSS, true);
+        } else {
+            // No SACK: go back to SND.UNA and resend everything.
+            self.snd_nxt = self.snd_una;
+            self.rtx_end = self.snd_una;
+            self.sacked.clear();
+            self.flags.set(Flags::IN_RECOVERY, false);
+        }
         self.rtt.back_off();
         self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
         stats.timeout_retransmits += 1;

@@ -24,7 +24,12 @@ impl ProtoFlow {
     }
 
     /// The next segment this flow may send now, if any.
-    pub fn next_segment(&mut self, now: Nanos, cfg: &ProtoConfig, stats: &mut Stats) -> Option<TxSegment> {
+    pub fn next_segment(
+        &mut self,
+        now: Nanos,
+        cfg: &ProtoConfig,
+        stats: &mut Stats,
+    ) -> Option<TxSegment> {
         if !matches!(
             self.state,
             TcpState::Established
@@ -58,6 +63,10 @@ impl ProtoFlow {
                     return None;
                 }
                 self.rtx_next = hole + span;
+                if first {
+                    self.rtx_mark = self.snd_max;
+                    self.flags.set(Flags::RTX_MARKED, true);
+                }
                 return Some(self.build(hole, span, true, now, cfg, stats));
             }
         }
@@ -67,13 +76,22 @@ impl ProtoFlow {
         if data_left == 0 && !fin_wanted {
             return None;
         }
-        let flight = if self.flags.has(Flags::IN_RECOVERY) && self.flags.has(Flags::SACK) {
+        // With SACK, SACKed bytes have left the network: sending follows the
+        // pipe (RFC 6675), which doubles as SACK-driven limited transmit.
+        let flight = if self.flags.has(Flags::SACK) {
             self.pipe()
         } else {
             (self.snd_nxt - self.snd_una).max(0) as u32
         };
         let by_window = ((self.snd_una + self.snd_wnd) - self.snd_nxt).max(0) as u32;
-        let by_cwnd = self.cwnd.saturating_sub(flight);
+        // Limited transmit (RFC 3042): each of the first two duplicate ACKs
+        // lets one new segment out, to elicit more duplicate ACKs.
+        let limited = if self.flags.has(Flags::IN_RECOVERY) {
+            0
+        } else {
+            self.dupacks.min(2) as u32 * mss
+        };
+        let by_cwnd = (self.cwnd + limited).saturating_sub(flight);
         let len = data_left.min(mss).min(by_window).min(by_cwnd);
         if data_left > 0 && len == 0 {
             if by_window == 0 && self.snd_max == self.snd_una && self.rto_at == 0 {

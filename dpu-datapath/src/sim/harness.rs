@@ -31,7 +31,13 @@ pub struct SimPair {
 }
 
 impl SimPair {
-    pub fn new(a: EngineConfig, b: EngineConfig, a_to_b: LinkParams, b_to_a: LinkParams, seed: u64) -> Self {
+    pub fn new(
+        a: EngineConfig,
+        b: EngineConfig,
+        a_to_b: LinkParams,
+        b_to_a: LinkParams,
+        seed: u64,
+    ) -> Self {
         Self {
             a: Engine::new(a),
             b: Engine::new(b),
@@ -66,10 +72,14 @@ impl SimPair {
             }
             self.flush();
         }
-        let next = [self.wire.next_delivery(), self.a.next_deadline(), self.b.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            self.wire.next_delivery(),
+            self.a.next_deadline(),
+            self.b.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match next {
             Some(t) => {
                 self.now = self.now.max(t);

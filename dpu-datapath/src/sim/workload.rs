@@ -44,7 +44,8 @@ impl StreamSender {
             }
             match engine.send(conn, &self.chunk[self.chunk_off..]) {
                 Ok(n) => {
-                    self.hash.update(&self.chunk[self.chunk_off..self.chunk_off + n]);
+                    self.hash
+                        .update(&self.chunk[self.chunk_off..self.chunk_off + n]);
                     self.chunk_off += n;
                     self.sent += n as u64;
                 }

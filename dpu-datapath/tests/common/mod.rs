@@ -69,11 +69,22 @@ pub fn bulk_both_ways(mut sim: SimPair, size: u64, seed: u64, bound_ns: u64) -> 
     } else {
         eprintln!(
             "incomplete: A sent {} B got {} (eof {}), B sent {} A got {} (eof {}); A {:?} B {:?}",
-            a_tx.sent(), b_rx.received(), b_rx.eof(), b_tx.sent(), a_rx.received(), a_rx.eof(),
-            sim.a.conn_info(ca), sim.b.conn_info(cb)
+            a_tx.sent(),
+            b_rx.received(),
+            b_rx.eof(),
+            b_tx.sent(),
+            a_rx.received(),
+            a_rx.eof(),
+            sim.a.conn_info(ca),
+            sim.b.conn_info(cb)
         );
+        eprintln!("A stats {:?}", sim.a.stats());
     }
     let elapsed_ns = sim.now - start;
     let _ = (sim.a.close(ca), sim.b.close(cb));
-    BulkResult { sim, completed, elapsed_ns }
+    BulkResult {
+        sim,
+        completed,
+        elapsed_ns,
+    }
 }
