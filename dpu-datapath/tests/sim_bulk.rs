@@ -45,7 +45,7 @@ fn assert_checksum_drops_match(r: &BulkResult) {
 
 #[test]
 fn no_faults() {
-    let r = run(LinkParams::default(), 1, 2);
+    let r = run(LinkParams::default(), 1, 1);
     assert_eq!(r.sim.a.stats().retransmit_segments, 0);
     assert_eq!(r.sim.b.stats().retransmit_segments, 0);
     assert_eq!(r.sim.a.stats().total_drops(), 0);
@@ -60,7 +60,7 @@ fn loss_1_percent() {
             ..Default::default()
         },
         2,
-        20,
+        5,
     ));
 }
 
@@ -72,7 +72,7 @@ fn loss_5_percent() {
             ..Default::default()
         },
         3,
-        60,
+        20,
     ));
 }
 
@@ -84,7 +84,7 @@ fn loss_10_percent() {
             ..Default::default()
         },
         4,
-        120,
+        60,
     ));
 }
 
@@ -96,7 +96,7 @@ fn reorder_25_percent() {
             ..Default::default()
         },
         5,
-        20,
+        5,
     );
     assert!(r.sim.wire.counters(Direction::AtoB).reordered > 0);
 }
@@ -109,7 +109,7 @@ fn duplication_5_percent() {
             ..Default::default()
         },
         6,
-        20,
+        5,
     );
     assert!(r.sim.b.stats().drops(DropReason::OldDuplicate) > 0);
 }
@@ -122,7 +122,7 @@ fn corruption_1_percent_is_counted_exactly() {
             ..Default::default()
         },
         7,
-        20,
+        5,
     ));
 }
 
@@ -135,7 +135,7 @@ fn all_faults_at_once() {
         corrupt: 0.01,
         ..Default::default()
     };
-    let r = run(link, 8, 120);
+    let r = run(link, 8, 30);
     assert_retransmitted(&r);
     assert_checksum_drops_match(&r);
 }
