@@ -128,12 +128,31 @@ impl Engine {
             }
             return Err(ApiError::WouldBlock);
         }
-        let mask = app.rx.len() as u64 - 1;
-        let mut scratch = Vec::new();
-        let data = crate::dma::read_wrapping(&app.rx, (app.rx_read & mask) as u32, n, &mut scratch);
-        buf[..n].copy_from_slice(data);
+        let (first, second) = self.rx_peek(conn).ok_or(ApiError::InvalidHandle)?;
+        let a = first.len().min(n);
+        buf[..a].copy_from_slice(&first[..a]);
+        buf[a..n].copy_from_slice(&second[..n - a]);
+        self.rx_consume(conn, n)
+    }
+
+    /// Zero-copy receive: the readable bytes as (at most) two slices of the
+    /// RX buffer. Release them with [`Engine::rx_consume`].
+    pub fn rx_peek(&self, conn: ConnId) -> Option<(&[u8], &[u8])> {
+        let app = self.apps.get(conn)?;
+        let len = app.rx.len();
+        let start = (app.rx_read % len as u64) as usize;
+        let n = app.readable();
+        let first = n.min(len - start);
+        Some((&app.rx[start..start + first], &app.rx[..n - first]))
+    }
+
+    /// Releases `n` bytes seen through [`Engine::rx_peek`] (at most what is
+    /// readable); may send a window update.
+    pub fn rx_consume(&mut self, conn: ConnId, n: usize) -> Result<usize, ApiError> {
+        let app = self.apps.get_mut(conn).ok_or(ApiError::InvalidHandle)?;
+        let n = n.min(app.readable());
         app.rx_read += n as u64;
-        if let Some(flow) = app.flow {
+        if let (Some(flow), true) = (app.flow, n > 0) {
             let update = self
                 .proto
                 .get_mut(flow.index())
@@ -274,3 +293,4 @@ impl Engine {
         self.apps.next_event()
     }
 }
+

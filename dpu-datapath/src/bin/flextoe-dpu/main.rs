@@ -1,1 +1,80 @@
-fn main() {}
+//! `flextoe-dpu`: the FlexTOE-rs service binary.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
+
+mod cli;
+mod sim_service;
+
+use clap::Parser;
+use cli::{Cli, Command};
+use pipeline_config::Config;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", Config::default().to_json_pretty());
+            ExitCode::SUCCESS
+        }
+        Command::CheckConfig { file } => match Config::from_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
+                eprintln!("{errors}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run(args) => {
+            let config = match &args.config {
+                Some(path) => match Config::from_file(path) {
+                    Ok(c) => c,
+                    Err(errors) => {
+                        eprintln!("{}: {} problem(s):", path.display(), errors.0.len());
+                        eprintln!("{errors}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Config::default(),
+            };
+            init_logging(&config);
+            match config.port.backend {
+                pipeline_config::Backend::Sim => match sim_service::run(&config, &args) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("flextoe-dpu: {e}");
+                        ExitCode::from(1)
+                    }
+                },
+                pipeline_config::Backend::Dpdk => {
+                    eprintln!(
+                        "flextoe-dpu: port.backend: \"dpdk\" is not available in this build yet \
+                         (the DPDK backend is tracked as issue 7); use \"sim\""
+                    );
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let level = format!("{:?}", config.logging.level).to_lowercase();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.logging.format {
+        pipeline_config::LogFormat::Json => builder.json().try_init(),
+        pipeline_config::LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,19 @@
+//! Bytes of data-path state per connection (pre + proto + post), plus the
+//! flow-table entry. Prints a table; `cargo bench -p dpu-datapath --bench state_size`.
+
+use dpu_datapath::flow::{FlowId, FourTuple};
+use std::mem::size_of;
+
+fn main() {
+    let pre = size_of::<dpu_datapath::pre::PreFlow>();
+    let proto = size_of::<dpu_datapath::proto::ProtoFlow>();
+    let post = size_of::<dpu_datapath::post::PostFlow>();
+    // hashbrown stores (key, value) plus one control byte per bucket.
+    let table = size_of::<(FourTuple, FlowId)>() + 1;
+    println!("data-path state per connection:");
+    println!("  pre   {pre:4} B (tuple, flow group, header template)");
+    println!("  proto {proto:4} B (sequence state, OOO intervals, SACK scoreboard, RTT, timers)");
+    println!("  post  {post:4} B (application handle, CC counters)");
+    println!("  total {:4} B (+ {table} B flow-table entry)", pre + proto + post);
+    println!("application side (host memory): {} B + RX/TX buffers", size_of::<dpu_datapath::app::AppConn>());
+}

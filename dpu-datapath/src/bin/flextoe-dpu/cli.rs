@@ -1,0 +1,44 @@
+//! Command-line interface.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// FlexTOE-rs: a flexible TCP offload engine for DPUs.
+#[derive(Debug, Parser)]
+#[command(name = "flextoe-dpu", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the embedded default configuration (JSON).
+    DefaultConfig,
+    /// Validate a configuration file: exit 0, or exit 2 listing every problem.
+    CheckConfig {
+        /// The JSON configuration file.
+        file: PathBuf,
+    },
+    /// Run the service in the foreground until SIGINT/SIGTERM.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (default: the embedded default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Stop after this many seconds of wall-clock time (default: until signalled).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Sim backend: connections in the demo workload.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub connections: u32,
+    /// Sim backend: bytes each connection moves each way per round.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub bytes: u64,
+    /// Sim backend: write what crosses the simulated wire to this pcap file.
+    #[arg(long)]
+    pub pcap: Option<PathBuf>,
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs every test: formatting, lints, unit and
+# simulator tests, integration tests (which start the real binary), the
+# benchmarks' smoke run, and a short fuzz run.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+./scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test (units, simulator, integration)"
+cargo test --workspace --release
+
+step "benchmarks compile and run once (cargo bench -- --test)"
+cargo bench --workspace --quiet -- --test
+
+step "fuzz: ingress parser, ${FUZZ_SECONDS:-30} s on stable"
+# New inputs go to a scratch directory; the committed seeds stay as they are.
+fuzz_scratch="$(mktemp -d)"
+trap 'rm -rf "$fuzz_scratch"' EXIT
+(cd dpu-datapath/fuzz && cargo +stable fuzz run -s none ingress -- \
+    -max_total_time="${FUZZ_SECONDS:-30}" -seed=1 "$fuzz_scratch" corpus/ingress)
+
+step "all tests passed"
