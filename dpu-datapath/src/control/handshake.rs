@@ -61,7 +61,7 @@ impl Engine {
     ) {
         let installed = self.pre.len() + self.ctrl.handshakes.len();
         let Some(listener) = self.ctrl.listeners.get_mut(&tuple.local_port) else {
-            self.stats.drop(DropReason::NoListener);
+            self.stats.drop(DropReason::NoConnection);
             self.reset_unknown(tuple, remote_mac, tcp);
             return;
         };
@@ -164,6 +164,7 @@ impl Engine {
     fn send_handshake_segment(&mut self, tuple: &FourTuple) {
         let now = self.now;
         let initial_rto = self.cfg.proto.rto.initial_us as u64 * 1000;
+        let max_rto = self.cfg.proto.rto.max_us as u64 * 1000;
         let rcv_wscale = self.cfg.rcv_wscale();
         let (ws, ts, sack, mss) = (
             self.cfg.window_scale,
@@ -199,7 +200,7 @@ impl Engine {
         };
         let seq = h.iss;
         h.sent_at = now;
-        h.deadline = now + (initial_rto << h.retries.min(10));
+        h.deadline = now + (initial_rto << h.retries.min(10)).min(max_rto);
         let deadline = h.deadline;
         self.send_segment(tuple, mac, seq, ack, flags, window, options);
         self.push_timer(deadline, TimerKey::Handshake(*tuple));
@@ -306,9 +307,26 @@ impl Engine {
             _ => {
                 // SYN-RECEIVED.
                 if rst {
-                    if tcp.seq == h.irs + 1u32 {
+                    let rcv_nxt = h.irs + 1u32;
+                    let window = self.cfg.rx_buffer.min(u16::MAX as u32);
+                    if tcp.seq == rcv_nxt {
                         self.stats.rst_received += 1;
                         self.fail_handshake(&tuple, ConnError::Refused);
+                    } else if tcp.seq > rcv_nxt && tcp.seq < rcv_nxt + window {
+                        // RFC 5961 3.2: in window but inexact -> challenge.
+                        self.stats.drop(DropReason::RstChallenged);
+                        if self.ctrl.challenge_allowed(self.now) {
+                            self.stats.challenge_acks += 1;
+                            self.send_segment(
+                                &tuple,
+                                remote_mac,
+                                h.iss + 1u32,
+                                rcv_nxt,
+                                TcpFlags::ACK,
+                                window as u16,
+                                TcpOptions::default(),
+                            );
+                        }
                     } else {
                         self.stats.drop(DropReason::RstOutOfWindow);
                     }

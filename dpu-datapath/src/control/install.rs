@@ -43,6 +43,8 @@ impl Engine {
             rx_size: cfg.rx_buffer,
             tx_size: cfg.tx_buffer,
             rtt_us,
+            syn_retransmitted: h.retries > 0,
+            syn_window: cfg.rx_buffer.min(u16::MAX as u32) as u16,
         };
         let template = HeaderTemplate {
             local_mac: cfg.mac,

@@ -153,8 +153,14 @@ impl Engine {
                     self.on_time_wait_segment(tuple, remote_mac, tcp, frame);
                 } else if tcp.flags.contains(TcpFlags::SYN) && !tcp.flags.contains(TcpFlags::ACK) {
                     self.on_syn(tuple, remote_mac, tcp);
+                } else if self.ctrl.listeners.contains_key(&tuple.local_port)
+                    && !tcp.flags.contains(TcpFlags::ACK)
+                {
+                    // LISTEN (RFC 9293 3.10.7.2): a RST is ignored, an ACK
+                    // is reset (below), anything else is dropped.
+                    self.stats.drop(DropReason::BadFlags);
                 } else {
-                    self.stats.drop(DropReason::NoListener);
+                    self.stats.drop(DropReason::NoConnection);
                     self.reset_unknown(tuple, remote_mac, tcp);
                 }
             }

@@ -18,7 +18,7 @@ impl Engine {
         };
         let tuple = pre.tuple;
         let remote_mac = pre.template.remote_mac;
-        let (snd_nxt, rcv_nxt) = proto.time_wait_seqs();
+        let (snd_nxt, rcv_nxt, ts_recent, window) = proto.time_wait_info();
         if time_wait && self.cfg.time_wait_ns > 0 {
             let deadline = self.now + self.cfg.time_wait_ns;
             self.ctrl.time_wait.insert(
@@ -28,6 +28,8 @@ impl Engine {
                     rcv_nxt,
                     deadline,
                     remote_mac,
+                    ts_recent,
+                    window,
                 },
             );
             self.push_timer(deadline, TimerKey::TimeWait(tuple));

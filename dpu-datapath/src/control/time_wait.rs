@@ -15,6 +15,10 @@ pub struct TimeWait {
     pub rcv_nxt: SeqNumber,
     pub deadline: Nanos,
     pub remote_mac: EthernetAddress,
+    /// TS.Recent, when timestamps were negotiated: every segment must then
+    /// carry the option (RFC 7323 3.2).
+    pub ts_recent: Option<u32>,
+    pub window: u16,
 }
 
 impl Engine {
@@ -37,18 +41,32 @@ impl Engine {
         } else if f.contains(TcpFlags::FIN) {
             // Our last ACK was lost: ACK again and restart the 2MSL wait.
             let deadline = self.now + self.cfg.time_wait_ns;
+            let mut tw = tw;
             if let Some(entry) = self.ctrl.time_wait.get_mut(&tuple) {
                 entry.deadline = deadline;
+                // TS.Recent follows the peer's retransmitted FIN.
+                if let (Some(recent), Some((val, _))) = (entry.ts_recent, tcp.options.timestamps) {
+                    if val.wrapping_sub(recent) as i32 >= 0 {
+                        entry.ts_recent = Some(val);
+                    }
+                }
+                tw = *entry;
             }
             self.push_timer(deadline, TimerKey::TimeWait(tuple));
+            let options = TcpOptions {
+                timestamps: tw
+                    .ts_recent
+                    .map(|ecr| (crate::proto::ack_ts_clock(self.now), ecr)),
+                ..TcpOptions::default()
+            };
             self.send_segment(
                 &tuple,
                 tw.remote_mac,
                 tw.snd_nxt,
                 tw.rcv_nxt,
                 TcpFlags::ACK,
-                0,
-                TcpOptions::default(),
+                tw.window,
+                options,
             );
         } else {
             self.stats.drop(DropReason::OldDuplicate);

@@ -66,7 +66,9 @@ impl EngineConfig {
             sack: t.sack,
             flow_groups: cfg.topology.flow_groups,
             caps: ChecksumCaps::default(),
-            syn_retries: 5,
+            // With a 1 s initial and 60 s maximum RTO, 8 retries keep an
+            // active open trying for 3 minutes (RFC 9293 MUST-23).
+            syn_retries: 8,
             seed,
         })
     }

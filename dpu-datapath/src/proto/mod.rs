@@ -107,6 +107,11 @@ pub struct ProtoInit {
     pub rx_size: u32,
     pub tx_size: u32,
     pub rtt_us: Option<u32>,
+    /// The SYN or SYN-ACK was retransmitted and no RTT was measured: start
+    /// with a 3 s RTO (RFC 6298 5.7).
+    pub syn_retransmitted: bool,
+    /// The (unscaled) window our SYN or SYN-ACK advertised.
+    pub syn_window: u16,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -209,6 +214,8 @@ impl ProtoFlow {
         let mut rtt = RttEstimator::new(&cfg.rto);
         if let Some(sample) = init.rtt_us {
             rtt.sample(sample, &cfg.rto);
+        } else if init.syn_retransmitted {
+            rtt = RttEstimator::with_rto(3_000_000, &cfg.rto);
         }
         let mut flow = Self {
             state: init.state,
@@ -251,7 +258,7 @@ impl ProtoFlow {
             delack_at: 0,
             timer_queued_at: 0,
         };
-        flow.rcv_adv = flow.rcv_nxt + flow.advertised_window_bytes();
+        flow.rcv_adv = flow.rcv_nxt + flow.advertised_window_bytes().max(init.syn_window as u32);
         flow
     }
 
@@ -292,25 +299,47 @@ impl ProtoFlow {
         self.ooo.len()
     }
 
-    /// Free receive buffer space in bytes (the true receive window).
-    pub fn rcv_wnd(&self) -> u32 {
+    /// Free receive buffer space in bytes.
+    pub fn rcv_free(&self) -> u32 {
         self.rx_size - (self.rcv_nxt - self.rcv_consumed) as u32
     }
 
-    /// Window we advertise, rounded down to the scale granularity.
-    fn advertised_window_bytes(&self) -> u32 {
-        let field = (self.rcv_wnd() >> self.rcv_wscale).min(u16::MAX as u32);
-        field << self.rcv_wscale
+    /// RCV.WND: up to the right edge we advertised (never moves left, never
+    /// past the free space, so accepted data always fits the buffer).
+    pub fn rcv_wnd(&self) -> u32 {
+        (self.rcv_adv - self.rcv_nxt).max(0) as u32
     }
 
+    /// Window field to send now, with receiver silly-window avoidance
+    /// (RFC 9293 3.8.6.2.2): the right edge moves only when it can move by
+    /// at least min(buffer / 2, MSS).
     fn window_field(&self) -> u16 {
-        (self.rcv_wnd() >> self.rcv_wscale).min(u16::MAX as u32) as u16
+        let ws = self.rcv_wscale;
+        let free = self.rcv_free();
+        let current = self.rcv_wnd();
+        let threshold = (self.rx_size / 2).min(self.mss as u32);
+        let bytes = if free >= current + threshold { free } else { current };
+        // Round up to the scale unit so the edge never moves left, but
+        // never beyond the free space.
+        let mut field = (bytes + (1u32 << ws) - 1) >> ws;
+        if field << ws > free {
+            field = free >> ws;
+        }
+        field.min(u16::MAX as u32) as u16
+    }
+
+    /// Bytes the window field we would send now stands for.
+    fn advertised_window_bytes(&self) -> u32 {
+        (self.window_field() as u32) << self.rcv_wscale
     }
 
     /// Header fields for a segment we send now (pure ACK by default).
     fn header(&mut self, seq: SeqNumber, flags: crate::wire::TcpFlags) -> HeaderFields {
         let window = self.window_field();
-        self.rcv_adv = self.rcv_nxt + ((window as u32) << self.rcv_wscale);
+        let edge = self.rcv_nxt + ((window as u32) << self.rcv_wscale);
+        if edge > self.rcv_adv {
+            self.rcv_adv = edge;
+        }
         let mut sack = crate::pre::SackBlocks::default();
         if self.flags.has(Flags::SACK) && !self.ooo.is_empty() {
             let max = if self.flags.has(Flags::TS) { 3 } else { 4 };
@@ -354,12 +383,13 @@ impl ProtoFlow {
         if !self.state.can_receive_data() {
             return None;
         }
-        // Like Linux: update when the window we could advertise is at least
-        // double what the peer currently sees, or crosses one MSS from below.
-        let now_adv = (self.rcv_adv - self.rcv_nxt).max(0) as u32;
+        // Like Linux: update when the window we could advertise (after SWS
+        // avoidance) is at least double what the peer sees, or opens a
+        // window smaller than one MSS.
+        let now_adv = self.rcv_wnd();
         let could = self.advertised_window_bytes();
         let mss = self.mss as u32;
-        if could > now_adv && (could >= 2 * now_adv || (now_adv < mss && could >= mss)) {
+        if could > now_adv && (could >= 2 * now_adv || now_adv < mss) {
             Some(self.pure_ack())
         } else {
             None
@@ -407,6 +437,7 @@ impl ProtoFlow {
             return Ok(true);
         }
         let wnd = self.rcv_wnd().max(1);
+        // RCV.WND is what we advertised (RFC 5961 3.2).
         if seq > self.rcv_nxt && seq < self.rcv_nxt + wnd {
             Ok(false)
         } else {
@@ -426,9 +457,15 @@ impl ProtoFlow {
         }
     }
 
-    /// Sequence numbers the control plane needs for TIME-WAIT.
-    pub fn time_wait_seqs(&self) -> (SeqNumber, SeqNumber) {
-        (self.snd_max, self.rcv_nxt)
+    /// What the control plane needs to answer in TIME-WAIT: SND.MAX,
+    /// RCV.NXT, TS.Recent (when timestamps were negotiated), window field.
+    pub fn time_wait_info(&self) -> (SeqNumber, SeqNumber, Option<u32>, u16) {
+        (
+            self.snd_max,
+            self.rcv_nxt,
+            self.flags.has(Flags::TS).then_some(self.ts_recent),
+            self.window_field(),
+        )
     }
 }
 

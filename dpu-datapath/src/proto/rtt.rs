@@ -28,6 +28,14 @@ impl RttEstimator {
         }
     }
 
+    /// No sample yet, but a given initial timeout (e.g. 3 s after SYN loss).
+    pub fn with_rto(rto_us: u32, bounds: &RtoBounds) -> Self {
+        Self {
+            rto_us: rto_us.clamp(bounds.min_us, bounds.max_us),
+            ..Self::new(bounds)
+        }
+    }
+
     /// Smoothed RTT, 0 before the first sample.
     pub fn srtt_us(&self) -> u32 {
         self.srtt_us

@@ -122,6 +122,7 @@ impl ProtoFlow {
         let seg_end = s.seq + s.payload_len as u32;
         let start = s.seq.max(self.rcv_nxt);
         let end = seg_end.min(self.rcv_nxt + self.rcv_wnd());
+        debug_assert!(self.rcv_wnd() <= self.rcv_free());
         if end <= start {
             snap.drop = Some(DropReason::OutOfWindow);
             return true;

@@ -40,7 +40,7 @@ drop_reasons! {
     TcpBadOptions => "tcp_bad_options", "Option lengths overrun the header.";
     NotForUs => "not_for_us", "Destination MAC or IPv4 address is not ours.";
     BadFlags => "bad_flags", "Illegal flag combination (SYN+FIN, SYN+RST, no ACK in a synchronized state, none at all).";
-    NoListener => "no_listener", "Segment for no connection and no listener (answered with RST).";
+    NoConnection => "no_connection", "Segment for no connection (answered with RST unless it is a RST).";
     ListenOverflow => "listen_overflow", "SYN for a listener whose backlog is full.";
     OldDuplicate => "old_duplicate", "Segment entirely below RCV.NXT, already received (answered with ACK).";
     OutOfWindow => "out_of_window", "Sequence number outside the receive window (answered with ACK).";
