@@ -24,7 +24,11 @@ fn rx_segment(c: &mut Criterion) {
         let mut i = 0usize;
         let id = format!(
             "{flows}_flows/{payload}B/{}",
-            if verify { "sw_checksum" } else { "checksum_offload" }
+            if verify {
+                "sw_checksum"
+            } else {
+                "checksum_offload"
+            }
         );
         group.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter(|| {
@@ -47,7 +51,12 @@ fn rx_segment(c: &mut Criterion) {
             })
         });
         let s = engine.stats();
-        assert_eq!(s.total_drops(), 0, "benchmark traffic was dropped: {:?}", s.drop_breakdown());
+        assert_eq!(
+            s.total_drops(),
+            0,
+            "benchmark traffic was dropped: {:?}",
+            s.drop_breakdown()
+        );
     }
     group.finish();
 }

@@ -14,6 +14,12 @@ fn main() {
     println!("  pre   {pre:4} B (tuple, flow group, header template)");
     println!("  proto {proto:4} B (sequence state, OOO intervals, SACK scoreboard, RTT, timers)");
     println!("  post  {post:4} B (application handle, CC counters)");
-    println!("  total {:4} B (+ {table} B flow-table entry)", pre + proto + post);
-    println!("application side (host memory): {} B + RX/TX buffers", size_of::<dpu_datapath::app::AppConn>());
+    println!(
+        "  total {:4} B (+ {table} B flow-table entry)",
+        pre + proto + post
+    );
+    println!(
+        "application side (host memory): {} B + RX/TX buffers",
+        size_of::<dpu_datapath::app::AppConn>()
+    );
 }

@@ -44,13 +44,21 @@ fn assert_tables_empty(sim: &mut SimPair) {
 fn thousand_concurrent_connections_of_64k() {
     const N: usize = 1000;
     const SIZE: u64 = 64 * 1024;
-    let mut sim = pair_with(LinkParams { loss: 0.001, ..Default::default() }, 11, small_buffers);
+    let mut sim = pair_with(
+        LinkParams {
+            loss: 0.001,
+            ..Default::default()
+        },
+        11,
+        small_buffers,
+    );
     sim.b.listen(PORT, None).unwrap();
     let clients: Vec<ConnId> = (0..N)
         .map(|_| sim.a.connect(B_IP, PORT, sim.now).unwrap())
         .collect();
-    let mut senders: Vec<StreamSender> =
-        (0..N).map(|i| StreamSender::new(1000 + i as u64, SIZE)).collect();
+    let mut senders: Vec<StreamSender> = (0..N)
+        .map(|i| StreamSender::new(1000 + i as u64, SIZE))
+        .collect();
     // B's side: accepted connections, matched to clients by port.
     let mut servers: Vec<(ConnId, StreamReceiver, u16)> = Vec::new();
     let done = sim.run_until(60 * SEC, |s| {
@@ -68,7 +76,11 @@ fn thousand_concurrent_connections_of_64k() {
         }
         servers.len() == N && servers.iter().all(|(_, r, _)| r.eof())
     });
-    assert!(done, "only {} connections finished", servers.iter().filter(|s| s.1.eof()).count());
+    assert!(
+        done,
+        "only {} connections finished",
+        servers.iter().filter(|s| s.1.eof()).count()
+    );
     // Per-connection integrity: each receiver got exactly its sender's stream.
     for (c, r, port) in &servers {
         let i = clients
@@ -134,7 +146,11 @@ fn half_close(a_closes_first: bool) {
     let mut rx1 = StreamReceiver::default();
     let mut rx2 = StreamReceiver::default();
     let ok = sim.run_until(10 * SEC, |s| {
-        let (e1, e2) = if a_closes_first { (&mut s.a, &mut s.b) } else { (&mut s.b, &mut s.a) };
+        let (e1, e2) = if a_closes_first {
+            (&mut s.a, &mut s.b)
+        } else {
+            (&mut s.b, &mut s.a)
+        };
         tx1.pump(e1, first);
         rx2.pump(e2, second);
         if rx2.eof() {
@@ -181,7 +197,10 @@ fn abort_mid_transfer_resets_the_peer() {
     });
     assert!(reset);
     assert_eq!(sim.b.conn_error(cb), Some(ConnError::Reset));
-    assert_eq!(sim.b.send(cb, b"x"), Err(ApiError::Connection(ConnError::Reset)));
+    assert_eq!(
+        sim.b.send(cb, b"x"),
+        Err(ApiError::Connection(ConnError::Reset))
+    );
     assert_eq!(sim.b.stats().connections_reset, 1);
     sim.b.close(cb).unwrap();
     assert_eq!(sim.a.flow_count() + sim.b.flow_count(), 0);
@@ -199,7 +218,10 @@ fn connect_to_closed_port_is_refused() {
 #[test]
 fn connect_to_silent_host_times_out() {
     let mut sim = pair(LinkParams::default(), 16);
-    let c = sim.a.connect(std::net::Ipv4Addr::new(198, 18, 0, 99), 80, 0).unwrap();
+    let c = sim
+        .a
+        .connect(std::net::Ipv4Addr::new(198, 18, 0, 99), 80, 0)
+        .unwrap();
     let ok = sim.run_until(30 * SEC, |s| s.a.conn_error(c).is_some());
     assert!(ok);
     assert_eq!(sim.a.conn_error(c), Some(ConnError::HostUnreachable));
@@ -218,7 +240,10 @@ fn zero_window_then_update_within_one_rtt_of_reading() {
         tx.pump(&mut s.a, ca);
         s.a.stats().zero_window_probes >= 2
     });
-    assert!(sim.a.stats().zero_window_probes >= 2, "A never probed the zero window");
+    assert!(
+        sim.a.stats().zero_window_probes >= 2,
+        "A never probed the zero window"
+    );
     assert_eq!(sim.b.conn_info(cb).unwrap().rcv_wnd, 0);
     let before = sim.b.readable(cb);
     assert_eq!(before, 64 * 1024);

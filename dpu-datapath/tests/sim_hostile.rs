@@ -10,15 +10,21 @@ use dpu_datapath::sim::workload::{StreamReceiver, StreamSender};
 use dpu_datapath::sim::LinkParams;
 use dpu_datapath::stats::DropReason;
 use dpu_datapath::wire::{
-    emit_tcp_frame, tcp_checksum, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr, IpProtocol,
-    Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr,
+    emit_tcp_frame, tcp_checksum, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr,
+    IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr,
 };
 
 const ETH: usize = 14;
 const IP: usize = 20;
 
 /// A segment "from A" (spoofed by an off-path attacker) to B's connection.
-fn forged(info: &ConnInfo, seq: SeqNumber, ack: SeqNumber, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+fn forged(
+    info: &ConnInfo,
+    seq: SeqNumber,
+    ack: SeqNumber,
+    flags: TcpFlags,
+    payload: &[u8],
+) -> Vec<u8> {
     let t = info.tuple;
     let eth = EthernetRepr {
         src: EthernetAddress([2, 0, 0xc6, 0x12, 0, 1]),
@@ -57,7 +63,11 @@ fn forged(info: &ConnInfo, seq: SeqNumber, ack: SeqNumber, flags: TcpFlags, payl
 fn refill_tcp_checksum(frame: &mut [u8], info: &ConnInfo) {
     frame[ETH + IP + 16] = 0;
     frame[ETH + IP + 17] = 0;
-    let c = tcp_checksum(info.tuple.remote_ip, info.tuple.local_ip, &frame[ETH + IP..]);
+    let c = tcp_checksum(
+        info.tuple.remote_ip,
+        info.tuple.local_ip,
+        &frame[ETH + IP..],
+    );
     frame[ETH + IP + 16..ETH + IP + 18].copy_from_slice(&c.to_be_bytes());
 }
 
@@ -70,7 +80,10 @@ fn hostile_frames_are_dropped_and_counted_while_a_transfer_completes() {
     let mut rx = StreamReceiver::default();
     let mut round = 0u32;
     let mut expected: Vec<(DropReason, u64)> = Vec::new();
-    let mut count = |r: DropReason, expected: &mut Vec<(DropReason, u64)>| match expected.iter_mut().find(|e| e.0 == r) {
+    let count = |r: DropReason, expected: &mut Vec<(DropReason, u64)>| match expected
+        .iter_mut()
+        .find(|e| e.0 == r)
+    {
         Some(e) => e.1 += 1,
         None => expected.push((r, 1)),
     };
@@ -78,7 +91,7 @@ fn hostile_frames_are_dropped_and_counted_while_a_transfer_completes() {
         tx.pump(&mut s.a, ca);
         rx.pump(&mut s.b, cb);
         round += 1;
-        if round % 50 == 0 && round < 50 * 200 {
+        if round.is_multiple_of(50) && round < 50 * 200 {
             let info = s.b.conn_info(cb).unwrap();
             let (una, nxt, rcv) = (info.snd_una, info.snd_nxt, info.rcv_nxt);
             let good = forged(&info, rcv, una, TcpFlags::ACK, b"hostile!");
@@ -115,13 +128,34 @@ fn hostile_frames_are_dropped_and_counted_while_a_transfer_completes() {
             });
             f[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
             frames.push((f, DropReason::IpFragment));
-            frames.push((forged(&info, rcv, una, TcpFlags::SYN | TcpFlags::FIN, &[]), DropReason::BadFlags));
-            frames.push((forged(&info, rcv, una, TcpFlags::SYN | TcpFlags::RST, &[]), DropReason::BadFlags));
-            frames.push((forged(&info, rcv + (1u32 << 30), una, TcpFlags::ACK, b"blind data"), DropReason::OutOfWindow));
-            frames.push((forged(&info, rcv, nxt + (1u32 << 20), TcpFlags::ACK, &[]), DropReason::AckUnsent));
-            frames.push((forged(&info, rcv + (1u32 << 30), SeqNumber(0), TcpFlags::RST, &[]), DropReason::RstOutOfWindow));
-            frames.push((forged(&info, rcv + 100u32, SeqNumber(0), TcpFlags::RST, &[]), DropReason::RstChallenged));
-            frames.push((forged(&info, rcv + 7u32, SeqNumber(0), TcpFlags::SYN, &[]), DropReason::SynChallenged));
+            frames.push((
+                forged(&info, rcv, una, TcpFlags::SYN | TcpFlags::FIN, &[]),
+                DropReason::BadFlags,
+            ));
+            frames.push((
+                forged(&info, rcv, una, TcpFlags::SYN | TcpFlags::RST, &[]),
+                DropReason::BadFlags,
+            ));
+            frames.push((
+                forged(&info, rcv + (1u32 << 30), una, TcpFlags::ACK, b"blind data"),
+                DropReason::OutOfWindow,
+            ));
+            frames.push((
+                forged(&info, rcv, nxt + (1u32 << 20), TcpFlags::ACK, &[]),
+                DropReason::AckUnsent,
+            ));
+            frames.push((
+                forged(&info, rcv + (1u32 << 30), SeqNumber(0), TcpFlags::RST, &[]),
+                DropReason::RstOutOfWindow,
+            ));
+            frames.push((
+                forged(&info, rcv + 100u32, SeqNumber(0), TcpFlags::RST, &[]),
+                DropReason::RstChallenged,
+            ));
+            frames.push((
+                forged(&info, rcv + 7u32, SeqNumber(0), TcpFlags::SYN, &[]),
+                DropReason::SynChallenged,
+            ));
             for (f, reason) in frames {
                 s.b.receive(&f, s.now);
                 count(reason, &mut expected);
@@ -132,8 +166,15 @@ fn hostile_frames_are_dropped_and_counted_while_a_transfer_completes() {
     assert!(ok, "transfer did not complete under attack");
     assert_eq!(rx.received(), SIZE);
     assert_eq!(rx.digest(), tx.digest());
-    assert_eq!(expected.len(), 13, "every kind of hostile frame was injected");
-    assert!(expected.iter().all(|e| e.1 >= 20), "injected during the transfer: {expected:?}");
+    assert_eq!(
+        expected.len(),
+        13,
+        "every kind of hostile frame was injected"
+    );
+    assert!(
+        expected.iter().all(|e| e.1 >= 20),
+        "injected during the transfer: {expected:?}"
+    );
     for (reason, n) in &expected {
         assert_eq!(
             sim.b.stats().drops(*reason),

@@ -19,7 +19,9 @@ use script::*;
 
 /// `n` recognisable bytes.
 fn bytes(n: usize, salt: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+        .collect()
 }
 
 fn st(s: &Script, c: dpu_datapath::app::ConnId) -> TcpState {
@@ -39,7 +41,17 @@ fn open_plain(s: &mut Script) -> dpu_datapath::app::ConnId {
     // 0.100 < S 0:0(0) win 65535 <mss 1460>
     s.inject(seg().flags(SYN).seq(0).win(65535).mss(1460));
     // 0.100 > S. 0:0(0) ack 1 win 65535 <mss 1448>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).win(65535).mss(1448).no_ws().no_sack_perm().no_ts());
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1448)
+            .no_ws()
+            .no_sack_perm()
+            .no_ts(),
+    );
     s.at(200);
     // 0.200 < . 1:1(0) ack 1 win 65535
     s.inject(seg().flags(ACK).seq(1).ack(1).win(65535));
@@ -57,7 +69,16 @@ fn open_sack(s: &mut Script) -> dpu_datapath::app::ConnId {
     // 0.100 < S 0:0(0) win 65535 <mss 1460,sackOK>
     s.inject(seg().flags(SYN).seq(0).win(65535).mss(1460).sack_perm());
     // 0.100 > S. 0:0(0) ack 1 win 65535 <mss 1448,sackOK>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).mss(1448).sack_perm().no_ws().no_ts());
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .mss(1448)
+            .sack_perm()
+            .no_ws()
+            .no_ts(),
+    );
     s.at(200);
     // 0.200 < . 1:1(0) ack 1 win 65535
     s.inject(seg().flags(ACK).seq(1).ack(1).win(65535));
@@ -70,9 +91,28 @@ fn open_full(s: &mut Script) -> dpu_datapath::app::ConnId {
     s.listen(None);
     s.at(100);
     // 0.100 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>
-    s.inject(seg().flags(SYN).seq(0).win(65535).mss(1460).sack_perm().ts(1000, 0).ws(7));
+    s.inject(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .win(65535)
+            .mss(1460)
+            .sack_perm()
+            .ts(1000, 0)
+            .ws(7),
+    );
     // 0.100 > S. 0:0(0) ack 1 win 65535 <mss 1448,sackOK,TS val 100 ecr 1000,wscale 3>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).win(65535).mss(1448).sack_perm().ts(100, 1000).ws(3));
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1448)
+            .sack_perm()
+            .ts(100, 1000)
+            .ws(3),
+    );
     s.at(200);
     // 0.200 < . 1:1(0) ack 1 win 512 <nop,nop,TS val 1100 ecr 100>
     s.inject(seg().flags(ACK).seq(1).ack(1).win(512).ts(1100, 100));
@@ -91,7 +131,17 @@ fn syn_sent(s: &mut Script) -> dpu_datapath::app::ConnId {
     // 0.100 < ARP 198.18.0.1 is-at 02:00:c6:12:00:01
     s.inject_arp_reply();
     // 0.100 > S 0:0(0) win 65535 <mss 1448,sackOK,TS val 100 ecr 0,wscale 3>
-    s.expect(seg().flags(SYN).seq(0).win(65535).mss(1448).sack_perm().ts(100, 0).ws(3).len(0));
+    s.expect(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .win(65535)
+            .mss(1448)
+            .sack_perm()
+            .ts(100, 0)
+            .ws(3)
+            .len(0),
+    );
     assert_eq!(st(s, c), SynSent);
     c
 }
@@ -182,9 +232,29 @@ fn listen_syn_with_all_options_gets_syn_ack_with_all_options() {
     s.listen(None);
     s.at(100);
     // 0.100 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7>
-    s.inject(seg().flags(SYN).seq(0).win(65535).mss(1460).sack_perm().ts(1000, 0).ws(7));
+    s.inject(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .win(65535)
+            .mss(1460)
+            .sack_perm()
+            .ts(1000, 0)
+            .ws(7),
+    );
     // 0.100 > S. 0:0(0) ack 1 win 65535 <mss 1448,sackOK,TS val 100 ecr 1000,wscale 3>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).win(65535).mss(1448).sack_perm().ts(100, 1000).ws(3).len(0));
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1448)
+            .sack_perm()
+            .ts(100, 1000)
+            .ws(3)
+            .len(0),
+    );
     s.expect_none();
     assert_eq!(s.control_counts(), (1, 0));
     assert_eq!(s.accept(), None);
@@ -198,7 +268,17 @@ fn listen_syn_without_options_gets_mss_only_and_peer_mss_defaults_to_536() {
     // 0.100 < S 0:0(0) win 65535
     s.inject(seg().flags(SYN).seq(0).win(65535));
     // 0.100 > S. 0:0(0) ack 1 win 65535 <mss 1448>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).win(65535).mss(1448).no_ws().no_sack_perm().no_ts());
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1448)
+            .no_ws()
+            .no_sack_perm()
+            .no_ts(),
+    );
     // 0.100 < . 1:1(0) ack 1 win 65535
     s.inject(seg().flags(ACK).seq(1).ack(1));
     let c = s.accept().expect("accept");
@@ -217,9 +297,27 @@ fn listen_syn_ack_options_only_those_offered() {
     s.listen(None);
     s.at(100);
     // 0.100 < S 0:0(0) win 65535 <mss 1400,sackOK,TS val 1000 ecr 0>
-    s.inject(seg().flags(SYN).seq(0).win(65535).mss(1400).sack_perm().ts(1000, 0));
+    s.inject(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .win(65535)
+            .mss(1400)
+            .sack_perm()
+            .ts(1000, 0),
+    );
     // 0.100 > S. 0:0(0) ack 1 win 65535 <mss 1448,sackOK,TS val 100 ecr 1000>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).win(65535).mss(1448).sack_perm().ts(100, 1000).no_ws());
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1448)
+            .sack_perm()
+            .ts(100, 1000)
+            .no_ws(),
+    );
     s.at(200);
     // 0.200 < . 1:1(0) ack 1 win 65535 <nop,nop,TS val 1100 ecr 100>
     s.inject(seg().flags(ACK).seq(1).ack(1).ts(1100, 100));
@@ -229,9 +327,24 @@ fn listen_syn_ack_options_only_those_offered() {
     // No window scaling: the window field is the unscaled 65535 (RFC 7323 2.2).
     // Payload per segment: 1400 - 12 bytes of timestamp option.
     // 0.200 > . 1:1389(1388) ack 1 win 65535 <nop,nop,TS val 200 ecr 1100>
-    s.expect(seg().flags(ACK).seq(1).ack(1).win(65535).len(1388).ts(200, 1100));
+    s.expect(
+        seg()
+            .flags(ACK)
+            .seq(1)
+            .ack(1)
+            .win(65535)
+            .len(1388)
+            .ts(200, 1100),
+    );
     // 0.200 > P. 1389:2001(612) ack 1 win 65535 <nop,nop,TS val 200 ecr 1100>
-    s.expect(seg().flags(PSH | ACK).seq(1389).ack(1).len(612).ts(200, 1100));
+    s.expect(
+        seg()
+            .flags(PSH | ACK)
+            .seq(1389)
+            .ack(1)
+            .len(612)
+            .ts(200, 1100),
+    );
 }
 
 #[test]
@@ -244,7 +357,14 @@ fn listen_ack_gets_rst_with_seq_from_ack() {
     // 0.100 > R 12345:12345(0)                  -- RFC 9293 3.10.7.2: <SEQ=SEG.ACK><CTL=RST>
     s.expect(seg().flags(RST).seq(12345).abs().len(0).no_opts());
     // 0.100 < P. 7:17(10) ack 777 win 65535
-    s.inject(seg().flags(PSH | ACK).seq(DEFAULT_PEER_ISN + 7).ack(777).abs().len(10));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(DEFAULT_PEER_ISN + 7)
+            .ack(777)
+            .abs()
+            .len(10),
+    );
     // 0.100 > R 777:777(0)
     s.expect(seg().flags(RST).seq(777).abs().len(0));
     s.expect_none();
@@ -374,9 +494,27 @@ fn syn_sent_syn_ack_with_right_ack_establishes() {
     let c = syn_sent(&mut s);
     s.at(150);
     // 0.150 < S. 0:0(0) ack 1 win 65535 <mss 1460,sackOK,TS val 5000 ecr 100,nop,wscale 7>
-    s.inject(seg().flags(SYN | ACK).seq(0).ack(1).win(65535).mss(1460).sack_perm().ts(5000, 100).ws(7));
+    s.inject(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1460)
+            .sack_perm()
+            .ts(5000, 100)
+            .ws(7),
+    );
     // 0.150 > . 1:1(0) ack 1 win 32768 <nop,nop,TS val 150 ecr 5000>
-    s.expect(seg().flags(ACK).seq(1).ack(1).win(32768).ts(150, 5000).len(0));
+    s.expect(
+        seg()
+            .flags(ACK)
+            .seq(1)
+            .ack(1)
+            .win(32768)
+            .ts(150, 5000)
+            .len(0),
+    );
     assert_eq!(st(&s, c), Established);
     assert_eq!(s.control_counts(), (0, 0));
     assert_eq!(s.eng.flow_count(), 1);
@@ -384,7 +522,15 @@ fn syn_sent_syn_ack_with_right_ack_establishes() {
     s.at(160);
     s.send(c, b"hello");
     // 0.160 > P. 1:6(5) ack 1 win 32768 <nop,nop,TS val 160 ecr 5000>
-    s.expect(seg().flags(PSH | ACK).seq(1).ack(1).win(32768).payload(b"hello").ts(160, 5000));
+    s.expect(
+        seg()
+            .flags(PSH | ACK)
+            .seq(1)
+            .ack(1)
+            .win(32768)
+            .payload(b"hello")
+            .ts(160, 5000),
+    );
 }
 
 #[test]
@@ -442,7 +588,10 @@ fn syn_sent_rst_ack_refuses_connection() {
     assert_eq!(s.error(c), Some(ConnError::Refused));
     assert_eq!(st(&s, c), Closed);
     assert_eq!(s.control_counts(), (0, 0));
-    assert_eq!(s.eng.send(c, b"x"), Err(ApiError::Connection(ConnError::Refused)));
+    assert_eq!(
+        s.eng.send(c, b"x"),
+        Err(ApiError::Connection(ConnError::Refused))
+    );
     // No SYN retransmission afterwards.
     s.at(10_000);
     s.expect_none();
@@ -470,7 +619,16 @@ fn syn_sent_syn_only_is_simultaneous_open() {
     // 0.150 < S 0:0(0) win 65535 <mss 1460>
     s.inject(seg().flags(SYN).seq(0).mss(1460));
     // 0.150 > S. 0:0(0) ack 1 win 65535 <mss 1448>
-    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).mss(1448).no_ws().no_sack_perm().no_ts());
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .mss(1448)
+            .no_ws()
+            .no_sack_perm()
+            .no_ts(),
+    );
     assert_eq!(st(&s, c), SynReceived);
     s.at(160);
     // 0.160 < S. 0:0(0) ack 1 win 65535 <mss 1460>   (RFC 9293 figure 7, line 6)
@@ -508,7 +666,15 @@ fn syn_sent_syn_retransmitted_with_exponential_backoff() {
     s.expect_none();
     s.at(1100);
     // 1.100 > S 0:0(0) win 65535 <mss 1448,sackOK,TS val 1100 ecr 0,wscale 3>   (initial RTO 1 s)
-    s.expect(seg().flags(SYN).seq(0).mss(1448).sack_perm().ts(1100, 0).ws(3));
+    s.expect(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .mss(1448)
+            .sack_perm()
+            .ts(1100, 0)
+            .ws(3),
+    );
     s.at(3099);
     s.expect_none();
     s.at(3100);
@@ -796,20 +962,44 @@ fn established_out_of_order_data_gets_dup_ack_with_sack_then_cumulative_ack() {
     // 0.300 > . 1:1(0) ack 1001
     s.expect(seg().flags(ACK).seq(1).ack(1001).no_sack());
     // 0.300 < P. 2001:3001(1000) ack 1 win 65535
-    s.inject(seg().flags(PSH | ACK).seq(2001).ack(1).payload(&d[2000..3000]));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(2001)
+            .ack(1)
+            .payload(&d[2000..3000]),
+    );
     // 0.300 > . 1:1(0) ack 1001 <sack 2001:3001>
     s.expect(seg().flags(ACK).seq(1).ack(1001).sack(&[(2001, 3001)]));
     // 0.300 < P. 4001:5001(1000) ack 1 win 65535
     s.inject(seg().flags(PSH | ACK).seq(4001).ack(1).payload(&d[4000..]));
     // 0.300 > . 1:1(0) ack 1001 <sack 4001:5001 2001:3001>    (most recent first, RFC 2018)
-    s.expect(seg().flags(ACK).seq(1).ack(1001).sack(&[(4001, 5001), (2001, 3001)]));
+    s.expect(
+        seg()
+            .flags(ACK)
+            .seq(1)
+            .ack(1001)
+            .sack(&[(4001, 5001), (2001, 3001)]),
+    );
     assert_eq!(s.recv(c, 10_000).unwrap(), &d[..1000]);
     // 0.300 < P. 1001:2001(1000) ack 1 win 65535           (first hole filled)
-    s.inject(seg().flags(PSH | ACK).seq(1001).ack(1).payload(&d[1000..2000]));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(1001)
+            .ack(1)
+            .payload(&d[1000..2000]),
+    );
     // 0.300 > . 1:1(0) ack 3001 <sack 4001:5001>
     s.expect(seg().flags(ACK).seq(1).ack(3001).sack(&[(4001, 5001)]));
     // 0.300 < P. 3001:4001(1000) ack 1 win 65535           (last hole filled)
-    s.inject(seg().flags(PSH | ACK).seq(3001).ack(1).payload(&d[3000..4000]));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(3001)
+            .ack(1)
+            .payload(&d[3000..4000]),
+    );
     // 0.300 > . 1:1(0) ack 5001
     s.expect(seg().flags(ACK).seq(1).ack(5001).no_sack());
     assert_eq!(s.recv(c, 10_000).unwrap(), &d[1000..]);
@@ -1184,15 +1374,39 @@ fn established_timestamps_and_window_scale_are_applied() {
     s.send(c, &bytes(20_000, 11));
     for i in 0..8u32 {
         // 0.300 > . (1 + 1436 i):(1 + 1436 (i + 1))(1436) ack 1 win 32768 <nop,nop,TS val 300 ecr 1200>
-        s.expect(seg().flags(ACK).seq(1 + 1436 * i).ack(1).win(32768).len(1436).ts(300, 1200));
+        s.expect(
+            seg()
+                .flags(ACK)
+                .seq(1 + 1436 * i)
+                .ack(1)
+                .win(32768)
+                .len(1436)
+                .ts(300, 1200),
+        );
     }
     // 8 * 1436 = 11488; the 1312 bytes left in the window would be a runt.
     s.expect_none();
     s.at(310);
     // 0.310 < P. 1:11(10) ack 11489 win 1000 <nop,nop,TS val 1300 ecr 300>
-    s.inject(seg().flags(PSH | ACK).seq(1).ack(11489).win(1000).ts(1300, 300).len(10));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(1)
+            .ack(11489)
+            .win(1000)
+            .ts(1300, 300)
+            .len(10),
+    );
     // 0.310 > . 11489:11489(0) ack 11 win 32766 <nop,nop,TS val 310 ecr 1300>
-    s.expect(seg().flags(ACK).seq(11489).ack(11).win(((262_144 - 10) >> 3) as u16).len(0).ts(310, 1300));
+    s.expect(
+        seg()
+            .flags(ACK)
+            .seq(11489)
+            .ack(11)
+            .win(((262_144 - 10) >> 3) as u16)
+            .len(0)
+            .ts(310, 1300),
+    );
     // 0.310 > . 11489:12925(1436) ack 11 win 32766 <nop,nop,TS val 310 ecr 1300>   (window now 128000)
     s.expect(seg().flags(ACK).seq(11489).ack(11).len(1436).ts(310, 1300));
 }
@@ -1203,19 +1417,43 @@ fn established_paws_drops_old_timestamp() {
     let c = open_full(&mut s);
     s.at(300);
     // 0.300 < P. 1:11(10) ack 1 win 512 <nop,nop,TS val 1200 ecr 100>
-    s.inject(seg().flags(PSH | ACK).seq(1).ack(1).win(512).ts(1200, 100).payload(b"0123456789"));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(1)
+            .ack(1)
+            .win(512)
+            .ts(1200, 100)
+            .payload(b"0123456789"),
+    );
     // 0.300 > . 1:1(0) ack 11 <nop,nop,TS val 300 ecr 1200>
     s.expect(seg().flags(ACK).seq(1).ack(11).ts(300, 1200));
     s.at(310);
     // 0.310 < P. 11:21(10) ack 1 win 512 <nop,nop,TS val 1150 ecr 100>   (older than TS.Recent)
-    s.inject(seg().flags(PSH | ACK).seq(11).ack(1).win(512).ts(1150, 100).len(10));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(11)
+            .ack(1)
+            .win(512)
+            .ts(1150, 100)
+            .len(10),
+    );
     // 0.310 > . 1:1(0) ack 11 <nop,nop,TS val 310 ecr 1200>             -- RFC 7323 5.3: ACK, drop
     s.expect(seg().flags(ACK).seq(1).ack(11).ts(310, 1200));
     assert_eq!(s.drops(DropReason::Paws), 1);
     assert_eq!(s.eng.readable(c), 10);
     s.at(320);
     // 0.320 < P. 11:21(10) ack 1 win 512 <nop,nop,TS val 1200 ecr 100>   (equal is fine)
-    s.inject(seg().flags(PSH | ACK).seq(11).ack(1).win(512).ts(1200, 100).len(10));
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(11)
+            .ack(1)
+            .win(512)
+            .ts(1200, 100)
+            .len(10),
+    );
     // 0.320 > . 1:1(0) ack 21 <nop,nop,TS val 320 ecr 1200>
     s.expect(seg().flags(ACK).seq(1).ack(21).ts(320, 1200));
     assert_eq!(s.eng.readable(c), 20);
@@ -1367,7 +1605,13 @@ fn fin_wait_2_still_receives_data() {
     assert_eq!(s.recv(c, 1000).unwrap(), d);
     s.at(500);
     // 0.500 < FP. 101:111(10) ack 2 win 65535
-    s.inject(seg().flags(FIN | PSH | ACK).seq(101).ack(2).payload(b"0123456789"));
+    s.inject(
+        seg()
+            .flags(FIN | PSH | ACK)
+            .seq(101)
+            .ack(2)
+            .payload(b"0123456789"),
+    );
     // 0.500 > . 2:2(0) ack 112
     s.expect(seg().flags(ACK).seq(2).ack(112).len(0));
     assert_eq!(s.control_counts(), (0, 1));

@@ -5,8 +5,8 @@
 use dpu_datapath::app::ConnId;
 use dpu_datapath::sim::sim_engine_config;
 use dpu_datapath::wire::{
-    checksum, emit_tcp_frame, parse_ingress, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr,
-    IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, L3, L4,
+    checksum, emit_tcp_frame, parse_ingress, ChecksumCaps, EtherType, EthernetAddress,
+    EthernetRepr, IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, L3, L4,
 };
 use dpu_datapath::Engine;
 use std::net::Ipv4Addr;
@@ -24,10 +24,21 @@ pub struct PeerConn {
 }
 
 pub fn peer_addr(i: usize) -> (Ipv4Addr, u16) {
-    (Ipv4Addr::new(198, 19, (i / 50_000) as u8, 1), 10_000 + (i % 50_000) as u16)
+    (
+        Ipv4Addr::new(198, 19, (i / 50_000) as u8, 1),
+        10_000 + (i % 50_000) as u16,
+    )
 }
 
-fn frame(src: (Ipv4Addr, u16), seq: u32, ack: u32, flags: TcpFlags, opts: TcpOptions, payload: &[u8], verify: bool) -> Vec<u8> {
+fn frame(
+    src: (Ipv4Addr, u16),
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    opts: TcpOptions,
+    payload: &[u8],
+    verify: bool,
+) -> Vec<u8> {
     let eth = EthernetRepr {
         src: EthernetAddress([2, 0, 0, 0, 0, 1]),
         dst: EthernetAddress([2, 0, 0xc6, 0x12, 0, 2]),
@@ -56,7 +67,10 @@ fn frame(src: (Ipv4Addr, u16), seq: u32, ack: u32, flags: TcpFlags, opts: TcpOpt
         payload,
     };
     let mut buf = vec![0u8; 2048];
-    let caps = ChecksumCaps { verify_rx: verify, fill_tx: true };
+    let caps = ChecksumCaps {
+        verify_rx: verify,
+        fill_tx: true,
+    };
     let n = emit_tcp_frame(&mut buf, &eth, &ip, &tcp, &caps).unwrap();
     buf.truncate(n);
     buf
@@ -73,7 +87,10 @@ pub fn established(n: usize, payload: usize, verify_checksums: bool) -> (Engine,
         c.tcp.timestamps = false;
     });
     let mut cfg = cfg;
-    cfg.caps = ChecksumCaps { verify_rx: verify_checksums, fill_tx: true };
+    cfg.caps = ChecksumCaps {
+        verify_rx: verify_checksums,
+        fill_tx: true,
+    };
     let mut e = Engine::new(cfg);
     e.listen(PORT, None).unwrap();
     let mut out = Vec::new();
@@ -81,7 +98,11 @@ pub fn established(n: usize, payload: usize, verify_checksums: bool) -> (Engine,
     let data = vec![0x5a; payload];
     for i in 0..n {
         let peer = peer_addr(i);
-        let syn_opts = TcpOptions { mss: Some(1460), sack_permitted: true, ..TcpOptions::default() };
+        let syn_opts = TcpOptions {
+            mss: Some(1460),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
         e.receive(&frame(peer, 1000, 0, TcpFlags::SYN, syn_opts, &[], true), 0);
         e.drain_tx(&mut out);
         let synack = out.pop().expect("SYN-ACK");
@@ -90,11 +111,30 @@ pub fn established(n: usize, payload: usize, verify_checksums: bool) -> (Engine,
             _ => panic!("not a SYN-ACK"),
         };
         out.clear();
-        e.receive(&frame(peer, 1001, iss.wrapping_add(1), TcpFlags::ACK, TcpOptions::default(), &[], true), 0);
+        e.receive(
+            &frame(
+                peer,
+                1001,
+                iss.wrapping_add(1),
+                TcpFlags::ACK,
+                TcpOptions::default(),
+                &[],
+                true,
+            ),
+            0,
+        );
         let conn = e.accept(PORT).expect("accepted");
         conns.push(PeerConn {
             conn,
-            frame: frame(peer, 1001, iss.wrapping_add(1), TcpFlags::ACK | TcpFlags::PSH, TcpOptions::default(), &data, true),
+            frame: frame(
+                peer,
+                1001,
+                iss.wrapping_add(1),
+                TcpFlags::ACK | TcpFlags::PSH,
+                TcpOptions::default(),
+                &data,
+                true,
+            ),
             seq: 1001,
             payload,
         });

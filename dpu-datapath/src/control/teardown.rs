@@ -6,6 +6,7 @@ use crate::app::{ConnError, ConnPhase, EventKind};
 use crate::control::TimeWait;
 use crate::engine::{Engine, TimerKey};
 use crate::flow::FlowId;
+use crate::proto::RstCheck;
 use crate::stats::DropReason;
 use crate::wire::{TcpFlags, TcpRepr};
 
@@ -81,12 +82,12 @@ impl Engine {
         if tcp.flags.contains(TcpFlags::RST) {
             self.stats.rst_received += 1;
             match p.check_rst(tcp.seq) {
-                Ok(true) => self.abort_flow(id, ConnError::Reset, false),
-                Ok(false) => {
+                RstCheck::Reset => self.abort_flow(id, ConnError::Reset, false),
+                RstCheck::Challenge => {
                     self.stats.drop(DropReason::RstChallenged);
                     self.challenge_ack(id);
                 }
-                Err(()) => self.stats.drop(DropReason::RstOutOfWindow),
+                RstCheck::OutOfWindow => self.stats.drop(DropReason::RstOutOfWindow),
             }
         } else if tcp.flags.contains(TcpFlags::SYN) {
             // RFC 5961 4: any SYN on a synchronized connection is challenged.

@@ -293,4 +293,3 @@ impl Engine {
         self.apps.next_event()
     }
 }
-

@@ -91,9 +91,10 @@ pub fn classify<'a>(
     let payload_offset =
         frame.len() - tcp.payload.len() - trailing_padding(frame, ip.payload_len, tcp);
     let opts = &tcp.options;
-    let mut sack = SackBlocks::default();
-    sack.count = opts.sack_count.min(4);
-    sack.blocks = opts.sack_blocks;
+    let sack = SackBlocks {
+        blocks: opts.sack_blocks,
+        count: opts.sack_count.min(4),
+    };
     PreOutcome::Fast(Summary {
         flow,
         seq: tcp.seq,

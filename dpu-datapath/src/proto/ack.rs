@@ -76,7 +76,10 @@ impl ProtoFlow {
         // for the timeout.
         if self.flags.has(Flags::IN_RECOVERY)
             && self.flags.has(Flags::RTX_MARKED)
-            && self.sacked.highest().is_some_and(|h| h >= self.rtx_mark + self.mss as u32)
+            && self
+                .sacked
+                .highest()
+                .is_some_and(|h| h >= self.rtx_mark + self.mss as u32)
             && ack <= self.snd_una
         {
             self.flags.set(Flags::RTX_MARKED, false);

@@ -34,6 +34,17 @@ pub const OOO_INTERVALS: usize = 8;
 /// SACK scoreboard ranges per connection.
 pub const SACK_RANGES: usize = 4;
 
+/// Verdict on a received RST (RFC 5961 3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RstCheck {
+    /// Exactly RCV.NXT: reset the connection.
+    Reset,
+    /// In the window but not exact: send a challenge ACK.
+    Challenge,
+    /// Outside the window: drop.
+    OutOfWindow,
+}
+
 /// RFC 9293 connection states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TcpState {
@@ -318,7 +329,11 @@ impl ProtoFlow {
         let free = self.rcv_free();
         let current = self.rcv_wnd();
         let threshold = (self.rx_size / 2).min(self.mss as u32);
-        let bytes = if free >= current + threshold { free } else { current };
+        let bytes = if free >= current + threshold {
+            free
+        } else {
+            current
+        };
         // Round up to the scale unit so the edge never moves left, but
         // never beyond the free space.
         let mut field = (bytes + (1u32 << ws) - 1) >> ws;
@@ -430,18 +445,17 @@ impl ProtoFlow {
         self.pure_ack()
     }
 
-    /// RFC 5961 RST check: `Ok(true)` resets, `Ok(false)` means challenge,
-    /// `Err` means outside the window.
-    pub fn check_rst(&self, seq: SeqNumber) -> Result<bool, ()> {
+    /// RFC 5961 3.2 check of a RST's sequence number against RCV.NXT and
+    /// the window we advertised.
+    pub fn check_rst(&self, seq: SeqNumber) -> RstCheck {
         if seq == self.rcv_nxt {
-            return Ok(true);
+            return RstCheck::Reset;
         }
         let wnd = self.rcv_wnd().max(1);
-        // RCV.WND is what we advertised (RFC 5961 3.2).
         if seq > self.rcv_nxt && seq < self.rcv_nxt + wnd {
-            Ok(false)
+            RstCheck::Challenge
         } else {
-            Err(())
+            RstCheck::OutOfWindow
         }
     }
 

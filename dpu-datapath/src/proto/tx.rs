@@ -42,17 +42,16 @@ impl ProtoFlow {
         }
         let mss = self.mss as u32;
 
-        if self.flags.has(Flags::IN_RECOVERY) {
-            while self.rtx_next < self.rtx_end {
-                let (hole, run) = if self.flags.has(Flags::SACK) {
-                    self.sacked.next_uncovered(self.rtx_next)
-                } else {
-                    (self.rtx_next, None)
-                };
-                if hole >= self.rtx_end {
-                    self.rtx_next = self.rtx_end;
-                    break;
-                }
+        if self.flags.has(Flags::IN_RECOVERY) && self.rtx_next < self.rtx_end {
+            let (hole, run) = if self.flags.has(Flags::SACK) {
+                self.sacked.next_uncovered(self.rtx_next)
+            } else {
+                (self.rtx_next, None)
+            };
+            if hole >= self.rtx_end {
+                // Every hole below the highest SACK was retransmitted.
+                self.rtx_next = self.rtx_end;
+            } else {
                 let mut span = ((self.rtx_end - hole) as u32).min(mss);
                 if let Some(run) = run {
                     span = span.min(run);
@@ -137,7 +136,7 @@ impl ProtoFlow {
         let fin = self.flags.has(Flags::FIN_REQUESTED) && seq + span == self.tx_end + 1u32;
         let mut flags = TcpFlags::ACK;
         if fin {
-            flags = flags | TcpFlags::FIN;
+            flags |= TcpFlags::FIN;
             self.state = match self.state {
                 TcpState::Established => TcpState::FinWait1,
                 TcpState::CloseWait => TcpState::LastAck,
@@ -145,7 +144,7 @@ impl ProtoFlow {
             };
         }
         if data_len > 0 && seq + data_len == self.tx_end {
-            flags = flags | TcpFlags::PSH;
+            flags |= TcpFlags::PSH;
         }
         if retransmit {
             stats.retransmit_segments += 1;

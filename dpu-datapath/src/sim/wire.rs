@@ -58,12 +58,15 @@ pub struct WireCounters {
     pub corrupted: u64,
 }
 
+/// A frame on the wire: arrival time, tie-breaking serial, direction, bytes.
+type InFlight = (Nanos, u64, Direction, Vec<u8>);
+
 /// A deterministic two-ended link.
 #[derive(Debug)]
 pub struct SimWire {
     params: [LinkParams; 2],
     rng: ChaCha8Rng,
-    queue: BinaryHeap<Reverse<(Nanos, u64, Direction, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<InFlight>>,
     serial: u64,
     link_free_at: [Nanos; 2],
     counters: [WireCounters; 2],
@@ -108,11 +111,9 @@ impl SimWire {
         }
         // Serialisation: the link carries one frame at a time.
         let start = now.max(self.link_free_at[d]);
-        let serialise = if p.bandwidth_bps == 0 {
-            0
-        } else {
-            (frame.len() as u64 * 8 * 1_000_000_000) / p.bandwidth_bps
-        };
+        let serialise = (frame.len() as u64 * 8 * 1_000_000_000)
+            .checked_div(p.bandwidth_bps)
+            .unwrap_or(0);
         self.link_free_at[d] = start + serialise;
         if self.rng.gen_bool(p.loss.clamp(0.0, 1.0)) {
             self.counters[d].lost += 1;

@@ -250,7 +250,12 @@ impl fmt::Display for Out {
         if self.flags.contains(ACK) {
             write!(f, " ack {}", self.ack)?;
         }
-        write!(f, " win {}{}", self.win, opts_str(&self.options, &self.sack))
+        write!(
+            f,
+            " win {}{}",
+            self.win,
+            opts_str(&self.options, &self.sack)
+        )
     }
 }
 
@@ -314,7 +319,11 @@ impl Script {
 
     pub fn at_us(&mut self, us: u64) {
         let target = us * 1000;
-        assert!(target >= self.now, "time goes forward only ({} -> {target} ns)", self.now);
+        assert!(
+            target >= self.now,
+            "time goes forward only ({} -> {target} ns)",
+            self.now
+        );
         let mut guard = 0;
         loop {
             self.flush();
@@ -449,7 +458,10 @@ impl Script {
         self.flush();
         match self.out.pop_front() {
             Some(f) => f,
-            None => panic!("{:.3}: expected {what}, the engine sent nothing", self.now as f64 / 1e9),
+            None => panic!(
+                "{:.3}: expected {what}, the engine sent nothing",
+                self.now as f64 / 1e9
+            ),
         }
     }
 
@@ -464,18 +476,29 @@ impl Script {
         assert_eq!(arp.target_protocol_addr, PEER_IP);
         assert_eq!(arp.source_protocol_addr, OUR_IP);
         assert!(parsed.eth.dst.is_broadcast());
-        assert_eq!(at, self.now, "ARP request sent at {at} ns, expected now ({} ns)", self.now);
+        assert_eq!(
+            at, self.now,
+            "ARP request sent at {at} ns, expected now ({} ns)",
+            self.now
+        );
     }
 
     /// Parses the next frame as a TCP segment of the scripted connection.
     fn next_segment(&mut self, what: &str) -> Out {
         let (at, frame) = self.next_frame(what);
         let parsed = parse_ingress(&frame, &CAPS).expect("engine frame parses (checksums ok)");
-        let L3::Ipv4 { ip, l4: L4::Tcp(tcp) } = parsed.l3 else {
+        let L3::Ipv4 {
+            ip,
+            l4: L4::Tcp(tcp),
+        } = parsed.l3
+        else {
             panic!("expected TCP ({what}), got {parsed:?}");
         };
         assert_eq!(parsed.eth.src, OUR_MAC);
-        assert_eq!(parsed.eth.dst, PEER_MAC, "TCP frame not addressed to the peer's MAC");
+        assert_eq!(
+            parsed.eth.dst, PEER_MAC,
+            "TCP frame not addressed to the peer's MAC"
+        );
         assert_eq!((ip.src, ip.dst), (OUR_IP, PEER_IP));
         if tcp.flags.contains(SYN) && self.iss.is_none() {
             self.iss = Some(tcp.seq);
@@ -487,7 +510,11 @@ impl Script {
             at_ns: at,
             flags: tcp.flags,
             seq: tcp.seq.0.wrapping_sub(iss.0),
-            ack: if ack_flag { rel_peer(tcp.ack) } else { tcp.ack.0 },
+            ack: if ack_flag {
+                rel_peer(tcp.ack)
+            } else {
+                tcp.ack.0
+            },
             abs_seq: tcp.seq.0,
             abs_ack: tcp.ack.0,
             win: tcp.window,
@@ -514,15 +541,25 @@ impl Script {
                 let _ = write!(errs, "\n  {what}");
             }
         };
-        check(got.at_ns == self.now, format!("sent at {} ns, expected now", got.at_ns));
+        check(
+            got.at_ns == self.now,
+            format!("sent at {} ns, expected now", got.at_ns),
+        );
         check(
             (got.src_port, got.dst_port) == (self.our_port, self.peer_port),
             format!("ports {}->{}", got.src_port, got.dst_port),
         );
         if let Some(f) = want.flags {
-            check(got.flags == f, format!("flags {} != {}", flag_str(got.flags), flag_str(f)));
+            check(
+                got.flags == f,
+                format!("flags {} != {}", flag_str(got.flags), flag_str(f)),
+            );
         }
-        let (seq, ack) = if want.abs { (got.abs_seq, got.abs_ack) } else { (got.seq, got.ack) };
+        let (seq, ack) = if want.abs {
+            (got.abs_seq, got.abs_ack)
+        } else {
+            (got.seq, got.ack)
+        };
         if let Some(v) = want.seq {
             check(seq == v, format!("seq {seq} != {v}"));
         }
@@ -533,7 +570,10 @@ impl Script {
             check(got.win == v, format!("win {} != {v}", got.win));
         }
         if let Some(n) = want.len {
-            check(got.payload.len() == n, format!("payload len {} != {n}", got.payload.len()));
+            check(
+                got.payload.len() == n,
+                format!("payload len {} != {n}", got.payload.len()),
+            );
         }
         if let Some(p) = &want.payload {
             check(&got.payload == p, "payload bytes differ".to_string());
@@ -547,7 +587,10 @@ impl Script {
         match want.ws {
             Opt::Any => {}
             Opt::Absent => check(o.window_scale.is_none(), "unexpected wscale".into()),
-            Opt::Is(w) => check(o.window_scale == Some(w), format!("wscale {:?} != {w}", o.window_scale)),
+            Opt::Is(w) => check(
+                o.window_scale == Some(w),
+                format!("wscale {:?} != {w}", o.window_scale),
+            ),
         }
         match want.sack_perm {
             Opt::Any => {}
@@ -575,7 +618,10 @@ impl Script {
             Opt::Is(b) => check(&got.sack == b, format!("sack {:?} != {b:?}", got.sack)),
         }
         if !errs.is_empty() {
-            panic!("{:.3}: unexpected segment\n  got {got}{errs}", self.now as f64 / 1e9);
+            panic!(
+                "{:.3}: unexpected segment\n  got {got}{errs}",
+                self.now as f64 / 1e9
+            );
         }
         got
     }
@@ -594,7 +640,10 @@ impl Script {
                 },
                 Err(e) => format!("unparseable frame {e:?}"),
             };
-            panic!("{:.3}: expected no output, engine sent (at {at} ns): {desc}", self.now as f64 / 1e9);
+            panic!(
+                "{:.3}: expected no output, engine sent (at {at} ns): {desc}",
+                self.now as f64 / 1e9
+            );
         }
     }
 
@@ -613,7 +662,10 @@ impl Script {
     /// Active open to the peer's `SERVER_PORT`; the engine first ARPs for it.
     pub fn connect(&mut self) -> ConnId {
         self.peer_port = SERVER_PORT;
-        let c = self.eng.connect(PEER_IP, SERVER_PORT, self.now).expect("connect");
+        let c = self
+            .eng
+            .connect(PEER_IP, SERVER_PORT, self.now)
+            .expect("connect");
         self.our_port = self.eng.conn_tuple(c).expect("tuple").local_port;
         self.flush();
         c

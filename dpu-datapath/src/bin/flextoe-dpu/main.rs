@@ -72,7 +72,9 @@ fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
     let level = format!("{:?}", config.logging.level).to_lowercase();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.logging.format {
         pipeline_config::LogFormat::Json => builder.json().try_init(),
         pipeline_config::LogFormat::Text => builder.try_init(),

@@ -57,7 +57,13 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let service_ip = service_cfg.ip;
     // Engine `a` is the service; `tx` impairs what it sends, `rx` what it receives.
     let imp = &config.port.impairment;
-    let mut sim = SimPair::new(service_cfg, peer_cfg, link(&imp.tx), link(&imp.rx), imp.seed);
+    let mut sim = SimPair::new(
+        service_cfg,
+        peer_cfg,
+        link(&imp.tx),
+        link(&imp.rx),
+        imp.seed,
+    );
     if let Some(path) = &args.pcap {
         sim.wire
             .capture_to(path)
@@ -71,7 +77,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     );
 
     let started = Instant::now();
-    let deadline = args.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = args
+        .duration
+        .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let mut round = 0u64;
     let mut verified_bytes = 0u64;
     let mut last_report = Instant::now();
@@ -82,7 +90,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
                 let seed = round * 1000 + i as u64;
                 Ok(Flow {
                     service: None,
-                    peer: sim.b.connect(service_ip, PORT, sim.now).map_err(|e| e.to_string())?,
+                    peer: sim
+                        .b
+                        .connect(service_ip, PORT, sim.now)
+                        .map_err(|e| e.to_string())?,
                     peer_tx: StreamSender::new(seed * 2, args.bytes),
                     peer_rx: StreamReceiver::default(),
                     service_tx: StreamSender::new(seed * 2 + 1, args.bytes),
@@ -97,10 +108,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
             }
             while let Some(c) = s.a.accept(PORT) {
                 let port = s.a.conn_tuple(c).map(|t| t.remote_port);
-                if let Some(f) = flows
-                    .iter_mut()
-                    .find(|f| f.service.is_none() && s.b.conn_tuple(f.peer).map(|t| t.local_port) == port)
-                {
+                if let Some(f) = flows.iter_mut().find(|f| {
+                    f.service.is_none() && s.b.conn_tuple(f.peer).map(|t| t.local_port) == port
+                }) {
                     f.service = Some(c);
                 }
             }
@@ -116,14 +126,19 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
             }
             all
         });
-        let interrupted = stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d);
+        let interrupted =
+            stop.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d);
         if !finished && !interrupted {
-            return Err(format!("round {round} did not complete in 600 s of simulated time"));
+            return Err(format!(
+                "round {round} did not complete in 600 s of simulated time"
+            ));
         }
         let mut ok = 0;
         for f in &flows {
             if f.peer_rx.eof() && f.service_rx.eof() {
-                if f.peer_rx.digest() != f.service_tx.digest() || f.service_rx.digest() != f.peer_tx.digest() {
+                if f.peer_rx.digest() != f.service_tx.digest()
+                    || f.service_rx.digest() != f.peer_tx.digest()
+                {
                     return Err(format!("round {round}: data corrupted (SHA-256 mismatch)"));
                 }
                 ok += 1;
@@ -137,7 +152,14 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
             }
         }
         if ok == flows.len() && last_report.elapsed() >= Duration::from_millis(500) {
-            report(&sim, round, verified_bytes, 2 * args.bytes * flows.len() as u64, sim.now - round_start, started.elapsed());
+            report(
+                &sim,
+                round,
+                verified_bytes,
+                2 * args.bytes * flows.len() as u64,
+                sim.now - round_start,
+                started.elapsed(),
+            );
             last_report = Instant::now();
         }
         if interrupted {
@@ -148,7 +170,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let until = sim.now + 120_000_000_000;
     sim.run_until(until, |s| s.a.flow_count() == 0 && s.b.flow_count() == 0);
     sim.wire.flush_capture();
-    println!("--- summary after {:.1} s ---", started.elapsed().as_secs_f64());
+    println!(
+        "--- summary after {:.1} s ---",
+        started.elapsed().as_secs_f64()
+    );
     summary(&sim.a, "service", &sim);
     println!(
         "verified {} MiB in {round} round(s); data-path flows left: {}",
@@ -158,7 +183,14 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn report(sim: &SimPair, round: u64, verified: u64, round_bytes: u64, round_ns: u64, wall: Duration) {
+fn report(
+    sim: &SimPair,
+    round: u64,
+    verified: u64,
+    round_bytes: u64,
+    round_ns: u64,
+    wall: Duration,
+) {
     let s = sim.a.stats();
     println!(
         "[{:6.1}s] round {round}: verified {} MiB total; this round {:.2} Gbit/s simulated; retransmits {} (fast {}, timeout {}); drops {}",
@@ -188,7 +220,10 @@ fn summary(e: &Engine, name: &str, sim: &SimPair) {
         s.timeout_retransmits
     );
     println!("{name}: drops {:?}", s.drop_breakdown());
-    let (to_peer, from_peer) = (sim.wire.counters(Direction::AtoB), sim.wire.counters(Direction::BtoA));
+    let (to_peer, from_peer) = (
+        sim.wire.counters(Direction::AtoB),
+        sim.wire.counters(Direction::BtoA),
+    );
     println!(
         "wire: service->peer lost {} dup {} reordered {} corrupted {}; peer->service lost {} dup {} reordered {} corrupted {}",
         to_peer.lost, to_peer.duplicated, to_peer.reordered, to_peer.corrupted,
