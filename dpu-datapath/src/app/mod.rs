@@ -10,7 +10,9 @@ mod table;
 pub use events::{AppEvent, EventKind};
 pub use table::AppTable;
 
+use crate::dma::HostBuffer;
 use crate::flow::{FlowId, FourTuple};
+use std::sync::Arc;
 
 /// Handle of a connection as the application sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,8 +58,10 @@ pub struct AppConn {
     pub phase: ConnPhase,
     pub flow: Option<FlowId>,
     pub error: Option<ConnError>,
-    pub rx: Box<[u8]>,
-    pub tx: Box<[u8]>,
+    /// RX and TX payload buffers in application memory, shared with the
+    /// `dma` stage.
+    pub rx: Arc<HostBuffer>,
+    pub tx: Arc<HostBuffer>,
     /// Bytes the application has read / the engine has delivered in order.
     pub rx_read: u64,
     pub rx_ready: u64,
@@ -79,8 +83,8 @@ impl AppConn {
             phase,
             flow: None,
             error: None,
-            rx: vec![0u8; rx_size as usize].into_boxed_slice(),
-            tx: vec![0u8; tx_size as usize].into_boxed_slice(),
+            rx: Arc::new(HostBuffer::new(rx_size as usize)),
+            tx: Arc::new(HostBuffer::new(tx_size as usize)),
             rx_read: 0,
             rx_ready: 0,
             tx_written: 0,

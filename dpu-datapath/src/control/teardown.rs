@@ -2,7 +2,8 @@
 //! CLOSED), aborts (application, timeout, peer RST), and the RFC 5961 checks
 //! on RST and SYN for installed connections.
 
-use crate::app::{ConnError, ConnPhase, EventKind};
+use crate::app::ConnError;
+use crate::engine::work::Commit;
 use crate::control::TimeWait;
 use crate::engine::{Engine, TimerKey};
 use crate::flow::FlowId;
@@ -52,25 +53,25 @@ impl Engine {
         self.release_flow(id, Some(error));
     }
 
+    /// Frees the flow's data-path state. The application learns of it
+    /// through a commit, after everything the flow already put in the
+    /// pipeline (the fast path sets `finished` on its own commit instead).
     fn release_flow(&mut self, id: FlowId, error: Option<ConnError>) {
         let conn = self.post.get(id.index()).and_then(|p| p.map(|p| p.conn));
         self.free_flow(id);
         let Some(conn) = conn else {
             return;
         };
-        let Some(app) = self.apps.get_mut(conn) else {
-            return;
-        };
-        app.flow = None;
-        app.phase = ConnPhase::Finished;
-        if error.is_some() {
-            app.error = error;
+        if let Some(app) = self.apps.get_mut(conn) {
+            app.flow = None;
         }
-        if app.app_closed {
-            self.apps.remove(conn);
-        } else {
-            let kinds = EventKind::FINISHED | if error.is_some() { EventKind::ERROR } else { 0 };
-            self.apps.raise(conn, kinds);
+        if error.is_some() {
+            self.dispatch_commit(Commit {
+                conn: Some(conn),
+                finished: true,
+                error,
+                ..Commit::default()
+            });
         }
     }
 

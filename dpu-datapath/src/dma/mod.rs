@@ -1,47 +1,39 @@
 //! `dma`: moves payload between packet buffers and the application's RX/TX
 //! circular buffers at the positions `proto` computed. On a BlueField these
-//! are PCIe DMA transfers to host memory; here they are copies into the
-//! buffers of [`crate::app::AppConn`].
+//! are PCIe DMA transfers to host memory; here they are copies into
+//! [`HostBuffer`]s.
 
-/// Copies `data` into the circular buffer `ring` starting at `pos`, wrapping.
-pub fn write_wrapping(ring: &mut [u8], pos: u32, data: &[u8]) {
-    let pos = pos as usize % ring.len().max(1);
-    let first = data.len().min(ring.len() - pos);
-    ring[pos..pos + first].copy_from_slice(&data[..first]);
-    let rest = &data[first..];
-    ring[..rest.len()].copy_from_slice(rest);
+mod host_buffer;
+
+pub use host_buffer::HostBuffer;
+
+/// RX: places received payload at its final position in the RX buffer.
+pub fn place_rx(rx: &HostBuffer, buf_pos: u32, payload: &[u8]) {
+    // SAFETY: `proto` assigned [buf_pos, buf_pos + len) from the receive
+    // window, which the application does not touch until this payload is
+    // committed, and no other segment in flight covers the same bytes.
+    unsafe { rx.write_wrapping(buf_pos, payload) }
 }
 
-/// Reads `len` bytes at `pos` of a circular buffer: borrowed when contiguous,
-/// otherwise copied into `scratch`.
-pub fn read_wrapping<'a>(
-    ring: &'a [u8],
-    pos: u32,
-    len: usize,
-    scratch: &'a mut Vec<u8>,
-) -> &'a [u8] {
-    let pos = pos as usize % ring.len().max(1);
-    if pos + len <= ring.len() {
-        return &ring[pos..pos + len];
-    }
-    let first = ring.len() - pos;
-    scratch.clear();
-    scratch.extend_from_slice(&ring[pos..]);
-    scratch.extend_from_slice(&ring[..len - first]);
-    scratch
+/// TX: fetches `len` bytes of unacknowledged data at `buf_pos` into `out`.
+pub fn fetch_tx(tx: &HostBuffer, buf_pos: u32, len: usize, out: &mut Vec<u8>) {
+    out.clear();
+    out.resize(len, 0);
+    // SAFETY: the range is unacknowledged data, which the application never
+    // rewrites before the ACK frees it.
+    unsafe { tx.read_wrapping(buf_pos, out) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Application side: copies `data` into the TX buffer at `pos` (free space).
+pub fn app_write(tx: &HostBuffer, pos: u32, data: &[u8]) {
+    // SAFETY: free TX space (past everything written, below the acknowledged
+    // edge plus the size) is owned by the application until it publishes it.
+    unsafe { tx.write_wrapping(pos, data) }
+}
 
-    #[test]
-    fn wraps_both_ways() {
-        let mut ring = vec![0u8; 8];
-        write_wrapping(&mut ring, 6, &[1, 2, 3, 4]);
-        assert_eq!(ring, [3, 4, 0, 0, 0, 0, 1, 2]);
-        let mut scratch = Vec::new();
-        assert_eq!(read_wrapping(&ring, 6, 4, &mut scratch), &[1, 2, 3, 4]);
-        assert_eq!(read_wrapping(&ring, 0, 2, &mut scratch), &[3, 4]);
-    }
+/// Application side: copies committed RX data at `pos` into `out`.
+pub fn app_read(rx: &HostBuffer, pos: u32, out: &mut [u8]) {
+    // SAFETY: committed, unconsumed RX data is never written by the DMA
+    // stage (it lies below RCV.NXT and above the consumed edge).
+    unsafe { rx.read_wrapping(pos, out) }
 }

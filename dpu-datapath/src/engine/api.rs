@@ -106,7 +106,7 @@ impl Engine {
             return Err(ApiError::WouldBlock);
         }
         let mask = app.tx.len() as u64 - 1;
-        crate::dma::write_wrapping(&mut app.tx, (app.tx_written & mask) as u32, &data[..n]);
+        crate::dma::app_write(&app.tx, (app.tx_written & mask) as u32, &data[..n]);
         app.tx_written += n as u64;
         if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
             p.app_wrote(n as u32);
@@ -128,26 +128,13 @@ impl Engine {
             }
             return Err(ApiError::WouldBlock);
         }
-        let (first, second) = self.rx_peek(conn).ok_or(ApiError::InvalidHandle)?;
-        let a = first.len().min(n);
-        buf[..a].copy_from_slice(&first[..a]);
-        buf[a..n].copy_from_slice(&second[..n - a]);
+        let mask = app.rx.len() as u64 - 1;
+        crate::dma::app_read(&app.rx, (app.rx_read & mask) as u32, &mut buf[..n]);
         self.rx_consume(conn, n)
     }
 
-    /// Zero-copy receive: the readable bytes as (at most) two slices of the
-    /// RX buffer. Release them with [`Engine::rx_consume`].
-    pub fn rx_peek(&self, conn: ConnId) -> Option<(&[u8], &[u8])> {
-        let app = self.apps.get(conn)?;
-        let len = app.rx.len();
-        let start = (app.rx_read % len as u64) as usize;
-        let n = app.readable();
-        let first = n.min(len - start);
-        Some((&app.rx[start..start + first], &app.rx[..n - first]))
-    }
-
-    /// Releases `n` bytes seen through [`Engine::rx_peek`] (at most what is
-    /// readable); may send a window update.
+    /// Releases `n` readable bytes without copying them (for applications
+    /// that process data in place); may send a window update.
     pub fn rx_consume(&mut self, conn: ConnId, n: usize) -> Result<usize, ApiError> {
         let app = self.apps.get_mut(conn).ok_or(ApiError::InvalidHandle)?;
         let n = n.min(app.readable());

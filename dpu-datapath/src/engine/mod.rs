@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod rx;
 mod tx;
+pub mod work;
 
 pub use api::{ApiError, ConnInfo};
 pub use config::EngineConfig;
@@ -52,6 +53,10 @@ pub struct Engine {
     scratch: Vec<u8>,
     pub(crate) stats: Stats,
     pub(crate) now: Nanos,
+    /// Pipeline mode: hand work to the `dma`/`post` workers instead of
+    /// finishing it inline.
+    pub(crate) staged: bool,
+    pub(crate) work_out: Vec<work::Work>,
 }
 
 impl Engine {
@@ -77,6 +82,8 @@ impl Engine {
             scratch: Vec::new(),
             stats: Stats::default(),
             now: 0,
+            staged: false,
+            work_out: Vec::new(),
         }
     }
 
@@ -134,7 +141,27 @@ impl Engine {
         }
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += frame.len() as u64;
-        self.out.push(frame);
+        if self.staged {
+            self.work_out.push(work::Work::Frame(frame));
+        } else {
+            self.out.push(frame);
+        }
+    }
+
+    /// Pipeline mode: fast-path results become [`work::Work`] items for the
+    /// data-parallel stages instead of being finished inline.
+    pub fn set_staged(&mut self, staged: bool) {
+        self.staged = staged;
+    }
+
+    /// Takes the work produced since the last call, in order.
+    pub fn take_work(&mut self, into: &mut Vec<work::Work>) {
+        into.append(&mut self.work_out);
+    }
+
+    /// The engine's clock (the latest time it was given).
+    pub fn now(&self) -> Nanos {
+        self.now
     }
 
     pub(crate) fn push_timer(&mut self, at: Nanos, key: TimerKey) {

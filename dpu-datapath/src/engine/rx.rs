@@ -1,12 +1,12 @@
 //! Ingress: one received frame through `pre`, then either the control plane
-//! (exception) or `proto` -> `dma` -> `post` on the established fast path.
+//! (exception) or `proto` on the established fast path, whose result goes to
+//! `dma` and `post` (inline when running to completion, on other workers in
+//! the pipeline) and is committed to the application afterwards.
 
+use super::work::{dma_rx, post_rx, Commit, RxWork, Work};
 use super::Engine;
-use crate::app::EventKind;
-use crate::dma;
-use crate::flow::FlowId;
 use crate::pre::{self, PreOutcome, Summary};
-use crate::proto::{ack_ts_clock, FlowEvents, HeaderFields, Nanos};
+use crate::proto::{ack_ts_clock, FlowEvents, Nanos};
 
 impl Engine {
     /// Processes one received frame.
@@ -14,7 +14,14 @@ impl Engine {
         self.now = self.now.max(now);
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.len() as u64;
-        match pre::classify(frame, &self.local, &self.pre, &self.cfg.caps) {
+        let outcome = pre::classify(frame, &self.local, &self.pre, &self.cfg.caps);
+        self.after_pre(outcome, frame);
+    }
+
+    /// Continues with what `pre` decided (the pipeline runs `pre` on its own
+    /// workers and enters here on the flow group's owner).
+    pub fn after_pre(&mut self, outcome: PreOutcome<'_>, frame: &[u8]) {
+        match outcome {
             PreOutcome::Drop(reason) => self.stats.drop(reason),
             PreOutcome::Exception(parsed) => {
                 self.stats.exceptions += 1;
@@ -24,7 +31,7 @@ impl Engine {
         }
     }
 
-    /// `proto`, `dma` and `post` for one established-path segment.
+    /// `proto` for one established-path segment, then its `dma`/`post` work.
     pub(crate) fn fast_path(&mut self, s: &Summary, frame: &[u8]) {
         let id = s.flow;
         let now = self.now;
@@ -36,78 +43,142 @@ impl Engine {
         if let Some(reason) = snap.drop {
             self.stats.drop(reason);
         }
-        let Some(Some(post)) = self.post.get_mut(id.index()) else {
+        let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get_mut(id.index())) else {
             return;
         };
         post.account(&snap.cc);
         let conn = post.conn;
-
-        // dma: payload straight to its final place in the RX buffer.
-        let mut window_update = None;
-        if let Some(app) = self.apps.get_mut(conn) {
-            if let Some(place) = snap.place {
-                let start = s.payload_offset as usize + place.skip as usize;
-                let data = &frame[start..start + place.len as usize];
-                dma::write_wrapping(&mut app.rx, place.buf_pos, data);
+        let template = pre.template;
+        let rx_buf = match snap.place {
+            Some(place) => {
                 self.stats.rx_payload_bytes += place.len as u64;
+                self.apps.get(conn).map(|a| a.rx.clone())
             }
-            let mut kinds = 0;
-            if snap.delivered > 0 {
-                app.rx_ready += snap.delivered as u64;
-                if app.app_closed {
-                    // Nobody will read: consume so the window stays open.
-                    app.rx_read = app.rx_ready;
-                    if let Some(Some(p)) = self.proto.get_mut(id.index()) {
-                        window_update = p.app_consumed(snap.delivered);
-                    }
-                    self.stats.drop(crate::stats::DropReason::AppGone);
-                } else {
-                    kinds |= EventKind::READABLE;
-                }
-            }
-            if snap.tx_freed > 0 {
-                app.tx_acked += snap.tx_freed as u64;
-                kinds |= EventKind::WRITABLE;
-            }
-            if snap.events.has(FlowEvents::PEER_FIN) {
-                app.peer_fin = true;
-                kinds |= EventKind::PEER_CLOSED;
-            }
-            if kinds != 0 {
-                self.apps.raise(conn, kinds);
-            }
-        }
-
-        // post: the ACK, built from the snapshot and the flow's template.
-        if let Some(h) = snap.ack.or(window_update) {
+            None => None,
+        };
+        if snap.ack.is_some() {
             self.stats.pure_acks_sent += 1;
-            self.send_fields(id, &h, &[]);
         }
+        let mut commit = Commit {
+            conn: Some(conn),
+            delivered: snap.delivered,
+            tx_freed: snap.tx_freed,
+            peer_fin: snap.events.has(FlowEvents::PEER_FIN),
+            ..Commit::default()
+        };
         if snap.wake_tx {
             self.wake(id);
         }
         if snap.events.has(FlowEvents::TIME_WAIT) || snap.events.has(FlowEvents::CLOSED) {
             self.finish_flow(id, snap.events.has(FlowEvents::TIME_WAIT));
+            commit.finished = true;
         } else {
             self.arm_flow_timer(id);
         }
+        let work = RxWork {
+            template,
+            ack: snap.ack,
+            place: snap.place,
+            payload_offset: s.payload_offset,
+            rx_buf,
+            ts_val: ack_ts_clock(now),
+            commit,
+        };
+        if self.staged {
+            self.work_out.push(Work::Rx {
+                frame: frame.to_vec(),
+                work,
+            });
+        } else {
+            dma_rx(&work, frame);
+            if work.ack.is_some() {
+                let mut buf = self.buffer();
+                post_rx(&work, &mut buf, &self.cfg.caps);
+                self.emit(buf);
+            }
+            self.commit(work.commit);
+        }
     }
 
-    /// `post`: builds and emits a segment of an installed flow.
-    pub(crate) fn send_fields(&mut self, id: FlowId, h: &HeaderFields, payload: &[u8]) {
+    /// Applies notifications to the application side, in stamp order.
+    pub fn commit(&mut self, c: Commit) {
+        use crate::app::{ConnPhase, EventKind};
+        let Some(conn) = c.conn else {
+            return;
+        };
+        let Some(app) = self.apps.get_mut(conn) else {
+            return;
+        };
+        let mut kinds = 0;
+        let mut window_update = None;
+        if c.delivered > 0 {
+            app.rx_ready += c.delivered as u64;
+            if app.app_closed {
+                // Nobody will read: consume so the window stays open.
+                app.rx_read = app.rx_ready;
+                if let Some(flow) = app.flow {
+                    window_update = self
+                        .proto
+                        .get_mut(flow.index())
+                        .and_then(Option::as_mut)
+                        .and_then(|p| p.app_consumed(c.delivered))
+                        .map(|h| (flow, h));
+                }
+                self.stats.drop(crate::stats::DropReason::AppGone);
+            } else {
+                kinds |= EventKind::READABLE;
+            }
+        }
+        if c.tx_freed > 0 {
+            app.tx_acked += c.tx_freed as u64;
+            kinds |= EventKind::WRITABLE;
+        }
+        if c.peer_fin {
+            app.peer_fin = true;
+            kinds |= EventKind::PEER_CLOSED;
+        }
+        if c.finished {
+            app.phase = ConnPhase::Finished;
+            if c.error.is_some() {
+                app.error = c.error;
+                kinds |= EventKind::ERROR;
+            }
+            kinds |= EventKind::FINISHED;
+            if app.app_closed {
+                self.apps.remove(conn);
+                kinds = 0;
+            }
+        }
+        if kinds != 0 {
+            self.apps.raise(conn, kinds);
+        }
+        if let Some((flow, h)) = window_update {
+            self.stats.pure_acks_sent += 1;
+            self.send_fields(flow, &h, &[]);
+        }
+    }
+
+    /// Notifications without a frame: applied now, or queued behind the
+    /// work already in the pipeline.
+    pub(crate) fn dispatch_commit(&mut self, c: Commit) {
+        if c.is_empty() {
+            return;
+        }
+        if self.staged {
+            self.work_out.push(Work::Commit(c));
+        } else {
+            self.commit(c);
+        }
+    }
+
+    /// `post`: builds and emits a pure ACK (or RST) of an installed flow.
+    pub(crate) fn send_fields(&mut self, id: crate::flow::FlowId, h: &crate::proto::HeaderFields, payload: &[u8]) {
         let Some(pre) = self.pre.get(id) else {
             return;
         };
         let template = pre.template;
         let mut buf = self.buffer();
-        crate::post::build_frame(
-            &mut buf,
-            &template,
-            h,
-            ack_ts_clock(self.now),
-            payload,
-            &self.cfg.caps,
-        );
+        crate::post::build_frame(&mut buf, &template, h, ack_ts_clock(self.now), payload, &self.cfg.caps);
         self.emit(buf);
     }
 }

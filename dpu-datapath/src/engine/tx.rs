@@ -4,7 +4,7 @@
 
 use super::{Engine, TimerKey};
 use crate::app::ConnError;
-use crate::dma;
+use super::work::{dma_post_tx, TxWork, Work};
 use crate::proto::{ack_ts_clock, Nanos};
 use std::cmp::Reverse;
 
@@ -82,25 +82,23 @@ impl Engine {
                 let Some(seg) = p.next_segment(now, &self.cfg.proto, &mut self.stats) else {
                     break;
                 };
-                let mut buf = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(1600));
-                let payload: &[u8] = match self.apps.get(conn) {
-                    Some(app) if seg.len > 0 => dma::read_wrapping(
-                        &app.tx,
-                        seg.buf_pos,
-                        seg.len as usize,
-                        &mut self.scratch,
-                    ),
-                    _ => &[],
+                let work = TxWork {
+                    template,
+                    header: seg.header,
+                    buf_pos: seg.buf_pos,
+                    len: seg.len,
+                    tx_buf: self.apps.get(conn).map(|a| a.tx.clone()),
+                    ts_val: ack_ts_clock(now),
                 };
-                crate::post::build_frame(
-                    &mut buf,
-                    &template,
-                    &seg.header,
-                    ack_ts_clock(now),
-                    payload,
-                    &self.cfg.caps,
-                );
-                self.emit(buf);
+                self.stats.tx_frames += 1;
+                if self.staged {
+                    self.work_out.push(Work::Tx(work));
+                } else {
+                    let mut buf = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(1600));
+                    dma_post_tx(&work, &mut self.scratch, &mut buf, &self.cfg.caps);
+                    self.stats.tx_bytes += buf.len() as u64;
+                    self.out.push(buf);
+                }
                 sent += 1;
             }
             if sent == TX_BURST {

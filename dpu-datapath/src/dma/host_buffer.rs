@@ -1,0 +1,112 @@
+//! A circular payload buffer in application ("host") memory.
+//!
+//! On a BlueField this memory is on the host and the DPU reaches it with PCIe
+//! DMA; here it is ordinary memory that `dma` workers write and read while
+//! the application reads and writes other parts of it. The byte ranges never
+//! overlap in time: `proto` hands the `dma` stage disjoint ranges (payload
+//! between RCV.NXT and the advertised window edge, or unacknowledged TX data),
+//! and the application only touches ranges published to it after the DMA
+//! completed (commit after the egress reorder). That invariant is what makes
+//! the unsafe accessors below sound; this module is one of the few places
+//! where `unsafe` is allowed.
+
+use std::cell::UnsafeCell;
+
+/// Power-of-two circular buffer shared between the DMA stage and the app.
+pub struct HostBuffer {
+    bytes: Box<[UnsafeCell<u8>]>,
+}
+
+// SAFETY: concurrent access is to disjoint ranges only (see module docs);
+// every access goes through the `unsafe` methods whose callers uphold that.
+unsafe impl Sync for HostBuffer {}
+
+impl std::fmt::Debug for HostBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuffer").field("len", &self.len()).finish()
+    }
+}
+
+impl HostBuffer {
+    /// A zeroed buffer of `len` bytes (a power of two).
+    pub fn new(len: usize) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Self {
+            bytes: (0..len).map(|_| UnsafeCell::new(0)).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn base(&self) -> *mut u8 {
+        // UnsafeCell<u8> has the layout of u8, so the slice is a byte array.
+        UnsafeCell::raw_get(self.bytes.as_ptr())
+    }
+
+    /// Copies `data` in at `pos`, wrapping at the end.
+    ///
+    /// # Safety
+    /// No other thread may access `[pos, pos + data.len())` (modulo the
+    /// length) during the call.
+    pub unsafe fn write_wrapping(&self, pos: u32, data: &[u8]) {
+        let len = self.len();
+        if len == 0 {
+            return;
+        }
+        let data = &data[..data.len().min(len)];
+        let pos = pos as usize & (len - 1);
+        let first = data.len().min(len - pos);
+        // SAFETY: both ranges are inside the buffer (pos < len, first <=
+        // len - pos, rest <= pos); the caller guarantees exclusive access.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.base().add(pos), first);
+            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), self.base(), data.len() - first);
+        }
+    }
+
+    /// Copies `out.len()` bytes starting at `pos` into `out`, wrapping.
+    ///
+    /// # Safety
+    /// No other thread may write `[pos, pos + out.len())` during the call.
+    pub unsafe fn read_wrapping(&self, pos: u32, out: &mut [u8]) {
+        let len = self.len();
+        if len == 0 {
+            return;
+        }
+        let n = out.len().min(len);
+        let pos = pos as usize & (len - 1);
+        let first = n.min(len - pos);
+        // SAFETY: as in `write_wrapping`, the ranges are in bounds and the
+        // caller guarantees nobody writes them meanwhile.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base().add(pos), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(self.base(), out.as_mut_ptr().add(first), n - first);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_both_ways() {
+        let b = HostBuffer::new(8);
+        // SAFETY: single-threaded test.
+        unsafe { b.write_wrapping(6, &[1, 2, 3, 4]) };
+        let mut out = [0u8; 4];
+        // SAFETY: single-threaded test.
+        unsafe { b.read_wrapping(6, &mut out) };
+        assert_eq!(out, [1, 2, 3, 4]);
+        let mut all = [0u8; 8];
+        // SAFETY: single-threaded test.
+        unsafe { b.read_wrapping(0, &mut all) };
+        assert_eq!(all, [3, 4, 0, 0, 0, 0, 1, 2]);
+    }
+}
