@@ -16,7 +16,7 @@ need_root() {
 
 # Debian packages: a C toolchain (libfuzzer, later DPDK bindings) and
 # pkg-config. Only installed when missing.
-DEB_PACKAGES=(build-essential pkg-config ca-certificates curl)
+DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

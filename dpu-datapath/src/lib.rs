@@ -5,13 +5,16 @@
 //! (TCP state) -> `dma` (payload to/from application buffers) -> `post`
 //! (headers, ACKs, CC counters); anything unusual goes to `control`. The
 //! `engine` composes them run-to-completion; `app` is the application-facing
-//! side of a connection; `sim` is a deterministic simulated wire for tests.
+//! side of a connection; `sim` is a deterministic simulated wire for tests;
+//! `io` is real packet I/O (DPDK, behind the `dpdk` feature).
 
 pub mod app;
 pub mod control;
 pub mod dma;
 pub mod engine;
 pub mod flow;
+pub mod io;
+pub mod pipeline;
 pub mod post;
 pub mod pre;
 pub mod proto;

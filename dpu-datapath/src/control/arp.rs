@@ -52,6 +52,16 @@ impl ArpCache {
 }
 
 impl Engine {
+    /// Learns from an ARP packet without answering it.
+    pub(crate) fn learn_neighbour(&mut self, arp: &ArpRepr) {
+        if arp.source_hardware_addr.is_unicast() && arp.source_protocol_addr != self.cfg.ip {
+            self.ctrl
+                .arp
+                .insert(arp.source_protocol_addr, arp.source_hardware_addr, self.now);
+            self.arp_resolved(arp.source_protocol_addr, arp.source_hardware_addr);
+        }
+    }
+
     pub(crate) fn on_arp(&mut self, arp: &ArpRepr) {
         let now = self.now;
         let for_us = arp.target_protocol_addr == self.cfg.ip;

@@ -111,9 +111,19 @@ impl Engine {
             remote_ip,
             remote_port,
         };
+        let owned = &self.owned_groups;
+        let groups = self.cfg.flow_groups;
         let in_use = |port: u16| {
             let t = tuple_for(port);
-            pre.lookup(&t).is_some() || handshakes.contains_key(&t) || time_wait.contains_key(&t)
+            let foreign = owned.as_ref().is_some_and(|o| {
+                !o.get(crate::flow::flow_group(&t, groups) as usize)
+                    .copied()
+                    .unwrap_or(false)
+            });
+            foreign
+                || pre.lookup(&t).is_some()
+                || handshakes.contains_key(&t)
+                || time_wait.contains_key(&t)
         };
         let mut ephemeral = ctrl.next_ephemeral_candidate();
         let port = loop {

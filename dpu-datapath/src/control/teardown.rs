@@ -3,8 +3,8 @@
 //! on RST and SYN for installed connections.
 
 use crate::app::ConnError;
-use crate::engine::work::Commit;
 use crate::control::TimeWait;
+use crate::engine::work::Commit;
 use crate::engine::{Engine, TimerKey};
 use crate::flow::FlowId;
 use crate::proto::RstCheck;

@@ -23,7 +23,9 @@ unsafe impl Sync for HostBuffer {}
 
 impl std::fmt::Debug for HostBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostBuffer").field("len", &self.len()).finish()
+        f.debug_struct("HostBuffer")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -66,7 +68,11 @@ impl HostBuffer {
         // len - pos, rest <= pos); the caller guarantees exclusive access.
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.base().add(pos), first);
-            std::ptr::copy_nonoverlapping(data.as_ptr().add(first), self.base(), data.len() - first);
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr().add(first),
+                self.base(),
+                data.len() - first,
+            );
         }
     }
 

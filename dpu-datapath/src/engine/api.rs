@@ -243,6 +243,11 @@ impl Engine {
             .unwrap_or(true)
     }
 
+    /// The peer's FIN arrived (all its data is readable or read).
+    pub fn peer_closed(&self, conn: ConnId) -> bool {
+        self.apps.get(conn).map(|a| a.peer_fin).unwrap_or(true)
+    }
+
     /// All our data was acknowledged by the peer.
     pub fn all_sent(&self, conn: ConnId) -> bool {
         self.apps

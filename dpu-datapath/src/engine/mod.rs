@@ -57,6 +57,9 @@ pub struct Engine {
     /// finishing it inline.
     pub(crate) staged: bool,
     pub(crate) work_out: Vec<work::Work>,
+    /// Flow groups this engine owns (pipeline); active opens pick local
+    /// ports whose tuple hashes into one of them.
+    pub(crate) owned_groups: Option<Vec<bool>>,
 }
 
 impl Engine {
@@ -84,6 +87,7 @@ impl Engine {
             now: 0,
             staged: false,
             work_out: Vec::new(),
+            owned_groups: None,
         }
     }
 
@@ -152,6 +156,21 @@ impl Engine {
     /// data-parallel stages instead of being finished inline.
     pub fn set_staged(&mut self, staged: bool) {
         self.staged = staged;
+    }
+
+    /// Restricts active opens to tuples in these flow groups.
+    pub fn set_owned_groups(&mut self, owned: Vec<bool>) {
+        self.owned_groups = Some(owned);
+    }
+
+    /// Learns the sender of an ARP frame seen elsewhere (no reply).
+    pub fn learn_arp(&mut self, frame: &[u8], now: Nanos) {
+        self.now = self.now.max(now);
+        if let Ok(parsed) = crate::wire::parse_ingress(frame, &self.cfg.caps) {
+            if let crate::wire::L3::Arp(arp) = parsed.l3 {
+                self.learn_neighbour(&arp);
+            }
+        }
     }
 
     /// Takes the work produced since the last call, in order.

@@ -31,6 +31,40 @@ impl Engine {
         }
     }
 
+    /// Continues from the stateless half of `pre` (run on a `pre` worker):
+    /// flow lookup, then the fast path or the control plane. Used by the
+    /// flow group's owner in the pipeline.
+    pub fn after_validate(&mut self, verdict: pre::Verdict, frame: &[u8], now: Nanos) {
+        self.now = self.now.max(now);
+        self.stats.rx_frames += 1;
+        self.stats.rx_bytes += frame.len() as u64;
+        let flow = match verdict {
+            pre::Verdict::Drop(reason) => return self.stats.drop(reason),
+            pre::Verdict::Tcp {
+                tuple,
+                mut summary,
+                fast: true,
+            } => match self.pre.lookup(&tuple) {
+                Some(flow) => {
+                    summary.flow = flow;
+                    Some(summary)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        match flow {
+            Some(summary) => self.fast_path(&summary, frame),
+            None => {
+                // Exceptions are rare: parse again rather than ship the parse.
+                if let Ok(parsed) = crate::wire::parse_ingress(frame, &self.cfg.caps) {
+                    self.stats.exceptions += 1;
+                    self.exception(&parsed, frame);
+                }
+            }
+        }
+    }
+
     /// `proto` for one established-path segment, then its `dma`/`post` work.
     pub(crate) fn fast_path(&mut self, s: &Summary, frame: &[u8]) {
         let id = s.flow;
@@ -43,7 +77,8 @@ impl Engine {
         if let Some(reason) = snap.drop {
             self.stats.drop(reason);
         }
-        let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get_mut(id.index())) else {
+        let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get_mut(id.index()))
+        else {
             return;
         };
         post.account(&snap.cc);
@@ -172,13 +207,25 @@ impl Engine {
     }
 
     /// `post`: builds and emits a pure ACK (or RST) of an installed flow.
-    pub(crate) fn send_fields(&mut self, id: crate::flow::FlowId, h: &crate::proto::HeaderFields, payload: &[u8]) {
+    pub(crate) fn send_fields(
+        &mut self,
+        id: crate::flow::FlowId,
+        h: &crate::proto::HeaderFields,
+        payload: &[u8],
+    ) {
         let Some(pre) = self.pre.get(id) else {
             return;
         };
         let template = pre.template;
         let mut buf = self.buffer();
-        crate::post::build_frame(&mut buf, &template, h, ack_ts_clock(self.now), payload, &self.cfg.caps);
+        crate::post::build_frame(
+            &mut buf,
+            &template,
+            h,
+            ack_ts_clock(self.now),
+            payload,
+            &self.cfg.caps,
+        );
         self.emit(buf);
     }
 }

@@ -2,9 +2,9 @@
 //! once; each turn sends up to a burst of segments (payload read by `dma`
 //! from the TX buffer, headers by `post`), then yields to the next flow.
 
+use super::work::{dma_post_tx, TxWork, Work};
 use super::{Engine, TimerKey};
 use crate::app::ConnError;
-use super::work::{dma_post_tx, TxWork, Work};
 use crate::proto::{ack_ts_clock, Nanos};
 use std::cmp::Reverse;
 

@@ -102,5 +102,12 @@ pub fn dma_tx(work: &TxWork, payload: &mut Vec<u8>) {
 
 /// `post` for a transmitted segment: headers around the fetched payload.
 pub fn post_tx(work: &TxWork, payload: &[u8], frame: &mut Vec<u8>, caps: &ChecksumCaps) {
-    crate::post::build_frame(frame, &work.template, &work.header, work.ts_val, payload, caps);
+    crate::post::build_frame(
+        frame,
+        &work.template,
+        &work.header,
+        work.ts_val,
+        payload,
+        caps,
+    );
 }

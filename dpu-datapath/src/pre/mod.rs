@@ -36,6 +36,23 @@ pub enum PreOutcome<'a> {
     Exception(IngressFrame<'a>),
 }
 
+/// What the stateless half of `pre` (parse, validate, summarise, route)
+/// decided; owned, so it can travel to the flow group's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Drop(DropReason),
+    /// ARP or ICMP for the control plane.
+    Control,
+    /// A valid TCP segment for us. `fast` says its flags allow the
+    /// established fast path (if the flow exists); `summary.flow` is set by
+    /// the lookup.
+    Tcp {
+        tuple: FourTuple,
+        summary: Summary,
+        fast: bool,
+    },
+}
+
 /// Flags allowed on the established fast path; anything else is an exception.
 const FAST_PATH_FLAGS: u8 = TcpFlags::ACK.0
     | TcpFlags::PSH.0
@@ -44,7 +61,7 @@ const FAST_PATH_FLAGS: u8 = TcpFlags::ACK.0
     | TcpFlags::CWR.0
     | TcpFlags::URG.0;
 
-/// Classifies one received frame.
+/// Classifies one received frame (both halves of `pre`).
 pub fn classify<'a>(
     frame: &'a [u8],
     local: &LocalAddrs,
@@ -55,18 +72,44 @@ pub fn classify<'a>(
         Ok(p) => p,
         Err(e) => return PreOutcome::Drop(e.into()),
     };
+    match verdict(frame, &parsed, local) {
+        Verdict::Drop(r) => PreOutcome::Drop(r),
+        Verdict::Control => PreOutcome::Exception(parsed),
+        Verdict::Tcp {
+            tuple,
+            mut summary,
+            fast,
+        } => match table.lookup(&tuple) {
+            Some(flow) if fast => {
+                summary.flow = flow;
+                PreOutcome::Fast(summary)
+            }
+            _ => PreOutcome::Exception(parsed),
+        },
+    }
+}
+
+/// The stateless half of `pre`: parse, validate and summarise, no table.
+pub fn validate(frame: &[u8], local: &LocalAddrs, caps: &ChecksumCaps) -> Verdict {
+    match parse_ingress(frame, caps) {
+        Ok(parsed) => verdict(frame, &parsed, local),
+        Err(e) => Verdict::Drop(e.into()),
+    }
+}
+
+fn verdict(frame: &[u8], parsed: &IngressFrame<'_>, local: &LocalAddrs) -> Verdict {
     let dst = parsed.eth.dst;
     if dst != local.mac && !dst.is_broadcast() && !dst.is_multicast() {
-        return PreOutcome::Drop(DropReason::NotForUs);
+        return Verdict::Drop(DropReason::NotForUs);
     }
     let (ip, tcp) = match &parsed.l3 {
-        L3::Arp(_) => return PreOutcome::Exception(parsed),
+        L3::Arp(_) => return Verdict::Control,
         L3::Ipv4 { ip, l4 } => {
             if ip.dst != local.ip || dst != local.mac {
-                return PreOutcome::Drop(DropReason::NotForUs);
+                return Verdict::Drop(DropReason::NotForUs);
             }
             match l4 {
-                L4::Icmp(_) => return PreOutcome::Exception(parsed),
+                L4::Icmp(_) => return Verdict::Control,
                 L4::Tcp(tcp) => (ip, tcp),
             }
         }
@@ -74,7 +117,7 @@ pub fn classify<'a>(
     let flags = tcp.flags;
     let syn = flags.contains(TcpFlags::SYN);
     if (syn && (flags.contains(TcpFlags::FIN) || flags.contains(TcpFlags::RST))) || flags.0 == 0 {
-        return PreOutcome::Drop(DropReason::BadFlags);
+        return Verdict::Drop(DropReason::BadFlags);
     }
     let tuple = FourTuple {
         local_ip: ip.dst,
@@ -82,37 +125,31 @@ pub fn classify<'a>(
         remote_ip: ip.src,
         remote_port: tcp.src_port,
     };
-    let Some(flow) = table.lookup(&tuple) else {
-        return PreOutcome::Exception(parsed);
-    };
-    if !flags.contains(TcpFlags::ACK) || flags.0 & !FAST_PATH_FLAGS != 0 {
-        return PreOutcome::Exception(parsed);
-    }
-    let payload_offset =
-        frame.len() - tcp.payload.len() - trailing_padding(frame, ip.payload_len, tcp);
+    let fast = flags.contains(TcpFlags::ACK) && flags.0 & !FAST_PATH_FLAGS == 0;
     let opts = &tcp.options;
     let sack = SackBlocks {
         blocks: opts.sack_blocks,
         count: opts.sack_count.min(4),
     };
-    PreOutcome::Fast(Summary {
-        flow,
-        seq: tcp.seq,
-        ack: tcp.ack,
-        window: tcp.window,
-        flags,
-        ts: opts.timestamps,
-        sack,
-        payload_offset: payload_offset as u16,
-        payload_len: tcp.payload.len() as u16,
-        ecn_ce: ip.dscp_ecn & 0b11 == 0b11,
-    })
+    Verdict::Tcp {
+        tuple,
+        fast,
+        summary: Summary {
+            flow: crate::flow::FlowId(u32::MAX),
+            seq: tcp.seq,
+            ack: tcp.ack,
+            window: tcp.window,
+            flags,
+            ts: opts.timestamps,
+            sack,
+            payload_offset: payload_offset(frame, tcp.payload) as u16,
+            payload_len: tcp.payload.len() as u16,
+            ecn_ce: ip.dscp_ecn & 0b11 == 0b11,
+        },
+    }
 }
 
-/// Bytes after the TCP payload (Ethernet padding of short frames).
-fn trailing_padding(frame: &[u8], _ip_payload_len: usize, tcp: &crate::wire::TcpRepr<'_>) -> usize {
-    // The payload is a sub-slice of `frame`; find where it ends.
-    let frame_start = frame.as_ptr() as usize;
-    let payload_end = tcp.payload.as_ptr() as usize + tcp.payload.len();
-    frame_start + frame.len() - payload_end
+/// Offset of `payload` (a sub-slice of `frame`) within `frame`.
+fn payload_offset(frame: &[u8], payload: &[u8]) -> usize {
+    (payload.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize)
 }

@@ -27,6 +27,8 @@ pub struct SimPair {
     pub b: Engine,
     pub wire: SimWire,
     pub now: Nanos,
+    /// When set, every frame delivered to `b` is recorded with its time.
+    pub b_rx_log: Option<Vec<(Nanos, Vec<u8>)>>,
     scratch: Vec<Vec<u8>>,
 }
 
@@ -43,6 +45,7 @@ impl SimPair {
             b: Engine::new(b),
             wire: SimWire::new(a_to_b, b_to_a, seed),
             now: 0,
+            b_rx_log: None,
             scratch: Vec::new(),
         }
     }
@@ -67,7 +70,12 @@ impl SimPair {
         self.flush();
         while let Some((dir, frame)) = self.wire.pop_due(self.now) {
             match dir {
-                Direction::AtoB => self.b.receive(&frame, self.now),
+                Direction::AtoB => {
+                    self.b.receive(&frame, self.now);
+                    if let Some(log) = self.b_rx_log.as_mut() {
+                        log.push((self.now, frame));
+                    }
+                }
                 Direction::BtoA => self.a.receive(&frame, self.now),
             }
             self.flush();

@@ -43,6 +43,39 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Adds another worker's counters to these.
+    pub fn merge(&mut self, other: &Stats) {
+        self.rx_frames += other.rx_frames;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_frames += other.tx_frames;
+        self.tx_bytes += other.tx_bytes;
+        self.fast_path_segments += other.fast_path_segments;
+        self.exceptions += other.exceptions;
+        self.rx_payload_bytes += other.rx_payload_bytes;
+        self.tx_payload_bytes += other.tx_payload_bytes;
+        self.pure_acks_sent += other.pure_acks_sent;
+        self.retransmit_segments += other.retransmit_segments;
+        self.retransmit_bytes += other.retransmit_bytes;
+        self.fast_retransmits += other.fast_retransmits;
+        self.timeout_retransmits += other.timeout_retransmits;
+        self.zero_window_probes += other.zero_window_probes;
+        self.window_updates += other.window_updates;
+        self.challenge_acks += other.challenge_acks;
+        self.rst_sent += other.rst_sent;
+        self.rst_received += other.rst_received;
+        self.arp_replies_sent += other.arp_replies_sent;
+        self.arp_requests_sent += other.arp_requests_sent;
+        self.icmp_echo_replies += other.icmp_echo_replies;
+        self.connections_accepted += other.connections_accepted;
+        self.connections_opened += other.connections_opened;
+        self.connections_reset += other.connections_reset;
+        self.connections_closed += other.connections_closed;
+        self.connect_failures += other.connect_failures;
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+    }
+
     /// Counts one dropped packet.
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;

@@ -1,0 +1,206 @@
+//! Owned mbufs: [`Mbuf`] (one) and `MbufBurst` (the array a burst call fills or drains).
+
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
+use core::ptr::NonNull;
+
+use dpdk_sys::rte_mbuf;
+
+use super::mempool::Mempool;
+use super::MAX_BURST;
+
+/// One packet buffer (possibly a chain of segments) that we own. Dropping it returns it
+/// to its pool (`rte_pktmbuf_free`); [`Mbuf::into_raw`] hands ownership to DPDK
+/// (`rte_eth_tx_burst` frees what it sends).
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf<'pool> {
+    raw: NonNull<rte_mbuf>,
+    _pool: PhantomData<&'pool Mempool>,
+}
+
+impl<'pool> Mbuf<'pool> {
+    /// Takes ownership of `raw`; `None` for NULL.
+    ///
+    /// # Safety
+    /// A non-null `raw` must be a valid mbuf that nobody else owns or references, from a
+    /// pool that outlives `'pool`.
+    pub unsafe fn from_raw(raw: *mut rte_mbuf) -> Option<Self> {
+        NonNull::new(raw).map(|raw| Mbuf {
+            raw,
+            _pool: PhantomData,
+        })
+    }
+
+    /// Gives up ownership without freeing (for `rte_eth_tx_burst`).
+    pub fn into_raw(self) -> *mut rte_mbuf {
+        let raw = self.raw.as_ptr();
+        core::mem::forget(self);
+        raw
+    }
+
+    fn head(&self) -> &rte_mbuf {
+        // SAFETY: we own a valid mbuf (from_raw's contract) for as long as `self` lives.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Bytes in the whole packet (all segments).
+    pub fn pkt_len(&self) -> usize {
+        self.head().pkt_len as usize
+    }
+
+    /// The `RTE_MBUF_F_*` offload flags (RX checksum status, ...).
+    pub fn ol_flags(&self) -> u64 {
+        self.head().ol_flags
+    }
+
+    /// The data of each segment in order.
+    pub fn segments(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut seg: *const rte_mbuf = self.raw.as_ptr();
+        core::iter::from_fn(move || {
+            // SAFETY: `seg` is the head we own or a `next` link of the chain we own; the
+            // chain ends with NULL. DPDK keeps buf_addr + data_off .. + data_len inside
+            // the segment's buffer, and nothing writes it while we hold `&self`.
+            unsafe {
+                let m = seg.as_ref()?;
+                seg = m.next;
+                let data = m.buf_addr.cast::<u8>().add(usize::from(m.data_off));
+                Some(core::slice::from_raw_parts(data, usize::from(m.data_len)))
+            }
+        })
+    }
+
+    /// Appends the whole packet to `out`.
+    pub fn copy_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.pkt_len());
+        for seg in self.segments() {
+            out.extend_from_slice(seg);
+        }
+    }
+
+    /// Grows the packet by `len` bytes at the end (`rte_pktmbuf_append`) and returns
+    /// them; `None` when the last segment lacks tailroom.
+    pub fn append(&mut self, len: usize) -> Option<&mut [u8]> {
+        let len16 = u16::try_from(len).ok()?;
+        // SAFETY: we own the mbuf chain exclusively (`&mut self`).
+        let tail = unsafe { dpdk_sys::rte_pktmbuf_append(self.raw.as_ptr(), len16) };
+        let tail = NonNull::new(tail.cast::<u8>())?;
+        // SAFETY: rte_pktmbuf_append returned `len` writable bytes inside the last
+        // segment's buffer, which we own and which `&mut self` keeps exclusive.
+        Some(unsafe { core::slice::from_raw_parts_mut(tail.as_ptr(), len) })
+    }
+}
+
+impl Drop for Mbuf<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf (from_raw's contract) and drop it exactly once.
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.raw.as_ptr()) };
+    }
+}
+
+/// Up to [`MAX_BURST`] owned mbufs laid out as the `struct rte_mbuf **` array that
+/// `rte_eth_rx_burst` fills and `rte_eth_tx_burst` drains. Those still owned are freed
+/// with one `rte_pktmbuf_free_bulk` call on drop.
+pub(crate) struct MbufBurst<'pool> {
+    slots: [MaybeUninit<Mbuf<'pool>>; MAX_BURST],
+    /// `slots[start..len]` are initialised and owned.
+    start: usize,
+    len: usize,
+}
+
+impl<'pool> MbufBurst<'pool> {
+    pub(crate) fn new(_pool: &'pool Mempool) -> Self {
+        MbufBurst {
+            slots: [const { MaybeUninit::uninit() }; MAX_BURST],
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// Owned mbufs.
+    pub(crate) fn as_slice(&self) -> &[Mbuf<'pool>] {
+        // SAFETY: slots[start..len] are initialised (the invariant), and MaybeUninit<T>
+        // has T's layout.
+        unsafe {
+            core::slice::from_raw_parts(
+                self.slots.as_ptr().add(self.start).cast::<Mbuf<'pool>>(),
+                self.len - self.start,
+            )
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == MAX_BURST
+    }
+
+    pub(crate) fn push(&mut self, mbuf: Mbuf<'pool>) {
+        assert!(!self.is_full(), "MbufBurst overflow");
+        self.slots[self.len].write(mbuf);
+        self.len += 1;
+    }
+
+    /// Fills an empty burst with `fill(array, capacity) -> count`, as `rte_eth_rx_burst`.
+    ///
+    /// # Safety
+    /// `fill` must write `count <= capacity` valid mbuf pointers that become ours, from a
+    /// pool that outlives `'pool`.
+    pub(crate) unsafe fn fill(
+        &mut self,
+        capacity: usize,
+        fill: impl FnOnce(*mut *mut rte_mbuf, u16) -> u16,
+    ) -> usize {
+        assert!(
+            self.start == self.len,
+            "MbufBurst::fill on a non-empty burst"
+        );
+        self.start = 0;
+        self.len = 0;
+        let capacity = capacity.min(MAX_BURST);
+        // Mbuf is repr(transparent) over NonNull<rte_mbuf>, which has the layout of
+        // *mut rte_mbuf; MaybeUninit keeps it.
+        let count = fill(self.slots.as_mut_ptr().cast(), capacity as u16);
+        self.len = usize::from(count).min(capacity);
+        self.len
+    }
+
+    /// Passes the owned mbufs, oldest first, to `send(array, count) -> taken` until it
+    /// takes all or none; those taken belong to the callee. Returns how many were taken.
+    ///
+    /// # Safety
+    /// `send` must take ownership of exactly the first `taken <= count` mbufs of the array
+    /// and leave the array unchanged, as `rte_eth_tx_burst` does.
+    pub(crate) unsafe fn drain(
+        &mut self,
+        mut send: impl FnMut(*mut *mut rte_mbuf, u16) -> u16,
+    ) -> usize {
+        let before = self.start;
+        while self.start < self.len {
+            // Owned slots are initialised Mbufs, laid out as *mut rte_mbuf (see `fill`).
+            let array = self.slots[self.start..].as_mut_ptr().cast();
+            let taken = usize::from(send(array, (self.len - self.start) as u16));
+            if taken == 0 {
+                break;
+            }
+            self.start += taken.min(self.len - self.start);
+        }
+        self.start - before
+    }
+}
+
+impl Drop for MbufBurst<'_> {
+    fn drop(&mut self) {
+        let count = self.len - self.start;
+        if count == 0 {
+            return;
+        }
+        // SAFETY: slots[start..len] are owned, initialised mbufs laid out as an array of
+        // *mut rte_mbuf; rte_pktmbuf_free_bulk frees each once and we never touch them
+        // again. `count` <= MAX_BURST fits u32.
+        unsafe {
+            dpdk_sys::rte_pktmbuf_free_bulk(
+                self.slots[self.start..].as_mut_ptr().cast(),
+                count as u32,
+            );
+        }
+    }
+}

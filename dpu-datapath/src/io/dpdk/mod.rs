@@ -1,0 +1,28 @@
+//! DPDK backend of [`PacketIo`](super::PacketIo): one ethdev port, N RX/TX queue pairs.
+//!
+//! One job per file:
+//! - `error`: [`DpdkError`] (what failed, `rte_errno`, `rte_strerror` text);
+//! - `eal`: EAL arguments from `pipeline_config::Dpdk` and the once-per-process init;
+//! - `mempool`: the packet-buffer pool ([`Mempool`]);
+//! - `mbuf`: RAII [`Mbuf`] and the burst array handed to `rte_eth_{rx,tx}_burst`;
+//! - `port`: port configuration (queues, RSS, offloads, MTU), start, link, close;
+//! - `queue`: `impl PacketIo for DpdkPort` (copying RX, retrying TX).
+//!
+//! Nothing here panics on a runtime failure: setup returns [`DpdkError`], and the
+//! burst calls count what they drop in [`IoStats`](super::IoStats).
+
+mod eal;
+mod error;
+mod mbuf;
+mod mempool;
+mod port;
+mod queue;
+
+pub use eal::{eal_args, init_eal, init_eal_with_args, pmd_plugins, Eal};
+pub use error::DpdkError;
+pub use mbuf::Mbuf;
+pub use mempool::Mempool;
+pub use port::{DpdkPort, DpdkPortConfig, LinkStatus, Offloads};
+
+/// Most mbufs moved by one `rte_eth_rx_burst` / `rte_eth_tx_burst` call.
+pub const MAX_BURST: usize = 64;

@@ -1,0 +1,545 @@
+//! One ethdev port: configure (queues, RSS, checksum offloads, MTU), start, link, close.
+
+use std::ffi::CStr;
+
+use dpdk_sys::{rte_eth_conf, rte_eth_dev_info, rte_eth_link, rte_ether_addr};
+
+use super::eal::Eal;
+use super::error::{DpdkError, EINVAL, ENODEV, ENOTSUP};
+use super::mempool::Mempool;
+use super::MAX_BURST;
+use crate::flow::RSS_KEY;
+use crate::io::{FramePool, IoStats};
+
+/// Ethernet header plus one VLAN tag: what a frame adds to the IP MTU.
+const L2_OVERHEAD: u32 = 18;
+/// Spare frame `Vec`s kept per port.
+const FRAME_POOL_CAP: usize = 4 * MAX_BURST;
+
+/// What [`DpdkPort::open`] needs; see [`DpdkPortConfig::from_port`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkPortConfig {
+    /// RX/TX queue pairs (one per engine replica).
+    pub queues: u16,
+    /// IP MTU.
+    pub mtu: u16,
+    pub rx_descriptors: u16,
+    pub tx_descriptors: u16,
+    /// Mbufs in the port's pool (shared by all its queues).
+    pub mempool_mbufs: u32,
+}
+
+impl DpdkPortConfig {
+    /// From the `port` section of the pipeline configuration.
+    pub fn from_port(port: &pipeline_config::Port, queues: u16) -> Self {
+        DpdkPortConfig {
+            queues,
+            mtu: port.mtu,
+            rx_descriptors: port.dpdk.rx_descriptors,
+            tx_descriptors: port.dpdk.tx_descriptors,
+            mempool_mbufs: port.dpdk.mempool_mbufs,
+        }
+    }
+}
+
+/// Checksum offloads enabled on the port (those the driver reported).
+///
+/// `PacketIo` frames carry no per-packet metadata yet, so TX frames never request
+/// offload and the engine keeps computing checksums; RX results are only counted
+/// (`IoStats::rx_csum_bad`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offloads {
+    pub rx_ipv4_cksum: bool,
+    pub rx_tcp_cksum: bool,
+    pub tx_ipv4_cksum: bool,
+    pub tx_tcp_cksum: bool,
+}
+
+/// Link state as the driver reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    /// Mbit/s; `None` when the driver does not know.
+    pub speed_mbps: Option<u32>,
+    pub full_duplex: bool,
+}
+
+/// A started DPDK port with `queues` RX/TX queue pairs; closed on drop.
+#[derive(Debug)]
+pub struct DpdkPort {
+    pub(super) port_id: u16,
+    pub(super) queues: u16,
+    pub(super) mac: [u8; 6],
+    driver: String,
+    offloads: Offloads,
+    rss: bool,
+    pub(super) counters: IoStats,
+    pub(super) frames: FramePool,
+    /// Declared last: dropped after `Drop::drop` has stopped and closed the port, so no
+    /// ring still holds its mbufs.
+    pub(super) pool: Mempool,
+}
+
+// SAFETY: nothing in a DpdkPort is tied to the thread that created it. Queue
+// operations take `&mut self`, so one thread at a time uses the port's queues, as DPDK
+// requires; the ring mempool is multi-producer/consumer safe, and from a thread that is
+// not an EAL lcore it bypasses the per-lcore caches.
+unsafe impl Send for DpdkPort {}
+
+fn check(op: impl FnOnce() -> String, ret: i32) -> Result<i32, DpdkError> {
+    DpdkError::check(op, ret)
+}
+
+fn dev_info(port_id: u16) -> Result<rte_eth_dev_info, DpdkError> {
+    let mut info = rte_eth_dev_info::default();
+    // SAFETY: `info` is a valid out-parameter the driver fills.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(port_id, &mut info) };
+    check(|| format!("rte_eth_dev_info_get(port {port_id})"), ret)?;
+    Ok(info)
+}
+
+/// Mbuf data room (headroom included) that holds a whole frame of `mtu`.
+fn data_room_for(mtu: u16) -> Result<u16, DpdkError> {
+    let frame = (u32::from(mtu) + L2_OVERHEAD).max(dpdk_sys::RTE_MBUF_DEFAULT_DATAROOM);
+    u16::try_from(frame + dpdk_sys::RTE_PKTMBUF_HEADROOM)
+        .map_err(|_| DpdkError::invalid("mempool sizing", EINVAL, format!("MTU {mtu} too large")))
+}
+
+/// RSS on IPv4/TCP with our key, when the port supports it; the reason when not.
+fn rss_support(info: &rte_eth_dev_info, queues: u16) -> Result<u64, String> {
+    let hf = info.flow_type_rss_offloads & dpdk_sys::DPDK_SYS_RSS_NONFRAG_IPV4_TCP;
+    if hf == 0 {
+        return Err(format!(
+            "no IPv4/TCP RSS (flow_type_rss_offloads {:#x})",
+            info.flow_type_rss_offloads
+        ));
+    }
+    if usize::from(info.hash_key_size) != RSS_KEY.len() {
+        return Err(format!(
+            "hash key is {} bytes, ours is {}",
+            info.hash_key_size,
+            RSS_KEY.len()
+        ));
+    }
+    if queues > 1 && info.reta_size == 0 {
+        return Err("no redirection table".to_owned());
+    }
+    Ok(hf)
+}
+
+fn enabled(wanted: u64, capa: u64) -> u64 {
+    wanted & capa
+}
+
+/// Port-level configuration; `rss_key` must outlive the `rte_eth_dev_configure` call.
+fn eth_conf(info: &rte_eth_dev_info, mtu: u16, rss: Option<(u64, &mut [u8; 40])>) -> rte_eth_conf {
+    let mut conf = rte_eth_conf::default();
+    conf.rxmode.mtu = u32::from(mtu);
+    conf.rxmode.offloads = enabled(
+        dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM | dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM,
+        info.rx_offload_capa,
+    );
+    conf.txmode.offloads = enabled(
+        dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM | dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM,
+        info.tx_offload_capa,
+    );
+    if let Some((hf, key)) = rss {
+        conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
+        conf.rxmode.offloads |=
+            enabled(dpdk_sys::DPDK_SYS_RX_OFFLOAD_RSS_HASH, info.rx_offload_capa);
+        let rss_conf = &mut conf.rx_adv_conf.rss_conf;
+        rss_conf.rss_key = key.as_mut_ptr();
+        rss_conf.rss_key_len = key.len() as u8;
+        rss_conf.rss_hf = hf;
+    }
+    conf
+}
+
+impl DpdkPort {
+    /// Configures port `port_id` with `cfg.queues` RX/TX queue pairs, starts it and
+    /// disables promiscuous mode. RSS (IPv4/TCP, key [`RSS_KEY`]) and the IPv4/TCP
+    /// checksum offloads are enabled when the driver reports them; otherwise the port
+    /// runs without them and says so in the log.
+    pub fn open(_eal: &Eal, port_id: u16, cfg: &DpdkPortConfig) -> Result<Self, DpdkError> {
+        // SAFETY: EAL is initialised (`_eal`); the call only checks the port table.
+        if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
+            return Err(DpdkError::invalid(
+                format!("port {port_id}"),
+                ENODEV,
+                "no such DPDK port",
+            ));
+        }
+        let info = dev_info(port_id)?;
+        let driver = if info.driver_name.is_null() {
+            String::from("?")
+        } else {
+            // SAFETY: a non-null driver_name is a static NUL-terminated string.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        validate(port_id, &info, cfg)?;
+
+        let rss = configure(port_id, &info, cfg)?;
+        let conf_offloads = offloads_of(&info);
+        let (mut rxd, mut txd) = (cfg.rx_descriptors, cfg.tx_descriptors);
+        // SAFETY: both pointers are valid u16 in/out parameters.
+        let ret =
+            unsafe { dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &mut rxd, &mut txd) };
+        check(
+            || format!("rte_eth_dev_adjust_nb_rx_tx_desc(port {port_id})"),
+            ret,
+        )?;
+
+        let ring_mbufs =
+            u32::from(cfg.queues) * (u32::from(rxd) + u32::from(txd) + MAX_BURST as u32);
+        if cfg.mempool_mbufs < ring_mbufs {
+            tracing::warn!(
+                port_id,
+                mempool_mbufs = cfg.mempool_mbufs,
+                ring_mbufs,
+                "mempool is smaller than the rings it feeds; expect rx_nombuf"
+            );
+        }
+        // SAFETY: plain query of a valid port.
+        let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(port_id) };
+        let pool = Mempool::create(
+            &format!("ftoe_p{port_id}"),
+            cfg.mempool_mbufs,
+            data_room_for(cfg.mtu)?,
+            socket,
+        )?;
+        // Not opened yet: a failure below must close the port before the pool goes.
+        let mut port = DpdkPort {
+            port_id,
+            queues: cfg.queues,
+            mac: [0; 6],
+            driver,
+            offloads: conf_offloads,
+            rss,
+            counters: IoStats::default(),
+            frames: FramePool::new(FRAME_POOL_CAP),
+            pool,
+        };
+        port.setup_queues(&info, rxd, txd, socket)?;
+        port.start()?;
+        Ok(port)
+    }
+
+    fn setup_queues(
+        &mut self,
+        info: &rte_eth_dev_info,
+        rxd: u16,
+        txd: u16,
+        socket: i32,
+    ) -> Result<(), DpdkError> {
+        let port_id = self.port_id;
+        let mut rxconf = info.default_rxconf;
+        rxconf.offloads = offloads_bits(self.offloads).0;
+        let mut txconf = info.default_txconf;
+        txconf.offloads = offloads_bits(self.offloads).1;
+        // SOCKET_ID_ANY (-1) is passed as the unsigned all-ones DPDK expects.
+        let socket = socket as u32;
+        for q in 0..self.queues {
+            // SAFETY: the port is configured with `queues` RX queues; rxconf and the pool
+            // are valid for the call (DPDK copies the conf and keeps the pool, which
+            // outlives the port: see the field order).
+            let ret = unsafe {
+                dpdk_sys::rte_eth_rx_queue_setup(
+                    port_id,
+                    q,
+                    rxd,
+                    socket,
+                    &rxconf,
+                    self.pool.as_ptr(),
+                )
+            };
+            check(
+                || format!("rte_eth_rx_queue_setup(port {port_id}, queue {q}, {rxd} descriptors)"),
+                ret,
+            )?;
+            // SAFETY: as above for TX (no pool).
+            let ret = unsafe { dpdk_sys::rte_eth_tx_queue_setup(port_id, q, txd, socket, &txconf) };
+            check(
+                || format!("rte_eth_tx_queue_setup(port {port_id}, queue {q}, {txd} descriptors)"),
+                ret,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn start(&mut self) -> Result<(), DpdkError> {
+        let port_id = self.port_id;
+        // SAFETY: the port is configured and all its queues are set up.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_start(port_id) };
+        check(|| format!("rte_eth_dev_start(port {port_id})"), ret)?;
+        // SAFETY: plain control call on a started port.
+        let ret = unsafe { dpdk_sys::rte_eth_promiscuous_disable(port_id) };
+        if ret < 0 {
+            let err =
+                DpdkError::from_ret(format!("rte_eth_promiscuous_disable(port {port_id})"), ret);
+            tracing::warn!(%err, "cannot turn promiscuous mode off");
+        }
+        let mut addr = rte_ether_addr::default();
+        // SAFETY: `addr` is a valid out-parameter.
+        let ret = unsafe { dpdk_sys::rte_eth_macaddr_get(port_id, &mut addr) };
+        check(|| format!("rte_eth_macaddr_get(port {port_id})"), ret)?;
+        self.mac = addr.addr_bytes;
+        let link = self.link();
+        tracing::info!(
+            port_id,
+            driver = %self.driver,
+            mac = %format_mac(&self.mac),
+            queues = self.queues,
+            rss = self.rss,
+            offloads = ?self.offloads,
+            link = ?link,
+            "DPDK port started"
+        );
+        Ok(())
+    }
+
+    /// Current link state (`rte_eth_link_get_nowait`).
+    pub fn link(&self) -> Result<LinkStatus, DpdkError> {
+        let mut link = rte_eth_link::default();
+        // SAFETY: `link` is a valid out-parameter.
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.port_id, &mut link) };
+        check(
+            || format!("rte_eth_link_get_nowait(port {})", self.port_id),
+            ret,
+        )?;
+        let known = link.link_speed != dpdk_sys::RTE_ETH_SPEED_NUM_NONE
+            && link.link_speed != dpdk_sys::RTE_ETH_SPEED_NUM_UNKNOWN;
+        Ok(LinkStatus {
+            up: u32::from(link.link_status()) == dpdk_sys::RTE_ETH_LINK_UP,
+            speed_mbps: known.then_some(link.link_speed),
+            full_duplex: u32::from(link.link_duplex()) == dpdk_sys::RTE_ETH_LINK_FULL_DUPLEX,
+        })
+    }
+
+    pub fn port_id(&self) -> u16 {
+        self.port_id
+    }
+
+    pub fn queues(&self) -> u16 {
+        self.queues
+    }
+
+    /// The PMD's name, e.g. `net_tap` or `mlx5_pci`.
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
+    }
+
+    /// Whether RSS on IPv4/TCP with [`RSS_KEY`] is on.
+    pub fn rss_enabled(&self) -> bool {
+        self.rss
+    }
+
+    /// The port's mbuf pool.
+    pub fn mempool(&self) -> &Mempool {
+        &self.pool
+    }
+
+    /// Gives a frame buffer back for reuse by `rx_burst`.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.frames.put(buf);
+    }
+}
+
+fn validate(port_id: u16, info: &rte_eth_dev_info, cfg: &DpdkPortConfig) -> Result<(), DpdkError> {
+    let op = format!("configure port {port_id}");
+    let max_queues = info.max_rx_queues.min(info.max_tx_queues);
+    if cfg.queues == 0 || cfg.queues > max_queues {
+        return Err(DpdkError::invalid(
+            op,
+            EINVAL,
+            format!(
+                "{} queue pairs requested, the port has 1..={max_queues}",
+                cfg.queues
+            ),
+        ));
+    }
+    if cfg.mtu < info.min_mtu || cfg.mtu > info.max_mtu {
+        return Err(DpdkError::invalid(
+            op,
+            EINVAL,
+            format!(
+                "MTU {} outside the port's {}..={}",
+                cfg.mtu, info.min_mtu, info.max_mtu
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn offloads_of(info: &rte_eth_dev_info) -> Offloads {
+    let rx = info.rx_offload_capa;
+    let tx = info.tx_offload_capa;
+    Offloads {
+        rx_ipv4_cksum: rx & dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM != 0,
+        rx_tcp_cksum: rx & dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM != 0,
+        tx_ipv4_cksum: tx & dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM != 0,
+        tx_tcp_cksum: tx & dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM != 0,
+    }
+}
+
+/// (RX, TX) `RTE_ETH_*_OFFLOAD_*` bits of `o`.
+fn offloads_bits(o: Offloads) -> (u64, u64) {
+    let bit = |on: bool, flag: u64| if on { flag } else { 0 };
+    (
+        bit(o.rx_ipv4_cksum, dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM)
+            | bit(o.rx_tcp_cksum, dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM),
+        bit(o.tx_ipv4_cksum, dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM)
+            | bit(o.tx_tcp_cksum, dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM),
+    )
+}
+
+/// `rte_eth_dev_configure` and the MTU; returns whether RSS is on. Falls back to no RSS
+/// (with a log line) when the port lacks it or refuses the RSS configuration.
+fn configure(
+    port_id: u16,
+    info: &rte_eth_dev_info,
+    cfg: &DpdkPortConfig,
+) -> Result<bool, DpdkError> {
+    let q = cfg.queues;
+    let op = || format!("rte_eth_dev_configure(port {port_id}, {q} queue pairs)");
+    let mut rss = match rss_support(info, q) {
+        Ok(hf) => Some(hf),
+        Err(why) => {
+            tracing::info!(port_id, %why, "port lacks IPv4/TCP RSS with our key; running without RSS");
+            None
+        }
+    };
+    loop {
+        let mut key = RSS_KEY;
+        let conf = eth_conf(info, cfg.mtu, rss.map(|hf| (hf, &mut key)));
+        // SAFETY: `conf` is a fully initialised rte_eth_conf; the RSS key it points to
+        // (`key`) lives until after the call, which copies it.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_configure(port_id, q, q, &conf) };
+        match (ret, rss) {
+            (0.., _) => break,
+            (_, Some(_)) => {
+                let err = DpdkError::from_ret(op(), ret);
+                tracing::warn!(port_id, %err, "port refused RSS; configuring without it");
+                rss = None;
+            }
+            (_, None) => return Err(DpdkError::from_ret(op(), ret)),
+        }
+    }
+    if rss.is_none() && q > 1 {
+        tracing::warn!(
+            port_id,
+            queues = q,
+            "without RSS only queue 0 receives traffic"
+        );
+    }
+    // SAFETY: plain control call on a configured, stopped port.
+    let ret = unsafe { dpdk_sys::rte_eth_dev_set_mtu(port_id, cfg.mtu) };
+    if ret == -ENOTSUP {
+        tracing::info!(
+            port_id,
+            mtu = cfg.mtu,
+            "driver cannot set the MTU; using its default"
+        );
+    } else {
+        check(
+            || format!("rte_eth_dev_set_mtu(port {port_id}, {})", cfg.mtu),
+            ret,
+        )?;
+    }
+    Ok(rss.is_some())
+}
+
+fn format_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl Drop for DpdkPort {
+    fn drop(&mut self) {
+        let port_id = self.port_id;
+        // SAFETY: we configured this port and nothing else uses it; stopping a port that
+        // never started is harmless. Closing frees its queues and the mbufs they held.
+        let stop = unsafe { dpdk_sys::rte_eth_dev_stop(port_id) };
+        if stop < 0 {
+            let err = DpdkError::from_ret(format!("rte_eth_dev_stop(port {port_id})"), stop);
+            tracing::warn!(%err, "stopping the port failed");
+        }
+        // SAFETY: as above; the port id is not used again.
+        let close = unsafe { dpdk_sys::rte_eth_dev_close(port_id) };
+        if close < 0 {
+            let err = DpdkError::from_ret(format!("rte_eth_dev_close(port {port_id})"), close);
+            tracing::warn!(%err, "closing the port failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_room_holds_a_full_frame() {
+        assert_eq!(data_room_for(1500), Ok(2048 + 128));
+        assert_eq!(data_room_for(9000), Ok(9000 + 18 + 128));
+    }
+
+    #[test]
+    fn rss_needs_ipv4_tcp_and_a_40_byte_key() {
+        let mut info = rte_eth_dev_info::default();
+        assert!(rss_support(&info, 1).is_err());
+        info.flow_type_rss_offloads = dpdk_sys::DPDK_SYS_RSS_NONFRAG_IPV4_TCP;
+        info.hash_key_size = 52;
+        assert!(rss_support(&info, 1).unwrap_err().contains("52 bytes"));
+        info.hash_key_size = 40;
+        assert_eq!(
+            rss_support(&info, 1),
+            Ok(dpdk_sys::DPDK_SYS_RSS_NONFRAG_IPV4_TCP)
+        );
+        assert!(rss_support(&info, 2).is_err());
+        info.reta_size = 128;
+        assert!(rss_support(&info, 2).is_ok());
+
+        let mut key = RSS_KEY;
+        let conf = eth_conf(
+            &info,
+            1500,
+            Some((dpdk_sys::DPDK_SYS_RSS_NONFRAG_IPV4_TCP, &mut key)),
+        );
+        assert_eq!(conf.rxmode.mq_mode, dpdk_sys::RTE_ETH_MQ_RX_RSS);
+        assert_eq!(conf.rx_adv_conf.rss_conf.rss_key_len, 40);
+        assert_eq!(conf.rxmode.mtu, 1500);
+        assert_eq!(conf.rxmode.offloads, 0, "no capability, no offload");
+    }
+
+    #[test]
+    fn offloads_follow_capabilities() {
+        let info = rte_eth_dev_info {
+            rx_offload_capa: dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM,
+            tx_offload_capa: u64::MAX,
+            ..Default::default()
+        };
+        let o = offloads_of(&info);
+        assert_eq!(
+            o,
+            Offloads {
+                rx_ipv4_cksum: false,
+                rx_tcp_cksum: true,
+                tx_ipv4_cksum: true,
+                tx_tcp_cksum: true,
+            }
+        );
+        let conf = eth_conf(&info, 1500, None);
+        assert_eq!(
+            offloads_bits(o),
+            (conf.rxmode.offloads, conf.txmode.offloads)
+        );
+        assert_eq!(conf.rxmode.mq_mode, dpdk_sys::RTE_ETH_MQ_RX_NONE);
+    }
+}

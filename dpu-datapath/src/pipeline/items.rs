@@ -1,0 +1,73 @@
+//! Messages between pipeline tasks.
+
+use crate::engine::work::{Commit, RxWork, TxWork, Work};
+use crate::pre::Verdict;
+use crate::proto::Nanos;
+
+/// Egress stamp: (sequencer, sequence). Each flow-group owner (`proto`
+/// worker) is a sequencer for everything it emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub seqr: u16,
+    pub seq: u64,
+}
+
+/// NIC -> `pre`: a received frame with its ingress sequence number.
+#[derive(Debug)]
+pub struct IngressItem {
+    pub seq: u64,
+    pub time: Nanos,
+    pub frame: Vec<u8>,
+}
+
+/// `pre` -> ingress reorder.
+#[derive(Debug)]
+pub struct PreItem {
+    pub seq: u64,
+    pub time: Nanos,
+    pub frame: Vec<u8>,
+    pub verdict: Verdict,
+}
+
+/// Into a flow-group owner.
+#[derive(Debug)]
+pub enum ShardIn {
+    Rx {
+        time: Nanos,
+        frame: Vec<u8>,
+        verdict: Verdict,
+    },
+    /// An ARP frame seen on another queue: learn from it, do not answer.
+    ArpLearn { time: Nanos, frame: Vec<u8> },
+}
+
+/// Owner -> `dma` (and, for frames and commits, straight to egress).
+#[derive(Debug)]
+pub struct StampedWork {
+    pub stamp: Stamp,
+    pub work: Work,
+}
+
+/// `dma` -> `post`.
+#[derive(Debug)]
+pub enum PostItem {
+    Rx {
+        stamp: Stamp,
+        frame: Vec<u8>,
+        work: RxWork,
+    },
+    Tx {
+        stamp: Stamp,
+        payload: Vec<u8>,
+        work: TxWork,
+    },
+}
+
+/// `post` (or the owner) -> egress reorder: a frame to send and/or
+/// notifications to commit, or nothing (the stamp is still released).
+#[derive(Debug)]
+pub struct EgressItem {
+    pub stamp: Stamp,
+    pub frame: Option<Vec<u8>>,
+    pub commit: Option<Commit>,
+}

@@ -1,0 +1,70 @@
+//! `dma` workers (data-parallel): RX payload into the application's buffer
+//! at the position `proto` computed, TX payload out of it.
+
+use crate::engine::work::{dma_rx, dma_tx, Work};
+use crate::pipeline::items::{PostItem, StampedWork};
+use crate::pipeline::ring::{Consumer, Producer};
+use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use std::collections::VecDeque;
+
+pub(crate) struct DmaTask {
+    pub(crate) name: String,
+    pub(crate) inputs: Vec<Consumer<StampedWork>>,
+    pub(crate) outs: Vec<Producer<PostItem>>,
+    pub(crate) burst: usize,
+    pub(crate) rr: usize,
+    pub(crate) pending: VecDeque<PostItem>,
+    pub(crate) batch: Vec<StampedWork>,
+    pub(crate) delay: super::StageDelay,
+    pub(crate) items: u64,
+}
+
+impl Task for DmaTask {
+    fn poll(&mut self) -> usize {
+        if !super::flush(&mut self.outs, &mut self.rr, &mut self.pending) {
+            return 0;
+        }
+        let mut n = 0;
+        for input in self.inputs.iter_mut() {
+            self.batch.clear();
+            n += input.pop_burst(&mut self.batch, self.burst);
+            for StampedWork { stamp, work } in self.batch.drain(..) {
+                self.delay.apply();
+                let item = match work {
+                    Work::Rx { frame, work } => {
+                        dma_rx(&work, &frame);
+                        PostItem::Rx { stamp, frame, work }
+                    }
+                    Work::Tx(work) => {
+                        let mut payload = Vec::new();
+                        dma_tx(&work, &mut payload);
+                        PostItem::Tx {
+                            stamp,
+                            payload,
+                            work,
+                        }
+                    }
+                    // The owner sends these straight to egress.
+                    Work::Frame(_) | Work::Commit(_) => continue,
+                };
+                self.pending.push_back(item);
+            }
+        }
+        super::flush(&mut self.outs, &mut self.rr, &mut self.pending);
+        self.items += n as u64;
+        n
+    }
+
+    fn idle(&mut self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        report.tasks.push(TaskCounters {
+            name: self.name,
+            items: self.items,
+            full_events: self.outs.iter().map(|o| o.full_events).sum(),
+            ..Default::default()
+        });
+    }
+}

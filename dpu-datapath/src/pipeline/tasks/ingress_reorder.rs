@@ -1,0 +1,134 @@
+//! Ingress reorder: `pre` workers finish out of order; this releases their
+//! results in arrival (sequence) order to the flow-group owners, so `proto`
+//! sees each connection's segments in the order the NIC received them.
+//! Drops release their sequence number here.
+
+use crate::flow::flow_group;
+use crate::pipeline::items::{PreItem, ShardIn};
+use crate::pipeline::reorder::Reorder;
+use crate::pipeline::ring::{Consumer, Producer};
+use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::topology::Plan;
+use crate::pre::Verdict;
+use crate::wire::{parse_ingress, ArpOperation, ChecksumCaps, L3};
+use crossbeam_queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+pub(crate) struct IngressReorderTask {
+    pub(crate) replica: usize,
+    pub(crate) plan: Plan,
+    pub(crate) inputs: Vec<Consumer<PreItem>>,
+    /// Per input: items taken from the ring but beyond the window for now.
+    pub(crate) backlog: Vec<VecDeque<PreItem>>,
+    pub(crate) window: Reorder<PreItem>,
+    /// This replica's owners, by local index.
+    pub(crate) owners: Vec<Producer<ShardIn>>,
+    pub(crate) pending: Vec<VecDeque<ShardIn>>,
+    /// Every owner's learn-only ARP queue (all replicas).
+    pub(crate) arp_learn: Vec<Arc<ArrayQueue<ShardIn>>>,
+    pub(crate) burst: usize,
+    pub(crate) batch: Vec<PreItem>,
+    pub(crate) items: u64,
+    pub(crate) arp_learn_dropped: u64,
+}
+
+impl IngressReorderTask {
+    fn route(&mut self, item: PreItem) {
+        let local = match &item.verdict {
+            Verdict::Drop(_) => return,
+            Verdict::Tcp { tuple, .. } => {
+                let g = flow_group(tuple, self.plan.flow_groups);
+                self.plan.owner_of_group(g) - self.replica * self.plan.proto
+            }
+            Verdict::Control => {
+                // ARP replies and requests teach every owner the neighbour;
+                // owner 0 of the receiving replica answers.
+                if is_arp(&item.frame) {
+                    for (i, q) in self.arp_learn.iter().enumerate() {
+                        if i != self.replica * self.plan.proto
+                            && q.push(ShardIn::ArpLearn {
+                                time: item.time,
+                                frame: item.frame.clone(),
+                            })
+                            .is_err()
+                        {
+                            self.arp_learn_dropped += 1;
+                        }
+                    }
+                }
+                0
+            }
+        };
+        let local = local.min(self.owners.len() - 1);
+        self.pending[local].push_back(ShardIn::Rx {
+            time: item.time,
+            frame: item.frame,
+            verdict: item.verdict,
+        });
+    }
+
+    fn flush(&mut self) -> bool {
+        let mut all = true;
+        for (out, pending) in self.owners.iter_mut().zip(self.pending.iter_mut()) {
+            out.push_burst(pending);
+            all &= pending.is_empty();
+        }
+        all
+    }
+}
+
+fn is_arp(frame: &[u8]) -> bool {
+    let caps = ChecksumCaps {
+        verify_rx: false,
+        fill_tx: false,
+    };
+    matches!(parse_ingress(frame, &caps).map(|p| p.l3), Ok(L3::Arp(a)) if matches!(a.operation, ArpOperation::Request | ArpOperation::Reply))
+}
+
+impl Task for IngressReorderTask {
+    fn poll(&mut self) -> usize {
+        // Back-pressure: while an owner's ring is full, take nothing new.
+        if !self.flush() {
+            return 0;
+        }
+        let mut n = 0;
+        for i in 0..self.inputs.len() {
+            if self.backlog[i].is_empty() {
+                self.batch.clear();
+                n += self.inputs[i].pop_burst(&mut self.batch, self.burst);
+                self.backlog[i].extend(self.batch.drain(..));
+            }
+            while let Some(item) = self.backlog[i].pop_front() {
+                if let Err(e) = self.window.insert(item.seq, item) {
+                    // Beyond the window: wait (the ring keeps its order).
+                    self.backlog[i].push_front(e.1);
+                    break;
+                }
+            }
+        }
+        while let Some(item) = self.window.pop_ready() {
+            self.route(item);
+        }
+        self.flush();
+        self.items += n as u64;
+        n
+    }
+
+    fn idle(&mut self) -> bool {
+        self.window.held() == 0
+            && self.backlog.iter().all(VecDeque::is_empty)
+            && self.pending.iter().all(VecDeque::is_empty)
+    }
+
+    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        report.tasks.push(TaskCounters {
+            name: format!("r{}-ingress-reorder", self.replica),
+            items: self.items,
+            full_events: self.owners.iter().map(|o| o.full_events).sum(),
+            reorder_holds: self.window.hold_events,
+            reorder_leftover: self.window.held() as u64
+                + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
+        });
+    }
+}

@@ -1,0 +1,83 @@
+//! The stage tasks, one file each, in packet order.
+
+pub mod dma;
+pub mod egress;
+pub mod ingress;
+pub mod ingress_reorder;
+pub mod owner;
+pub mod post;
+pub mod pre;
+
+use std::collections::VecDeque;
+
+use super::ring::Producer;
+
+/// Round-robin dispatch over several output rings: tries each ring once per
+/// item; returns the item if all are full (back-pressure).
+pub(crate) fn dispatch<T: Send>(
+    outs: &mut [Producer<T>],
+    next: &mut usize,
+    item: T,
+) -> Result<(), T> {
+    let mut item = item;
+    for _ in 0..outs.len() {
+        let i = *next % outs.len();
+        *next = next.wrapping_add(1);
+        match outs[i].push(item) {
+            Ok(()) => return Ok(()),
+            Err(back) => item = back,
+        }
+    }
+    Err(item)
+}
+
+/// Flushes `pending` round-robin into `outs`; returns true when all went.
+pub(crate) fn flush<T: Send>(
+    outs: &mut [Producer<T>],
+    next: &mut usize,
+    pending: &mut VecDeque<T>,
+) -> bool {
+    while let Some(item) = pending.pop_front() {
+        if let Err(back) = dispatch(outs, next, item) {
+            pending.push_front(back);
+            return false;
+        }
+    }
+    true
+}
+
+/// Test-only stress knob: a random busy-wait of up to `max_ns` per item in
+/// the data-parallel stages, to shake out ordering bugs.
+#[derive(Debug)]
+pub(crate) struct StageDelay {
+    max_ns: u64,
+    state: u64,
+}
+
+impl StageDelay {
+    pub(crate) fn new(max_ns: u64, seed: u64) -> Self {
+        Self {
+            max_ns,
+            state: seed | 1,
+        }
+    }
+
+    pub(crate) fn apply(&mut self) {
+        if self.max_ns == 0 {
+            return;
+        }
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let r = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let ns = r % self.max_ns;
+        let start = std::time::Instant::now();
+        while (start.elapsed().as_nanos() as u64) < ns {
+            std::hint::spin_loop();
+        }
+        if r.is_multiple_of(7) {
+            std::thread::yield_now();
+        }
+    }
+}

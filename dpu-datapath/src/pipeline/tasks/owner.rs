@@ -1,0 +1,135 @@
+//! A flow-group owner: the `proto` worker for its groups, running the
+//! engine's protocol stage and control plane for exactly those groups, plus
+//! any co-located application. Everything it emits is stamped by its own
+//! egress sequencer; `dma`/`post` work goes out round-robin (so one
+//! connection's segments spread over several workers), frames from the
+//! control plane and bare commits go straight to the egress reorder.
+
+use crate::engine::work::{Commit, Work};
+use crate::engine::Engine;
+use crate::pipeline::items::{EgressItem, ShardIn, Stamp, StampedWork};
+use crate::pipeline::ring::{Consumer, Producer};
+use crate::pipeline::task::{PipelineReport, ShardApp, Task, TaskCounters};
+use crate::pipeline::Clock;
+use crossbeam_queue::ArrayQueue;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+pub(crate) struct OwnerTask {
+    pub(crate) index: usize,
+    pub(crate) engine: Engine,
+    pub(crate) app: Box<dyn ShardApp>,
+    pub(crate) input: Consumer<ShardIn>,
+    pub(crate) commits: Consumer<Commit>,
+    pub(crate) arp_learn: Arc<ArrayQueue<ShardIn>>,
+    pub(crate) dma_outs: Vec<Producer<StampedWork>>,
+    pub(crate) egress_out: Producer<EgressItem>,
+    pub(crate) clock: Clock,
+    pub(crate) burst: usize,
+    pub(crate) rr: usize,
+    pub(crate) next_seq: u64,
+    pub(crate) pending_dma: VecDeque<StampedWork>,
+    pub(crate) pending_egress: VecDeque<EgressItem>,
+    pub(crate) work: Vec<Work>,
+    pub(crate) batch: Vec<ShardIn>,
+    pub(crate) commit_batch: Vec<Commit>,
+    pub(crate) items: u64,
+}
+
+impl OwnerTask {
+    fn flush(&mut self) -> bool {
+        let dma_done = super::flush(&mut self.dma_outs, &mut self.rr, &mut self.pending_dma);
+        self.egress_out.push_burst(&mut self.pending_egress);
+        dma_done && self.pending_egress.is_empty()
+    }
+
+    /// Stamps the engine's output in order and queues it for its stage.
+    /// Returns how many items it stamped.
+    fn stamp_output(&mut self) -> usize {
+        self.engine.take_work(&mut self.work);
+        let produced = self.work.len();
+        for work in self.work.drain(..) {
+            let stamp = Stamp {
+                seqr: self.index as u16,
+                seq: self.next_seq,
+            };
+            self.next_seq += 1;
+            match work {
+                Work::Frame(frame) => self.pending_egress.push_back(EgressItem {
+                    stamp,
+                    frame: Some(frame),
+                    commit: None,
+                }),
+                Work::Commit(c) => self.pending_egress.push_back(EgressItem {
+                    stamp,
+                    frame: None,
+                    commit: Some(c),
+                }),
+                work => self.pending_dma.push_back(StampedWork { stamp, work }),
+            }
+        }
+        produced
+    }
+}
+
+impl Task for OwnerTask {
+    fn poll(&mut self) -> usize {
+        let mut n = 0;
+        // Commits never wait: they only update the application side.
+        self.commit_batch.clear();
+        n += self
+            .commits
+            .pop_burst(&mut self.commit_batch, self.burst * 4);
+        for c in self.commit_batch.drain(..) {
+            self.engine.commit(c);
+        }
+        if self.flush() {
+            while let Some(ShardIn::ArpLearn { time, frame }) = self.arp_learn.pop() {
+                let now = self.clock.now(time);
+                self.engine.learn_arp(&frame, now);
+                n += 1;
+            }
+            self.batch.clear();
+            n += self.input.pop_burst(&mut self.batch, self.burst);
+            for item in self.batch.drain(..) {
+                match item {
+                    ShardIn::Rx {
+                        time,
+                        frame,
+                        verdict,
+                    } => {
+                        let now = self.clock.now(time);
+                        self.engine.after_validate(verdict, &frame, now);
+                    }
+                    ShardIn::ArpLearn { time, frame } => {
+                        let now = self.clock.now(time);
+                        self.engine.learn_arp(&frame, now);
+                    }
+                }
+            }
+        }
+        self.app.poll(&mut self.engine);
+        let now = self.clock.now(0);
+        self.engine.poll(now);
+        n += self.stamp_output();
+        self.flush();
+        self.items += n as u64;
+        n
+    }
+
+    fn idle(&mut self) -> bool {
+        self.pending_dma.is_empty() && self.pending_egress.is_empty() && self.input.is_empty()
+    }
+
+    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        report.tasks.push(TaskCounters {
+            name: format!("owner{}", self.index),
+            items: self.items,
+            full_events: self.dma_outs.iter().map(|o| o.full_events).sum::<u64>()
+                + self.egress_out.full_events,
+            ..Default::default()
+        });
+        report.engines.push((self.index, self.engine));
+        report.apps.push((self.index, self.app.into_any()));
+    }
+}

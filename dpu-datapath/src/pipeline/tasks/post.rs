@@ -1,0 +1,83 @@
+//! `post` workers (data-parallel): final headers from the protocol snapshot
+//! and the flow's template (the received frame's buffer becomes its ACK),
+//! then on to the egress reorder.
+
+use crate::engine::work::{post_rx, post_tx};
+use crate::pipeline::items::{EgressItem, PostItem};
+use crate::pipeline::ring::{Consumer, Producer};
+use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::wire::ChecksumCaps;
+use std::collections::VecDeque;
+
+pub(crate) struct PostTask {
+    pub(crate) name: String,
+    pub(crate) inputs: Vec<Consumer<PostItem>>,
+    pub(crate) out: Producer<EgressItem>,
+    pub(crate) caps: ChecksumCaps,
+    pub(crate) burst: usize,
+    pub(crate) pending: VecDeque<EgressItem>,
+    pub(crate) batch: Vec<PostItem>,
+    pub(crate) delay: super::StageDelay,
+    pub(crate) items: u64,
+}
+
+impl Task for PostTask {
+    fn poll(&mut self) -> usize {
+        self.out.push_burst(&mut self.pending);
+        if !self.pending.is_empty() {
+            return 0;
+        }
+        let mut n = 0;
+        for input in self.inputs.iter_mut() {
+            self.batch.clear();
+            n += input.pop_burst(&mut self.batch, self.burst);
+            for item in self.batch.drain(..) {
+                self.delay.apply();
+                let out = match item {
+                    PostItem::Rx {
+                        stamp,
+                        mut frame,
+                        work,
+                    } => {
+                        post_rx(&work, &mut frame, &self.caps);
+                        EgressItem {
+                            stamp,
+                            frame: (!frame.is_empty()).then_some(frame),
+                            commit: (!work.commit.is_empty()).then_some(work.commit),
+                        }
+                    }
+                    PostItem::Tx {
+                        stamp,
+                        payload,
+                        work,
+                    } => {
+                        let mut frame = Vec::with_capacity(payload.len() + 80);
+                        post_tx(&work, &payload, &mut frame, &self.caps);
+                        EgressItem {
+                            stamp,
+                            frame: Some(frame),
+                            commit: None,
+                        }
+                    }
+                };
+                self.pending.push_back(out);
+            }
+        }
+        self.out.push_burst(&mut self.pending);
+        self.items += n as u64;
+        n
+    }
+
+    fn idle(&mut self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        report.tasks.push(TaskCounters {
+            name: self.name,
+            items: self.items,
+            full_events: self.out.full_events,
+            ..Default::default()
+        });
+    }
+}

@@ -1,0 +1,75 @@
+//! The data-parallel half of `pre`: parse, validate, checksum and summarise
+//! (no flow state), then on to the ingress reorder.
+
+use crate::pipeline::items::{IngressItem, PreItem};
+use crate::pipeline::ring::{Consumer, Producer};
+use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pre::{validate, LocalAddrs, Verdict};
+use crate::stats::Stats;
+use crate::wire::ChecksumCaps;
+
+pub(crate) struct PreTask {
+    pub(crate) name: String,
+    pub(crate) input: Consumer<IngressItem>,
+    pub(crate) output: Producer<PreItem>,
+    pub(crate) local: LocalAddrs,
+    pub(crate) caps: ChecksumCaps,
+    pub(crate) burst: usize,
+    pub(crate) batch: Vec<IngressItem>,
+    pub(crate) held: Option<PreItem>,
+    pub(crate) stats: Stats,
+    pub(crate) delay: super::StageDelay,
+    pub(crate) items: u64,
+}
+
+impl Task for PreTask {
+    fn poll(&mut self) -> usize {
+        if let Some(item) = self.held.take() {
+            if let Err(back) = self.output.push(item) {
+                self.held = Some(back);
+                return 0;
+            }
+        }
+        if self.batch.is_empty() {
+            self.input.pop_burst(&mut self.batch, self.burst);
+            self.batch.reverse(); // pop() from the back takes them in order
+        }
+        let mut n = 0;
+        while let Some(it) = self.batch.pop() {
+            n += 1;
+            self.delay.apply();
+            let verdict = validate(&it.frame, &self.local, &self.caps);
+            if let Verdict::Drop(reason) = verdict {
+                // Counted here; the item still travels so its sequence
+                // number is released in order.
+                self.stats.drop(reason);
+            }
+            let out = PreItem {
+                seq: it.seq,
+                time: it.time,
+                frame: it.frame,
+                verdict,
+            };
+            if let Err(back) = self.output.push(out) {
+                self.held = Some(back);
+                break;
+            }
+        }
+        self.items += n as u64;
+        n
+    }
+
+    fn idle(&mut self) -> bool {
+        self.held.is_none() && self.batch.is_empty()
+    }
+
+    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        report.pre_stats.merge(&self.stats);
+        report.tasks.push(TaskCounters {
+            name: self.name,
+            items: self.items,
+            full_events: self.output.full_events,
+            ..Default::default()
+        });
+    }
+}

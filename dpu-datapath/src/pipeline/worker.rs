@@ -1,0 +1,72 @@
+//! A pinned worker thread: polls its tasks in bursts; when idle it spins,
+//! then yields, then parks briefly, so idle workers leave a small machine's
+//! cores to the busy ones.
+
+use super::task::Task;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Idle policy, from `topology.idle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdlePolicy {
+    /// Empty polls spent spinning before yielding.
+    pub spin_polls: u32,
+    /// Continuous idle time after which the worker parks between polls.
+    pub park_after: Duration,
+}
+
+/// Shared view of a worker, for quiescence detection and stats.
+#[derive(Debug, Default)]
+pub struct WorkerStatus {
+    pub busy_polls: AtomicU64,
+    pub idle_polls: AtomicU64,
+    /// The last pass moved nothing and no task buffers anything.
+    pub idle: AtomicBool,
+}
+
+pub fn run(
+    mut tasks: Vec<Box<dyn Task>>,
+    core: Option<usize>,
+    policy: IdlePolicy,
+    status: Arc<WorkerStatus>,
+    stop: Arc<AtomicBool>,
+) -> Vec<Box<dyn Task>> {
+    if let Some(id) = core {
+        // Pinning failures (e.g. a restricted cpuset) leave the thread
+        // floating; the configuration already checked the core exists.
+        let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
+    let mut empty_polls = 0u32;
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let mut moved = 0;
+        for t in tasks.iter_mut() {
+            moved += t.poll();
+        }
+        if moved > 0 {
+            status.busy_polls.fetch_add(1, Ordering::Relaxed);
+            status.idle.store(false, Ordering::Release);
+            empty_polls = 0;
+            idle_since = None;
+            continue;
+        }
+        status.idle_polls.fetch_add(1, Ordering::Relaxed);
+        let quiet = tasks.iter_mut().all(|t| t.idle());
+        status.idle.store(quiet, Ordering::Release);
+        if quiet && stop.load(Ordering::Acquire) {
+            return tasks;
+        }
+        empty_polls = empty_polls.saturating_add(1);
+        if empty_polls < policy.spin_polls {
+            std::hint::spin_loop();
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < policy.park_after {
+            std::thread::yield_now();
+        } else {
+            std::thread::park_timeout(Duration::from_micros(100));
+        }
+    }
+}
