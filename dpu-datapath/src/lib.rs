@@ -9,6 +9,7 @@
 //! `io` is real packet I/O (DPDK, behind the `dpdk` feature).
 
 pub mod app;
+pub mod apps;
 pub mod control;
 pub mod dma;
 pub mod engine;

@@ -2,7 +2,7 @@
 //! workers, starts them, and takes them back at shutdown.
 
 use super::items::{EgressItem, IngressItem, PostItem, PreItem, ShardIn, StampedWork};
-use super::nic::MemNic;
+use super::nic::Nic;
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{PipelineReport, ShardApp, Task};
@@ -58,7 +58,7 @@ struct Worker {
 /// A running pipeline.
 pub struct Pipeline {
     plan: Plan,
-    nic: Arc<MemNic>,
+    nic: Arc<dyn Nic>,
     stop: Arc<AtomicBool>,
     workers: Vec<Worker>,
 }
@@ -82,7 +82,7 @@ impl Pipeline {
         cfg: &EngineConfig,
         topology: &Topology,
         opts: PipelineOptions,
-        nic: Arc<MemNic>,
+        nic: Arc<dyn Nic>,
         mut make_app: impl FnMut(usize) -> Box<dyn ShardApp>,
     ) -> Self {
         let plan = Plan::new(topology);
@@ -146,6 +146,7 @@ impl Pipeline {
                     nic: nic.clone(),
                     outs: ing_out,
                     burst,
+                    rx: Vec::new(),
                     next_seq: 0,
                     rr: 0,
                     pending: VecDeque::new(),
@@ -332,7 +333,7 @@ impl Pipeline {
         &self.plan
     }
 
-    pub fn nic(&self) -> &Arc<MemNic> {
+    pub fn nic(&self) -> &Arc<dyn Nic> {
         &self.nic
     }
 

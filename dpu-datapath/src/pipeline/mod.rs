@@ -21,7 +21,7 @@ pub mod topology;
 pub mod worker;
 
 pub use build::{Pipeline, PipelineOptions};
-pub use nic::MemNic;
+pub use nic::{MemNic, Nic, PortNic};
 pub use task::{PipelineReport, ShardApp, TaskCounters};
 pub use topology::Plan;
 

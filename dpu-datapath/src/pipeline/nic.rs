@@ -1,6 +1,10 @@
-//! An in-memory NIC for tests and benchmarks: per-replica RX queues filled
-//! by the test (RSS by flow group, like the hardware), TX queues collected.
-//! A full RX queue drops and counts, as a NIC does.
+//! The NIC as the pipeline sees it ([`Nic`]: one RX/TX queue pair per
+//! replica), an in-memory NIC for tests and benchmarks, and an adapter for
+//! any [`crate::io::PacketIo`] port (DPDK).
+//!
+//! The in-memory NIC's RX queues are filled by the test (RSS by flow group,
+//! like the hardware) and its TX queues collected. A full RX queue drops and
+//! counts, as a NIC does.
 
 use super::topology::Plan;
 use crate::flow::{flow_group, FourTuple};
@@ -9,6 +13,18 @@ use crate::wire::{parse_ingress, ChecksumCaps, L3, L4};
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A multi-queue NIC shared by the pipeline's workers; queue `q` is only
+/// used by replica `q`'s ingress and egress tasks.
+pub trait Nic: Send + Sync {
+    /// Appends up to `max` received frames of queue `q`, with their receive
+    /// time (0 when the pipeline's own clock should be used).
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize;
+    /// Transmits (drains) `frames` on queue `q`.
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>);
+    /// Frames received but not yet taken (for quiescence; 0 if unknown).
+    fn rx_pending(&self) -> usize;
+}
 
 /// Frames in and out of the pipeline, one queue pair per replica.
 #[derive(Debug)]
@@ -69,18 +85,9 @@ impl MemNic {
         }
     }
 
-    /// Queue `q`'s next received frame.
-    pub fn rx_pop(&self, q: usize) -> Option<(Nanos, Vec<u8>)> {
-        self.rx[q].pop()
-    }
-
-    pub fn rx_pending(&self) -> usize {
-        self.rx.iter().map(|q| q.len()).sum()
-    }
-
-    /// Transmits frames on queue `q`.
-    pub fn tx(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
-        self.tx[q].lock().append(frames);
+    /// Frames transmitted so far, without taking them.
+    pub fn tx_count(&self) -> usize {
+        self.tx.iter().map(|q| q.lock().len()).sum()
     }
 
     /// Takes everything transmitted so far, queue by queue.
@@ -90,5 +97,72 @@ impl MemNic {
             all.append(&mut q.lock());
         }
         all
+    }
+}
+
+impl Nic for MemNic {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.rx[q].pop() {
+                Some(f) => out.push(f),
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+        self.tx[q].lock().append(frames);
+    }
+
+    fn rx_pending(&self) -> usize {
+        self.rx.iter().map(|q| q.len()).sum()
+    }
+}
+
+/// Adapts single-owner [`crate::io::PacketIo`] ports (e.g. DPDK) to the
+/// shared [`Nic`]: one lock per burst, per port.
+pub struct PortNic<P: crate::io::PacketIo + Send> {
+    port: Mutex<P>,
+    scratch: Mutex<Vec<Vec<u8>>>,
+}
+
+impl<P: crate::io::PacketIo + Send> std::fmt::Debug for PortNic<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PortNic")
+    }
+}
+
+impl<P: crate::io::PacketIo + Send> PortNic<P> {
+    pub fn new(port: P) -> Self {
+        Self {
+            port: Mutex::new(port),
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The port's counters.
+    pub fn stats(&self) -> crate::io::IoStats {
+        self.port.lock().stats()
+    }
+}
+
+impl<P: crate::io::PacketIo + Send> Nic for PortNic<P> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+        let mut frames = self.scratch.lock();
+        frames.clear();
+        let n = self.port.lock().rx_burst(q as u16, max, &mut frames);
+        out.extend(frames.drain(..).map(|f| (0, f)));
+        n
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+        self.port.lock().tx_burst(q as u16, frames);
+    }
+
+    fn rx_pending(&self) -> usize {
+        0
     }
 }

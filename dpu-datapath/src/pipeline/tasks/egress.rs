@@ -6,7 +6,7 @@
 
 use crate::engine::work::Commit;
 use crate::pipeline::items::EgressItem;
-use crate::pipeline::nic::MemNic;
+use crate::pipeline::nic::Nic;
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
@@ -21,7 +21,7 @@ pub(crate) struct EgressTask {
     pub(crate) backlog: Vec<VecDeque<EgressItem>>,
     /// One window per owner (sequencer) of this replica.
     pub(crate) windows: Vec<Reorder<EgressItem>>,
-    pub(crate) nic: Arc<MemNic>,
+    pub(crate) nic: Arc<dyn Nic>,
     pub(crate) commit_outs: Vec<Producer<Commit>>,
     pub(crate) pending_commits: Vec<VecDeque<Commit>>,
     pub(crate) tx: Vec<Vec<u8>>,
@@ -60,7 +60,7 @@ impl Task for EgressTask {
         }
         if !self.tx.is_empty() {
             self.frames += self.tx.len() as u64;
-            self.nic.tx(self.replica, &mut self.tx);
+            self.nic.tx_burst(self.replica, &mut self.tx);
         }
         for (out, pending) in self
             .commit_outs

@@ -4,7 +4,7 @@
 //! drops and counts when it overflows: the only place the pipeline drops.
 
 use crate::pipeline::items::IngressItem;
-use crate::pipeline::nic::MemNic;
+use crate::pipeline::nic::Nic;
 use crate::pipeline::ring::Producer;
 use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
 use std::collections::VecDeque;
@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 pub(crate) struct IngressTask {
     pub(crate) replica: usize,
-    pub(crate) nic: Arc<MemNic>,
+    pub(crate) nic: Arc<dyn Nic>,
+    pub(crate) rx: Vec<(crate::proto::Nanos, Vec<u8>)>,
     pub(crate) outs: Vec<Producer<IngressItem>>,
     pub(crate) burst: usize,
     pub(crate) next_seq: u64,
@@ -26,23 +27,17 @@ impl Task for IngressTask {
         if !super::flush(&mut self.outs, &mut self.rr, &mut self.pending) {
             return 0;
         }
-        let mut n = 0;
-        while n < self.burst {
-            let Some((time, frame)) = self.nic.rx_pop(self.replica) else {
-                break;
-            };
-            let item = IngressItem {
-                seq: self.next_seq,
-                time,
-                frame,
-            };
+        self.rx.clear();
+        let n = self.nic.rx_burst(self.replica, self.burst, &mut self.rx);
+        let mut rx = std::mem::take(&mut self.rx);
+        for (time, frame) in rx.drain(..) {
+            let item = IngressItem { seq: self.next_seq, time, frame };
             self.next_seq += 1;
-            n += 1;
             if let Err(back) = super::dispatch(&mut self.outs, &mut self.rr, item) {
                 self.pending.push_back(back);
-                break;
             }
         }
+        self.rx = rx;
         self.items += n as u64;
         n
     }
