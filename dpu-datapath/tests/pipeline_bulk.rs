@@ -1,0 +1,171 @@
+//! The simulated-wire bulk and fault tests, with B as a 2-replica parallel
+//! pipeline (2 pre x 2 dma x 2 post per replica) on real threads and a real
+//! clock, and A a run-to-completion engine on the test thread.
+
+mod common;
+
+use common::*;
+use dpu_datapath::app::ConnId;
+use dpu_datapath::engine::Engine;
+use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan, ShardApp};
+use dpu_datapath::sim::workload::{StreamReceiver, StreamSender};
+use dpu_datapath::sim::{sim_engine_config, Direction, LinkParams, SimWire};
+use dpu_datapath::stats::DropReason;
+use pipeline_config::Topology;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SIZE: u64 = 16 * 1024 * 1024;
+
+/// B's side of the bulk transfer, on whichever owner gets the connection.
+#[derive(Default)]
+struct BulkServer {
+    conns: Vec<(ConnId, StreamSender, StreamReceiver)>,
+    digests: Vec<(u64, [u8; 32], [u8; 32])>,
+    finished: Arc<AtomicUsize>,
+}
+
+impl ShardApp for BulkServer {
+    fn start(&mut self, engine: &mut Engine) {
+        engine.listen(PORT, None).unwrap();
+    }
+
+    fn poll(&mut self, engine: &mut Engine) {
+        while let Some(c) = engine.accept(PORT) {
+            self.conns.push((c, StreamSender::new(2, SIZE), StreamReceiver::default()));
+        }
+        for (c, tx, rx) in self.conns.iter_mut() {
+            tx.pump(engine, *c);
+            rx.pump(engine, *c);
+        }
+        let digests = &mut self.digests;
+        let finished = &self.finished;
+        self.conns.retain(|(c, tx, rx)| {
+            if rx.eof() && tx.done() && engine.all_sent(*c) {
+                digests.push((rx.received(), rx.digest(), tx.digest()));
+                finished.fetch_add(1, Ordering::SeqCst);
+                let _ = engine.close(*c);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+fn two_replicas() -> Topology {
+    Topology {
+        replicas: 2,
+        flow_groups: 4,
+        pre_workers: 2,
+        proto_workers: 1,
+        post_workers: 2,
+        dma_workers: 2,
+        run_to_completion: false,
+        ..Topology::default()
+    }
+}
+
+fn run(link: LinkParams, seed: u64, bound: Duration) -> (dpu_datapath::stats::Stats, Engine, SimWire) {
+    let topology = two_replicas();
+    let b_cfg = sim_engine_config(2, seed, |c| c.topology = topology.clone());
+    let plan = Plan::new(&topology);
+    let nic = Arc::new(MemNic::new(&plan, 8192));
+    let opts = PipelineOptions { pin: false, seed, ..PipelineOptions::default() };
+    let finished = Arc::new(AtomicUsize::new(0));
+    let pipeline = Pipeline::start(&b_cfg, &topology, opts, nic.clone(), |_| {
+        Box::new(BulkServer { finished: finished.clone(), ..BulkServer::default() })
+    });
+    let mut a = Engine::new(sim_engine_config(1, seed, |_| {}));
+    let mut wire = SimWire::new(link, link, seed);
+    let start = Instant::now();
+    let now = || start.elapsed().as_nanos() as u64;
+    let conn = a.connect(B_IP, PORT, now()).unwrap();
+    let mut tx = StreamSender::new(1, SIZE);
+    let mut rx = StreamReceiver::default();
+    let mut frames = Vec::new();
+    loop {
+        let t = now();
+        assert!(start.elapsed() < bound, "transfer did not complete within {bound:?}: sent {} got {}", tx.sent(), rx.received());
+        a.poll(t);
+        if a.conn_state(conn) != Some(dpu_datapath::proto::TcpState::SynSent) {
+            tx.pump(&mut a, conn);
+            rx.pump(&mut a, conn);
+        }
+        a.drain_tx(&mut frames);
+        for f in frames.drain(..) {
+            wire.send(Direction::AtoB, f, t);
+        }
+        for f in nic.take_tx() {
+            wire.send(Direction::BtoA, f, t);
+        }
+        while let Some((dir, f)) = wire.pop_due(t) {
+            match dir {
+                Direction::AtoB => assert!(nic.inject(t, f), "NIC queue overflow"),
+                Direction::BtoA => a.receive(&f, t),
+            }
+        }
+        // Done when both ends have everything (the server's own view).
+        if rx.eof() && tx.done() && a.all_sent(conn) && finished.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert_eq!(rx.received(), SIZE);
+    a.close(conn).unwrap();
+    assert!(pipeline.wait_idle(Duration::from_secs(10)));
+    let mut report = pipeline.shutdown();
+    assert_eq!(report.reorder_leftover(), 0);
+    let servers = report.take_apps::<BulkServer>();
+    let digests: Vec<_> = servers.iter().flat_map(|s| s.digests.clone()).collect();
+    assert_eq!(digests.len(), 1, "the server side did not finish");
+    let (got, rx_digest, tx_digest) = digests[0];
+    assert_eq!(got, SIZE);
+    assert_eq!(rx_digest, tx.digest(), "A->B SHA-256");
+    assert_eq!(tx_digest, rx.digest(), "B->A SHA-256");
+    eprintln!("{:?} in {:?}", link, start.elapsed());
+    (report.total_stats(), a, wire)
+}
+
+#[test]
+fn no_faults() {
+    let (b, a, _) = run(LinkParams::default(), 41, Duration::from_secs(60));
+    assert_eq!(a.stats().retransmit_segments + b.retransmit_segments, 0);
+}
+
+#[test]
+fn loss_1_percent() {
+    let (b, a, _) = run(LinkParams { loss: 0.01, ..Default::default() }, 42, Duration::from_secs(120));
+    assert!(a.stats().retransmit_segments > 0 && b.retransmit_segments > 0);
+}
+
+#[test]
+fn reorder_25_percent() {
+    run(LinkParams { reorder: 0.25, ..Default::default() }, 43, Duration::from_secs(120));
+}
+
+#[test]
+fn duplication_5_percent() {
+    let (b, _, _) = run(LinkParams { duplicate: 0.05, ..Default::default() }, 44, Duration::from_secs(120));
+    assert!(b.drops(DropReason::OldDuplicate) > 0);
+}
+
+#[test]
+fn corruption_1_percent_is_counted_exactly() {
+    let (b, a, wire) = run(LinkParams { corrupt: 0.01, ..Default::default() }, 45, Duration::from_secs(120));
+    let to_b = wire.counters(Direction::AtoB).corrupted;
+    assert!(to_b > 0);
+    assert_eq!(b.drops(DropReason::TcpBadChecksum), to_b);
+    assert_eq!(a.stats().drops(DropReason::TcpBadChecksum), wire.counters(Direction::BtoA).corrupted);
+}
+
+#[test]
+fn all_faults_at_once() {
+    let link = LinkParams { loss: 0.02, reorder: 0.25, duplicate: 0.05, corrupt: 0.01, ..Default::default() };
+    run(link, 46, Duration::from_secs(180));
+}
