@@ -33,7 +33,8 @@ impl ShardApp for BulkServer {
 
     fn poll(&mut self, engine: &mut Engine) {
         while let Some(c) = engine.accept(PORT) {
-            self.conns.push((c, StreamSender::new(2, SIZE), StreamReceiver::default()));
+            self.conns
+                .push((c, StreamSender::new(2, SIZE), StreamReceiver::default()));
         }
         for (c, tx, rx) in self.conns.iter_mut() {
             tx.pump(engine, *c);
@@ -71,15 +72,26 @@ fn two_replicas() -> Topology {
     }
 }
 
-fn run(link: LinkParams, seed: u64, bound: Duration) -> (dpu_datapath::stats::Stats, Engine, SimWire) {
+fn run(
+    link: LinkParams,
+    seed: u64,
+    bound: Duration,
+) -> (dpu_datapath::stats::Stats, Engine, SimWire) {
     let topology = two_replicas();
     let b_cfg = sim_engine_config(2, seed, |c| c.topology = topology.clone());
     let plan = Plan::new(&topology);
     let nic = Arc::new(MemNic::new(&plan, 8192));
-    let opts = PipelineOptions { pin: false, seed, ..PipelineOptions::default() };
+    let opts = PipelineOptions {
+        pin: false,
+        seed,
+        ..PipelineOptions::default()
+    };
     let finished = Arc::new(AtomicUsize::new(0));
     let pipeline = Pipeline::start(&b_cfg, &topology, opts, nic.clone(), |_| {
-        Box::new(BulkServer { finished: finished.clone(), ..BulkServer::default() })
+        Box::new(BulkServer {
+            finished: finished.clone(),
+            ..BulkServer::default()
+        })
     });
     let mut a = Engine::new(sim_engine_config(1, seed, |_| {}));
     let mut wire = SimWire::new(link, link, seed);
@@ -91,7 +103,12 @@ fn run(link: LinkParams, seed: u64, bound: Duration) -> (dpu_datapath::stats::St
     let mut frames = Vec::new();
     loop {
         let t = now();
-        assert!(start.elapsed() < bound, "transfer did not complete within {bound:?}: sent {} got {}", tx.sent(), rx.received());
+        assert!(
+            start.elapsed() < bound,
+            "transfer did not complete within {bound:?}: sent {} got {}",
+            tx.sent(),
+            rx.received()
+        );
         a.poll(t);
         if a.conn_state(conn) != Some(dpu_datapath::proto::TcpState::SynSent) {
             tx.pump(&mut a, conn);
@@ -140,32 +157,69 @@ fn no_faults() {
 
 #[test]
 fn loss_1_percent() {
-    let (b, a, _) = run(LinkParams { loss: 0.01, ..Default::default() }, 42, Duration::from_secs(120));
+    let (b, a, _) = run(
+        LinkParams {
+            loss: 0.01,
+            ..Default::default()
+        },
+        42,
+        Duration::from_secs(120),
+    );
     assert!(a.stats().retransmit_segments > 0 && b.retransmit_segments > 0);
 }
 
 #[test]
 fn reorder_25_percent() {
-    run(LinkParams { reorder: 0.25, ..Default::default() }, 43, Duration::from_secs(120));
+    run(
+        LinkParams {
+            reorder: 0.25,
+            ..Default::default()
+        },
+        43,
+        Duration::from_secs(120),
+    );
 }
 
 #[test]
 fn duplication_5_percent() {
-    let (b, _, _) = run(LinkParams { duplicate: 0.05, ..Default::default() }, 44, Duration::from_secs(120));
+    let (b, _, _) = run(
+        LinkParams {
+            duplicate: 0.05,
+            ..Default::default()
+        },
+        44,
+        Duration::from_secs(120),
+    );
     assert!(b.drops(DropReason::OldDuplicate) > 0);
 }
 
 #[test]
 fn corruption_1_percent_is_counted_exactly() {
-    let (b, a, wire) = run(LinkParams { corrupt: 0.01, ..Default::default() }, 45, Duration::from_secs(120));
+    let (b, a, wire) = run(
+        LinkParams {
+            corrupt: 0.01,
+            ..Default::default()
+        },
+        45,
+        Duration::from_secs(120),
+    );
     let to_b = wire.counters(Direction::AtoB).corrupted;
     assert!(to_b > 0);
     assert_eq!(b.drops(DropReason::TcpBadChecksum), to_b);
-    assert_eq!(a.stats().drops(DropReason::TcpBadChecksum), wire.counters(Direction::BtoA).corrupted);
+    assert_eq!(
+        a.stats().drops(DropReason::TcpBadChecksum),
+        wire.counters(Direction::BtoA).corrupted
+    );
 }
 
 #[test]
 fn all_faults_at_once() {
-    let link = LinkParams { loss: 0.02, reorder: 0.25, duplicate: 0.05, corrupt: 0.01, ..Default::default() };
+    let link = LinkParams {
+        loss: 0.02,
+        reorder: 0.25,
+        duplicate: 0.05,
+        corrupt: 0.01,
+        ..Default::default()
+    };
     run(link, 46, Duration::from_secs(180));
 }

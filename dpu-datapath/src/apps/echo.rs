@@ -50,7 +50,10 @@ impl ShardApp for EchoApp {
     fn poll(&mut self, engine: &mut Engine) {
         while let Some(id) = engine.accept(self.port) {
             self.accepted += 1;
-            self.conns.push(Conn { id, backlog: Vec::new() });
+            self.conns.push(Conn {
+                id,
+                backlog: Vec::new(),
+            });
         }
         let buf = &mut self.buf;
         let echoed = &mut self.echoed;

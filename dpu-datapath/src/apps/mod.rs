@@ -1,8 +1,16 @@
 //! Small services that run on the DPU next to the engine (as
 //! [`crate::pipeline::ShardApp`]s on each flow-group owner): the demo and
 //! interoperability tests use them until host applications arrive through
-//! the host interface.
+//! the host interface. One service per file; [`Services`] bundles them.
 
+mod discard;
 mod echo;
+mod probe;
+mod services;
+mod source;
 
+pub use discard::DiscardApp;
 pub use echo::EchoApp;
+pub use probe::{ProbeApp, ProbeState};
+pub use services::{Services, DISCARD_PORT, ECHO_PORT, SOURCE_PORT};
+pub use source::{pattern_byte, SourceApp};

@@ -31,6 +31,32 @@ impl Engine {
         }
     }
 
+    /// Like [`Engine::after_validate`], taking the frame's buffer so the
+    /// fast path can pass it on to `dma`/`post` without copying.
+    pub fn after_validate_owned(&mut self, verdict: pre::Verdict, frame: Vec<u8>, now: Nanos) {
+        if let (
+            true,
+            pre::Verdict::Tcp {
+                tuple,
+                mut summary,
+                fast: true,
+            },
+        ) = (self.staged, verdict)
+        {
+            if let Some(flow) = self.pre.lookup(&tuple) {
+                self.now = self.now.max(now);
+                self.stats.rx_frames += 1;
+                self.stats.rx_bytes += frame.len() as u64;
+                summary.flow = flow;
+                if let Some(work) = self.proto_stage(&summary) {
+                    self.work_out.push(Work::Rx { frame, work });
+                }
+                return;
+            }
+        }
+        self.after_validate(verdict, &frame, now);
+    }
+
     /// Continues from the stateless half of `pre` (run on a `pre` worker):
     /// flow lookup, then the fast path or the control plane. Used by the
     /// flow group's owner in the pipeline.
@@ -65,12 +91,35 @@ impl Engine {
         }
     }
 
-    /// `proto` for one established-path segment, then its `dma`/`post` work.
+    /// `proto` for one established-path segment, then its `dma`/`post` work
+    /// inline (run to completion) or queued (pipeline; the frame is copied).
     pub(crate) fn fast_path(&mut self, s: &Summary, frame: &[u8]) {
+        let Some(work) = self.proto_stage(s) else {
+            return;
+        };
+        if self.staged {
+            self.work_out.push(Work::Rx {
+                frame: frame.to_vec(),
+                work,
+            });
+        } else {
+            dma_rx(&work, frame);
+            if work.ack.is_some() {
+                let mut buf = self.buffer();
+                post_rx(&work, &mut buf, &self.cfg.caps);
+                self.emit(buf);
+            }
+            self.commit(work.commit);
+        }
+    }
+
+    /// `proto` for one segment: the only stage that touches flow state.
+    /// Returns the work for `dma` and `post`.
+    fn proto_stage(&mut self, s: &Summary) -> Option<RxWork> {
         let id = s.flow;
         let now = self.now;
         let Some(Some(flow)) = self.proto.get_mut(id.index()) else {
-            return;
+            return None;
         };
         self.stats.fast_path_segments += 1;
         let snap = flow.on_segment(s, now, &self.cfg.proto, &mut self.stats);
@@ -79,7 +128,7 @@ impl Engine {
         }
         let (Some(pre), Some(Some(post))) = (self.pre.get(id), self.post.get_mut(id.index()))
         else {
-            return;
+            return None;
         };
         post.account(&snap.cc);
         let conn = post.conn;
@@ -110,7 +159,7 @@ impl Engine {
         } else {
             self.arm_flow_timer(id);
         }
-        let work = RxWork {
+        Some(RxWork {
             template,
             ack: snap.ack,
             place: snap.place,
@@ -118,21 +167,7 @@ impl Engine {
             rx_buf,
             ts_val: ack_ts_clock(now),
             commit,
-        };
-        if self.staged {
-            self.work_out.push(Work::Rx {
-                frame: frame.to_vec(),
-                work,
-            });
-        } else {
-            dma_rx(&work, frame);
-            if work.ack.is_some() {
-                let mut buf = self.buffer();
-                post_rx(&work, &mut buf, &self.cfg.caps);
-                self.emit(buf);
-            }
-            self.commit(work.commit);
-        }
+        })
     }
 
     /// Applies notifications to the application side, in stamp order.

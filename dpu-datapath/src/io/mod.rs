@@ -5,6 +5,9 @@
 //! `Engine::recycle`. Backends:
 //! - [`dpdk`] (feature `dpdk`): a DPDK poll-mode driver port.
 //!
+//! [`impair`] wraps any backend with seeded fault injection (loss,
+//! duplication, reordering, corruption, delay) for interoperability tests.
+//!
 //! Copying between NIC buffers and `Vec<u8>`s costs one memcpy per frame; the
 //! [`FramePool`] keeps those `Vec`s allocated so the steady state does not hit
 //! the allocator. Zero-copy mbuf ownership can come later behind the same
@@ -12,8 +15,10 @@
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod impair;
 mod pool;
 
+pub use impair::{ImpairCounters, ImpairedIo};
 pub use pool::FramePool;
 
 /// A NIC queue pair as the engine sees it: bursts in, bursts out.
@@ -31,6 +36,24 @@ pub trait PacketIo {
 
     /// The port's own MAC address.
     fn mac(&self) -> [u8; 6];
+}
+
+impl<P: PacketIo + ?Sized> PacketIo for Box<P> {
+    fn rx_burst(&mut self, queue: u16, max: usize, out: &mut Vec<Vec<u8>>) -> usize {
+        (**self).rx_burst(queue, max, out)
+    }
+
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Vec<u8>>) -> usize {
+        (**self).tx_burst(queue, frames)
+    }
+
+    fn stats(&self) -> IoStats {
+        (**self).stats()
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        (**self).mac()
+    }
 }
 
 /// Packet I/O counters. Software counters are kept by the backend; the `rx_nombuf`,

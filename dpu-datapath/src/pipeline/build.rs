@@ -5,7 +5,7 @@ use super::items::{EgressItem, IngressItem, PostItem, PreItem, ShardIn, StampedW
 use super::nic::Nic;
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
-use super::task::{PipelineReport, ShardApp, Task};
+use super::task::{PipelineReport, Publisher, ShardApp, StatsBoard, Task};
 use super::tasks::{
     dma::DmaTask, egress::EgressTask, ingress::IngressTask, ingress_reorder::IngressReorderTask,
     owner::OwnerTask, post::PostTask, pre::PreTask, StageDelay,
@@ -61,6 +61,7 @@ pub struct Pipeline {
     nic: Arc<dyn Nic>,
     stop: Arc<AtomicBool>,
     workers: Vec<Worker>,
+    board: Arc<StatsBoard>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -96,6 +97,7 @@ impl Pipeline {
             .map(|_| Arc::new(ArrayQueue::new(1024)))
             .collect();
         let start = Instant::now();
+        let board = Arc::new(StatsBoard::new(plan.owners(), plan.replicas * p_n));
         // Windows hold everything that can be in flight between a sequencer
         // and its reorder point, so a gap never blocks the rings behind it.
         let ingress_window = (2 * p_n * ring + 4 * burst).next_power_of_two();
@@ -171,6 +173,9 @@ impl Pipeline {
                             opts.seed ^ (r * 100 + i) as u64,
                         ),
                         items: 0,
+                        board: board.clone(),
+                        board_slot: r * p_n + i,
+                        publisher: Publisher::default(),
                     }),
                 ));
             }
@@ -228,6 +233,8 @@ impl Pipeline {
                         batch: Vec::new(),
                         commit_batch: Vec::new(),
                         items: 0,
+                        board: board.clone(),
+                        publisher: Publisher::default(),
                     }),
                 ));
             }
@@ -326,7 +333,14 @@ impl Pipeline {
             nic,
             stop,
             workers,
+            board,
         }
+    }
+
+    /// Live counters, refreshed by the owners and `pre` workers every
+    /// [`StatsBoard::PERIOD`] while the pipeline runs.
+    pub fn stats_board(&self) -> Arc<StatsBoard> {
+        self.board.clone()
     }
 
     pub fn plan(&self) -> &Plan {

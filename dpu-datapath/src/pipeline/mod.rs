@@ -21,8 +21,8 @@ pub mod topology;
 pub mod worker;
 
 pub use build::{Pipeline, PipelineOptions};
-pub use nic::{MemNic, Nic, PortNic};
-pub use task::{PipelineReport, ShardApp, TaskCounters};
+pub use nic::{rss_queue, MemNic, Nic, PortNic};
+pub use task::{OwnerSnapshot, PipelineReport, ShardApp, StatsBoard, TaskCounters};
 pub use topology::Plan;
 
 use crate::proto::Nanos;

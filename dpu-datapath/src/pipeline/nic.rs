@@ -26,6 +26,32 @@ pub trait Nic: Send + Sync {
     fn rx_pending(&self) -> usize;
 }
 
+/// The queue (replica) a received frame belongs to, as the NIC's RSS must
+/// pick it: the replica of the frame's flow group; frames that are not
+/// TCP/IPv4 (ARP, ICMP, garbage) go to queue 0. For software steering when
+/// the NIC cannot do it (e.g. a TAP, whose queue is the kernel's choice).
+pub fn rss_queue(frame: &[u8], flow_groups: u32, replicas: usize) -> usize {
+    let caps = ChecksumCaps {
+        verify_rx: false,
+        fill_tx: false,
+    };
+    match parse_ingress(frame, &caps) {
+        Ok(p) => match p.l3 {
+            L3::Ipv4 { ip, l4: L4::Tcp(t) } => {
+                let tuple = FourTuple {
+                    local_ip: ip.dst,
+                    local_port: t.dst_port,
+                    remote_ip: ip.src,
+                    remote_port: t.src_port,
+                };
+                flow_group(&tuple, flow_groups) as usize % replicas.max(1)
+            }
+            _ => 0,
+        },
+        Err(_) => 0,
+    }
+}
+
 /// Frames in and out of the pipeline, one queue pair per replica.
 #[derive(Debug)]
 pub struct MemNic {
@@ -52,25 +78,7 @@ impl MemNic {
     /// The RX queue RSS picks: the replica of the frame's flow group; frames
     /// that are not TCP/IPv4 go to queue 0.
     pub fn rss_queue(&self, frame: &[u8]) -> usize {
-        let caps = ChecksumCaps {
-            verify_rx: false,
-            fill_tx: false,
-        };
-        match parse_ingress(frame, &caps) {
-            Ok(p) => match p.l3 {
-                L3::Ipv4 { ip, l4: L4::Tcp(t) } => {
-                    let tuple = FourTuple {
-                        local_ip: ip.dst,
-                        local_port: t.dst_port,
-                        remote_ip: ip.src,
-                        remote_port: t.src_port,
-                    };
-                    flow_group(&tuple, self.flow_groups) as usize % self.replicas
-                }
-                _ => 0,
-            },
-            Err(_) => 0,
-        }
+        rss_queue(frame, self.flow_groups, self.replicas)
     }
 
     /// Offers a frame to the NIC; false (and counted) if its queue is full.
@@ -83,6 +91,15 @@ impl MemNic {
                 false
             }
         }
+    }
+
+    /// Offers a frame to RX queue `q` directly (the caller did RSS).
+    pub fn inject_to(&self, q: usize, time: Nanos, frame: Vec<u8>) -> bool {
+        let ok = self.rx[q].push((time, frame)).is_ok();
+        if !ok {
+            self.rx_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
     }
 
     /// Frames transmitted so far, without taking them.

@@ -25,6 +25,91 @@ pub trait ShardApp: Send {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
+/// What an owner last published for live monitoring (see [`StatsBoard`]).
+#[derive(Clone, Debug, Default)]
+pub struct OwnerSnapshot {
+    pub stats: Stats,
+    /// Connections installed in the data path.
+    pub flows: usize,
+    /// Application connections alive.
+    pub app_conns: usize,
+    /// Handshakes in progress.
+    pub handshakes: usize,
+    /// TIME-WAIT entries.
+    pub time_wait: usize,
+}
+
+/// Live counters of a running pipeline: each owner and each `pre` worker
+/// publishes a copy of its counters every [`StatsBoard::PERIOD`] (the
+/// engines themselves are only handed back at shutdown). Cheap: one clone
+/// of a few dozen integers per task per period.
+#[derive(Debug, Default)]
+pub struct StatsBoard {
+    pub owners: Vec<parking_lot::Mutex<OwnerSnapshot>>,
+    pub pre: Vec<parking_lot::Mutex<Stats>>,
+}
+
+impl StatsBoard {
+    /// How often tasks publish.
+    pub const PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
+    pub fn new(owners: usize, pre: usize) -> Self {
+        Self {
+            owners: (0..owners).map(|_| Default::default()).collect(),
+            pre: (0..pre).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Sum over owners, with `pre`'s drops merged into the stats.
+    pub fn total(&self) -> OwnerSnapshot {
+        let mut total = OwnerSnapshot::default();
+        for o in &self.owners {
+            let o = o.lock();
+            total.stats.merge(&o.stats);
+            total.flows += o.flows;
+            total.app_conns += o.app_conns;
+            total.handshakes += o.handshakes;
+            total.time_wait += o.time_wait;
+        }
+        for p in &self.pre {
+            total.stats.merge(&p.lock());
+        }
+        total
+    }
+}
+
+/// Rate limiter for publishing to the [`StatsBoard`]: checks the clock
+/// only every 64 polls.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    polls: u32,
+    last: std::time::Instant,
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Self {
+            polls: 0,
+            last: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Publisher {
+    /// True when it is time to publish (or `force`).
+    pub(crate) fn due(&mut self, force: bool) -> bool {
+        self.polls = self.polls.wrapping_add(1);
+        if !force && !self.polls.is_multiple_of(64) {
+            return false;
+        }
+        if force || self.last.elapsed() >= StatsBoard::PERIOD {
+            self.last = std::time::Instant::now();
+            return true;
+        }
+        false
+    }
+}
+
 /// Counters of one task.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TaskCounters {

@@ -42,6 +42,7 @@ impl ProtoFlow {
             if wnd == 0 && s.seq == self.rcv_nxt {
                 self.process_ack(s, now, cfg, stats, &mut snap);
             }
+            eprintln!("DBG unacceptable seq={} len={} rcv_nxt={} wnd={} flags={:?} state={:?}", s.seq.0, seg_len, self.rcv_nxt.0, wnd, s.flags, self.state);
             snap.drop = Some(if s.seq + seg_len <= self.rcv_nxt {
                 DropReason::OldDuplicate
             } else {
@@ -68,6 +69,7 @@ impl ProtoFlow {
                 ack_now |= self.receive_payload(s, cfg, &mut snap);
             } else {
                 // Data after the peer's FIN: nothing can legally be here.
+                eprintln!("DBG after fin seq={} len={} rcv_nxt={} state={:?}", s.seq.0, s.payload_len, self.rcv_nxt.0, self.state);
                 snap.drop = Some(DropReason::OutOfWindow);
                 ack_now = true;
             }
@@ -124,6 +126,7 @@ impl ProtoFlow {
         let end = seg_end.min(self.rcv_nxt + self.rcv_wnd());
         debug_assert!(self.rcv_wnd() <= self.rcv_free());
         if end <= start {
+            eprintln!("DBG payload seq={} len={} rcv_nxt={}", s.seq.0, s.payload_len, self.rcv_nxt.0);
             snap.drop = Some(DropReason::OutOfWindow);
             return true;
         }

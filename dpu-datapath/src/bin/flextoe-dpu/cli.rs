@@ -41,4 +41,21 @@ pub struct RunArgs {
     /// Sim backend: write what crosses the simulated wire to this pcap file.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
+    /// Override `port.backend` of the configuration (`sim` or `dpdk`).
+    #[arg(long, value_parser = ["sim", "dpdk"])]
+    pub backend: Option<String>,
+    /// DPDK backend: write the final counters as JSON to this file on exit.
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+    /// DPDK backend: seconds between stats lines (0: none).
+    #[arg(long, default_value_t = 1.0)]
+    pub stats_interval: f64,
+    /// DPDK backend: bytes the source service (port 19) sends per connection.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub source_bytes: u64,
+    /// DPDK backend: actively open one connection to IP:PORT (an echo server
+    /// on the peer), send a message and check it comes back (exercises our
+    /// ARP requests and active open).
+    #[arg(long, value_name = "IP:PORT")]
+    pub probe: Option<std::net::SocketAddrV4>,
 }

@@ -3,7 +3,10 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
 mod cli;
+#[cfg(feature = "dpdk")]
+mod dpdk_service;
 mod sim_service;
+mod steer;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -48,20 +51,29 @@ fn main() -> ExitCode {
                 None => Config::default(),
             };
             init_logging(&config);
-            match config.port.backend {
-                pipeline_config::Backend::Sim => match sim_service::run(&config, &args) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("flextoe-dpu: {e}");
-                        ExitCode::from(1)
-                    }
-                },
+            let backend = match args.backend.as_deref() {
+                Some("sim") => pipeline_config::Backend::Sim,
+                Some(_) => pipeline_config::Backend::Dpdk,
+                None => config.port.backend,
+            };
+            let result = match backend {
+                pipeline_config::Backend::Sim => sim_service::run(&config, &args),
+                #[cfg(feature = "dpdk")]
+                pipeline_config::Backend::Dpdk => dpdk_service::run(&config, &args),
+                #[cfg(not(feature = "dpdk"))]
                 pipeline_config::Backend::Dpdk => {
                     eprintln!(
-                        "flextoe-dpu: port.backend: \"dpdk\" is not available in this build yet \
-                         (the DPDK backend is tracked as issue 7); use \"sim\""
+                        "flextoe-dpu: port.backend \"dpdk\": this build has no DPDK support \
+                         (built without the `dpdk` feature); use --backend sim"
                     );
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
+                }
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("flextoe-dpu: {e}");
+                    ExitCode::from(1)
                 }
             }
         }

@@ -31,7 +31,11 @@ impl Task for IngressTask {
         let n = self.nic.rx_burst(self.replica, self.burst, &mut self.rx);
         let mut rx = std::mem::take(&mut self.rx);
         for (time, frame) in rx.drain(..) {
-            let item = IngressItem { seq: self.next_seq, time, frame };
+            let item = IngressItem {
+                seq: self.next_seq,
+                time,
+                frame,
+            };
             self.next_seq += 1;
             if let Err(back) = super::dispatch(&mut self.outs, &mut self.rr, item) {
                 self.pending.push_back(back);

@@ -9,7 +9,9 @@ use crate::engine::work::{Commit, Work};
 use crate::engine::Engine;
 use crate::pipeline::items::{EgressItem, ShardIn, Stamp, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, ShardApp, Task, TaskCounters};
+use crate::pipeline::task::{
+    OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, Task, TaskCounters,
+};
 use crate::pipeline::Clock;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -34,9 +36,26 @@ pub(crate) struct OwnerTask {
     pub(crate) batch: Vec<ShardIn>,
     pub(crate) commit_batch: Vec<Commit>,
     pub(crate) items: u64,
+    /// Live counters for monitoring (refreshed every `StatsBoard::PERIOD`).
+    pub(crate) board: Arc<StatsBoard>,
+    pub(crate) publisher: Publisher,
 }
 
 impl OwnerTask {
+    fn publish(&mut self, force: bool) {
+        if !self.publisher.due(force) {
+            return;
+        }
+        let (handshakes, time_wait) = self.engine.control_counts();
+        *self.board.owners[self.index].lock() = OwnerSnapshot {
+            stats: self.engine.stats().clone(),
+            flows: self.engine.flow_count(),
+            app_conns: self.engine.app_conn_count(),
+            handshakes,
+            time_wait,
+        };
+    }
+
     fn flush(&mut self) -> bool {
         let dma_done = super::flush(&mut self.dma_outs, &mut self.rr, &mut self.pending_dma);
         self.egress_out.push_burst(&mut self.pending_egress);
@@ -99,7 +118,7 @@ impl Task for OwnerTask {
                         verdict,
                     } => {
                         let now = self.clock.now(time);
-                        self.engine.after_validate(verdict, &frame, now);
+                        self.engine.after_validate_owned(verdict, frame, now);
                     }
                     ShardIn::ArpLearn { time, frame } => {
                         let now = self.clock.now(time);
@@ -114,6 +133,7 @@ impl Task for OwnerTask {
         n += self.stamp_output();
         self.flush();
         self.items += n as u64;
+        self.publish(false);
         n
     }
 
@@ -121,7 +141,8 @@ impl Task for OwnerTask {
         self.pending_dma.is_empty() && self.pending_egress.is_empty() && self.input.is_empty()
     }
 
-    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+    fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
+        self.publish(true);
         report.tasks.push(TaskCounters {
             name: format!("owner{}", self.index),
             items: self.items,

@@ -3,10 +3,11 @@
 
 use crate::pipeline::items::{IngressItem, PreItem};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
 use crate::pre::{validate, LocalAddrs, Verdict};
 use crate::stats::Stats;
 use crate::wire::ChecksumCaps;
+use std::sync::Arc;
 
 pub(crate) struct PreTask {
     pub(crate) name: String,
@@ -20,6 +21,10 @@ pub(crate) struct PreTask {
     pub(crate) stats: Stats,
     pub(crate) delay: super::StageDelay,
     pub(crate) items: u64,
+    /// Live drop counters (slot `board_slot` of `board.pre`).
+    pub(crate) board: Arc<StatsBoard>,
+    pub(crate) board_slot: usize,
+    pub(crate) publisher: Publisher,
 }
 
 impl Task for PreTask {
@@ -56,6 +61,9 @@ impl Task for PreTask {
             }
         }
         self.items += n as u64;
+        if self.publisher.due(false) {
+            *self.board.pre[self.board_slot].lock() = self.stats.clone();
+        }
         n
     }
 
@@ -64,6 +72,7 @@ impl Task for PreTask {
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        *self.board.pre[self.board_slot].lock() = self.stats.clone();
         report.pre_stats.merge(&self.stats);
         report.tasks.push(TaskCounters {
             name: self.name,

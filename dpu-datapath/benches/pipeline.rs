@@ -1,0 +1,256 @@
+//! Packets per second through the pipeline (in-memory NIC) per topology:
+//! 1 worker vs 2 replicas, and one connection pipelined vs
+//! run-to-completion. Prints a table; `cargo bench -p dpu-datapath --bench
+//! pipeline [-- --frames N --conns C]`. With `--test` (as `cargo bench --
+//! --test` passes) it runs a tiny smoke version.
+
+use dpu_datapath::engine::Engine;
+use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan, ShardApp};
+use dpu_datapath::sim::sim_engine_config;
+use dpu_datapath::wire::{
+    emit_tcp_frame, parse_ingress, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr,
+    IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, L3, L4,
+};
+use pipeline_config::Topology;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 80;
+
+/// Accepts and releases all received data without copying it.
+struct Sink(Vec<dpu_datapath::app::ConnId>);
+
+impl ShardApp for Sink {
+    fn start(&mut self, e: &mut Engine) {
+        e.listen(PORT, Some(65535)).unwrap();
+    }
+    fn poll(&mut self, e: &mut Engine) {
+        while let Some(c) = e.accept(PORT) {
+            self.0.push(c);
+        }
+        for c in &self.0 {
+            let n = e.readable(*c);
+            if n > 0 {
+                let _ = e.rx_consume(*c, n);
+            }
+        }
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+fn frame(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+    let eth = EthernetRepr {
+        src: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        dst: EthernetAddress([2, 0, 0xc6, 0x12, 0, 2]),
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    };
+    let ip = Ipv4Repr {
+        src: Ipv4Addr::new(198, 19, 0, 1),
+        dst: Ipv4Addr::new(198, 18, 0, 2),
+        protocol: IpProtocol::Tcp,
+        payload_len: 0,
+        ttl: 64,
+        dscp_ecn: 0,
+        ident: 0,
+        dont_frag: true,
+    };
+    let opts = if flags.contains(TcpFlags::SYN) {
+        TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            ..TcpOptions::default()
+        }
+    } else {
+        TcpOptions::default()
+    };
+    let tcp = TcpRepr {
+        src_port: port,
+        dst_port: PORT,
+        seq: SeqNumber(seq),
+        ack: SeqNumber(ack),
+        flags,
+        window: 65535,
+        urgent: 0,
+        options: opts,
+        payload,
+    };
+    let mut buf = vec![0u8; 1600];
+    let n = emit_tcp_frame(&mut buf, &eth, &ip, &tcp, &ChecksumCaps::default()).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload: usize) -> f64 {
+    let cfg = sim_engine_config(2, 1, |c| {
+        c.topology = topology.clone();
+        c.tcp.delayed_ack_us = 0;
+        c.tcp.timestamps = false;
+        c.tcp.max_connections = 1 << 20;
+        c.tcp.listen_backlog = 65535;
+        // The load is open-loop: give each connection room for all of its
+        // data so the window never closes, whenever the sink reads.
+        let per_conn = (frames * payload / conns * 2).next_power_of_two();
+        c.tcp.rx_buffer = per_conn.clamp(256 * 1024, 1 << 30) as u32;
+    });
+    let plan = Plan::new(&topology);
+    let nic = Arc::new(MemNic::new(&plan, frames + 2 * conns + 16));
+    let opts = PipelineOptions {
+        pin: false,
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
+        Box::new(Sink(Vec::new()))
+    });
+    // Handshakes through the pipeline.
+    let ports: Vec<u16> = (0..conns).map(|i| 10_000 + i as u16).collect();
+    for p in &ports {
+        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    let mut iss = std::collections::HashMap::new();
+    for f in nic.take_tx() {
+        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
+            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
+                iss.insert(t.dst_port, t.seq.0);
+            }
+        }
+    }
+    for p in &ports {
+        nic.inject(
+            0,
+            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
+        );
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    nic.take_tx();
+    // Data: round-robin over connections, in order within each.
+    let data = vec![0x5au8; payload];
+    let mut seqs: Vec<u32> = vec![1001; conns];
+    let batch: Vec<(usize, Vec<u8>)> = (0..frames)
+        .map(|i| {
+            let c = i % conns;
+            let f = frame(
+                ports[c],
+                seqs[c],
+                iss[&ports[c]].wrapping_add(1),
+                TcpFlags::ACK | TcpFlags::PSH,
+                &data,
+            );
+            seqs[c] = seqs[c].wrapping_add(payload as u32);
+            (nic.rss_queue(&f), f)
+        })
+        .collect();
+    let start = Instant::now();
+    for (q, f) in batch {
+        assert!(nic.inject_to(q, 0, f));
+    }
+    // Every data segment is answered by one ACK (delayed ACK off).
+    while nic.tx_count() < frames {
+        if start.elapsed() > Duration::from_secs(120) {
+            panic!("{name}: only {} of {frames} ACKs", nic.tx_count());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let report = pipeline.shutdown();
+    let stats = report.total_stats();
+    assert_eq!(
+        stats.total_drops(),
+        0,
+        "{name}: drops {:?}",
+        stats.drop_breakdown()
+    );
+    let pps = frames as f64 / secs;
+    println!(
+        "{name:<44} {conns:>6} {frames:>9} {:>10.0} {:>8.0}",
+        pps,
+        1e9 / pps
+    );
+    pps
+}
+
+fn topo(replicas: u32, rtc: bool, workers: u32) -> Topology {
+    Topology {
+        replicas,
+        flow_groups: 4,
+        pre_workers: if rtc { 1 } else { workers },
+        proto_workers: 1,
+        post_workers: if rtc { 1 } else { workers },
+        dma_workers: if rtc { 1 } else { workers },
+        run_to_completion: rtc,
+        ..Topology::default()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--test");
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let frames = if smoke {
+        2_000
+    } else {
+        arg("--frames", 400_000)
+    };
+    let conns = if smoke { 8 } else { arg("--conns", 64) };
+    let payload = arg("--payload", 64);
+    println!(
+        "cores available: {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!(
+        "{:<44} {:>6} {:>9} {:>10} {:>8}",
+        "topology", "conns", "frames", "pps", "ns/pkt"
+    );
+    let one = measure(
+        "1 replica, run-to-completion (1 worker)",
+        topo(1, true, 1),
+        conns,
+        frames,
+        payload,
+    );
+    let two = measure(
+        "2 replicas, run-to-completion (2 workers)",
+        topo(2, true, 1),
+        conns,
+        frames,
+        payload,
+    );
+    measure(
+        "2 replicas x 2 pre/2 dma/2 post (14 workers)",
+        topo(2, false, 2),
+        conns,
+        frames,
+        payload,
+    );
+    let single_rtc = measure(
+        "1 connection, run-to-completion",
+        topo(1, true, 1),
+        1,
+        frames,
+        payload,
+    );
+    let single_pipe = measure(
+        "1 connection, 1 replica x 2 pre/2 dma/2 post",
+        topo(1, false, 2),
+        1,
+        frames,
+        payload,
+    );
+    println!("2 replicas / 1 worker: {:.2}x (goal >= 1.8x)", two / one);
+    println!(
+        "1 connection pipelined / run-to-completion: {:.2}x (goal >= 1.5x on 2 cores)",
+        single_pipe / single_rtc
+    );
+}
