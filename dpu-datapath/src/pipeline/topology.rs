@@ -100,14 +100,6 @@ impl Plan {
                     tasks,
                 });
             }
-            for i in 0..dma {
-                workers.push(WorkerPlan {
-                    name: format!("r{r}-dma{i}"),
-                    replica: r,
-                    core: None,
-                    tasks: vec![TaskKind::Dma(i)],
-                });
-            }
             for i in 0..post {
                 let mut tasks = vec![TaskKind::Post(i)];
                 if i == 0 {
@@ -118,6 +110,14 @@ impl Plan {
                     replica: r,
                     core: None,
                     tasks,
+                });
+            }
+            for i in 0..dma {
+                workers.push(WorkerPlan {
+                    name: format!("r{r}-dma{i}"),
+                    replica: r,
+                    core: None,
+                    tasks: vec![TaskKind::Dma(i)],
                 });
             }
         }
