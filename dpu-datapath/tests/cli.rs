@@ -24,7 +24,12 @@ fn default_config_round_trips_through_check_config() {
     assert!(v["topology"]["replicas"].is_number());
     let path = write("default.json", &json);
     let out = bin().arg("check-config").arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -38,20 +43,32 @@ fn check_config_reports_every_problem_and_exits_2() {
     let err = String::from_utf8(out.stderr).unwrap();
     // Unknown fields and type errors stop parsing before range checks; the
     // first problem names its JSON path and what is allowed.
-    assert!(err.contains("topology.ring_sise") || err.contains("tcp.mss"), "{err}");
+    assert!(
+        err.contains("topology.ring_sise") || err.contains("tcp.mss"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 
-    let path = write("ranges.json", r#"{ "topology": { "replicas": 0 }, "tcp": { "mss": 20 } }"#);
+    let path = write(
+        "ranges.json",
+        r#"{ "topology": { "replicas": 0 }, "tcp": { "mss": 20 } }"#,
+    );
     let out = bin().arg("check-config").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("topology.replicas: 0 is out of range 1..=64"), "{err}");
+    assert!(
+        err.contains("topology.replicas: 0 is out of range 1..=64"),
+        "{err}"
+    );
     assert!(err.contains("tcp.mss"), "{err}");
 }
 
 #[test]
 fn malformed_json_gives_line_and_column() {
-    let path = write("broken.json", "{\n  \"tcp\": {\n    \"mss\": 1448,\n  }\n}\n");
+    let path = write(
+        "broken.json",
+        "{\n  \"tcp\": {\n    \"mss\": 1448,\n  }\n}\n",
+    );
     let out = bin().arg("check-config").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
@@ -63,10 +80,16 @@ fn malformed_json_gives_line_and_column() {
 fn usage_errors_exit_2_without_a_backtrace() {
     let out = bin().arg("no-such-command").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = bin().args(["check-config", "/nonexistent/flextoe.json"]).output().unwrap();
+    let out = bin()
+        .args(["check-config", "/nonexistent/flextoe.json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("/nonexistent/flextoe.json") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("/nonexistent/flextoe.json") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -77,12 +100,25 @@ fn run_on_the_sim_backend_moves_verified_data_and_stops_cleanly() {
     cfg["port"]["impairment"]["rx"]["drop"] = 0.01.into();
     let path = write("sim.json", &cfg.to_string());
     let out = bin()
-        .args(["run", "--duration", "2", "--connections", "2", "--bytes", "1048576", "--config"])
+        .args([
+            "run",
+            "--duration",
+            "2",
+            "--connections",
+            "2",
+            "--bytes",
+            "1048576",
+            "--config",
+        ])
         .arg(&path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("verified"), "{stdout}");
     assert!(stdout.contains("summary"), "{stdout}");
 }
@@ -94,14 +130,24 @@ fn sigint_shuts_the_sim_service_down_cleanly() {
     cfg["port"]["backend"] = "sim".into();
     let path = write("sigint.json", &cfg.to_string());
     let child = bin()
-        .args(["run", "--connections", "1", "--bytes", "1048576", "--config"])
+        .args([
+            "run",
+            "--connections",
+            "1",
+            "--bytes",
+            "1048576",
+            "--config",
+        ])
         .arg(&path)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(800));
     // SIGINT, as Ctrl-C in a terminal would send.
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
