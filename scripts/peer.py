@@ -231,17 +231,32 @@ def cmd_halfclose(a):
 
 
 def cmd_rst(a):
+    """Aborts echo connections mid-transfer: data in flight both ways, some
+    of the echo unread, then close() with SO_LINGER 0 (RST)."""
+    import select
+
     aborted = 0
-    for i in range(a.count):
+    chunk = b"r" * 65536
+    for _ in range(a.count):
         s = connect(a.host, a.port, a.timeout)
-        s.settimeout(a.timeout)
-        chunk = b"r" * 65536
-        sent = 0
-        while sent < a.bytes:
-            s.sendall(chunk)
-            sent += len(chunk)
+        s.setblocking(False)
+        sent = got = 0
+        end = time.monotonic() + 0.5
+        # Send (and read a little) until `bytes` went out or 0.5 s passed.
+        while sent < a.bytes and time.monotonic() < end:
+            r, w, _ = select.select([s], [s], [], 0.05)
+            if w:
+                try:
+                    sent += s.send(chunk)
+                except BlockingIOError:
+                    pass
+            if r and got < sent // 2:
+                try:
+                    got += len(s.recv(65536))
+                except BlockingIOError:
+                    pass
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        s.close()  # RST, with unread echoed data in flight
+        s.close()  # RST, with echoed data unread and ours in flight
         aborted += 1
     # The service must still work afterwards.
     r = echo_once(a.host, a.port, 1 << 16, a.seed, a.timeout)

@@ -14,9 +14,11 @@ need_root() {
     fi
 }
 
-# Debian packages: a C toolchain (libfuzzer, later DPDK bindings) and
-# pkg-config. Only installed when missing.
-DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping)
+# Debian packages: a C toolchain (libfuzzer, DPDK bindings), pkg-config,
+# DPDK with its TAP PMD, and the Linux-peer tools of the interoperability
+# tests and demo (iproute2, ping, tcpdump, ethtool, nc, python3).
+# Only installed when missing.
+DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +27,35 @@ if [ "${#missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     need_root apt-get update -qq
     need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# promtool, for `promtool check metrics` on the /metrics output
+# (dpu-datapath/tests/metrics.rs). Debian 12 ships it only inside the
+# `prometheus` server package (~96 MB installed, pulls adduser and JS
+# libraries, recommends node-exporter), whose postinst creates a system user
+# and starts the server on :9090. So the package is downloaded with apt and
+# only /usr/bin/promtool is extracted: no service, no user, no other files.
+if ! command -v promtool >/dev/null 2>&1; then
+    log "installing promtool (the binary from Debian's prometheus package)"
+    tmp="$(mktemp -d)"
+    need_root apt-get update -qq
+    # The sandbox user `_apt` cannot write to a private temporary directory.
+    (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User="$(id -un)" prometheus)
+    dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -xO ./usr/bin/promtool >"$tmp/promtool"
+    need_root install -m 0755 "$tmp/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
+    promtool --version >/dev/null
+fi
+
+# scapy: injects malformed frames in the interoperability tests. pip first
+# (the python3 on PATH may not be Debian's); PEP 668 systems refuse a plain
+# pip install, so fall back to --break-system-packages, then to Debian's.
+if ! python3 -c 'import scapy' >/dev/null 2>&1; then
+    log "installing scapy"
+    python3 -m pip install --quiet scapy >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --break-system-packages scapy >/dev/null 2>&1 \
+        || need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-scapy \
+        || log "scapy unavailable: the malformed-frame test will skip"
 fi
 
 # Rust: the toolchain pinned in rust-toolchain.toml, with rustfmt and clippy.

@@ -16,6 +16,9 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "build the service binary the integration tests start"
+cargo build --release -p dpu-datapath --bin flextoe-dpu
+
 step "cargo test (units, simulator, integration)"
 cargo test --workspace --release
 

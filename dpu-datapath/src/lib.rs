@@ -15,6 +15,7 @@ pub mod dma;
 pub mod engine;
 pub mod flow;
 pub mod io;
+pub mod metrics;
 pub mod pipeline;
 pub mod post;
 pub mod pre;

@@ -97,6 +97,8 @@ fn run_on_the_sim_backend_moves_verified_data_and_stops_cleanly() {
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&bin().arg("default-config").output().unwrap().stdout).unwrap();
     cfg["port"]["backend"] = "sim".into();
+    // Tests run in parallel: not the default metrics port, any free one.
+    cfg["metrics"]["listen"] = "127.0.0.1:0".into();
     cfg["port"]["impairment"]["rx"]["drop"] = 0.01.into();
     let path = write("sim.json", &cfg.to_string());
     let out = bin()
@@ -128,6 +130,8 @@ fn sigint_shuts_the_sim_service_down_cleanly() {
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&bin().arg("default-config").output().unwrap().stdout).unwrap();
     cfg["port"]["backend"] = "sim".into();
+    // Tests run in parallel: not the default metrics port, any free one.
+    cfg["metrics"]["listen"] = "127.0.0.1:0".into();
     let path = write("sigint.json", &cfg.to_string());
     let child = bin()
         .args([

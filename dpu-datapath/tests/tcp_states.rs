@@ -1905,3 +1905,48 @@ fn last_ack_after_close_releases_the_handle() {
     assert_eq!(s.eng.flow_count(), 0);
     assert_eq!(s.state(c), None);
 }
+
+/// Found against Linux under loss: the peer fills our whole window while
+/// the first segment is lost, then its pure ACKs (for our data) carry
+/// SEQ = RCV.NXT + RCV.WND, the right edge. Linux's `tcp_sequence` and the
+/// BSDs accept a zero-length segment there; RFC 9293's strict `<` dropped
+/// them as out of window, discarding the acknowledgement of our data.
+#[test]
+fn established_pure_ack_at_the_right_window_edge_is_accepted() {
+    let mut s = Script::with(|c| c.tcp.rx_buffer = 4096);
+    s.listen(None);
+    s.at(100);
+    // 0.100 < S 0:0(0) win 65535 <mss 1460>
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    // 0.100 > S. 0:0(0) ack 1 win 4096 <mss 1448>
+    s.expect(seg().flags(SYN | ACK).seq(0).ack(1).win(4096));
+    // 0.200 < . 1:1(0) ack 1 win 65535
+    s.at(200);
+    s.inject(seg().flags(ACK).seq(1).ack(1));
+    let c = s.accept().unwrap();
+    // 0.300 write(100)
+    s.at(300);
+    s.send(c, &bytes(100, 3));
+    // 0.300 > P. 1:101(100) ack 1 win 4096
+    s.expect(seg().flags(PSH | ACK).seq(1).ack(1).len(100));
+    let d = bytes(4096, 4);
+    // 0.310 < . 1449:4097(2648) ack 1 win 65535   (1:1449 was lost)
+    s.at(310);
+    s.inject(seg().flags(ACK).seq(1449).ack(1).payload(&d[1448..]));
+    // 0.310 > . 1:1(0) ack 1 win 4096               (duplicate ACK for the hole)
+    s.expect(seg().flags(ACK).seq(101).ack(1));
+    // 0.320 < . 4097:4097(0) ack 101 win 65535      (pure ACK at the right edge)
+    s.at(320);
+    s.inject(seg().flags(ACK).seq(4097).ack(101));
+    // Accepted: our 100 bytes are acknowledged, nothing is answered.
+    s.expect_none();
+    assert_eq!(s.drops(DropReason::OutOfWindow), 0);
+    assert!(s
+        .eng
+        .conn_info(c)
+        .is_some_and(|i| i.snd_una.0 == i.snd_nxt.0));
+    // One past the edge is still out of window (answered with an ACK).
+    s.inject(seg().flags(ACK).seq(4098).ack(101));
+    s.expect(seg().flags(ACK).seq(101).ack(1));
+    assert_eq!(s.drops(DropReason::OutOfWindow), 1);
+}

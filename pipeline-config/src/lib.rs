@@ -3,7 +3,8 @@
 //!
 //! Every section and field may be left out; it then takes the default
 //! documented on the field, and [`Config::default`] runs on a 2-core machine
-//! with the simulated backend. Unknown fields are errors, so typos do not pass
+//! with the DPDK backend on a TAP interface (as root; `port.backend: "sim"`
+//! runs anywhere). Unknown fields are errors, so typos do not pass
 //! silently. [`Config::from_json_str`] and [`Config::from_file`] parse and
 //! then [validate](Config::validate); validation reports every problem at
 //! once, each naming the JSON path and what is allowed:

@@ -19,11 +19,12 @@ pub enum ProbeState {
     Failed,
 }
 
-/// Connects to `ip:port` on the first poll.
+/// Connects to `ip:port` once the engine's clock reaches `start_at`.
 #[derive(Debug)]
 pub struct ProbeApp {
     ip: Ipv4Addr,
     port: u16,
+    start_at: crate::proto::Nanos,
     message: Vec<u8>,
     conn: Option<ConnId>,
     sent: usize,
@@ -36,10 +37,13 @@ pub struct ProbeApp {
 }
 
 impl ProbeApp {
-    pub fn new(ip: Ipv4Addr, port: u16, message: Vec<u8>) -> Self {
+    /// A probe that connects at engine time `start_at` (ns; the pipeline's
+    /// real clock starts at 0), e.g. once the peer is configured.
+    pub fn new(ip: Ipv4Addr, port: u16, message: Vec<u8>, start_at: crate::proto::Nanos) -> Self {
         Self {
             ip,
             port,
+            start_at,
             message,
             conn: None,
             sent: 0,
@@ -70,6 +74,7 @@ impl ShardApp for ProbeApp {
 
     fn poll(&mut self, engine: &mut Engine) {
         match self.state {
+            ProbeState::Idle if engine.now() < self.start_at => {}
             ProbeState::Idle => match engine.connect(self.ip, self.port, engine.now()) {
                 Ok(c) => {
                     self.conn = Some(c);

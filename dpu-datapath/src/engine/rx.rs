@@ -3,7 +3,7 @@
 //! `dma` and `post` (inline when running to completion, on other workers in
 //! the pipeline) and is committed to the application afterwards.
 
-use super::work::{dma_rx, post_rx, Commit, RxWork, Work};
+use super::work::{post_rx, Commit, RxWork, Work};
 use super::Engine;
 use crate::pre::{self, PreOutcome, Summary};
 use crate::proto::{ack_ts_clock, FlowEvents, Nanos};
@@ -103,7 +103,14 @@ impl Engine {
                 work,
             });
         } else {
-            dma_rx(&work, frame);
+            if let (Some(place), Some(conn)) = (work.place, work.commit.conn) {
+                if let Some(app) = self.apps.get(conn) {
+                    let start = s.payload_offset as usize + place.skip as usize;
+                    if let Some(data) = frame.get(start..start + place.len as usize) {
+                        crate::dma::place_rx(&app.rx, place.buf_pos, data);
+                    }
+                }
+            }
             if work.ack.is_some() {
                 let mut buf = self.buffer();
                 post_rx(&work, &mut buf, &self.cfg.caps);
@@ -136,7 +143,13 @@ impl Engine {
         let rx_buf = match snap.place {
             Some(place) => {
                 self.stats.rx_payload_bytes += place.len as u64;
-                self.apps.get(conn).map(|a| a.rx.clone())
+                // Run to completion places the payload right away from the
+                // application table; only the pipeline needs a handle.
+                if self.staged {
+                    self.apps.get(conn).map(|a| a.rx.clone())
+                } else {
+                    None
+                }
             }
             None => None,
         };

@@ -312,7 +312,10 @@ impl ProtoFlow {
 
     /// Free receive buffer space in bytes.
     pub fn rcv_free(&self) -> u32 {
-        self.rx_size - (self.rcv_nxt - self.rcv_consumed) as u32
+        // A FIN at the right edge of a full buffer takes a sequence number
+        // but no byte: saturate instead of wrapping.
+        self.rx_size
+            .saturating_sub((self.rcv_nxt - self.rcv_consumed) as u32)
     }
 
     /// RCV.WND: up to the right edge we advertised (never moves left, never

@@ -33,7 +33,14 @@ impl ProtoFlow {
         let in_window = |seq: SeqNumber| seq >= self.rcv_nxt && seq < self.rcv_nxt + wnd;
         let acceptable = match (seg_len, wnd) {
             (0, 0) => s.seq == self.rcv_nxt,
-            (0, _) => in_window(s.seq),
+            // A segment without data exactly at the right edge is accepted,
+            // as Linux (`tcp_sequence`: `!after(seq, rcv_nxt + wnd)`) and the
+            // BSDs do. RFC 9293's strict `SEG.SEQ < RCV.NXT+RCV.WND` drops
+            // the peer's pure ACKs once it has filled our window while a
+            // hole sits at RCV.NXT (seen against Linux under loss: every ACK
+            // of our data, with its SACK blocks, was discarded until the
+            // hole was repaired).
+            (0, _) => in_window(s.seq) || s.seq == self.rcv_nxt + wnd,
             (_, 0) => false,
             (len, _) => in_window(s.seq) || in_window(s.seq + (len - 1)),
         };
@@ -42,7 +49,6 @@ impl ProtoFlow {
             if wnd == 0 && s.seq == self.rcv_nxt {
                 self.process_ack(s, now, cfg, stats, &mut snap);
             }
-            eprintln!("DBG unacceptable seq={} len={} rcv_nxt={} wnd={} flags={:?} state={:?}", s.seq.0, seg_len, self.rcv_nxt.0, wnd, s.flags, self.state);
             snap.drop = Some(if s.seq + seg_len <= self.rcv_nxt {
                 DropReason::OldDuplicate
             } else {
@@ -69,7 +75,6 @@ impl ProtoFlow {
                 ack_now |= self.receive_payload(s, cfg, &mut snap);
             } else {
                 // Data after the peer's FIN: nothing can legally be here.
-                eprintln!("DBG after fin seq={} len={} rcv_nxt={} state={:?}", s.seq.0, s.payload_len, self.rcv_nxt.0, self.state);
                 snap.drop = Some(DropReason::OutOfWindow);
                 ack_now = true;
             }
@@ -126,7 +131,6 @@ impl ProtoFlow {
         let end = seg_end.min(self.rcv_nxt + self.rcv_wnd());
         debug_assert!(self.rcv_wnd() <= self.rcv_free());
         if end <= start {
-            eprintln!("DBG payload seq={} len={} rcv_nxt={}", s.seq.0, s.payload_len, self.rcv_nxt.0);
             snap.drop = Some(DropReason::OutOfWindow);
             return true;
         }

@@ -1,1 +1,92 @@
+//! Unit tests of `proto` on summaries (no packet bytes).
 
+use super::*;
+use crate::flow::FlowId;
+use crate::pre::{SackBlocks, Summary};
+use crate::stats::Stats;
+use crate::wire::TcpFlags;
+
+fn cfg() -> ProtoConfig {
+    ProtoConfig {
+        rto: RtoBounds {
+            initial_us: 1_000_000,
+            min_us: 200_000,
+            max_us: 60_000_000,
+        },
+        delayed_ack_ns: 0,
+        ooo_limit: OOO_INTERVALS,
+        initial_cwnd_segments: 10,
+        max_retransmits: 15,
+    }
+}
+
+fn flow(rx_size: u32) -> ProtoFlow {
+    let init = ProtoInit {
+        state: TcpState::Established,
+        iss: SeqNumber(1000),
+        irs: SeqNumber(5000),
+        peer_window: 65535,
+        snd_wscale: 0,
+        rcv_wscale: 0,
+        mss: 1448,
+        ts_recent: None,
+        sack: true,
+        rx_size,
+        tx_size: 4096,
+        rtt_us: None,
+        syn_retransmitted: false,
+        syn_window: rx_size.min(65535) as u16,
+    };
+    ProtoFlow::new(&init, &cfg())
+}
+
+fn seg(seq: u32, len: u16, flags: TcpFlags) -> Summary {
+    Summary {
+        flow: FlowId(0),
+        seq: SeqNumber(seq),
+        ack: SeqNumber(1001),
+        window: 65535,
+        flags,
+        ts: None,
+        sack: SackBlocks::default(),
+        payload_offset: 0,
+        payload_len: len,
+        ecn_ce: false,
+    }
+}
+
+#[test]
+fn fin_at_the_edge_of_a_full_buffer_does_not_underflow_the_window() {
+    let mut f = flow(4096);
+    let mut stats = Stats::default();
+    let snap = f.on_segment(
+        &seg(5001, 4096, TcpFlags::ACK | TcpFlags::FIN),
+        0,
+        &cfg(),
+        &mut stats,
+    );
+    assert_eq!(snap.delivered, 4096);
+    assert!(snap.events.has(FlowEvents::PEER_FIN));
+    assert_eq!(f.state(), TcpState::CloseWait);
+    assert_eq!(f.rcv_free(), 0);
+    assert_eq!(f.rcv_wnd(), 0);
+    assert_eq!(snap.ack.map(|h| h.window), Some(0));
+}
+
+#[test]
+fn out_of_order_data_is_placed_at_its_final_position() {
+    let mut f = flow(65536);
+    let mut stats = Stats::default();
+    let snap = f.on_segment(
+        &seg(5001 + 2000, 1000, TcpFlags::ACK),
+        0,
+        &cfg(),
+        &mut stats,
+    );
+    assert_eq!(snap.delivered, 0);
+    assert_eq!(snap.place.map(|p| p.buf_pos), Some(2000));
+    assert_eq!(f.ooo_intervals(), 1);
+    let snap = f.on_segment(&seg(5001, 2000, TcpFlags::ACK), 0, &cfg(), &mut stats);
+    assert_eq!(snap.delivered, 3000);
+    assert_eq!(f.ooo_intervals(), 0);
+}

@@ -22,7 +22,8 @@ pub use topology::{Idle, Topology};
 ///
 /// Every section and field is optional in the document; missing ones take
 /// the defaults documented on each field, which run on a 2-core machine
-/// with the simulated backend. Unknown fields are errors.
+/// with the DPDK backend on a TAP interface (root), or with
+/// `port.backend: "sim"` anywhere. Unknown fields are errors.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

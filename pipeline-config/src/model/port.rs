@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Port {
-    /// `port.backend`: `"sim"` or `"dpdk"`. Default `"sim"`.
+    /// `port.backend`: `"sim"` or `"dpdk"`. Default `"dpdk"` (a DPDK `net_tap`
+    /// port, see `port.dpdk.vdevs`; needs root). `"sim"` runs the simulated
+    /// wire demo without privileges (`flextoe-dpu run --backend sim`).
     pub backend: Backend,
     /// `port.mtu`: the IP MTU in bytes, `576..=9000`. Default `1500`.
     pub mtu: u16,
@@ -23,7 +25,7 @@ pub struct Port {
 impl Default for Port {
     fn default() -> Self {
         Port {
-            backend: Backend::Sim,
+            backend: Backend::Dpdk,
             mtu: 1500,
             dpdk: Dpdk::default(),
             impairment: Impairments::default(),

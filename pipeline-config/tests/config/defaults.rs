@@ -49,7 +49,7 @@ fn default_matches_reference_document() {
     let reference = json!({
         "identity": {"mac": "02:00:c6:12:00:02", "ipv4": "198.18.0.2", "prefix_len": 24, "gateway": null},
         "port": {
-            "backend": "sim", "mtu": 1500,
+            "backend": "dpdk", "mtu": 1500,
             "dpdk": {
                 "eal_args": [], "vdevs": ["net_tap0,iface=ftoe0"], "allow": [], "no_huge": true,
                 "memory_mb": 256, "mempool_mbufs": 8191, "rx_descriptors": 1024, "tx_descriptors": 1024

@@ -58,4 +58,7 @@ pub struct RunArgs {
     /// ARP requests and active open).
     #[arg(long, value_name = "IP:PORT")]
     pub probe: Option<std::net::SocketAddrV4>,
+    /// DPDK backend: seconds after start before the probe connects.
+    #[arg(long, default_value_t = 2.0)]
+    pub probe_after: f64,
 }

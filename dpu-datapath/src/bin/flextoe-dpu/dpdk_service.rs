@@ -169,6 +169,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     };
 
     let probe = args.probe;
+    let probe_at = (args.probe_after.max(0.0) * 1e9) as u64;
     let source_bytes = args.source_bytes;
     let opts = PipelineOptions {
         pin: !topology.cores.is_empty(),
@@ -180,6 +181,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
                 *addr.ip(),
                 addr.port(),
                 b"flextoe probe: active open".to_vec(),
+                probe_at,
             )
         });
         Box::new(Services::new(source_bytes, probe))

@@ -1,9 +1,12 @@
 //! The service on the simulated backend: the configured engine and a peer
 //! engine on a simulated wire with the configured impairments, moving
 //! verified data both ways over several connections until stopped.
+//! With `metrics.enabled`, the service engine's counters are served on
+//! `metrics.listen` (`GET /metrics`), refreshed every [`METRICS_PERIOD`].
 
 use crate::cli::RunArgs;
 use dpu_datapath::app::ConnId;
+use dpu_datapath::metrics::{Exporter, MetricsServer, Snapshot};
 use dpu_datapath::sim::workload::{StreamReceiver, StreamSender};
 use dpu_datapath::sim::{Direction, LinkParams, SimPair};
 use dpu_datapath::{Engine, EngineConfig};
@@ -14,6 +17,59 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 7;
+
+/// How often (wall time) the service engine's counters are published.
+const METRICS_PERIOD: Duration = Duration::from_millis(250);
+
+/// The `/metrics` endpoint of the service engine (`sim.a`): its exporter,
+/// its server (stopped when this is dropped), and when it last published.
+struct Metrics {
+    exporter: Arc<Exporter>,
+    server: MetricsServer,
+    last: Instant,
+    calls: u32,
+}
+
+impl Metrics {
+    /// Starts the endpoint if `metrics.enabled`.
+    fn start(config: &Config) -> Result<Option<Self>, String> {
+        if !config.metrics.enabled {
+            return Ok(None);
+        }
+        let addr = config.metrics.listen_addr().map_err(|e| e.to_string())?;
+        let exporter = Arc::new(Exporter::new());
+        let server = MetricsServer::start(addr, exporter.clone()).map_err(|e| {
+            format!(
+                "metrics.listen {addr}: cannot serve metrics there: {e} (is another \
+                     flextoe-dpu running? choose a free port, or set metrics.enabled to false)"
+            )
+        })?;
+        println!(
+            "flextoe-dpu: metrics on http://{}/metrics",
+            server.local_addr()
+        );
+        Ok(Some(Self {
+            exporter,
+            server,
+            last: Instant::now(),
+            calls: 0,
+        }))
+    }
+
+    /// Publishes `engine`'s counters if [`METRICS_PERIOD`] has passed
+    /// (the clock is read every 64 calls: this runs on every simulator step).
+    fn tick(&mut self, engine: &Engine) {
+        self.calls = self.calls.wrapping_add(1);
+        if self.calls.is_multiple_of(64) && self.last.elapsed() >= METRICS_PERIOD {
+            self.publish(engine);
+        }
+    }
+
+    fn publish(&mut self, engine: &Engine) {
+        self.exporter.publish(Snapshot::single_engine(engine));
+        self.last = Instant::now();
+    }
+}
 
 struct Flow {
     service: Option<ConnId>,
@@ -70,6 +126,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     }
     sim.a.listen(PORT, None).map_err(|e| e.to_string())?;
+    let mut metrics = Metrics::start(config)?;
+    if let Some(m) = &mut metrics {
+        m.publish(&sim.a);
+    }
     println!(
         "flextoe-dpu: service {service_ip} (sim backend), peer {peer_ip}; {} connection(s) x {} MiB each way per round; Ctrl-C to stop",
         args.connections,
@@ -103,6 +163,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
             .collect::<Result<_, String>>()?;
         let round_start = sim.now;
         let finished = sim.run_until(sim.now + 600_000_000_000, |s| {
+            if let Some(m) = &mut metrics {
+                m.tick(&s.a);
+            }
             if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return true;
             }
@@ -168,8 +231,17 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     }
     // Drain: let closes and TIME-WAIT finish on the virtual clock.
     let until = sim.now + 120_000_000_000;
-    sim.run_until(until, |s| s.a.flow_count() == 0 && s.b.flow_count() == 0);
+    sim.run_until(until, |s| {
+        if let Some(m) = &mut metrics {
+            m.tick(&s.a);
+        }
+        s.a.flow_count() == 0 && s.b.flow_count() == 0
+    });
     sim.wire.flush_capture();
+    // The last scrape before exit shows the summary's numbers.
+    if let Some(m) = &mut metrics {
+        m.publish(&sim.a);
+    }
     println!(
         "--- summary after {:.1} s ---",
         started.elapsed().as_secs_f64()
@@ -180,6 +252,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         verified_bytes / (1024 * 1024),
         sim.a.flow_count()
     );
+    if let Some(m) = metrics {
+        m.server.shutdown();
+    }
     Ok(())
 }
 

@@ -1,0 +1,251 @@
+//! Every metric family the collector exports. Names follow the Prometheus
+//! naming guide: `flextoe_` prefix, base units, counters end in `_total`,
+//! dimensions are labels, and no label is per connection.
+
+use super::family::{Kind, Spec};
+
+macro_rules! spec {
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
+        pub static $id: Spec = Spec {
+            name: $name,
+            help: $help,
+            kind: Kind::$kind,
+            labels: &[$($label),*],
+        };
+    };
+}
+
+spec!(
+    RX_FRAMES,
+    "flextoe_rx_frames_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Frames received from the port."
+);
+spec!(
+    RX_BYTES,
+    "flextoe_rx_bytes_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Bytes of the frames received (Ethernet header included)."
+);
+spec!(
+    TX_FRAMES,
+    "flextoe_tx_frames_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Frames sent to the port."
+);
+spec!(
+    TX_BYTES,
+    "flextoe_tx_bytes_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Bytes of the frames sent (Ethernet header included)."
+);
+spec!(
+    PAYLOAD_BYTES,
+    "flextoe_payload_bytes_total",
+    Counter,
+    ["replica", "stage", "worker", "direction"],
+    "TCP payload bytes: rx = placed into application receive buffers (in and out of order), \
+     tx = sent for the first time (retransmissions excluded)."
+);
+spec!(
+    FAST_PATH_SEGMENTS,
+    "flextoe_fast_path_segments_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Established-connection segments handled by the fast path (pre, proto, dma, post)."
+);
+spec!(
+    EXCEPTIONS,
+    "flextoe_exceptions_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Packets handed to the control plane (handshakes, closes, ARP, ICMP, anything unusual)."
+);
+spec!(
+    DROPS,
+    "flextoe_drops_total",
+    Counter,
+    ["replica", "stage", "worker", "reason"],
+    "Received packets dropped, each under exactly one reason (stats/drop_reason.rs)."
+);
+spec!(
+    RETRANSMITS,
+    "flextoe_retransmits_total",
+    Counter,
+    ["replica", "stage", "worker", "kind"],
+    "Loss-recovery episodes by trigger: fast (duplicate ACKs or SACK) or timeout (RTO expired)."
+);
+spec!(
+    RETRANSMITTED_SEGMENTS,
+    "flextoe_retransmitted_segments_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Segments sent again."
+);
+spec!(
+    RETRANSMITTED_BYTES,
+    "flextoe_retransmitted_bytes_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Payload bytes sent again."
+);
+spec!(
+    PURE_ACKS,
+    "flextoe_pure_acks_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "ACKs sent without payload."
+);
+spec!(
+    CONNECTIONS,
+    "flextoe_connections_total",
+    Counter,
+    ["replica", "stage", "worker", "event"],
+    "Connection events: accepted (passive open), opened (active open), closed, reset, \
+     connect_failed."
+);
+spec!(
+    CHALLENGE_ACKS,
+    "flextoe_challenge_acks_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Challenge ACKs sent (RFC 5961) in answer to suspicious RSTs and SYNs."
+);
+spec!(
+    RSTS,
+    "flextoe_rsts_total",
+    Counter,
+    ["replica", "stage", "worker", "direction"],
+    "RST segments: tx = sent, rx = received and acted on."
+);
+spec!(
+    ZERO_WINDOW_PROBES,
+    "flextoe_zero_window_probes_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Zero-window probes sent to peers advertising no receive space."
+);
+spec!(
+    WINDOW_UPDATES,
+    "flextoe_window_updates_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Window updates sent after the application freed receive space."
+);
+spec!(
+    ARP_SENT,
+    "flextoe_arp_sent_total",
+    Counter,
+    ["replica", "stage", "worker", "op"],
+    "ARP packets sent: request or reply."
+);
+spec!(
+    ICMP_ECHO_REPLIES,
+    "flextoe_icmp_echo_replies_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "ICMP echo replies sent."
+);
+spec!(
+    FLOWS,
+    "flextoe_flows",
+    Gauge,
+    ["replica", "stage", "worker"],
+    "Connections installed in the data path."
+);
+spec!(
+    APP_CONNECTIONS,
+    "flextoe_app_connections",
+    Gauge,
+    ["replica", "stage", "worker"],
+    "Application connections alive (not yet closed by the application)."
+);
+spec!(
+    HANDSHAKES,
+    "flextoe_handshakes",
+    Gauge,
+    ["replica", "stage", "worker"],
+    "Handshakes in progress."
+);
+spec!(
+    TIME_WAIT,
+    "flextoe_time_wait",
+    Gauge,
+    ["replica", "stage", "worker"],
+    "Connections in TIME-WAIT."
+);
+spec!(
+    TASK_ITEMS,
+    "flextoe_task_items_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Items (frames, work items, commits) a pipeline task moved."
+);
+spec!(
+    RING_FULL,
+    "flextoe_ring_full_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Pushes a pipeline task's output ring refused because it was full (back-pressure)."
+);
+spec!(
+    REORDER_HOLDS,
+    "flextoe_reorder_holds_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Items that waited behind a gap in a reorder window."
+);
+spec!(
+    WORKER_POLLS,
+    "flextoe_worker_polls_total",
+    Counter,
+    ["replica", "stage", "worker", "state"],
+    "Polls of a pipeline worker thread: busy (moved something) or idle."
+);
+spec!(
+    SNAPSHOT_TIMESTAMP,
+    "flextoe_snapshot_timestamp_seconds",
+    Gauge,
+    [],
+    "Unix time at which the counters shown were last published by the service loop."
+);
+
+/// Everything the snapshot collector may emit, in output order.
+pub static ALL: &[&Spec] = &[
+    &RX_FRAMES,
+    &RX_BYTES,
+    &TX_FRAMES,
+    &TX_BYTES,
+    &PAYLOAD_BYTES,
+    &FAST_PATH_SEGMENTS,
+    &EXCEPTIONS,
+    &DROPS,
+    &RETRANSMITS,
+    &RETRANSMITTED_SEGMENTS,
+    &RETRANSMITTED_BYTES,
+    &PURE_ACKS,
+    &CONNECTIONS,
+    &CHALLENGE_ACKS,
+    &RSTS,
+    &ZERO_WINDOW_PROBES,
+    &WINDOW_UPDATES,
+    &ARP_SENT,
+    &ICMP_ECHO_REPLIES,
+    &FLOWS,
+    &APP_CONNECTIONS,
+    &HANDSHAKES,
+    &TIME_WAIT,
+    &TASK_ITEMS,
+    &RING_FULL,
+    &REORDER_HOLDS,
+    &WORKER_POLLS,
+    &SNAPSHOT_TIMESTAMP,
+];
+
+/// `flextoe_build_info`: registered as an ordinary gauge by the exporter.
+pub const BUILD_INFO_NAME: &str = "flextoe_build_info";
+pub const BUILD_INFO_HELP: &str = "Always 1; the version label is the flextoe-dpu version.";

@@ -1,0 +1,282 @@
+//! What the exporter renders: a copy of the counters, taken by the service
+//! loop (never by the hot path) and handed to [`super::Exporter::publish`].
+
+use crate::engine::Engine;
+use crate::pipeline::{OwnerSnapshot, Plan, StatsBoard, TaskCounters};
+use crate::stats::Stats;
+
+/// Which kind of engine counted a [`EngineSample`] (its `stage` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineStage {
+    /// A whole run-to-completion engine (the sim backend's service engine).
+    Engine,
+    /// A pipeline flow-group owner (`proto` and the control plane).
+    Proto,
+    /// A pipeline `pre` worker: it only counts drops of malformed frames.
+    Pre,
+}
+
+impl EngineStage {
+    /// The `stage` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineStage::Engine => "engine",
+            EngineStage::Proto => "proto",
+            EngineStage::Pre => "pre",
+        }
+    }
+}
+
+/// Connection-table sizes of one engine (gauges).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineGauges {
+    /// Connections installed in the data path.
+    pub flows: u64,
+    /// Application connections alive.
+    pub app_connections: u64,
+    /// Handshakes in progress.
+    pub handshakes: u64,
+    /// TIME-WAIT entries.
+    pub time_wait: u64,
+}
+
+impl EngineGauges {
+    /// The gauges of an engine.
+    pub fn of(engine: &Engine) -> Self {
+        let (handshakes, time_wait) = engine.control_counts();
+        Self {
+            flows: engine.flow_count() as u64,
+            app_connections: engine.app_conn_count() as u64,
+            handshakes: handshakes as u64,
+            time_wait: time_wait as u64,
+        }
+    }
+}
+
+/// The counters of one engine (or `pre` worker), labelled
+/// `replica`/`stage`/`worker`.
+#[derive(Clone, Debug)]
+pub struct EngineSample {
+    pub replica: usize,
+    pub stage: EngineStage,
+    /// Index of the worker within its stage and replica.
+    pub worker: usize,
+    pub stats: Stats,
+    /// `None` for `pre` workers, which hold no connections.
+    pub gauges: Option<EngineGauges>,
+}
+
+impl EngineSample {
+    /// A whole engine (stage `engine`), e.g. the sim backend's service.
+    pub fn engine(replica: usize, worker: usize, engine: &Engine) -> Self {
+        Self {
+            replica,
+            stage: EngineStage::Engine,
+            worker,
+            stats: engine.stats().clone(),
+            gauges: Some(EngineGauges::of(engine)),
+        }
+    }
+
+    /// What a pipeline owner published on the [`StatsBoard`].
+    pub fn owner(replica: usize, worker: usize, snap: &OwnerSnapshot) -> Self {
+        Self {
+            replica,
+            stage: EngineStage::Proto,
+            worker,
+            stats: snap.stats.clone(),
+            gauges: Some(EngineGauges {
+                flows: snap.flows as u64,
+                app_connections: snap.app_conns as u64,
+                handshakes: snap.handshakes as u64,
+                time_wait: snap.time_wait as u64,
+            }),
+        }
+    }
+
+    /// A `pre` worker's drop counters.
+    pub fn pre(replica: usize, worker: usize, stats: &Stats) -> Self {
+        Self {
+            replica,
+            stage: EngineStage::Pre,
+            worker,
+            stats: stats.clone(),
+            gauges: None,
+        }
+    }
+}
+
+/// One pipeline task's counters, labelled `stage`/`replica`/`worker`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSample {
+    /// Stage label, e.g. `pre`, `owner`, `ingress_reorder`, `egress`.
+    pub stage: String,
+    pub replica: usize,
+    /// Index within the stage and replica (0 for one-per-replica tasks).
+    pub worker: usize,
+    pub items: u64,
+    pub full_events: u64,
+    pub reorder_holds: u64,
+}
+
+impl TaskSample {
+    /// Labels a task from its name (`r<replica>-<stage><index>` or
+    /// `owner<global index>`; `proto_per_replica` maps an owner's global
+    /// index to its replica). `None` for a name of neither form.
+    pub fn from_counters(t: &TaskCounters, proto_per_replica: usize) -> Option<Self> {
+        let (stage, replica, worker) = match t.name.strip_prefix("owner") {
+            Some(index) => {
+                let k: usize = index.parse().ok()?;
+                let q = proto_per_replica.max(1);
+                ("owner".to_owned(), k / q, k % q)
+            }
+            None => parse_worker_name(&t.name)?,
+        };
+        Some(Self {
+            stage,
+            replica,
+            worker,
+            items: t.items,
+            full_events: t.full_events,
+            reorder_holds: t.reorder_holds,
+        })
+    }
+}
+
+/// Busy and idle polls of one worker thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerSample {
+    /// The worker's main stage (`pre`, `proto`, `post`, `dma`, `rtc`).
+    pub stage: String,
+    pub replica: usize,
+    pub worker: usize,
+    pub busy_polls: u64,
+    pub idle_polls: u64,
+}
+
+impl WorkerSample {
+    /// From a worker name as the pipeline gives it (`r0-pre1`, `r1-rtc`).
+    pub fn from_name(name: &str, busy_polls: u64, idle_polls: u64) -> Option<Self> {
+        let (stage, replica, worker) = parse_worker_name(name)?;
+        Some(Self {
+            stage,
+            replica,
+            worker,
+            busy_polls,
+            idle_polls,
+        })
+    }
+}
+
+/// `r<replica>-<stage>[<index>]` -> (stage with `-` as `_`, replica, index).
+fn parse_worker_name(name: &str) -> Option<(String, usize, usize)> {
+    let rest = name.strip_prefix('r')?;
+    let (replica, rest) = rest.split_once('-')?;
+    let replica = replica.parse().ok()?;
+    let stage = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+    if stage.is_empty() {
+        return None;
+    }
+    let index = &rest[stage.len()..];
+    let worker = if index.is_empty() {
+        0
+    } else {
+        index.parse().ok()?
+    };
+    Some((stage.replace('-', "_"), replica, worker))
+}
+
+/// Everything one scrape shows. Counters are totals since start: the
+/// exporter sets each series to the value here (no deltas).
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub engines: Vec<EngineSample>,
+    pub tasks: Vec<TaskSample>,
+    pub workers: Vec<WorkerSample>,
+}
+
+impl Snapshot {
+    /// A single run-to-completion engine: replica 0, worker 0.
+    pub fn single_engine(engine: &Engine) -> Self {
+        Self {
+            engines: vec![EngineSample::engine(0, 0, engine)],
+            ..Self::default()
+        }
+    }
+
+    /// The live counters of a running pipeline: one sample per owner and
+    /// per `pre` worker (task and worker counters are only known at
+    /// shutdown: add them with [`Snapshot::with_report_counters`]).
+    pub fn from_board(board: &StatsBoard, plan: &Plan) -> Self {
+        let q = plan.proto.max(1);
+        let p = plan.pre.max(1);
+        let mut engines: Vec<EngineSample> = board
+            .owners
+            .iter()
+            .enumerate()
+            .map(|(k, o)| EngineSample::owner(k / q, k % q, &o.lock()))
+            .collect();
+        engines.extend(
+            board
+                .pre
+                .iter()
+                .enumerate()
+                .map(|(s, st)| EngineSample::pre(s / p, s % p, &st.lock())),
+        );
+        Self {
+            engines,
+            ..Self::default()
+        }
+    }
+
+    /// Adds the task and worker counters of a pipeline report (tasks named
+    /// in neither known form are left out).
+    pub fn with_report_counters(
+        mut self,
+        tasks: &[TaskCounters],
+        workers: &[(String, u64, u64)],
+        plan: &Plan,
+    ) -> Self {
+        self.tasks = tasks
+            .iter()
+            .filter_map(|t| TaskSample::from_counters(t, plan.proto))
+            .collect();
+        self.workers = workers
+            .iter()
+            .filter_map(|(n, b, i)| WorkerSample::from_name(n, *b, *i))
+            .collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_names_parse_into_labels() {
+        assert_eq!(parse_worker_name("r0-pre1"), Some(("pre".into(), 0, 1)));
+        assert_eq!(parse_worker_name("r12-rtc"), Some(("rtc".into(), 12, 0)));
+        assert_eq!(
+            parse_worker_name("r1-ingress-reorder"),
+            Some(("ingress_reorder".into(), 1, 0))
+        );
+        assert_eq!(parse_worker_name("owner3"), None);
+        assert_eq!(parse_worker_name("r-pre0"), None);
+        assert_eq!(parse_worker_name("r0-7"), None);
+    }
+
+    #[test]
+    fn owner_tasks_map_to_their_replica() {
+        let t = TaskCounters {
+            name: "owner5".into(),
+            items: 9,
+            ..Default::default()
+        };
+        let s = TaskSample::from_counters(&t, 2).unwrap();
+        assert_eq!(
+            (s.stage.as_str(), s.replica, s.worker, s.items),
+            ("owner", 2, 1, 9)
+        );
+    }
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# One-connection goodput and 64-byte RPC latency, Linux -> FlexTOE offload
+# versus Linux -> Linux, in one run, printed as a table.
+#
+#   offload : the flextoe-dpu service (DPDK net_tap, default topology:
+#             run to completion, one worker) at 198.18.2.2; the Linux
+#             client in namespace ftoe-bench-peer on the TAP.
+#             goodput -> discard (port 9), RPC -> echo (port 7)
+#   linux   : two namespaces joined by a veth pair, MTU 1500, Python
+#             discard and echo servers (scripts/peer.py server).
+#             Measured twice: offloads off (TSO/GSO/GRO off: MTU-sized
+#             segments end to end, like the TAP path) and default offloads.
+# The client is scripts/peer.py in every case (goodput: 1 MiB sendall()
+# calls, then FIN, timed until the sink's FIN; RPC: 64-byte send, wait for
+# 64 bytes back, TCP_NODELAY, 200 warm-up round trips not counted).
+# Traffic stays in namespaces on 198.18.2.0/24 and 198.18.3.0/24. Root.
+#
+# Environment: BENCH_BYTES (goodput bytes, default 1 GiB), BENCH_RPCS
+# (default 20000).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+[ "$(id -u)" -eq 0 ] || { echo "linux_vs_offload: needs root (namespaces, TAP, DPDK)" >&2; exit 1; }
+export PATH="$HOME/.cargo/bin:$PATH"
+bytes="${BENCH_BYTES:-$((1 << 30))}"
+rpcs="${BENCH_RPCS:-20000}"
+cargo build --release --quiet -p dpu-datapath --bin flextoe-dpu
+
+tag="$$"
+tap="ftbench${tag: -4}"
+ns_off="ftoe-bench-peer-$tag"
+ns_a="ftoe-bench-a-$tag"
+ns_b="ftoe-bench-b-$tag"
+work="$(mktemp -d)"
+svc=""
+srv=""
+cleanup() {
+    [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+    if [ -n "$svc" ] && kill -0 "$svc" 2>/dev/null; then
+        kill -INT "$svc"; wait "$svc" 2>/dev/null || true
+    fi
+    for ns in "$ns_off" "$ns_a" "$ns_b"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
+peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@"; }
+
+# ---- offload -------------------------------------------------------------
+cat >"$work/config.json" <<JSON
+{
+  "identity": {"ipv4": "198.18.2.2"},
+  "port": {"backend": "dpdk",
+           "dpdk": {"vdevs": ["net_tap0,iface=$tap"], "eal_args": ["--no-pci", "--no-telemetry"]}},
+  "metrics": {"enabled": false},
+  "host": {"control_socket": "$work/control.sock"}
+}
+JSON
+./target/release/flextoe-dpu run --config "$work/config.json" --stats-interval 0 \
+    --stats-json "$work/stats.json" >"$work/service.log" 2>"$work/service.err" &
+svc=$!
+for _ in $(seq 300); do grep -q "ready:" "$work/service.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "ready:" "$work/service.log" || { cat "$work/service.err"; exit 1; }
+ip netns add "$ns_off"
+ip link set dev "$tap" netns "$ns_off"
+ip netns exec "$ns_off" sysctl -q -w "net.ipv6.conf.$tap.disable_ipv6=1"
+ip netns exec "$ns_off" ethtool -K "$tap" tso off gso off gro off tx off >/dev/null 2>&1 || true
+ip netns exec "$ns_off" ip addr add 198.18.2.1/24 dev "$tap"
+ip netns exec "$ns_off" ip link set dev "$tap" up
+ip netns exec "$ns_off" ip link set dev lo up
+ip netns exec "$ns_off" ping -c 1 -W 2 198.18.2.2 >/dev/null
+
+echo "offload: goodput ..." >&2
+off_gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
+echo "offload: rpc ..." >&2
+off_rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
+kill -INT "$svc"; wait "$svc" || true; svc=""
+
+# ---- Linux <-> Linux over veth ------------------------------------------
+ip netns add "$ns_a"
+ip netns add "$ns_b"
+ip link add "va$tag" netns "$ns_a" type veth peer name "vb$tag" netns "$ns_b"
+for side in "a 198.18.3.1" "b 198.18.3.2"; do
+    set -- $side
+    ns="ftoe-bench-$1-$tag"
+    ip netns exec "$ns" sysctl -q -w "net.ipv6.conf.all.disable_ipv6=1"
+    ip netns exec "$ns" ip link set dev "v$1$tag" mtu 1500 up
+    ip netns exec "$ns" ip addr add "$2/24" dev "v$1$tag"
+    ip netns exec "$ns" ip link set dev lo up
+done
+ip netns exec "$ns_b" python3 scripts/peer.py --host 198.18.3.2 server --sink-port 9 --echo-port 7 >/dev/null &
+srv=$!
+sleep 0.5
+linux_run() {
+    local gp rpc
+    gp="$(peer "$ns_a" --host 198.18.3.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
+    rpc="$(peer "$ns_a" --host 198.18.3.2 rpc --port 7 --count "$rpcs")"
+    echo "$(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us)"
+}
+echo "linux (offloads off): ..." >&2
+for v in "va$tag:$ns_a" "vb$tag:$ns_b"; do
+    ip netns exec "${v#*:}" ethtool -K "${v%%:*}" tso off gso off gro off >/dev/null 2>&1 || true
+done
+read -r l_gp l_p50 l_p99 <<<"$(linux_run)"
+echo "linux (default offloads): ..." >&2
+for v in "va$tag:$ns_a" "vb$tag:$ns_b"; do
+    ip netns exec "${v#*:}" ethtool -K "${v%%:*}" tso on gso on gro on >/dev/null 2>&1 || true
+done
+read -r d_gp d_p50 d_p99 <<<"$(linux_run)"
+
+printf '\nOne connection, %s MiB goodput; %s x 64 B RPC (2-core machine, Python client)\n' "$((bytes >> 20))" "$rpcs"
+printf '%-44s %14s %10s %10s\n' "path" "goodput Mbit/s" "RPC p50 us" "RPC p99 us"
+printf '%-44s %14s %10s %10s\n' "Linux -> offload (DPDK net_tap, discard/echo)" \
+    "$(echo "$off_gp" | field mbit_s)" "$(echo "$off_rpc" | field p50_us)" "$(echo "$off_rpc" | field p99_us)"
+printf '%-44s %14s %10s %10s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_p50" "$l_p99"
+printf '%-44s %14s %10s %10s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_p50" "$d_p99"

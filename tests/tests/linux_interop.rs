@@ -1,0 +1,864 @@
+//! The real `flextoe-dpu` service on a DPDK `net_tap` port against the Linux
+//! TCP stack in a network namespace, with and without injected faults.
+//!
+//! Each test starts its own service process (its own config file, control
+//! socket path and stats file in a temp dir; its own TAP `ftNNNNNtK` and
+//! namespace `ftoe-it-<pid>-<K>`), moves the TAP into the namespace as
+//! 198.18.0.1/24 (IPv6 and offloads off), drives the Linux side with
+//! `scripts/peer.py` (and `scripts/inject_malformed.py`, tcpdump), then stops
+//! the service with SIGTERM and checks the final counters it writes with
+//! `--stats-json`. Everything is torn down by drop guards, also on failure.
+//!
+//! The binary is `../flextoe-dpu` next to this test's executable (built by
+//! `cargo build --release -p dpu-datapath --bin flextoe-dpu`, which
+//! scripts/test.sh runs first) or `$FLEXTOE_DPU_BIN`. Tests print `SKIP` and
+//! pass without root, DPDK's net_tap plugin, python3, or the binary.
+//! They run one at a time (a global lock): each service busy-polls a core.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const ENGINE_IP: &str = "198.18.0.2";
+const ENGINE_MAC: &str = "02:00:c6:12:00:02";
+const PEER_CIDR: &str = "198.18.0.1/24";
+const MIB: u64 = 1 << 20;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FLEXTOE_DPU_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().ok()?;
+    // target/<profile>/deps/linux_interop-HASH -> target/<profile>/flextoe-dpu
+    let bin = exe.parent()?.parent()?.join("flextoe-dpu");
+    bin.exists().then_some(bin)
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
+
+fn works(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Why the tests cannot run here, if they cannot.
+fn missing() -> Option<String> {
+    if !is_root() {
+        return Some("needs root (network namespaces, TAP, DPDK EAL)".into());
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("no /dev/net/tun".into());
+    }
+    if !works("ip", &["-V"]) || !works("python3", &["-c", "1"]) {
+        return Some("needs iproute2 and python3".into());
+    }
+    let tap = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
+        .iter()
+        .any(|d| {
+            Path::new(d)
+                .join("dpdk/pmds-23.0/librte_net_tap.so")
+                .exists()
+        });
+    if !tap {
+        return Some(
+            "DPDK's net_tap PMD is not installed (apt-get install librte-net-tap23)".into(),
+        );
+    }
+    if binary().is_none() {
+        return Some(
+            "flextoe-dpu binary not found next to the test executable; run `cargo build \
+             --release -p dpu-datapath --bin flextoe-dpu` first (scripts/test.sh does)"
+                .into(),
+        );
+    }
+    None
+}
+
+macro_rules! skip_unless_ready {
+    ($name:expr) => {
+        if let Some(why) = missing() {
+            eprintln!("SKIP {}: {why}", $name);
+            return;
+        }
+    };
+}
+
+fn run(args: &[&str]) -> Result<Output, String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "`{}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A running service plus its namespace; everything is removed on drop.
+struct Rig {
+    name: String,
+    ns: String,
+    tap: String,
+    dir: PathBuf,
+    child: Option<Child>,
+    ns_created: bool,
+    started: Instant,
+}
+
+/// Test knobs: JSON merged into the base configuration, extra CLI args.
+#[derive(Default)]
+struct Opts {
+    config: Option<Value>,
+    args: Vec<String>,
+}
+
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+impl Rig {
+    fn start(name: &str, opts: Opts) -> Rig {
+        let pid = std::process::id();
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ftoe-it-{pid}-{k}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let tap = format!("ft{}t{k}", pid % 100_000);
+        let mut rig = Rig {
+            name: name.to_owned(),
+            ns: format!("ftoe-it-{pid}-{k}"),
+            tap: tap.clone(),
+            dir: dir.clone(),
+            child: None,
+            ns_created: false,
+            started: Instant::now(),
+        };
+        let mut config = serde_json::json!({
+            "port": {
+                "backend": "dpdk",
+                "dpdk": {
+                    "vdevs": [format!("net_tap0,iface={tap}")],
+                    "eal_args": ["--no-pci", "--no-telemetry"],
+                }
+            },
+            "tcp": { "time_wait_ms": 1000 },
+            "host": { "control_socket": dir.join("control.sock").display().to_string() },
+            "metrics": { "enabled": false },
+        });
+        if let Some(over) = &opts.config {
+            merge(&mut config, over);
+        }
+        let cfg_path = dir.join("config.json");
+        std::fs::write(&cfg_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        let log = std::fs::File::create(dir.join("service.log")).unwrap();
+        let mut cmd = Command::new(binary().unwrap());
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&cfg_path)
+            .arg("--stats-json")
+            .arg(dir.join("stats.json"))
+            .args(&opts.args)
+            .stdout(Stdio::piped())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("spawn flextoe-dpu");
+        let stdout = child.stdout.take().unwrap();
+        rig.child = Some(child);
+        // The TAP may only move once the port is started (its queues are
+        // opened by name in our namespace): wait for the ready line.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out_path = dir.join("service.out");
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(out_path).ok();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("ready:") {
+                    let _ = tx.send(());
+                }
+                if let Some(f) = file.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            panic!("{name}: service not ready in 30 s:\n{}", rig.logs());
+        }
+        rig.setup_ns();
+        eprintln!(
+            "{name}: service ready, namespace {} up in {:?}",
+            rig.ns,
+            rig.started.elapsed()
+        );
+        rig
+    }
+
+    fn setup_ns(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.ns]);
+        run(&["ip", "netns", "add", &self.ns]).unwrap();
+        self.ns_created = true;
+        run(&["ip", "link", "set", "dev", &self.tap, "netns", &self.ns]).unwrap();
+        let sysctl = format!("net.ipv6.conf.{}.disable_ipv6=1", self.tap);
+        let _ = self.ns_run(&["sysctl", "-q", "-w", &sysctl]);
+        if works("ethtool", &["--version"]) {
+            // Only some offloads are changeable on a TAP; ignore the rest.
+            let _ = self.ns_run(&[
+                "ethtool", "-K", &self.tap, "tso", "off", "gso", "off", "gro", "off", "tx", "off",
+            ]);
+        }
+        self.ns_run(&["ip", "addr", "add", PEER_CIDR, "dev", &self.tap])
+            .unwrap();
+        self.ns_run(&["ip", "link", "set", "dev", &self.tap, "up"])
+            .unwrap();
+        self.ns_run(&["ip", "link", "set", "dev", "lo", "up"])
+            .unwrap();
+    }
+
+    fn ns_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns]).args(args);
+        c
+    }
+
+    fn ns_run(&self, args: &[&str]) -> Result<Output, String> {
+        let mut full = vec!["ip", "netns", "exec", &self.ns];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    /// Runs `scripts/peer.py` in the namespace with a deadline; its JSON.
+    fn peer(&self, args: &[&str], deadline: Duration) -> Value {
+        let script = repo().join("scripts/peer.py");
+        let secs = deadline.as_secs().to_string();
+        let mut full = vec!["timeout", &secs, "python3"];
+        let script_s = script.display().to_string();
+        full.push(&script_s);
+        full.extend_from_slice(args);
+        let t0 = Instant::now();
+        let out = self.ns_cmd(&full).output().expect("run peer.py");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or("");
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| {
+            panic!(
+                "{}: peer.py {args:?} gave no result in {:?} ({}): {text}{}\n{}",
+                self.name,
+                t0.elapsed(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            )
+        });
+        eprintln!(
+            "{}: peer {args:?} -> {} in {:?}",
+            self.name,
+            line,
+            t0.elapsed()
+        );
+        v
+    }
+
+    /// The tail of the service's output, for failure messages.
+    fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        let tail = |s: String| {
+            let lines: Vec<&str> = s.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        };
+        format!(
+            "--- service stdout ---\n{}\n--- service stderr ---\n{}",
+            tail(read("service.out")),
+            tail(read("service.log"))
+        )
+    }
+
+    /// SIGTERM, wait for exit, return the final counters.
+    fn stop(&mut self) -> Value {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = run(&["kill", "-TERM", &pid]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{}: service did not stop in 20 s\n{}",
+                    self.name,
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            status.success(),
+            "{}: service exited {status}\n{}",
+            self.name,
+            self.logs()
+        );
+        let text = std::fs::read_to_string(self.dir.join("stats.json"))
+            .unwrap_or_else(|e| panic!("{}: no stats.json ({e})\n{}", self.name, self.logs()));
+        serde_json::from_str(&text).expect("stats json")
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        eprintln!("{}: finished in {:.1?}", self.name, self.started.elapsed());
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if self.ns_created {
+            let _ = run(&["ip", "netns", "del", &self.ns]);
+        }
+        // A TAP never moved (setup failed) disappears with the process.
+        if std::thread::panicking() {
+            eprintln!(
+                "{}: keeping {} for inspection",
+                self.name,
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn n(v: &Value, path: &str) -> u64 {
+    let mut cur = v;
+    for k in path.split('.') {
+        cur = &cur[k];
+    }
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
+
+fn ok(v: &Value) -> bool {
+    v["ok"].as_bool() == Some(true)
+}
+
+/// Echo `bytes` with the given impairment (both directions), check the
+/// hash on the Linux side, the time bound and the service's counters.
+fn echo_under(name: &str, imp: Option<Value>, bytes: u64, bound: Duration) -> (Value, Value) {
+    let config =
+        imp.map(|i| serde_json::json!({"port": {"impairment": {"seed": 42, "rx": i, "tx": i}}}));
+    let mut rig = Rig::start(
+        name,
+        Opts {
+            config,
+            ..Opts::default()
+        },
+    );
+    let t0 = Instant::now();
+    let r = rig.peer(
+        &["echo", "--bytes", &bytes.to_string()],
+        bound + Duration::from_secs(5),
+    );
+    let took = t0.elapsed();
+    assert!(ok(&r), "{name}: echo failed: {r}\n{}", rig.logs());
+    assert_eq!(
+        r["received"].as_u64(),
+        Some(bytes),
+        "{name}: bytes lost: {r}"
+    );
+    assert_eq!(r["sha256_sent"], r["sha256_received"], "{name}");
+    assert!(
+        took <= bound,
+        "{name}: {took:?} exceeds the bound {bound:?}"
+    );
+    let stats = rig.stop();
+    eprintln!(
+        "{name}: {} MiB echoed in {:?}; service retransmits {} (fast {}, timeout {}); impairment {}; drops {}",
+        bytes / MIB,
+        took,
+        n(&stats, "engine.retransmit_segments"),
+        n(&stats, "engine.fast_retransmits"),
+        n(&stats, "engine.timeout_retransmits"),
+        stats["impairment"],
+        n(&stats, "engine.drops_total"),
+    );
+    assert_eq!(n(&stats, "services.echo.echoed"), bytes, "{name}");
+    assert_eq!(n(&stats, "pipeline.reorder_leftover"), 0, "{name}");
+    (r, stats)
+}
+
+// ---------------------------------------------------------------------
+// Reachability: ping, ARP both ways, our active open.
+// ---------------------------------------------------------------------
+
+#[test]
+fn ping_arp_both_ways_and_active_open() {
+    let _g = serial();
+    skip_unless_ready!("ping_arp_both_ways_and_active_open");
+    // The probe connects 3 s after start, to an echo listener on Linux: our
+    // engine has never heard from 198.18.0.1, so it must ARP for it first.
+    let mut rig = Rig::start(
+        "ping_arp",
+        Opts {
+            args: vec![
+                "--probe".into(),
+                "198.18.0.1:7007".into(),
+                "--probe-after".into(),
+                "3".into(),
+            ],
+            ..Opts::default()
+        },
+    );
+    let listen = rig.peer(
+        &[
+            "--host",
+            "198.18.0.1",
+            "--timeout",
+            "15",
+            "listen",
+            "--port",
+            "7007",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(
+        ok(&listen),
+        "Linux never got our connection: {listen}\n{}",
+        rig.logs()
+    );
+    // Linux learned our MAC from our ARP request; forget it, so the ping
+    // below makes Linux ARP us.
+    rig.ns_run(&["ip", "neigh", "flush", "dev", &rig.tap])
+        .unwrap();
+    // Linux -> us: ping (Linux ARPs us first).
+    let ping = rig
+        .ns_run(&["ping", "-c", "3", "-i", "0.2", "-W", "1", ENGINE_IP])
+        .unwrap_or_else(|e| panic!("ping failed: {e}\n{}", rig.logs()));
+    let text = String::from_utf8_lossy(&ping.stdout);
+    eprintln!("ping_arp: {}", text.lines().last().unwrap_or(""));
+    assert!(text.contains("3 received"), "{text}");
+    let neigh = rig.ns_run(&["ip", "neigh", "show", ENGINE_IP]).unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
+    eprintln!("ping_arp: ip neigh: {}", neigh.trim());
+    assert!(
+        neigh.contains(ENGINE_MAC),
+        "Linux's neighbour entry for us: {neigh:?}"
+    );
+    let stats = rig.stop();
+    assert!(n(&stats, "engine.arp_requests_sent") >= 1, "{stats}");
+    assert!(n(&stats, "engine.arp_replies_sent") >= 1, "{stats}");
+    assert!(n(&stats, "engine.icmp_echo_replies") >= 3, "{stats}");
+    assert_eq!(n(&stats, "engine.connections_opened"), 1, "{stats}");
+    assert_eq!(stats["services"]["probe"]["echoed"], true, "{stats}");
+}
+
+// ---------------------------------------------------------------------
+// Bulk echo, SHA-256 checked on the Linux side, with and without faults.
+// ---------------------------------------------------------------------
+
+#[test]
+fn echo_64mib_no_faults() {
+    let _g = serial();
+    skip_unless_ready!("echo_64mib_no_faults");
+    let (_, s) = echo_under("echo_64mib", None, 64 * MIB, Duration::from_secs(30));
+    assert_eq!(n(&s, "engine.drops.tcp_bad_checksum"), 0);
+}
+
+#[test]
+fn echo_16mib_staged_pipeline() {
+    let _g = serial();
+    skip_unless_ready!("echo_16mib_staged_pipeline");
+    // Not run-to-completion: ingress+pre, proto, dma and post+egress on
+    // four threads (over two cores), reorder points in between.
+    let config = serde_json::json!({"topology": {"run_to_completion": false}});
+    let mut rig = Rig::start(
+        "echo_staged",
+        Opts {
+            config: Some(config),
+            ..Opts::default()
+        },
+    );
+    let r = rig.peer(
+        &["echo", "--bytes", &(16 * MIB).to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "{r}\n{}", rig.logs());
+    let stats = rig.stop();
+    assert_eq!(n(&stats, "services.echo.echoed"), 16 * MIB);
+    assert_eq!(n(&stats, "pipeline.reorder_leftover"), 0);
+    assert_eq!(
+        stats["pipeline"]["workers"].as_array().map(Vec::len),
+        Some(4)
+    );
+}
+
+#[test]
+fn echo_64mib_1pct_loss() {
+    let _g = serial();
+    skip_unless_ready!("echo_64mib_1pct_loss");
+    let imp = serde_json::json!({"drop": 0.01});
+    let (_, s) = echo_under("echo_loss1", Some(imp), 64 * MIB, Duration::from_secs(60));
+    assert!(
+        n(&s, "engine.retransmit_segments") > 0,
+        "loss must make us retransmit"
+    );
+    assert!(n(&s, "impairment.rx.dropped") > 0 && n(&s, "impairment.tx.dropped") > 0);
+}
+
+#[test]
+fn echo_16mib_5pct_loss() {
+    let _g = serial();
+    skip_unless_ready!("echo_16mib_5pct_loss");
+    let imp = serde_json::json!({"drop": 0.05});
+    let (_, s) = echo_under("echo_loss5", Some(imp), 16 * MIB, Duration::from_secs(90));
+    assert!(n(&s, "engine.retransmit_segments") > 0);
+    assert!(n(&s, "impairment.tx.dropped") > 0);
+}
+
+#[test]
+fn echo_64mib_25pct_reorder() {
+    let _g = serial();
+    skip_unless_ready!("echo_64mib_25pct_reorder");
+    let imp = serde_json::json!({"reorder": 0.25});
+    let (_, s) = echo_under("echo_reorder", Some(imp), 64 * MIB, Duration::from_secs(60));
+    assert!(n(&s, "impairment.rx.reordered") > 0 && n(&s, "impairment.tx.reordered") > 0);
+}
+
+#[test]
+fn echo_64mib_5pct_duplication() {
+    let _g = serial();
+    skip_unless_ready!("echo_64mib_5pct_duplication");
+    let imp = serde_json::json!({"duplicate": 0.05});
+    let (_, s) = echo_under("echo_dup", Some(imp), 64 * MIB, Duration::from_secs(60));
+    assert!(n(&s, "impairment.rx.duplicated") > 0 && n(&s, "impairment.tx.duplicated") > 0);
+}
+
+#[test]
+fn echo_64mib_1pct_corruption() {
+    let _g = serial();
+    skip_unless_ready!("echo_64mib_1pct_corruption");
+    let imp = serde_json::json!({"corrupt": 0.01});
+    let (_, s) = echo_under("echo_corrupt", Some(imp), 64 * MIB, Duration::from_secs(60));
+    let injected = n(&s, "impairment.rx.corrupted");
+    assert!(injected > 0);
+    // One flipped bit inside the TCP segment: only the checksum catches it,
+    // and every one is caught.
+    assert_eq!(n(&s, "engine.drops.tcp_bad_checksum"), injected, "{s}");
+    assert!(
+        n(&s, "engine.retransmit_segments") > 0,
+        "TX corruption is loss to Linux"
+    );
+}
+
+// ---------------------------------------------------------------------
+// Connection handling.
+// ---------------------------------------------------------------------
+
+#[test]
+fn concurrent_200_connections() {
+    let _g = serial();
+    skip_unless_ready!("concurrent_200_connections");
+    let mut rig = Rig::start("concurrent", Opts::default());
+    let r = rig.peer(
+        &["concurrent", "--conns", "200", "--bytes", "16384"],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "{r}\n{}", rig.logs());
+    std::thread::sleep(Duration::from_millis(500));
+    let s = rig.stop();
+    assert_eq!(n(&s, "engine.connections_accepted"), 200);
+    assert_eq!(n(&s, "tables.flows"), 0, "{s}");
+    assert_eq!(n(&s, "tables.app_conns"), 0, "{s}");
+}
+
+#[test]
+fn sequential_5000_connections() {
+    let _g = serial();
+    skip_unless_ready!("sequential_5000_connections");
+    let mut rig = Rig::start("sequential", Opts::default());
+    let t0 = Instant::now();
+    let r = rig.peer(
+        &["sequential", "--count", "5000", "--bytes", "64"],
+        Duration::from_secs(120),
+    );
+    assert!(ok(&r), "{r}\n{}", rig.logs());
+    assert!(t0.elapsed() < Duration::from_secs(120));
+    std::thread::sleep(Duration::from_millis(500));
+    let s = rig.stop();
+    assert_eq!(n(&s, "engine.connections_accepted"), 5000);
+    assert_eq!(n(&s, "engine.connections_closed"), 5000, "{s}");
+    assert_eq!(n(&s, "tables.flows"), 0, "{s}");
+    assert_eq!(n(&s, "tables.app_conns"), 0, "{s}");
+}
+
+#[test]
+fn half_close_both_ways() {
+    let _g = serial();
+    skip_unless_ready!("half_close_both_ways");
+    let mut rig = Rig::start("halfclose", Opts::default());
+    let r = rig.peer(
+        &[
+            "halfclose",
+            "--bytes",
+            &MIB.to_string(),
+            "--source-bytes",
+            &MIB.to_string(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "{r}\n{}", rig.logs());
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = rig.stop();
+    // The source kept reading after its FIN: everything Linux sent arrived.
+    assert_eq!(n(&s, "services.source.sent"), MIB);
+    assert_eq!(n(&s, "services.source.received"), MIB, "{s}");
+    assert_eq!(n(&s, "engine.connections_reset"), 0, "{s}");
+    // The source closed first, so it went through TIME-WAIT (1 s here).
+    assert_eq!(n(&s, "tables.flows"), 0, "{s}");
+    assert_eq!(n(&s, "tables.time_wait"), 0, "{s}");
+}
+
+#[test]
+fn linux_rst_mid_transfer() {
+    let _g = serial();
+    skip_unless_ready!("linux_rst_mid_transfer");
+    let mut rig = Rig::start("rst", Opts::default());
+    let r = rig.peer(
+        &["rst", "--count", "5", "--bytes", &(4 * MIB).to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(
+        ok(&r),
+        "service must keep working after resets: {r}\n{}",
+        rig.logs()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let s = rig.stop();
+    assert!(n(&s, "engine.rst_received") >= 5, "{s}");
+    assert!(n(&s, "engine.connections_reset") >= 5, "{s}");
+    assert_eq!(n(&s, "tables.flows"), 0, "connection table must drain: {s}");
+    assert_eq!(n(&s, "tables.app_conns"), 0, "{s}");
+    assert_eq!(n(&s, "tables.handshakes"), 0, "{s}");
+}
+
+// ---------------------------------------------------------------------
+// Hostile input while a transfer runs.
+// ---------------------------------------------------------------------
+
+#[test]
+fn malformed_frames_during_transfer() {
+    let _g = serial();
+    skip_unless_ready!("malformed_frames_during_transfer");
+    if !works("python3", &["-c", "import scapy"]) {
+        eprintln!(
+            "SKIP malformed_frames_during_transfer: scapy missing (scripts/setup.sh installs it)"
+        );
+        return;
+    }
+    let mut rig = Rig::start("malformed", Opts::default());
+    // The injector loads scapy first, then waits for our go.
+    let inject = repo()
+        .join("scripts/inject_malformed.py")
+        .display()
+        .to_string();
+    let mut injector = rig
+        .ns_cmd(&[
+            "python3",
+            &inject,
+            "--iface",
+            &rig.tap,
+            "--dst-mac",
+            ENGINE_MAC,
+            "--count",
+            "50",
+            "--wait-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut injector_out = BufReader::new(injector.stdout.take().unwrap());
+    let mut line = String::new();
+    injector_out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "injector did not start");
+    let bytes = 256 * MIB;
+    let script = repo().join("scripts/peer.py").display().to_string();
+    let mut echo = rig
+        .ns_cmd(&[
+            "timeout",
+            "120",
+            "python3",
+            &script,
+            "echo",
+            "--bytes",
+            &bytes.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        use std::io::Write;
+        let mut stdin = injector.stdin.take().unwrap();
+        writeln!(stdin, "go").unwrap();
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut injector_out, &mut text).unwrap();
+    assert!(
+        injector.wait().unwrap().success(),
+        "injector failed: {text}"
+    );
+    let overlapped = echo.try_wait().unwrap().is_none();
+    let out_stdout = text.into_bytes();
+    let injected: Value = serde_json::from_slice(&out_stdout).expect("injector json");
+    let echo_out = echo.wait_with_output().unwrap();
+    let r: Value = serde_json::from_slice(&echo_out.stdout).expect("echo json");
+    assert!(
+        ok(&r),
+        "transfer under malformed input: {r}\n{}",
+        rig.logs()
+    );
+    assert!(
+        overlapped,
+        "the injection finished after the transfer: make the transfer longer"
+    );
+    let s = rig.stop();
+    eprintln!(
+        "malformed: injected {injected}; drops {}",
+        s["engine"]["drops"]
+    );
+    for (reason, count) in injected["expected_drops"].as_object().unwrap() {
+        assert_eq!(
+            s["engine"]["drops"][reason].as_u64(),
+            count.as_u64(),
+            "drop counter {reason}: {s}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// Options negotiated with Linux, shown from a capture.
+// ---------------------------------------------------------------------
+
+#[test]
+fn options_negotiated_with_linux_in_capture() {
+    let _g = serial();
+    skip_unless_ready!("options_negotiated_with_linux_in_capture");
+    if !works("tcpdump", &["--version"]) {
+        eprintln!("SKIP options_negotiated_with_linux_in_capture: tcpdump missing");
+        return;
+    }
+    // 2% loss toward us, so our ACKs must carry SACK blocks.
+    let config = serde_json::json!({"port": {"impairment": {"seed": 3, "rx": {"drop": 0.02}}}});
+    let mut rig = Rig::start(
+        "options",
+        Opts {
+            config: Some(config),
+            ..Opts::default()
+        },
+    );
+    let pcap = rig.dir.join("capture.pcap").display().to_string();
+    let mut dump = rig
+        .ns_cmd(&[
+            "tcpdump", "-i", &rig.tap, "-nn", "-s", "128", "-U", "-w", &pcap, "tcp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let r = rig.peer(
+        &["echo", "--bytes", &(8 * MIB).to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "{r}");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = run(&["kill", "-INT", &dump.id().to_string()]);
+    let _ = dump.wait();
+    let text = run(&["tcpdump", "-r", &pcap, "-nn", "-v"]).unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" > ")).collect();
+    let syn = lines
+        .iter()
+        .find(|l| l.contains("Flags [S],"))
+        .expect("Linux's SYN");
+    let syn_ack = lines
+        .iter()
+        .find(|l| l.contains("Flags [S.]"))
+        .expect("our SYN-ACK");
+    eprintln!("options: Linux SYN:     {}", syn.trim());
+    eprintln!("options: our SYN-ACK:   {}", syn_ack.trim());
+    for want in ["mss 1448", "sackOK", "TS val", "wscale 3"] {
+        assert!(syn_ack.contains(want), "SYN-ACK lacks {want}: {syn_ack}");
+    }
+    let ours: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with(&format!("{ENGINE_IP}.7 >")))
+        .collect();
+    let with_ts = ours.iter().filter(|l| l.contains("TS val")).count();
+    let with_sack = ours
+        .iter()
+        .filter(|l| l.contains("sack "))
+        .collect::<Vec<_>>();
+    eprintln!(
+        "options: {} segments from us, {with_ts} with timestamps, {} with SACK blocks; e.g. {}",
+        ours.len(),
+        with_sack.len(),
+        with_sack.first().map(|l| l.trim()).unwrap_or("-")
+    );
+    assert_eq!(
+        with_ts,
+        ours.len(),
+        "RFC 7323: TSopt on every segment once negotiated"
+    );
+    assert!(!with_sack.is_empty(), "no SACK blocks from us despite loss");
+    // Window scaling in use: Linux's advertised window is scaled by 2^wscale.
+    let ws = syn
+        .split("wscale ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse::<u32>().ok())
+        .expect("Linux offers wscale");
+    eprintln!("options: Linux wscale {ws}, ours 3");
+    let s = rig.stop();
+    assert!(n(&s, "impairment.rx.dropped") > 0);
+}
