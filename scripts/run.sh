@@ -54,6 +54,7 @@ work="$(mktemp -d)"
 log="$work/service.log"
 svc=""
 cleanup() {
+    set +e
     if [ -n "$svc" ] && kill -0 "$svc" 2>/dev/null; then
         kill -INT "$svc" 2>/dev/null || true
         wait "$svc" 2>/dev/null || true

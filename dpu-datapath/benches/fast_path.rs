@@ -61,5 +61,65 @@ fn rx_segment(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rx_segment);
+/// Cost of each stage on its own, 64 B segments, 1,000 flows, so the
+/// bottleneck stage of the pipeline is known.
+fn stage_cost(c: &mut Criterion) {
+    use dpu_datapath::engine::work::{dma_rx, post_rx, Work};
+    use dpu_datapath::pre::{validate, LocalAddrs};
+    use dpu_datapath::wire::{ChecksumCaps, EthernetAddress};
+    let mut group = c.benchmark_group("stage_cost");
+    group.throughput(Throughput::Elements(1));
+    let (mut engine, mut conns) = established(1_000, 64, true);
+    let local = LocalAddrs {
+        mac: EthernetAddress([2, 0, 0xc6, 0x12, 0, 2]),
+        ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+    };
+    let caps = ChecksumCaps::default();
+    let frame = conns[0].frame.clone();
+    group.bench_function("pre_validate", |b| {
+        b.iter(|| validate(std::hint::black_box(&frame), &local, &caps))
+    });
+
+    // The owner: flow lookup, proto, building the work item, and the commit.
+    engine.set_staged(true);
+    let mut work = Vec::new();
+    let mut i = 0usize;
+    let mut sample = None;
+    group.bench_function("owner_lookup_proto_commit", |b| {
+        b.iter(|| {
+            let pc = &mut conns[i];
+            i = (i + 1) % 1_000;
+            let verdict = validate(&pc.frame, &local, &caps);
+            let next = pc.seq.wrapping_add(pc.payload as u32);
+            engine.after_validate(verdict, &pc.frame, 0);
+            set_seq(&mut pc.frame, pc.seq, next);
+            pc.seq = next;
+            engine.take_work(&mut work);
+            for w in work.drain(..) {
+                if let Work::Rx { frame, work } = w {
+                    engine.commit(work.commit);
+                    if sample.is_none() && work.ack.is_some() {
+                        sample = Some((frame, work));
+                    }
+                }
+            }
+            let _ = engine.rx_consume(pc.conn, pc.payload);
+        })
+    });
+    let (frame, rx_work) = sample.expect("an RX work item with an ACK");
+    group.bench_function("dma_place_64B", |b| {
+        b.iter(|| dma_rx(&rx_work, std::hint::black_box(&frame)))
+    });
+    let mut out = Vec::with_capacity(128);
+    group.bench_function("post_build_ack", |b| {
+        b.iter(|| {
+            out.clear();
+            out.extend_from_slice(&frame);
+            post_rx(&rx_work, &mut out, &caps);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rx_segment, stage_cost);
 criterion_main!(benches);

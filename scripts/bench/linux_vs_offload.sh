@@ -35,7 +35,8 @@ work="$(mktemp -d)"
 svc=""
 srv=""
 cleanup() {
-    [ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
+    set +e
+    if [ -n "$srv" ]; then kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null; fi
     if [ -n "$svc" ] && kill -0 "$svc" 2>/dev/null; then
         kill -INT "$svc"; wait "$svc" 2>/dev/null || true
     fi

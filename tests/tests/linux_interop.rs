@@ -349,14 +349,25 @@ impl Drop for Rig {
     fn drop(&mut self) {
         eprintln!("{}: finished in {:.1?}", self.name, self.started.elapsed());
         if let Some(mut c) = self.child.take() {
+            // SIGTERM first, so the service closes its port and removes its
+            // EAL runtime directory; SIGKILL if it does not stop.
+            let pid = c.id();
+            let _ = run(&["kill", "-TERM", &pid.to_string()]);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/ftoe-{pid}"));
         }
         if self.ns_created {
             let _ = run(&["ip", "netns", "del", &self.ns]);
         }
         // A TAP never moved (setup failed) disappears with the process.
-        if std::thread::panicking() {
+        // Failure messages carry the service's log tail; set
+        // FLEXTOE_KEEP_TEST_DIRS to keep the whole directory.
+        if std::thread::panicking() && std::env::var_os("FLEXTOE_KEEP_TEST_DIRS").is_some() {
             eprintln!(
                 "{}: keeping {} for inspection",
                 self.name,
