@@ -98,8 +98,9 @@ fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload:
     });
     let plan = Plan::new(&topology);
     let nic = Arc::new(MemNic::new(&plan, frames + 2 * conns + 16));
+    // Pin only when the topology names cores (the sweep does).
     let opts = PipelineOptions {
-        pin: false,
+        pin: !topology.cores.is_empty(),
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
@@ -213,6 +214,30 @@ fn main() {
         "{:<44} {:>6} {:>9} {:>10} {:>8}",
         "topology", "conns", "frames", "pps", "ns/pkt"
     );
+    let sweep = args
+        .iter()
+        .position(|a| a == "--sweep")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<u32>().ok());
+    if let Some(cores) = sweep {
+        // Scaling curve: run-to-completion replicas 1..=cores, each pinned.
+        let base = measure(
+            "1 replica, run-to-completion",
+            topo(1, true, 1),
+            conns,
+            frames,
+            payload,
+        );
+        for r in 2..=cores {
+            let mut t = topo(r, true, 1);
+            t.flow_groups = 64;
+            t.cores = (0..r).collect();
+            let name = format!("{r} replicas, run-to-completion, pinned");
+            let pps = measure(&name, t, conns, frames, payload);
+            println!("  scaling {r}: {:.2}x", pps / base);
+        }
+        return;
+    }
     let one = measure(
         "1 replica, run-to-completion (1 worker)",
         topo(1, true, 1),
@@ -220,9 +245,11 @@ fn main() {
         frames,
         payload,
     );
+    let mut pinned = topo(2, true, 1);
+    pinned.cores = vec![0, 1];
     let two = measure(
-        "2 replicas, run-to-completion (2 workers)",
-        topo(2, true, 1),
+        "2 replicas, run-to-completion, pinned (2 workers)",
+        pinned,
         conns,
         frames,
         payload,
