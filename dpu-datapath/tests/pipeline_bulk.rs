@@ -151,7 +151,7 @@ fn run(
 
 #[test]
 fn no_faults() {
-    let (b, a, _) = run(LinkParams::default(), 41, Duration::from_secs(60));
+    let (b, a, _) = run(LinkParams::default(), 41, Duration::from_secs(180));
     assert_eq!(a.stats().retransmit_segments + b.retransmit_segments, 0);
 }
 
@@ -221,5 +221,5 @@ fn all_faults_at_once() {
         corrupt: 0.01,
         ..Default::default()
     };
-    run(link, 46, Duration::from_secs(180));
+    run(link, 46, Duration::from_secs(400));
 }

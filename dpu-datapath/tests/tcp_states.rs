@@ -1950,3 +1950,24 @@ fn established_pure_ack_at_the_right_window_edge_is_accepted() {
     s.expect(seg().flags(ACK).seq(101).ack(1));
     assert_eq!(s.drops(DropReason::OutOfWindow), 1);
 }
+
+/// A hostile peer announcing a tiny MSS (4 bytes, with timestamps, which
+/// take 12) must not underflow the segment size: the MSS is clamped to 88.
+#[test]
+fn listen_tiny_peer_mss_is_clamped_not_underflowed() {
+    let mut s = Script::new();
+    s.listen(None);
+    s.at(100);
+    // 0.100 < S 0:0(0) win 65535 <mss 4,TS val 1000 ecr 0>
+    s.inject(seg().flags(SYN).seq(0).win(65535).mss(4).ts(1000, 0));
+    // 0.100 > S. 0:0(0) ack 1 <mss 1448,TS val 100 ecr 1000>
+    s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+    // 0.200 < . 1:1(0) ack 1 win 65535 <TS val 1001 ecr 100>
+    s.at(200);
+    s.inject(seg().flags(ACK).seq(1).ack(1).win(65535).ts(1001, 100));
+    let c = s.accept().unwrap();
+    // 0.300 write(200): segments of 88 - 12 = 76 bytes.
+    s.at(300);
+    s.send(c, &[7u8; 200]);
+    s.expect(seg().flags(ACK).seq(1).ack(1).len(76));
+}

@@ -39,6 +39,10 @@ impl ArpCache {
     }
 
     pub fn insert(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now: Nanos) {
+        if self.entries.len() >= 1024 && !self.entries.contains_key(&ip) {
+            // Sweep expired entries before growing further.
+            self.entries.retain(|_, (_, expires)| *expires > now);
+        }
         self.entries.insert(ip, (mac, now + ARP_ENTRY_TTL_NS));
     }
 
@@ -54,7 +58,23 @@ impl ArpCache {
 impl Engine {
     /// Learns from an ARP packet without answering it.
     pub(crate) fn learn_neighbour(&mut self, arp: &ArpRepr) {
-        if arp.source_hardware_addr.is_unicast() && arp.source_protocol_addr != self.cfg.ip {
+        // Like `on_arp`: only neighbours that talk to us or that we already
+        // know, so random ARP traffic cannot grow the cache.
+        let relevant = arp.target_protocol_addr == self.cfg.ip
+            || self
+                .ctrl
+                .arp
+                .entries
+                .contains_key(&arp.source_protocol_addr)
+            || self
+                .ctrl
+                .arp
+                .pending
+                .contains_key(&arp.source_protocol_addr);
+        if relevant
+            && arp.source_hardware_addr.is_unicast()
+            && arp.source_protocol_addr != self.cfg.ip
+        {
             self.ctrl
                 .arp
                 .insert(arp.source_protocol_addr, arp.source_hardware_addr, self.now);

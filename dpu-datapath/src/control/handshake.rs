@@ -172,6 +172,15 @@ impl Engine {
 
     /// Sends (or resends) the SYN or SYN-ACK and arms the retry timer.
     fn send_handshake_segment(&mut self, tuple: &FourTuple) {
+        self.handshake_segment(tuple, true);
+    }
+
+    /// Resends the SYN-ACK without touching the retry timer.
+    fn send_handshake_segment_now(&mut self, tuple: &FourTuple) {
+        self.handshake_segment(tuple, false);
+    }
+
+    fn handshake_segment(&mut self, tuple: &FourTuple, arm: bool) {
         let now = self.now;
         let initial_rto = self.cfg.proto.rto.initial_us as u64 * 1000;
         let max_rto = self.cfg.proto.rto.max_us as u64 * 1000;
@@ -209,6 +218,10 @@ impl Engine {
             _ => (TcpFlags::SYN | TcpFlags::ACK, h.irs + 1u32),
         };
         let seq = h.iss;
+        if !arm {
+            self.send_segment(tuple, mac, seq, ack, flags, window, options);
+            return;
+        }
         h.sent_at = now;
         h.deadline = now + (initial_rto << h.retries.min(10)).min(max_rto);
         let deadline = h.deadline;
@@ -342,8 +355,11 @@ impl Engine {
                     }
                 } else if syn && !ack {
                     // Our SYN-ACK was lost: the peer retransmitted its SYN.
+                    // Answer, but keep the retry timer and its deadline, so
+                    // repeated SYNs neither grow the timer heap nor keep a
+                    // half-open entry alive forever.
                     if tcp.seq == h.irs {
-                        self.send_handshake_segment(&tuple);
+                        self.send_handshake_segment_now(&tuple);
                     } else {
                         self.stats.drop(DropReason::BadHandshake);
                     }

@@ -13,6 +13,8 @@ use crate::proto::{ProtoFlow, ProtoInit, TcpState};
 const DEFAULT_PEER_MSS: u16 = 536;
 /// Bytes the timestamp option takes in every segment.
 const TS_OPTION_SPACE: u16 = 12;
+/// Smallest peer MSS we accept.
+const MIN_PEER_MSS: u16 = 88;
 
 impl Engine {
     /// Completes a handshake: installs the flow in the data path.
@@ -23,8 +25,14 @@ impl Engine {
         let ts = cfg.timestamps && h.peer.ts_val.is_some();
         let ws = cfg.window_scale && h.peer.window_scale.is_some();
         let sack = cfg.sack && h.peer.sack_permitted;
-        let mss = h.peer.mss.unwrap_or(DEFAULT_PEER_MSS).min(cfg.mss)
-            - if ts { TS_OPTION_SPACE } else { 0 };
+        // A hostile or broken peer may announce a tiny MSS: clamp it to the
+        // smallest sane value (Linux's floor is 88) before taking options out.
+        let mss = h
+            .peer
+            .mss
+            .unwrap_or(DEFAULT_PEER_MSS)
+            .clamp(MIN_PEER_MSS, cfg.mss.max(MIN_PEER_MSS))
+            .saturating_sub(if ts { TS_OPTION_SPACE } else { 0 });
         let rtt_us = (h.retries == 0).then(|| ((self.now.saturating_sub(h.sent_at)) / 1000) as u32);
         let init = ProtoInit {
             state: TcpState::Established,

@@ -52,7 +52,8 @@ impl Engine {
                 }
                 tw = *entry;
             }
-            self.push_timer(deadline, TimerKey::TimeWait(tuple));
+            // The queued timer re-arms itself at the new deadline: no new
+            // heap entry per FIN, so a FIN flood cannot grow the heap.
             let options = TcpOptions {
                 timestamps: tw
                     .ts_recent
@@ -77,6 +78,9 @@ impl Engine {
         if let Some(tw) = self.ctrl.time_wait.get(&tuple) {
             if tw.deadline <= self.now {
                 self.ctrl.time_wait.remove(&tuple);
+            } else {
+                let deadline = tw.deadline;
+                self.push_timer(deadline, TimerKey::TimeWait(tuple));
             }
         }
     }

@@ -60,6 +60,8 @@ pub struct Pipeline {
     plan: Plan,
     nic: Arc<dyn Nic>,
     stop: Arc<AtomicBool>,
+    /// Set at shutdown: ingress stops taking frames so the rest can drain.
+    draining: Arc<AtomicBool>,
     workers: Vec<Worker>,
     board: Arc<StatsBoard>,
 }
@@ -105,6 +107,7 @@ impl Pipeline {
             .next_power_of_two()
             .min(1 << 20);
 
+        let draining = Arc::new(AtomicBool::new(false));
         let mut slots: Vec<Vec<(TaskKind, Box<dyn Task>)>> = Vec::new();
         for r in 0..plan.replicas {
             let mut tasks: Vec<(TaskKind, Box<dyn Task>)> = Vec::new();
@@ -149,6 +152,7 @@ impl Pipeline {
                     outs: ing_out,
                     burst,
                     rx: Vec::new(),
+                    draining: draining.clone(),
                     next_seq: 0,
                     rr: 0,
                     pending: VecDeque::new(),
@@ -194,6 +198,7 @@ impl Pipeline {
                     batch: Vec::new(),
                     items: 0,
                     arp_learn_dropped: 0,
+                    misrouted: 0,
                 }),
             ));
             let owners = owner_in
@@ -286,6 +291,7 @@ impl Pipeline {
                     backlog: (0..egress_inputs.len()).map(|_| VecDeque::new()).collect(),
                     inputs: egress_inputs,
                     windows: (0..q_n).map(|_| Reorder::new(egress_window)).collect(),
+                    overflow: (0..q_n).map(|_| Default::default()).collect(),
                     nic: nic.clone(),
                     commit_outs: commit_out,
                     pending_commits: (0..q_n).map(|_| VecDeque::new()).collect(),
@@ -332,6 +338,7 @@ impl Pipeline {
             plan,
             nic,
             stop,
+            draining,
             workers,
             board,
         }
@@ -386,8 +393,11 @@ impl Pipeline {
         false
     }
 
-    /// Stops the workers once they are idle, joins them and reports.
+    /// Stops taking frames from the NIC, lets the pipeline drain (up to
+    /// 5 s), then stops the workers, joins them and reports.
     pub fn shutdown(self) -> PipelineReport {
+        self.draining.store(true, Ordering::Release);
+        self.wait_idle(Duration::from_secs(5));
         self.stop.store(true, Ordering::Release);
         let mut report = PipelineReport::default();
         for w in self.workers {

@@ -61,6 +61,11 @@ impl<T> Reorder<T> {
         self.held
     }
 
+    /// Sequence numbers the window spans.
+    pub fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
     /// The next sequence number to be released.
     pub fn next_seq(&self) -> u64 {
         self.next

@@ -121,7 +121,13 @@ impl<T: Send> Producer<T> {
     /// Pushes from the front of `items` as many as fit, publishing once.
     /// Returns how many were pushed.
     pub fn push_burst(&mut self, items: &mut std::collections::VecDeque<T>) -> usize {
-        let n = items.len().min(self.free());
+        let mut free = self.free();
+        if free < items.len() {
+            // The cached head may be stale: look at the consumer's real one.
+            self.cached_head = self.shared.head.load(Ordering::Acquire);
+            free = self.free();
+        }
+        let n = items.len().min(free);
         if n < items.len() {
             self.full_events += 1;
         }

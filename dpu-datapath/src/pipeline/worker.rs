@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long a stopping worker keeps draining before it leaves anyway.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Idle policy, from `topology.idle`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdlePolicy {
@@ -39,7 +42,16 @@ pub fn run(
     }
     let mut empty_polls = 0u32;
     let mut idle_since: Option<Instant> = None;
+    let mut stop_seen: Option<Instant> = None;
     loop {
+        // Once stopping, a worker that still has work gets a grace period
+        // (its neighbours drain first); after it, it leaves regardless so
+        // shutdown can never hang on a stuck neighbour.
+        if stop.load(Ordering::Relaxed)
+            && stop_seen.get_or_insert_with(Instant::now).elapsed() > STOP_GRACE
+        {
+            return tasks;
+        }
         let mut moved = 0;
         for t in tasks.iter_mut() {
             moved += t.poll();

@@ -127,11 +127,26 @@ impl ProtoFlow {
     /// ACK is due (out of order, hole filled, duplicate or trimmed data).
     fn receive_payload(&mut self, s: &Summary, cfg: &ProtoConfig, snap: &mut RxSnapshot) -> bool {
         let seg_end = s.seq + s.payload_len as u32;
-        let start = s.seq.max(self.rcv_nxt);
-        let end = seg_end.min(self.rcv_nxt + self.rcv_wnd());
+        let mut end = seg_end.min(self.rcv_nxt + self.rcv_wnd());
+        // Nothing can follow a FIN we already know of.
+        if self.flags.has(Flags::RX_FIN) {
+            end = end.min(self.rx_fin_seq);
+        }
         debug_assert!(self.rcv_wnd() <= self.rcv_free());
+        // Take only the first run of bytes we do not hold yet: bytes already
+        // placed by an earlier (out-of-order) segment are never written again,
+        // so two DMA workers never write the same bytes (and a peer cannot
+        // rewrite data it already sent). The rest is left for retransmission.
+        let (start, run) = self.ooo.next_uncovered(s.seq.max(self.rcv_nxt));
+        if let Some(run) = run {
+            end = end.min(start + run);
+        }
         if end <= start {
-            snap.drop = Some(DropReason::OutOfWindow);
+            snap.drop = Some(if seg_end <= self.rcv_nxt || start >= seg_end {
+                DropReason::OldDuplicate
+            } else {
+                DropReason::OutOfWindow
+            });
             return true;
         }
         let place = Placement {
@@ -149,9 +164,6 @@ impl ProtoFlow {
             }
             snap.place = Some(place);
             snap.delivered = (self.rcv_nxt - before) as u32;
-            if trimmed {
-                snap.drop = None;
-            }
             had_holes || trimmed
         } else {
             match self.ooo.insert(start, end, cfg.ooo_limit) {

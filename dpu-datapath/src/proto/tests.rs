@@ -90,3 +90,26 @@ fn out_of_order_data_is_placed_at_its_final_position() {
     assert_eq!(snap.delivered, 3000);
     assert_eq!(f.ooo_intervals(), 0);
 }
+
+#[test]
+fn overlapping_segments_never_rewrite_bytes_already_placed() {
+    let mut f = flow(65536);
+    let mut stats = Stats::default();
+    // [7001, 8001) arrives first, out of order.
+    let snap = f.on_segment(&seg(7001, 1000, TcpFlags::ACK), 0, &cfg(), &mut stats);
+    assert_eq!(snap.place.map(|p| (p.skip, p.len)), Some((0, 1000)));
+    // [6501, 8501) overlaps it: only the first run we lack, [6501, 7001), is placed.
+    let snap = f.on_segment(&seg(6501, 2000, TcpFlags::ACK), 0, &cfg(), &mut stats);
+    assert_eq!(
+        snap.place.map(|p| (p.skip, p.len, p.buf_pos)),
+        Some((0, 500, 1500))
+    );
+    // An exact duplicate places nothing.
+    let snap = f.on_segment(&seg(7001, 1000, TcpFlags::ACK), 0, &cfg(), &mut stats);
+    assert_eq!(snap.place, None);
+    // The in-order segment fills the hole and stops where held data starts.
+    let snap = f.on_segment(&seg(5001, 2000, TcpFlags::ACK), 0, &cfg(), &mut stats);
+    assert_eq!(snap.place.map(|p| (p.skip, p.len)), Some((0, 1500)));
+    assert_eq!(snap.delivered, 3000);
+    assert_eq!(f.rcv_nxt(), SeqNumber(8001));
+}

@@ -38,7 +38,15 @@ impl ProtoFlow {
         }
         if self.flags.has(Flags::PERSIST) {
             // Zero-window probe: an old sequence number elicits an ACK that
-            // carries the peer's current window.
+            // carries the peer's current window. A peer that keeps its window
+            // shut for as many probes as we allow retransmissions is given
+            // up on, so it cannot pin the connection forever.
+            self.rto_retries = self.rto_retries.saturating_add(1);
+            if self.rto_retries > cfg.max_retransmits.saturating_mul(2) {
+                action.abort = true;
+                self.rto_at = 0;
+                return action;
+            }
             stats.zero_window_probes += 1;
             self.rtt.back_off();
             self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
@@ -66,10 +74,12 @@ impl ProtoFlow {
         self.flags.set(Flags::TIMING, false);
         self.flags.set(Flags::RTX_MARKED, false);
         if self.flags.has(Flags::SACK) {
-            // Keep the scoreboard and treat every un-SACKed byte as lost:
-            // retransmit only the holes, slow-starting through them, instead
-            // of resending what the peer already holds (like Linux's Loss
-            // state). SND.NXT stays, so new losses are still detected.
+            // Resend from SND.UNA, slow-starting, as loss recovery up to
+            // SND.MAX (SND.NXT stays, so new losses are still detected). The
+            // scoreboard is cleared (RFC 2018 section 8: the peer may have
+            // discarded what it SACKed); the ACKs that follow SACK again
+            // what it still holds, and those holes are then skipped.
+            self.sacked.clear();
             self.rtx_end = self.snd_max;
             self.flags.set(Flags::IN_RECOVERY, true);
             self.flags.set(Flags::LOSS, true);

@@ -21,6 +21,9 @@ pub(crate) struct EgressTask {
     pub(crate) backlog: Vec<VecDeque<EgressItem>>,
     /// One window per owner (sequencer) of this replica.
     pub(crate) windows: Vec<Reorder<EgressItem>>,
+    /// Items beyond an owner's window, parked instead of blocking a ring
+    /// that other owners' items share.
+    pub(crate) overflow: Vec<std::collections::BTreeMap<u64, EgressItem>>,
     pub(crate) nic: Arc<dyn Nic>,
     pub(crate) commit_outs: Vec<Producer<Commit>>,
     pub(crate) pending_commits: Vec<VecDeque<Commit>>,
@@ -41,9 +44,26 @@ impl Task for EgressTask {
                 self.backlog[i].extend(self.batch.drain(..));
             }
             while let Some(item) = self.backlog[i].pop_front() {
-                let w = item.stamp.seqr as usize - self.first_owner;
+                let w = (item.stamp.seqr as usize).saturating_sub(self.first_owner);
+                if w >= self.windows.len() {
+                    debug_assert!(false, "stamp from a foreign sequencer");
+                    continue;
+                }
                 if let Err(e) = self.windows[w].insert(item.stamp.seq, item) {
-                    self.backlog[i].push_front(e.1);
+                    self.overflow[w].insert(e.0, e.1);
+                }
+            }
+        }
+        // Parked items re-enter as their windows advance.
+        for (w, window) in self.windows.iter_mut().enumerate() {
+            while let Some(entry) = self.overflow[w].first_entry() {
+                let seq = *entry.key();
+                if seq > window.next_seq() + window.capacity() - 1 {
+                    break;
+                }
+                let item = entry.remove();
+                if let Err(e) = window.insert(seq, item) {
+                    self.overflow[w].insert(e.0, e.1);
                     break;
                 }
             }
@@ -75,6 +95,7 @@ impl Task for EgressTask {
 
     fn idle(&mut self) -> bool {
         self.windows.iter().all(|w| w.held() == 0)
+            && self.overflow.iter().all(|o| o.is_empty())
             && self.backlog.iter().all(VecDeque::is_empty)
             && self.pending_commits.iter().all(VecDeque::is_empty)
     }
@@ -86,6 +107,7 @@ impl Task for EgressTask {
             full_events: self.commit_outs.iter().map(|o| o.full_events).sum(),
             reorder_holds: self.windows.iter().map(|w| w.hold_events).sum(),
             reorder_leftover: self.windows.iter().map(|w| w.held() as u64).sum::<u64>()
+                + self.overflow.iter().map(|o| o.len() as u64).sum::<u64>()
                 + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
         });
     }

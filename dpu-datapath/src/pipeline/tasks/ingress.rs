@@ -14,6 +14,8 @@ pub(crate) struct IngressTask {
     pub(crate) replica: usize,
     pub(crate) nic: Arc<dyn Nic>,
     pub(crate) rx: Vec<(crate::proto::Nanos, Vec<u8>)>,
+    /// Shutdown in progress: take no more frames from the NIC.
+    pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) outs: Vec<Producer<IngressItem>>,
     pub(crate) burst: usize,
     pub(crate) next_seq: u64,
@@ -25,6 +27,9 @@ pub(crate) struct IngressTask {
 impl Task for IngressTask {
     fn poll(&mut self) -> usize {
         if !super::flush(&mut self.outs, &mut self.rr, &mut self.pending) {
+            return 0;
+        }
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
             return 0;
         }
         self.rx.clear();

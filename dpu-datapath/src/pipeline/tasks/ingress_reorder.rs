@@ -31,6 +31,8 @@ pub(crate) struct IngressReorderTask {
     pub(crate) batch: Vec<PreItem>,
     pub(crate) items: u64,
     pub(crate) arp_learn_dropped: u64,
+    /// Frames of flow groups this replica does not own (dropped).
+    pub(crate) misrouted: u64,
 }
 
 impl IngressReorderTask {
@@ -39,7 +41,19 @@ impl IngressReorderTask {
             Verdict::Drop(_) => return,
             Verdict::Tcp { tuple, .. } => {
                 let g = flow_group(tuple, self.plan.flow_groups);
-                self.plan.owner_of_group(g) - self.replica * self.plan.proto
+                match self
+                    .plan
+                    .owner_of_group(g)
+                    .checked_sub(self.replica * self.plan.proto)
+                {
+                    Some(local) if local < self.owners.len() => local,
+                    // RSS delivered a foreign flow group to this queue: the
+                    // NIC's indirection table disagrees with the plan.
+                    _ => {
+                        self.misrouted += 1;
+                        return;
+                    }
+                }
             }
             Verdict::Control => {
                 // ARP replies and requests teach every owner the neighbour;

@@ -138,7 +138,11 @@ impl Task for OwnerTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.pending_dma.is_empty() && self.pending_egress.is_empty() && self.input.is_empty()
+        self.pending_dma.is_empty()
+            && self.pending_egress.is_empty()
+            && self.input.is_empty()
+            && self.commits.is_empty()
+            && self.arp_learn.is_empty()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
