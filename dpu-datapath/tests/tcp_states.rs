@@ -1971,3 +1971,26 @@ fn listen_tiny_peer_mss_is_clamped_not_underflowed() {
     s.send(c, &[7u8; 200]);
     s.expect(seg().flags(ACK).seq(1).ack(1).len(76));
 }
+
+/// A half-closed connection may stay in FIN-WAIT-2 as long as the peer
+/// likes (it may still send); once the application closed its handle, the
+/// orphan waits 60 s for the peer's FIN and is then released (as Linux's
+/// tcp_fin_timeout), so a peer that never closes cannot pin it.
+#[test]
+fn fin_wait_2_orphan_times_out_after_60_s() {
+    let mut s = Script::new();
+    let c = fin_wait_2(&mut s);
+    // Half-closed but still open: nothing happens for a long time.
+    s.at(70_000);
+    s.expect_none();
+    assert_eq!(st(&s, c), FinWait2);
+    // 70.000 close(): orphaned.
+    s.close(c);
+    s.at(129_000);
+    assert_eq!(s.eng.flow_count(), 1);
+    // 130.000: 60 s later the flow is released without a RST.
+    s.at(130_001);
+    s.expect_none();
+    assert_eq!(s.eng.flow_count(), 0);
+    assert_eq!(s.eng.app_conn_count(), 0);
+}

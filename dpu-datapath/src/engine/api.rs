@@ -184,8 +184,13 @@ impl Engine {
                 Ok(())
             }
             (_, Some(_)) if app.readable() > 0 => self.abort(conn),
-            (_, Some(_)) => {
+            (_, Some(flow)) => {
                 app.app_closed = true;
+                let now = self.now;
+                if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
+                    p.app_closed(now);
+                }
+                self.arm_flow_timer(flow);
                 self.shutdown_write(conn)
             }
         }

@@ -211,6 +211,7 @@ impl ProtoFlow {
         } else {
             now + self.rtt.rto_us(&cfg.rto) as u64 * 1000
         };
+        self.arm_orphan_timer(now);
         self.flags.set(Flags::PERSIST, false);
         snap.wake_tx = true;
     }

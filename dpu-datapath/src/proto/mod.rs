@@ -33,6 +33,8 @@ pub type Nanos = u64;
 pub const OOO_INTERVALS: usize = 8;
 /// SACK scoreboard ranges per connection.
 pub const SACK_RANGES: usize = 4;
+/// How long an orphaned connection waits in FIN-WAIT-2 for the peer's FIN.
+pub const FIN_WAIT_2_TIMEOUT_NS: Nanos = 60_000_000_000;
 
 /// Verdict on a received RST (RFC 5961 3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,8 @@ impl Flags {
     const RTX_MARKED: u16 = 256;
     /// Recovery entered by a timeout (slow start through the holes).
     const LOSS: u16 = 512;
+    /// The application closed its handle: nobody will read or write again.
+    const ORPHAN: u16 = 1024;
 
     fn has(self, b: u16) -> bool {
         self.0 & b != 0
@@ -422,6 +426,20 @@ impl ProtoFlow {
     /// The application will send no more: queue our FIN after its data.
     pub fn app_shutdown_write(&mut self) {
         self.flags.set(Flags::FIN_REQUESTED, true);
+    }
+
+    /// The application closed its handle. In FIN-WAIT-2 an orphan waits at
+    /// most [`FIN_WAIT_2_TIMEOUT_NS`] for the peer's FIN (as Linux's
+    /// `tcp_fin_timeout`), so a peer that never closes cannot pin it.
+    pub fn app_closed(&mut self, now: Nanos) {
+        self.flags.set(Flags::ORPHAN, true);
+        self.arm_orphan_timer(now);
+    }
+
+    fn arm_orphan_timer(&mut self, now: Nanos) {
+        if self.state == TcpState::FinWait2 && self.flags.has(Flags::ORPHAN) {
+            self.rto_at = now + FIN_WAIT_2_TIMEOUT_NS;
+        }
     }
 
     /// Bytes in the TX buffer not yet acknowledged.

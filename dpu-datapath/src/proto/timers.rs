@@ -54,6 +54,10 @@ impl ProtoFlow {
             return action;
         }
         if self.snd_max == self.snd_una {
+            // An orphan in FIN-WAIT-2 whose peer never sent its FIN.
+            if self.state == super::TcpState::FinWait2 && self.flags.has(Flags::ORPHAN) {
+                action.abort = true;
+            }
             self.rto_at = 0;
             return action;
         }
