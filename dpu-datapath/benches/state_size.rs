@@ -11,7 +11,7 @@ fn main() {
     // hashbrown stores (key, value) plus one control byte per bucket.
     let table = size_of::<(FourTuple, FlowId)>() + 1;
     println!("data-path state per connection:");
-    println!("  pre   {pre:4} B (tuple, flow group, header template)");
+    println!("  pre   {pre:4} B (flow group, header template with the tuple)");
     println!("  proto {proto:4} B (sequence state, OOO intervals, SACK scoreboard, RTT, timers)");
     println!("  post  {post:4} B (application handle, CC counters)");
     println!(

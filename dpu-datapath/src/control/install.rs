@@ -91,7 +91,6 @@ impl Engine {
         self.pre.install(
             id,
             PreFlow {
-                tuple: *tuple,
                 flow_group: group,
                 template,
             },

@@ -18,7 +18,7 @@ impl Engine {
         let (Some(pre), Some(Some(proto))) = (self.pre.get(id), self.proto.get(id.index())) else {
             return;
         };
-        let tuple = pre.tuple;
+        let tuple = pre.template.tuple;
         let remote_mac = pre.template.remote_mac;
         let (snd_nxt, rcv_nxt, ts_recent, window) = proto.time_wait_info();
         if time_wait && self.cfg.time_wait_ns > 0 {

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 /// `pre`'s per-flow state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreFlow {
-    pub tuple: FourTuple,
     pub flow_group: u32,
     pub template: HeaderTemplate,
 }
@@ -33,6 +32,7 @@ impl PreTable {
         self.by_tuple.get(tuple).copied()
     }
 
+    /// The 4-tuple is kept once, in the template.
     pub fn get(&self, id: FlowId) -> Option<&PreFlow> {
         self.flows.get(id.index()).and_then(Option::as_ref)
     }
@@ -42,13 +42,13 @@ impl PreTable {
         if self.flows.len() <= id.index() {
             self.flows.resize(id.index() + 1, None);
         }
-        self.by_tuple.insert(flow.tuple, id);
+        self.by_tuple.insert(flow.template.tuple, id);
         self.flows[id.index()] = Some(flow);
     }
 
     pub fn remove(&mut self, id: FlowId) -> Option<PreFlow> {
         let flow = self.flows.get_mut(id.index())?.take()?;
-        self.by_tuple.remove(&flow.tuple);
+        self.by_tuple.remove(&flow.template.tuple);
         Some(flow)
     }
 
