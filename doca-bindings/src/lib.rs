@@ -1,5 +1,5 @@
 //! Host/DPU transport: DMA-able memory regions, descriptor rings, doorbells and
-//! the DMA engine (DOCA on a BlueField, memfd + memcpy + eventfd here).
-//!
-//! Not built yet (issue 5). This crate is a placeholder so the workspace has the
-//! shape of the product.
+//! the DMA engine (DOCA on a BlueField, memfd + memcpy + eventfd here), and the
+//! host interface ABI both sides share.
+
+pub mod abi;
