@@ -46,7 +46,7 @@ pub struct RegionHeader {
     pub rx_buf_size: u32,
     pub tx_buf_size: u32,
     pub region_size: u64,
-    pub _reserved: [u64; 4],
+    pub _reserved: [u64; 3],
 }
 
 /// At offset 64: flags shared by all contexts of the application.
@@ -324,7 +324,7 @@ impl Layout {
             rx_buf_size: self.rx_buf_size,
             tx_buf_size: self.tx_buf_size,
             region_size: self.region_size() as u64,
-            _reserved: [0; 4],
+            _reserved: [0; 3],
         }
     }
 }
