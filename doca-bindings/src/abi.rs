@@ -248,7 +248,10 @@ impl Layout {
 
     /// Bytes of one context: header plus both rings, page aligned.
     pub fn ctx_stride(&self) -> usize {
-        round_up(std::mem::size_of::<CtxHeader>() + 2 * self.ring_bytes(), PAGE)
+        round_up(
+            std::mem::size_of::<CtxHeader>() + 2 * self.ring_bytes(),
+            PAGE,
+        )
     }
 
     pub fn ctx_offset(&self, ctx: u32) -> usize {

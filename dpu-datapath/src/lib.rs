@@ -14,6 +14,7 @@ pub mod control;
 pub mod dma;
 pub mod engine;
 pub mod flow;
+pub mod hostif;
 pub mod io;
 pub mod metrics;
 pub mod pipeline;

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests in `tests/`.
 
+pub mod hostif;
+
 use std::process::{Command, Output};
 
 /// Runs a command (`args[0]` with the rest as arguments); its output, or an

@@ -74,17 +74,49 @@ pub struct AppConn {
     pub app_closed: bool,
     /// Events raised but not yet taken by the application.
     pub pending: u8,
+    /// Which buffers these are, for the [`BufferSource`] that gave them
+    /// (the slot in a host application's region); 0 for engine-owned ones.
+    pub buf_tag: u32,
+}
+
+/// RX and TX buffers for a new connection.
+#[derive(Debug)]
+pub struct ConnBuffers {
+    pub rx: Arc<HostBuffer>,
+    pub tx: Arc<HostBuffer>,
+    pub tag: u32,
+}
+
+/// Supplies the buffers of new connections from application memory (a host
+/// application's region). `None` when the application has no room left:
+/// the connection is then refused like one beyond the backlog.
+pub trait BufferSource: Send + Sync + std::fmt::Debug {
+    fn alloc(&self) -> Option<ConnBuffers>;
 }
 
 impl AppConn {
     pub fn new(tuple: FourTuple, rx_size: u32, tx_size: u32, phase: ConnPhase) -> Self {
+        Self::with_buffers(
+            tuple,
+            ConnBuffers {
+                rx: Arc::new(HostBuffer::new(rx_size as usize)),
+                tx: Arc::new(HostBuffer::new(tx_size as usize)),
+                tag: 0,
+            },
+            phase,
+        )
+    }
+
+    /// A connection whose payload lives in the given buffers.
+    pub fn with_buffers(tuple: FourTuple, bufs: ConnBuffers, phase: ConnPhase) -> Self {
         Self {
             tuple,
             phase,
             flow: None,
             error: None,
-            rx: Arc::new(HostBuffer::new(rx_size as usize)),
-            tx: Arc::new(HostBuffer::new(tx_size as usize)),
+            rx: bufs.rx,
+            tx: bufs.tx,
+            buf_tag: bufs.tag,
             rx_read: 0,
             rx_ready: 0,
             tx_written: 0,

@@ -151,6 +151,10 @@ impl Engine {
         next_hop: Ipv4Addr,
         tuple: FourTuple,
     ) -> Option<EthernetAddress> {
+        // Our own address: the NIC layer loops frames to our MAC back.
+        if next_hop == self.cfg.ip {
+            return Some(self.cfg.mac);
+        }
         if let Some(mac) = self.ctrl.arp.lookup(next_hop, self.now) {
             return Some(mac);
         }

@@ -2,7 +2,7 @@
 //! open (SYN-SENT), simultaneous open (SYN-SENT -> SYN-RECEIVED), with SYN /
 //! SYN-ACK retransmission and option negotiation.
 
-use crate::app::{AppConn, ConnError, ConnId, ConnPhase, EventKind};
+use crate::app::{AppConn, ConnBuffers, ConnError, ConnId, ConnPhase, EventKind};
 use crate::engine::{ApiError, Engine, TimerKey};
 use crate::flow::FourTuple;
 use crate::proto::{ack_ts_clock, Nanos, TcpState};
@@ -92,6 +92,7 @@ impl Engine {
         &mut self,
         remote_ip: Ipv4Addr,
         remote_port: u16,
+        buffers: Option<ConnBuffers>,
     ) -> Result<ConnId, ApiError> {
         let next_hop = if self.cfg.on_link(remote_ip) {
             remote_ip
@@ -135,12 +136,16 @@ impl Engine {
         };
         ctrl.commit_ephemeral(port);
         let tuple = tuple_for(port);
-        let conn = self.apps.insert(AppConn::new(
-            tuple,
-            self.cfg.rx_buffer,
-            self.cfg.tx_buffer,
-            ConnPhase::Connecting,
-        ));
+        let app = match buffers {
+            Some(b) => AppConn::with_buffers(tuple, b, ConnPhase::Connecting),
+            None => AppConn::new(
+                tuple,
+                self.cfg.rx_buffer,
+                self.cfg.tx_buffer,
+                ConnPhase::Connecting,
+            ),
+        };
+        let conn = self.apps.insert(app);
         let hs = Handshake {
             state: TcpState::SynSent,
             iss: SeqNumber(self.ctrl.isn(&tuple, self.now)),

@@ -70,19 +70,21 @@ impl Engine {
                 conn
             }
             None => {
-                let conn = self.apps.insert(AppConn::new(
-                    *tuple,
-                    self.cfg.rx_buffer,
-                    self.cfg.tx_buffer,
-                    ConnPhase::Open,
-                ));
-                match h.listener.and_then(|p| self.ctrl.listeners.get_mut(&p)) {
-                    Some(l) => l.accept_queue.push_back(conn),
-                    None => {
-                        self.apps.remove(conn);
-                        return None;
-                    }
-                }
+                let Some(listener) = h.listener.and_then(|p| self.ctrl.listeners.get_mut(&p))
+                else {
+                    return None;
+                };
+                let app = match &listener.buffers {
+                    Some(source) => AppConn::with_buffers(*tuple, source.alloc()?, ConnPhase::Open),
+                    None => AppConn::new(
+                        *tuple,
+                        self.cfg.rx_buffer,
+                        self.cfg.tx_buffer,
+                        ConnPhase::Open,
+                    ),
+                };
+                let conn = self.apps.insert(app);
+                listener.accept_queue.push_back(conn);
                 self.stats.connections_accepted += 1;
                 conn
             }

@@ -35,6 +35,9 @@ pub struct Listener {
     /// Handshakes in SYN-RECEIVED for this port.
     pub half_open: u32,
     pub accept_queue: VecDeque<ConnId>,
+    /// Where accepted connections' buffers come from (a host application's
+    /// region); engine-owned buffers when `None`.
+    pub buffers: Option<std::sync::Arc<dyn crate::app::BufferSource>>,
 }
 
 impl Listener {
@@ -43,6 +46,7 @@ impl Listener {
             backlog,
             half_open: 0,
             accept_queue: VecDeque::new(),
+            buffers: None,
         }
     }
 

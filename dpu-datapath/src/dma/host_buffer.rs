@@ -10,16 +10,29 @@
 //! the unsafe accessors below sound; this module is one of the few places
 //! where `unsafe` is allowed.
 
+use std::any::Any;
 use std::cell::UnsafeCell;
+use std::sync::Arc;
 
 /// Power-of-two circular buffer shared between the DMA stage and the app.
 pub struct HostBuffer {
-    bytes: Box<[UnsafeCell<u8>]>,
+    base: *mut u8,
+    len: usize,
+    /// Keeps the memory alive: our own allocation, or the application's
+    /// region (see [`HostBuffer::external`]).
+    _storage: Storage,
+}
+
+enum Storage {
+    Owned(#[allow(dead_code)] Box<[UnsafeCell<u8>]>),
+    External(#[allow(dead_code)] Arc<dyn Any + Send + Sync>),
 }
 
 // SAFETY: concurrent access is to disjoint ranges only (see module docs);
 // every access goes through the `unsafe` methods whose callers uphold that.
 unsafe impl Sync for HostBuffer {}
+// SAFETY: the pointer is to memory owned by `_storage`, which is Send.
+unsafe impl Send for HostBuffer {}
 
 impl std::fmt::Debug for HostBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,22 +46,44 @@ impl HostBuffer {
     /// A zeroed buffer of `len` bytes (a power of two).
     pub fn new(len: usize) -> Self {
         debug_assert!(len.is_power_of_two());
+        let bytes: Box<[UnsafeCell<u8>]> = (0..len).map(|_| UnsafeCell::new(0)).collect();
+        // UnsafeCell<u8> has the layout of u8, so the slice is a byte array.
+        let base = UnsafeCell::raw_get(bytes.as_ptr());
         Self {
-            bytes: (0..len).map(|_| UnsafeCell::new(0)).collect(),
+            base,
+            len,
+            _storage: Storage::Owned(bytes),
+        }
+    }
+
+    /// A buffer in memory owned by `keep` (an application's shared region).
+    /// The application may write that memory at any time: the engine only
+    /// ever copies bytes in and out (never forms references to them), so
+    /// the worst a misbehaving application can do is corrupt its own
+    /// payload.
+    ///
+    /// # Safety
+    /// `[base, base + len)` must be valid for reads and writes for as long
+    /// as `keep` lives, and `len` a power of two.
+    pub unsafe fn external(base: *mut u8, len: usize, keep: Arc<dyn Any + Send + Sync>) -> Self {
+        debug_assert!(len.is_power_of_two());
+        Self {
+            base,
+            len,
+            _storage: Storage::External(keep),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.len == 0
     }
 
     fn base(&self) -> *mut u8 {
-        // UnsafeCell<u8> has the layout of u8, so the slice is a byte array.
-        UnsafeCell::raw_get(self.bytes.as_ptr())
+        self.base
     }
 
     /// Copies `data` in at `pos`, wrapping at the end.

@@ -4,7 +4,7 @@
 //! directly.
 
 use super::Engine;
-use crate::app::{AppEvent, ConnError, ConnId, ConnPhase};
+use crate::app::{AppEvent, BufferSource, ConnBuffers, ConnError, ConnId, ConnPhase};
 use crate::flow::FourTuple;
 use crate::proto::{Nanos, TcpState};
 use crate::wire::SeqNumber;
@@ -29,6 +29,22 @@ pub enum ApiError {
     TooManyConnections,
     /// The connection ended abnormally.
     Connection(ConnError),
+    /// An offset or length outside what the connection allows.
+    InvalidArgument,
+}
+
+/// What the host interface reports about a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnProgress {
+    /// Total bytes delivered in order (RX stream offset).
+    pub rx_ready: u64,
+    /// Total bytes the peer acknowledged (TX stream offset).
+    pub tx_acked: u64,
+    pub peer_fin: bool,
+    pub error: Option<ConnError>,
+    pub finished: bool,
+    pub buf_tag: u32,
+    pub tuple: FourTuple,
 }
 
 impl std::fmt::Display for ApiError {
@@ -82,7 +98,102 @@ impl Engine {
         now: Nanos,
     ) -> Result<ConnId, ApiError> {
         self.now = self.now.max(now);
-        self.active_open(remote_ip, remote_port)
+        self.active_open(remote_ip, remote_port, None)
+    }
+
+    /// Like [`Engine::connect`], with the payload in the given buffers (a
+    /// host application's region).
+    pub fn connect_with(
+        &mut self,
+        remote_ip: Ipv4Addr,
+        remote_port: u16,
+        buffers: ConnBuffers,
+    ) -> Result<ConnId, ApiError> {
+        self.active_open(remote_ip, remote_port, Some(buffers))
+    }
+
+    /// Like [`Engine::listen`], taking accepted connections' buffers from
+    /// `source` (a host application's region).
+    pub fn listen_with(
+        &mut self,
+        port: u16,
+        backlog: Option<u32>,
+        source: std::sync::Arc<dyn BufferSource>,
+    ) -> Result<(), ApiError> {
+        self.listen(port, backlog)?;
+        if let Some(l) = self.ctrl.listeners.get_mut(&port) {
+            l.buffers = Some(source);
+        }
+        Ok(())
+    }
+
+    /// Stops listening on `port`; connections waiting in its accept queue
+    /// are reset. Returns false if the port was not listening.
+    pub fn unlisten(&mut self, port: u16) -> bool {
+        let Some(l) = self.ctrl.listeners.remove(&port) else {
+            return false;
+        };
+        for conn in l.accept_queue {
+            let _ = self.abort(conn);
+        }
+        true
+    }
+
+    /// The application wrote its TX buffer up to stream offset `written`
+    /// itself (host applications write their region directly): checks the
+    /// offset against the buffer and hands the new bytes to `proto`.
+    pub fn tx_push(&mut self, conn: ConnId, written: u64) -> Result<(), ApiError> {
+        let app = self.apps.get(conn).ok_or(ApiError::InvalidHandle)?;
+        if written < app.tx_written || written - app.tx_acked > app.tx.len() as u64 {
+            return Err(ApiError::InvalidArgument);
+        }
+        let n = written - app.tx_written;
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(e) = app.error {
+            return Err(ApiError::Connection(e));
+        }
+        if app.write_shut || app.app_closed {
+            return Err(ApiError::Shutdown);
+        }
+        let Some(flow) = app.flow else {
+            return Err(ApiError::NotConnected);
+        };
+        if let Some(app) = self.apps.get_mut(conn) {
+            app.tx_written = written;
+        }
+        if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
+            p.app_wrote(n as u32);
+        }
+        self.wake(flow);
+        Ok(())
+    }
+
+    /// The application consumed its RX buffer up to stream offset `read`:
+    /// checks it against what was delivered and opens the window.
+    pub fn rx_pop(&mut self, conn: ConnId, read: u64) -> Result<(), ApiError> {
+        let app = self.apps.get(conn).ok_or(ApiError::InvalidHandle)?;
+        if read < app.rx_read || read > app.rx_ready {
+            return Err(ApiError::InvalidArgument);
+        }
+        let n = (read - app.rx_read) as usize;
+        self.rx_consume(conn, n).map(|_| ())
+    }
+
+    /// Positions and status of a connection, as the host interface reports
+    /// them: (delivered, acknowledged, peer closed, error, finished).
+    pub fn conn_progress(&self, conn: ConnId) -> Option<ConnProgress> {
+        let a = self.apps.get(conn)?;
+        Some(ConnProgress {
+            rx_ready: a.rx_ready,
+            tx_acked: a.tx_acked,
+            peer_fin: a.peer_fin,
+            error: a.error,
+            finished: a.phase == ConnPhase::Finished,
+            buf_tag: a.buf_tag,
+            tuple: a.tuple,
+        })
     }
 
     /// Copies as much of `data` as fits into the TX buffer.

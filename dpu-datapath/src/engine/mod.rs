@@ -12,7 +12,7 @@ mod rx;
 mod tx;
 pub mod work;
 
-pub use api::{ApiError, ConnInfo};
+pub use api::{ApiError, ConnInfo, ConnProgress};
 pub use config::EngineConfig;
 
 use crate::app::AppTable;

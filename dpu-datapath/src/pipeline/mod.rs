@@ -11,6 +11,7 @@
 
 mod build;
 pub mod items;
+pub mod loopback;
 pub mod nic;
 pub mod reorder;
 pub mod ring;
@@ -21,6 +22,7 @@ pub mod topology;
 pub mod worker;
 
 pub use build::{Pipeline, PipelineOptions};
+pub use loopback::{LoopbackNic, NullNic};
 pub use nic::{rss_queue, MemNic, Nic, PortNic};
 pub use task::{OwnerSnapshot, PipelineReport, ShardApp, StatsBoard, TaskCounters};
 pub use topology::Plan;

@@ -16,6 +16,14 @@ pub struct Host {
     /// `host.max_contexts_per_app`: queue contexts per application,
     /// `1..=256`. Default `16`.
     pub max_contexts_per_app: u32,
+    /// `host.ring_entries`: descriptors per request ring and per event
+    /// ring of each context, a power of two in `8..=65536`. Default `1024`.
+    pub ring_entries: u32,
+    /// `host.connections_per_app`: connection buffer slots in each
+    /// application's region (each `tcp.rx_buffer + tcp.tx_buffer` bytes of
+    /// address space; pages are used only when written), `1..=65536`.
+    /// Default `1024`.
+    pub connections_per_app: u32,
 }
 
 impl Default for Host {
@@ -24,6 +32,8 @@ impl Default for Host {
             control_socket: "/run/flextoe/control.sock".to_owned(),
             max_apps: 64,
             max_contexts_per_app: 16,
+            ring_entries: 1024,
+            connections_per_app: 1024,
         }
     }
 }

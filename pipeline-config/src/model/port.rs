@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Port {
-    /// `port.backend`: `"sim"` or `"dpdk"`. Default `"dpdk"` (a DPDK `net_tap`
-    /// port, see `port.dpdk.vdevs`; needs root). `"sim"` runs the simulated
-    /// wire demo without privileges (`flextoe-dpu run --backend sim`).
+    /// `port.backend`: `"sim"`, `"dpdk"` or `"loopback"`. Default `"dpdk"` (a
+    /// DPDK `net_tap` port, see `port.dpdk.vdevs`; needs root). `"sim"` runs
+    /// the simulated wire demo without privileges (`flextoe-dpu run --backend
+    /// sim`); `"loopback"` serves host applications with no network port.
     pub backend: Backend,
     /// `port.mtu`: the IP MTU in bytes, `576..=9000`. Default `1500`.
     pub mtu: u16,
@@ -41,6 +42,10 @@ pub enum Backend {
     Sim,
     /// `"dpdk"`: a DPDK poll-mode driver, see `port.dpdk`.
     Dpdk,
+    /// `"loopback"`: no network port: host applications reach each other
+    /// (and the built-in services) at `identity.ipv4` through the full
+    /// pipeline, like Linux loopback. Needs no privileges or devices.
+    Loopback,
 }
 
 /// `port.dpdk`: DPDK environment (EAL) and device settings.

@@ -35,6 +35,12 @@ pub(crate) fn check_host(host: &Host, report: &mut Report) {
         host.max_contexts_per_app,
         1..=256,
     );
+    report.power_of_two("host.ring_entries", u64::from(host.ring_entries), 8..=65536);
+    report.range(
+        "host.connections_per_app",
+        host.connections_per_app,
+        1..=65536,
+    );
 }
 
 pub(crate) fn check_metrics(metrics: &Metrics, report: &mut Report) {

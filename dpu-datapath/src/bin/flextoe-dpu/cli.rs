@@ -41,9 +41,12 @@ pub struct RunArgs {
     /// Sim backend: write what crosses the simulated wire to this pcap file.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
-    /// Override `port.backend` of the configuration (`sim` or `dpdk`).
-    #[arg(long, value_parser = ["sim", "dpdk"])]
+    /// Override `port.backend` of the configuration (`sim`, `dpdk` or `loopback`).
+    #[arg(long, value_parser = ["sim", "dpdk", "loopback"])]
     pub backend: Option<String>,
+    /// Override `host.control_socket` (where host applications connect).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
     /// DPDK backend: write the final counters as JSON to this file on exit.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,

@@ -16,13 +16,15 @@
 //! `identity.mac` or the port must be promiscuous; a warning says so.
 
 use crate::cli::RunArgs;
+use crate::common::{isn_seed, start_host_interface, stat_source, stats_json};
 use crate::steer::SteeredNic;
 use dpu_datapath::apps::{ProbeApp, ProbeState, Services};
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
 use dpu_datapath::io::{ImpairCounters, ImpairedIo, IoStats, PacketIo};
-use dpu_datapath::pipeline::{Nic, OwnerSnapshot, Pipeline, PipelineOptions, PortNic};
-use dpu_datapath::stats::{DropReason, Stats};
+use dpu_datapath::pipeline::{
+    LoopbackNic, Nic, OwnerSnapshot, Pipeline, PipelineOptions, Plan, PortNic,
+};
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
 use serde_json::{json, Value};
@@ -157,7 +159,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         (Box::new(port), None)
     };
     let port_nic = Arc::new(PortNic::new(port));
-    let nic: Arc<dyn Nic> = if steer {
+    let wire: Arc<dyn Nic> = if steer {
         Arc::new(SteeredNic::new(
             port_nic.clone(),
             replicas,
@@ -167,6 +169,15 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     } else {
         port_nic.clone()
     };
+    // Connections to our own address (host applications talking to each
+    // other) never reach the wire.
+    let nic: Arc<dyn Nic> = Arc::new(LoopbackNic::new(
+        wire,
+        engine_cfg.mac.0,
+        replicas,
+        topology.flow_groups,
+    ));
+    let hostif = start_host_interface(config, Plan::new(topology).owners())?;
 
     let probe = args.probe;
     let probe_at = (args.probe_after.max(0.0) * 1e9) as u64;
@@ -184,12 +195,13 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
                 probe_at,
             )
         });
-        Box::new(Services::new(source_bytes, probe))
+        hostif.shard(owner, Box::new(Services::new(source_bytes, probe)))
     });
     let board = pipeline.stats_board();
+    hostif.set_stats(stat_source(board.clone(), hostif.counters()));
     println!(
         "flextoe-dpu: ready: {} {}/{} on DPDK port {port_id} ({driver}, mac {}, {} queue(s){}){}; \
-         services echo 7, discard 9, source 19; workers {}; Ctrl-C to stop",
+         services echo 7, discard 9, source 19; control socket {}; workers {}; Ctrl-C to stop",
         tap_iface(&dpdk.vdevs)
             .map(|i| format!("TAP {i}:"))
             .unwrap_or_default(),
@@ -199,6 +211,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         replicas,
         if steer { ", software RSS" } else { "" },
         if impaired { "; impairment ON" } else { "" },
+        config.host.control_socket,
         pipeline.plan().workers.len(),
     );
     println!(
@@ -231,6 +244,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         }
     }
 
+    hostif.stop();
     let mut report = pipeline.shutdown();
     let elapsed = started.elapsed();
     let total = report.total_stats();
@@ -345,16 +359,6 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A fresh RFC 6528 ISN secret per run (the sim backend seeds it from the
-/// configuration for replays; a real service must not be predictable).
-fn isn_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (u64::from(std::process::id()) << 32)
-}
-
 fn dir_text(d: &DirSnapshot) -> String {
     format!(
         "frames {} dropped {} duplicated {} reordered {} corrupted {} delayed {}",
@@ -386,53 +390,6 @@ fn io_json(s: &IoStats) -> Value {
         "tx_dropped": s.tx_dropped(),
         "tx_errors": s.tx_errors,
     })
-}
-
-macro_rules! counters_json {
-    ($s:expr, $($field:ident),* $(,)?) => {{
-        let mut m = serde_json::Map::new();
-        $(m.insert(stringify!($field).to_owned(), Value::from($s.$field));)*
-        m
-    }};
-}
-
-fn stats_json(s: &Stats) -> Value {
-    let mut m = counters_json!(
-        s,
-        rx_frames,
-        rx_bytes,
-        tx_frames,
-        tx_bytes,
-        fast_path_segments,
-        exceptions,
-        rx_payload_bytes,
-        tx_payload_bytes,
-        pure_acks_sent,
-        retransmit_segments,
-        retransmit_bytes,
-        fast_retransmits,
-        timeout_retransmits,
-        zero_window_probes,
-        window_updates,
-        challenge_acks,
-        rst_sent,
-        rst_received,
-        arp_replies_sent,
-        arp_requests_sent,
-        icmp_echo_replies,
-        connections_accepted,
-        connections_opened,
-        connections_reset,
-        connections_closed,
-        connect_failures,
-    );
-    let drops: serde_json::Map<String, Value> = DropReason::ALL
-        .iter()
-        .map(|r| (r.as_str().to_owned(), Value::from(s.drops(*r))))
-        .collect();
-    m.insert("drops_total".to_owned(), Value::from(s.total_drops()));
-    m.insert("drops".to_owned(), Value::Object(drops));
-    Value::Object(m)
 }
 
 fn stats_line(

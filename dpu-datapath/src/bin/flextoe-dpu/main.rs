@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
 mod cli;
+mod common;
 #[cfg(feature = "dpdk")]
 mod dpdk_service;
+mod loopback_service;
 mod sim_service;
 mod steer;
 
@@ -39,7 +41,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => {
-            let config = match &args.config {
+            let mut config = match &args.config {
                 Some(path) => match Config::from_file(path) {
                     Ok(c) => c,
                     Err(errors) => {
@@ -50,14 +52,19 @@ fn main() -> ExitCode {
                 },
                 None => Config::default(),
             };
+            if let Some(path) = &args.control {
+                config.host.control_socket = path.display().to_string();
+            }
             init_logging(&config);
             let backend = match args.backend.as_deref() {
                 Some("sim") => pipeline_config::Backend::Sim,
+                Some("loopback") => pipeline_config::Backend::Loopback,
                 Some(_) => pipeline_config::Backend::Dpdk,
                 None => config.port.backend,
             };
             let result = match backend {
                 pipeline_config::Backend::Sim => sim_service::run(&config, &args),
+                pipeline_config::Backend::Loopback => loopback_service::run(&config, &args),
                 #[cfg(feature = "dpdk")]
                 pipeline_config::Backend::Dpdk => dpdk_service::run(&config, &args),
                 #[cfg(not(feature = "dpdk"))]

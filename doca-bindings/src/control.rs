@@ -1,0 +1,240 @@
+//! Messages of the control socket: JSON documents in [`crate::fdpass`]
+//! frames. An application sends one [`ControlRequest`] per frame and gets
+//! one [`ControlReply`] per frame back.
+//!
+//! `register` is answered with a [`RegisterReply`] inside the envelope and
+//! `2 + contexts` fds, in this order: the region memfd, the DPU doorbell
+//! eventfd (rung by the application when `dpu_sleeping` is set), then the
+//! doorbell of context 0, 1, ..., N-1 (index [`REGISTER_FDS_BASE`] + i).
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::abi;
+use crate::fdpass;
+
+/// A request from an application (or a tool) to the DPU service.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// `{"op":"register","name":"redis","pid":42,"contexts":4}`
+    Register {
+        name: String,
+        pid: u32,
+        contexts: u32,
+    },
+    /// `{"op":"stats"}`
+    Stats,
+    /// `{"op":"conns"}`
+    Conns,
+}
+
+/// The reply to `register`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct RegisterReply {
+    pub app_id: u32,
+    pub abi_version: u32,
+    pub layout: abi::Layout,
+    pub local_ip: std::net::Ipv4Addr,
+}
+
+/// Envelope of every reply: `{"ok":true,"reply":...}` or
+/// `{"ok":false,"error":"..."}`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ControlReply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ControlReply {
+    /// `{"ok":true,"reply":value}`.
+    pub fn success<T: Serialize>(value: &T) -> Result<ControlReply, serde_json::Error> {
+        Ok(ControlReply {
+            ok: true,
+            reply: Some(serde_json::to_value(value)?),
+            error: None,
+        })
+    }
+
+    /// `{"ok":false,"error":message}`.
+    pub fn failure(message: impl Into<String>) -> ControlReply {
+        ControlReply {
+            ok: false,
+            reply: None,
+            error: Some(message.into()),
+        }
+    }
+
+    /// The reply decoded as `T`, or the error message (also for a
+    /// malformed envelope or reply).
+    pub fn into_result<T: DeserializeOwned>(self) -> Result<T, String> {
+        if !self.ok {
+            return Err(self
+                .error
+                .unwrap_or_else(|| "request failed (no error message)".into()));
+        }
+        let v = self.reply.unwrap_or(serde_json::Value::Null);
+        serde_json::from_value(v).map_err(|e| format!("malformed reply: {e}"))
+    }
+}
+
+/// Index of context 0's doorbell among the fds of a register reply (after
+/// the region memfd and the DPU doorbell).
+pub const REGISTER_FDS_BASE: usize = 2;
+/// Index of the region memfd among the fds of a register reply.
+pub const REGISTER_FD_REGION: usize = 0;
+/// Index of the DPU doorbell among the fds of a register reply.
+pub const REGISTER_FD_DPU_DOORBELL: usize = 1;
+
+/// Sends `value` as one JSON frame with `fds` attached.
+pub fn send_json<T: Serialize + ?Sized>(
+    sock: &UnixStream,
+    value: &T,
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    fdpass::send_frame(sock, &bytes, fds)
+}
+
+/// Receives one JSON frame (see [`fdpass::recv_frame`]); a document that
+/// does not parse as `T` is `InvalidData` with serde's message (its fds are
+/// closed).
+pub fn recv_json<T: DeserializeOwned>(
+    sock: &UnixStream,
+    max_fds: usize,
+) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let Some((bytes, fds)) = fdpass::recv_frame(sock, max_fds)? else {
+        return Ok(None);
+    };
+    let value = serde_json::from_slice(&bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Some((value, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Doorbell, Region};
+    use serde_json::json;
+
+    fn layout() -> abi::Layout {
+        abi::Layout {
+            contexts: 2,
+            ring_entries: 64,
+            slots: 4,
+            rx_buf_size: 4096,
+            tx_buf_size: 4096,
+        }
+    }
+
+    #[test]
+    fn request_wire_format() {
+        let r = ControlRequest::Register {
+            name: "redis".into(),
+            pid: 42,
+            contexts: 4,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"op":"register","name":"redis","pid":42,"contexts":4})
+        );
+        assert_eq!(
+            serde_json::from_str::<ControlRequest>(r#"{"op":"stats"}"#).unwrap(),
+            ControlRequest::Stats
+        );
+        assert_eq!(
+            serde_json::from_str::<ControlRequest>(r#"{"op":"conns"}"#).unwrap(),
+            ControlRequest::Conns
+        );
+        assert!(serde_json::from_str::<ControlRequest>(r#"{"op":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn reply_envelope() {
+        let ok = ControlReply::success(&json!({"x":1})).unwrap();
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"ok":true,"reply":{"x":1}}"#
+        );
+        let err = ControlReply::failure("no");
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"ok":false,"error":"no"}"#
+        );
+        assert_eq!(err.into_result::<u32>(), Err("no".into()));
+        let parsed: ControlReply = serde_json::from_str(r#"{"ok":true}"#).unwrap();
+        assert_eq!(parsed.reply, None);
+    }
+
+    #[test]
+    fn register_round_trip_with_fds() {
+        let (app, dpu) = UnixStream::pair().unwrap();
+        let req = ControlRequest::Register {
+            name: "app".into(),
+            pid: std::process::id(),
+            contexts: 2,
+        };
+        send_json(&app, &req, &[]).unwrap();
+        let (got, fds) = recv_json::<ControlRequest>(&dpu, 0).unwrap().unwrap();
+        assert_eq!(got, req);
+        assert!(fds.is_empty());
+
+        let l = layout();
+        let region = Region::create("app", l.region_size()).unwrap();
+        region.write_header(&l).unwrap();
+        let dpu_bell = Doorbell::new().unwrap();
+        let ctx_bells = [Doorbell::new().unwrap(), Doorbell::new().unwrap()];
+        let reply = RegisterReply {
+            app_id: 7,
+            abi_version: abi::ABI_VERSION,
+            layout: l,
+            local_ip: "198.18.0.2".parse().unwrap(),
+        };
+        let env = ControlReply::success(&reply).unwrap();
+        let fds = [
+            region.fd(),
+            dpu_bell.fd(),
+            ctx_bells[0].fd(),
+            ctx_bells[1].fd(),
+        ];
+        send_json(&dpu, &env, &fds).unwrap();
+
+        let (env2, mut fds) = recv_json::<ControlReply>(&app, 2 + abi::MAX_CONTEXTS as usize)
+            .unwrap()
+            .unwrap();
+        let reply2: RegisterReply = env2.into_result().unwrap();
+        assert_eq!(reply2, reply);
+        assert_eq!(fds.len(), REGISTER_FDS_BASE + 2);
+        let ctx1 = Doorbell::from_fd(fds.pop().unwrap()).unwrap();
+        let _ctx0 = fds.pop().unwrap();
+        let dpu_bell2 = Doorbell::from_fd(fds.pop().unwrap()).unwrap();
+        let region2 = Region::from_fd(fds.pop().unwrap()).unwrap();
+        region2.check_header(&reply2.layout).unwrap();
+        ctx1.ring().unwrap();
+        assert_eq!(ctx_bells[1].drain().unwrap(), 1);
+        dpu_bell2.ring().unwrap();
+        assert_eq!(dpu_bell.drain().unwrap(), 1);
+    }
+
+    #[test]
+    fn parse_errors_are_invalid_data() {
+        let (a, b) = UnixStream::pair().unwrap();
+        fdpass::send_frame(&a, b"{not json", &[]).unwrap();
+        let e = recv_json::<ControlRequest>(&b, 0).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        fdpass::send_frame(&a, br#"{"op":"register"}"#, &[]).unwrap();
+        let e = recv_json::<ControlRequest>(&b, 0).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("missing field"), "{e}");
+        drop(a);
+        assert!(recv_json::<ControlRequest>(&b, 0).unwrap().is_none());
+    }
+}

@@ -1,0 +1,211 @@
+//! The control socket: applications register here and receive their region
+//! and doorbells (SCM_RIGHTS); operators' `flextoe-dpu stat` asks it for
+//! counters. One thread per client, blocked on its socket; the socket's
+//! EOF is how the service learns that an application exited or crashed.
+
+use super::app::HostApp;
+use super::front::{FrontMsg, Inbox};
+use super::link::FrontWaker;
+use super::{HostIfCounters, HostIfOptions};
+use doca_bindings::abi::Layout;
+use doca_bindings::control::{recv_json, send_json, ControlReply, ControlRequest, RegisterReply};
+use doca_bindings::{Doorbell, Region};
+use parking_lot::Mutex;
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a client thread needs.
+#[derive(Clone)]
+pub(super) struct Shared {
+    pub opts: HostIfOptions,
+    pub inbox: Inbox,
+    pub waker: Arc<FrontWaker>,
+    pub counters: Arc<HostIfCounters>,
+    pub next_key: Arc<AtomicU64>,
+    pub clients: Arc<Mutex<Vec<UnixStream>>>,
+    /// Answers `stats` requests (set once the pipeline runs).
+    pub stats: Arc<Mutex<Option<StatsFn>>>,
+}
+
+/// Produces the JSON document `flextoe-dpu stat` shows.
+pub type StatsFn = Box<dyn Fn() -> serde_json::Value + Send>;
+
+/// Accepts clients until `stop`.
+pub(super) fn accept_loop(listener: UnixListener, shared: Shared, stop: Arc<AtomicBool>) {
+    let _ = listener.set_nonblocking(true);
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((sock, _)) => {
+                let _ = sock.set_nonblocking(false);
+                if let Ok(clone) = sock.try_clone() {
+                    shared.clients.lock().push(clone);
+                }
+                let shared = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("ftoe-ctl-client".into())
+                    .spawn(move || client(sock, shared));
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "hostif: cannot start a control client thread");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "hostif: control socket accept failed");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn fail(sock: &UnixStream, msg: impl Into<String>) {
+    let _ = send_json(sock, &ControlReply::failure(msg), &[]);
+}
+
+fn client(sock: UnixStream, shared: Shared) {
+    let mut registered = None;
+    loop {
+        let req = match recv_json::<ControlRequest>(&sock, 0) {
+            Ok(Some((req, _))) => req,
+            Ok(None) => break,
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    fail(&sock, format!("bad request: {e}"));
+                }
+                break;
+            }
+        };
+        match req {
+            ControlRequest::Register {
+                name,
+                pid,
+                contexts,
+            } => {
+                if registered.is_some() {
+                    fail(&sock, "already registered on this connection");
+                    continue;
+                }
+                match register(&sock, &shared, name, pid, contexts) {
+                    Ok(key) => registered = Some(key),
+                    Err(msg) => fail(&sock, msg),
+                }
+            }
+            ControlRequest::Stats => {
+                let doc = match shared.stats.lock().as_ref() {
+                    Some(f) => f(),
+                    None => serde_json::json!({}),
+                };
+                let reply = ControlReply::success(&doc)
+                    .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
+                let _ = send_json(&sock, &reply, &[]);
+            }
+            ControlRequest::Conns => {
+                let doc = match shared.stats.lock().as_ref() {
+                    Some(f) => f().get("connections").cloned().unwrap_or_default(),
+                    None => serde_json::json!([]),
+                };
+                let reply = ControlReply::success(&doc)
+                    .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
+                let _ = send_json(&sock, &reply, &[]);
+            }
+        }
+    }
+    if let Some(key) = registered {
+        tracing::info!(
+            app = key,
+            "hostif: application left (control socket closed)"
+        );
+        shared.inbox.lock().push_back(FrontMsg::Gone(key));
+        shared.waker.wake();
+        shared
+            .counters
+            .apps_connected
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn register(
+    sock: &UnixStream,
+    shared: &Shared,
+    name: String,
+    pid: u32,
+    contexts: u32,
+) -> Result<u64, String> {
+    let o = &shared.opts;
+    if contexts == 0 || contexts > o.max_contexts {
+        return Err(format!(
+            "register.contexts: {contexts} is not allowed (1..={}, host.max_contexts_per_app)",
+            o.max_contexts
+        ));
+    }
+    let c = &shared.counters.apps_connected;
+    if c.fetch_add(1, Ordering::Relaxed) >= u64::from(o.max_apps) {
+        c.fetch_sub(1, Ordering::Relaxed);
+        return Err(format!(
+            "too many applications ({} registered, host.max_apps)",
+            o.max_apps
+        ));
+    }
+    let result = create(sock, shared, name, pid, contexts);
+    if result.is_err() {
+        c.fetch_sub(1, Ordering::Relaxed);
+    }
+    result
+}
+
+fn create(
+    sock: &UnixStream,
+    shared: &Shared,
+    name: String,
+    pid: u32,
+    contexts: u32,
+) -> Result<u64, String> {
+    let o = &shared.opts;
+    let layout = Layout {
+        contexts,
+        ring_entries: o.ring_entries,
+        slots: o.slots,
+        rx_buf_size: o.rx_buf_size,
+        tx_buf_size: o.tx_buf_size,
+    };
+    layout.validate()?;
+    let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
+    let err = |what: &str, e: std::io::Error| format!("{what}: {e}");
+    let region = Region::create(&format!("flextoe-app-{key}"), layout.region_size())
+        .map_err(|e| err("creating the memory region", e))?;
+    region
+        .write_header(&layout)
+        .map_err(|e| format!("writing the region header: {e}"))?;
+    let region = Arc::new(region);
+    let dpu_bell = Doorbell::new().map_err(|e| err("creating a doorbell", e))?;
+    let bells = (0..contexts)
+        .map(|_| Doorbell::new())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err("creating a doorbell", e))?;
+    let reply = RegisterReply {
+        app_id: key as u32,
+        abi_version: doca_bindings::abi::ABI_VERSION,
+        layout,
+        local_ip: o.local_ip,
+    };
+    let reply = ControlReply::success(&reply).map_err(|e| e.to_string())?;
+    {
+        let mut fds = vec![region.fd(), dpu_bell.fd()];
+        fds.extend(bells.iter().map(|b| b.fd()));
+        send_json(sock, &reply, &fds).map_err(|e| err("sending the registration", e))?;
+    }
+    let app = HostApp::new(key, name.clone(), pid, region, layout, bells, dpu_bell)
+        .map_err(|e| format!("setting up rings: {e}"))?;
+    tracing::info!(app = key, name = %name, pid, contexts, "hostif: application registered");
+    shared
+        .inbox
+        .lock()
+        .push_back(FrontMsg::Register(Box::new(app)));
+    shared.waker.wake();
+    let _ = sock.as_fd();
+    Ok(key)
+}

@@ -1,0 +1,150 @@
+//! Messages between the host-interface worker (the front) and the
+//! flow-group owners, and the queues that carry them. Owners stay the only
+//! writers of their engines; the front is the only writer of host rings.
+
+use super::slots::SlotPool;
+use crate::app::ConnId;
+use crossbeam_queue::ArrayQueue;
+use doca_bindings::Doorbell;
+use std::net::SocketAddrV4;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+
+/// A registered application (never reused while the service runs).
+pub type AppKey = u64;
+
+/// Capacity of each direction of each owner link.
+pub const LINK_CAPACITY: usize = 8192;
+
+/// Front -> owner.
+#[derive(Debug)]
+pub enum OwnerCmd {
+    Listen {
+        app: AppKey,
+        ctx: u16,
+        tag: u64,
+        port: u16,
+        backlog: u32,
+        source: SlotPool,
+        /// Only one owner answers (they all do the same).
+        reply: bool,
+    },
+    Unlisten {
+        app: AppKey,
+        port: u16,
+    },
+    Connect {
+        app: AppKey,
+        ctx: u16,
+        tag: u64,
+        remote: SocketAddrV4,
+        source: SlotPool,
+    },
+    TxPush {
+        app: AppKey,
+        conn: ConnId,
+        written: u64,
+    },
+    RxPop {
+        app: AppKey,
+        conn: ConnId,
+        read: u64,
+    },
+    /// Shutdown, close, abort or setopt (`op` is the ABI op), answered
+    /// unless `reply` is false.
+    ConnOp {
+        app: AppKey,
+        ctx: u16,
+        tag: u64,
+        op: u16,
+        conn: ConnId,
+        a: u64,
+        b: u64,
+        reply: bool,
+    },
+    /// Reset and forget everything of this application.
+    AppGone {
+        app: AppKey,
+    },
+}
+
+/// Owner -> front.
+#[derive(Debug)]
+pub enum OwnerEvt {
+    Reply {
+        app: AppKey,
+        ctx: u16,
+        tag: u64,
+        op: u16,
+        status: i32,
+        conn: u64,
+        a: u64,
+        b: u64,
+        c: u64,
+    },
+    /// A connection completed its handshake on a host application's port.
+    Accepted {
+        app: AppKey,
+        port: u16,
+        conn: u64,
+        slot: u32,
+        remote: u64,
+        local: u64,
+    },
+    /// Something changed on a connection (flags are ABI `CONN_*` bits).
+    Conn {
+        app: AppKey,
+        conn: u64,
+        flags: u16,
+        rx_ready: u64,
+        tx_acked: u64,
+        status: i32,
+    },
+    /// A descriptor failed an owner-side check.
+    Violation {
+        app: AppKey,
+        reason: u64,
+        detail: &'static str,
+    },
+}
+
+/// Wakes the front when it sleeps (flag + eventfd, see docs/hostif-abi.md).
+#[derive(Debug)]
+pub struct FrontWaker {
+    pub sleeping: AtomicBool,
+    pub bell: Doorbell,
+}
+
+impl FrontWaker {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            sleeping: AtomicBool::new(false),
+            bell: Doorbell::new()?,
+        })
+    }
+
+    /// Call after publishing work for the front.
+    pub fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = self.bell.ring();
+        }
+    }
+}
+
+/// The two queues between the front and one owner.
+#[derive(Debug)]
+pub struct OwnerLink {
+    pub cmds: ArrayQueue<OwnerCmd>,
+    pub evts: ArrayQueue<OwnerEvt>,
+    pub front: std::sync::Arc<FrontWaker>,
+}
+
+impl OwnerLink {
+    pub fn new(front: std::sync::Arc<FrontWaker>) -> Self {
+        Self {
+            cmds: ArrayQueue::new(LINK_CAPACITY),
+            evts: ArrayQueue::new(LINK_CAPACITY),
+            front,
+        }
+    }
+}

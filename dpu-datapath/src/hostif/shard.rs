@@ -1,0 +1,364 @@
+//! The host interface's part on each flow-group owner: executes the
+//! front's commands on the owner's engine (after checking that the
+//! connection belongs to the application that sent them, and that every
+//! offset is inside its buffers) and reports connection events back.
+//! Wraps the owner's DPU-resident services, which keep running beside it.
+
+use super::handle;
+use super::link::{AppKey, OwnerCmd, OwnerEvt, OwnerLink};
+use crate::app::{BufferSource, ConnError, ConnId};
+use crate::engine::{ApiError, Engine};
+use crate::pipeline::ShardApp;
+use doca_bindings::abi;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+
+/// Commands taken per poll, so the data path keeps its share of the owner.
+const CMD_BURST: usize = 256;
+
+/// Negative errno for an API error.
+pub fn errno_of(e: ApiError) -> i32 {
+    -match e {
+        ApiError::InvalidHandle => libc::EBADF,
+        ApiError::WouldBlock => libc::EAGAIN,
+        ApiError::NotConnected => libc::ENOTCONN,
+        ApiError::Shutdown => libc::EPIPE,
+        ApiError::AddressInUse => libc::EADDRINUSE,
+        ApiError::NoRoute => libc::ENETUNREACH,
+        ApiError::TooManyConnections => libc::EMFILE,
+        ApiError::InvalidArgument => libc::EINVAL,
+        ApiError::Connection(c) => conn_errno(c),
+    }
+}
+
+fn conn_errno(e: ConnError) -> i32 {
+    match e {
+        ConnError::Refused => libc::ECONNREFUSED,
+        ConnError::Reset => libc::ECONNRESET,
+        ConnError::TimedOut => libc::ETIMEDOUT,
+        ConnError::HostUnreachable => libc::EHOSTUNREACH,
+    }
+}
+
+fn addr(ip: std::net::Ipv4Addr, port: u16) -> u64 {
+    abi::pack_addr(SocketAddrV4::new(ip, port))
+}
+
+/// Host-interface shard of one owner.
+pub struct HostIfShard {
+    owner: usize,
+    link: Arc<OwnerLink>,
+    inner: Box<dyn ShardApp>,
+    /// Host connections on this owner and their application.
+    conns: HashMap<ConnId, AppKey>,
+    /// Host listeners: port -> application.
+    listeners: HashMap<u16, AppKey>,
+    /// Events the front's queue had no room for.
+    backlog: VecDeque<OwnerEvt>,
+    /// Something was queued for the front during this poll.
+    emitted: bool,
+}
+
+impl std::fmt::Debug for HostIfShard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostIfShard")
+            .field("owner", &self.owner)
+            .field("conns", &self.conns.len())
+            .finish()
+    }
+}
+
+impl HostIfShard {
+    pub fn new(owner: usize, link: Arc<OwnerLink>, inner: Box<dyn ShardApp>) -> Self {
+        Self {
+            owner,
+            link,
+            inner,
+            conns: HashMap::new(),
+            listeners: HashMap::new(),
+            backlog: VecDeque::new(),
+            emitted: false,
+        }
+    }
+
+    /// Host connections this owner holds.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn emit(&mut self, evt: OwnerEvt) {
+        self.emitted = true;
+        if !self.backlog.is_empty() {
+            self.backlog.push_back(evt);
+        } else if let Err(evt) = self.link.evts.push(evt) {
+            self.backlog.push_back(evt);
+        }
+    }
+
+    fn owns(&mut self, app: AppKey, conn: ConnId) -> bool {
+        if self.conns.get(&conn) == Some(&app) {
+            return true;
+        }
+        self.emit(OwnerEvt::Violation {
+            app,
+            reason: abi::VIOLATION_FOREIGN_CONN,
+            detail: "connection handle not owned by the application",
+        });
+        false
+    }
+
+    fn opened(&self, engine: &Engine, id: ConnId) -> Option<(u64, u32, u64, u64)> {
+        let p = engine.conn_progress(id)?;
+        Some((
+            handle::encode(self.owner, id),
+            p.buf_tag,
+            addr(p.tuple.remote_ip, p.tuple.remote_port),
+            addr(p.tuple.local_ip, p.tuple.local_port),
+        ))
+    }
+
+    fn command(&mut self, engine: &mut Engine, cmd: OwnerCmd) {
+        match cmd {
+            OwnerCmd::Listen {
+                app,
+                ctx,
+                tag,
+                port,
+                backlog,
+                source,
+                reply,
+            } => {
+                let source: Arc<dyn BufferSource> = Arc::new(source);
+                let backlog = (backlog > 0).then_some(backlog);
+                let status = match engine.listen_with(port, backlog, source) {
+                    Ok(()) => {
+                        self.listeners.insert(port, app);
+                        0
+                    }
+                    Err(e) => errno_of(e),
+                };
+                if reply {
+                    self.emit(OwnerEvt::Reply {
+                        app,
+                        ctx,
+                        tag,
+                        op: abi::OP_LISTEN,
+                        status,
+                        conn: 0,
+                        a: u64::from(port),
+                        b: 0,
+                        c: 0,
+                    });
+                }
+            }
+            OwnerCmd::Unlisten { app, port } => {
+                if self.listeners.get(&port) == Some(&app) {
+                    self.listeners.remove(&port);
+                    engine.unlisten(port);
+                }
+            }
+            OwnerCmd::Connect {
+                app,
+                ctx,
+                tag,
+                remote,
+                source,
+            } => {
+                let (mut status, mut conn, mut a, mut b, mut c) = (0, 0, 0, 0, 0);
+                match source.alloc() {
+                    None => status = -libc::ENOBUFS,
+                    Some(bufs) => match engine.connect_with(*remote.ip(), remote.port(), bufs) {
+                        Ok(id) => {
+                            self.conns.insert(id, app);
+                            if let Some(o) = self.opened(engine, id) {
+                                (conn, a, b, c) = (o.0, u64::from(o.1), o.2, o.3);
+                            }
+                        }
+                        Err(e) => status = errno_of(e),
+                    },
+                }
+                self.emit(OwnerEvt::Reply {
+                    app,
+                    ctx,
+                    tag,
+                    op: abi::OP_CONNECT,
+                    status,
+                    conn,
+                    a,
+                    b,
+                    c,
+                });
+            }
+            OwnerCmd::TxPush { app, conn, written } => {
+                if !self.owns(app, conn) {
+                    return;
+                }
+                match engine.tx_push(conn, written) {
+                    Err(ApiError::InvalidArgument) => self.emit(OwnerEvt::Violation {
+                        app,
+                        reason: abi::VIOLATION_TX_BOUNDS,
+                        detail: "TX push past the free space of the connection's buffer",
+                    }),
+                    // Writing after an error or shutdown: the application
+                    // learns it from the connection's events.
+                    Ok(()) | Err(_) => {}
+                }
+            }
+            OwnerCmd::RxPop { app, conn, read } => {
+                if !self.owns(app, conn) {
+                    return;
+                }
+                if let Err(ApiError::InvalidArgument) = engine.rx_pop(conn, read) {
+                    self.emit(OwnerEvt::Violation {
+                        app,
+                        reason: abi::VIOLATION_RX_BOUNDS,
+                        detail: "RX pop past the delivered data",
+                    });
+                }
+            }
+            OwnerCmd::ConnOp {
+                app,
+                ctx,
+                tag,
+                op,
+                conn,
+                a,
+                b: _,
+                reply,
+            } => {
+                if !self.owns(app, conn) {
+                    return;
+                }
+                let result = match op {
+                    abi::OP_SHUTDOWN => engine.shutdown_write(conn),
+                    abi::OP_CLOSE => {
+                        self.conns.remove(&conn);
+                        engine.close(conn)
+                    }
+                    abi::OP_ABORT => {
+                        self.conns.remove(&conn);
+                        engine.abort(conn)
+                    }
+                    // Nagle is not implemented (segments go out as soon as
+                    // the window allows) and keepalive is accepted.
+                    abi::OP_SETOPT if a == abi::OPT_NODELAY || a == abi::OPT_KEEPALIVE => Ok(()),
+                    abi::OP_SETOPT => Err(ApiError::InvalidArgument),
+                    _ => Err(ApiError::InvalidArgument),
+                };
+                let status = match (op, result) {
+                    (_, Ok(())) => 0,
+                    (abi::OP_SETOPT, Err(_)) => -libc::ENOPROTOOPT,
+                    (_, Err(e)) => errno_of(e),
+                };
+                if !reply {
+                    return;
+                }
+                self.emit(OwnerEvt::Reply {
+                    app,
+                    ctx,
+                    tag,
+                    op,
+                    status,
+                    conn: handle::encode(self.owner, conn),
+                    a: 0,
+                    b: 0,
+                    c: 0,
+                });
+            }
+            OwnerCmd::AppGone { app } => {
+                let ports: Vec<u16> = self
+                    .listeners
+                    .iter()
+                    .filter(|(_, a)| **a == app)
+                    .map(|(p, _)| *p)
+                    .collect();
+                for port in ports {
+                    self.listeners.remove(&port);
+                    engine.unlisten(port);
+                }
+                let conns: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, a)| **a == app)
+                    .map(|(c, _)| *c)
+                    .collect();
+                for conn in conns {
+                    self.conns.remove(&conn);
+                    let _ = engine.abort(conn);
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self, engine: &mut Engine) {
+        let ports: Vec<(u16, AppKey)> = self.listeners.iter().map(|(p, a)| (*p, *a)).collect();
+        for (port, app) in ports {
+            while let Some(id) = engine.accept(port) {
+                self.conns.insert(id, app);
+                if let Some((conn, slot, remote, local)) = self.opened(engine, id) {
+                    self.emit(OwnerEvt::Accepted {
+                        app,
+                        port,
+                        conn,
+                        slot,
+                        remote,
+                        local,
+                    });
+                }
+            }
+        }
+    }
+
+    fn report_events(&mut self, engine: &mut Engine) {
+        while let Some(ev) = engine.next_event() {
+            let Some(&app) = self.conns.get(&ev.conn) else {
+                continue;
+            };
+            let Some(p) = engine.conn_progress(ev.conn) else {
+                continue;
+            };
+            self.emit(OwnerEvt::Conn {
+                app,
+                conn: handle::encode(self.owner, ev.conn),
+                flags: u16::from(ev.kinds),
+                rx_ready: p.rx_ready,
+                tx_acked: p.tx_acked,
+                status: p.error.map(|e| -conn_errno(e)).unwrap_or(0),
+            });
+        }
+    }
+}
+
+impl ShardApp for HostIfShard {
+    fn start(&mut self, engine: &mut Engine) {
+        self.inner.start(engine);
+    }
+
+    fn poll(&mut self, engine: &mut Engine) {
+        while let Some(evt) = self.backlog.pop_front() {
+            if let Err(evt) = self.link.evts.push(evt) {
+                self.backlog.push_front(evt);
+                break;
+            }
+        }
+        for _ in 0..CMD_BURST {
+            let Some(cmd) = self.link.cmds.pop() else {
+                break;
+            };
+            self.command(engine, cmd);
+        }
+        if !self.listeners.is_empty() {
+            self.accept_all(engine);
+        }
+        self.report_events(engine);
+        self.inner.poll(engine);
+        if std::mem::take(&mut self.emitted) || !self.backlog.is_empty() {
+            self.link.front.wake();
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self.inner.into_any()
+    }
+}

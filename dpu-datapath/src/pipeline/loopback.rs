@@ -1,0 +1,118 @@
+//! Connections to the engine's own address, like Linux's loopback: frames
+//! the egress stage sends to our own MAC go back to ingress (on the queue
+//! RSS would pick) instead of the wire. Wraps any [`Nic`]; with
+//! [`NullNic`] underneath, the service has no network port at all and only
+//! its applications talk to each other (development, tests, no root).
+
+use super::nic::{rss_queue, Nic};
+use crate::proto::Nanos;
+use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Frames the loopback path holds per queue before it drops (and counts).
+const LOOPBACK_QUEUE: usize = 8192;
+
+/// A [`Nic`] that loops frames addressed to `mac` back to its RX queues.
+#[derive(Debug)]
+pub struct LoopbackNic<N> {
+    inner: N,
+    mac: [u8; 6],
+    queues: Vec<ArrayQueue<Vec<u8>>>,
+    flow_groups: u32,
+    /// Frames looped back, and dropped because a loopback queue was full.
+    pub looped: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl<N: Nic> LoopbackNic<N> {
+    pub fn new(inner: N, mac: [u8; 6], replicas: usize, flow_groups: u32) -> Self {
+        Self {
+            inner,
+            mac,
+            queues: (0..replicas.max(1))
+                .map(|_| ArrayQueue::new(LOOPBACK_QUEUE))
+                .collect(),
+            flow_groups,
+            looped: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn inner(&self) -> &N {
+        &self.inner
+    }
+}
+
+impl<N: Nic> Nic for LoopbackNic<N> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+        let mut n = 0;
+        if let Some(queue) = self.queues.get(q) {
+            while n < max {
+                match queue.pop() {
+                    Some(f) => out.push((0, f)),
+                    None => break,
+                }
+                n += 1;
+            }
+        }
+        n + self.inner.rx_burst(q, max - n, out)
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+        let replicas = self.queues.len();
+        frames.retain_mut(|f| {
+            if f.get(..6) != Some(&self.mac[..]) {
+                return true;
+            }
+            let target = rss_queue(f, self.flow_groups, replicas);
+            match self.queues[target].push(std::mem::take(f)) {
+                Ok(()) => self.looped.fetch_add(1, Ordering::Relaxed),
+                Err(_) => self.dropped.fetch_add(1, Ordering::Relaxed),
+            };
+            false
+        });
+        if !frames.is_empty() {
+            self.inner.tx_burst(q, frames);
+        }
+    }
+
+    fn rx_pending(&self) -> usize {
+        self.queues.iter().map(|q| q.len()).sum::<usize>() + self.inner.rx_pending()
+    }
+}
+
+/// A port with no wire: receives nothing, discards what is sent.
+#[derive(Debug, Default)]
+pub struct NullNic {
+    pub discarded: AtomicU64,
+}
+
+impl Nic for NullNic {
+    fn rx_burst(&self, _q: usize, _max: usize, _out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+        0
+    }
+
+    fn tx_burst(&self, _q: usize, frames: &mut Vec<Vec<u8>>) {
+        self.discarded
+            .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        frames.clear();
+    }
+
+    fn rx_pending(&self) -> usize {
+        0
+    }
+}
+
+impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+        (**self).rx_burst(q, max, out)
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+        (**self).tx_burst(q, frames)
+    }
+
+    fn rx_pending(&self) -> usize {
+        (**self).rx_pending()
+    }
+}
