@@ -1,5 +1,55 @@
-//! `libtoe`: the thin host shim through which applications reach the DPU.
+//! `libtoe`: the thin host shim through which applications reach the DPU's
+//! TCP engine. The host runs no TCP: connections live in the engine, and
+//! the application talks to it over shared-memory descriptor rings
+//! (`doca_bindings::abi`), one context (request ring, event ring, doorbell)
+//! per application thread.
 //!
-//! Not built yet: the host interface (issue 5) maps the engine's per-connection
-//! RX/TX buffers (`dpu_datapath::app`) onto DMA rings. Until then this crate is
-//! an empty placeholder so the workspace has the shape of the product.
+//! The Rust API follows `std::net`:
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! let toe = toe::Toe::from_env()?;
+//! let listener = toe::TcpListener::bind(&toe, "0.0.0.0:7")?;
+//! let (mut s, _peer) = listener.accept()?;
+//! let mut buf = [0u8; 4096];
+//! loop {
+//!     let n = s.read(&mut buf)?;
+//!     if n == 0 {
+//!         break;
+//!     }
+//!     s.write_all(&buf[..n])?;
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Threads and contexts: each application thread is given a context on
+//! first use (round-robin; threads share contexts when there are more
+//! threads than contexts). A connection is bound to the context of the
+//! thread that accepted or connected it: its events arrive there, and any
+//! thread may use the stream. Blocking calls poll for `ToeOptions::spin`
+//! (20 µs), then sleep on the context's doorbell, so an idle application
+//! uses no CPU.
+//!
+//! Environment: `FLEXTOE_CONTROL` (control socket, default
+//! `/run/flextoe/control.sock`), `FLEXTOE_CONTEXTS`, `FLEXTOE_SPIN_US`,
+//! `FLEXTOE_APP_NAME`.
+//!
+//! The C API (`include/toe.h`) is in [`capi`].
+
+mod bufpos;
+pub mod capi;
+mod conn;
+mod context;
+mod errors;
+mod listener;
+mod shared;
+mod slab;
+mod sleep;
+mod stream;
+mod toe;
+
+pub use conn::Readiness;
+pub use errors::errno_of;
+pub use listener::{Incoming, TcpListener};
+pub use stream::TcpStream;
+pub use toe::{control_path_from_env, Toe, ToeOptions, CONTROL_ENV, DEFAULT_CONTROL_PATH};

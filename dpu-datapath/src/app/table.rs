@@ -56,6 +56,18 @@ impl AppTable {
         Some(conn)
     }
 
+    /// Handles of every live connection.
+    pub fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, c))| c.is_some())
+            .map(|(i, (generation, _))| ConnId {
+                index: i as u32,
+                generation: *generation,
+            })
+    }
+
     /// Connections alive (including finished ones the application has not
     /// released yet).
     pub fn len(&self) -> usize {

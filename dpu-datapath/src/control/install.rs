@@ -70,10 +70,7 @@ impl Engine {
                 conn
             }
             None => {
-                let Some(listener) = h.listener.and_then(|p| self.ctrl.listeners.get_mut(&p))
-                else {
-                    return None;
-                };
+                let listener = h.listener.and_then(|p| self.ctrl.listeners.get_mut(&p))?;
                 let app = match &listener.buffers {
                     Some(source) => AppConn::with_buffers(*tuple, source.alloc()?, ConnPhase::Open),
                     None => AppConn::new(

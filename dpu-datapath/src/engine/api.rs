@@ -391,6 +391,11 @@ impl Engine {
         })
     }
 
+    /// Every application connection (for `flextoe-dpu conns`).
+    pub fn conn_ids(&self) -> Vec<ConnId> {
+        self.apps.ids().collect()
+    }
+
     /// The local and remote addresses of a connection.
     pub fn conn_tuple(&self, conn: ConnId) -> Option<FourTuple> {
         self.apps.get(conn).map(|a| a.tuple)

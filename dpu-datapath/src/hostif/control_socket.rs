@@ -5,7 +5,7 @@
 
 use super::app::HostApp;
 use super::front::{FrontMsg, Inbox};
-use super::link::FrontWaker;
+use super::link::{FrontWaker, OwnerCmd, OwnerLink};
 use super::{HostIfCounters, HostIfOptions};
 use doca_bindings::abi::Layout;
 use doca_bindings::control::{recv_json, send_json, ControlReply, ControlRequest, RegisterReply};
@@ -28,6 +28,9 @@ pub(super) struct Shared {
     pub clients: Arc<Mutex<Vec<UnixStream>>>,
     /// Answers `stats` requests (set once the pipeline runs).
     pub stats: Arc<Mutex<Option<StatsFn>>>,
+    /// For `conns`: the owners, and registered applications' names.
+    pub links: Vec<Arc<OwnerLink>>,
+    pub names: Arc<Mutex<std::collections::HashMap<u64, String>>>,
 }
 
 /// Produces the JSON document `flextoe-dpu stat` shows.
@@ -104,11 +107,7 @@ fn client(sock: UnixStream, shared: Shared) {
                 let _ = send_json(&sock, &reply, &[]);
             }
             ControlRequest::Conns => {
-                let doc = match shared.stats.lock().as_ref() {
-                    Some(f) => f().get("connections").cloned().unwrap_or_default(),
-                    None => serde_json::json!([]),
-                };
-                let reply = ControlReply::success(&doc)
+                let reply = ControlReply::success(&connections(&shared))
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
                 let _ = send_json(&sock, &reply, &[]);
             }
@@ -126,6 +125,51 @@ fn client(sock: UnixStream, shared: Shared) {
             .apps_connected
             .fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Every connection of every owner, each tagged with its application.
+fn connections(shared: &Shared) -> serde_json::Value {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut asked = 0;
+    for link in &shared.links {
+        let mut cmd = OwnerCmd::Dump { reply: tx.clone() };
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match link.cmds.push(cmd) {
+                Ok(()) => {
+                    asked += 1;
+                    break;
+                }
+                Err(c) if std::time::Instant::now() < deadline => {
+                    cmd = c;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    let names = shared.names.lock().clone();
+    let mut rows = Vec::new();
+    for _ in 0..asked {
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(part) => rows.extend(part),
+            Err(_) => break,
+        }
+    }
+    rows.sort_by(|a, b| (a.owner, &a.local, &a.remote).cmp(&(b.owner, &b.local, &b.remote)));
+    serde_json::Value::Array(
+        rows.into_iter()
+            .map(|r| {
+                let app = match r.app {
+                    Some(k) => names.get(&k).cloned().unwrap_or_else(|| format!("app {k}")),
+                    None => "dpu-service".to_owned(),
+                };
+                let mut v = serde_json::to_value(&r).unwrap_or_default();
+                v["app"] = app.into();
+                v
+            })
+            .collect(),
+    )
 }
 
 fn register(
@@ -201,6 +245,7 @@ fn create(
     let app = HostApp::new(key, name.clone(), pid, region, layout, bells, dpu_bell)
         .map_err(|e| format!("setting up rings: {e}"))?;
     tracing::info!(app = key, name = %name, pid, contexts, "hostif: application registered");
+    shared.names.lock().insert(key, format!("{name}[{pid}]"));
     shared
         .inbox
         .lock()

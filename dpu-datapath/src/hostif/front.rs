@@ -82,6 +82,8 @@ pub struct Front {
     next_owner: usize,
     counters: Arc<HostIfCounters>,
     scratch: Vec<Desc>,
+    /// Owners given commands in this pass (their workers get unparked).
+    nudge: Vec<bool>,
 }
 
 impl std::fmt::Debug for Front {
@@ -110,6 +112,7 @@ impl Front {
         inbox: Inbox,
         counters: Arc<HostIfCounters>,
     ) -> Self {
+        let n_owners = owners.len();
         Self {
             overflow: owners.iter().map(|_| VecDeque::new()).collect(),
             owners,
@@ -122,6 +125,7 @@ impl Front {
             next_owner: 0,
             counters,
             scratch: Vec::new(),
+            nudge: vec![false; n_owners],
         }
     }
 
@@ -170,6 +174,13 @@ impl Front {
             work += self.take_requests();
         }
         self.post_events();
+        for (o, nudge) in self.nudge.iter_mut().enumerate() {
+            if std::mem::take(nudge) {
+                if let Some(t) = self.owners[o].worker.get() {
+                    t.unpark();
+                }
+            }
+        }
         work
     }
 
@@ -185,6 +196,10 @@ impl Front {
                     self.apps.insert(app.key, *app);
                 }
                 FrontMsg::Gone(key) => {
+                    // What the application posted before exiting still
+                    // counts (a close then exit is graceful, as on Linux);
+                    // whatever is still open is then reset.
+                    self.drain_requests(key);
                     self.drop_app(key, None);
                     self.apps.remove(&key);
                 }
@@ -198,6 +213,7 @@ impl Front {
     }
 
     fn send(&mut self, owner: usize, cmd: OwnerCmd) {
+        self.nudge[owner] = true;
         if !self.overflow[owner].is_empty() {
             self.overflow[owner].push_back(cmd);
             return;
@@ -389,6 +405,32 @@ impl Front {
                     reply: false,
                 },
             );
+        }
+    }
+
+    /// Handles every request an application left in its rings.
+    fn drain_requests(&mut self, key: AppKey) {
+        let ctxs = match self.apps.get(&key) {
+            Some(a) if !a.dead => a.ctxs.len(),
+            _ => return,
+        };
+        for ctx in 0..ctxs {
+            let mut batch = Vec::new();
+            let got = match self.apps.get_mut(&key) {
+                Some(a) if !a.dead => {
+                    let cap = a.layout.ring_entries as usize;
+                    a.ctxs[ctx].requests.pop_many(&mut batch, cap)
+                }
+                _ => return,
+            };
+            if got.is_err() {
+                return;
+            }
+            for d in &batch {
+                if self.request(key, ctx as u16, d).is_err() {
+                    return;
+                }
+            }
         }
     }
 

@@ -65,6 +65,30 @@ pub enum OwnerCmd {
     AppGone {
         app: AppKey,
     },
+    /// A row per connection of this owner, for `flextoe-dpu conns`.
+    Dump {
+        reply: std::sync::mpsc::Sender<Vec<ConnRow>>,
+    },
+}
+
+/// One connection as `flextoe-dpu conns` lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnRow {
+    pub owner: usize,
+    /// The host application, or `None` for a DPU-resident service.
+    pub app: Option<AppKey>,
+    pub local: String,
+    pub remote: String,
+    pub state: &'static str,
+    pub snd_una: u32,
+    pub snd_nxt: u32,
+    pub rcv_nxt: u32,
+    pub snd_wnd: u32,
+    pub rcv_wnd: u32,
+    pub cwnd: u32,
+    pub srtt_us: u32,
+    pub readable: usize,
+    pub writable: usize,
 }
 
 /// Owner -> front.
@@ -137,6 +161,9 @@ pub struct OwnerLink {
     pub cmds: ArrayQueue<OwnerCmd>,
     pub evts: ArrayQueue<OwnerEvt>,
     pub front: std::sync::Arc<FrontWaker>,
+    /// The owner's worker thread, so the front can unpark it after queuing
+    /// commands (an idle worker parks between polls).
+    pub worker: std::sync::OnceLock<std::thread::Thread>,
 }
 
 impl OwnerLink {
@@ -145,6 +172,7 @@ impl OwnerLink {
             cmds: ArrayQueue::new(LINK_CAPACITY),
             evts: ArrayQueue::new(LINK_CAPACITY),
             front,
+            worker: std::sync::OnceLock::new(),
         }
     }
 }

@@ -152,6 +152,8 @@ impl HostInterface {
             next_key: Arc::new(AtomicU64::new(1)),
             clients: clients.clone(),
             stats: stats.clone(),
+            links: links.clone(),
+            names: Arc::new(Mutex::new(std::collections::HashMap::new())),
         };
         let front = Front::new(links.clone(), waker, inbox, counters.clone());
         let mut threads = Vec::new();

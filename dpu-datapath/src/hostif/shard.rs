@@ -5,7 +5,7 @@
 //! Wraps the owner's DPU-resident services, which keep running beside it.
 
 use super::handle;
-use super::link::{AppKey, OwnerCmd, OwnerEvt, OwnerLink};
+use super::link::{AppKey, ConnRow, OwnerCmd, OwnerEvt, OwnerLink};
 use crate::app::{BufferSource, ConnError, ConnId};
 use crate::engine::{ApiError, Engine};
 use crate::pipeline::ShardApp;
@@ -194,15 +194,14 @@ impl HostIfShard {
                 if !self.owns(app, conn) {
                     return;
                 }
-                match engine.tx_push(conn, written) {
-                    Err(ApiError::InvalidArgument) => self.emit(OwnerEvt::Violation {
+                // Other errors (writing after a reset or a shutdown) reach
+                // the application through the connection's events.
+                if let Err(ApiError::InvalidArgument) = engine.tx_push(conn, written) {
+                    self.emit(OwnerEvt::Violation {
                         app,
                         reason: abi::VIOLATION_TX_BOUNDS,
                         detail: "TX push past the free space of the connection's buffer",
-                    }),
-                    // Writing after an error or shutdown: the application
-                    // learns it from the connection's events.
-                    Ok(()) | Err(_) => {}
+                    });
                 }
             }
             OwnerCmd::RxPop { app, conn, read } => {
@@ -265,6 +264,36 @@ impl HostIfShard {
                     b: 0,
                     c: 0,
                 });
+            }
+            OwnerCmd::Dump { reply } => {
+                let rows = engine
+                    .conn_ids()
+                    .into_iter()
+                    .filter_map(|id| {
+                        let t = engine.conn_tuple(id)?;
+                        let info = engine.conn_info(id);
+                        let state = engine
+                            .conn_state(id)
+                            .unwrap_or(crate::proto::TcpState::Closed);
+                        Some(ConnRow {
+                            owner: self.owner,
+                            app: self.conns.get(&id).copied(),
+                            local: format!("{}:{}", t.local_ip, t.local_port),
+                            remote: format!("{}:{}", t.remote_ip, t.remote_port),
+                            state: state.as_str(),
+                            snd_una: info.map(|i| i.snd_una.0).unwrap_or(0),
+                            snd_nxt: info.map(|i| i.snd_nxt.0).unwrap_or(0),
+                            rcv_nxt: info.map(|i| i.rcv_nxt.0).unwrap_or(0),
+                            snd_wnd: info.map(|i| i.snd_wnd).unwrap_or(0),
+                            rcv_wnd: info.map(|i| i.rcv_wnd).unwrap_or(0),
+                            cwnd: info.map(|i| i.cwnd).unwrap_or(0),
+                            srtt_us: info.map(|i| i.srtt_us).unwrap_or(0),
+                            readable: engine.readable(id),
+                            writable: engine.writable(id),
+                        })
+                    })
+                    .collect();
+                let _ = reply.send(rows);
             }
             OwnerCmd::AppGone { app } => {
                 let ports: Vec<u16> = self
@@ -336,6 +365,7 @@ impl ShardApp for HostIfShard {
     }
 
     fn poll(&mut self, engine: &mut Engine) {
+        self.link.worker.get_or_init(std::thread::current);
         while let Some(evt) = self.backlog.pop_front() {
             if let Err(evt) = self.link.evts.push(evt) {
                 self.backlog.push_front(evt);

@@ -346,6 +346,14 @@ impl Pipeline {
 
     /// Live counters, refreshed by the owners and `pre` workers every
     /// [`StatsBoard::PERIOD`] while the pipeline runs.
+    /// Each worker's name and live poll counters (busy / idle).
+    pub fn worker_statuses(&self) -> Vec<(String, Arc<WorkerStatus>)> {
+        self.workers
+            .iter()
+            .map(|w| (w.name.clone(), w.status.clone()))
+            .collect()
+    }
+
     pub fn stats_board(&self) -> Arc<StatsBoard> {
         self.board.clone()
     }

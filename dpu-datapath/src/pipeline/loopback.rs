@@ -18,6 +18,9 @@ pub struct LoopbackNic<N> {
     inner: N,
     mac: [u8; 6],
     queues: Vec<ArrayQueue<Vec<u8>>>,
+    /// The worker that polls each RX queue, unparked when frames are looped
+    /// to it (idle workers park between polls).
+    pollers: Vec<std::sync::OnceLock<std::thread::Thread>>,
     flow_groups: u32,
     /// Frames looped back, and dropped because a loopback queue was full.
     pub looped: AtomicU64,
@@ -31,6 +34,9 @@ impl<N: Nic> LoopbackNic<N> {
             mac,
             queues: (0..replicas.max(1))
                 .map(|_| ArrayQueue::new(LOOPBACK_QUEUE))
+                .collect(),
+            pollers: (0..replicas.max(1))
+                .map(|_| std::sync::OnceLock::new())
                 .collect(),
             flow_groups,
             looped: AtomicU64::new(0),
@@ -46,6 +52,9 @@ impl<N: Nic> LoopbackNic<N> {
 impl<N: Nic> Nic for LoopbackNic<N> {
     fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
         let mut n = 0;
+        if let Some(p) = self.pollers.get(q) {
+            p.get_or_init(std::thread::current);
+        }
         if let Some(queue) = self.queues.get(q) {
             while n < max {
                 match queue.pop() {
@@ -69,6 +78,11 @@ impl<N: Nic> Nic for LoopbackNic<N> {
                 Ok(()) => self.looped.fetch_add(1, Ordering::Relaxed),
                 Err(_) => self.dropped.fetch_add(1, Ordering::Relaxed),
             };
+            if target != q {
+                if let Some(t) = self.pollers[target].get() {
+                    t.unpark();
+                }
+            }
             false
         });
         if !frames.is_empty() {

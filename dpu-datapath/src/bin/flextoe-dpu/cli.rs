@@ -22,6 +22,51 @@ pub enum Command {
     },
     /// Run the service in the foreground until SIGINT/SIGTERM.
     Run(RunArgs),
+    /// Live view of a running service: rates per second from its counters
+    /// (frames, payload, retransmits, drops, connections, host interface,
+    /// worker utilisation), over the control socket.
+    Stat {
+        #[command(flatten)]
+        control: ControlArg,
+        /// Seconds between screens.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many screens (default: until interrupted).
+        #[arg(long, short = 'c')]
+        count: Option<u64>,
+        /// Print the raw JSON documents instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The connection table of a running service (4-tuple, state, sequence
+    /// numbers, windows, RTT, buffered bytes, owning application).
+    Conns {
+        #[command(flatten)]
+        control: ControlArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the running service listens.
+#[derive(Debug, Args)]
+pub struct ControlArg {
+    /// The service's control socket (default: FLEXTOE_CONTROL, else
+    /// `host.control_socket` of the default configuration).
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+}
+
+impl ControlArg {
+    pub fn path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .or_else(|| std::env::var_os("FLEXTOE_CONTROL").map(PathBuf::from))
+            .unwrap_or_else(|| {
+                PathBuf::from(pipeline_config::Config::default().host.control_socket)
+            })
+    }
 }
 
 #[derive(Debug, Args)]

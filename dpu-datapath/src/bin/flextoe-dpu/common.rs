@@ -3,6 +3,7 @@
 //! document.
 
 use dpu_datapath::hostif::{HostIfCounters, HostIfOptions, HostInterface, StatsFn};
+use dpu_datapath::pipeline::worker::WorkerStatus;
 use dpu_datapath::pipeline::StatsBoard;
 use dpu_datapath::stats::{DropReason, Stats};
 use pipeline_config::Config;
@@ -87,10 +88,25 @@ pub fn start_host_interface(config: &Config, owners: usize) -> Result<HostInterf
 
 /// What `stat` on the control socket returns: engine and host-interface
 /// counters and table sizes, refreshed by the pipeline every 100 ms.
-pub fn stat_source(board: Arc<StatsBoard>, hostif: Arc<HostIfCounters>) -> StatsFn {
+pub fn stat_source(
+    board: Arc<StatsBoard>,
+    hostif: Arc<HostIfCounters>,
+    workers: Vec<(String, Arc<WorkerStatus>)>,
+) -> StatsFn {
     Box::new(move || {
         let t = board.total();
+        let workers: Vec<Value> = workers
+            .iter()
+            .map(|(name, s)| {
+                json!({
+                    "name": name,
+                    "busy_polls": s.busy_polls.load(Ordering::Relaxed),
+                    "idle_polls": s.idle_polls.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
         json!({
+            "workers": workers,
             "engine": stats_json(&t.stats),
             "flows": t.flows,
             "app_conns": t.app_conns,

@@ -198,7 +198,11 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, probe)))
     });
     let board = pipeline.stats_board();
-    hostif.set_stats(stat_source(board.clone(), hostif.counters()));
+    hostif.set_stats(stat_source(
+        board.clone(),
+        hostif.counters(),
+        pipeline.worker_statuses(),
+    ));
     println!(
         "flextoe-dpu: ready: {} {}/{} on DPDK port {port_id} ({driver}, mac {}, {} queue(s){}){}; \
          services echo 7, discard 9, source 19; control socket {}; workers {}; Ctrl-C to stop",

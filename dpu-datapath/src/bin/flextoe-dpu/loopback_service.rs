@@ -40,7 +40,11 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, None)))
     });
     let board = pipeline.stats_board();
-    hostif.set_stats(stat_source(board.clone(), hostif.counters()));
+    hostif.set_stats(stat_source(
+        board.clone(),
+        hostif.counters(),
+        pipeline.worker_statuses(),
+    ));
     println!(
         "flextoe-dpu: ready: loopback {} (no network port); control socket {}; services echo 7, \
          discard 9, source 19; workers {}; Ctrl-C to stop",

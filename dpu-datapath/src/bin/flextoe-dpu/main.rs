@@ -7,6 +7,7 @@ mod common;
 #[cfg(feature = "dpdk")]
 mod dpdk_service;
 mod loopback_service;
+mod ops;
 mod sim_service;
 mod steer;
 
@@ -25,6 +26,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Stat {
+            control,
+            interval,
+            count,
+            json,
+        } => report(ops::stat(&control.path(), interval, count, json)),
+        Command::Conns { control, json } => report(ops::conns(&control.path(), json)),
         Command::DefaultConfig => {
             print!("{}", Config::default().to_json_pretty());
             ExitCode::SUCCESS
@@ -83,6 +91,16 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flextoe-dpu: {e}");
+            ExitCode::from(1)
         }
     }
 }

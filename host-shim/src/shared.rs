@@ -1,0 +1,129 @@
+//! State of an application's attachment that every context needs: the
+//! region, its layout, the DPU doorbell, the control socket (kept open for
+//! the application's lifetime), request tags and the listeners' accept
+//! generations.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use doca_bindings::abi::Layout;
+use doca_bindings::{Doorbell, Region};
+
+/// Why the whole attachment stopped working.
+#[derive(Debug)]
+struct Broken {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) region: Arc<Region>,
+    pub(crate) layout: Layout,
+    dpu_doorbell: Doorbell,
+    /// Its EOF tells the service the application is gone; we watch it the
+    /// other way round (the service died) while sleeping.
+    control: UnixStream,
+    broken: OnceLock<Broken>,
+    next_tag: AtomicU64,
+    /// Listening port -> generation bumped by every `EV_ACCEPTABLE`.
+    listeners: Mutex<HashMap<u16, Arc<AtomicU64>>>,
+    /// How long blocking calls poll before sleeping on a doorbell.
+    pub(crate) spin: Duration,
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section of this crate
+/// leaves its state consistent at each step, so a panic elsewhere does not
+/// make it unusable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(
+        region: Arc<Region>,
+        layout: Layout,
+        dpu_doorbell: Doorbell,
+        control: UnixStream,
+        spin: Duration,
+    ) -> Shared {
+        Shared {
+            region,
+            layout,
+            dpu_doorbell,
+            control,
+            broken: OnceLock::new(),
+            next_tag: AtomicU64::new(1),
+            listeners: Mutex::new(HashMap::new()),
+            spin,
+        }
+    }
+
+    /// A fresh request tag (never 0).
+    pub(crate) fn next_tag(&self) -> u64 {
+        self.next_tag.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Marks the attachment unusable (the first reason wins) and returns the
+    /// error every later call gets.
+    pub(crate) fn set_broken(&self, kind: io::ErrorKind, message: String) -> io::Error {
+        let _ = self.broken.set(Broken { kind, message });
+        self.check_broken().unwrap_err()
+    }
+
+    pub(crate) fn check_broken(&self) -> io::Result<()> {
+        match self.broken.get() {
+            None => Ok(()),
+            Some(b) => Err(io::Error::new(b.kind, b.message.clone())),
+        }
+    }
+
+    /// After pushing requests: wakes the DPU's host-interface worker if it
+    /// sleeps. The fence orders our ring store before the flag load (the
+    /// DPU sets the flag, fences, and re-polls the rings before sleeping).
+    pub(crate) fn kick_dpu(&self) -> io::Result<()> {
+        fence(Ordering::SeqCst);
+        let sleeping = self
+            .region
+            .atomic_u32(self.layout.dpu_sleeping_offset())
+            .map(|a| a.load(Ordering::SeqCst))
+            .unwrap_or(1);
+        if sleeping != 0 {
+            self.dpu_doorbell.ring()?;
+        }
+        Ok(())
+    }
+
+    /// The control socket's raw fd, polled for hang-up while sleeping.
+    pub(crate) fn control_fd(&self) -> i32 {
+        self.control.as_raw_fd()
+    }
+
+    /// Tracks a new listener; EADDRINUSE if this application already
+    /// listens on `port`.
+    pub(crate) fn add_listener(&self, port: u16) -> io::Result<Arc<AtomicU64>> {
+        let mut l = lock(&self.listeners);
+        if l.contains_key(&port) {
+            return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        let g = Arc::new(AtomicU64::new(0));
+        l.insert(port, g.clone());
+        Ok(g)
+    }
+
+    pub(crate) fn remove_listener(&self, port: u16) {
+        lock(&self.listeners).remove(&port);
+    }
+
+    /// `EV_ACCEPTABLE` for `port`.
+    pub(crate) fn acceptable(&self, port: u16) {
+        if let Some(g) = lock(&self.listeners).get(&port) {
+            g.fetch_add(1, Ordering::Release);
+        }
+    }
+}

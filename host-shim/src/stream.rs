@@ -1,0 +1,504 @@
+//! `TcpStream`: a connection of the DPU's engine, read and written through
+//! its RX/TX buffers in the shared region.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use doca_bindings::abi::{self, Desc};
+
+use crate::bufpos::{copy_in, copy_out};
+use crate::conn::Readiness;
+use crate::context::{Context, CtxInner, Wait};
+use crate::errors::{check_status, from_errno, invalid_input};
+use crate::shared::Shared;
+use crate::toe::Toe;
+
+/// A timeout stored as nanoseconds, 0 = none.
+#[derive(Debug, Default)]
+struct Timeout(AtomicU64);
+
+impl Timeout {
+    fn set(&self, t: Option<Duration>) -> io::Result<()> {
+        let ns = match t {
+            None => 0,
+            Some(d) if d.is_zero() => {
+                return Err(invalid_input("cannot set a 0 duration timeout"));
+            }
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        };
+        self.0.store(ns, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+}
+
+/// A TCP connection terminated by the DPU's engine. Like
+/// `std::net::TcpStream`: `Read`/`Write` on the stream and on `&TcpStream`
+/// (one thread may read while another writes); dropping it closes the
+/// connection.
+#[derive(Debug)]
+pub struct TcpStream {
+    toe: Arc<Toe>,
+    ctx: u32,
+    conn: u64,
+    slot: u32,
+    peer: SocketAddrV4,
+    local: SocketAddrV4,
+    nonblocking: AtomicBool,
+    nodelay: AtomicBool,
+    read_timeout: Timeout,
+    write_timeout: Timeout,
+}
+
+/// Takes the first IPv4 address of `addr` for which `f` succeeds (like std,
+/// the last error otherwise).
+pub(crate) fn each_v4<T>(
+    addr: impl ToSocketAddrs,
+    mut f: impl FnMut(SocketAddrV4) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match a {
+            SocketAddr::V4(v4) => match f(v4) {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(e),
+            },
+            SocketAddr::V6(_) => {
+                last = Some(io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    "libtoe: the DPU engine speaks IPv4 only",
+                ))
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| invalid_input("could not resolve to any addresses")))
+}
+
+/// A packed address from a reply, unless it is absent (0) or malformed.
+fn known(packed: u64) -> Option<SocketAddrV4> {
+    abi::unpack_addr(packed).filter(|a| a.port() != 0)
+}
+
+impl TcpStream {
+    /// Opens a connection (blocking until it is established or fails).
+    pub fn connect(toe: &Arc<Toe>, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_v4(addr, |a| TcpStream::connect_v4(toe, a, None))
+    }
+
+    /// Like [`TcpStream::connect`] with a timeout (TimedOut when it expires).
+    pub fn connect_timeout(
+        toe: &Arc<Toe>,
+        addr: &SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(invalid_input("cannot set a 0 duration timeout"));
+        }
+        each_v4(addr, |a| TcpStream::connect_v4(toe, a, Some(timeout)))
+    }
+
+    fn connect_v4(
+        toe: &Arc<Toe>,
+        addr: SocketAddrV4,
+        timeout: Option<Duration>,
+    ) -> io::Result<TcpStream> {
+        // Rejected locally like the kernel would (no round trip).
+        if addr.port() == 0 || addr.ip().is_unspecified() {
+            return Err(from_errno(libc::EADDRNOTAVAIL));
+        }
+        if addr.ip().is_multicast() || addr.ip().is_broadcast() {
+            return Err(from_errno(libc::ENETUNREACH));
+        }
+        let wait = Wait::new(false, timeout, libc::ETIMEDOUT);
+        let ctx = toe.thread_context();
+        let reply = ctx.request(
+            Desc {
+                op: abi::OP_CONNECT,
+                a: abi::pack_addr(addr),
+                ..Desc::default()
+            },
+            wait,
+        )?;
+        check_status(reply.status)?;
+        let s = TcpStream::from_reply(toe, ctx, &reply, Some(addr))?;
+        // Completion: CONN_CONNECTED or CONN_ERROR. On failure or timeout
+        // the stream's Drop closes the handle.
+        s.ctx()
+            .wait_for(wait, |g, _| {
+                let c = match g.conn(s.conn) {
+                    Ok(c) => c,
+                    Err(e) => return Some(Err(e)),
+                };
+                if let Some(e) = c.error {
+                    Some(Err(from_errno(e)))
+                } else if c.connected {
+                    Some(Ok(()))
+                } else if c.finished {
+                    Some(Err(from_errno(libc::ECONNREFUSED)))
+                } else {
+                    None
+                }
+            })
+            .map(|()| s)
+    }
+
+    /// The stream for an accept/connect reply (its state is already tracked
+    /// by the context, see `Context::adopt`).
+    pub(crate) fn from_reply(
+        toe: &Arc<Toe>,
+        ctx: &Context,
+        reply: &Desc,
+        peer: Option<SocketAddrV4>,
+    ) -> io::Result<TcpStream> {
+        let slot = ctx.with(|g, _| g.conns.get(&reply.conn).map(|c| c.slot))?;
+        let s = TcpStream {
+            toe: toe.clone(),
+            ctx: ctx.idx,
+            conn: reply.conn,
+            slot: slot.unwrap_or(0),
+            peer: known(reply.b)
+                .or(peer)
+                .unwrap_or(SocketAddrV4::new(0.into(), 0)),
+            local: known(reply.c).unwrap_or(SocketAddrV4::new(toe.local_ip(), 0)),
+            nonblocking: AtomicBool::new(false),
+            nodelay: AtomicBool::new(false),
+            read_timeout: Timeout::default(),
+            write_timeout: Timeout::default(),
+        };
+        match slot {
+            Some(_) => Ok(s),
+            // Dropping `s` closes the handle.
+            None => Err(from_errno(libc::EPROTO)),
+        }
+    }
+
+    fn ctx(&self) -> &Context {
+        self.toe.context(self.ctx)
+    }
+
+    fn wait(&self, timeout: &Timeout) -> Wait {
+        Wait::new(
+            self.nonblocking.load(Ordering::Relaxed),
+            timeout.get(),
+            libc::EAGAIN,
+        )
+    }
+
+    /// One read attempt on the locked context state.
+    fn try_read(&self, g: &mut CtxInner, sh: &Shared, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        let conn = self.conn;
+        let c = match g.conn(conn) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        if c.shut_rd {
+            return Some(Ok(0));
+        }
+        let n = (c.readable().min(buf.len() as u64)) as usize;
+        if n > 0 {
+            let base = sh.layout.rx_buf_offset(c.slot);
+            if let Err(e) = copy_out(
+                &sh.region,
+                base,
+                c.rx_size as usize,
+                c.rx_read,
+                &mut buf[..n],
+            ) {
+                return Some(Err(e.into()));
+            }
+            c.rx_read += n as u64;
+            let a = c.rx_read;
+            g.queue(Desc {
+                op: abi::OP_RX_POP,
+                conn,
+                a,
+                ..Desc::default()
+            });
+            return Some(Ok(n));
+        }
+        match c.error {
+            Some(e) => Some(Err(from_errno(e))),
+            None if c.is_eof() => Some(Ok(0)),
+            None => None,
+        }
+    }
+
+    /// One write attempt on the locked context state.
+    fn try_write(&self, g: &mut CtxInner, sh: &Shared, buf: &[u8]) -> Option<io::Result<usize>> {
+        let conn = self.conn;
+        let c = match g.conn(conn) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        if let Some(e) = c.write_error() {
+            return Some(Err(from_errno(e)));
+        }
+        let n = (c.writable().min(buf.len() as u64)) as usize;
+        if n == 0 {
+            return None;
+        }
+        let base = sh.layout.tx_buf_offset(c.slot);
+        if let Err(e) = copy_in(
+            &sh.region,
+            base,
+            c.tx_size as usize,
+            c.tx_written,
+            &buf[..n],
+        ) {
+            return Some(Err(e.into()));
+        }
+        c.tx_written += n as u64;
+        let a = c.tx_written;
+        g.queue(Desc {
+            op: abi::OP_TX_PUSH,
+            conn,
+            a,
+            ..Desc::default()
+        });
+        Some(Ok(n))
+    }
+
+    fn read_impl(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.ctx().wait_for(self.wait(&self.read_timeout), |g, sh| {
+            self.try_read(g, sh, buf)
+        })
+    }
+
+    fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let wait = self.wait(&self.write_timeout);
+        let n = self
+            .ctx()
+            .wait_for(wait, |g, sh| self.try_write(g, sh, buf))?;
+        if !wait.nonblocking && self.ctx().has_backlog() {
+            // The data is in the TX buffer, but the ring was full: push its
+            // OP_TX_PUSH before returning (a timeout here still reports
+            // the bytes as written; a later call pushes them).
+            let _ = self.ctx().push_backlog(wait);
+        }
+        Ok(n)
+    }
+
+    /// Shuts down the read half (local: later data is discarded), the write
+    /// half (FIN after the written data), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let conn = self.conn;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.ctx().with(|g, _| {
+                g.conn(conn)?.shut_rd = true;
+                g.discard_rx(conn);
+                io::Result::Ok(())
+            })??;
+            self.ctx().wake();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            let already = self.ctx().with(|g, _| g.conn(conn).map(|c| c.shut_wr))??;
+            if !already {
+                let reply = self.ctx().request_if(
+                    Desc {
+                        op: abi::OP_SHUTDOWN,
+                        conn,
+                        ..Desc::default()
+                    },
+                    Wait::FOREVER,
+                    |g| {
+                        g.live_conn(conn)?.shut_wr = true;
+                        Ok(())
+                    },
+                )?;
+                // Writers blocked on a full buffer now fail with EPIPE.
+                self.ctx().wake();
+                check_status(reply.status)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.peer))
+    }
+
+    /// The local address (the DPU's IP and the local port).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(self.local))
+    }
+
+    /// Reads and writes return WouldBlock instead of waiting.
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Blocking reads fail with WouldBlock after `t` (like std on Unix).
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(t)
+    }
+
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.read_timeout.get())
+    }
+
+    /// Blocking writes fail with WouldBlock after `t` (like std on Unix).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(t)
+    }
+
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.write_timeout.get())
+    }
+
+    /// TCP_NODELAY on the engine's side of the connection.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.setopt(abi::OPT_NODELAY, u64::from(on))?;
+        self.nodelay.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(self.nodelay.load(Ordering::Relaxed))
+    }
+
+    fn setopt(&self, opt: u64, value: u64) -> io::Result<()> {
+        let conn = self.conn;
+        let reply = self.ctx().request_if(
+            Desc {
+                op: abi::OP_SETOPT,
+                conn,
+                a: opt,
+                b: value,
+                ..Desc::default()
+            },
+            Wait::FOREVER,
+            |g| g.live_conn(conn).map(|_| ()),
+        )?;
+        check_status(reply.status)
+    }
+
+    /// The connection's pending error, cleared by the call (like SO_ERROR).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let conn = self.conn;
+        self.ctx().with(|g, _| {
+            let c = g.conn(conn)?;
+            match c.error {
+                Some(e) if !c.error_taken => {
+                    c.error_taken = true;
+                    Ok(Some(from_errno(e)))
+                }
+                _ => Ok(None),
+            }
+        })?
+    }
+
+    /// Readiness after applying pending events (never waits).
+    pub fn poll_events(&self) -> io::Result<Readiness> {
+        let conn = self.conn;
+        self.ctx()
+            .with(|g, _| g.conn(conn).map(|c| c.readiness()))?
+    }
+
+    /// Bytes a read returns now without waiting.
+    pub fn readable_bytes(&self) -> io::Result<u64> {
+        Ok(self.poll_events()?.readable_bytes)
+    }
+
+    /// Bytes a write accepts now without waiting.
+    pub fn writable_bytes(&self) -> io::Result<u64> {
+        Ok(self.poll_events()?.writable_bytes)
+    }
+
+    /// True once all data is read and no more will come (a read returns 0).
+    pub fn is_eof(&self) -> io::Result<bool> {
+        Ok(self.poll_events()?.eof)
+    }
+
+    /// The engine's handle of the connection.
+    pub fn handle(&self) -> u64 {
+        self.conn
+    }
+
+    /// The connection's slot (buffers) in the region.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// The attachment this stream belongs to.
+    pub fn toe(&self) -> &Arc<Toe> {
+        &self.toe
+    }
+
+    /// Resets the connection (RST) at once. Afterwards reads and writes
+    /// fail with ConnectionAborted; dropping the stream sends nothing more.
+    pub fn abort(&self) -> io::Result<()> {
+        let conn = self.conn;
+        let reply = self.ctx().request_if(
+            Desc {
+                op: abi::OP_ABORT,
+                conn,
+                ..Desc::default()
+            },
+            Wait::FOREVER,
+            |g| {
+                g.live_conn(conn)?.release();
+                Ok(())
+            },
+        )?;
+        self.ctx().wake();
+        check_status(reply.status)
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let conn = self.conn;
+        // No other thread can be using the stream (`&mut self`), so nobody
+        // waits on it: queue the close and return.
+        self.ctx().post(|g| g.close_conn(conn));
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_impl(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_impl(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! Attaching to the DPU service: registration over the control socket,
+//! mapping the region, one [`Context`] per granted context, and the
+//! assignment of application threads to contexts.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use doca_bindings::abi::{self, Layout};
+use doca_bindings::control::{self, ControlReply, ControlRequest, RegisterReply};
+use doca_bindings::{Doorbell, Region};
+
+use crate::context::Context;
+use crate::shared::Shared;
+
+/// Control socket used when neither a path nor `FLEXTOE_CONTROL` is given.
+pub const DEFAULT_CONTROL_PATH: &str = "/run/flextoe/control.sock";
+/// Environment variable naming the control socket.
+pub const CONTROL_ENV: &str = "FLEXTOE_CONTROL";
+/// How long registration may take before we give up on the service.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of an attachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToeOptions {
+    /// Contexts to ask for (the service may grant fewer): one per
+    /// application thread is ideal; more threads share them.
+    pub contexts: u32,
+    /// How long a blocking call polls before it sleeps on a doorbell.
+    pub spin: Duration,
+    /// Name shown by the service (`flextoe conns`, logs).
+    pub name: String,
+}
+
+impl Default for ToeOptions {
+    /// One context per CPU (at most 64), no spinning (sleep on the
+    /// doorbell at once: on a host with few cores a spinning application
+    /// takes the CPU its peer or the service needs; measured in
+    /// docs/benchmarks.md, set `FLEXTOE_SPIN_US` where cores are spare), the
+    /// program name.
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let name = std::env::args()
+            .next()
+            .and_then(|a| {
+                Path::new(&a)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "libtoe".into());
+        ToeOptions {
+            contexts: u32::try_from(cpus).unwrap_or(64).clamp(1, 64),
+            spin: Duration::ZERO,
+            name,
+        }
+    }
+}
+
+impl ToeOptions {
+    /// The defaults, overridden by `FLEXTOE_CONTEXTS`, `FLEXTOE_SPIN_US`
+    /// and `FLEXTOE_APP_NAME` when set (unparsable values are ignored).
+    pub fn from_env() -> ToeOptions {
+        let mut o = ToeOptions::default();
+        if let Some(n) = env_parse::<u32>("FLEXTOE_CONTEXTS") {
+            o.contexts = n.clamp(1, abi::MAX_CONTEXTS);
+        }
+        if let Some(us) = env_parse::<u64>("FLEXTOE_SPIN_US") {
+            o.spin = Duration::from_micros(us);
+        }
+        if let Ok(name) = std::env::var("FLEXTOE_APP_NAME") {
+            o.name = name;
+        }
+        o
+    }
+}
+
+fn env_parse<T: std::str::FromStr>(var: &str) -> Option<T> {
+    std::env::var(var).ok()?.trim().parse().ok()
+}
+
+/// The control socket path: `FLEXTOE_CONTROL`, else the default.
+pub fn control_path_from_env() -> PathBuf {
+    std::env::var_os(CONTROL_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_PATH))
+}
+
+static NEXT_TOE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// (toe id, context index) for every attachment this thread used.
+    static THREAD_CTX: RefCell<Vec<(u64, u32)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An application's attachment to the DPU's TCP engine.
+#[derive(Debug)]
+pub struct Toe {
+    id: u64,
+    app_id: u32,
+    local_ip: Ipv4Addr,
+    shared: Arc<Shared>,
+    contexts: Vec<Context>,
+    next_ctx: AtomicU32,
+}
+
+fn invalid_data(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+impl Toe {
+    /// Attaches through the control socket at `path` with default options.
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<Arc<Toe>> {
+        Toe::with_options(path, ToeOptions::from_env())
+    }
+
+    /// Attaches through `FLEXTOE_CONTROL` (default
+    /// `/run/flextoe/control.sock`), options from the environment.
+    pub fn from_env() -> io::Result<Arc<Toe>> {
+        Toe::with_options(control_path_from_env(), ToeOptions::from_env())
+    }
+
+    /// Attaches through the control socket at `path`.
+    pub fn with_options(path: impl AsRef<Path>, options: ToeOptions) -> io::Result<Arc<Toe>> {
+        let path = path.as_ref();
+        let sock = UnixStream::connect(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "libtoe: cannot reach the DPU service at {}: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        sock.set_read_timeout(Some(REGISTER_TIMEOUT))?;
+        let req = ControlRequest::Register {
+            name: options.name.clone(),
+            pid: std::process::id(),
+            contexts: options.contexts.clamp(1, abi::MAX_CONTEXTS),
+        };
+        control::send_json(&sock, &req, &[])?;
+        let max_fds = control::REGISTER_FDS_BASE + abi::MAX_CONTEXTS as usize;
+        let (envelope, fds) =
+            control::recv_json::<ControlReply>(&sock, max_fds)?.ok_or_else(|| {
+                invalid_data("libtoe: the DPU service closed the control socket".into())
+            })?;
+        let reply: RegisterReply = envelope
+            .into_result()
+            .map_err(|e| io::Error::other(format!("libtoe: registration refused: {e}")))?;
+        sock.set_read_timeout(None)?;
+        Toe::attach(sock, reply, fds, options.spin).map(Arc::new)
+    }
+
+    fn attach(
+        sock: UnixStream,
+        reply: RegisterReply,
+        fds: Vec<std::os::fd::OwnedFd>,
+        spin: Duration,
+    ) -> io::Result<Toe> {
+        if reply.abi_version != abi::ABI_VERSION {
+            return Err(invalid_data(format!(
+                "libtoe: the DPU service speaks ABI {}, this library ABI {}",
+                reply.abi_version,
+                abi::ABI_VERSION
+            )));
+        }
+        let layout: Layout = reply.layout;
+        layout
+            .validate()
+            .map_err(|e| invalid_data(format!("libtoe: {e}")))?;
+        let want = control::REGISTER_FDS_BASE + layout.contexts as usize;
+        if fds.len() != want {
+            return Err(invalid_data(format!(
+                "libtoe: registration came with {} fds, expected {want}",
+                fds.len()
+            )));
+        }
+        let mut fds = fds.into_iter();
+        let region_fd = fds.next().expect("fd count checked");
+        let dpu_fd = fds.next().expect("fd count checked");
+        let region = Arc::new(Region::from_fd(region_fd)?);
+        region
+            .check_header(&layout)
+            .map_err(|e| invalid_data(format!("libtoe: {e}")))?;
+        let shared = Arc::new(Shared::new(
+            region,
+            layout,
+            Doorbell::from_fd(dpu_fd)?,
+            sock,
+            spin,
+        ));
+        let contexts = fds
+            .enumerate()
+            .map(|(i, fd)| Context::new(i as u32, shared.clone(), Doorbell::from_fd(fd)?))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Toe {
+            id: NEXT_TOE_ID.fetch_add(1, Ordering::Relaxed),
+            app_id: reply.app_id,
+            local_ip: reply.local_ip,
+            shared,
+            contexts,
+            next_ctx: AtomicU32::new(0),
+        })
+    }
+
+    /// The DPU's IPv4 address (what peers connect to).
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.local_ip
+    }
+
+    /// The id the service gave this application.
+    pub fn app_id(&self) -> u32 {
+        self.app_id
+    }
+
+    /// The region layout granted by the service.
+    pub fn layout(&self) -> Layout {
+        self.shared.layout
+    }
+
+    /// Number of contexts granted.
+    pub fn contexts(&self) -> u32 {
+        self.contexts.len() as u32
+    }
+
+    pub(crate) fn context(&self, idx: u32) -> &Context {
+        &self.contexts[idx as usize]
+    }
+
+    /// The calling thread's context, assigned round-robin on first use.
+    pub(crate) fn thread_context(&self) -> &Context {
+        let n = self.contexts.len() as u32;
+        let idx = THREAD_CTX.with(|t| {
+            let mut t = t.borrow_mut();
+            if let Some(&(_, i)) = t.iter().find(|(id, _)| *id == self.id) {
+                return i;
+            }
+            let i = self.next_ctx.fetch_add(1, Ordering::Relaxed) % n;
+            t.push((self.id, i));
+            i
+        });
+        &self.contexts[idx as usize]
+    }
+
+    /// Applies pending events of every context (useful to an event loop
+    /// that polls readiness of many connections).
+    pub fn poll(&self) -> io::Result<()> {
+        for c in &self.contexts {
+            c.with(|_, _| ())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,273 @@
+//! Host applications through the service (loopback backend, two replicas):
+//! separate processes using libtoe (the host-shim examples and a C program
+//! on toe.h) talk to each other through the DPU's pipeline, and an
+//! application killed with SIGKILL leaves nothing behind.
+
+use flextoe_tests::hostif::{example, target_dir, Service};
+use serde_json::Value;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn examples() -> Option<[std::path::PathBuf; 4]> {
+    let all = ["echo_server", "rpc_client", "bulk_send", "bulk_recv"].map(example);
+    if all.iter().any(Option::is_none) {
+        eprintln!("skipping: host-shim examples not built (cargo build --release -p host-shim --examples)");
+        return None;
+    }
+    Some(all.map(Option::unwrap))
+}
+
+fn spawn(svc: &Service, bin: &std::path::Path, args: &[&str]) -> Child {
+    Command::new(bin)
+        .args(args)
+        .env("FLEXTOE_CONTROL", &svc.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn example")
+}
+
+/// Waits for a child with a deadline; kills it on timeout.
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    panic!(
+        "timed out after {limit:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json_line(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON line in: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// Waits until the service lists a listener's port as busy (the app's
+/// listen went through): a connect to it then succeeds.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn hundred_concurrent_echo_connections_between_two_processes() {
+    let (Some(svc), Some([echo, rpc, _, _])) = (Service::start("echo100", 2), examples()) else {
+        return;
+    };
+    let server = spawn(
+        &svc,
+        &echo,
+        &["--listen", "0.0.0.0:7100", "--exit-after", "100"],
+    );
+    settle();
+    let to = format!("{}:7100", svc.ip);
+    let client = spawn(
+        &svc,
+        &rpc,
+        &[
+            "--connect",
+            &to,
+            "--conns",
+            "100",
+            "--requests",
+            "200",
+            "--size",
+            "512",
+        ],
+    );
+    let out = finish(client, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "rpc_client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json_line(&out);
+    // rpc_client checks every response byte for byte against its request.
+    assert_eq!(r["requests"], 100 * 200, "{r}");
+    assert_eq!(r["stack"], "toe");
+    let out = finish(server, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "echo_server: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ok, s) = svc.wait_stat(Duration::from_secs(10), |s| s["app_conns"] == 0);
+    assert!(ok, "tables back to empty: {s}");
+    assert_eq!(s["hostif"]["violations"], 0);
+}
+
+#[test]
+fn bulk_256_mib_with_sha256() {
+    let (Some(svc), Some([_, _, send, recv])) = (Service::start("bulk", 2), examples()) else {
+        return;
+    };
+    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7200"]);
+    settle();
+    let to = format!("{}:7200", svc.ip);
+    let started = Instant::now();
+    let sender = spawn(
+        &svc,
+        &send,
+        &["--connect", &to, "--mib", "256", "--seed", "42"],
+    );
+    let sent = finish(sender, Duration::from_secs(300));
+    assert!(
+        sent.status.success(),
+        "bulk_send: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = finish(receiver, Duration::from_secs(60));
+    assert!(
+        got.status.success(),
+        "bulk_recv: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let (s, r) = (json_line(&sent), json_line(&got));
+    println!(
+        "256 MiB through the service in {:.2} s: sent {s} received {r}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(r["bytes"], 256u64 << 20);
+    assert_eq!(s["sha256"], r["sha256"], "payload hashes match");
+}
+
+#[test]
+fn c_program_on_toe_h_echoes() {
+    let Some(svc) = Service::start("capi", 2) else {
+        return;
+    };
+    let lib = target_dir().join("libtoe.a");
+    if !lib.exists() {
+        eprintln!("skipping: {} not built", lib.display());
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = svc.dir.join("echo_c");
+    let cc = Command::new("cc")
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(root.join("host-shim/include"))
+        .arg(root.join("host-shim/tests/c/echo.c"))
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&bin)
+        .output();
+    let cc = match cc {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipping: no C compiler ({e})");
+            return;
+        }
+    };
+    assert!(
+        cc.status.success(),
+        "cc: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    // One program as both ends ...
+    let both = finish(
+        spawn(&svc, &bin, &["both", "7300", "4194304"]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        both.status.success(),
+        "echo both: {}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    assert!(String::from_utf8_lossy(&both.stdout).contains("ok 4194304"));
+    // ... and a C server with eight concurrent C clients.
+    let server = spawn(&svc, &bin, &["server", "7301"]);
+    settle();
+    let ip = svc.ip.to_string();
+    let clients: Vec<Child> = (0..8)
+        .map(|_| spawn(&svc, &bin, &["client", &ip, "7301", "1048576"]))
+        .collect();
+    for c in clients {
+        let out = finish(c, Duration::from_secs(60));
+        assert!(
+            out.status.success(),
+            "echo client: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok 1048576"));
+    }
+    let mut server = server;
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn kill_9_resets_peers_and_returns_memory() {
+    let (Some(svc), Some([_, _, send, recv])) = (Service::start("kill9", 2), examples()) else {
+        return;
+    };
+    // Warm up once so allocator and page-cache effects are in the baseline.
+    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7400"]);
+    settle();
+    let to = format!("{}:7400", svc.ip);
+    let warm = finish(
+        spawn(&svc, &send, &["--connect", &to, "--mib", "32"]),
+        Duration::from_secs(120),
+    );
+    assert!(warm.status.success());
+    assert!(finish(receiver, Duration::from_secs(30)).status.success());
+    let (ok, base) = svc.wait_stat(Duration::from_secs(10), |s| s["app_conns"] == 0);
+    assert!(ok, "{base}");
+    let base_rss = svc.rss_kib();
+
+    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7401"]);
+    settle();
+    let to = format!("{}:7401", svc.ip);
+    let mut sender = spawn(&svc, &send, &["--connect", &to, "--mib", "100000"]);
+    // Mid-transfer: data is flowing.
+    let (ok, s) = svc.wait_stat(Duration::from_secs(20), |s| {
+        s["engine"]["rx_payload_bytes"].as_u64().unwrap_or(0)
+            > base["engine"]["rx_payload_bytes"].as_u64().unwrap_or(0) + (64 << 20)
+    });
+    assert!(ok, "transfer running: {s}");
+    let during_rss = svc.rss_kib();
+    sender.kill().expect("SIGKILL");
+    let _ = sender.wait();
+    let got = finish(receiver, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&got.stderr).to_lowercase();
+    assert!(
+        !got.status.success() && (err.contains("reset") || err.contains("refused")),
+        "the peer sees the reset: status {} stderr {err}",
+        got.status
+    );
+    let (ok, after) = svc.wait_stat(Duration::from_secs(10), |s| {
+        s["app_conns"] == 0 && s["flows"] == base["flows"] && s["hostif"]["apps_active"] == 0
+    });
+    assert!(ok, "tables back to baseline: {after}");
+    // Memory: the killed application's region (and its connection slots)
+    // are unmapped once its connections are gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rss = svc.rss_kib();
+    while rss > base_rss + 8 * 1024 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        rss = svc.rss_kib();
+    }
+    println!(
+        "service RSS: baseline {base_rss} KiB, mid-transfer {during_rss} KiB, after kill {rss} KiB"
+    );
+    assert!(
+        rss <= base_rss + 8 * 1024,
+        "RSS back to baseline: {base_rss} -> {rss} KiB"
+    );
+}
