@@ -167,6 +167,10 @@ struct Sleepers {
     leader: bool,
     /// Bumped each time a leader's sleep ends.
     epoch: u64,
+    /// Threads waiting on the condition variable (the leader only signals
+    /// when there are any: a wake without waiters would still cost a
+    /// futex system call per sleep).
+    followers: u32,
 }
 
 impl Context {
@@ -428,12 +432,14 @@ impl Context {
             if let Some(r) = self.attempt(f, &mut ring_full)? {
                 return Ok(Some(r));
             }
-            let s = lock(&self.sleepers);
+            let mut s = lock(&self.sleepers);
             if s.epoch == epoch {
-                let _unused = self
+                s.followers += 1;
+                let (mut s, _) = self
                     .woken
                     .wait_timeout(s, timeout)
                     .unwrap_or_else(|e| e.into_inner());
+                s.followers -= 1;
             }
             return Ok(None);
         }
@@ -441,7 +447,9 @@ impl Context {
         let mut s = lock(&self.sleepers);
         s.leader = false;
         s.epoch = s.epoch.wrapping_add(1);
-        self.woken.notify_all();
+        if s.followers > 0 {
+            self.woken.notify_all();
+        }
         r
     }
 
@@ -478,9 +486,23 @@ impl Context {
             }
             Ok(None)
         })();
-        // The DPU also clears it when it rings.
-        waiting.store(0, Ordering::SeqCst);
+        // The DPU also clears it when it rings. Threads sleeping outside
+        // this crate (`Toe::arm_wakeups`) still need it raised.
+        if self.shared.external_waiters.load(Ordering::SeqCst) == 0 {
+            waiting.store(0, Ordering::SeqCst);
+        }
         r
+    }
+
+    /// Raises `app_waiting` (for a sleep outside this crate).
+    pub(crate) fn arm(&self) -> io::Result<()> {
+        self.app_waiting()?.store(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The doorbell's eventfd.
+    pub(crate) fn doorbell_fd(&self) -> std::os::fd::RawFd {
+        self.doorbell.fd().as_raw_fd()
     }
 
     /// Runs `f` once on the freshly polled state (never waits).

@@ -52,4 +52,6 @@ pub use conn::Readiness;
 pub use errors::errno_of;
 pub use listener::{Incoming, TcpListener};
 pub use stream::TcpStream;
-pub use toe::{control_path_from_env, Toe, ToeOptions, CONTROL_ENV, DEFAULT_CONTROL_PATH};
+pub use toe::{
+    control_path_from_env, Toe, ToeOptions, WakeupGuard, CONTROL_ENV, DEFAULT_CONTROL_PATH,
+};

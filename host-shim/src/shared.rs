@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -35,6 +35,10 @@ pub(crate) struct Shared {
     listeners: Mutex<HashMap<u16, Arc<AtomicU64>>>,
     /// How long blocking calls poll before sleeping on a doorbell.
     pub(crate) spin: Duration,
+    /// Threads sleeping outside this crate on the doorbells (see
+    /// `Toe::arm_wakeups`): while there are any, a context leader leaves
+    /// `app_waiting` raised when its own sleep ends.
+    pub(crate) external_waiters: AtomicU32,
 }
 
 /// Locks a mutex, ignoring poisoning: every critical section of this crate
@@ -61,6 +65,7 @@ impl Shared {
             next_tag: AtomicU64::new(1),
             listeners: Mutex::new(HashMap::new()),
             spin,
+            external_waiters: AtomicU32::new(0),
         }
     }
 

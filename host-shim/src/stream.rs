@@ -83,6 +83,23 @@ pub(crate) fn each_v4<T>(
     Err(last.unwrap_or_else(|| invalid_input("could not resolve to any addresses")))
 }
 
+/// Whether the handshake of `conn` finished: `None` while in progress.
+fn connect_outcome(g: &mut CtxInner, conn: u64) -> Option<io::Result<()>> {
+    let c = match g.conn(conn) {
+        Ok(c) => c,
+        Err(e) => return Some(Err(e)),
+    };
+    if c.connected {
+        Some(Ok(()))
+    } else if let Some(e) = c.error {
+        Some(Err(from_errno(e)))
+    } else if c.finished {
+        Some(Err(from_errno(libc::ECONNREFUSED)))
+    } else {
+        None
+    }
+}
+
 /// A packed address from a reply, unless it is absent (0) or malformed.
 fn known(packed: u64) -> Option<SocketAddrV4> {
     abi::unpack_addr(packed).filter(|a| a.port() != 0)
@@ -132,23 +149,44 @@ impl TcpStream {
         let s = TcpStream::from_reply(toe, ctx, &reply, Some(addr))?;
         // Completion: CONN_CONNECTED or CONN_ERROR. On failure or timeout
         // the stream's Drop closes the handle.
+        let conn = s.conn;
         s.ctx()
-            .wait_for(wait, |g, _| {
-                let c = match g.conn(s.conn) {
-                    Ok(c) => c,
-                    Err(e) => return Some(Err(e)),
-                };
-                if let Some(e) = c.error {
-                    Some(Err(from_errno(e)))
-                } else if c.connected {
-                    Some(Ok(()))
-                } else if c.finished {
-                    Some(Err(from_errno(libc::ECONNREFUSED)))
-                } else {
-                    None
-                }
-            })
+            .wait_for(wait, |g, _| connect_outcome(g, conn))
             .map(|()| s)
+    }
+
+    /// Starts a connection without waiting for it to be established (like
+    /// a nonblocking `connect` returning EINPROGRESS): returns once the
+    /// engine has taken the request. [`TcpStream::connect_result`] tells
+    /// when the handshake completed or failed; until then reads and writes
+    /// would block.
+    pub fn connect_start(toe: &Arc<Toe>, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        if addr.port() == 0 || addr.ip().is_unspecified() {
+            return Err(from_errno(libc::EADDRNOTAVAIL));
+        }
+        if addr.ip().is_multicast() || addr.ip().is_broadcast() {
+            return Err(from_errno(libc::ENETUNREACH));
+        }
+        let ctx = toe.thread_context();
+        let reply = ctx.request(
+            Desc {
+                op: abi::OP_CONNECT,
+                a: abi::pack_addr(addr),
+                ..Desc::default()
+            },
+            Wait::FOREVER,
+        )?;
+        check_status(reply.status)?;
+        TcpStream::from_reply(toe, ctx, &reply, Some(addr))
+    }
+
+    /// The outcome of the handshake, after applying pending events (never
+    /// waits): `None` while it is in progress, `Some(Ok(()))` once
+    /// established (also for accepted streams), `Some(Err(_))` if it failed
+    /// (refused, timed out, ...).
+    pub fn connect_result(&self) -> io::Result<Option<io::Result<()>>> {
+        let conn = self.conn;
+        self.ctx().with(|g, _| connect_outcome(g, conn))
     }
 
     /// The stream for an accept/connect reply (its state is already tracked

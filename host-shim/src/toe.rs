@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -38,7 +39,8 @@ pub struct ToeOptions {
 }
 
 impl Default for ToeOptions {
-    /// One context per CPU (at most 64), no spinning (sleep on the
+    /// One context per CPU, at least 16 and at most 64 (threads beyond
+    /// that share contexts), no spinning (sleep on the
     /// doorbell at once: on a host with few cores a spinning application
     /// takes the CPU its peer or the service needs; measured in
     /// docs/benchmarks.md, set `FLEXTOE_SPIN_US` where cores are spare), the
@@ -54,7 +56,7 @@ impl Default for ToeOptions {
             })
             .unwrap_or_else(|| "libtoe".into());
         ToeOptions {
-            contexts: u32::try_from(cpus).unwrap_or(64).clamp(1, 64),
+            contexts: u32::try_from(cpus.max(16)).unwrap_or(64).clamp(1, 64),
             spin: Duration::ZERO,
             name,
         }
@@ -246,6 +248,40 @@ impl Toe {
         &self.contexts[idx as usize]
     }
 
+    /// The doorbell eventfds of every context, for a caller that sleeps in
+    /// its own `poll`/`epoll_wait` (an LD_PRELOAD interposer waiting on
+    /// kernel fds and connections at once). The service writes to a
+    /// doorbell only while its `app_waiting` flag is raised, see
+    /// [`Toe::arm_wakeups`]. Watch them edge-triggered (e.g. `EPOLLET`)
+    /// without reading them: the library's own sleeps drain them.
+    pub fn doorbell_fds(&self) -> Vec<RawFd> {
+        self.contexts.iter().map(Context::doorbell_fd).collect()
+    }
+
+    /// The control socket's fd: it hangs up when the service goes away.
+    pub fn control_fd(&self) -> RawFd {
+        self.shared.control_fd()
+    }
+
+    /// Before sleeping on [`Toe::doorbell_fds`]: raises `app_waiting` on
+    /// every context (the service rings the doorbell at its next event and
+    /// lowers the flag). The protocol is the library's own: arm, then check
+    /// readiness again (e.g. `TcpStream::poll_events`), then sleep; after
+    /// each wakeup arm again. While the guard lives, the library's own
+    /// sleeps leave the flag raised when they end.
+    pub fn arm_wakeups(&self) -> io::Result<WakeupGuard<'_>> {
+        self.shared.external_waiters.fetch_add(1, Ordering::SeqCst);
+        let guard = WakeupGuard { toe: self };
+        for c in &self.contexts {
+            c.arm()?;
+        }
+        // Pairs with the DPU's fence between posting events and reading
+        // app_waiting: either it sees us waiting or our re-check sees its
+        // events.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        Ok(guard)
+    }
+
     /// Applies pending events of every context (useful to an event loop
     /// that polls readiness of many connections).
     pub fn poll(&self) -> io::Result<()> {
@@ -253,6 +289,22 @@ impl Toe {
             c.with(|_, _| ())?;
         }
         Ok(())
+    }
+}
+
+/// Returned by [`Toe::arm_wakeups`]: a thread of the application sleeps
+/// on the doorbells outside the library.
+#[derive(Debug)]
+pub struct WakeupGuard<'a> {
+    toe: &'a Toe,
+}
+
+impl Drop for WakeupGuard<'_> {
+    fn drop(&mut self) {
+        self.toe
+            .shared
+            .external_waiters
+            .fetch_sub(1, Ordering::SeqCst);
     }
 }
 

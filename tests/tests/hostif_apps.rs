@@ -271,3 +271,102 @@ fn kill_9_resets_peers_and_returns_memory() {
         "RSS back to baseline: {base_rss} -> {rss} KiB"
     );
 }
+
+#[test]
+fn hostile_applications_during_a_hashed_transfer() {
+    use doca_bindings::abi::{self, Desc};
+    use flextoe_tests::hostif::RawApp;
+    let (Some(svc), Some([_, _, send, recv])) = (Service::start("hostile", 2), examples()) else {
+        return;
+    };
+    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7500"]);
+    settle();
+    let to = format!("{}:7500", svc.ip);
+    let sender = spawn(
+        &svc,
+        &send,
+        &["--connect", &to, "--mib", "192", "--seed", "9"],
+    );
+    let echo = std::net::SocketAddrV4::new(svc.ip, 7);
+    let mut attacks = 0u32;
+    let mut sender = Some(sender);
+    let mut sent = None;
+    // Attack until the good transfer has finished (and at least 12 times).
+    while attacks < 12 || sent.is_none() {
+        let mut bad = RawApp::register(&svc.socket, "hostile", 1).expect("register");
+        let (conn, _) = bad.connect(0, echo).expect("connect");
+        let r = bad.layout.request_ring(0);
+        let (d, reason) = match attacks % 4 {
+            0 => (
+                Desc {
+                    op: abi::OP_TX_PUSH,
+                    conn,
+                    a: 1 << 40,
+                    ..Desc::default()
+                },
+                abi::VIOLATION_TX_BOUNDS,
+            ),
+            1 => (
+                Desc {
+                    op: abi::OP_RX_POP,
+                    conn,
+                    a: 1 << 20,
+                    ..Desc::default()
+                },
+                abi::VIOLATION_RX_BOUNDS,
+            ),
+            2 => (
+                // A guess at the good applications' handles.
+                Desc {
+                    op: abi::OP_ABORT,
+                    conn: (1 << 56) | u64::from(attacks),
+                    ..Desc::default()
+                },
+                abi::VIOLATION_FOREIGN_CONN,
+            ),
+            _ => {
+                let head = bad.region.atomic_u32(r.head).unwrap();
+                head.store(r.capacity * 3, std::sync::atomic::Ordering::Release);
+                bad.kick();
+                (Desc::default(), abi::VIOLATION_RING_INDEX)
+            }
+        };
+        if d.op != 0 {
+            bad.post(0, d);
+        }
+        let fatal = bad
+            .wait_event(0, Duration::from_secs(10), |e| e.op == abi::EV_FATAL)
+            .expect("the hostile application is closed");
+        assert_eq!(fatal.a, reason);
+        attacks += 1;
+        if let Some(mut s) = sender.take() {
+            match s.try_wait() {
+                Ok(Some(_)) => sent = Some(s.wait_with_output().unwrap()),
+                _ => sender = Some(s),
+            }
+        }
+        assert!(attacks < 2000, "transfer did not finish");
+    }
+    let sent = sent.unwrap();
+    assert!(
+        sent.status.success(),
+        "bulk_send: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = finish(receiver, Duration::from_secs(60));
+    assert!(
+        got.status.success(),
+        "bulk_recv: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let (s, r) = (json_line(&sent), json_line(&got));
+    assert_eq!(r["bytes"], 192u64 << 20);
+    assert_eq!(s["sha256"], r["sha256"], "the good transfer is intact");
+    let st = svc.stat();
+    assert_eq!(
+        st["hostif"]["violations"].as_u64(),
+        Some(u64::from(attacks)),
+        "{st}"
+    );
+    println!("{attacks} hostile applications closed during the transfer");
+}

@@ -180,12 +180,11 @@ fn register(
     contexts: u32,
 ) -> Result<u64, String> {
     let o = &shared.opts;
-    if contexts == 0 || contexts > o.max_contexts {
-        return Err(format!(
-            "register.contexts: {contexts} is not allowed (1..={}, host.max_contexts_per_app)",
-            o.max_contexts
-        ));
+    if contexts == 0 {
+        return Err("register.contexts: 0 is not allowed (at least 1)".to_owned());
     }
+    // More than allowed: grant the maximum (the layout tells how many).
+    let contexts = contexts.min(o.max_contexts);
     let c = &shared.counters.apps_connected;
     if c.fetch_add(1, Ordering::Relaxed) >= u64::from(o.max_apps) {
         c.fetch_sub(1, Ordering::Relaxed);
