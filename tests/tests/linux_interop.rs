@@ -857,3 +857,103 @@ fn options_negotiated_with_linux_in_capture() {
     let s = rig.stop();
     assert!(n(&s, "impairment.rx.dropped") > 0);
 }
+
+/// A host-shim example binary.
+fn example_bin(name: &str) -> Option<String> {
+    let p = repo().join("target/release/examples").join(name);
+    p.exists().then(|| p.display().to_string())
+}
+
+fn last_json(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn host_applications_through_dpdk_with_linux_peers() {
+    let _g = serial();
+    skip_unless_ready!("host_applications_through_dpdk_with_linux_peers");
+    let (Some(send), Some(recv), Some(echo), Some(rpc)) = (
+        example_bin("bulk_send"),
+        example_bin("bulk_recv"),
+        example_bin("echo_server"),
+        example_bin("rpc_client"),
+    ) else {
+        eprintln!(
+            "SKIP host_applications_through_dpdk_with_linux_peers: host-shim examples not built"
+        );
+        return;
+    };
+    let rig = Rig::start("hostapps", Opts::default());
+    let control = rig.dir.join("control.sock");
+    let host = |bin: &str, args: &[&str]| {
+        let mut c = Command::new(bin);
+        c.args(args).env("FLEXTOE_CONTROL", &control);
+        c
+    };
+    // libtoe sender on the host -> Linux receiver in the namespace.
+    let linux_recv = rig
+        .ns_cmd(&[&recv, "--kernel", "--listen", "198.18.0.1:9100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = host(
+        &send,
+        &["--connect", "198.18.0.1:9100", "--mib", "64", "--seed", "5"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = linux_recv.wait_with_output().unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let (s, r) = (last_json(&sent), last_json(&got));
+    assert_eq!(r["bytes"], 64u64 << 20, "{r}");
+    assert_eq!(s["sha256"], r["sha256"], "libtoe -> Linux payload intact");
+    // Linux RPC clients -> libtoe echo server on the host.
+    let server = host(&echo, &["--listen", "0.0.0.0:9101", "--exit-after", "16"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = rig
+        .ns_cmd(&[
+            &rpc,
+            "--kernel",
+            "--connect",
+            &format!("{ENGINE_IP}:9101"),
+            "--conns",
+            "16",
+            "--requests",
+            "500",
+            "--size",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last_json(&out)["requests"], 16 * 500);
+    let server = server.wait_with_output().unwrap();
+    assert!(
+        server.status.success(),
+        "{}",
+        String::from_utf8_lossy(&server.stderr)
+    );
+}
