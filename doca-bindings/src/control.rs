@@ -31,7 +31,22 @@ pub enum ControlRequest {
     Stats,
     /// `{"op":"conns"}`
     Conns,
+    /// `{"op":"capture","count":100,"filter":"tcp port 80"}`: after an ok
+    /// reply the service streams frames, each `[0u8] + ns timestamp (u64
+    /// LE) + Ethernet frame`, until `count` (0: until the client leaves),
+    /// then one `[1u8] + JSON {"captured":N,"dropped":M}` frame.
+    Capture {
+        #[serde(default)]
+        count: u64,
+        #[serde(default)]
+        filter: String,
+    },
 }
+
+/// Tag byte of a packet frame in a capture stream.
+pub const CAPTURE_PACKET: u8 = 0;
+/// Tag byte of the final frame of a capture stream.
+pub const CAPTURE_END: u8 = 1;
 
 /// The reply to `register`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

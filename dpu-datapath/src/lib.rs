@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod apps;
+pub mod capture;
 pub mod control;
 pub mod dma;
 pub mod engine;

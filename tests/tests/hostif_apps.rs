@@ -370,3 +370,98 @@ fn hostile_applications_during_a_hashed_transfer() {
     );
     println!("{attacks} hostile applications closed during the transfer");
 }
+
+#[test]
+fn capture_during_a_transfer_is_readable_by_tcpdump() {
+    let (Some(svc), Some([echo, rpc, _, _])) = (Service::start("capture", 2), examples()) else {
+        return;
+    };
+    if Command::new("tcpdump").arg("--version").output().is_err() {
+        eprintln!("skipping: tcpdump not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let bin = flextoe_tests::hostif::service_binary().unwrap();
+    let pcap = svc.dir.join("cap.pcap");
+    let capture = Command::new(&bin)
+        .args(["capture", "--control"])
+        .arg(&svc.socket)
+        .args(["-c", "40", "-w"])
+        .arg(&pcap)
+        .args(["tcp", "and", "port", "7600"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    settle();
+    let server = spawn(
+        &svc,
+        &echo,
+        &["--listen", "0.0.0.0:7600", "--exit-after", "1"],
+    );
+    // Traffic the filter must leave out, at the same time.
+    let other = spawn(
+        &svc,
+        &echo,
+        &["--listen", "0.0.0.0:7601", "--exit-after", "1"],
+    );
+    settle();
+    let a = spawn(
+        &svc,
+        &rpc,
+        &[
+            "--connect",
+            &format!("{}:7600", svc.ip),
+            "--requests",
+            "100",
+        ],
+    );
+    let b = spawn(
+        &svc,
+        &rpc,
+        &[
+            "--connect",
+            &format!("{}:7601", svc.ip),
+            "--requests",
+            "100",
+        ],
+    );
+    assert!(finish(a, Duration::from_secs(30)).status.success());
+    assert!(finish(b, Duration::from_secs(30)).status.success());
+    let cap = finish(capture, Duration::from_secs(30));
+    assert!(
+        cap.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cap.stderr)
+    );
+    assert!(String::from_utf8_lossy(&cap.stderr).contains("40 packets captured"));
+    let _ = finish(server, Duration::from_secs(10));
+    let _ = finish(other, Duration::from_secs(10));
+    let out = Command::new("tcpdump")
+        .args(["-nn", "--nano", "-r"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 40, "{text}");
+    let ip = svc.ip.to_string();
+    assert!(
+        lines[0].contains(&format!("> {ip}.7600: Flags [S]")),
+        "the capture starts with the SYN: {}",
+        lines[0]
+    );
+    assert!(lines.iter().any(|l| l.contains("Flags [S.]")), "{text}");
+    assert!(
+        lines.iter().any(|l| l.contains("length 64")),
+        "request payloads: {text}"
+    );
+    assert!(
+        lines.iter().all(|l| l.contains(".7600")),
+        "only the filtered port: {text}"
+    );
+}

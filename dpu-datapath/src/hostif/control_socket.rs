@@ -31,6 +31,9 @@ pub(super) struct Shared {
     /// For `conns`: the owners, and registered applications' names.
     pub links: Vec<Arc<OwnerLink>>,
     pub names: Arc<Mutex<std::collections::HashMap<u64, String>>>,
+    /// The NIC's capture tap (set by the service).
+    pub tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Produces the JSON document `flextoe-dpu stat` shows.
@@ -106,6 +109,10 @@ fn client(sock: UnixStream, shared: Shared) {
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
                 let _ = send_json(&sock, &reply, &[]);
             }
+            ControlRequest::Capture { count, filter } => {
+                capture(&sock, &shared, count, &filter);
+                break;
+            }
             ControlRequest::Conns => {
                 let reply = ControlReply::success(&connections(&shared))
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
@@ -124,6 +131,72 @@ fn client(sock: UnixStream, shared: Shared) {
             .counters
             .apps_connected
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// True when the client hung up (or sent something: a capture client only
+/// listens).
+fn client_gone(sock: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for an open socket, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n != 0
+}
+
+/// Streams captured frames to the client (see `ControlRequest::Capture`).
+fn capture(sock: &UnixStream, shared: &Shared, count: u64, filter: &str) {
+    use doca_bindings::control::{CAPTURE_END, CAPTURE_PACKET};
+    use doca_bindings::fdpass::send_frame;
+    let filter = match crate::capture::Filter::parse(filter) {
+        Ok(f) => f,
+        Err(e) => return fail(sock, format!("capture filter: {e}")),
+    };
+    let Some(tap) = shared.tap.lock().clone() else {
+        return fail(sock, "this backend has no capture tap");
+    };
+    let Some(session) = tap.start(filter) else {
+        return fail(sock, "a capture is already running (one at a time)");
+    };
+    tracing::info!(count, "capture: started");
+    let ok = ControlReply::success(&serde_json::json!({ "capturing": true }))
+        .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
+    let mut sent = 0u64;
+    let mut alive = send_json(sock, &ok, &[]).is_ok();
+    let mut idle = 0u32;
+    let mut buf = Vec::new();
+    while alive && (count == 0 || sent < count) && !shared.stop.load(Ordering::Relaxed) {
+        match session.frames.pop() {
+            Some((ts, frame)) => {
+                idle = 0;
+                buf.clear();
+                buf.push(CAPTURE_PACKET);
+                buf.extend_from_slice(&ts.to_le_bytes());
+                buf.extend_from_slice(&frame);
+                alive = send_frame(sock, &buf, &[]).is_ok();
+                sent += 1;
+            }
+            None => {
+                idle += 1;
+                if idle.is_multiple_of(50) && client_gone(sock) {
+                    alive = false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+    tap.stop();
+    let dropped = session.dropped.load(Ordering::Relaxed);
+    tracing::info!(sent, dropped, "capture: ended");
+    if alive {
+        let end = serde_json::json!({ "captured": sent, "dropped": dropped });
+        let mut b = vec![CAPTURE_END];
+        b.extend_from_slice(end.to_string().as_bytes());
+        let _ = send_frame(sock, &b, &[]);
     }
 }
 

@@ -98,6 +98,7 @@ pub struct HostInterface {
     counters: Arc<HostIfCounters>,
     stats: Arc<Mutex<Option<StatsFn>>>,
     clients: Arc<Mutex<Vec<UnixStreamHandle>>>,
+    tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     socket: PathBuf,
@@ -144,6 +145,7 @@ impl HostInterface {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(None));
         let clients = Arc::new(Mutex::new(Vec::new()));
+        let tap = Arc::new(Mutex::new(None));
         let shared = Shared {
             opts,
             inbox: inbox.clone(),
@@ -154,6 +156,8 @@ impl HostInterface {
             stats: stats.clone(),
             links: links.clone(),
             names: Arc::new(Mutex::new(std::collections::HashMap::new())),
+            tap: tap.clone(),
+            stop: stop.clone(),
         };
         let front = Front::new(links.clone(), waker, inbox, counters.clone());
         let mut threads = Vec::new();
@@ -176,6 +180,7 @@ impl HostInterface {
             counters,
             stats,
             clients,
+            tap,
             stop,
             threads,
             socket: path,
@@ -199,6 +204,11 @@ impl HostInterface {
     /// Sets what `stat` requests on the control socket return.
     pub fn set_stats(&self, f: StatsFn) {
         *self.stats.lock() = Some(f);
+    }
+
+    /// Lets `flextoe-dpu capture` use the NIC's tap.
+    pub fn set_capture_tap(&self, tap: Arc<crate::capture::CaptureTap>) {
+        *self.tap.lock() = Some(tap);
     }
 
     /// Stops the threads and removes the socket. Applications still

@@ -22,6 +22,8 @@ pub struct LoopbackNic<N> {
     /// to it (idle workers park between polls).
     pollers: Vec<std::sync::OnceLock<std::thread::Thread>>,
     flow_groups: u32,
+    /// `flextoe-dpu capture` sees every frame here.
+    tap: std::sync::Arc<crate::capture::CaptureTap>,
     /// Frames looped back, and dropped because a loopback queue was full.
     pub looped: AtomicU64,
     pub dropped: AtomicU64,
@@ -39,6 +41,7 @@ impl<N: Nic> LoopbackNic<N> {
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
             flow_groups,
+            tap: Default::default(),
             looped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
@@ -46,6 +49,12 @@ impl<N: Nic> LoopbackNic<N> {
 
     pub fn inner(&self) -> &N {
         &self.inner
+    }
+
+    /// The capture tap on this NIC (every frame in from the wire, every
+    /// frame out, looped ones included).
+    pub fn capture_tap(&self) -> std::sync::Arc<crate::capture::CaptureTap> {
+        self.tap.clone()
     }
 }
 
@@ -64,10 +73,17 @@ impl<N: Nic> Nic for LoopbackNic<N> {
                 n += 1;
             }
         }
-        n + self.inner.rx_burst(q, max - n, out)
+        let before = out.len();
+        let wire = self.inner.rx_burst(q, max - n, out);
+        if wire > 0 {
+            self.tap
+                .record(out[before..].iter().map(|(_, f)| f.as_slice()));
+        }
+        n + wire
     }
 
     fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+        self.tap.record(frames.iter().map(Vec::as_slice));
         let replicas = self.queues.len();
         frames.retain_mut(|f| {
             if f.get(..6) != Some(&self.mac[..]) {

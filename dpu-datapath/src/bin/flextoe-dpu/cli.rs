@@ -47,6 +47,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Capture offloaded traffic of a running service (every frame in from
+    /// the wire and out, looped-back ones included) as pcap with nanosecond
+    /// timestamps, readable by tcpdump and tshark; or one line per packet.
+    Capture {
+        #[command(flatten)]
+        control: ControlArg,
+        /// Stop after this many packets (default: until Ctrl-C).
+        #[arg(short = 'c', long)]
+        count: Option<u64>,
+        /// Write pcap to this file (`-` for stdout) instead of printing.
+        #[arg(short = 'w', long)]
+        write: Option<PathBuf>,
+        /// tcpdump-style filter: tcp, arp, icmp, ip, [src|dst] host ADDR,
+        /// [src|dst] port N, and, or, not, parentheses.
+        filter: Vec<String>,
+    },
 }
 
 /// Where the running service listens.

@@ -171,13 +171,15 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     };
     // Connections to our own address (host applications talking to each
     // other) never reach the wire.
-    let nic: Arc<dyn Nic> = Arc::new(LoopbackNic::new(
+    let looped = Arc::new(LoopbackNic::new(
         wire,
         engine_cfg.mac.0,
         replicas,
         topology.flow_groups,
     ));
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
+    hostif.set_capture_tap(looped.capture_tap());
+    let nic: Arc<dyn Nic> = looped;
 
     let probe = args.probe;
     let probe_at = (args.probe_after.max(0.0) * 1e9) as u64;

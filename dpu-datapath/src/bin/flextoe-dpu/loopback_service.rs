@@ -31,6 +31,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         topology.flow_groups,
     ));
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
+    hostif.set_capture_tap(nic.capture_tap());
     let opts = PipelineOptions {
         pin: !topology.cores.is_empty(),
         ..PipelineOptions::default()

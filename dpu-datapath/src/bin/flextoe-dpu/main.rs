@@ -33,6 +33,17 @@ fn main() -> ExitCode {
             json,
         } => report(ops::stat(&control.path(), interval, count, json)),
         Command::Conns { control, json } => report(ops::conns(&control.path(), json)),
+        Command::Capture {
+            control,
+            count,
+            write,
+            filter,
+        } => report(ops::capture(
+            &control.path(),
+            count.unwrap_or(0),
+            write.as_deref(),
+            &filter.join(" "),
+        )),
         Command::DefaultConfig => {
             print!("{}", Config::default().to_json_pretty());
             ExitCode::SUCCESS

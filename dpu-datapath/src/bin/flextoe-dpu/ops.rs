@@ -167,3 +167,139 @@ pub fn conns(path: &Path, json: bool) -> Result<(), String> {
     println!("{} connection(s)", rows.len());
     Ok(())
 }
+
+/// A tcpdump-like one-line summary of a frame.
+pub fn summary(ts_ns: u64, f: &[u8]) -> String {
+    let secs = ts_ns / 1_000_000_000;
+    let t = format!(
+        "{:02}:{:02}:{:02}.{:09}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        ts_ns % 1_000_000_000
+    );
+    let b16 = |at: usize| f.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let b32 = |at: usize| {
+        f.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match b16(12) {
+        Some(0x0806) => format!("{t} ARP, length {}", f.len()),
+        Some(0x0800) if f.len() >= 34 => {
+            let ip = |at: usize| format!("{}.{}.{}.{}", f[at], f[at + 1], f[at + 2], f[at + 3]);
+            let ihl = usize::from(f[14] & 0x0f) * 4;
+            let l4 = 14 + ihl;
+            let total = usize::from(b16(16).unwrap_or(0));
+            match f[23] {
+                6 if f.len() >= l4 + 20 => {
+                    let flags = f[l4 + 13];
+                    let mut fl = String::new();
+                    for (bit, c) in [(2, 'S'), (1, 'F'), (4, 'R'), (8, 'P'), (16, '.')] {
+                        if flags & bit != 0 {
+                            fl.push(c);
+                        }
+                    }
+                    let doff = usize::from(f[l4 + 12] >> 4) * 4;
+                    let len = total.saturating_sub(ihl + doff);
+                    format!(
+                        "{t} IP {}.{} > {}.{}: Flags [{fl}], seq {}, ack {}, win {}, length {len}",
+                        ip(26),
+                        b16(l4).unwrap_or(0),
+                        ip(30),
+                        b16(l4 + 2).unwrap_or(0),
+                        b32(l4 + 4).unwrap_or(0),
+                        b32(l4 + 8).unwrap_or(0),
+                        b16(l4 + 14).unwrap_or(0),
+                    )
+                }
+                1 => format!("{t} IP {} > {}: ICMP, length {total}", ip(26), ip(30)),
+                p => format!("{t} IP {} > {}: proto {p}, length {total}", ip(26), ip(30)),
+            }
+        }
+        Some(et) => format!("{t} ethertype 0x{et:04x}, length {}", f.len()),
+        None => format!("{t} truncated frame, length {}", f.len()),
+    }
+}
+
+/// `flextoe-dpu capture`: pcap (nanosecond timestamps) to `write`, or one
+/// line per packet on stdout.
+pub fn capture(path: &Path, count: u64, write: Option<&Path>, filter: &str) -> Result<(), String> {
+    use doca_bindings::control::{CAPTURE_END, CAPTURE_PACKET};
+    use dpu_datapath::sim::PcapWriter;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let sock = UnixStream::connect(path)
+        .map_err(|e| format!("cannot reach the service at {} ({e})", path.display()))?;
+    let req = ControlRequest::Capture {
+        count,
+        filter: filter.to_owned(),
+    };
+    send_json(&sock, &req, &[]).map_err(|e| e.to_string())?;
+    let (reply, _) = recv_json::<ControlReply>(&sock, 0)
+        .map_err(|e| e.to_string())?
+        .ok_or("the service closed the control socket")?;
+    reply.into_result::<Value>()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .map_err(|e| e.to_string())?;
+    let mut pcap = match write {
+        None => None,
+        Some(p) if p == Path::new("-") => Some(
+            PcapWriter::new(Box::new(std::io::stdout()) as Box<dyn std::io::Write>)
+                .map_err(|e| e.to_string())?,
+        ),
+        Some(p) => Some(
+            PcapWriter::new(Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?,
+            )) as Box<dyn std::io::Write>)
+            .map_err(|e| e.to_string())?,
+        ),
+    };
+    let mut got = 0u64;
+    let mut end = Value::Null;
+    while !stop.load(Ordering::SeqCst) {
+        let frame = match doca_bindings::fdpass::recv_frame(&sock, 0) {
+            Ok(Some((b, _))) => b,
+            Ok(None) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => return Err(format!("capture stream: {e}")),
+        };
+        match frame.first() {
+            Some(&CAPTURE_PACKET) if frame.len() >= 9 => {
+                let mut ts = [0u8; 8];
+                ts.copy_from_slice(&frame[1..9]);
+                let ts = u64::from_le_bytes(ts);
+                match pcap.as_mut() {
+                    Some(w) => w.write_frame(ts, &frame[9..]).map_err(|e| e.to_string())?,
+                    None => println!("{}", summary(ts, &frame[9..])),
+                }
+                got += 1;
+            }
+            Some(&CAPTURE_END) => {
+                end = serde_json::from_slice(&frame[1..]).unwrap_or(Value::Null);
+                break;
+            }
+            _ => return Err("capture stream: unexpected frame".into()),
+        }
+    }
+    if let Some(w) = pcap.as_mut() {
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    eprintln!(
+        "{got} packets captured{}",
+        end.get("dropped")
+            .and_then(Value::as_u64)
+            .map(|d| format!(", {d} dropped by the tap (reader too slow)"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
