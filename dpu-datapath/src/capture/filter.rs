@@ -41,7 +41,15 @@ pub enum Filter {
 struct Parser<'a> {
     toks: Vec<&'a str>,
     at: usize,
+    /// Nesting of `not` and parentheses (bounded: the filter comes from a
+    /// client of the service, and recursion must not exhaust its stack).
+    depth: usize,
 }
+
+/// Deepest nesting accepted.
+const MAX_DEPTH: usize = 64;
+/// Longest filter accepted, in words.
+const MAX_TOKENS: usize = 256;
 
 impl<'a> Parser<'a> {
     fn peek(&self) -> Option<&'a str> {
@@ -78,6 +86,16 @@ impl<'a> Parser<'a> {
     }
 
     fn factor(&mut self) -> Result<Filter, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("filter nested deeper than {MAX_DEPTH} levels"));
+        }
+        let f = self.factor_inner();
+        self.depth -= 1;
+        f
+    }
+
+    fn factor_inner(&mut self) -> Result<Filter, String> {
         match self.next() {
             Some("not" | "!") => Ok(Filter::Not(Box::new(self.factor()?))),
             Some("(") => {
@@ -201,7 +219,18 @@ impl Filter {
         if toks.is_empty() {
             return Ok(Filter::All);
         }
-        let mut p = Parser { toks, at: 0 };
+        // Matching recurses over the tree: keep it small.
+        if toks.len() > MAX_TOKENS {
+            return Err(format!(
+                "filter too long ({} words, at most {MAX_TOKENS})",
+                toks.len()
+            ));
+        }
+        let mut p = Parser {
+            toks,
+            at: 0,
+            depth: 0,
+        };
         let f = p.expr()?;
         match p.peek() {
             None => Ok(f),
@@ -278,6 +307,27 @@ mod tests {
         assert!(Filter::parse("udp")
             .unwrap_err()
             .contains("unexpected \"udp\""));
+        let deep = format!("{}tcp{}", "(".repeat(100), ")".repeat(100));
+        assert!(Filter::parse(&deep).unwrap_err().contains("nested deeper"));
+        let nots = "not ".repeat(60) + "tcp";
+        assert!(Filter::parse(&nots).is_ok());
+        let nots = "not ".repeat(100) + "tcp";
+        assert!(Filter::parse(&nots).unwrap_err().contains("nested deeper"));
+        let long = "tcp and ".repeat(10_000) + "tcp";
+        assert!(Filter::parse(&long).unwrap_err().contains("too long"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errs(text in "[a-z0-9 ().!&|]{0,40}") {
+            let _ = Filter::parse(&text);
+        }
+
+        #[test]
+        fn any_frame_is_safe(frame in proptest::collection::vec(proptest::num::u8::ANY, 0..96)) {
+            let f = Filter::parse("tcp and (port 7 or host 1.2.3.4) or not arp").unwrap();
+            let _ = f.matches(&frame);
+        }
     }
 
     #[test]
