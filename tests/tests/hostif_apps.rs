@@ -465,3 +465,46 @@ fn capture_during_a_transfer_is_readable_by_tcpdump() {
         "only the filtered port: {text}"
     );
 }
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+}
+
+#[test]
+fn a_blocked_application_uses_no_cpu() {
+    let (Some(svc), Some([echo, rpc, _, _])) = (Service::start("idle", 1), examples()) else {
+        return;
+    };
+    let server = spawn(&svc, &echo, &["--listen", "0.0.0.0:7700"]);
+    settle();
+    // One connection that then stays open and idle: the server thread
+    // blocks in read, its acceptor thread in accept.
+    let client = spawn(
+        &svc,
+        &rpc,
+        &["--connect", &format!("{}:7700", svc.ip), "--requests", "10"],
+    );
+    assert!(finish(client, Duration::from_secs(30)).status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(server.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = cpu_ticks(server.id());
+    let hz = 100; // USER_HZ on Linux
+    println!(
+        "blocked echo_server: {} ticks of CPU in 3 s",
+        after - before
+    );
+    assert!(
+        (after - before) * 1000 / hz <= 30,
+        "an idle blocked application used {} ms of CPU in 3 s",
+        (after - before) * 1000 / hz
+    );
+    let mut server = server;
+    let _ = server.kill();
+    let _ = server.wait();
+}
