@@ -47,7 +47,7 @@ fi
 
 FLEXTOE_SKIP_FUZZ_TOOLS=1 ./scripts/setup.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --quiet -p dpu-datapath --bin flextoe-dpu
+cargo build --release --quiet -p dpu-datapath --bin flextoe-dpu -p host-shim --examples
 
 ns=ftoe-peer
 work="$(mktemp -d)"
@@ -68,7 +68,7 @@ trap 'exit 130' INT TERM
 
 # A stale namespace from an interrupted run would keep the old TAP name busy.
 ./scripts/demo-topology.sh down >/dev/null 2>&1 || true
-./target/release/flextoe-dpu run --backend dpdk --stats-json "$work/stats.json" "${args[@]}" >"$log" 2>"$work/service.err" &
+./target/release/flextoe-dpu run --backend dpdk --control "$work/control.sock" --stats-json "$work/stats.json" "${args[@]}" >"$log" 2>"$work/service.err" &
 svc=$!
 for _ in $(seq 300); do
     grep -q "ready:" "$log" 2>/dev/null && break
@@ -91,6 +91,17 @@ import json, sys
 r = json.load(sys.stdin)
 print(f\"sent {r['bytes']} bytes, got {r['received']} back in {r['seconds']} s; SHA-256 match: {r['match']}\")"
 echo
+echo "== a host application (libtoe echo_server, no TCP on the host) served to 4 Linux clients"
+FLEXTOE_CONTROL="$work/control.sock" ./target/release/examples/echo_server --listen 0.0.0.0:7777 --exit-after 4 >/dev/null 2>&1 &
+app=$!
+sleep 0.5
+peer ./target/release/examples/rpc_client --kernel --connect 198.18.0.2:7777 --conns 4 --requests 2000 | python3 -c "
+import json, sys
+r = json.load(sys.stdin)
+print(f\"{r['requests']} RPCs of {r['size']} B from Linux in {r['secs']:.2f} s, every echo checked; p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us\")"
+wait "$app" 2>/dev/null || true
+./target/release/flextoe-dpu conns --control "$work/control.sock" | tail -n 1
+echo
 cat <<TRY
 == try it yourself (in another terminal, as root):
    ip netns exec $ns ping 198.18.0.2
@@ -98,6 +109,8 @@ cat <<TRY
    ip netns exec $ns nc 198.18.0.2 19 | head  # source: 1 MiB of a fixed pattern
    ip netns exec $ns python3 scripts/peer.py --help
    (curl is N/A: there is no HTTP service on the engine)
+   ./target/release/flextoe-dpu stat --control $work/control.sock   (with --keep)
+   FLEXTOE_CONTROL=$work/control.sock ./target/release/examples/echo_server --listen 0.0.0.0:7777
 TRY
 echo
 if [ "$keep" -eq 1 ]; then
