@@ -315,6 +315,12 @@ impl Region {
             offset as u64,
             len as u64,
         )?;
+        // The kernel changed what these bytes read as, behind the
+        // compiler's back (rustix's raw syscall is not a memory clobber for
+        // the mapping): without this, an optimised build may forward bytes
+        // written before the hole to reads after it.
+        std::hint::black_box(self.ptr.as_ptr());
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 }
