@@ -17,8 +17,10 @@ need_root() {
 # Debian packages: a C toolchain (libfuzzer, DPDK bindings), pkg-config,
 # DPDK with its TAP PMD, and the Linux-peer tools of the interoperability
 # tests and demo (iproute2, ping, tcpdump, ethtool, nc, python3).
-# Only installed when missing.
-DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip)
+# The servers of the LD_PRELOAD tests (tests/tests/preload.rs): memcached,
+# redis, nginx-light, iperf3; they must not run as system daemons, see
+# below. Only installed when missing.
+DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip memcached redis-server redis-tools nginx-light iperf3)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,7 +28,23 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     need_root apt-get update -qq
+    # policy-rc.d exit 101: apt does not start the services it installs
+    # (the tests start their own instances on private ports).
+    policy_tmp=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy_tmp=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | need_root tee "$policy_tmp" >/dev/null
+        need_root chmod +x "$policy_tmp"
+    fi
     need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    [ -n "$policy_tmp" ] && need_root rm -f "$policy_tmp"
+    # Where a service was started anyway (systemd ignores policy-rc.d on
+    # some setups), stop and disable it.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        for svc in memcached redis-server nginx iperf3; do
+            need_root systemctl disable --now "$svc" >/dev/null 2>&1 || true
+        done
+    fi
 fi
 
 # promtool, for `promtool check metrics` on the /metrics output

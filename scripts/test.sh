@@ -17,7 +17,7 @@ step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "build the service binary the integration tests start"
-cargo build --release -p dpu-datapath --bin flextoe-dpu -p host-shim --lib --examples
+cargo build --release -p dpu-datapath --bin flextoe-dpu -p host-shim --lib --examples -p toe-preload
 
 step "cargo test (units, simulator, integration)"
 cargo test --workspace --release

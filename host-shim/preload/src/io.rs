@@ -1,0 +1,652 @@
+//! The socket operations on offloaded sockets, in safe Rust: results are
+//! `Ok(value)` or `Err(errno)`.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libc::c_int;
+use toe::{TcpListener, TcpStream};
+
+use crate::real;
+use crate::state::{self, insert, refill, settle_connect, Sock, State, SERVICE_LOST};
+use crate::wait::wait_one;
+
+fn errno_of(e: &std::io::Error) -> c_int {
+    toe::errno_of(e)
+}
+
+fn v4(a: SocketAddr) -> SocketAddrV4 {
+    match a {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(_) => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+    }
+}
+
+fn deadline(ns: u64) -> Option<Instant> {
+    (ns != 0).then(|| Instant::now() + Duration::from_nanos(ns))
+}
+
+/// The stream to read or write, or why there is none.
+enum Io {
+    Ready(Arc<TcpStream>),
+    Connecting,
+}
+
+fn io_stream(sock: &Sock, for_write: bool) -> Result<Io, c_int> {
+    if sock.stale() {
+        return Err(libc::EBADF);
+    }
+    if SERVICE_LOST.load(Ordering::Relaxed) {
+        return Err(if for_write {
+            libc::EPIPE
+        } else {
+            libc::ECONNRESET
+        });
+    }
+    let mut st = sock.state.lock();
+    settle_connect(sock, &mut st);
+    match &mut *st {
+        State::Fresh { .. } | State::Listening { .. } => Err(if for_write {
+            libc::EPIPE
+        } else {
+            libc::ENOTCONN
+        }),
+        State::Stream {
+            failed: Some(e),
+            reported,
+            ..
+        } => {
+            if *reported {
+                Err(if for_write {
+                    libc::EPIPE
+                } else {
+                    libc::ENOTCONN
+                })
+            } else {
+                *reported = true;
+                Err(*e)
+            }
+        }
+        State::Stream {
+            connecting: true, ..
+        } => Ok(Io::Connecting),
+        State::Stream { s, .. } => Ok(Io::Ready(s.clone())),
+    }
+}
+
+/// Reads into `buf` (recv flags: MSG_PEEK, MSG_DONTWAIT, MSG_WAITALL).
+pub(crate) fn read(
+    fd: c_int,
+    sock: &Arc<Sock>,
+    buf: &mut [u8],
+    flags: c_int,
+) -> Result<usize, c_int> {
+    let nonblock = sock.nonblock.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
+    let peek = flags & libc::MSG_PEEK != 0;
+    let waitall = flags & libc::MSG_WAITALL != 0 && !peek;
+    let dl = deadline(sock.rcvtimeo.load(Ordering::Relaxed));
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let mut done = 0usize;
+    loop {
+        let r = match io_stream(sock, false) {
+            Ok(Io::Ready(s)) => {
+                let mut pk = sock.peeked.lock();
+                if peek {
+                    let mut eof = false;
+                    while pk.len() < buf.len() {
+                        let mut tmp = vec![0u8; buf.len() - pk.len()];
+                        match (&*s).read(&mut tmp) {
+                            Ok(0) => {
+                                eof = true;
+                                break;
+                            }
+                            Ok(n) => pk.extend_from_slice(&tmp[..n]),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                            Err(e) if pk.is_empty() => return Err(errno_of(&e)),
+                            Err(_) => break,
+                        }
+                    }
+                    if !pk.is_empty() {
+                        let n = pk.len().min(buf.len());
+                        buf[..n].copy_from_slice(&pk[..n]);
+                        return Ok(n);
+                    }
+                    if eof {
+                        return Ok(0);
+                    }
+                    Err(libc::EAGAIN)
+                } else if !pk.is_empty() {
+                    let n = pk.len().min(buf.len() - done);
+                    buf[done..done + n].copy_from_slice(&pk[..n]);
+                    pk.drain(..n);
+                    let mut n = n;
+                    if pk.is_empty() && done + n < buf.len() {
+                        // Whatever else is already there, like one kernel read.
+                        if let Ok(k) = (&*s).read(&mut buf[done + n..]) {
+                            n += k;
+                        }
+                    }
+                    sock.rx_consumed.fetch_add(n as u64, Ordering::Relaxed);
+                    Ok(n)
+                } else {
+                    drop(pk);
+                    match (&*s).read(&mut buf[done..]) {
+                        Ok(0) => return Ok(done),
+                        Ok(n) => {
+                            sock.rx_consumed.fetch_add(n as u64, Ordering::Relaxed);
+                            Ok(n)
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(libc::EAGAIN),
+                        Err(e) => Err(errno_of(&e)),
+                    }
+                }
+            }
+            Ok(Io::Connecting) => Err(libc::EAGAIN),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(n) => {
+                done += n;
+                if !waitall || done == buf.len() {
+                    return Ok(done);
+                }
+            }
+            Err(libc::EAGAIN) => {
+                if done > 0 && !waitall {
+                    return Ok(done);
+                }
+                if nonblock {
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(libc::EAGAIN)
+                    };
+                }
+                if let Err(e) = wait_one(fd, sock, libc::POLLIN, dl) {
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+            }
+            Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+        }
+    }
+}
+
+fn sigpipe(flags: c_int) {
+    if flags & libc::MSG_NOSIGNAL == 0 {
+        // SAFETY: raises a signal in the calling thread, like the kernel.
+        unsafe { libc::raise(libc::SIGPIPE) };
+    }
+}
+
+/// Writes `buf` (send flags: MSG_DONTWAIT, MSG_NOSIGNAL). Blocking sockets
+/// write everything unless a signal or timeout comes.
+pub(crate) fn write(fd: c_int, sock: &Arc<Sock>, buf: &[u8], flags: c_int) -> Result<usize, c_int> {
+    let nonblock = sock.nonblock.load(Ordering::Relaxed) || flags & libc::MSG_DONTWAIT != 0;
+    let dl = deadline(sock.sndtimeo.load(Ordering::Relaxed));
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let mut done = 0usize;
+    loop {
+        let r = match io_stream(sock, true) {
+            Ok(Io::Ready(s)) => match (&*s).write(&buf[done..]) {
+                Ok(n) => {
+                    sock.tx_written.fetch_add(n as u64, Ordering::Relaxed);
+                    Ok(n)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(libc::EAGAIN),
+                Err(e) => Err(errno_of(&e)),
+            },
+            Ok(Io::Connecting) => Err(libc::EAGAIN),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(n) => {
+                done += n;
+                if done == buf.len() {
+                    return Ok(done);
+                }
+            }
+            Err(libc::EAGAIN) => {
+                if nonblock {
+                    return if done > 0 {
+                        Ok(done)
+                    } else {
+                        Err(libc::EAGAIN)
+                    };
+                }
+                if let Err(e) = wait_one(fd, sock, libc::POLLOUT, dl) {
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+            }
+            Err(e) => {
+                if done > 0 {
+                    return Ok(done);
+                }
+                if e == libc::EPIPE {
+                    sigpipe(flags);
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Writes several buffers in order; stops at the first short write.
+pub(crate) fn writev(
+    fd: c_int,
+    sock: &Arc<Sock>,
+    bufs: &[&[u8]],
+    flags: c_int,
+) -> Result<usize, c_int> {
+    let mut total = 0;
+    for b in bufs {
+        if b.is_empty() {
+            continue;
+        }
+        match write(fd, sock, b, flags) {
+            Ok(n) => {
+                total += n;
+                if n < b.len() {
+                    break;
+                }
+            }
+            Err(_) if total > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total)
+}
+
+/// sendfile(2) to an offloaded socket: the file is read here and written
+/// to the connection's TX buffer.
+pub(crate) fn sendfile(
+    out_fd: c_int,
+    sock: &Arc<Sock>,
+    in_fd: c_int,
+    offset: Option<&mut libc::off_t>,
+    count: usize,
+) -> Result<usize, c_int> {
+    const CHUNK: usize = 256 * 1024;
+    let mut buf = vec![0u8; CHUNK.min(count.max(1))];
+    let mut pos = offset.as_ref().map(|o| **o);
+    let mut total = 0usize;
+    let mut ret = Ok(());
+    while total < count {
+        let want = buf.len().min(count - total);
+        // SAFETY: reads at most `want` bytes into `buf`.
+        let n = unsafe {
+            match pos {
+                Some(p) => real::pread(in_fd, buf.as_mut_ptr().cast(), want, p),
+                None => real::read(in_fd, buf.as_mut_ptr().cast(), want),
+            }
+        };
+        if n < 0 {
+            ret = Err(crate::wait::errno());
+            break;
+        }
+        if n == 0 {
+            break;
+        }
+        let n = n as usize;
+        let w = match write(out_fd, sock, &buf[..n], 0) {
+            Ok(w) => w,
+            Err(e) => {
+                if pos.is_none() {
+                    // SAFETY: rewinds the file position past unsent data.
+                    unsafe { real::lseek(in_fd, -(n as libc::off_t), libc::SEEK_CUR) };
+                }
+                ret = Err(e);
+                break;
+            }
+        };
+        total += w;
+        if let Some(p) = pos.as_mut() {
+            *p += w as libc::off_t;
+        }
+        if w < n {
+            if pos.is_none() {
+                // SAFETY: as above.
+                unsafe { real::lseek(in_fd, -((n - w) as libc::off_t), libc::SEEK_CUR) };
+            }
+            break;
+        }
+    }
+    if let (Some(o), Some(p)) = (offset, pos) {
+        *o = p;
+    }
+    match ret {
+        Err(e) if total == 0 => Err(e),
+        _ => Ok(total),
+    }
+}
+
+/// What `bind` does with an AF_INET address.
+pub(crate) enum BindTo {
+    /// Recorded for the engine.
+    Engine,
+    /// Not an engine address: the socket becomes the kernel's.
+    Kernel,
+}
+
+pub(crate) fn bind(sock: &Sock, addr: SocketAddrV4) -> Result<BindTo, c_int> {
+    let toe_ip = state::toe().map(|t| t.local_ip());
+    let mut st = sock.state.lock();
+    match &mut *st {
+        State::Fresh { bound: None } => {
+            let ip = *addr.ip();
+            if ip.is_unspecified() || Some(ip) == toe_ip {
+                *st = State::Fresh { bound: Some(addr) };
+                Ok(BindTo::Engine)
+            } else {
+                Ok(BindTo::Kernel)
+            }
+        }
+        _ => Err(libc::EINVAL),
+    }
+}
+
+pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
+    let Some(toe) = state::toe() else {
+        return Err(libc::EBADF);
+    };
+    let mut st = sock.state.lock();
+    let bound = match &*st {
+        State::Fresh { bound } => *bound,
+        State::Listening { .. } => return Ok(()),
+        State::Stream { .. } => return Err(libc::EINVAL),
+    };
+    let addr = bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+    let backlog = u32::try_from(backlog).unwrap_or(0);
+    let l = if addr.port() == 0 {
+        // Ephemeral port: the engine wants an explicit one.
+        let mut seed = u64::from(std::process::id()) ^ (Instant::now().elapsed().as_nanos() as u64);
+        let mut last = libc::EADDRINUSE;
+        let mut found = None;
+        for _ in 0..64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let port = 32768 + ((seed >> 33) % 28000) as u16;
+            match TcpListener::bind_with_backlog(&toe, SocketAddrV4::new(*addr.ip(), port), backlog)
+            {
+                Ok(l) => {
+                    found = Some(l);
+                    break;
+                }
+                Err(e) => last = errno_of(&e),
+            }
+        }
+        found.ok_or(last)?
+    } else {
+        TcpListener::bind_with_backlog(&toe, addr, backlog).map_err(|e| errno_of(&e))?
+    };
+    let _ = l.set_nonblocking(true);
+    *st = State::Listening {
+        l,
+        pending: Default::default(),
+        seen: 0,
+    };
+    Ok(())
+}
+
+/// Accepts a connection; the new fd is a placeholder kernel socket.
+pub(crate) fn accept(
+    fd: c_int,
+    sock: &Arc<Sock>,
+    flags: c_int,
+) -> Result<(c_int, SocketAddrV4), c_int> {
+    if sock.stale() {
+        return Err(libc::EBADF);
+    }
+    loop {
+        let got = {
+            let mut st = sock.state.lock();
+            match &mut *st {
+                State::Listening { l, pending, seen } => {
+                    if pending.is_empty() {
+                        refill(l, pending, seen);
+                    }
+                    pending.pop_front()
+                }
+                _ => return Err(libc::EINVAL),
+            }
+        };
+        if let Some(s) = got {
+            let ty = libc::SOCK_STREAM | (flags & (libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK));
+            // SAFETY: creates a socket; no pointers involved.
+            let nfd = unsafe { real::socket(libc::AF_INET, ty, 0) };
+            if nfd < 0 {
+                return Err(crate::wait::errno());
+            }
+            let peer = s
+                .peer_addr()
+                .map(v4)
+                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            let nodelay = sock.nodelay.load(Ordering::Relaxed);
+            if nodelay {
+                let _ = s.set_nodelay(true);
+            }
+            let ns = Sock::new(
+                State::Stream {
+                    s: Arc::new(s),
+                    connecting: false,
+                    failed: None,
+                    reported: true,
+                },
+                flags & libc::SOCK_NONBLOCK != 0,
+            );
+            ns.nodelay.store(nodelay, Ordering::Relaxed);
+            insert(nfd, ns);
+            return Ok((nfd, peer));
+        }
+        if sock.nonblock.load(Ordering::Relaxed) {
+            return Err(libc::EAGAIN);
+        }
+        wait_one(fd, sock, libc::POLLIN, None)?;
+    }
+}
+
+/// What `connect` did.
+pub(crate) enum Connected {
+    Done,
+    /// The destination is the host's (loopback): hand the socket to the
+    /// kernel and connect there (after binding it to this address).
+    Kernel(Option<SocketAddrV4>),
+}
+
+pub(crate) fn connect(fd: c_int, sock: &Arc<Sock>, addr: SocketAddrV4) -> Result<Connected, c_int> {
+    if sock.stale() {
+        return Err(libc::EBADF);
+    }
+    let Some(toe) = state::toe() else {
+        return Err(libc::EBADF);
+    };
+    {
+        let mut st = sock.state.lock();
+        settle_connect(sock, &mut st);
+        match &*st {
+            State::Fresh { bound } => {
+                if !state::offloadable_dest(*addr.ip()) {
+                    if bound.is_some_and(|b| !b.ip().is_unspecified()) {
+                        // A loopback peer from a socket bound to the DPU's IP.
+                        return Err(libc::EADDRNOTAVAIL);
+                    }
+                    return Ok(Connected::Kernel(*bound));
+                }
+            }
+            State::Listening { .. } => return Err(libc::EISCONN),
+            State::Stream {
+                connecting: true, ..
+            } => {
+                return Err(if sock.nonblock.load(Ordering::Relaxed) {
+                    libc::EALREADY
+                } else {
+                    libc::EINPROGRESS
+                })
+            }
+            State::Stream { failed: None, .. } => {}
+            // A failed connect may be retried.
+            State::Stream { .. } => {}
+        }
+        if let State::Stream {
+            failed, reported, ..
+        } = &mut *st
+        {
+            match failed {
+                // Like Linux: the first connect after a nonblocking one
+                // completed returns its outcome, later ones EISCONN.
+                None if !*reported => {
+                    *reported = true;
+                    return Ok(Connected::Done);
+                }
+                None => return Err(libc::EISCONN),
+                Some(e) if !*reported => {
+                    *reported = true;
+                    return Err(*e);
+                }
+                Some(_) => {}
+            }
+        }
+        let s = TcpStream::connect_start(&toe, addr).map_err(|e| errno_of(&e))?;
+        let _ = s.set_nonblocking(true);
+        *st = State::Stream {
+            s: Arc::new(s),
+            connecting: true,
+            failed: None,
+            reported: false,
+        };
+    }
+    if sock.nonblock.load(Ordering::Relaxed) {
+        // Completed already (unlikely): still EINPROGRESS, like Linux.
+        return Err(libc::EINPROGRESS);
+    }
+    loop {
+        {
+            let mut st = sock.state.lock();
+            settle_connect(sock, &mut st);
+            if let State::Stream {
+                connecting: false,
+                failed,
+                reported,
+                ..
+            } = &mut *st
+            {
+                *reported = true;
+                return match failed {
+                    Some(e) => Err(*e),
+                    None => Ok(Connected::Done),
+                };
+            }
+        }
+        wait_one(fd, sock, libc::POLLOUT, None)?;
+    }
+}
+
+pub(crate) fn shutdown(sock: &Sock, how: c_int) -> Result<(), c_int> {
+    let how = match how {
+        libc::SHUT_RD => std::net::Shutdown::Read,
+        libc::SHUT_WR => std::net::Shutdown::Write,
+        libc::SHUT_RDWR => std::net::Shutdown::Both,
+        _ => return Err(libc::EINVAL),
+    };
+    let s = {
+        let mut st = sock.state.lock();
+        settle_connect(sock, &mut st);
+        match &*st {
+            State::Listening { .. } => return Ok(()),
+            State::Stream {
+                s,
+                connecting: false,
+                failed: None,
+                ..
+            } => s.clone(),
+            _ => return Err(libc::ENOTCONN),
+        }
+    };
+    s.shutdown(how).map_err(|e| errno_of(&e))
+}
+
+pub(crate) fn local_addr(sock: &Sock) -> SocketAddrV4 {
+    match &*sock.state.lock() {
+        State::Fresh { bound } => bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        State::Listening { l, .. } => l
+            .local_addr()
+            .map(v4)
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        State::Stream { s, .. } => s
+            .local_addr()
+            .map(v4)
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+    }
+}
+
+pub(crate) fn peer_addr(sock: &Sock) -> Result<SocketAddrV4, c_int> {
+    let mut st = sock.state.lock();
+    settle_connect(sock, &mut st);
+    match &*st {
+        State::Stream {
+            s,
+            connecting: false,
+            failed: None,
+            ..
+        } => Ok(s.peer_addr().map(v4).map_err(|e| errno_of(&e))?),
+        _ => Err(libc::ENOTCONN),
+    }
+}
+
+/// SO_ERROR: the pending error, cleared.
+pub(crate) fn take_error(sock: &Sock) -> c_int {
+    let mut st = sock.state.lock();
+    settle_connect(sock, &mut st);
+    match &mut *st {
+        State::Stream {
+            failed: Some(e),
+            reported,
+            ..
+        } => {
+            if *reported {
+                0
+            } else {
+                *reported = true;
+                *e
+            }
+        }
+        State::Stream { s, .. } => match s.take_error() {
+            Ok(Some(e)) => errno_of(&e),
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+/// FIONREAD.
+pub(crate) fn readable(sock: &Sock) -> Result<c_int, c_int> {
+    let peeked = sock.peeked.lock().len() as u64;
+    match &*sock.state.lock() {
+        State::Listening { .. } => Err(libc::EINVAL),
+        State::Stream { s, .. } => {
+            let n = s.readable_bytes().unwrap_or(0) + peeked;
+            Ok(c_int::try_from(n).unwrap_or(c_int::MAX))
+        }
+        State::Fresh { .. } => Ok(0),
+    }
+}
+
+/// TCP_NODELAY applied to the engine's connection.
+pub(crate) fn set_nodelay(sock: &Sock, on: bool) {
+    sock.nodelay.store(on, Ordering::Relaxed);
+    if let Some(s) = sock.stream() {
+        let _ = s.set_nodelay(on);
+    }
+}
+
+/// Whether the socket listens (SO_ACCEPTCONN).
+pub(crate) fn is_listening(sock: &Sock) -> bool {
+    matches!(&*sock.state.lock(), State::Listening { .. })
+}

@@ -1,0 +1,483 @@
+//! Process-wide state: the attachment to the service, the table of
+//! offloaded file descriptors, the emulated epoll registrations, and fork
+//! handling.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use libc::c_int;
+use parking_lot::{Mutex, RwLock};
+use toe::{TcpListener, TcpStream, Toe};
+
+use crate::real;
+
+/// Bumped in the child after every fork: objects of an older epoch belong
+/// to the parent's registration and are never touched again.
+pub(crate) static EPOCH: AtomicU32 = AtomicU32::new(0);
+/// Some fd was offloaded at least once (fast path for everything else).
+pub(crate) static ANY: AtomicBool = AtomicBool::new(false);
+/// Some epoll set has offloaded members.
+pub(crate) static ANY_EPOLL: AtomicBool = AtomicBool::new(false);
+/// The service's control socket hung up: offloaded sockets fail.
+pub(crate) static SERVICE_LOST: AtomicBool = AtomicBool::new(false);
+
+/// The attachment: not tried yet, attached, or unavailable.
+enum Attach {
+    Untried,
+    Ready(Arc<Toe>),
+    /// Fall back to the kernel for every socket.
+    Kernel,
+    /// `--no-fallback`: AF_INET stream sockets fail with this errno.
+    Refuse(c_int),
+}
+
+struct ToeState {
+    epoch: u32,
+    attach: Attach,
+}
+
+static TOE: Mutex<ToeState> = Mutex::new(ToeState {
+    epoch: 0,
+    attach: Attach::Untried,
+});
+
+/// What `socket()` does with a new AF_INET stream socket.
+pub(crate) enum Decision {
+    Offload,
+    Kernel,
+    Refuse(c_int),
+}
+
+/// Writes one line to stderr without going through interposed calls'
+/// bookkeeping (fd 2 is never offloaded anyway).
+pub(crate) fn warn(msg: &str) {
+    let line = format!("{msg}\n");
+    // SAFETY: writes from a valid buffer of `line.len()` bytes.
+    let _ = unsafe { real::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// The attachment for this process (registering on first use, again in a
+/// child after fork).
+pub(crate) fn decide() -> Decision {
+    let mut t = TOE.lock();
+    let epoch = EPOCH.load(Ordering::SeqCst);
+    if t.epoch != epoch {
+        // The parent's attachment: its rings are the parent's. Leak it
+        // (dropping would post requests on the parent's rings).
+        if let Attach::Ready(old) = std::mem::replace(&mut t.attach, Attach::Untried) {
+            std::mem::forget(old);
+        }
+        t.epoch = epoch;
+    }
+    match &t.attach {
+        Attach::Ready(_) => return Decision::Offload,
+        Attach::Kernel => return Decision::Kernel,
+        Attach::Refuse(e) => return Decision::Refuse(*e),
+        Attach::Untried => {}
+    }
+    install_atfork();
+    let path = toe::control_path_from_env();
+    match Toe::from_env() {
+        Ok(toe) => {
+            t.attach = Attach::Ready(toe);
+            Decision::Offload
+        }
+        Err(e) => {
+            let no_fallback = std::env::var_os("FLEXTOE_NO_FALLBACK").is_some_and(|v| v != "0");
+            if no_fallback {
+                warn(&format!(
+                    "libtoe_preload: cannot reach the FlexTOE service at {} ({e}); \
+                     --no-fallback: TCP sockets fail with ECONNREFUSED",
+                    path.display()
+                ));
+                t.attach = Attach::Refuse(libc::ECONNREFUSED);
+                Decision::Refuse(libc::ECONNREFUSED)
+            } else {
+                warn(&format!(
+                    "libtoe_preload: cannot reach the FlexTOE service at {} ({e}); \
+                     using the kernel TCP stack for every socket",
+                    path.display()
+                ));
+                t.attach = Attach::Kernel;
+                Decision::Kernel
+            }
+        }
+    }
+}
+
+/// The current attachment, if any.
+pub(crate) fn toe() -> Option<Arc<Toe>> {
+    let t = TOE.lock();
+    if t.epoch != EPOCH.load(Ordering::SeqCst) {
+        return None;
+    }
+    match &t.attach {
+        Attach::Ready(toe) => Some(toe.clone()),
+        _ => None,
+    }
+}
+
+fn install_atfork() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers handlers that only touch our own locks.
+        unsafe {
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child));
+        }
+    });
+}
+
+/// Takes every lock so the child does not inherit one held by a thread
+/// that does not exist there.
+unsafe extern "C" fn fork_prepare() {
+    std::mem::forget(TOE.lock());
+    std::mem::forget(EPOLLS.write());
+    std::mem::forget(FDS.write());
+}
+
+unsafe extern "C" fn fork_parent() {
+    // SAFETY: the locks were taken (and their guards forgotten) by
+    // `fork_prepare` in this thread.
+    unsafe {
+        FDS.force_unlock_write();
+        EPOLLS.force_unlock_write();
+        TOE.force_unlock();
+    }
+}
+
+unsafe extern "C" fn fork_child() {
+    EPOCH.fetch_add(1, Ordering::SeqCst);
+    // SAFETY: as in `fork_parent`; the child has a copy of the locks in
+    // the state the forking thread left them.
+    unsafe {
+        FDS.force_unlock_write();
+        EPOLLS.force_unlock_write();
+        TOE.force_unlock();
+    }
+}
+
+/// What an offloaded socket is.
+pub(crate) enum State {
+    /// Created, maybe bound, not yet listening or connected.
+    Fresh { bound: Option<SocketAddrV4> },
+    Listening {
+        l: TcpListener,
+        /// Connections accepted ahead (to know the listener is readable).
+        pending: VecDeque<TcpStream>,
+        /// Accept generation when the queue was last found empty.
+        seen: u64,
+    },
+    Stream {
+        s: Arc<TcpStream>,
+        /// Nonblocking connect in progress.
+        connecting: bool,
+        /// The connect failed with this errno.
+        failed: Option<c_int>,
+        /// SO_ERROR (or connect) already reported `failed`.
+        reported: bool,
+    },
+}
+
+/// One offloaded socket; every fd that refers to it (dup) shares it, like
+/// an open file description.
+pub(crate) struct Sock {
+    pub(crate) state: Mutex<State>,
+    pub(crate) nonblock: AtomicBool,
+    pub(crate) nodelay: AtomicBool,
+    /// Bytes the application consumed (edge-triggered epoll marks).
+    pub(crate) rx_consumed: AtomicU64,
+    /// Bytes the application wrote.
+    pub(crate) tx_written: AtomicU64,
+    /// Data read ahead by `MSG_PEEK`, returned first by the next reads.
+    pub(crate) peeked: Mutex<Vec<u8>>,
+    /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
+    pub(crate) rcvtimeo: AtomicU64,
+    pub(crate) sndtimeo: AtomicU64,
+    pub(crate) epoch: u32,
+}
+
+impl Sock {
+    pub(crate) fn new(state: State, nonblock: bool) -> Arc<Sock> {
+        Arc::new(Sock {
+            state: Mutex::new(state),
+            nonblock: AtomicBool::new(nonblock),
+            nodelay: AtomicBool::new(false),
+            rx_consumed: AtomicU64::new(0),
+            tx_written: AtomicU64::new(0),
+            peeked: Mutex::new(Vec::new()),
+            rcvtimeo: AtomicU64::new(0),
+            sndtimeo: AtomicU64::new(0),
+            epoch: EPOCH.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Inherited across fork: unusable here.
+    pub(crate) fn stale(&self) -> bool {
+        self.epoch != EPOCH.load(Ordering::SeqCst)
+    }
+
+    /// The stream, once connected (or connecting).
+    pub(crate) fn stream(&self) -> Option<Arc<TcpStream>> {
+        match &*self.state.lock() {
+            State::Stream { s, .. } => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Offloaded fds, indexed by fd number.
+static FDS: RwLock<Vec<Option<Arc<Sock>>>> = RwLock::new(Vec::new());
+
+pub(crate) fn lookup(fd: c_int) -> Option<Arc<Sock>> {
+    if fd < 0 || !ANY.load(Ordering::Relaxed) {
+        return None;
+    }
+    FDS.read().get(fd as usize).cloned().flatten()
+}
+
+pub(crate) fn insert(fd: c_int, sock: Arc<Sock>) {
+    let Ok(i) = usize::try_from(fd) else { return };
+    let mut t = FDS.write();
+    if t.len() <= i {
+        t.resize(i + 1, None);
+    }
+    t[i] = Some(sock);
+    ANY.store(true, Ordering::Relaxed);
+}
+
+/// Forgets `fd` (closed, or handed to the kernel); returns its socket.
+pub(crate) fn remove(fd: c_int) -> Option<Arc<Sock>> {
+    if fd < 0 || !ANY.load(Ordering::Relaxed) {
+        return None;
+    }
+    let s = FDS.write().get_mut(fd as usize).and_then(Option::take)?;
+    purge_epoll_regs(fd);
+    Some(s)
+}
+
+/// Drops a socket whose last fd went away: a stale one (inherited across
+/// fork) is leaked, since closing it would act on the parent's rings.
+pub(crate) fn release(sock: Arc<Sock>) {
+    if sock.stale() {
+        std::mem::forget(sock);
+    }
+}
+
+// ---- readiness -------------------------------------------------------
+
+/// Readiness of an offloaded socket (poll bits) and the marks used for
+/// edge-triggered epoll (they grow when data arrives / space frees).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Eval {
+    pub revents: u32,
+    pub rx_mark: u64,
+    pub tx_mark: u64,
+}
+
+const IN: u32 = (libc::POLLIN | libc::POLLRDNORM) as u32;
+const OUT: u32 = (libc::POLLOUT | libc::POLLWRNORM) as u32;
+const ERR: u32 = libc::POLLERR as u32;
+const HUP: u32 = libc::POLLHUP as u32;
+const RDHUP: u32 = libc::POLLRDHUP as u32;
+
+/// Applies a finished handshake to the state.
+pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
+    if let State::Stream {
+        s,
+        connecting,
+        failed,
+        ..
+    } = st
+    {
+        if *connecting {
+            match s.connect_result() {
+                Ok(None) => {}
+                Ok(Some(Ok(()))) => {
+                    *connecting = false;
+                    if sock.nodelay.load(Ordering::Relaxed) {
+                        let _ = s.set_nodelay(true);
+                    }
+                }
+                Ok(Some(Err(e))) | Err(e) => {
+                    *connecting = false;
+                    *failed = Some(toe::errno_of(&e));
+                }
+            }
+        }
+    }
+}
+
+/// Moves connections waiting on a listener into its queue (one round trip
+/// per connection, only after an `EV_ACCEPTABLE` moved the generation).
+pub(crate) fn refill(l: &TcpListener, pending: &mut VecDeque<TcpStream>, seen: &mut u64) {
+    let Ok(g) = l.accept_generation() else { return };
+    if g == *seen {
+        return;
+    }
+    while let Ok((s, _)) = l.accept() {
+        let _ = s.set_nonblocking(true);
+        pending.push_back(s);
+    }
+    *seen = g;
+}
+
+pub(crate) fn eval(sock: &Sock) -> Eval {
+    if sock.stale() {
+        return Eval {
+            revents: libc::POLLNVAL as u32,
+            ..Eval::default()
+        };
+    }
+    let mut st = sock.state.lock();
+    settle_connect(sock, &mut st);
+    let lost = SERVICE_LOST.load(Ordering::Relaxed);
+    match &mut *st {
+        State::Fresh { .. } => Eval {
+            revents: OUT | HUP,
+            ..Eval::default()
+        },
+        State::Listening { l, pending, seen } => {
+            refill(l, pending, seen);
+            Eval {
+                revents: if pending.is_empty() { 0 } else { IN },
+                rx_mark: *seen,
+                tx_mark: 0,
+            }
+        }
+        State::Stream {
+            s,
+            connecting,
+            failed,
+            ..
+        } => {
+            if failed.is_some() || lost {
+                return Eval {
+                    revents: IN | OUT | ERR | HUP | RDHUP,
+                    ..Eval::default()
+                };
+            }
+            if *connecting {
+                return Eval::default();
+            }
+            let peeked = sock.peeked.lock().len() as u64;
+            let Ok(p) = s.poll_events() else {
+                return Eval {
+                    revents: IN | OUT | ERR | HUP,
+                    ..Eval::default()
+                };
+            };
+            let mut r = 0;
+            if p.readable || peeked > 0 {
+                r |= IN;
+            }
+            if p.writable {
+                r |= OUT;
+            }
+            if p.eof {
+                r |= RDHUP;
+            }
+            if p.hangup {
+                r |= HUP;
+            }
+            if p.error {
+                r |= ERR;
+            }
+            Eval {
+                revents: r,
+                rx_mark: sock.rx_consumed.load(Ordering::Relaxed) + p.readable_bytes + peeked,
+                tx_mark: sock.tx_written.load(Ordering::Relaxed) + p.writable_bytes,
+            }
+        }
+    }
+}
+
+// ---- epoll emulation --------------------------------------------------
+
+/// One offloaded fd in an epoll set.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reg {
+    pub events: u32,
+    pub data: u64,
+    /// Bits seen at the last evaluation (edge detection).
+    pub prev: u32,
+    pub rx_mark: u64,
+    pub tx_mark: u64,
+    /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
+    pub disabled: bool,
+}
+
+/// The offloaded members of one epoll fd (kernel fds are in the kernel's
+/// epoll set itself).
+#[derive(Default)]
+pub(crate) struct EpollSet {
+    pub regs: Mutex<HashMap<c_int, Reg>>,
+}
+
+static EPOLLS: RwLock<Option<HashMap<c_int, Arc<EpollSet>>>> = RwLock::new(None);
+
+pub(crate) fn epoll_set(epfd: c_int) -> Option<Arc<EpollSet>> {
+    if !ANY_EPOLL.load(Ordering::Relaxed) {
+        return None;
+    }
+    EPOLLS.read().as_ref()?.get(&epfd).cloned()
+}
+
+pub(crate) fn epoll_set_or_new(epfd: c_int) -> Arc<EpollSet> {
+    let mut m = EPOLLS.write();
+    ANY_EPOLL.store(true, Ordering::Relaxed);
+    m.get_or_insert_with(HashMap::new)
+        .entry(epfd)
+        .or_default()
+        .clone()
+}
+
+/// `epfd` was closed.
+pub(crate) fn epoll_closed(epfd: c_int) {
+    if ANY_EPOLL.load(Ordering::Relaxed) {
+        if let Some(m) = EPOLLS.write().as_mut() {
+            m.remove(&epfd);
+        }
+    }
+}
+
+/// Registrations of a closed (or kernel-bound) fd.
+fn purge_epoll_regs(fd: c_int) -> Vec<(c_int, Reg)> {
+    let mut out = Vec::new();
+    if !ANY_EPOLL.load(Ordering::Relaxed) {
+        return out;
+    }
+    if let Some(m) = EPOLLS.read().as_ref() {
+        for (&ep, set) in m {
+            if let Some(r) = set.regs.lock().remove(&fd) {
+                out.push((ep, r));
+            }
+        }
+    }
+    out
+}
+
+/// A fresh socket turned out to be the kernel's (loopback bind/connect):
+/// forget it and move its epoll registrations to the kernel.
+pub(crate) fn to_kernel(fd: c_int) {
+    if let Some(s) = FDS
+        .write()
+        .get_mut(usize::try_from(fd).unwrap_or(usize::MAX))
+    {
+        s.take();
+    }
+    for (ep, r) in purge_epoll_regs(fd) {
+        let mut ev = libc::epoll_event {
+            events: r.events,
+            u64: r.data,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the call.
+        unsafe { real::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    }
+}
+
+/// Is `ip` served by the engine (not the host's loopback)?
+pub(crate) fn offloadable_dest(ip: Ipv4Addr) -> bool {
+    !ip.is_loopback()
+}

@@ -1,0 +1,412 @@
+//! Sleeping on kernel fds and offloaded sockets at once.
+//!
+//! Each thread has a private epoll instance (the *waiter*) watching the
+//! attachment's doorbell eventfds edge-triggered (every ring is an edge
+//! for every waiter, and nobody needs to drain them) and the control
+//! socket's hang-up. A blocking call checks readiness, raises
+//! `app_waiting` (`Toe::arm_wakeups`), checks again, then sleeps in one
+//! `ppoll` on the kernel fds plus the waiter. A signal ends the sleep with
+//! EINTR like the kernel's calls.
+
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libc::{c_int, pollfd, sigset_t};
+use toe::Toe;
+
+use crate::real;
+use crate::state::{eval, EpollSet, Sock, EPOCH, SERVICE_LOST};
+
+/// Longest single sleep: a safety net against a missed doorbell (e.g. the
+/// library's own sleep lowering `app_waiting` between our arm and sleep).
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// The control socket's registration in the waiter.
+const CONTROL_TOKEN: u64 = u64::MAX;
+
+struct Waiter {
+    epfd: c_int,
+    toe: usize,
+    epoch: u32,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        // SAFETY: closes the epoll fd this thread created.
+        unsafe { real::close(self.epfd) };
+    }
+}
+
+thread_local! {
+    static WAITER: RefCell<Option<Waiter>> = const { RefCell::new(None) };
+}
+
+fn new_waiter(toe: &Toe) -> c_int {
+    // SAFETY: plain syscall wrappers on fds we own or the attachment's.
+    unsafe {
+        let ep = real::epoll_create1(libc::EPOLL_CLOEXEC);
+        if ep < 0 {
+            return -1;
+        }
+        for (i, fd) in toe.doorbell_fds().into_iter().enumerate() {
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+                u64: i as u64,
+            };
+            real::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev);
+        }
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLET) as u32,
+            u64: CONTROL_TOKEN,
+        };
+        real::epoll_ctl(ep, libc::EPOLL_CTL_ADD, toe.control_fd(), &mut ev);
+        ep
+    }
+}
+
+/// This thread's waiter for `toe` (-1 if it cannot be made).
+fn waiter_fd(toe: &Arc<Toe>) -> c_int {
+    let key = Arc::as_ptr(toe) as usize;
+    let epoch = EPOCH.load(Ordering::SeqCst);
+    WAITER
+        .try_with(|w| {
+            let mut w = w.borrow_mut();
+            match &*w {
+                Some(x) if x.toe == key && x.epoch == epoch => x.epfd,
+                _ => {
+                    if let Some(old) = w.take() {
+                        if old.epoch != epoch {
+                            // Inherited across fork: closing our copy is
+                            // harmless, the parent keeps its own.
+                            drop(old);
+                        }
+                    }
+                    let epfd = new_waiter(toe);
+                    if epfd >= 0 {
+                        *w = Some(Waiter {
+                            epfd,
+                            toe: key,
+                            epoch,
+                        });
+                    }
+                    epfd
+                }
+            }
+        })
+        .unwrap_or(-1)
+}
+
+/// Consumes the waiter's edges; notes a lost service.
+fn drain_waiter(epfd: c_int) {
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+    // SAFETY: `evs` has room for 16 events.
+    let n = unsafe { real::epoll_wait(epfd, evs.as_mut_ptr(), 16, 0) };
+    for e in evs.iter().take(n.max(0) as usize) {
+        let (data, events) = (e.u64, e.events);
+        if data == CONTROL_TOKEN && events & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0 {
+            SERVICE_LOST.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: errno is thread-local.
+    unsafe { *libc::__errno_location() = e };
+}
+
+pub(crate) fn errno() -> c_int {
+    // SAFETY: errno is thread-local.
+    unsafe { *libc::__errno_location() }
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+/// Sleeps until a kernel fd of `kernel` (offloaded positions set to -1) is
+/// ready, a doorbell rings, `deadline` passes (capped), or a signal comes
+/// (Err(EINTR)). `armed_ready` runs after arming: if it finds something
+/// ready, no sleep.
+fn sleep(
+    toe: &Arc<Toe>,
+    kernel: &mut Vec<pollfd>,
+    deadline: Option<Instant>,
+    sigmask: *const sigset_t,
+    armed_ready: impl FnOnce() -> bool,
+) -> Result<(), c_int> {
+    let guard = toe.arm_wakeups().ok();
+    if armed_ready() {
+        return Ok(());
+    }
+    let wfd = waiter_fd(toe);
+    let mut t = MAX_SLEEP;
+    if let Some(d) = deadline {
+        t = t.min(d.saturating_duration_since(Instant::now()));
+    }
+    if wfd < 0 {
+        // No waiter: poll the doorbells' state every millisecond.
+        t = t.min(Duration::from_millis(1));
+    }
+    kernel.push(pollfd {
+        fd: wfd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
+    let ts = timespec(t);
+    // SAFETY: `kernel` is a valid array of its length, `ts` a valid
+    // timespec, `sigmask` null or the caller's valid mask.
+    let r = unsafe { real::ppoll(kernel.as_mut_ptr(), kernel.len() as _, &ts, sigmask) };
+    let e = errno();
+    let rung = kernel.pop().is_some_and(|p| p.revents != 0);
+    drop(guard);
+    if r < 0 {
+        return Err(e);
+    }
+    if rung {
+        drain_waiter(wfd);
+    }
+    Ok(())
+}
+
+/// poll(2) over kernel fds and offloaded sockets (`socks[i]` set for the
+/// offloaded entries). Returns the count or Err(errno).
+pub(crate) fn poll_core(
+    fds: &mut [pollfd],
+    socks: &[Option<Arc<Sock>>],
+    deadline: Option<Instant>,
+    sigmask: *const sigset_t,
+) -> Result<c_int, c_int> {
+    let toe = crate::state::toe();
+    let mut kernel: Vec<pollfd> = fds
+        .iter()
+        .zip(socks)
+        .map(|(p, s)| pollfd {
+            fd: if s.is_some() { -1 } else { p.fd },
+            events: p.events,
+            revents: 0,
+        })
+        .collect();
+    let off_ready = |fds: &mut [pollfd]| -> c_int {
+        let mut n = 0;
+        for (p, s) in fds.iter_mut().zip(socks) {
+            if let Some(s) = s {
+                let want =
+                    (p.events as u32) | (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as u32;
+                p.revents = (eval(s).revents & want) as i16;
+                if p.revents != 0 {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    loop {
+        let mut n = off_ready(fds);
+        // SAFETY: `kernel` is a valid array of its length.
+        let k = unsafe { real::poll(kernel.as_mut_ptr(), kernel.len() as _, 0) };
+        if k < 0 {
+            return Err(errno());
+        }
+        for (p, kp) in fds.iter_mut().zip(&kernel) {
+            if kp.fd >= 0 || p.fd < 0 {
+                p.revents = kp.revents;
+                if kp.revents != 0 {
+                    n += 1;
+                }
+            }
+        }
+        if n > 0 {
+            return Ok(n);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(0);
+        }
+        let Some(toe) = &toe else {
+            // Only stale sockets (they report POLLNVAL): nothing to wait for.
+            return Ok(0);
+        };
+        let mut armed = false;
+        sleep(toe, &mut kernel, deadline, sigmask, || {
+            armed = off_ready(fds) > 0;
+            armed
+        })?;
+        if armed {
+            continue;
+        }
+        for kp in kernel.iter_mut() {
+            kp.revents = 0;
+        }
+    }
+}
+
+/// Waits until `sock` (fd `fd`) reports one of `events`; Err(EINTR) on a
+/// signal, Err(EAGAIN) when `deadline` passes.
+pub(crate) fn wait_one(
+    fd: c_int,
+    sock: &Arc<Sock>,
+    events: i16,
+    deadline: Option<Instant>,
+) -> Result<(), c_int> {
+    let mut p = [pollfd {
+        fd,
+        events,
+        revents: 0,
+    }];
+    match poll_core(&mut p, &[Some(sock.clone())], deadline, std::ptr::null())? {
+        0 => Err(libc::EAGAIN),
+        _ => Ok(()),
+    }
+}
+
+/// The offloaded members' events, in the kernel's epoll semantics (level,
+/// EPOLLET, EPOLLONESHOT); at most `max`.
+pub(crate) fn epoll_collect(set: &EpollSet, out: &mut Vec<libc::epoll_event>, max: usize) {
+    let mut regs = set.regs.lock();
+    let mut gone = Vec::new();
+    for (&fd, r) in regs.iter_mut() {
+        if out.len() >= max {
+            break;
+        }
+        if r.disabled {
+            continue;
+        }
+        let Some(sock) = crate::state::lookup(fd) else {
+            gone.push(fd);
+            continue;
+        };
+        let e = eval(&sock);
+        let want = r.events | (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        let cur = e.revents & want & !(libc::POLLNVAL as u32);
+        let fire = if r.events & libc::EPOLLET as u32 != 0 {
+            let new_bits = cur & !r.prev;
+            let more_in = cur & libc::EPOLLIN as u32 != 0 && e.rx_mark > r.rx_mark;
+            let more_out = cur & libc::EPOLLOUT as u32 != 0 && e.tx_mark > r.tx_mark;
+            new_bits != 0 || more_in || more_out
+        } else {
+            cur != 0
+        };
+        r.prev = cur;
+        r.rx_mark = e.rx_mark;
+        r.tx_mark = e.tx_mark;
+        if fire && cur != 0 {
+            out.push(libc::epoll_event {
+                events: cur,
+                u64: r.data,
+            });
+            if r.events & libc::EPOLLONESHOT as u32 != 0 {
+                r.disabled = true;
+            }
+        }
+    }
+    for fd in gone {
+        regs.remove(&fd);
+    }
+}
+
+/// epoll_wait over an epoll fd with offloaded members.
+pub(crate) fn epoll_core(
+    epfd: c_int,
+    set: &EpollSet,
+    events: *mut libc::epoll_event,
+    max: c_int,
+    deadline: Option<Instant>,
+    sigmask: *const sigset_t,
+) -> Result<c_int, c_int> {
+    if max <= 0 || events.is_null() {
+        return Err(libc::EINVAL);
+    }
+    let max = max as usize;
+    let toe = crate::state::toe();
+    let mut got: Vec<libc::epoll_event> = Vec::new();
+    loop {
+        got.clear();
+        epoll_collect(set, &mut got, max);
+        let n = got.len();
+        // SAFETY: the caller's array has room for `max` events; we write
+        // at most `n` there and let the kernel fill at most `max - n` after.
+        unsafe {
+            std::ptr::copy_nonoverlapping(got.as_ptr(), events, n);
+            if n < max {
+                let k = real::epoll_wait(epfd, events.add(n), (max - n) as c_int, 0);
+                if k < 0 {
+                    return Err(errno());
+                }
+                if n + k as usize > 0 {
+                    return Ok((n + k as usize) as c_int);
+                }
+            } else {
+                return Ok(n as c_int);
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(0);
+        }
+        let Some(toe) = &toe else { return Ok(0) };
+        let mut kernel = vec![pollfd {
+            fd: epfd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let mut early = Vec::new();
+        sleep(toe, &mut kernel, deadline, sigmask, || {
+            epoll_collect(set, &mut early, max);
+            !early.is_empty()
+        })?;
+        if !early.is_empty() {
+            let n = early.len();
+            // SAFETY: at most `max` events into the caller's array.
+            unsafe { std::ptr::copy_nonoverlapping(early.as_ptr(), events, n) };
+            return Ok(n as c_int);
+        }
+    }
+}
+
+/// Sets errno from a result and returns the C value.
+pub(crate) fn ret(r: Result<c_int, c_int>) -> c_int {
+    match r {
+        Ok(n) => n,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+pub(crate) fn ret_size(r: Result<usize, c_int>) -> libc::ssize_t {
+    match r {
+        Ok(n) => n as libc::ssize_t,
+        Err(e) => {
+            set_errno(e);
+            -1
+        }
+    }
+}
+
+pub(crate) fn fail(e: c_int) -> c_int {
+    set_errno(e);
+    -1
+}
+
+/// A deadline `ms` milliseconds from now (negative: none).
+pub(crate) fn deadline_ms(ms: c_int) -> Option<Instant> {
+    (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))
+}
+
+/// A deadline from a timespec (null: none).
+///
+/// # Safety
+/// `ts` is null or valid.
+pub(crate) unsafe fn deadline_ts(ts: *const libc::timespec) -> Option<Instant> {
+    // SAFETY: the caller's contract.
+    let ts = unsafe { ts.as_ref() }?;
+    let d = Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    );
+    Some(Instant::now() + d)
+}

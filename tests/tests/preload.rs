@@ -1,0 +1,568 @@
+//! libtoe_preload.so with unmodified programs, both ends under
+//! `flextoe-run` against the service on the loopback backend: a
+//! conformance program (identical output on the kernel and on the engine),
+//! memcached, redis, python's http.server, nginx and iperf3. Each test
+//! skips (printing why) when a binary is missing; servers run in the
+//! foreground (no daemonizing, no nginx master process).
+
+use flextoe_tests::hostif::{target_dir, Service};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// flextoe-run and the library next to it, if built.
+fn runner() -> Option<PathBuf> {
+    let run = target_dir().join("flextoe-run");
+    if !run.exists() || !target_dir().join("libtoe_preload.so").exists() {
+        eprintln!("skipping: flextoe-run/libtoe_preload.so not built (cargo build --release -p toe-preload)");
+        return None;
+    }
+    Some(run)
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(cmd))
+        .find(|p| p.exists())
+}
+
+fn need(cmds: &[&str]) -> bool {
+    for c in cmds {
+        if which(c).is_none() {
+            eprintln!("skipping: {c} not installed (scripts/setup.sh installs it)");
+            return false;
+        }
+    }
+    true
+}
+
+/// A port for the engine (each test has its own service, so any port).
+fn engine_port(salt: u16) -> u16 {
+    20000 + (std::process::id() as u16 % 5000) + salt
+}
+
+/// `flextoe-run --control SOCK -- cmd args`.
+fn under(run: &Path, svc: &Service, cmd: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(run);
+    c.arg("--control")
+        .arg(&svc.socket)
+        .arg("--")
+        .arg(cmd)
+        .args(args);
+    c
+}
+
+/// Runs to completion with a deadline (killed and failed on timeout). The
+/// output is collected while the child runs (a full pipe would block it).
+fn finish(child: Child, limit: Duration, what: &str) -> Output {
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("output"),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child's pid has no memory effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = rx.recv().expect("child output").expect("output");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let tail = &text[text.len().saturating_sub(2000)..];
+            panic!(
+                "{what}: timed out after {limit:?}: ...{tail}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+fn run_ok(mut c: Command, limit: Duration, what: &str) -> Output {
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let out = finish(child, limit, what);
+    assert!(
+        out.status.success(),
+        "{what} failed: {:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A server process killed on drop.
+struct Server(Child, &'static str);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        if let Ok(out) =
+            std::mem::replace(&mut self.0, Command::new("true").spawn().unwrap()).wait_with_output()
+        {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !err.trim().is_empty() {
+                eprintln!("{} stderr: {err}", self.1);
+            }
+        }
+    }
+}
+
+fn spawn_server(mut c: Command, name: &'static str) -> Server {
+    Server(
+        c.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}")),
+        name,
+    )
+}
+
+/// Waits until a TCP connection to ip:port through the engine succeeds
+/// (probing with a client under flextoe-run).
+fn wait_listening(run: &Path, svc: &Service, ip: Ipv4Addr, port: u16) {
+    let probe = format!(
+        "import socket,time,sys\nfor i in range(200):\n  try:\n    socket.create_connection(('{ip}',{port}),timeout=2).close(); sys.exit(0)\n  except OSError:\n    time.sleep(0.05)\nsys.exit(1)"
+    );
+    run_ok(
+        under(run, svc, "python3", &["-c", &probe]),
+        Duration::from_secs(30),
+        "listen probe",
+    );
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ftoe-pl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Four consecutive free kernel ports on 127.0.0.1.
+fn free_kernel_ports() -> u16 {
+    for base in (30000..40000).step_by(7) {
+        let base = base + (std::process::id() % 1000) as u16;
+        if (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+#[test]
+fn conformance_identical_on_kernel_and_engine() {
+    let Some(run) = runner() else { return };
+    if !need(&["cc"]) {
+        return;
+    }
+    let dir = tmpdir("conf");
+    let bin = dir.join("conformance");
+    let src = repo().join("host-shim/preload/tests/conformance.c");
+    run_ok(
+        {
+            let mut c = Command::new("cc");
+            c.args(["-O1", "-Wall", "-o"])
+                .arg(&bin)
+                .arg(&src)
+                .arg("-lpthread");
+            c
+        },
+        Duration::from_secs(60),
+        "cc conformance.c",
+    );
+    let kport = free_kernel_ports();
+    let kernel = run_ok(
+        {
+            let mut c = Command::new(&bin);
+            c.args(["127.0.0.1", &kport.to_string()]);
+            c
+        },
+        Duration::from_secs(60),
+        "conformance (kernel)",
+    );
+    let Some(svc) = Service::start("preload-conf", 1) else {
+        return;
+    };
+    let t = Instant::now();
+    let toe = run_ok(
+        under(
+            &run,
+            &svc,
+            bin.to_str().unwrap(),
+            &[&svc.ip.to_string(), &engine_port(0).to_string()],
+        ),
+        Duration::from_secs(60),
+        "conformance (flextoe-run)",
+    );
+    let (k, e) = (
+        String::from_utf8_lossy(&kernel.stdout),
+        String::from_utf8_lossy(&toe.stdout),
+    );
+    println!("kernel:\n{k}\nengine ({:?}):\n{e}", t.elapsed());
+    assert!(k.trim_end().ends_with("done"), "kernel run incomplete");
+    assert_eq!(k, e, "output differs between the kernel and the engine");
+    assert!(
+        !String::from_utf8_lossy(&toe.stderr).contains("libtoe_preload"),
+        "preload warned: {}",
+        String::from_utf8_lossy(&toe.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_service_falls_back_or_fails() {
+    let Some(run) = runner() else { return };
+    let code = "import socket\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); c=socket.create_connection(s.getsockname()); a,_=s.accept(); c.sendall(b'hi'); print(a.recv(2).decode())";
+    let out = run_ok(
+        {
+            let mut c = Command::new(&run);
+            c.args([
+                "--control",
+                "/nonexistent/flextoe.sock",
+                "--",
+                "python3",
+                "-c",
+                code,
+            ]);
+            c
+        },
+        Duration::from_secs(30),
+        "fallback",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("libtoe_preload").count(),
+        1,
+        "one warning: {err}"
+    );
+    let out = Command::new(&run)
+        .args([
+            "--control",
+            "/nonexistent/flextoe.sock",
+            "--no-fallback",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the FlexTOE service"));
+}
+
+#[test]
+fn memcached_unmodified() {
+    let Some(run) = runner() else { return };
+    if !need(&["memcached", "python3"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-mc", 1) else {
+        return;
+    };
+    let port = engine_port(10).to_string();
+    let ip = svc.ip.to_string();
+    let _mc = spawn_server(
+        under(
+            &run,
+            &svc,
+            "memcached",
+            &["-l", &ip, "-p", &port, "-U", "0", "-t", "2", "-u", "root"],
+        ),
+        "memcached",
+    );
+    wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+    let client = repo().join("host-shim/preload/tests/memcached_client.py");
+    let t = Instant::now();
+    let out = run_ok(
+        under(
+            &run,
+            &svc,
+            "python3",
+            &[client.to_str().unwrap(), &ip, &port, "2000"],
+        ),
+        Duration::from_secs(120),
+        "memcached client",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text} ({:?})", t.elapsed());
+    assert!(text.contains("memcached OK"), "{text}");
+}
+
+#[test]
+fn redis_unmodified() {
+    let Some(run) = runner() else { return };
+    if !need(&["redis-server", "redis-cli", "redis-benchmark"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-redis", 1) else {
+        return;
+    };
+    let dir = tmpdir("redis");
+    let port = engine_port(20).to_string();
+    let ip = svc.ip.to_string();
+    let _srv = spawn_server(
+        under(
+            &run,
+            &svc,
+            "redis-server",
+            &[
+                "--port",
+                &port,
+                "--bind",
+                &ip,
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--logfile",
+                "",
+            ],
+        ),
+        "redis-server",
+    );
+    wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+    // A 1 MiB value through redis-cli -x (stdin), read back with --raw.
+    let value: String = (0..1024 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let vfile = dir.join("value");
+    std::fs::write(&vfile, &value).unwrap();
+    let mut set = under(
+        &run,
+        &svc,
+        "redis-cli",
+        &["-h", &ip, "-p", &port, "-x", "SET", "big"],
+    );
+    set.stdin(std::fs::File::open(&vfile).unwrap());
+    let out = run_ok(set, Duration::from_secs(60), "redis-cli SET");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    let out = run_ok(
+        under(
+            &run,
+            &svc,
+            "redis-cli",
+            &["-h", &ip, "-p", &port, "--raw", "GET", "big"],
+        ),
+        Duration::from_secs(60),
+        "redis-cli GET",
+    );
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(got.trim_end_matches('\n').len(), value.len());
+    assert!(got.trim_end_matches('\n') == value, "1 MiB value differs");
+    println!("redis-cli: 1 MiB value set and read back");
+    let out = run_ok(
+        under(
+            &run,
+            &svc,
+            "redis-benchmark",
+            &[
+                "-h",
+                &ip,
+                "-p",
+                &port,
+                "-n",
+                "2000",
+                "-c",
+                "4",
+                "-q",
+                "-t",
+                "set,get,incr,lpush",
+            ],
+        ),
+        Duration::from_secs(120),
+        "redis-benchmark",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(text.contains("SET") && text.contains("GET"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn python_http_server_unmodified() {
+    let Some(run) = runner() else { return };
+    if !need(&["python3"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-http", 1) else {
+        return;
+    };
+    let dir = tmpdir("http");
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(dir.join("blob.bin"), &body).unwrap();
+    let port = engine_port(30).to_string();
+    let ip = svc.ip.to_string();
+    let _srv = spawn_server(
+        under(
+            &run,
+            &svc,
+            "python3",
+            &[
+                "-m",
+                "http.server",
+                &port,
+                "--bind",
+                &ip,
+                "--directory",
+                dir.to_str().unwrap(),
+            ],
+        ),
+        "http.server",
+    );
+    wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+    let code = format!(
+        "import urllib.request,hashlib\nfor i in range(5):\n  d=urllib.request.urlopen('http://{ip}:{port}/blob.bin',timeout=30).read()\n  print(len(d), hashlib.sha256(d).hexdigest())"
+    );
+    let out = run_ok(
+        under(&run, &svc, "python3", &["-c", &code]),
+        Duration::from_secs(120),
+        "urllib client",
+    );
+    let want = format!("{} {}", body.len(), sha256_hex(&body));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().filter(|l| *l == want).count(), 5, "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn sha256_hex(d: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(d)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn nginx_serves_64mib() {
+    let Some(run) = runner() else { return };
+    if !need(&["nginx", "curl"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-nginx", 1) else {
+        return;
+    };
+    let dir = tmpdir("nginx");
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let mut body = vec![0u8; 64 << 20];
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    for chunk in body.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(www.join("big.bin"), &body).unwrap();
+    let port = engine_port(40);
+    let ip = svc.ip;
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; use epoll; }}\n\
+         http {{\n access_log off;\n sendfile on;\n tcp_nopush on;\n client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n\
+         server {{ listen {ip}:{port}; root {www}; }}\n}}\n",
+        www = www.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let _srv = spawn_server(
+        under(
+            &run,
+            &svc,
+            "nginx",
+            &[
+                "-p",
+                dir.to_str().unwrap(),
+                "-c",
+                dir.join("nginx.conf").to_str().unwrap(),
+            ],
+        ),
+        "nginx",
+    );
+    wait_listening(&run, &svc, ip, port);
+    let out_file = dir.join("down.bin");
+    let t = Instant::now();
+    run_ok(
+        under(
+            &run,
+            &svc,
+            "curl",
+            &[
+                "-sS",
+                "--fail",
+                "-o",
+                out_file.to_str().unwrap(),
+                &format!("http://{ip}:{port}/big.bin"),
+            ],
+        ),
+        Duration::from_secs(180),
+        "curl",
+    );
+    let got = std::fs::read(&out_file).unwrap();
+    println!("curl: {} bytes in {:?}", got.len(), t.elapsed());
+    assert_eq!(got.len(), body.len());
+    assert_eq!(sha256_hex(&got), sha256_hex(&body));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn iperf3_both_directions() {
+    let Some(run) = runner() else { return };
+    if !need(&["iperf3"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-iperf", 1) else {
+        return;
+    };
+    let ip = svc.ip.to_string();
+    for (i, reverse) in [false, true].into_iter().enumerate() {
+        let port = (engine_port(50) + i as u16).to_string();
+        let _srv = spawn_server(
+            under(&run, &svc, "iperf3", &["-s", "-4", "-p", &port]),
+            "iperf3 -s",
+        );
+        wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+        // The probe's connection counts as the one-off client for a
+        // server that has not started a test yet: iperf3 ignores it.
+        let mut args = vec!["-4", "-c", &ip, "-p", &port, "-t", "2", "-J"];
+        if reverse {
+            args.push("-R");
+        }
+        let out = run_ok(
+            under(&run, &svc, "iperf3", &args),
+            Duration::from_secs(60),
+            "iperf3 client",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+        let bps = v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let bytes = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+        println!(
+            "iperf3 reverse={reverse}: {:.1} Mbit/s, {bytes} bytes received",
+            bps / 1e6
+        );
+        assert!(
+            bytes > 0.0,
+            "no data: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
