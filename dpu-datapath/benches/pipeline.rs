@@ -4,85 +4,16 @@
 //! pipeline [-- --frames N --conns C]`. With `--test` (as `cargo bench --
 //! --test` passes) it runs a tiny smoke version.
 
-use dpu_datapath::engine::Engine;
-use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan, ShardApp};
+use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan};
 use dpu_datapath::sim::sim_engine_config;
-use dpu_datapath::wire::{
-    emit_tcp_frame, parse_ingress, ChecksumCaps, EtherType, EthernetAddress, EthernetRepr,
-    IpProtocol, Ipv4Repr, SeqNumber, TcpFlags, TcpOptions, TcpRepr, L3, L4,
-};
+use dpu_datapath::wire::{parse_ingress, ChecksumCaps, TcpFlags, L3, L4};
 use pipeline_config::Topology;
-use std::net::Ipv4Addr;
+
+#[path = "support/pipeline_load.rs"]
+mod pipeline_load;
+use pipeline_load::{frame, Sink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const PORT: u16 = 80;
-
-/// Accepts and releases all received data without copying it.
-struct Sink(Vec<dpu_datapath::app::ConnId>);
-
-impl ShardApp for Sink {
-    fn start(&mut self, e: &mut Engine) {
-        e.listen(PORT, Some(65535)).unwrap();
-    }
-    fn poll(&mut self, e: &mut Engine) {
-        while let Some(c) = e.accept(PORT) {
-            self.0.push(c);
-        }
-        for c in &self.0 {
-            let n = e.readable(*c);
-            if n > 0 {
-                let _ = e.rx_consume(*c, n);
-            }
-        }
-    }
-    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
-        self
-    }
-}
-
-fn frame(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
-    let eth = EthernetRepr {
-        src: EthernetAddress([2, 0, 0, 0, 0, 1]),
-        dst: EthernetAddress([2, 0, 0xc6, 0x12, 0, 2]),
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    };
-    let ip = Ipv4Repr {
-        src: Ipv4Addr::new(198, 19, 0, 1),
-        dst: Ipv4Addr::new(198, 18, 0, 2),
-        protocol: IpProtocol::Tcp,
-        payload_len: 0,
-        ttl: 64,
-        dscp_ecn: 0,
-        ident: 0,
-        dont_frag: true,
-    };
-    let opts = if flags.contains(TcpFlags::SYN) {
-        TcpOptions {
-            mss: Some(1460),
-            window_scale: Some(7),
-            ..TcpOptions::default()
-        }
-    } else {
-        TcpOptions::default()
-    };
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: PORT,
-        seq: SeqNumber(seq),
-        ack: SeqNumber(ack),
-        flags,
-        window: 65535,
-        urgent: 0,
-        options: opts,
-        payload,
-    };
-    let mut buf = vec![0u8; 1600];
-    let n = emit_tcp_frame(&mut buf, &eth, &ip, &tcp, &ChecksumCaps::default()).unwrap();
-    buf.truncate(n);
-    buf
-}
 
 fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload: usize) -> f64 {
     let cfg = sim_engine_config(2, 1, |c| {

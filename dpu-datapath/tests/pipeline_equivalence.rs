@@ -193,6 +193,8 @@ fn replay_pipeline(
         stage_delay_max_ns: delay_ns,
         seed,
         pin: false,
+        // Sampling the stage times must not change what the pipeline does.
+        stage_timing: true,
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
         Box::new(Sink::default())

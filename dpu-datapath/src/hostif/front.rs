@@ -209,6 +209,14 @@ impl Front {
             self.apps.values().filter(|a| !a.dead).count() as u64,
             Ordering::Relaxed,
         );
+        self.counters.contexts.store(
+            self.apps
+                .values()
+                .filter(|a| !a.dead)
+                .map(|a| a.ctxs.len() as u64)
+                .sum(),
+            Ordering::Relaxed,
+        );
         n
     }
 

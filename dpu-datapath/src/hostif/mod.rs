@@ -49,6 +49,8 @@ pub struct HostIfCounters {
     pub requests: AtomicU64,
     pub events: AtomicU64,
     pub sleeps: AtomicU64,
+    /// Contexts (request/event ring pairs) of the active applications.
+    pub contexts: AtomicU64,
     /// By `VIOLATION_*` reason.
     pub violations: [AtomicU64; VIOLATION_KINDS],
 }

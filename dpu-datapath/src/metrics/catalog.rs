@@ -207,6 +207,63 @@ spec!(
     "Polls of a pipeline worker thread: busy (moved something) or idle."
 );
 spec!(
+    STAGE_PROCESSING,
+    "flextoe_stage_processing_seconds",
+    Histogram,
+    ["replica", "stage"],
+    "Processing time of one item by a pipeline stage, sampled (one item in 64 is timed)."
+);
+spec!(
+    HOST_APPS_REGISTERED,
+    "flextoe_host_apps_registered_total",
+    Counter,
+    [],
+    "Host applications that registered on the control socket."
+);
+spec!(
+    HOST_APPS_CONNECTED,
+    "flextoe_host_apps_connected",
+    Gauge,
+    [],
+    "Host applications registered now (control socket open)."
+);
+spec!(
+    HOST_APPS_ACTIVE,
+    "flextoe_host_apps_active",
+    Gauge,
+    [],
+    "Host applications served now (registered and not closed for a protocol violation)."
+);
+spec!(
+    HOST_CONTEXTS,
+    "flextoe_host_contexts",
+    Gauge,
+    [],
+    "Contexts (request/event ring pairs) of the active host applications."
+);
+spec!(
+    HOST_DESCRIPTORS,
+    "flextoe_host_descriptors_total",
+    Counter,
+    ["direction"],
+    "Host-interface descriptors: request = taken from applications' request rings, \
+     event = posted to their event rings."
+);
+spec!(
+    HOST_VIOLATIONS,
+    "flextoe_host_violations_total",
+    Counter,
+    ["reason"],
+    "Host applications closed for a protocol violation, by reason (VIOLATION_* of the ABI)."
+);
+spec!(
+    HOST_FRONT_SLEEPS,
+    "flextoe_host_front_sleeps_total",
+    Counter,
+    [],
+    "Times the host-interface front went to sleep on its doorbells (no work)."
+);
+spec!(
     SNAPSHOT_TIMESTAMP,
     "flextoe_snapshot_timestamp_seconds",
     Gauge,
@@ -243,8 +300,29 @@ pub static ALL: &[&Spec] = &[
     &RING_FULL,
     &REORDER_HOLDS,
     &WORKER_POLLS,
+    &STAGE_PROCESSING,
+    &HOST_APPS_REGISTERED,
+    &HOST_APPS_CONNECTED,
+    &HOST_APPS_ACTIVE,
+    &HOST_CONTEXTS,
+    &HOST_DESCRIPTORS,
+    &HOST_VIOLATIONS,
+    &HOST_FRONT_SLEEPS,
     &SNAPSHOT_TIMESTAMP,
 ];
+
+/// `reason` label of `flextoe_host_violations_total` per `VIOLATION_*`.
+pub static VIOLATION_REASONS: &[(u64, &str)] = {
+    use doca_bindings::abi::*;
+    &[
+        (VIOLATION_RING_INDEX, "ring_index"),
+        (VIOLATION_UNKNOWN_OP, "unknown_op"),
+        (VIOLATION_FOREIGN_CONN, "foreign_conn"),
+        (VIOLATION_TX_BOUNDS, "tx_bounds"),
+        (VIOLATION_RX_BOUNDS, "rx_bounds"),
+        (VIOLATION_BAD_ARGUMENT, "bad_argument"),
+    ]
+};
 
 /// `flextoe_build_info`: registered as an ordinary gauge by the exporter.
 pub const BUILD_INFO_NAME: &str = "flextoe_build_info";

@@ -6,7 +6,7 @@
 
 use super::catalog as c;
 use super::family::{FamilyBuilder, Spec};
-use super::snapshot::{EngineGauges, EngineStage, Snapshot};
+use super::snapshot::{EngineGauges, EngineStage, HostIfSample, Snapshot};
 use crate::stats::{DropReason, Stats};
 use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
@@ -18,6 +18,8 @@ use std::time::SystemTime;
 type StatsField = fn(&Stats) -> u64;
 /// Reads one gauge of an engine.
 type GaugeField = fn(&EngineGauges) -> u64;
+/// Reads one host-interface value.
+type HostField = fn(&HostIfSample) -> u64;
 
 /// The latest snapshot and when it was published.
 #[derive(Debug, Default)]
@@ -173,6 +175,13 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
     }
     out.push(polls.build());
 
+    let mut stage = FamilyBuilder::new(&c::STAGE_PROCESSING);
+    for t in &snap.stage_times {
+        stage.add_histogram(&[&t.replica.to_string(), &t.stage], &t.hist);
+    }
+    out.push(stage.build());
+    out.extend(hostif_families(snap.hostif.as_ref()));
+
     let mut ts = FamilyBuilder::new(&c::SNAPSHOT_TIMESTAMP);
     if let Some(at) = published {
         let secs = at
@@ -185,10 +194,41 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
     out
 }
 
+/// The host interface's families (empty without one).
+fn hostif_families(h: Option<&HostIfSample>) -> Vec<MetricFamily> {
+    let plain: [(&'static Spec, HostField); 5] = [
+        (&c::HOST_APPS_REGISTERED, |h| h.apps_registered),
+        (&c::HOST_APPS_CONNECTED, |h| h.apps_connected),
+        (&c::HOST_APPS_ACTIVE, |h| h.apps_active),
+        (&c::HOST_CONTEXTS, |h| h.contexts),
+        (&c::HOST_FRONT_SLEEPS, |h| h.front_sleeps),
+    ];
+    let mut out = Vec::new();
+    for (spec, value) in plain {
+        let mut f = FamilyBuilder::new(spec);
+        if let Some(h) = h {
+            f.add(&[], value(h) as f64);
+        }
+        out.push(f.build());
+    }
+    let mut desc = FamilyBuilder::new(&c::HOST_DESCRIPTORS);
+    let mut violations = FamilyBuilder::new(&c::HOST_VIOLATIONS);
+    if let Some(h) = h {
+        desc.add(&["request"], h.requests as f64);
+        desc.add(&["event"], h.events as f64);
+        for (index, reason) in c::VIOLATION_REASONS {
+            let v = h.violations.get(*index as usize).copied().unwrap_or(0);
+            violations.add(&[reason], v as f64);
+        }
+    }
+    out.extend([desc.build(), violations.build()]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::snapshot::{EngineSample, TaskSample, WorkerSample};
+    use crate::metrics::snapshot::{EngineSample, StageTimeSample, TaskSample, WorkerSample};
 
     fn full_snapshot() -> Snapshot {
         let stats = Stats::default();
@@ -212,6 +252,12 @@ mod tests {
                 reorder_holds: 3,
             }],
             workers: vec![WorkerSample::from_name("r0-pre0", 5, 6).unwrap()],
+            stage_times: vec![StageTimeSample {
+                stage: "dma".into(),
+                replica: 0,
+                hist: Default::default(),
+            }],
+            hostif: Some(HostIfSample::default()),
         }
     }
 

@@ -2,15 +2,20 @@
 //! turns values into a `MetricFamily`. Every family the collector emits is
 //! declared once here, so its `Desc` and its samples cannot disagree.
 
+use crate::pipeline::timing::{StageHistogram, BUCKET_BOUNDS_NS};
 use prometheus::core::Desc;
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
+};
 use std::collections::HashMap;
 
-/// Counter or gauge.
+/// Counter, gauge or histogram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Counter,
     Gauge,
+    /// Samples are added with [`FamilyBuilder::add_histogram`].
+    Histogram,
 }
 
 /// One metric family's definition.
@@ -49,8 +54,7 @@ impl FamilyBuilder {
         }
     }
 
-    /// Adds one sample; `values` follow `spec.labels` in order.
-    pub fn add(&mut self, values: &[&str], value: f64) {
+    fn labelled(&self, values: &[&str]) -> Metric {
         debug_assert_eq!(values.len(), self.spec.labels.len(), "{}", self.spec.name);
         let labels = self
             .spec
@@ -64,7 +68,12 @@ impl FamilyBuilder {
                 pair
             })
             .collect();
-        let mut metric = Metric::from_label(labels);
+        Metric::from_label(labels)
+    }
+
+    /// Adds one sample; `values` follow `spec.labels` in order.
+    pub fn add(&mut self, values: &[&str], value: f64) {
+        let mut metric = self.labelled(values);
         match self.spec.kind {
             Kind::Counter => {
                 let mut c = Counter::default();
@@ -76,7 +85,32 @@ impl FamilyBuilder {
                 g.set_value(value);
                 metric.set_gauge(g);
             }
+            Kind::Histogram => unreachable!("{}: use add_histogram", self.spec.name),
         }
+        self.metrics.push(metric);
+    }
+
+    /// Adds one histogram (nanosecond buckets, exported in seconds).
+    pub fn add_histogram(&mut self, values: &[&str], h: &StageHistogram) {
+        debug_assert_eq!(self.spec.kind, Kind::Histogram, "{}", self.spec.name);
+        let mut metric = self.labelled(values);
+        let mut cumulative = 0;
+        let buckets = BUCKET_BOUNDS_NS
+            .iter()
+            .zip(h.counts)
+            .map(|(bound, n)| {
+                cumulative += n;
+                let mut b = Bucket::default();
+                b.set_upper_bound(*bound as f64 / 1e9);
+                b.set_cumulative_count(cumulative);
+                b
+            })
+            .collect();
+        let mut hist = Histogram::default();
+        hist.set_bucket(buckets);
+        hist.set_sample_count(h.count());
+        hist.set_sample_sum(h.sum_ns as f64 / 1e9);
+        metric.set_histogram(hist);
         self.metrics.push(metric);
     }
 
@@ -87,6 +121,7 @@ impl FamilyBuilder {
         mf.set_field_type(match self.spec.kind {
             Kind::Counter => MetricType::COUNTER,
             Kind::Gauge => MetricType::GAUGE,
+            Kind::Histogram => MetricType::HISTOGRAM,
         });
         mf.set_metric(self.metrics);
         mf

@@ -1,6 +1,7 @@
 //! Prometheus metrics: the counters of `stats::Stats`, the connection-table
-//! gauges and the pipeline's task and worker counters, served as the text
-//! exposition format on `GET /metrics`.
+//! gauges, the pipeline's task and worker counters, the sampled per-stage
+//! processing-time histogram and the host interface's counters, served as
+//! the text exposition format on `GET /metrics`.
 //!
 //! The data path never touches shared state for metrics: engines keep plain
 //! per-worker integers, the service loop copies them into a [`Snapshot`] a
@@ -24,7 +25,10 @@ mod snapshot;
 
 pub use exporter::Exporter;
 pub use server::MetricsServer;
-pub use snapshot::{EngineGauges, EngineSample, EngineStage, Snapshot, TaskSample, WorkerSample};
+pub use snapshot::{
+    EngineGauges, EngineSample, EngineStage, HostIfSample, Snapshot, StageTimeSample, TaskSample,
+    WorkerSample,
+};
 
 /// Names of every metric family exported (build info included), for
 /// documentation checks and tests.

@@ -2,8 +2,13 @@
 //! loop (never by the hot path) and handed to [`super::Exporter::publish`].
 
 use crate::engine::Engine;
+use crate::hostif::{HostIfCounters, VIOLATION_KINDS};
+use crate::pipeline::timing::StageHistogram;
+use crate::pipeline::worker::WorkerStatus;
 use crate::pipeline::{OwnerSnapshot, Plan, StatsBoard, TaskCounters};
 use crate::stats::Stats;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Which kind of engine counted a [`EngineSample`] (its `stage` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +173,54 @@ impl WorkerSample {
     }
 }
 
+/// The sampled processing-time histogram of one stage in one replica (its
+/// workers merged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageTimeSample {
+    /// `pre`, `proto`, `dma` or `post`.
+    pub stage: String,
+    pub replica: usize,
+    pub hist: StageHistogram,
+}
+
+/// The host interface's counters (see `hostif::HostIfCounters`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostIfSample {
+    /// Applications registered since start.
+    pub apps_registered: u64,
+    /// Control-socket clients registered now.
+    pub apps_connected: u64,
+    /// Applications the front serves now (not closed for a violation).
+    pub apps_active: u64,
+    /// Contexts of the active applications.
+    pub contexts: u64,
+    /// Request descriptors taken from applications' request rings.
+    pub requests: u64,
+    /// Event descriptors posted to applications' event rings.
+    pub events: u64,
+    /// Times the front went to sleep on its doorbells.
+    pub front_sleeps: u64,
+    /// Protocol violations, indexed by `VIOLATION_*` (0 unused).
+    pub violations: [u64; VIOLATION_KINDS],
+}
+
+impl HostIfSample {
+    /// Reads the live counters.
+    pub fn of(c: &HostIfCounters) -> Self {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Self {
+            apps_registered: load(&c.apps_registered),
+            apps_connected: load(&c.apps_connected),
+            apps_active: load(&c.apps_active),
+            contexts: load(&c.contexts),
+            requests: load(&c.requests),
+            events: load(&c.events),
+            front_sleeps: load(&c.sleeps),
+            violations: std::array::from_fn(|i| load(&c.violations[i])),
+        }
+    }
+}
+
 /// `r<replica>-<stage>[<index>]` -> (stage with `-` as `_`, replica, index).
 fn parse_worker_name(name: &str) -> Option<(String, usize, usize)> {
     let rest = name.strip_prefix('r')?;
@@ -193,6 +246,10 @@ pub struct Snapshot {
     pub engines: Vec<EngineSample>,
     pub tasks: Vec<TaskSample>,
     pub workers: Vec<WorkerSample>,
+    /// Sampled per-stage processing times (pipeline with stage timing on).
+    pub stage_times: Vec<StageTimeSample>,
+    /// The host interface (pipeline backends).
+    pub hostif: Option<HostIfSample>,
 }
 
 impl Snapshot {
@@ -205,8 +262,10 @@ impl Snapshot {
     }
 
     /// The live counters of a running pipeline: one sample per owner and
-    /// per `pre` worker (task and worker counters are only known at
-    /// shutdown: add them with [`Snapshot::with_report_counters`]).
+    /// per `pre` worker, and the stage-time histograms merged by stage and
+    /// replica (task counters are only known at shutdown: add them with
+    /// [`Snapshot::with_report_counters`]; live worker polls with
+    /// [`Snapshot::with_worker_statuses`]).
     pub fn from_board(board: &StatsBoard, plan: &Plan) -> Self {
         let q = plan.proto.max(1);
         let p = plan.pre.max(1);
@@ -223,10 +282,48 @@ impl Snapshot {
                 .enumerate()
                 .map(|(s, st)| EngineSample::pre(s / p, s % p, &st.lock())),
         );
+        let mut stage_times: Vec<StageTimeSample> = Vec::new();
+        for slot in &board.timings {
+            let hist = *slot.hist.lock();
+            match stage_times
+                .iter_mut()
+                .find(|t| t.stage == slot.stage && t.replica == slot.replica)
+            {
+                Some(t) => t.hist.merge(&hist),
+                None => stage_times.push(StageTimeSample {
+                    stage: slot.stage.to_owned(),
+                    replica: slot.replica,
+                    hist,
+                }),
+            }
+        }
         Self {
             engines,
+            stage_times,
             ..Self::default()
         }
+    }
+
+    /// Adds the live busy/idle polls of the pipeline's workers (as
+    /// `Pipeline::worker_statuses` gives them).
+    pub fn with_worker_statuses(mut self, workers: &[(String, Arc<WorkerStatus>)]) -> Self {
+        self.workers = workers
+            .iter()
+            .filter_map(|(name, s)| {
+                WorkerSample::from_name(
+                    name,
+                    s.busy_polls.load(Ordering::Relaxed),
+                    s.idle_polls.load(Ordering::Relaxed),
+                )
+            })
+            .collect();
+        self
+    }
+
+    /// Adds the host interface's counters.
+    pub fn with_hostif(mut self, counters: &HostIfCounters) -> Self {
+        self.hostif = Some(HostIfSample::of(counters));
+        self
     }
 
     /// Adds the task and worker counters of a pipeline report (tasks named

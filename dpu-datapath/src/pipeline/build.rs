@@ -10,6 +10,7 @@ use super::tasks::{
     dma::DmaTask, egress::EgressTask, ingress::IngressTask, ingress_reorder::IngressReorderTask,
     owner::OwnerTask, post::PostTask, pre::PreTask, StageDelay,
 };
+use super::timing::{StageTimer, TimingSlot};
 use super::topology::{Plan, TaskKind};
 use super::worker::{self, IdlePolicy, WorkerStatus};
 use super::Clock;
@@ -36,6 +37,9 @@ pub struct PipelineOptions {
     pub seed: u64,
     /// Pin workers to `topology.cores`.
     pub pin: bool,
+    /// Sample per-stage processing times (`pipeline::timing`) and publish
+    /// them on the stats board: on when `metrics.enabled`.
+    pub stage_timing: bool,
 }
 
 impl Default for PipelineOptions {
@@ -45,6 +49,7 @@ impl Default for PipelineOptions {
             stage_delay_max_ns: 0,
             seed: 1,
             pin: true,
+            stage_timing: false,
         }
     }
 }
@@ -99,7 +104,25 @@ impl Pipeline {
             .map(|_| Arc::new(ArrayQueue::new(1024)))
             .collect();
         let start = Instant::now();
-        let board = Arc::new(StatsBoard::new(plan.owners(), plan.replicas * p_n));
+        // Timing slots, per replica: pre workers, owners, dma, post.
+        let per_replica = p_n + q_n + d_n + s_n;
+        let slot = |r: usize, stage: usize, i: usize| {
+            r * per_replica + [0, p_n, p_n + q_n, p_n + q_n + d_n][stage] + i
+        };
+        let timer = |r: usize, stage: usize, i: usize| {
+            StageTimer::new(opts.stage_timing, slot(r, stage, i))
+        };
+        let mut board = StatsBoard::new(plan.owners(), plan.replicas * p_n);
+        if opts.stage_timing {
+            for r in 0..plan.replicas {
+                for (stage, n) in [("pre", p_n), ("proto", q_n), ("dma", d_n), ("post", s_n)] {
+                    board
+                        .timings
+                        .extend((0..n).map(|_| TimingSlot::new(stage, r)));
+                }
+            }
+        }
+        let board = Arc::new(board);
         // Windows hold everything that can be in flight between a sequencer
         // and its reorder point, so a gap never blocks the rings behind it.
         let ingress_window = (2 * p_n * ring + 4 * burst).next_power_of_two();
@@ -180,6 +203,7 @@ impl Pipeline {
                         board: board.clone(),
                         board_slot: r * p_n + i,
                         publisher: Publisher::default(),
+                        timer: timer(r, 0, i),
                     }),
                 ));
             }
@@ -240,6 +264,7 @@ impl Pipeline {
                         items: 0,
                         board: board.clone(),
                         publisher: Publisher::default(),
+                        timer: timer(r, 1, q),
                     }),
                 ));
             }
@@ -259,6 +284,9 @@ impl Pipeline {
                             opts.seed ^ (r * 100 + 50 + k) as u64,
                         ),
                         items: 0,
+                        timer: timer(r, 2, k),
+                        board: board.clone(),
+                        publisher: Publisher::default(),
                     }),
                 ));
             }
@@ -278,6 +306,9 @@ impl Pipeline {
                             opts.seed ^ (r * 100 + 80 + m) as u64,
                         ),
                         items: 0,
+                        timer: timer(r, 3, m),
+                        board: board.clone(),
+                        publisher: Publisher::default(),
                     }),
                 ));
             }

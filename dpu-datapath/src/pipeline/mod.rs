@@ -18,6 +18,7 @@ pub mod ring;
 pub mod task;
 #[allow(missing_debug_implementations)]
 pub(crate) mod tasks;
+pub mod timing;
 pub mod topology;
 pub mod worker;
 

@@ -42,11 +42,15 @@ pub struct OwnerSnapshot {
 /// Live counters of a running pipeline: each owner and each `pre` worker
 /// publishes a copy of its counters every [`StatsBoard::PERIOD`] (the
 /// engines themselves are only handed back at shutdown). Cheap: one clone
-/// of a few dozen integers per task per period.
+/// of a few dozen integers per task per period. With stage timing on, the
+/// `pre`, owner, `dma` and `post` tasks also publish their sampled
+/// processing-time histograms to `timings` (see [`super::timing`]).
 #[derive(Debug, Default)]
 pub struct StatsBoard {
     pub owners: Vec<parking_lot::Mutex<OwnerSnapshot>>,
     pub pre: Vec<parking_lot::Mutex<Stats>>,
+    /// One slot per timed task (empty when stage timing is off).
+    pub timings: Vec<super::timing::TimingSlot>,
 }
 
 impl StatsBoard {
@@ -57,6 +61,7 @@ impl StatsBoard {
         Self {
             owners: (0..owners).map(|_| Default::default()).collect(),
             pre: (0..pre).map(|_| Default::default()).collect(),
+            timings: Vec::new(),
         }
     }
 

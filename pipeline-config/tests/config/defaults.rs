@@ -72,7 +72,10 @@ fn default_matches_reference_document() {
             "sack": true, "ooo_intervals": 8, "congestion_control": "reno", "ecn": false,
             "initial_cwnd_segments": 10
         },
-        "host": {"control_socket": "/run/flextoe/control.sock", "max_apps": 64, "max_contexts_per_app": 16},
+        "host": {
+            "control_socket": "/run/flextoe/control.sock", "max_apps": 64, "max_contexts_per_app": 16,
+            "ring_entries": 1024, "connections_per_app": 1024
+        },
         "metrics": {"enabled": true, "listen": "127.0.0.1:9464"},
         "logging": {"level": "info", "format": "text"}
     });

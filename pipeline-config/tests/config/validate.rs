@@ -220,3 +220,20 @@ fn several_mistakes_at_once_are_all_reported() {
     let shown = Config::from_json_str(doc).unwrap_err().to_string();
     assert_eq!(shown.lines().count(), 8);
 }
+
+#[test]
+fn host_interface_limits_are_checked_by_name() {
+    let doc = r#"{"host": {"ring_entries": 1000, "connections_per_app": 0}}"#;
+    assert_eq!(
+        errors(doc),
+        [
+            "host.ring_entries: 1000 is not a power of two; use 512 or 1024",
+            "host.connections_per_app: 0 is out of range 1..=65536",
+        ]
+    );
+    let doc = r#"{"host": {"ring_entries": 4}, "port": {"backend": "loopback"}}"#;
+    assert_eq!(
+        errors(doc),
+        ["host.ring_entries: 4 is out of range 8..=65536"]
+    );
+}

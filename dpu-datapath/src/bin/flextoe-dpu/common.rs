@@ -1,15 +1,100 @@
 //! What the pipeline services (DPDK and loopback backends) share: the ISN
-//! secret, the counters as JSON, and the host interface with its `stat`
-//! document.
+//! secret, the counters as JSON, the host interface with its `stat`
+//! document, and the `/metrics` endpoint (also used by the sim backend).
 
 use dpu_datapath::hostif::{HostIfCounters, HostIfOptions, HostInterface, StatsFn};
+use dpu_datapath::metrics::{Exporter, MetricsServer, Snapshot};
 use dpu_datapath::pipeline::worker::WorkerStatus;
-use dpu_datapath::pipeline::StatsBoard;
+use dpu_datapath::pipeline::{Pipeline, Plan, StatsBoard};
 use dpu_datapath::stats::{DropReason, Stats};
 use pipeline_config::Config;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often (wall time) a service loop publishes its counters to
+/// `/metrics`.
+pub const METRICS_PERIOD: Duration = Duration::from_millis(250);
+
+/// Starts the `/metrics` endpoint on `metrics.listen` if `metrics.enabled`
+/// (and says where).
+pub fn start_metrics(config: &Config) -> Result<Option<(Arc<Exporter>, MetricsServer)>, String> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    let addr = config.metrics.listen_addr().map_err(|e| e.to_string())?;
+    let exporter = Arc::new(Exporter::new());
+    let server = MetricsServer::start(addr, exporter.clone()).map_err(|e| {
+        format!(
+            "metrics.listen {addr}: cannot serve metrics there: {e} (is another \
+                 flextoe-dpu running? choose a free port, or set metrics.enabled to false)"
+        )
+    })?;
+    println!(
+        "flextoe-dpu: metrics on http://{}/metrics",
+        server.local_addr()
+    );
+    Ok(Some((exporter, server)))
+}
+
+/// `/metrics` of a pipeline backend: the owners' and `pre` workers'
+/// counters and the stage-time histograms from the stats board, the
+/// workers' live polls and the host interface's counters, published by
+/// the service loop every [`METRICS_PERIOD`].
+pub struct PipelineMetrics {
+    exporter: Arc<Exporter>,
+    server: MetricsServer,
+    board: Arc<StatsBoard>,
+    plan: Plan,
+    workers: Vec<(String, Arc<WorkerStatus>)>,
+    hostif: Arc<HostIfCounters>,
+    last: Instant,
+}
+
+impl PipelineMetrics {
+    /// Serves `pipeline`'s counters on the endpoint from [`start_metrics`].
+    pub fn new(
+        (exporter, server): (Arc<Exporter>, MetricsServer),
+        pipeline: &Pipeline,
+        hostif: Arc<HostIfCounters>,
+    ) -> Self {
+        let mut m = Self {
+            exporter,
+            server,
+            board: pipeline.stats_board(),
+            plan: pipeline.plan().clone(),
+            workers: pipeline.worker_statuses(),
+            hostif,
+            last: Instant::now(),
+        };
+        m.publish();
+        m
+    }
+
+    /// Publishes if [`METRICS_PERIOD`] has passed (call from the loop).
+    pub fn tick(&mut self) {
+        if self.last.elapsed() >= METRICS_PERIOD {
+            self.publish();
+        }
+    }
+
+    /// Publishes now (also after the pipeline's shutdown: the board then
+    /// holds the final counters).
+    pub fn publish(&mut self) {
+        let snap = Snapshot::from_board(&self.board, &self.plan)
+            .with_worker_statuses(&self.workers)
+            .with_hostif(&self.hostif);
+        self.exporter.publish(snap);
+        self.last = Instant::now();
+    }
+
+    /// A last publication, then stops the endpoint.
+    pub fn shutdown(mut self) {
+        self.publish();
+        self.server.shutdown();
+    }
+}
 
 /// A fresh RFC 6528 ISN secret per run (the sim backend seeds it from the
 /// configuration for replays; a real service must not be predictable).
@@ -77,6 +162,7 @@ pub fn hostif_json(c: &HostIfCounters) -> Value {
         "requests": c.requests.load(Ordering::Relaxed),
         "events": c.events.load(Ordering::Relaxed),
         "sleeps": c.sleeps.load(Ordering::Relaxed),
+        "contexts": c.contexts.load(Ordering::Relaxed),
         "violations": c.violations_total(),
     })
 }

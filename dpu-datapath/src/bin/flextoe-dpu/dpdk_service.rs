@@ -16,7 +16,9 @@
 //! `identity.mac` or the port must be promiscuous; a warning says so.
 
 use crate::cli::RunArgs;
-use crate::common::{isn_seed, start_host_interface, stat_source, stats_json};
+use crate::common::{
+    isn_seed, start_host_interface, start_metrics, stat_source, stats_json, PipelineMetrics,
+};
 use crate::steer::SteeredNic;
 use dpu_datapath::apps::{ProbeApp, ProbeState, Services};
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
@@ -177,6 +179,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         replicas,
         topology.flow_groups,
     ));
+    let metrics_endpoint = start_metrics(config)?;
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
     hostif.set_capture_tap(looped.capture_tap());
     let nic: Arc<dyn Nic> = looped;
@@ -186,6 +189,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let source_bytes = args.source_bytes;
     let opts = PipelineOptions {
         pin: !topology.cores.is_empty(),
+        stage_timing: config.metrics.enabled,
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::start(&engine_cfg, topology, opts, nic, |owner| {
@@ -205,6 +209,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.counters(),
         pipeline.worker_statuses(),
     ));
+    let mut metrics =
+        metrics_endpoint.map(|m| PipelineMetrics::new(m, &pipeline, hostif.counters()));
     println!(
         "flextoe-dpu: ready: {} {}/{} on DPDK port {port_id} ({driver}, mac {}, {} queue(s){}){}; \
          services echo 7, discard 9, source 19; control socket {}; workers {}; Ctrl-C to stop",
@@ -236,6 +242,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let mut next_line = interval.map(|i| started + i);
     while !stop.load(Ordering::SeqCst) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(20));
+        if let Some(m) = &mut metrics {
+            m.tick();
+        }
         if let (Some(at), Some(i)) = (next_line, interval) {
             if Instant::now() >= at {
                 let snap = board.total();
@@ -252,6 +261,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
 
     hostif.stop();
     let mut report = pipeline.shutdown();
+    // The last scrape before exit shows the final counters.
+    if let Some(m) = metrics {
+        m.shutdown();
+    }
     let elapsed = started.elapsed();
     let total = report.total_stats();
     let mut conns = OwnerSnapshot::default();

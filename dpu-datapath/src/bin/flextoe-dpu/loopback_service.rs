@@ -5,7 +5,10 @@
 //! how host applications are developed and tested without a DPU or a NIC.
 
 use crate::cli::RunArgs;
-use crate::common::{hostif_json, isn_seed, start_host_interface, stat_source, stats_json};
+use crate::common::{
+    hostif_json, isn_seed, start_host_interface, start_metrics, stat_source, stats_json,
+    PipelineMetrics,
+};
 use dpu_datapath::apps::Services;
 use dpu_datapath::pipeline::{LoopbackNic, NullNic, Pipeline, PipelineOptions, Plan};
 use dpu_datapath::EngineConfig;
@@ -30,10 +33,12 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         replicas,
         topology.flow_groups,
     ));
+    let metrics_endpoint = start_metrics(config)?;
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
     hostif.set_capture_tap(nic.capture_tap());
     let opts = PipelineOptions {
         pin: !topology.cores.is_empty(),
+        stage_timing: config.metrics.enabled,
         ..PipelineOptions::default()
     };
     let source_bytes = args.source_bytes;
@@ -46,6 +51,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.counters(),
         pipeline.worker_statuses(),
     ));
+    let mut metrics =
+        metrics_endpoint.map(|m| PipelineMetrics::new(m, &pipeline, hostif.counters()));
     println!(
         "flextoe-dpu: ready: loopback {} (no network port); control socket {}; services echo 7, \
          discard 9, source 19; workers {}; Ctrl-C to stop",
@@ -65,6 +72,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let counters = hostif.counters();
     while !stop.load(Ordering::SeqCst) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(20));
+        if let Some(m) = &mut metrics {
+            m.tick();
+        }
         if let (Some(at), Some(i)) = (next_line, interval) {
             if Instant::now() >= at {
                 let t = board.total();
@@ -91,6 +101,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
 
     hostif.stop();
     let report = pipeline.shutdown();
+    // The last scrape before exit shows the final counters.
+    if let Some(m) = metrics {
+        m.shutdown();
+    }
     let total = report.total_stats();
     let (mut flows, mut app_conns) = (0, 0);
     for (_, e) in &report.engines {

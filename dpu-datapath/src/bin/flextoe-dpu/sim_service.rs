@@ -5,6 +5,7 @@
 //! `metrics.listen` (`GET /metrics`), refreshed every [`METRICS_PERIOD`].
 
 use crate::cli::RunArgs;
+use crate::common::METRICS_PERIOD;
 use dpu_datapath::app::ConnId;
 use dpu_datapath::metrics::{Exporter, MetricsServer, Snapshot};
 use dpu_datapath::sim::workload::{StreamReceiver, StreamSender};
@@ -18,9 +19,6 @@ use std::time::{Duration, Instant};
 
 const PORT: u16 = 7;
 
-/// How often (wall time) the service engine's counters are published.
-const METRICS_PERIOD: Duration = Duration::from_millis(250);
-
 /// The `/metrics` endpoint of the service engine (`sim.a`): its exporter,
 /// its server (stopped when this is dropped), and when it last published.
 struct Metrics {
@@ -33,27 +31,14 @@ struct Metrics {
 impl Metrics {
     /// Starts the endpoint if `metrics.enabled`.
     fn start(config: &Config) -> Result<Option<Self>, String> {
-        if !config.metrics.enabled {
-            return Ok(None);
-        }
-        let addr = config.metrics.listen_addr().map_err(|e| e.to_string())?;
-        let exporter = Arc::new(Exporter::new());
-        let server = MetricsServer::start(addr, exporter.clone()).map_err(|e| {
-            format!(
-                "metrics.listen {addr}: cannot serve metrics there: {e} (is another \
-                     flextoe-dpu running? choose a free port, or set metrics.enabled to false)"
-            )
-        })?;
-        println!(
-            "flextoe-dpu: metrics on http://{}/metrics",
-            server.local_addr()
-        );
-        Ok(Some(Self {
-            exporter,
-            server,
-            last: Instant::now(),
-            calls: 0,
-        }))
+        Ok(
+            crate::common::start_metrics(config)?.map(|(exporter, server)| Self {
+                exporter,
+                server,
+                last: Instant::now(),
+                calls: 0,
+            }),
+        )
     }
 
     /// Publishes `engine`'s counters if [`METRICS_PERIOD`] has passed

@@ -4,8 +4,10 @@
 use crate::engine::work::{dma_rx, dma_tx, Work};
 use crate::pipeline::items::{PostItem, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
+use crate::pipeline::timing::StageTimer;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 pub(crate) struct DmaTask {
     pub(crate) name: String,
@@ -17,6 +19,10 @@ pub(crate) struct DmaTask {
     pub(crate) batch: Vec<StampedWork>,
     pub(crate) delay: super::StageDelay,
     pub(crate) items: u64,
+    /// Sampled processing time of one work item's copy.
+    pub(crate) timer: StageTimer,
+    pub(crate) board: Arc<StatsBoard>,
+    pub(crate) publisher: Publisher,
 }
 
 impl Task for DmaTask {
@@ -30,6 +36,7 @@ impl Task for DmaTask {
             n += input.pop_burst(&mut self.batch, self.burst);
             for StampedWork { stamp, work } in self.batch.drain(..) {
                 self.delay.apply();
+                let t = self.timer.start();
                 let item = match work {
                     Work::Rx { frame, work } => {
                         dma_rx(&work, &frame);
@@ -47,11 +54,15 @@ impl Task for DmaTask {
                     // The owner sends these straight to egress.
                     Work::Frame(_) | Work::Commit(_) => continue,
                 };
+                self.timer.stop(t);
                 self.pending.push_back(item);
             }
         }
         super::flush(&mut self.outs, &mut self.rr, &mut self.pending);
         self.items += n as u64;
+        if self.timer.enabled() && self.publisher.due(false) {
+            self.timer.publish(&self.board);
+        }
         n
     }
 
@@ -60,6 +71,7 @@ impl Task for DmaTask {
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        self.timer.publish(&self.board);
         report.tasks.push(TaskCounters {
             name: self.name,
             items: self.items,

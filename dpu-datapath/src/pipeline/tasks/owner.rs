@@ -12,6 +12,7 @@ use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
     OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, Task, TaskCounters,
 };
+use crate::pipeline::timing::StageTimer;
 use crate::pipeline::Clock;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -39,6 +40,9 @@ pub(crate) struct OwnerTask {
     /// Live counters for monitoring (refreshed every `StatsBoard::PERIOD`).
     pub(crate) board: Arc<StatsBoard>,
     pub(crate) publisher: Publisher,
+    /// Sampled processing time of one received segment by `proto` and
+    /// the control plane (`after_validate_owned`).
+    pub(crate) timer: StageTimer,
 }
 
 impl OwnerTask {
@@ -46,6 +50,7 @@ impl OwnerTask {
         if !self.publisher.due(force) {
             return;
         }
+        self.timer.publish(&self.board);
         let (handshakes, time_wait) = self.engine.control_counts();
         *self.board.owners[self.index].lock() = OwnerSnapshot {
             stats: self.engine.stats().clone(),
@@ -118,7 +123,9 @@ impl Task for OwnerTask {
                         verdict,
                     } => {
                         let now = self.clock.now(time);
+                        let t = self.timer.start();
                         self.engine.after_validate_owned(verdict, frame, now);
+                        self.timer.stop(t);
                     }
                     ShardIn::ArpLearn { time, frame } => {
                         let now = self.clock.now(time);

@@ -5,9 +5,11 @@
 use crate::engine::work::{post_rx, post_tx};
 use crate::pipeline::items::{EgressItem, PostItem};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
+use crate::pipeline::timing::StageTimer;
 use crate::wire::ChecksumCaps;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 pub(crate) struct PostTask {
     pub(crate) name: String,
@@ -19,6 +21,10 @@ pub(crate) struct PostTask {
     pub(crate) batch: Vec<PostItem>,
     pub(crate) delay: super::StageDelay,
     pub(crate) items: u64,
+    /// Sampled processing time of building one frame.
+    pub(crate) timer: StageTimer,
+    pub(crate) board: Arc<StatsBoard>,
+    pub(crate) publisher: Publisher,
 }
 
 impl Task for PostTask {
@@ -33,6 +39,7 @@ impl Task for PostTask {
             n += input.pop_burst(&mut self.batch, self.burst);
             for item in self.batch.drain(..) {
                 self.delay.apply();
+                let t = self.timer.start();
                 let out = match item {
                     PostItem::Rx {
                         stamp,
@@ -60,11 +67,15 @@ impl Task for PostTask {
                         }
                     }
                 };
+                self.timer.stop(t);
                 self.pending.push_back(out);
             }
         }
         self.out.push_burst(&mut self.pending);
         self.items += n as u64;
+        if self.timer.enabled() && self.publisher.due(false) {
+            self.timer.publish(&self.board);
+        }
         n
     }
 
@@ -73,6 +84,7 @@ impl Task for PostTask {
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
+        self.timer.publish(&self.board);
         report.tasks.push(TaskCounters {
             name: self.name,
             items: self.items,

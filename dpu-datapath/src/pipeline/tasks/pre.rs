@@ -4,6 +4,7 @@
 use crate::pipeline::items::{IngressItem, PreItem};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
+use crate::pipeline::timing::StageTimer;
 use crate::pre::{validate, LocalAddrs, Verdict};
 use crate::stats::Stats;
 use crate::wire::ChecksumCaps;
@@ -25,6 +26,8 @@ pub(crate) struct PreTask {
     pub(crate) board: Arc<StatsBoard>,
     pub(crate) board_slot: usize,
     pub(crate) publisher: Publisher,
+    /// Sampled processing time of `validate` and the push.
+    pub(crate) timer: StageTimer,
 }
 
 impl Task for PreTask {
@@ -43,6 +46,7 @@ impl Task for PreTask {
         while let Some(it) = self.batch.pop() {
             n += 1;
             self.delay.apply();
+            let t = self.timer.start();
             let verdict = validate(&it.frame, &self.local, &self.caps);
             if let Verdict::Drop(reason) = verdict {
                 // Counted here; the item still travels so its sequence
@@ -55,7 +59,9 @@ impl Task for PreTask {
                 frame: it.frame,
                 verdict,
             };
-            if let Err(back) = self.output.push(out) {
+            let pushed = self.output.push(out);
+            self.timer.stop(t);
+            if let Err(back) = pushed {
                 self.held = Some(back);
                 break;
             }
@@ -63,6 +69,7 @@ impl Task for PreTask {
         self.items += n as u64;
         if self.publisher.due(false) {
             *self.board.pre[self.board_slot].lock() = self.stats.clone();
+            self.timer.publish(&self.board);
         }
         n
     }
@@ -73,6 +80,7 @@ impl Task for PreTask {
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
         *self.board.pre[self.board_slot].lock() = self.stats.clone();
+        self.timer.publish(&self.board);
         report.pre_stats.merge(&self.stats);
         report.tasks.push(TaskCounters {
             name: self.name,
