@@ -957,3 +957,201 @@ fn host_applications_through_dpdk_with_linux_peers() {
         String::from_utf8_lossy(&server.stderr)
     );
 }
+
+fn have(cmd: &str) -> bool {
+    ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(cmd).exists())
+}
+
+/// Unmodified servers under `flextoe-run` on the DPDK service, with their
+/// clients on the Linux kernel in the peer namespace (issue 6's second
+/// configuration): memcached, redis, nginx and iperf3.
+#[test]
+fn unmodified_servers_under_preload_with_linux_clients() {
+    let _g = serial();
+    skip_unless_ready!("unmodified_servers_under_preload_with_linux_clients");
+    let run = repo().join("target/release/flextoe-run");
+    if !run.exists() || !repo().join("target/release/libtoe_preload.so").exists() {
+        eprintln!(
+            "SKIP unmodified_servers_under_preload_with_linux_clients: toe-preload not built"
+        );
+        return;
+    }
+    let tools = [
+        "memcached",
+        "redis-server",
+        "redis-cli",
+        "nginx",
+        "curl",
+        "iperf3",
+    ];
+    if let Some(t) = tools.iter().find(|t| !have(t)) {
+        eprintln!("SKIP unmodified_servers_under_preload_with_linux_clients: {t} not installed");
+        return;
+    }
+    let rig = Rig::start("preload", Opts::default());
+    let control = rig.dir.join("control.sock");
+    let under = |args: &[&str]| {
+        let mut c = Command::new(&run);
+        c.arg("--control")
+            .arg(&control)
+            .arg("--no-fallback")
+            .arg("--")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c.spawn().expect("spawn under flextoe-run")
+    };
+    // Waits from the namespace until the port accepts.
+    let wait_port = |port: u16| {
+        let code = format!(
+            "import socket,time,sys\nfor i in range(200):\n  try:\n    socket.create_connection(('{ENGINE_IP}',{port}),timeout=2).close(); sys.exit(0)\n  except OSError:\n    time.sleep(0.05)\nsys.exit(1)"
+        );
+        rig.ns_run(&["python3", "-c", &code])
+            .unwrap_or_else(|e| panic!("port {port} never accepted: {e}\n{}", rig.logs()));
+    };
+    let mut servers: Vec<Child> = Vec::new();
+
+    // memcached, every reply of 500 keys checked by the Python client.
+    servers.push(under(&[
+        "memcached",
+        "-l",
+        ENGINE_IP,
+        "-p",
+        "11311",
+        "-U",
+        "0",
+        "-u",
+        "root",
+    ]));
+    wait_port(11311);
+    let client = repo().join("host-shim/preload/tests/memcached_client.py");
+    let out = rig
+        .ns_run(&[
+            "timeout",
+            "120",
+            "python3",
+            client.to_str().unwrap(),
+            ENGINE_IP,
+            "11311",
+            "500",
+        ])
+        .expect("memcached client");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("memcached OK"));
+
+    // redis: a 1 MiB value set and read back by redis-cli on Linux.
+    let rdir = rig.dir.join("redis");
+    std::fs::create_dir_all(&rdir).unwrap();
+    servers.push(under(&[
+        "redis-server",
+        "--bind",
+        ENGINE_IP,
+        "--port",
+        "6390",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        "--dir",
+        rdir.to_str().unwrap(),
+    ]));
+    wait_port(6390);
+    let value: String = (0..(1 << 20))
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let vfile = rig.dir.join("value.txt");
+    std::fs::write(&vfile, &value).unwrap();
+    let set = format!(
+        "redis-cli -h {ENGINE_IP} -p 6390 -x SET big < {}",
+        vfile.display()
+    );
+    let out = rig.ns_run(&["sh", "-c", &set]).expect("redis SET");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    let out = rig
+        .ns_run(&[
+            "redis-cli",
+            "-h",
+            ENGINE_IP,
+            "-p",
+            "6390",
+            "--raw",
+            "GET",
+            "big",
+        ])
+        .expect("redis GET");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        value,
+        "1 MiB value intact"
+    );
+
+    // nginx serving 16 MiB to curl on Linux, SHA-256 compared.
+    let ndir = rig.dir.join("nginx");
+    std::fs::create_dir_all(ndir.join("www")).unwrap();
+    let body: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(ndir.join("www/big.bin"), &body).unwrap();
+    let d = ndir.display();
+    std::fs::write(
+        ndir.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 64; use epoll; }}\n\
+             http {{\n access_log off;\n sendfile on;\n client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n\
+             server {{ listen {ENGINE_IP}:8088; root {d}/www; }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    servers.push(under(&[
+        "nginx",
+        "-p",
+        &d.to_string(),
+        "-c",
+        &format!("{d}/nginx.conf"),
+    ]));
+    wait_port(8088);
+    let down = rig.dir.join("down.bin");
+    rig.ns_run(&[
+        "curl",
+        "-sS",
+        "--fail",
+        "-o",
+        down.to_str().unwrap(),
+        &format!("http://{ENGINE_IP}:8088/big.bin"),
+    ])
+    .expect("curl");
+    let got = std::fs::read(&down).unwrap();
+    assert_eq!(got.len(), body.len());
+    assert!(got == body, "nginx payload intact");
+
+    // iperf3: Linux client, both directions.
+    servers.push(under(&["iperf3", "-s", "-4", "-p", "5299"]));
+    wait_port(5299);
+    for reverse in [false, true] {
+        let mut args = vec![
+            "timeout", "60", "iperf3", "-4", "-c", ENGINE_IP, "-p", "5299", "-t", "2", "-J",
+        ];
+        if reverse {
+            args.push("-R");
+        }
+        let out = rig.ns_run(&args).expect("iperf3 client");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+        let bytes = v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0);
+        println!(
+            "iperf3 Linux client reverse={reverse}: {:.0} Mbit/s",
+            v["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or(0.0)
+                / 1e6
+        );
+        assert!(bytes > 1e6, "iperf3 moved data (reverse={reverse}): {v}");
+    }
+    for mut s in servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}
