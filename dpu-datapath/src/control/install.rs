@@ -107,6 +107,15 @@ impl Engine {
             self.apps
                 .raise(conn, EventKind::CONNECTED | EventKind::WRITABLE);
         }
+        tracing::debug!(
+            %tuple,
+            active = h.conn.is_some(),
+            mss,
+            ws,
+            ts,
+            sack,
+            "connection established"
+        );
         Some(id)
     }
 }

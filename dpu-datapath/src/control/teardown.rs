@@ -37,6 +37,7 @@ impl Engine {
             self.push_timer(deadline, TimerKey::TimeWait(tuple));
         }
         self.stats.connections_closed += 1;
+        tracing::debug!(%tuple, time_wait, "connection closed");
         self.release_flow(id, None);
     }
 
@@ -50,6 +51,9 @@ impl Engine {
             }
         }
         self.stats.connections_reset += 1;
+        if let Some(pre) = self.pre.get(id) {
+            tracing::debug!(tuple = %pre.template.tuple, ?error, send_rst, "connection reset");
+        }
         self.release_flow(id, Some(error));
     }
 

@@ -656,13 +656,19 @@ impl Front {
         let Some(a) = self.apps.get(&app).filter(|a| !a.dead) else {
             return;
         };
-        tracing::warn!(
-            app = %a.name,
-            pid = a.pid,
-            reason,
-            detail,
-            "hostif: protocol violation, closing the application's contexts and resetting its connections"
-        );
+        // Applications can trigger this at will (register, violate,
+        // repeat): a few lines per second, the rest counted.
+        static LIMIT: crate::stats::LogLimit = crate::stats::LogLimit::new(5);
+        if let Some(suppressed) = LIMIT.allow() {
+            tracing::warn!(
+                app = %a.name,
+                pid = a.pid,
+                reason,
+                detail,
+                suppressed,
+                "hostif: protocol violation, closing the application's contexts and resetting its connections"
+            );
+        }
         self.counters.violations[(reason as usize).min(super::VIOLATION_KINDS - 1)]
             .fetch_add(1, Ordering::Relaxed);
         self.drop_app(app, Some(reason));

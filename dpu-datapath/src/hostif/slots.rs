@@ -37,7 +37,10 @@ impl Drop for SlotLease {
         let p = &self.pool;
         let off = p.layout.rx_buf_offset(self.slot);
         if let Err(e) = p.region.punch_hole(off, p.layout.slot_stride()) {
-            tracing::warn!(error = %e, slot = self.slot, "hostif: cannot release slot pages");
+            static LIMIT: crate::stats::LogLimit = crate::stats::LogLimit::new(1);
+            if let Some(suppressed) = LIMIT.allow() {
+                tracing::warn!(error = %e, slot = self.slot, suppressed, "hostif: cannot release slot pages");
+            }
         }
         p.free.lock().push(self.slot);
         p.in_use.fetch_sub(1, Ordering::Relaxed);

@@ -3,8 +3,10 @@
 //! exporter. Every dropped packet is counted under exactly one reason.
 
 mod drop_reason;
+mod rate_limit;
 
 pub use drop_reason::DropReason;
+pub use rate_limit::LogLimit;
 
 /// Counters of one engine.
 #[derive(Clone, Debug, Default)]
