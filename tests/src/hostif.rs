@@ -50,7 +50,7 @@ impl Service {
     /// printed) if the binary was not built.
     pub fn start(name: &str, replicas: u32) -> Option<Self> {
         let Some(bin) = service_binary() else {
-            eprintln!("skipping: flextoe-dpu not built (cargo build --release -p dpu-datapath)");
+            crate::skip("flextoe-dpu not built (cargo build --release -p dpu-datapath)");
             return None;
         };
         let dir = std::env::temp_dir().join(format!("ftoe-{name}-{}", std::process::id()));

@@ -2,6 +2,16 @@
 
 pub mod hostif;
 
+/// Reports why a test cannot run here and lets it return early. Under
+/// `FLEXTOE_REQUIRE_ALL=1` (set by scripts/test.sh, which installs and
+/// builds everything) a skip is a failure instead: CI must run every test.
+pub fn skip(why: impl std::fmt::Display) {
+    if std::env::var_os("FLEXTOE_REQUIRE_ALL").is_some_and(|v| v != "0") {
+        panic!("this test must run here (FLEXTOE_REQUIRE_ALL): {why}");
+    }
+    eprintln!("SKIP: {why}");
+}
+
 use std::process::{Command, Output};
 
 /// Runs a command (`args[0]` with the rest as arguments); its output, or an

@@ -33,7 +33,7 @@ const PINGS: usize = 3;
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn skip(reason: &str) {
-    eprintln!("SKIP dpdk_port: {reason}");
+    flextoe_tests::skip(format!("dpdk_port: {reason}"));
 }
 
 fn is_root() -> bool {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 fn examples() -> Option<[std::path::PathBuf; 4]> {
     let all = ["echo_server", "rpc_client", "bulk_send", "bulk_recv"].map(example);
     if all.iter().any(Option::is_none) {
-        eprintln!("skipping: host-shim examples not built (cargo build --release -p host-shim --examples)");
+        flextoe_tests::skip(
+            "host-shim examples not built (cargo build --release -p host-shim --examples)",
+        );
         return None;
     }
     Some(all.map(Option::unwrap))
@@ -155,7 +157,7 @@ fn c_program_on_toe_h_echoes() {
     };
     let lib = target_dir().join("libtoe.a");
     if !lib.exists() {
-        eprintln!("skipping: {} not built", lib.display());
+        flextoe_tests::skip(format!("{} not built", lib.display()));
         return;
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -171,7 +173,7 @@ fn c_program_on_toe_h_echoes() {
     let cc = match cc {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("skipping: no C compiler ({e})");
+            flextoe_tests::skip(format!("no C compiler ({e})"));
             return;
         }
     };
@@ -377,7 +379,7 @@ fn capture_during_a_transfer_is_readable_by_tcpdump() {
         return;
     };
     if Command::new("tcpdump").arg("--version").output().is_err() {
-        eprintln!("skipping: tcpdump not installed (scripts/setup.sh installs it)");
+        flextoe_tests::skip("tcpdump not installed (scripts/setup.sh installs it)");
         return;
     }
     let bin = flextoe_tests::hostif::service_binary().unwrap();

@@ -106,7 +106,7 @@ fn missing() -> Option<String> {
 macro_rules! skip_unless_ready {
     ($name:expr) => {
         if let Some(why) = missing() {
-            eprintln!("SKIP {}: {why}", $name);
+            flextoe_tests::skip(format!("{}: {why}", $name));
             return;
         }
     };
@@ -779,7 +779,7 @@ fn options_negotiated_with_linux_in_capture() {
     let _g = serial();
     skip_unless_ready!("options_negotiated_with_linux_in_capture");
     if !works("tcpdump", &["--version"]) {
-        eprintln!("SKIP options_negotiated_with_linux_in_capture: tcpdump missing");
+        flextoe_tests::skip("options_negotiated_with_linux_in_capture: tcpdump missing");
         return;
     }
     // 2% loss toward us, so our ACKs must carry SACK blocks.
@@ -882,8 +882,8 @@ fn host_applications_through_dpdk_with_linux_peers() {
         example_bin("echo_server"),
         example_bin("rpc_client"),
     ) else {
-        eprintln!(
-            "SKIP host_applications_through_dpdk_with_linux_peers: host-shim examples not built"
+        flextoe_tests::skip(
+            "host_applications_through_dpdk_with_linux_peers: host-shim examples not built",
         );
         return;
     };
@@ -973,8 +973,8 @@ fn unmodified_servers_under_preload_with_linux_clients() {
     skip_unless_ready!("unmodified_servers_under_preload_with_linux_clients");
     let run = repo().join("target/release/flextoe-run");
     if !run.exists() || !repo().join("target/release/libtoe_preload.so").exists() {
-        eprintln!(
-            "SKIP unmodified_servers_under_preload_with_linux_clients: toe-preload not built"
+        flextoe_tests::skip(
+            "unmodified_servers_under_preload_with_linux_clients: toe-preload not built",
         );
         return;
     }
@@ -987,7 +987,9 @@ fn unmodified_servers_under_preload_with_linux_clients() {
         "iperf3",
     ];
     if let Some(t) = tools.iter().find(|t| !have(t)) {
-        eprintln!("SKIP unmodified_servers_under_preload_with_linux_clients: {t} not installed");
+        flextoe_tests::skip(format!(
+            "unmodified_servers_under_preload_with_linux_clients: {t} not installed"
+        ));
         return;
     }
     let rig = Rig::start("preload", Opts::default());

@@ -22,7 +22,9 @@ fn repo() -> PathBuf {
 fn runner() -> Option<PathBuf> {
     let run = target_dir().join("flextoe-run");
     if !run.exists() || !target_dir().join("libtoe_preload.so").exists() {
-        eprintln!("skipping: flextoe-run/libtoe_preload.so not built (cargo build --release -p toe-preload)");
+        flextoe_tests::skip(
+            "flextoe-run/libtoe_preload.so not built (cargo build --release -p toe-preload)",
+        );
         return None;
     }
     Some(run)
@@ -39,7 +41,7 @@ fn which(cmd: &str) -> Option<PathBuf> {
 fn need(cmds: &[&str]) -> bool {
     for c in cmds {
         if which(c).is_none() {
-            eprintln!("skipping: {c} not installed (scripts/setup.sh installs it)");
+            flextoe_tests::skip(format!("{c} not installed (scripts/setup.sh installs it)"));
             return false;
         }
     }
