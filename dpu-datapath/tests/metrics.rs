@@ -868,6 +868,13 @@ fn loopback_service_metrics_agree_with_host_traffic() {
         );
     }
 
+    // Task counters are live (published by the tasks while they run): the
+    // service is still up here, and its tasks moved every frame.
+    assert!(
+        total(&text, "flextoe_task_items_total", "") > 0.0,
+        "live task counters: {text}"
+    );
+
     // Stage histograms: every timed stage sampled something, cumulative
     // buckets never decrease, +Inf equals the count, the mean is sane.
     for stage in ["pre", "proto", "dma", "post"] {

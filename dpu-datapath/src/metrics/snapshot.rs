@@ -262,10 +262,11 @@ impl Snapshot {
     }
 
     /// The live counters of a running pipeline: one sample per owner and
-    /// per `pre` worker, and the stage-time histograms merged by stage and
-    /// replica (task counters are only known at shutdown: add them with
-    /// [`Snapshot::with_report_counters`]; live worker polls with
-    /// [`Snapshot::with_worker_statuses`]).
+    /// per `pre` worker, the stage-time histograms merged by stage and
+    /// replica, and every task's counters as last published (tasks publish
+    /// every 100 ms; the final values come with
+    /// [`Snapshot::with_report_counters`]); live worker polls with
+    /// [`Snapshot::with_worker_statuses`].
     pub fn from_board(board: &StatsBoard, plan: &Plan) -> Self {
         let q = plan.proto.max(1);
         let p = plan.pre.max(1);
@@ -297,9 +298,16 @@ impl Snapshot {
                 }),
             }
         }
+        let tasks = board
+            .tasks
+            .lock()
+            .iter()
+            .filter_map(|t| TaskSample::from_counters(t, plan.proto))
+            .collect();
         Self {
             engines,
             stage_times,
+            tasks,
             ..Self::default()
         }
     }

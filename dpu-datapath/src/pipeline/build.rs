@@ -5,7 +5,7 @@ use super::items::{EgressItem, IngressItem, PostItem, PreItem, ShardIn, StampedW
 use super::nic::Nic;
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
-use super::task::{PipelineReport, Publisher, ShardApp, StatsBoard, Task};
+use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
 use super::tasks::{
     dma::DmaTask, egress::EgressTask, ingress::IngressTask, ingress_reorder::IngressReorderTask,
     owner::OwnerTask, post::PostTask, pre::PreTask, StageDelay,
@@ -170,6 +170,7 @@ impl Pipeline {
             tasks.push((
                 TaskKind::Ingress,
                 Box::new(IngressTask {
+                    live: LiveCounters::new(board.clone()),
                     replica: r,
                     nic: nic.clone(),
                     outs: ing_out,
@@ -186,6 +187,7 @@ impl Pipeline {
                 tasks.push((
                     TaskKind::Pre(i),
                     Box::new(PreTask {
+                        live: LiveCounters::new(board.clone()),
                         name: format!("r{r}-pre{i}"),
                         input,
                         output,
@@ -210,6 +212,7 @@ impl Pipeline {
             tasks.push((
                 TaskKind::IngressReorder,
                 Box::new(IngressReorderTask {
+                    live: LiveCounters::new(board.clone()),
                     replica: r,
                     plan: plan.clone(),
                     backlog: (0..reo_in.len()).map(|_| VecDeque::new()).collect(),
@@ -240,6 +243,7 @@ impl Pipeline {
                 tasks.push((
                     TaskKind::Proto(q),
                     Box::new(OwnerTask {
+                        live: LiveCounters::new(board.clone()),
                         index,
                         engine,
                         app,
@@ -272,6 +276,7 @@ impl Pipeline {
                 tasks.push((
                     TaskKind::Dma(k),
                     Box::new(DmaTask {
+                        live: LiveCounters::new(board.clone()),
                         name: format!("r{r}-dma{k}"),
                         inputs,
                         outs,
@@ -294,6 +299,7 @@ impl Pipeline {
                 tasks.push((
                     TaskKind::Post(m),
                     Box::new(PostTask {
+                        live: LiveCounters::new(board.clone()),
                         name: format!("r{r}-post{m}"),
                         inputs,
                         out,
@@ -317,6 +323,7 @@ impl Pipeline {
             tasks.push((
                 TaskKind::Egress,
                 Box::new(EgressTask {
+                    live: LiveCounters::new(board.clone()),
                     replica: r,
                     first_owner: r * q_n,
                     backlog: (0..egress_inputs.len()).map(|_| VecDeque::new()).collect(),

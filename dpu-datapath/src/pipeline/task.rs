@@ -3,6 +3,7 @@
 use crate::engine::Engine;
 use crate::stats::Stats;
 use std::any::Any;
+use std::sync::Arc;
 
 /// One stage task: polled by its worker, returns how many items it moved.
 pub trait Task: Send {
@@ -51,6 +52,9 @@ pub struct StatsBoard {
     pub pre: Vec<parking_lot::Mutex<Stats>>,
     /// One slot per timed task (empty when stage timing is off).
     pub timings: Vec<super::timing::TimingSlot>,
+    /// Every task's counters as last published (items, full rings, reorder
+    /// holds), for `stat` and `/metrics` while the pipeline runs.
+    pub tasks: parking_lot::Mutex<Vec<TaskCounters>>,
 }
 
 impl StatsBoard {
@@ -62,6 +66,16 @@ impl StatsBoard {
             owners: (0..owners).map(|_| Default::default()).collect(),
             pre: (0..pre).map(|_| Default::default()).collect(),
             timings: Vec::new(),
+            tasks: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Replaces a task's published counters (matched by name).
+    pub fn publish_task(&self, counters: TaskCounters) {
+        let mut tasks = self.tasks.lock();
+        match tasks.iter_mut().find(|t| t.name == counters.name) {
+            Some(t) => *t = counters,
+            None => tasks.push(counters),
         }
     }
 
@@ -112,6 +126,31 @@ impl Publisher {
             return true;
         }
         false
+    }
+}
+
+/// Publishes a task's counters to the board every [`StatsBoard::PERIOD`].
+#[derive(Debug)]
+pub(crate) struct LiveCounters {
+    board: Arc<StatsBoard>,
+    publisher: Publisher,
+}
+
+impl LiveCounters {
+    pub(crate) fn new(board: Arc<StatsBoard>) -> Self {
+        Self {
+            board,
+            publisher: Publisher::default(),
+        }
+    }
+
+    /// Time to publish (checks the clock every 64 polls).
+    pub(crate) fn due(&mut self) -> bool {
+        self.publisher.due(false)
+    }
+
+    pub(crate) fn publish(&self, counters: TaskCounters) {
+        self.board.publish_task(counters);
     }
 }
 

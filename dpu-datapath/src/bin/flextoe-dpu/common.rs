@@ -191,7 +191,21 @@ pub fn stat_source(
                 })
             })
             .collect();
+        let tasks: Vec<Value> = board
+            .tasks
+            .lock()
+            .iter()
+            .map(|t| {
+                json!({
+                    "name": t.name,
+                    "items": t.items,
+                    "full_events": t.full_events,
+                    "reorder_holds": t.reorder_holds,
+                })
+            })
+            .collect();
         json!({
+            "tasks": tasks,
             "workers": workers,
             "engine": stats_json(&t.stats),
             "flows": t.flows,

@@ -93,6 +93,22 @@ pub fn render(now: &Value, before: &Value, secs: f64) -> String {
             busy as f64 / secs
         );
     }
+    let prev_tasks = before["tasks"].as_array().unwrap_or(&empty);
+    for t in now["tasks"].as_array().unwrap_or(&empty) {
+        let name = t["name"].as_str().unwrap_or("?");
+        let p = prev_tasks
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .unwrap_or(t);
+        let d = |k: &str| num(t, &[k]).saturating_sub(num(p, &[k])) as f64 / secs;
+        out += &format!(
+            "task        {:<24} {:>10.0} items/s | ring full {:>6.0}/s | reorder holds {:>6.0}/s\n",
+            name,
+            d("items"),
+            d("full_events"),
+            d("reorder_holds"),
+        );
+    }
     if let Some(drops) = now["engine"]["drops"].as_object() {
         let parts: Vec<String> = drops
             .iter()

@@ -4,12 +4,16 @@
 use crate::engine::work::{dma_rx, dma_tx, Work};
 use crate::pipeline::items::{PostItem, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
+use crate::pipeline::task::{
+    LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
+};
 use crate::pipeline::timing::StageTimer;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub(crate) struct DmaTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) name: String,
     pub(crate) inputs: Vec<Consumer<StampedWork>>,
     pub(crate) outs: Vec<Producer<PostItem>>,
@@ -25,8 +29,24 @@ pub(crate) struct DmaTask {
     pub(crate) publisher: Publisher,
 }
 
+impl DmaTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: self.name.clone(),
+            items: self.items,
+            full_events: self.outs.iter().map(|o| o.full_events).sum(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Task for DmaTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         if !super::flush(&mut self.outs, &mut self.rr, &mut self.pending) {
             return 0;
         }
@@ -72,11 +92,6 @@ impl Task for DmaTask {
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
         self.timer.publish(&self.board);
-        report.tasks.push(TaskCounters {
-            name: self.name,
-            items: self.items,
-            full_events: self.outs.iter().map(|o| o.full_events).sum(),
-            ..Default::default()
-        });
+        report.tasks.push(self.counters());
     }
 }

@@ -9,11 +9,13 @@ use crate::pipeline::items::EgressItem;
 use crate::pipeline::nic::Nic;
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub(crate) struct EgressTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) replica: usize,
     /// Global index of this replica's first owner.
     pub(crate) first_owner: usize,
@@ -34,8 +36,27 @@ pub(crate) struct EgressTask {
     pub(crate) frames: u64,
 }
 
+impl EgressTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: format!("r{}-egress", self.replica),
+            items: self.items,
+            full_events: self.commit_outs.iter().map(|o| o.full_events).sum(),
+            reorder_holds: self.windows.iter().map(|w| w.hold_events).sum(),
+            reorder_leftover: self.windows.iter().map(|w| w.held() as u64).sum::<u64>()
+                + self.overflow.iter().map(|o| o.len() as u64).sum::<u64>()
+                + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
+        }
+    }
+}
+
 impl Task for EgressTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         let mut n = 0;
         for i in 0..self.inputs.len() {
             if self.backlog[i].is_empty() {
@@ -101,14 +122,6 @@ impl Task for EgressTask {
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
-        report.tasks.push(TaskCounters {
-            name: format!("r{}-egress", self.replica),
-            items: self.items,
-            full_events: self.commit_outs.iter().map(|o| o.full_events).sum(),
-            reorder_holds: self.windows.iter().map(|w| w.hold_events).sum(),
-            reorder_leftover: self.windows.iter().map(|w| w.held() as u64).sum::<u64>()
-                + self.overflow.iter().map(|o| o.len() as u64).sum::<u64>()
-                + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
-        });
+        report.tasks.push(self.counters());
     }
 }

@@ -6,11 +6,13 @@
 use crate::pipeline::items::IngressItem;
 use crate::pipeline::nic::Nic;
 use crate::pipeline::ring::Producer;
-use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub(crate) struct IngressTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) replica: usize,
     pub(crate) nic: Arc<dyn Nic>,
     pub(crate) rx: Vec<(crate::proto::Nanos, Vec<u8>)>,
@@ -24,8 +26,24 @@ pub(crate) struct IngressTask {
     pub(crate) items: u64,
 }
 
+impl IngressTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: format!("r{}-ingress", self.replica),
+            items: self.items,
+            full_events: self.outs.iter().map(|o| o.full_events).sum(),
+            ..Default::default()
+        }
+    }
+}
+
 impl Task for IngressTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         if !super::flush(&mut self.outs, &mut self.rr, &mut self.pending) {
             return 0;
         }
@@ -56,11 +74,6 @@ impl Task for IngressTask {
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
-        report.tasks.push(TaskCounters {
-            name: format!("r{}-ingress", self.replica),
-            items: self.items,
-            full_events: self.outs.iter().map(|o| o.full_events).sum(),
-            ..Default::default()
-        });
+        report.tasks.push(self.counters());
     }
 }

@@ -7,7 +7,7 @@ use crate::flow::flow_group;
 use crate::pipeline::items::{PreItem, ShardIn};
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Task, TaskCounters};
+use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
 use crate::pipeline::topology::Plan;
 use crate::pre::Verdict;
 use crate::wire::{parse_ingress, ArpOperation, ChecksumCaps, L3};
@@ -16,6 +16,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub(crate) struct IngressReorderTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) replica: usize,
     pub(crate) plan: Plan,
     pub(crate) inputs: Vec<Consumer<PreItem>>,
@@ -100,8 +102,26 @@ fn is_arp(frame: &[u8]) -> bool {
     matches!(parse_ingress(frame, &caps).map(|p| p.l3), Ok(L3::Arp(a)) if matches!(a.operation, ArpOperation::Request | ArpOperation::Reply))
 }
 
+impl IngressReorderTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: format!("r{}-ingress-reorder", self.replica),
+            items: self.items,
+            full_events: self.owners.iter().map(|o| o.full_events).sum(),
+            reorder_holds: self.window.hold_events,
+            reorder_leftover: self.window.held() as u64
+                + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
+        }
+    }
+}
+
 impl Task for IngressReorderTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         // Back-pressure: while an owner's ring is full, take nothing new.
         if !self.flush() {
             return 0;
@@ -136,13 +156,6 @@ impl Task for IngressReorderTask {
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
-        report.tasks.push(TaskCounters {
-            name: format!("r{}-ingress-reorder", self.replica),
-            items: self.items,
-            full_events: self.owners.iter().map(|o| o.full_events).sum(),
-            reorder_holds: self.window.hold_events,
-            reorder_leftover: self.window.held() as u64
-                + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
-        });
+        report.tasks.push(self.counters());
     }
 }

@@ -10,7 +10,8 @@ use crate::engine::Engine;
 use crate::pipeline::items::{EgressItem, ShardIn, Stamp, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
-    OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, Task, TaskCounters,
+    LiveCounters, OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, Task,
+    TaskCounters,
 };
 use crate::pipeline::timing::StageTimer;
 use crate::pipeline::Clock;
@@ -19,6 +20,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub(crate) struct OwnerTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) index: usize,
     pub(crate) engine: Engine,
     pub(crate) app: Box<dyn ShardApp>,
@@ -96,8 +99,25 @@ impl OwnerTask {
     }
 }
 
+impl OwnerTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: format!("owner{}", self.index),
+            items: self.items,
+            full_events: self.dma_outs.iter().map(|o| o.full_events).sum::<u64>()
+                + self.egress_out.full_events,
+            ..Default::default()
+        }
+    }
+}
+
 impl Task for OwnerTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         let mut n = 0;
         // Commits never wait: they only update the application side.
         self.commit_batch.clear();
@@ -154,13 +174,7 @@ impl Task for OwnerTask {
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
         self.publish(true);
-        report.tasks.push(TaskCounters {
-            name: format!("owner{}", self.index),
-            items: self.items,
-            full_events: self.dma_outs.iter().map(|o| o.full_events).sum::<u64>()
-                + self.egress_out.full_events,
-            ..Default::default()
-        });
+        report.tasks.push(self.counters());
         report.engines.push((self.index, self.engine));
         report.apps.push((self.index, self.app.into_any()));
     }

@@ -5,13 +5,17 @@
 use crate::engine::work::{post_rx, post_tx};
 use crate::pipeline::items::{EgressItem, PostItem};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
+use crate::pipeline::task::{
+    LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
+};
 use crate::pipeline::timing::StageTimer;
 use crate::wire::ChecksumCaps;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub(crate) struct PostTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) name: String,
     pub(crate) inputs: Vec<Consumer<PostItem>>,
     pub(crate) out: Producer<EgressItem>,
@@ -27,8 +31,24 @@ pub(crate) struct PostTask {
     pub(crate) publisher: Publisher,
 }
 
+impl PostTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: self.name.clone(),
+            items: self.items,
+            full_events: self.out.full_events,
+            ..Default::default()
+        }
+    }
+}
+
 impl Task for PostTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         self.out.push_burst(&mut self.pending);
         if !self.pending.is_empty() {
             return 0;
@@ -85,11 +105,6 @@ impl Task for PostTask {
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {
         self.timer.publish(&self.board);
-        report.tasks.push(TaskCounters {
-            name: self.name,
-            items: self.items,
-            full_events: self.out.full_events,
-            ..Default::default()
-        });
+        report.tasks.push(self.counters());
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::pipeline::items::{IngressItem, PreItem};
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{PipelineReport, Publisher, StatsBoard, Task, TaskCounters};
+use crate::pipeline::task::{
+    LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
+};
 use crate::pipeline::timing::StageTimer;
 use crate::pre::{validate, LocalAddrs, Verdict};
 use crate::stats::Stats;
@@ -11,6 +13,8 @@ use crate::wire::ChecksumCaps;
 use std::sync::Arc;
 
 pub(crate) struct PreTask {
+    /// Live counters for `stat` and `/metrics`.
+    pub(crate) live: LiveCounters,
     pub(crate) name: String,
     pub(crate) input: Consumer<IngressItem>,
     pub(crate) output: Producer<PreItem>,
@@ -30,8 +34,24 @@ pub(crate) struct PreTask {
     pub(crate) timer: StageTimer,
 }
 
+impl PreTask {
+    /// What this task has done so far.
+    fn counters(&self) -> TaskCounters {
+        TaskCounters {
+            name: self.name.clone(),
+            items: self.items,
+            full_events: self.output.full_events,
+            ..Default::default()
+        }
+    }
+}
+
 impl Task for PreTask {
     fn poll(&mut self) -> usize {
+        if self.live.due() {
+            let c = self.counters();
+            self.live.publish(c);
+        }
         if let Some(item) = self.held.take() {
             if let Err(back) = self.output.push(item) {
                 self.held = Some(back);
@@ -82,11 +102,6 @@ impl Task for PreTask {
         *self.board.pre[self.board_slot].lock() = self.stats.clone();
         self.timer.publish(&self.board);
         report.pre_stats.merge(&self.stats);
-        report.tasks.push(TaskCounters {
-            name: self.name,
-            items: self.items,
-            full_events: self.output.full_events,
-            ..Default::default()
-        });
+        report.tasks.push(self.counters());
     }
 }
