@@ -52,9 +52,8 @@ fn echo(s: &Stream, buffer: usize) -> io::Result<u64> {
 }
 
 /// Accepts one connection, hands accepting on to a new thread, and serves
-/// the connection itself. With libtoe a connection is bound to the context
-/// of the thread that accepted it, so each connection gets its serving
-/// thread's context (contexts are assigned round-robin to new threads).
+/// the connection itself (with libtoe each accepted connection gets its own
+/// context, round-robin over the contexts other than the listener's).
 fn acceptor(listener: Arc<Listener>, state: Arc<State>) {
     let (s, peer) = match listener.accept() {
         Ok(x) => x,

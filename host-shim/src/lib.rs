@@ -25,10 +25,11 @@
 //! Threads and contexts: each application thread is given a context on
 //! first use (round-robin; threads share contexts when there are more
 //! threads than contexts). A connection is bound to the context of the
-//! thread that accepted or connected it: its events arrive there, and any
-//! thread may use the stream. Blocking calls poll for `ToeOptions::spin`
-//! (20 µs), then sleep on the context's doorbell, so an idle application
-//! uses no CPU.
+//! thread that connected it, or, when accepted, to a context other than the
+//! listener's (round-robin): its events arrive there, and any thread may
+//! use the stream. Blocking calls poll for `ToeOptions::spin` (default 0),
+//! then sleep on the context's doorbell, so an idle application uses no
+//! CPU.
 //!
 //! Environment: `FLEXTOE_CONTROL` (control socket, default
 //! `/run/flextoe/control.sock`), `FLEXTOE_CONTEXTS`, `FLEXTOE_SPIN_US`,

@@ -98,12 +98,18 @@ impl TcpListener {
         self.toe.context(self.ctx)
     }
 
-    /// Accepts a connection: it is bound to the calling thread's context.
+    /// The context this listener's notices arrive on.
+    pub fn context_index(&self) -> u32 {
+        self.ctx
+    }
+
+    /// Accepts a connection. It is bound to a context other than the
+    /// listener's (round-robin, see `Toe::accept_context`).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let nonblocking = self.nonblocking.load(Ordering::Relaxed);
         loop {
             let seen = self.generation.load(Ordering::Acquire);
-            let ctx = self.toe.thread_context();
+            let ctx = self.toe.accept_context(self.ctx);
             let reply = ctx.request(
                 Desc {
                     op: abi::OP_ACCEPT,

@@ -223,6 +223,11 @@ impl TcpStream {
         self.toe.context(self.ctx)
     }
 
+    /// The context this connection's events arrive on.
+    pub fn context_index(&self) -> u32 {
+        self.ctx
+    }
+
     fn wait(&self, timeout: &Timeout) -> Wait {
         Wait::new(
             self.nonblocking.load(Ordering::Relaxed),

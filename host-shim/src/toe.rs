@@ -108,6 +108,7 @@ pub struct Toe {
     shared: Arc<Shared>,
     contexts: Vec<Context>,
     next_ctx: AtomicU32,
+    next_accept: AtomicU32,
 }
 
 fn invalid_data(msg: String) -> io::Error {
@@ -206,6 +207,7 @@ impl Toe {
             shared,
             contexts,
             next_ctx: AtomicU32::new(0),
+            next_accept: AtomicU32::new(0),
         })
     }
 
@@ -234,6 +236,21 @@ impl Toe {
     }
 
     /// The calling thread's context, assigned round-robin on first use.
+    /// The context a newly accepted connection is bound to: round-robin
+    /// over the contexts other than the listener's, so the listener's
+    /// context carries only accept notices and a thread that only waits to
+    /// accept is not woken by every connection's traffic (servers that
+    /// accept on one thread and serve on others, like memcached).
+    pub(crate) fn accept_context(&self, listener_ctx: u32) -> &Context {
+        let n = self.contexts.len() as u32;
+        if n <= 1 {
+            return &self.contexts[0];
+        }
+        let k = self.next_accept.fetch_add(1, Ordering::Relaxed) % (n - 1);
+        let i = if k >= listener_ctx { k + 1 } else { k };
+        &self.contexts[i as usize]
+    }
+
     pub(crate) fn thread_context(&self) -> &Context {
         let n = self.contexts.len() as u32;
         let idx = THREAD_CTX.with(|t| {

@@ -218,6 +218,16 @@ impl Sock {
         self.epoch != EPOCH.load(Ordering::SeqCst)
     }
 
+    /// The libtoe context this socket's events arrive on (None before it
+    /// listens or connects).
+    pub(crate) fn context_index(&self) -> Option<u32> {
+        match &*self.state.lock() {
+            State::Stream { s, .. } => Some(s.context_index()),
+            State::Listening { l, .. } => Some(l.context_index()),
+            State::Fresh { .. } => None,
+        }
+    }
+
     /// The stream, once connected (or connecting).
     pub(crate) fn stream(&self) -> Option<Arc<TcpStream>> {
         match &*self.state.lock() {

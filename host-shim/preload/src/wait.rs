@@ -1,9 +1,12 @@
 //! Sleeping on kernel fds and offloaded sockets at once.
 //!
-//! Each thread has a private epoll instance (the *waiter*) watching the
-//! attachment's doorbell eventfds edge-triggered (every ring is an edge
-//! for every waiter, and nobody needs to drain them) and the control
-//! socket's hang-up. A blocking call checks readiness, raises
+//! Each thread has a private epoll instance (the *waiter*) watching,
+//! edge-triggered (every ring is an edge for every waiter, and nobody needs
+//! to drain them), the doorbells of the contexts its current wait involves
+//! (kept in sync lazily: a thread that always waits on the same sockets
+//! makes no extra system calls) and the control socket's hang-up. A thread
+//! waiting only on a listener is therefore not woken by traffic of the
+//! connections other threads serve. A blocking call checks readiness, raises
 //! `app_waiting` (`Toe::arm_wakeups`), checks again, then sleeps in one
 //! `ppoll` on the kernel fds plus the waiter. A signal ends the sleep with
 //! EINTR like the kernel's calls.
@@ -30,6 +33,8 @@ struct Waiter {
     epfd: c_int,
     toe: usize,
     epoch: u32,
+    /// Which contexts' doorbells the waiter watches now.
+    watched: Vec<bool>,
 }
 
 impl Drop for Waiter {
@@ -50,13 +55,6 @@ fn new_waiter(toe: &Toe) -> c_int {
         if ep < 0 {
             return -1;
         }
-        for (i, fd) in toe.doorbell_fds().into_iter().enumerate() {
-            let mut ev = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                u64: i as u64,
-            };
-            real::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev);
-        }
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLET) as u32,
             u64: CONTROL_TOKEN,
@@ -66,39 +64,69 @@ fn new_waiter(toe: &Toe) -> c_int {
     }
 }
 
-/// This thread's waiter for `toe` (-1 if it cannot be made).
-fn waiter_fd(toe: &Arc<Toe>) -> c_int {
+/// Makes the waiter watch exactly the doorbells of `ctxs`.
+fn sync_doorbells(epfd: c_int, watched: &mut Vec<bool>, toe: &Toe, ctxs: &[u32]) {
+    let fds = toe.doorbell_fds();
+    watched.resize(fds.len(), false);
+    for (i, fd) in fds.into_iter().enumerate() {
+        let want = ctxs.contains(&(i as u32));
+        if watched[i] == want {
+            continue;
+        }
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
+        let op = if want {
+            libc::EPOLL_CTL_ADD
+        } else {
+            libc::EPOLL_CTL_DEL
+        };
+        // SAFETY: `epfd` is this thread's waiter, `fd` an open doorbell of
+        // the attachment, `ev` a valid event.
+        if unsafe { real::epoll_ctl(epfd, op, fd, &mut ev) } == 0 {
+            watched[i] = want;
+        }
+    }
+}
+
+/// This thread's waiter for `toe`, watching the doorbells of `ctxs` (-1
+/// if it cannot be made).
+fn waiter_fd(toe: &Arc<Toe>, ctxs: &[u32]) -> c_int {
     let key = Arc::as_ptr(toe) as usize;
     let epoch = EPOCH.load(Ordering::SeqCst);
     WAITER
         .try_with(|w| {
             let mut w = w.borrow_mut();
-            match &*w {
-                Some(x) if x.toe == key && x.epoch == epoch => x.epfd,
-                _ => {
-                    if let Some(old) = w.take() {
-                        if old.epoch != epoch {
-                            // Inherited across fork: closing our copy is
-                            // harmless, the parent keeps its own.
-                            drop(old);
-                        }
+            let current = matches!(&*w, Some(x) if x.toe == key && x.epoch == epoch);
+            if !current {
+                if let Some(old) = w.take() {
+                    if old.epoch != epoch {
+                        // Inherited across fork: closing our copy is
+                        // harmless, the parent keeps its own.
+                        drop(old);
                     }
-                    let epfd = new_waiter(toe);
-                    if epfd >= 0 {
-                        *w = Some(Waiter {
-                            epfd,
-                            toe: key,
-                            epoch,
-                        });
-                    }
-                    epfd
                 }
+                let epfd = new_waiter(toe);
+                if epfd < 0 {
+                    return -1;
+                }
+                *w = Some(Waiter {
+                    epfd,
+                    toe: key,
+                    epoch,
+                    watched: Vec::new(),
+                });
             }
+            let Some(x) = w.as_mut() else {
+                return -1;
+            };
+            sync_doorbells(x.epfd, &mut x.watched, toe, ctxs);
+            x.epfd
         })
         .unwrap_or(-1)
 }
 
-/// Consumes the waiter's edges; notes a lost service.
 fn drain_waiter(epfd: c_int) {
     let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
     // SAFETY: `evs` has room for 16 events.
@@ -134,6 +162,7 @@ fn timespec(d: Duration) -> libc::timespec {
 /// ready, no sleep.
 fn sleep(
     toe: &Arc<Toe>,
+    ctxs: &[u32],
     kernel: &mut Vec<pollfd>,
     deadline: Option<Instant>,
     sigmask: *const sigset_t,
@@ -143,7 +172,7 @@ fn sleep(
     if armed_ready() {
         return Ok(());
     }
-    let wfd = waiter_fd(toe);
+    let wfd = waiter_fd(toe, ctxs);
     let mut t = MAX_SLEEP;
     if let Some(d) = deadline {
         t = t.min(d.saturating_duration_since(Instant::now()));
@@ -171,6 +200,14 @@ fn sleep(
         drain_waiter(wfd);
     }
     Ok(())
+}
+
+/// The contexts whose doorbells can announce news for `socks`.
+fn contexts_of<'a>(socks: impl Iterator<Item = &'a Arc<Sock>>) -> Vec<u32> {
+    let mut v: Vec<u32> = socks.filter_map(|s| s.context_index()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
 }
 
 /// poll(2) over kernel fds and offloaded sockets (`socks[i]` set for the
@@ -231,7 +268,8 @@ pub(crate) fn poll_core(
             return Ok(0);
         };
         let mut armed = false;
-        sleep(toe, &mut kernel, deadline, sigmask, || {
+        let ctxs = contexts_of(socks.iter().flatten());
+        sleep(toe, &ctxs, &mut kernel, deadline, sigmask, || {
             armed = off_ready(fds) > 0;
             armed
         })?;
@@ -353,7 +391,16 @@ pub(crate) fn epoll_core(
             revents: 0,
         }];
         let mut early = Vec::new();
-        sleep(toe, &mut kernel, deadline, sigmask, || {
+        let ctxs = {
+            let regs = set.regs.lock();
+            let socks: Vec<Arc<Sock>> = regs
+                .iter()
+                .filter(|(_, r)| !r.disabled)
+                .filter_map(|(fd, _)| crate::state::lookup(*fd))
+                .collect();
+            contexts_of(socks.iter())
+        };
+        sleep(toe, &ctxs, &mut kernel, deadline, sigmask, || {
             epoll_collect(set, &mut early, max);
             !early.is_empty()
         })?;
