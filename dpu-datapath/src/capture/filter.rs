@@ -195,7 +195,9 @@ fn fields(frame: &[u8]) -> Fields {
     f.src = Some(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
     f.dst = Some(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
     let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[9] == 6 {
+    // Ports only from a well-formed header of a first (or only) fragment.
+    let frag_offset = be16(ip, 6).unwrap_or(0) & 0x1fff;
+    if ip[9] == 6 && ihl >= 20 && frag_offset == 0 {
         f.sport = be16(ip, ihl);
         f.dport = be16(ip, ihl + 2);
     }

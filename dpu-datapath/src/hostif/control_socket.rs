@@ -11,7 +11,6 @@ use doca_bindings::abi::Layout;
 use doca_bindings::control::{recv_json, send_json, ControlReply, ControlRequest, RegisterReply};
 use doca_bindings::{Doorbell, Region};
 use parking_lot::Mutex;
-use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,7 +24,10 @@ pub(super) struct Shared {
     pub waker: Arc<FrontWaker>,
     pub counters: Arc<HostIfCounters>,
     pub next_key: Arc<AtomicU64>,
-    pub clients: Arc<Mutex<Vec<UnixStream>>>,
+    /// Open control connections (a handle to shut each down at stop),
+    /// removed when its thread ends.
+    pub clients: Arc<Mutex<std::collections::HashMap<u64, UnixStream>>>,
+    pub next_client: Arc<AtomicU64>,
     /// Answers `stats` requests (set once the pipeline runs).
     pub stats: Arc<Mutex<Option<StatsFn>>>,
     /// For `conns`: the owners, and registered applications' names.
@@ -39,6 +41,10 @@ pub(super) struct Shared {
 /// Produces the JSON document `flextoe-dpu stat` shows.
 pub type StatsFn = Box<dyn Fn() -> serde_json::Value + Send>;
 
+/// Control connections allowed beyond `host.max_apps` (stat, conns,
+/// capture clients).
+const MAX_TOOL_CLIENTS: usize = 64;
+
 /// Accepts clients until `stop`.
 pub(super) fn accept_loop(listener: UnixListener, shared: Shared, stop: Arc<AtomicBool>) {
     let _ = listener.set_nonblocking(true);
@@ -46,13 +52,24 @@ pub(super) fn accept_loop(listener: UnixListener, shared: Shared, stop: Arc<Atom
         match listener.accept() {
             Ok((sock, _)) => {
                 let _ = sock.set_nonblocking(false);
+                // One thread per connection: bounded, so a local client
+                // cannot make the service spawn threads without limit.
+                let limit = shared.opts.max_apps as usize + MAX_TOOL_CLIENTS;
+                if shared.clients.lock().len() >= limit {
+                    fail(&sock, format!("too many control connections ({limit})"));
+                    continue;
+                }
+                let id = shared.next_client.fetch_add(1, Ordering::Relaxed);
                 if let Ok(clone) = sock.try_clone() {
-                    shared.clients.lock().push(clone);
+                    shared.clients.lock().insert(id, clone);
                 }
                 let shared = shared.clone();
                 let spawned = std::thread::Builder::new()
                     .name("ftoe-ctl-client".into())
-                    .spawn(move || client(sock, shared));
+                    .spawn(move || {
+                        client(sock, &shared);
+                        shared.clients.lock().remove(&id);
+                    });
                 if let Err(e) = spawned {
                     tracing::warn!(error = %e, "hostif: cannot start a control client thread");
                 }
@@ -72,7 +89,7 @@ fn fail(sock: &UnixStream, msg: impl Into<String>) {
     let _ = send_json(sock, &ControlReply::failure(msg), &[]);
 }
 
-fn client(sock: UnixStream, shared: Shared) {
+fn client(sock: UnixStream, shared: &Shared) {
     let mut registered = None;
     loop {
         let req = match recv_json::<ControlRequest>(&sock, 0) {
@@ -95,7 +112,7 @@ fn client(sock: UnixStream, shared: Shared) {
                     fail(&sock, "already registered on this connection");
                     continue;
                 }
-                match register(&sock, &shared, name, pid, contexts) {
+                match register(&sock, shared, name, pid, contexts) {
                     Ok(key) => registered = Some(key),
                     Err(msg) => fail(&sock, msg),
                 }
@@ -110,11 +127,11 @@ fn client(sock: UnixStream, shared: Shared) {
                 let _ = send_json(&sock, &reply, &[]);
             }
             ControlRequest::Capture { count, filter } => {
-                capture(&sock, &shared, count, &filter);
+                capture(&sock, shared, count, &filter);
                 break;
             }
             ControlRequest::Conns => {
-                let reply = ControlReply::success(&connections(&shared))
+                let reply = ControlReply::success(&connections(shared))
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
                 let _ = send_json(&sock, &reply, &[]);
             }
@@ -127,6 +144,7 @@ fn client(sock: UnixStream, shared: Shared) {
         );
         shared.inbox.lock().push_back(FrontMsg::Gone(key));
         shared.waker.wake();
+        shared.names.lock().remove(&key);
         shared
             .counters
             .apps_connected
@@ -309,13 +327,15 @@ fn create(
         local_ip: o.local_ip,
     };
     let reply = ControlReply::success(&reply).map_err(|e| e.to_string())?;
-    {
-        let mut fds = vec![region.fd(), dpu_bell.fd()];
-        fds.extend(bells.iter().map(|b| b.fd()));
-        send_json(sock, &reply, &fds).map_err(|e| err("sending the registration", e))?;
-    }
+    // Everything that can fail happens before the reply: a client told it
+    // is registered is registered.
     let app = HostApp::new(key, name.clone(), pid, region, layout, bells, dpu_bell)
         .map_err(|e| format!("setting up rings: {e}"))?;
+    {
+        let mut fds = vec![app.region.fd(), app.dpu_bell.fd()];
+        fds.extend(app.ctxs.iter().map(|c| c.bell.fd()));
+        send_json(sock, &reply, &fds).map_err(|e| err("sending the registration", e))?;
+    }
     tracing::info!(app = key, name = %name, pid, contexts, "hostif: application registered");
     shared.names.lock().insert(key, format!("{name}[{pid}]"));
     shared
@@ -323,6 +343,5 @@ fn create(
         .lock()
         .push_back(FrontMsg::Register(Box::new(app)));
     shared.waker.wake();
-    let _ = sock.as_fd();
     Ok(key)
 }

@@ -636,7 +636,18 @@ impl Front {
             Some(l) if l.app == app && d.a <= 0xFFFF => l.ctx,
             _ => return self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL)),
         };
-        let Some(p) = self.accept_q.get_mut(&port).and_then(|q| q.pop_front()) else {
+        // Entries the application closed or aborted before accepting them
+        // (handles can be guessed) are skipped.
+        let conns = &self.conns;
+        let next = self.accept_q.get_mut(&port).and_then(|q| {
+            while let Some(p) = q.pop_front() {
+                if conns.contains_key(&p.conn) {
+                    return Some(p);
+                }
+            }
+            None
+        });
+        let Some(p) = next else {
             return self.message(app, ctx, reply(d.tag, d.op, -libc::EAGAIN));
         };
         let more = self.accept_q.get(&port).is_some_and(|q| !q.is_empty());
@@ -783,6 +794,19 @@ impl Front {
             || self.owners.iter().any(|o| !o.evts.is_empty())
             || self.overflow.iter().any(|q| !q.is_empty())
             || self.apps.values_mut().any(|a| a.has_requests());
+        // Events waiting for room in an event ring: the application frees
+        // room without ringing us, so look again soon.
+        let backlogged = self.apps.values().any(|a| {
+            !a.dead
+                && a.ctxs
+                    .iter()
+                    .any(|c| !c.messages.is_empty() || !c.dirty.is_empty())
+        });
+        let timeout = if backlogged {
+            Duration::from_micros(200)
+        } else {
+            MAX_SLEEP
+        };
         if !pending {
             let mut fds = vec![libc::pollfd {
                 fd: self.waker.bell.fd().as_raw_fd(),
@@ -803,7 +827,7 @@ impl Front {
                 libc::poll(
                     fds.as_mut_ptr(),
                     fds.len() as libc::nfds_t,
-                    MAX_SLEEP.as_millis() as libc::c_int,
+                    (timeout.as_micros().div_ceil(1000)) as libc::c_int,
                 )
             };
         }

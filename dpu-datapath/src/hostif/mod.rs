@@ -99,7 +99,7 @@ pub struct HostInterface {
     links: Vec<Arc<OwnerLink>>,
     counters: Arc<HostIfCounters>,
     stats: Arc<Mutex<Option<StatsFn>>>,
-    clients: Arc<Mutex<Vec<UnixStreamHandle>>>,
+    clients: Arc<Mutex<std::collections::HashMap<u64, UnixStreamHandle>>>,
     tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -146,7 +146,7 @@ impl HostInterface {
         let inbox = Arc::new(Mutex::new(std::collections::VecDeque::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(None));
-        let clients = Arc::new(Mutex::new(Vec::new()));
+        let clients = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let tap = Arc::new(Mutex::new(None));
         let shared = Shared {
             opts,
@@ -155,6 +155,7 @@ impl HostInterface {
             counters: counters.clone(),
             next_key: Arc::new(AtomicU64::new(1)),
             clients: clients.clone(),
+            next_client: Arc::new(AtomicU64::new(0)),
             stats: stats.clone(),
             links: links.clone(),
             names: Arc::new(Mutex::new(std::collections::HashMap::new())),
@@ -224,7 +225,7 @@ impl HostInterface {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        for c in self.clients.lock().drain(..) {
+        for (_, c) in self.clients.lock().drain() {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
         let _ = std::fs::remove_file(&self.socket);

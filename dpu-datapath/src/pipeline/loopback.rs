@@ -94,8 +94,10 @@ impl<N: Nic> Nic for LoopbackNic<N> {
                 Ok(()) => self.looped.fetch_add(1, Ordering::Relaxed),
                 Err(_) => self.dropped.fetch_add(1, Ordering::Relaxed),
             };
-            if target != q {
-                if let Some(t) = self.pollers[target].get() {
+            // Wake the worker that polls that queue unless it is us (with
+            // the pipeline, egress and ingress run on different workers).
+            if let Some(t) = self.pollers[target].get() {
+                if t.id() != std::thread::current().id() {
                     t.unpark();
                 }
             }
