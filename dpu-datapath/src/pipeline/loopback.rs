@@ -85,24 +85,38 @@ impl<N: Nic> Nic for LoopbackNic<N> {
     fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
         self.tap.record(frames.iter().map(Vec::as_slice));
         let replicas = self.queues.len();
+        // Counted and woken once per burst, not per frame (the counters are
+        // shared by every egress worker).
+        let (mut looped, mut dropped, mut woken) = (0u64, 0u64, 0u64);
         frames.retain_mut(|f| {
             if f.get(..6) != Some(&self.mac[..]) {
                 return true;
             }
             let target = rss_queue(f, self.flow_groups, replicas);
             match self.queues[target].push(std::mem::take(f)) {
-                Ok(()) => self.looped.fetch_add(1, Ordering::Relaxed),
-                Err(_) => self.dropped.fetch_add(1, Ordering::Relaxed),
-            };
-            // Wake the worker that polls that queue unless it is us (with
-            // the pipeline, egress and ingress run on different workers).
-            if let Some(t) = self.pollers[target].get() {
-                if t.id() != std::thread::current().id() {
-                    t.unpark();
-                }
+                Ok(()) => looped += 1,
+                Err(_) => dropped += 1,
             }
+            woken |= 1 << (target % 64);
             false
         });
+        if looped > 0 {
+            self.looped.fetch_add(looped, Ordering::Relaxed);
+        }
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        // Wake the workers that poll those queues, unless it is us (with
+        // the pipeline, egress and ingress run on different workers).
+        let me = std::thread::current().id();
+        for (target, poller) in self.pollers.iter().enumerate() {
+            if woken & (1 << (target % 64)) == 0 {
+                continue;
+            }
+            if let Some(t) = poller.get().filter(|t| t.id() != me) {
+                t.unpark();
+            }
+        }
         if !frames.is_empty() {
             self.inner.tx_burst(q, frames);
         }
