@@ -172,9 +172,24 @@ pub fn start_host_interface(config: &Config, owners: usize) -> Result<HostInterf
     HostInterface::start(HostIfOptions::from_config(config)?, owners)
 }
 
+/// Connects a started pipeline to its observers: the control socket's
+/// `stat` document and, when `endpoint` is set, `/metrics`.
+pub fn observe(
+    hostif: &HostInterface,
+    pipeline: &Pipeline,
+    endpoint: Option<(Arc<Exporter>, MetricsServer)>,
+) -> Option<PipelineMetrics> {
+    hostif.set_stats(stat_source(
+        pipeline.stats_board(),
+        hostif.counters(),
+        pipeline.worker_statuses(),
+    ));
+    endpoint.map(|m| PipelineMetrics::new(m, pipeline, hostif.counters()))
+}
+
 /// What `stat` on the control socket returns: engine and host-interface
 /// counters and table sizes, refreshed by the pipeline every 100 ms.
-pub fn stat_source(
+fn stat_source(
     board: Arc<StatsBoard>,
     hostif: Arc<HostIfCounters>,
     workers: Vec<(String, Arc<WorkerStatus>)>,

@@ -16,9 +16,7 @@
 //! `identity.mac` or the port must be promiscuous; a warning says so.
 
 use crate::cli::RunArgs;
-use crate::common::{
-    isn_seed, start_host_interface, start_metrics, stat_source, stats_json, PipelineMetrics,
-};
+use crate::common::{isn_seed, observe, start_host_interface, start_metrics, stats_json};
 use crate::steer::SteeredNic;
 use dpu_datapath::apps::{ProbeApp, ProbeState, Services};
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
@@ -204,13 +202,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, probe)))
     });
     let board = pipeline.stats_board();
-    hostif.set_stats(stat_source(
-        board.clone(),
-        hostif.counters(),
-        pipeline.worker_statuses(),
-    ));
-    let mut metrics =
-        metrics_endpoint.map(|m| PipelineMetrics::new(m, &pipeline, hostif.counters()));
+    let mut metrics = observe(&hostif, &pipeline, metrics_endpoint);
     println!(
         "flextoe-dpu: ready: {} {}/{} on DPDK port {port_id} ({driver}, mac {}, {} queue(s){}){}; \
          services echo 7, discard 9, source 19; control socket {}; workers {}; Ctrl-C to stop",

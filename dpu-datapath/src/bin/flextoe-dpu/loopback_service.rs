@@ -6,8 +6,7 @@
 
 use crate::cli::RunArgs;
 use crate::common::{
-    hostif_json, isn_seed, start_host_interface, start_metrics, stat_source, stats_json,
-    PipelineMetrics,
+    hostif_json, isn_seed, observe, start_host_interface, start_metrics, stats_json,
 };
 use dpu_datapath::apps::Services;
 use dpu_datapath::pipeline::{LoopbackNic, NullNic, Pipeline, PipelineOptions, Plan};
@@ -46,13 +45,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, None)))
     });
     let board = pipeline.stats_board();
-    hostif.set_stats(stat_source(
-        board.clone(),
-        hostif.counters(),
-        pipeline.worker_statuses(),
-    ));
-    let mut metrics =
-        metrics_endpoint.map(|m| PipelineMetrics::new(m, &pipeline, hostif.counters()));
+    let mut metrics = observe(&hostif, &pipeline, metrics_endpoint);
     println!(
         "flextoe-dpu: ready: loopback {} (no network port); control socket {}; services echo 7, \
          discard 9, source 19; workers {}; Ctrl-C to stop",
