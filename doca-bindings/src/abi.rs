@@ -150,6 +150,10 @@ pub const CONN_FINISHED: u16 = 32;
 // OP_SETOPT options.
 pub const OPT_NODELAY: u64 = 1;
 pub const OPT_KEEPALIVE: u64 = 2;
+/// b = 1: SO_LINGER with a zero timeout (closing the connection, or the
+/// application's exit, resets it instead of sending what is queued and a
+/// FIN); b = 0: the default graceful close.
+pub const OPT_LINGER_ZERO: u64 = 3;
 
 // EV_FATAL reasons: which check a descriptor failed.
 pub const VIOLATION_RING_INDEX: u64 = 1;

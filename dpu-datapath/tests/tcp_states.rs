@@ -801,6 +801,81 @@ fn syn_rcvd_syn_ack_retransmitted_with_backoff() {
     s.expect_none();
 }
 
+/// Linux's `tcp_synack_retries` (5): SYN-ACKs at 0.1, 1.1, 3.1, 7.1, 15.1,
+/// 31.1 s, and the half-open entry is gone at 63.1 s.
+#[test]
+fn syn_rcvd_expires_after_synack_retries() {
+    let mut s = Script::new();
+    syn_rcvd(&mut s);
+    for at in [1100, 3100, 7100, 15100, 31100] {
+        s.at(at);
+        // > S. 0:0(0) ack 1 <mss 1448>
+        s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+    }
+    s.at(63099);
+    assert_eq!(s.control_counts(), (1, 0));
+    s.at(63100);
+    s.expect_none();
+    assert_eq!(s.control_counts(), (0, 0), "half-open entry dropped");
+    assert_eq!(s.eng.stats().handshakes_expired, 1);
+    assert_eq!(s.eng.stats().connect_failures, 0, "not an active open");
+}
+
+/// A backlog filled by SYNs whose sources never answer (a spoofed flood)
+/// drains by itself after `tcp.synack_retries`, and a real client then
+/// connects (issue 20: the listener was locked out for minutes).
+#[test]
+fn backlog_filled_by_spoofed_syns_drains_then_accepts() {
+    let mut s = Script::with(|c| c.tcp.synack_retries = 2);
+    s.listen(Some(4));
+    s.at(100);
+    for i in 0..4 {
+        s.peer_port = CLIENT_PORT + 100 + i;
+        s.forget_iss();
+        // < S 0:0(0) win 65535 <mss 1460>           (a source that never answers)
+        s.inject(seg().flags(SYN).seq(0).mss(1460));
+        s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+    }
+    // The real client is refused while the backlog is full.
+    s.peer_port = CLIENT_PORT;
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    s.expect_none();
+    assert_eq!(s.drops(DropReason::ListenOverflow), 1);
+    // Two retries each (1.1 s, 3.1 s), then dropped at 7.1 s.
+    s.at(7099);
+    assert_eq!(s.control_counts(), (4, 0));
+    s.at(7100);
+    assert_eq!(s.control_counts(), (0, 0), "backlog drained");
+    assert_eq!(s.eng.stats().handshakes_expired, 4);
+    // Their SYN-ACK retransmissions (4 sources x 2).
+    assert_eq!(s.discard_all(), 8);
+    // < S 0:0(0) win 65535 <mss 1460>           (the real client retries)
+    s.forget_iss();
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+    s.at(7200);
+    s.inject(seg().flags(ACK).seq(1).ack(1));
+    s.expect_none();
+    assert!(s.accept().is_some(), "the real client gets in");
+}
+
+/// An active open whose next hop never answers ARP fails within the ARP
+/// retries, and never leaves a handshake behind.
+#[test]
+fn active_open_to_a_silent_next_hop_fails_and_leaves_nothing() {
+    let mut s = Script::new();
+    let c = s.connect();
+    s.expect_arp_request();
+    s.at(1000);
+    s.expect_arp_request();
+    s.at(2000);
+    s.expect_arp_request();
+    s.at(3000);
+    s.expect_none();
+    assert_eq!(s.error(c), Some(ConnError::HostUnreachable));
+    assert_eq!(s.control_counts(), (0, 0));
+}
+
 #[test]
 fn syn_rcvd_data_on_final_ack_is_delivered() {
     let mut s = Script::new();

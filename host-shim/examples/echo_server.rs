@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! echo_server --listen 0.0.0.0:7777 [--kernel] [--exit-after N]
+//!             [--exit-at-bytes N]
 //! ```
+//!
+//! `--exit-at-bytes N` exits the process, without closing anything, as soon
+//! as one connection has echoed N bytes (issue 12: the stack must deliver
+//! the echo, then a FIN).
 //!
 //! Prints `{"listening":...,"stack":...}` once ready, then one JSON line per
 //! finished connection.
@@ -32,10 +37,13 @@ struct Args {
     /// Read buffer size in bytes.
     #[arg(long, default_value_t = 65536)]
     buffer: usize,
+    /// Exit (no close) once a connection has echoed this many bytes.
+    #[arg(long)]
+    exit_at_bytes: Option<u64>,
 }
 
-/// Echoes until EOF; returns the bytes echoed.
-fn echo(s: &Stream, buffer: usize) -> io::Result<u64> {
+/// Echoes until EOF (or exits at `exit_at` bytes); returns the bytes echoed.
+fn echo(s: &Stream, buffer: usize, exit_at: Option<u64>) -> io::Result<u64> {
     let mut buf = vec![0u8; buffer.max(1)];
     let mut total = 0u64;
     let (mut r, mut w) = (s, s);
@@ -46,6 +54,9 @@ fn echo(s: &Stream, buffer: usize) -> io::Result<u64> {
         }
         w.write_all(&buf[..n])?;
         total += n as u64;
+        if exit_at.is_some_and(|x| total >= x) {
+            std::process::exit(0);
+        }
     }
     s.shutdown(Shutdown::Write)?;
     Ok(total)
@@ -68,7 +79,7 @@ fn acceptor(listener: Arc<Listener>, state: Arc<State>) {
         std::thread::spawn(move || acceptor(l, st));
     }
     let _ = s.set_nodelay(true);
-    let line = match echo(&s, state.buffer) {
+    let line = match echo(&s, state.buffer, state.exit_at) {
         Ok(bytes) => serde_json::json!({"peer": peer.to_string(), "bytes": bytes}),
         Err(e) => serde_json::json!({"peer": peer.to_string(), "error": e.to_string()}),
     };
@@ -80,6 +91,7 @@ struct State {
     accepted: AtomicU64,
     exit_after: u64,
     buffer: usize,
+    exit_at: Option<u64>,
     done: mpsc::Sender<serde_json::Value>,
 }
 
@@ -97,6 +109,7 @@ fn main() -> io::Result<()> {
         accepted: AtomicU64::new(0),
         exit_after: args.exit_after,
         buffer: args.buffer,
+        exit_at: args.exit_at_bytes,
         done: tx,
     });
     std::thread::spawn(move || acceptor(listener, state));

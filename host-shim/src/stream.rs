@@ -416,6 +416,15 @@ impl TcpStream {
         Ok(self.nodelay.load(Ordering::Relaxed))
     }
 
+    /// SO_LINGER with a zero timeout: closing the stream (or the process
+    /// exiting, even by SIGKILL) resets the connection instead of
+    /// delivering what was written and then a FIN. Other linger values
+    /// keep the graceful close (which never blocks here: the DPU delivers
+    /// the queued data on its own).
+    pub fn set_linger_zero(&self, on: bool) -> io::Result<()> {
+        self.setopt(abi::OPT_LINGER_ZERO, u64::from(on))
+    }
+
     fn setopt(&self, opt: u64, value: u64) -> io::Result<()> {
         let conn = self.conn;
         let reply = self.ctx().request_if(

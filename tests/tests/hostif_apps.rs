@@ -1,7 +1,8 @@
 //! Host applications through the service (loopback backend, two replicas):
 //! separate processes using libtoe (the host-shim examples and a C program
 //! on toe.h) talk to each other through the DPU's pipeline, and an
-//! application killed with SIGKILL leaves nothing behind.
+//! application killed with SIGKILL has its connections closed as Linux
+//! closes them, and leaves nothing behind.
 
 use flextoe_tests::hostif::{example, target_dir, Service};
 use serde_json::Value;
@@ -215,7 +216,7 @@ fn c_program_on_toe_h_echoes() {
 }
 
 #[test]
-fn kill_9_resets_peers_and_returns_memory() {
+fn kill_9_mid_transfer_closes_like_linux_and_returns_memory() {
     let (Some(svc), Some([_, _, send, recv])) = (Service::start("kill9", 2), examples()) else {
         return;
     };
@@ -246,13 +247,17 @@ fn kill_9_resets_peers_and_returns_memory() {
     let during_rss = svc.rss_kib();
     sender.kill().expect("SIGKILL");
     let _ = sender.wait();
+    // As on Linux, the kernel-side close of a killed process delivers what
+    // it had written, then a FIN: the receiver reads to EOF, no reset.
     let got = finish(receiver, Duration::from_secs(30));
-    let err = String::from_utf8_lossy(&got.stderr).to_lowercase();
     assert!(
-        !got.status.success() && (err.contains("reset") || err.contains("refused")),
-        "the peer sees the reset: status {} stderr {err}",
-        got.status
+        got.status.success(),
+        "the receiver ends at EOF: status {} stderr {}",
+        got.status,
+        String::from_utf8_lossy(&got.stderr)
     );
+    let received = json_line(&got)["bytes"].as_u64().unwrap_or(0);
+    assert!(received > 64 << 20, "received {received} bytes");
     let (ok, after) = svc.wait_stat(Duration::from_secs(10), |s| {
         s["app_conns"] == 0 && s["flows"] == base["flows"] && s["hostif"]["apps_active"] == 0
     });

@@ -1157,3 +1157,230 @@ fn unmodified_servers_under_preload_with_linux_clients() {
         let _ = s.wait();
     }
 }
+
+/// Reads a child's stdout line by line until one contains `marker`; the
+/// line. The child runs under `timeout`, so a hung program ends the read.
+fn line_with(out: &mut impl BufRead, marker: &str, what: &str) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).expect("read child stdout");
+        assert!(n > 0, "{what}: ended without a line containing {marker:?}");
+        if line.contains(marker) {
+            return line.trim().to_owned();
+        }
+    }
+}
+
+/// Issue 12 with Linux peers on the DPDK port: a host application that
+/// exits (or is killed) right after its last write delivers every byte,
+/// then a FIN; one that exits with unread data resets, as Linux does.
+#[test]
+fn application_exit_without_close_with_linux_peers() {
+    let _g = serial();
+    skip_unless_ready!("application_exit_without_close_with_linux_peers");
+    let run = repo().join("target/release/flextoe-run");
+    let (Some(send), true) = (example_bin("bulk_send"), run.exists()) else {
+        flextoe_tests::skip(
+            "application_exit_without_close_with_linux_peers: examples or flextoe-run not built",
+        );
+        return;
+    };
+    let rig = Rig::start("appexit", Opts::default());
+    let control = rig.dir.join("control.sock");
+    let script = repo().join("scripts/exit_peer.py").display().to_string();
+    let linux = |args: &[&str]| {
+        let mut full = vec!["timeout", "60", "python3", &script];
+        full.extend_from_slice(args);
+        let mut c = rig.ns_cmd(&full);
+        c.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        c.spawn().expect("spawn Linux peer")
+    };
+    let preload = |args: &[&str]| {
+        let mut c = Command::new("timeout");
+        c.args(["60"])
+            .arg(&run)
+            .arg("--control")
+            .arg(&control)
+            .arg("--no-fallback")
+            .args(["--", "python3", &script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        c.spawn().expect("spawn under flextoe-run")
+    };
+    let result = |child: Child, what: &str| -> Value {
+        let out = child.wait_with_output().expect("peer output");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or("");
+        serde_json::from_str(line)
+            .unwrap_or_else(|_| panic!("{what}: no result in {text:?}\n{}", rig.logs()))
+    };
+    let mib = 1u64 << 20;
+    for i in 0..20u16 {
+        // libtoe writer (exits after its last write) -> Linux reader.
+        let port = (9200 + i).to_string();
+        let mut reader = linux(&["read", "--listen", &port]);
+        let mut out = BufReader::new(reader.stdout.take().unwrap());
+        line_with(&mut out, "listening", "Linux reader");
+        let sent = Command::new(&send)
+            .args(["--connect", &format!("198.18.0.1:{port}"), "--mib", "1"])
+            .args(["--end", "exit"])
+            .env("FLEXTOE_CONTROL", &control)
+            .output()
+            .unwrap();
+        assert!(sent.status.success(), "bulk_send run {i}");
+        let got: Value = serde_json::from_str(&line_with(&mut out, "{", "Linux reader")).unwrap();
+        let _ = reader.wait();
+        assert_eq!(
+            (got["bytes"].as_u64(), got["end"].as_str()),
+            (Some(mib), Some("eof")),
+            "libtoe -> Linux run {i}: {got}\n{}",
+            rig.logs()
+        );
+        assert_eq!(got["sha256"], last_json(&sent)["sha256"], "run {i}");
+
+        // Writer under flextoe-run (listening on the engine) <- Linux reader.
+        let port = (9300 + i).to_string();
+        let mut writer = preload(&["write", "--listen", &port, "--end", "exit"]);
+        let mut wout = BufReader::new(writer.stdout.take().unwrap());
+        line_with(&mut wout, "listening", "preload writer");
+        let reader = linux(&["read", "--connect", &format!("{ENGINE_IP}:{port}")]);
+        let sent: Value = serde_json::from_str(&line_with(&mut wout, "{", "writer")).unwrap();
+        let _ = writer.wait();
+        let got = result(reader, "Linux reader");
+        assert_eq!(
+            (got["bytes"].as_u64(), got["end"].as_str()),
+            (Some(mib), Some("eof")),
+            "preload -> Linux run {i}: {got}\n{}",
+            rig.logs()
+        );
+        assert_eq!(got["sha256"], sent["sha256"], "run {i}");
+    }
+    // Killed right after its last write: everything, then EOF.
+    let mut reader = linux(&["read", "--listen", "9400"]);
+    let mut out = BufReader::new(reader.stdout.take().unwrap());
+    line_with(&mut out, "listening", "Linux reader");
+    let mut writer = Command::new(&send)
+        .args([
+            "--connect",
+            "198.18.0.1:9400",
+            "--mib",
+            "8",
+            "--end",
+            "wait-kill",
+        ])
+        .env("FLEXTOE_CONTROL", &control)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut wout = BufReader::new(writer.stdout.take().unwrap());
+    let sent: Value = serde_json::from_str(&line_with(&mut wout, "sha256", "bulk_send")).unwrap();
+    writer.kill().unwrap();
+    let _ = writer.wait();
+    let got: Value = serde_json::from_str(&line_with(&mut out, "{", "Linux reader")).unwrap();
+    let _ = reader.wait();
+    assert_eq!(
+        (got["bytes"].as_u64(), got["end"].as_str()),
+        (Some(8 * mib), Some("eof")),
+        "SIGKILLed libtoe writer: {got}"
+    );
+    assert_eq!(got["sha256"], sent["sha256"]);
+    // Exit with unread data: the Linux peer sees a reset.
+    let mut unread = preload(&["unread", "--listen", "9401"]);
+    let mut uout = BufReader::new(unread.stdout.take().unwrap());
+    line_with(&mut uout, "listening", "unread");
+    let reader = linux(&[
+        "read",
+        "--connect",
+        &format!("{ENGINE_IP}:9401"),
+        "--send",
+        "1000",
+    ]);
+    let got = result(reader, "Linux reader");
+    let _ = unread.wait();
+    assert_eq!(got["end"], "reset", "exit with unread data: {got}");
+}
+
+/// Issue 20, first point: a backlog filled by SYNs from spoofed sources
+/// that never answer drains by itself within `tcp.synack_retries`, and real
+/// Linux clients connect afterwards (the listener used to stay locked for
+/// minutes).
+#[test]
+fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
+    let _g = serial();
+    skip_unless_ready!("spoofed_syn_flood_backlog_drains_then_clients_connect");
+    // 1 retry: SYN-ACKs at 0 and 1 s, the entry dropped at 3 s.
+    let config = serde_json::json!({"tcp": {"synack_retries": 1, "listen_backlog": 128}});
+    let mut rig = Rig::start(
+        "synflood",
+        Opts {
+            config: Some(config),
+            ..Opts::default()
+        },
+    );
+    let control = rig.dir.join("control.sock");
+    let stat = || flextoe_tests::hostif::stat(&control).expect("stat");
+    let flood = repo().join("scripts/syn_flood.py").display().to_string();
+    let out = rig
+        .ns_run(&[
+            "timeout",
+            "120",
+            "python3",
+            &flood,
+            "--iface",
+            &rig.tap,
+            "--dst-mac",
+            ENGINE_MAC,
+            "--port",
+            "7",
+            "--count",
+            "3000",
+        ])
+        .expect("syn_flood.py");
+    let flooded: Value = serde_json::from_slice(&out.stdout).expect("flood JSON");
+    let t0 = Instant::now();
+    let during = stat();
+    eprintln!(
+        "synflood: {flooded}; right after: handshakes {} listen_overflow {}",
+        during["handshakes"], during["engine"]["drops"]["listen_overflow"]
+    );
+    assert_eq!(
+        during["handshakes"], 128,
+        "the flood filled the backlog: {during}"
+    );
+    // Drained within the SYN-ACK budget (3 s) plus scheduling slack.
+    let drained = loop {
+        let s = stat();
+        if s["handshakes"] == 0 {
+            break t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "backlog not drained in 10 s: {s}\n{}",
+            rig.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("synflood: backlog drained {drained:?} after the flood");
+    assert!(drained <= Duration::from_secs(4), "drained in {drained:?}");
+    // Real clients connect and their data is right.
+    let r = rig.peer(
+        &["concurrent", "--conns", "50", "--bytes", "4096"],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "real clients after the flood: {r}\n{}", rig.logs());
+    let s = rig.stop();
+    assert!(n(&s, "engine.handshakes_expired") >= 128, "{s}");
+    // Every SYN beyond the backlog is dropped and counted (a few may be
+    // lost before the engine, in the TAP's queue).
+    let sent = flooded["sent"].as_u64().unwrap();
+    assert!(
+        n(&s, "engine.drops.listen_overflow") >= sent / 2,
+        "the flood was counted: {s}"
+    );
+}

@@ -159,8 +159,10 @@ impl Engine {
             sent_at: 0,
         };
         self.ctrl.handshakes.insert(tuple, hs);
-        if let Some(mac) = self.resolve(next_hop, tuple) {
-            self.next_hop_resolved(tuple, mac);
+        match self.resolve(next_hop, tuple) {
+            Some(mac) => self.next_hop_resolved(tuple, mac),
+            // Bounded while ARP is pending too (ARP failure ends it sooner).
+            None => self.arm_unsent_handshake(&tuple),
         }
         Ok(conn)
     }
@@ -234,21 +236,53 @@ impl Engine {
         self.push_timer(deadline, TimerKey::Handshake(*tuple));
     }
 
+    /// Arms the retry timer of a handshake whose segment cannot be sent yet
+    /// (next hop not resolved): it counts against the same retry budget.
+    fn arm_unsent_handshake(&mut self, tuple: &FourTuple) {
+        let now = self.now;
+        let initial_rto = self.cfg.proto.rto.initial_us as u64 * 1000;
+        let max_rto = self.cfg.proto.rto.max_us as u64 * 1000;
+        let Some(h) = self.ctrl.handshakes.get_mut(tuple) else {
+            return;
+        };
+        h.deadline = now + (initial_rto << h.retries.min(10)).min(max_rto);
+        let deadline = h.deadline;
+        self.push_timer(deadline, TimerKey::Handshake(*tuple));
+    }
+
+    /// Retransmits a SYN or SYN-ACK, or drops the handshake once its retry
+    /// budget is spent: `tcp.synack_retries` for passive opens (so a
+    /// backlog filled by spoofed SYNs drains by itself), `syn_retries` for
+    /// active ones. A handshake still waiting for ARP counts the same way.
     pub(crate) fn handshake_timer(&mut self, tuple: FourTuple) {
         let now = self.now;
-        let syn_retries = self.cfg.syn_retries;
         let Some(h) = self.ctrl.handshakes.get_mut(&tuple) else {
             return;
         };
-        if h.remote_mac.is_none() || now < h.deadline {
-            return; // waiting for ARP, or superseded by a later deadline
+        if now < h.deadline {
+            return; // superseded by a later deadline
         }
-        h.retries += 1;
-        if h.retries > syn_retries {
-            self.fail_handshake(&tuple, ConnError::TimedOut);
+        let budget = if h.listener.is_some() {
+            self.cfg.synack_retries
+        } else {
+            self.cfg.syn_retries
+        };
+        h.retries = h.retries.saturating_add(1);
+        if h.retries > budget {
+            let error = if h.remote_mac.is_none() {
+                ConnError::HostUnreachable
+            } else {
+                ConnError::TimedOut
+            };
+            self.stats.handshakes_expired += 1;
+            self.fail_handshake(&tuple, error);
             return;
         }
-        self.send_handshake_segment(&tuple);
+        if h.remote_mac.is_none() {
+            self.arm_unsent_handshake(&tuple);
+        } else {
+            self.send_handshake_segment(&tuple);
+        }
     }
 
     /// Drops a handshake; an active open's application sees `error`.

@@ -25,8 +25,10 @@ pub struct EngineConfig {
     pub sack: bool,
     pub flow_groups: u32,
     pub caps: ChecksumCaps,
-    /// SYN / SYN-ACK retransmissions before giving up.
+    /// SYN retransmissions of an active open before giving up.
     pub syn_retries: u8,
+    /// SYN-ACK retransmissions of a passive open before it is dropped.
+    pub synack_retries: u8,
     /// Seeds the ISN secret and ephemeral ports (deterministic simulations).
     pub seed: u64,
 }
@@ -69,6 +71,7 @@ impl EngineConfig {
             // With a 1 s initial and 60 s maximum RTO, 8 retries keep an
             // active open trying for 3 minutes (RFC 9293 MUST-23).
             syn_retries: 8,
+            synack_retries: t.synack_retries.min(255) as u8,
             seed,
         })
     }

@@ -149,7 +149,7 @@ impl Front {
                 idle = 0;
             }
         }
-        // Leaving: reset every application's connections.
+        // Leaving: close every application's connections.
         let keys: Vec<AppKey> = self.apps.keys().copied().collect();
         for key in keys {
             self.drop_app(key, None);
@@ -197,8 +197,9 @@ impl Front {
                 }
                 FrontMsg::Gone(key) => {
                     // What the application posted before exiting still
-                    // counts (a close then exit is graceful, as on Linux);
-                    // whatever is still open is then reset.
+                    // counts (its last writes and closes); whatever is
+                    // still open is then closed as Linux closes a
+                    // process's sockets at exit.
                     self.drain_requests(key);
                     self.drop_app(key, None);
                     self.apps.remove(&key);
@@ -710,11 +711,19 @@ impl Front {
             .collect();
         for port in ports {
             self.ports.remove(&port);
-            self.accept_q.remove(&port);
+            // Connections it never accepted are reset, as Linux does.
+            for p in self.accept_q.remove(&port).unwrap_or_default() {
+                if self.conns.remove(&p.conn).is_some() {
+                    self.abort_quietly(key, p.conn);
+                }
+            }
         }
         self.conns.retain(|_, c| c.app != key);
+        // An exit closes the rest as Linux does (queued data, then FIN);
+        // a violation resets them.
+        let graceful = reason.is_none();
         for o in 0..self.owners.len() {
-            self.send(o, OwnerCmd::AppGone { app: key });
+            self.send(o, OwnerCmd::AppGone { app: key, graceful });
         }
     }
 

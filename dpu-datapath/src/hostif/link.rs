@@ -61,9 +61,13 @@ pub enum OwnerCmd {
         b: u64,
         reply: bool,
     },
-    /// Reset and forget everything of this application.
+    /// The application is gone: its listeners are removed, and each of
+    /// its connections is closed as Linux closes a process's sockets at
+    /// exit (`graceful`: queued data then FIN, RST only for unread data or
+    /// SO_LINGER 0) or, after a protocol violation, reset.
     AppGone {
         app: AppKey,
+        graceful: bool,
     },
     /// A row per connection of this owner, for `flextoe-dpu conns`.
     Dump {

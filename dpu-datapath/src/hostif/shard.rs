@@ -10,7 +10,7 @@ use crate::app::{BufferSource, ConnError, ConnId};
 use crate::engine::{ApiError, Engine};
 use crate::pipeline::ShardApp;
 use doca_bindings::abi;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddrV4;
 use std::sync::Arc;
 
@@ -52,6 +52,8 @@ pub struct HostIfShard {
     inner: Box<dyn ShardApp>,
     /// Host connections on this owner and their application.
     conns: HashMap<ConnId, AppKey>,
+    /// Connections with SO_LINGER 0: closing them resets them.
+    linger_zero: HashSet<ConnId>,
     /// Host listeners: port -> application.
     listeners: HashMap<u16, AppKey>,
     /// Events the front's queue had no room for.
@@ -76,6 +78,7 @@ impl HostIfShard {
             link,
             inner,
             conns: HashMap::new(),
+            linger_zero: HashSet::new(),
             listeners: HashMap::new(),
             backlog: VecDeque::new(),
             emitted: false,
@@ -223,7 +226,7 @@ impl HostIfShard {
                 op,
                 conn,
                 a,
-                b: _,
+                b,
                 reply,
             } => {
                 if !self.owns(app, conn) {
@@ -231,13 +234,15 @@ impl HostIfShard {
                 }
                 let result = match op {
                     abi::OP_SHUTDOWN => engine.shutdown_write(conn),
-                    abi::OP_CLOSE => {
-                        self.conns.remove(&conn);
-                        engine.close(conn)
-                    }
-                    abi::OP_ABORT => {
-                        self.conns.remove(&conn);
-                        engine.abort(conn)
+                    abi::OP_CLOSE => self.release(engine, conn, true),
+                    abi::OP_ABORT => self.release(engine, conn, false),
+                    abi::OP_SETOPT if a == abi::OPT_LINGER_ZERO => {
+                        if b != 0 {
+                            self.linger_zero.insert(conn);
+                        } else {
+                            self.linger_zero.remove(&conn);
+                        }
+                        Ok(())
                     }
                     // Nagle is not implemented (segments go out as soon as
                     // the window allows) and keepalive is accepted.
@@ -295,7 +300,7 @@ impl HostIfShard {
                     .collect();
                 let _ = reply.send(rows);
             }
-            OwnerCmd::AppGone { app } => {
+            OwnerCmd::AppGone { app, graceful } => {
                 let ports: Vec<u16> = self
                     .listeners
                     .iter()
@@ -313,10 +318,29 @@ impl HostIfShard {
                     .map(|(c, _)| *c)
                     .collect();
                 for conn in conns {
-                    self.conns.remove(&conn);
-                    let _ = engine.abort(conn);
+                    let _ = self.release(engine, conn, graceful);
                 }
             }
+        }
+    }
+
+    /// The application lets go of a connection: a close as Linux's (the
+    /// engine delivers what was written, then FIN; it resets when unread
+    /// data remains), or a reset when `graceful` is false or SO_LINGER 0
+    /// asked for one. The engine keeps the connection (and its buffers in
+    /// the application's region) until it has finished.
+    fn release(
+        &mut self,
+        engine: &mut Engine,
+        conn: ConnId,
+        graceful: bool,
+    ) -> Result<(), ApiError> {
+        self.conns.remove(&conn);
+        let linger_zero = self.linger_zero.remove(&conn);
+        if graceful && !linger_zero {
+            engine.close(conn)
+        } else {
+            engine.abort(conn)
         }
     }
 

@@ -106,7 +106,7 @@ spec!(
     Counter,
     ["replica", "stage", "worker", "event"],
     "Connection events: accepted (passive open), opened (active open), closed, reset, \
-     connect_failed."
+     connect_failed, handshake_expired (half-open dropped after its retries)."
 );
 spec!(
     CHALLENGE_ACKS,

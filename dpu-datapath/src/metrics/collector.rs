@@ -111,6 +111,7 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
             ("closed", |s| s.connections_closed),
             ("reset", |s| s.connections_reset),
             ("connect_failed", |s| s.connect_failures),
+            ("handshake_expired", |s| s.handshakes_expired),
         ],
     );
     split(

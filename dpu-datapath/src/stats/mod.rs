@@ -41,6 +41,8 @@ pub struct Stats {
     pub connections_reset: u64,
     pub connections_closed: u64,
     pub connect_failures: u64,
+    /// Half-open connections dropped after their SYN/SYN-ACK retries.
+    pub handshakes_expired: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -73,6 +75,7 @@ impl Stats {
         self.connections_reset += other.connections_reset;
         self.connections_closed += other.connections_closed;
         self.connect_failures += other.connect_failures;
+        self.handshakes_expired += other.handshakes_expired;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }

@@ -465,6 +465,15 @@ impl Script {
         }
     }
 
+    /// Discards every frame the engine sent so far (traffic to other
+    /// scripted sources); how many there were.
+    pub fn discard_all(&mut self) -> usize {
+        self.flush();
+        let n = self.out.len();
+        self.out.clear();
+        n
+    }
+
     /// Expects an ARP request for the peer, now.
     pub fn expect_arp_request(&mut self) {
         let (at, frame) = self.next_frame("an ARP request");

@@ -648,6 +648,13 @@ pub unsafe extern "C" fn setsockopt(
                 let on = unsafe { std::ptr::read_unaligned(v.cast::<c_int>()) } != 0;
                 io::set_nodelay(&s, on);
             }
+            (libc::SOL_SOCKET, libc::SO_LINGER)
+                if !v.is_null() && len as usize >= std::mem::size_of::<libc::linger>() =>
+            {
+                // SAFETY: a struct linger (size checked, validated by the kernel).
+                let l = unsafe { std::ptr::read_unaligned(v.cast::<libc::linger>()) };
+                io::set_linger_zero(&s, l.l_onoff != 0 && l.l_linger == 0);
+            }
             (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => {
                 if let Some(ns) = timeval_ns(v, len) {
                     s.rcvtimeo.store(ns, Ordering::Relaxed);

@@ -428,9 +428,14 @@ pub(crate) fn accept(
                 .peer_addr()
                 .map(v4)
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+            // Accepted sockets inherit TCP_NODELAY and SO_LINGER, as on Linux.
             let nodelay = sock.nodelay.load(Ordering::Relaxed);
             if nodelay {
                 let _ = s.set_nodelay(true);
+            }
+            let linger_zero = sock.linger_zero.load(Ordering::Relaxed);
+            if linger_zero {
+                let _ = s.set_linger_zero(true);
             }
             let ns = Sock::new(
                 State::Stream {
@@ -442,6 +447,7 @@ pub(crate) fn accept(
                 flags & libc::SOCK_NONBLOCK != 0,
             );
             ns.nodelay.store(nodelay, Ordering::Relaxed);
+            ns.linger_zero.store(linger_zero, Ordering::Relaxed);
             insert(nfd, ns);
             return Ok((nfd, peer));
         }
@@ -643,6 +649,15 @@ pub(crate) fn set_nodelay(sock: &Sock, on: bool) {
     sock.nodelay.store(on, Ordering::Relaxed);
     if let Some(s) = sock.stream() {
         let _ = s.set_nodelay(on);
+    }
+}
+
+/// SO_LINGER applied to the engine's connection: only a zero timeout
+/// changes what the DPU does (close and exit reset the connection).
+pub(crate) fn set_linger_zero(sock: &Sock, on: bool) {
+    sock.linger_zero.store(on, Ordering::Relaxed);
+    if let Some(s) = sock.stream() {
+        let _ = s.set_linger_zero(on);
     }
 }
 

@@ -186,6 +186,8 @@ pub(crate) struct Sock {
     pub(crate) state: Mutex<State>,
     pub(crate) nonblock: AtomicBool,
     pub(crate) nodelay: AtomicBool,
+    /// SO_LINGER with a zero timeout: close (and exit) reset.
+    pub(crate) linger_zero: AtomicBool,
     /// Bytes the application consumed (edge-triggered epoll marks).
     pub(crate) rx_consumed: AtomicU64,
     /// Bytes the application wrote.
@@ -204,6 +206,7 @@ impl Sock {
             state: Mutex::new(state),
             nonblock: AtomicBool::new(nonblock),
             nodelay: AtomicBool::new(false),
+            linger_zero: AtomicBool::new(false),
             rx_consumed: AtomicU64::new(0),
             tx_written: AtomicU64::new(0),
             peeked: Mutex::new(Vec::new()),
@@ -308,6 +311,9 @@ pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
                     *connecting = false;
                     if sock.nodelay.load(Ordering::Relaxed) {
                         let _ = s.set_nodelay(true);
+                    }
+                    if sock.linger_zero.load(Ordering::Relaxed) {
+                        let _ = s.set_linger_zero(true);
                     }
                 }
                 Ok(Some(Err(e))) | Err(e) => {

@@ -36,6 +36,13 @@ pub struct Tcp {
     /// `tcp.listen_backlog`: pending connections per listener, `1..=65535`.
     /// Default `128`.
     pub listen_backlog: u32,
+    /// `tcp.synack_retries`: SYN-ACK retransmissions before a half-open
+    /// (SYN-RECEIVED) connection is dropped, `0..=255`; with the RTO
+    /// doubling from `initial_rto_ms`, the entry lives `initial_rto_ms *
+    /// (2^(n+1) - 1)` at most (capped per step by `max_rto_ms`). Default
+    /// `5`, as Linux's `net.ipv4.tcp_synack_retries` (63 s), so a backlog
+    /// filled by spoofed SYNs drains by itself.
+    pub synack_retries: u32,
     /// `tcp.window_scale`: negotiate window scaling (RFC 7323). Default `true`.
     pub window_scale: bool,
     /// `tcp.timestamps`: negotiate timestamps (RFC 7323). Default `true`.
@@ -71,6 +78,7 @@ impl Default for Tcp {
             max_connections: 65_536,
             time_wait_ms: 60_000,
             listen_backlog: 128,
+            synack_retries: 5,
             window_scale: true,
             timestamps: true,
             sack: true,

@@ -19,6 +19,7 @@ pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
     report.range("tcp.max_connections", tcp.max_connections, 1..=1 << 24);
     report.range("tcp.time_wait_ms", tcp.time_wait_ms, 0..=240_000);
     report.range("tcp.listen_backlog", tcp.listen_backlog, 1..=65535);
+    report.range("tcp.synack_retries", tcp.synack_retries, 0..=255);
     report.range("tcp.ooo_intervals", tcp.ooo_intervals, 1..=8);
     if tcp.congestion_control == CongestionControl::Dctcp && !tcp.ecn {
         report.error(

@@ -143,6 +143,7 @@ pub fn stats_json(s: &Stats) -> Value {
         connections_reset,
         connections_closed,
         connect_failures,
+        handshakes_expired,
     );
     let drops: serde_json::Map<String, Value> = DropReason::ALL
         .iter()
