@@ -77,7 +77,15 @@ fn run(
     seed: u64,
     bound: Duration,
 ) -> (dpu_datapath::stats::Stats, Engine, SimWire) {
-    let topology = two_replicas();
+    run_on(two_replicas(), link, seed, bound)
+}
+
+fn run_on(
+    topology: Topology,
+    link: LinkParams,
+    seed: u64,
+    bound: Duration,
+) -> (dpu_datapath::stats::Stats, Engine, SimWire) {
     let b_cfg = sim_engine_config(2, seed, |c| c.topology = topology.clone());
     let plan = Plan::new(&topology);
     let nic = Arc::new(MemNic::new(&plan, 8192));
@@ -222,4 +230,20 @@ fn all_faults_at_once() {
         ..Default::default()
     };
     run(link, 46, Duration::from_secs(400));
+}
+
+/// Issue 14: the split placement (data-parallel stages | protocol) of two
+/// replicas, 2 workers per data stage, under every fault at once.
+#[test]
+fn split_placement_all_faults_at_once() {
+    let mut topology = two_replicas();
+    topology.workers = topology.split_placement(&[]);
+    let link = LinkParams {
+        loss: 0.02,
+        reorder: 0.25,
+        duplicate: 0.05,
+        corrupt: 0.01,
+        ..Default::default()
+    };
+    run_on(topology, link, 47, Duration::from_secs(400));
 }

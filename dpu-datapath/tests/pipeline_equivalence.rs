@@ -236,6 +236,31 @@ fn topo(replicas: u32, groups: u32, workers: u32, proto: u32) -> Topology {
     }
 }
 
+/// The split placement (data-parallel stages | protocol) on 2 workers per
+/// replica, with `workers` of each data-parallel stage.
+fn split(replicas: u32, groups: u32, workers: u32) -> Topology {
+    let mut t = topo(replicas, groups, workers, 1);
+    t.run_to_completion = false;
+    t.workers = t.split_placement(&[]);
+    t
+}
+
+/// One thread per task (every stage task on a worker of its own).
+fn one_task_per_thread(replicas: u32, groups: u32) -> Topology {
+    let mut t = topo(replicas, groups, 1, 1);
+    t.run_to_completion = false;
+    t.workers = t
+        .tasks()
+        .iter()
+        .map(|task| pipeline_config::WorkerPlacement {
+            name: None,
+            core: None,
+            tasks: vec![task.to_string()],
+        })
+        .collect();
+    t
+}
+
 fn check_equivalent(
     input: &[(Nanos, Vec<u8>)],
     seed: u64,
@@ -275,6 +300,12 @@ fn pipeline_topologies_match_run_to_completion() {
     check_equivalent(&input, seed, &reference, topo(2, 4, 2, 1), 0);
     check_equivalent(&input, seed, &reference, topo(1, 1, 2, 1), 0);
     check_equivalent(&input, seed, &reference, topo(2, 64, 2, 2), 0);
+    // Placements (issue 14): split on 2 workers, 2 replicas each split,
+    // split with 2 workers per data stage, one task per thread.
+    check_equivalent(&input, seed, &reference, split(1, 4, 1), 0);
+    check_equivalent(&input, seed, &reference, split(2, 4, 1), 0);
+    check_equivalent(&input, seed, &reference, split(1, 4, 2), 0);
+    check_equivalent(&input, seed, &reference, one_task_per_thread(2, 4), 0);
 }
 
 #[test]
@@ -292,6 +323,8 @@ fn random_stage_delays_never_reorder_a_connection_or_leak_stamps() {
                 20_000 + s * 15_000,
             );
         }
+        // The split placement with 2 workers per data stage.
+        holds += check_equivalent(&input, seed, &reference, split(2, 4, 2), 30_000);
     }
     // The delays really did make work finish out of order.
     assert!(holds > 0, "no reorder hold observed");

@@ -35,5 +35,6 @@ pub use cpus::CpuSet;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Backend, Config, CongestionControl, Dpdk, Host, Identity, Idle, Impairment, Impairments,
-    LogFormat, LogLevel, Logging, Metrics, Port, Tcp, Topology,
+    LogFormat, LogLevel, Logging, Metrics, Port, Stage, TaskName, Tcp, Topology, WorkerPlacement,
+    TASK_SYNTAX,
 };

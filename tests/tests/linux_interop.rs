@@ -526,6 +526,44 @@ fn echo_16mib_staged_pipeline() {
     );
 }
 
+/// Issue 14: the split placement from the configuration (data-parallel
+/// stages pinned to core 0, ingress reorder and owner to core 1) on the
+/// DPDK port, printed at start, echoing 16 MiB from Linux.
+#[test]
+fn echo_16mib_split_placement() {
+    let _g = serial();
+    skip_unless_ready!("echo_16mib_split_placement");
+    let config = serde_json::json!({"topology": {"run_to_completion": false, "workers": [
+        {"name": "data", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
+        {"name": "proto", "core": 1, "tasks": ["r0.ingress_reorder", "r0.proto0"]}
+    ]}});
+    let mut rig = Rig::start(
+        "echo_split",
+        Opts {
+            config: Some(config),
+            ..Opts::default()
+        },
+    );
+    let r = rig.peer(
+        &["echo", "--bytes", &(16 * MIB).to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "{r}\n{}", rig.logs());
+    let stats = rig.stop();
+    assert_eq!(n(&stats, "services.echo.echoed"), 16 * MIB);
+    assert_eq!(n(&stats, "pipeline.reorder_leftover"), 0);
+    let names: Vec<&str> = stats["pipeline"]["workers"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["data", "proto"]);
+    let out = std::fs::read_to_string(rig.dir.join("service.out")).unwrap_or_default();
+    assert!(
+        out.contains("worker proto (core 1): r0.ingress_reorder r0.proto0"),
+        "placement printed at start: {out}"
+    );
+}
+
 #[test]
 fn echo_64mib_1pct_loss() {
     let _g = serial();

@@ -40,6 +40,7 @@ impl Engine {
                 tuple,
                 mut summary,
                 fast: true,
+                ..
             },
         ) = (self.staged, verdict)
         {
@@ -70,6 +71,7 @@ impl Engine {
                 tuple,
                 mut summary,
                 fast: true,
+                ..
             } => match self.pre.lookup(&tuple) {
                 Some(flow) => {
                     summary.flow = flow;

@@ -353,8 +353,8 @@ impl Pipeline {
             let mine: Vec<Box<dyn Task>> = w
                 .tasks
                 .iter()
-                .filter_map(|kind| {
-                    let replica = &mut slots[w.replica];
+                .filter_map(|(r, kind)| {
+                    let replica = slots.get_mut(*r)?;
                     let at = replica.iter().position(|(k, _)| k == kind)?;
                     Some(replica.swap_remove(at).1)
                 })
@@ -371,6 +371,13 @@ impl Pipeline {
                 status,
                 handle,
             });
+        }
+        // A plan from a validated topology places every task; a task left
+        // here would stall the pipeline, so it is a programming error.
+        for (r, left) in slots.iter().enumerate() {
+            if let Some((kind, _)) = left.first() {
+                panic!("task r{r}.{} is placed on no worker", kind.label());
+            }
         }
         Self {
             plan,

@@ -41,6 +41,16 @@ pub enum Clock {
 }
 
 impl Clock {
+    /// One reading of the wall clock for a whole burst (None for the
+    /// virtual clock, which follows each frame): a clock read per frame
+    /// cost the owner about 5% of its time.
+    pub fn burst_now(&self) -> Option<Nanos> {
+        match self {
+            Clock::Virtual { .. } => None,
+            Clock::Real { start } => Some(start.elapsed().as_nanos() as Nanos),
+        }
+    }
+
     /// The time now, given a frame's timestamp (0 when polling).
     pub fn now(&mut self, frame_time: Nanos) -> Nanos {
         match self {

@@ -12,7 +12,7 @@ use crate::proto::Nanos;
 use crate::wire::{parse_ingress, ChecksumCaps, L3, L4};
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A multi-queue NIC shared by the pipeline's workers; queue `q` is only
 /// used by replica `q`'s ingress and egress tasks.
@@ -60,6 +60,14 @@ pub struct MemNic {
     flow_groups: u32,
     replicas: usize,
     pub rx_dropped: AtomicU64,
+    /// While set, receive returns nothing (benchmarks fill the queues
+    /// first, so the injecting thread does not compete with the workers).
+    held: AtomicBool,
+    /// While set, transmitted frames are counted and freed instead of
+    /// kept (benchmarks: keeping millions of frames costs page faults that
+    /// a real port never pays).
+    discard_tx: AtomicBool,
+    discarded: AtomicU64,
 }
 
 impl MemNic {
@@ -72,7 +80,20 @@ impl MemNic {
             flow_groups: plan.flow_groups,
             replicas: plan.replicas,
             rx_dropped: AtomicU64::new(0),
+            held: AtomicBool::new(false),
+            discard_tx: AtomicBool::new(false),
+            discarded: AtomicU64::new(0),
         }
+    }
+
+    /// Counts and frees transmitted frames (true) or keeps them (false).
+    pub fn discard_tx(&self, on: bool) {
+        self.discard_tx.store(on, Ordering::Release);
+    }
+
+    /// Holds (true) or releases (false) received frames.
+    pub fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::Release);
     }
 
     /// The RX queue RSS picks: the replica of the frame's flow group; frames
@@ -102,13 +123,16 @@ impl MemNic {
         ok
     }
 
-    /// Frames transmitted so far, without taking them.
+    /// Frames transmitted since the last [`MemNic::take_tx`], kept or
+    /// discarded, without taking them.
     pub fn tx_count(&self) -> usize {
-        self.tx.iter().map(|q| q.lock().len()).sum()
+        self.tx.iter().map(|q| q.lock().len()).sum::<usize>()
+            + self.discarded.load(Ordering::Acquire) as usize
     }
 
-    /// Takes everything transmitted so far, queue by queue.
+    /// Takes everything transmitted (and kept) so far, queue by queue.
     pub fn take_tx(&self) -> Vec<Vec<u8>> {
+        self.discarded.store(0, Ordering::Release);
         let mut all = Vec::new();
         for q in &self.tx {
             all.append(&mut q.lock());
@@ -119,6 +143,9 @@ impl MemNic {
 
 impl Nic for MemNic {
     fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+        if self.held.load(Ordering::Acquire) {
+            return 0;
+        }
         let mut n = 0;
         while n < max {
             match self.rx[q].pop() {
@@ -131,6 +158,12 @@ impl Nic for MemNic {
     }
 
     fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+        if self.discard_tx.load(Ordering::Acquire) {
+            self.discarded
+                .fetch_add(frames.len() as u64, Ordering::AcqRel);
+            frames.clear();
+            return;
+        }
         self.tx[q].lock().append(frames);
     }
 

@@ -6,10 +6,10 @@
 //! NIC's RSS indirection table must send group `g` to queue `g % R` so a
 //! replica only ever receives its own groups.
 
-use pipeline_config::Topology;
+use pipeline_config::{Stage, TaskName, Topology};
 
 /// A stage task and its index within its replica.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TaskKind {
     /// NIC RX and the ingress sequencer.
     Ingress,
@@ -24,13 +24,28 @@ pub enum TaskKind {
     Egress,
 }
 
-/// One pinned worker thread and the tasks it polls.
+impl TaskKind {
+    /// The task's name within its replica, as in `topology.workers`.
+    pub fn label(&self) -> String {
+        match self {
+            TaskKind::Ingress => "ingress".into(),
+            TaskKind::Pre(i) => format!("pre{i}"),
+            TaskKind::IngressReorder => "ingress_reorder".into(),
+            TaskKind::Proto(i) => format!("proto{i}"),
+            TaskKind::Dma(i) => format!("dma{i}"),
+            TaskKind::Post(i) => format!("post{i}"),
+            TaskKind::Egress => "egress".into(),
+        }
+    }
+}
+
+/// One pinned worker thread and the tasks it polls, each a task of one
+/// replica (a worker may mix replicas).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerPlan {
     pub name: String,
-    pub replica: usize,
     pub core: Option<usize>,
-    pub tasks: Vec<TaskKind>,
+    pub tasks: Vec<(usize, TaskKind)>,
 }
 
 /// The resolved topology.
@@ -47,94 +62,76 @@ pub struct Plan {
     pub workers: Vec<WorkerPlan>,
 }
 
+impl TaskKind {
+    fn from_name(n: &TaskName) -> Self {
+        let i = n.index as usize;
+        match n.stage {
+            Stage::Ingress => TaskKind::Ingress,
+            Stage::Pre => TaskKind::Pre(i),
+            Stage::IngressReorder => TaskKind::IngressReorder,
+            Stage::Proto => TaskKind::Proto(i),
+            Stage::Dma => TaskKind::Dma(i),
+            Stage::Post => TaskKind::Post(i),
+            Stage::Egress => TaskKind::Egress,
+        }
+    }
+}
+
 impl Plan {
-    /// Builds the plan from a validated topology.
+    /// Builds the plan from a validated topology: its placement
+    /// (`topology.workers`, or the one `run_to_completion` implies).
     pub fn new(t: &Topology) -> Self {
-        let (replicas, pre, proto, post, dma) = (
-            t.replicas.max(1) as usize,
-            t.pre_workers.max(1) as usize,
-            t.proto_workers.max(1) as usize,
-            t.post_workers.max(1) as usize,
-            t.dma_workers.max(1) as usize,
-        );
-        let mut workers = Vec::new();
-        for r in 0..replicas {
+        let workers = t
+            .placement()
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| WorkerPlan {
+                name: w.name.unwrap_or_else(|| format!("w{i}")),
+                core: w.core.map(|c| c as usize),
+                tasks: w
+                    .tasks
+                    .iter()
+                    .filter_map(|text| TaskName::parse(text))
+                    .map(|n| (n.replica as usize, TaskKind::from_name(&n)))
+                    .collect(),
+            })
+            .collect();
+        let count = |n: u32| {
             if t.run_to_completion {
-                workers.push(WorkerPlan {
-                    name: format!("r{r}-rtc"),
-                    replica: r,
-                    core: None,
-                    tasks: vec![
-                        TaskKind::Ingress,
-                        TaskKind::Pre(0),
-                        TaskKind::IngressReorder,
-                        TaskKind::Proto(0),
-                        TaskKind::Dma(0),
-                        TaskKind::Post(0),
-                        TaskKind::Egress,
-                    ],
-                });
-                continue;
+                1
+            } else {
+                n.max(1) as usize
             }
-            for i in 0..pre {
-                let mut tasks = vec![TaskKind::Pre(i)];
-                if i == 0 {
-                    tasks.insert(0, TaskKind::Ingress);
-                }
-                workers.push(WorkerPlan {
-                    name: format!("r{r}-pre{i}"),
-                    replica: r,
-                    core: None,
-                    tasks,
-                });
-            }
-            for i in 0..proto {
-                let mut tasks = vec![TaskKind::Proto(i)];
-                if i == 0 {
-                    tasks.insert(0, TaskKind::IngressReorder);
-                }
-                workers.push(WorkerPlan {
-                    name: format!("r{r}-proto{i}"),
-                    replica: r,
-                    core: None,
-                    tasks,
-                });
-            }
-            for i in 0..post {
-                let mut tasks = vec![TaskKind::Post(i)];
-                if i == 0 {
-                    tasks.push(TaskKind::Egress);
-                }
-                workers.push(WorkerPlan {
-                    name: format!("r{r}-post{i}"),
-                    replica: r,
-                    core: None,
-                    tasks,
-                });
-            }
-            for i in 0..dma {
-                workers.push(WorkerPlan {
-                    name: format!("r{r}-dma{i}"),
-                    replica: r,
-                    core: None,
-                    tasks: vec![TaskKind::Dma(i)],
-                });
-            }
-        }
-        for (w, core) in workers.iter_mut().zip(t.cores.iter()) {
-            w.core = Some(*core as usize);
-        }
+        };
         Self {
-            replicas,
+            replicas: t.replicas.max(1) as usize,
             flow_groups: t.flow_groups.max(1),
-            pre: if t.run_to_completion { 1 } else { pre },
-            proto: if t.run_to_completion { 1 } else { proto },
-            post: if t.run_to_completion { 1 } else { post },
-            dma: if t.run_to_completion { 1 } else { dma },
+            pre: count(t.pre_workers),
+            proto: count(t.proto_workers),
+            post: count(t.post_workers),
+            dma: count(t.dma_workers),
             ring_size: t.ring_size.max(64) as usize,
             burst: t.burst.clamp(1, 256) as usize,
             workers,
         }
+    }
+
+    /// One line per worker: its name, core and tasks (printed at start so
+    /// operators see where each stage runs).
+    pub fn describe(&self) -> String {
+        self.workers
+            .iter()
+            .map(|w| {
+                let tasks: Vec<String> = w
+                    .tasks
+                    .iter()
+                    .map(|(r, k)| format!("r{r}.{}", k.label()))
+                    .collect();
+                let core = w.core.map_or("any".to_owned(), |c| c.to_string());
+                format!("{} (core {core}): {}", w.name, tasks.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Replica that owns flow group `g`.
@@ -195,5 +192,23 @@ mod tests {
         let p = Plan::new(&t);
         assert_eq!(p.workers.len(), 2);
         assert_eq!(p.workers[0].tasks.len(), 7);
+        assert!(p.workers[1].tasks.iter().all(|(r, _)| *r == 1));
+    }
+
+    #[test]
+    fn split_placement_puts_the_owner_on_its_own_worker() {
+        let mut t = Topology {
+            run_to_completion: false,
+            ..Topology::default()
+        };
+        t.workers = t.split_placement(&[0, 1]);
+        let p = Plan::new(&t);
+        assert_eq!(p.workers.len(), 2);
+        assert_eq!(
+            p.workers[1].tasks,
+            vec![(0, TaskKind::IngressReorder), (0, TaskKind::Proto(0))]
+        );
+        assert_eq!(p.workers[0].core, Some(0));
+        assert_eq!(p.workers[0].tasks.len(), 5);
     }
 }

@@ -50,6 +50,9 @@ pub enum Verdict {
         tuple: FourTuple,
         summary: Summary,
         fast: bool,
+        /// The tuple's RSS hash, computed once here (on a data-parallel
+        /// worker) for the flow-group routing after the ingress reorder.
+        rss: u32,
     },
 }
 
@@ -79,6 +82,7 @@ pub fn classify<'a>(
             tuple,
             mut summary,
             fast,
+            ..
         } => match table.lookup(&tuple) {
             Some(flow) if fast => {
                 summary.flow = flow;
@@ -132,6 +136,7 @@ fn verdict(frame: &[u8], parsed: &IngressFrame<'_>, local: &LocalAddrs) -> Verdi
         count: opts.sack_count.min(4),
     };
     Verdict::Tcp {
+        rss: crate::flow::rss_hash(&tuple),
         tuple,
         fast,
         summary: Summary {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::placement::WorkerPlacement;
+
 /// `topology`: pipeline replicas, per-stage workers, CPU pinning and rings.
 ///
 /// Each replica is a complete pipeline (pre-processing, protocol, post-
@@ -31,10 +33,17 @@ pub struct Topology {
     /// then all per-stage worker counts must be `1`. Default `true`.
     pub run_to_completion: bool,
     /// `topology.cores`: CPU id for each worker thread in order (replica by
-    /// replica; within a replica pre, proto, post, dma workers), or `[]` for
+    /// replica; within a replica pre, proto, post, dma workers; see
+    /// [`Topology::placement`]), or `[]` for
     /// no pinning. Its length must equal [`Topology::worker_threads`] and each
     /// id must be an online CPU. Default `[]`.
     pub cores: Vec<u32>,
+    /// `topology.workers`: explicit placement, one entry per worker thread
+    /// with its core and tasks (see [`WorkerPlacement`]); then
+    /// `run_to_completion` must be `false` and `cores` empty. Default `[]`:
+    /// the placement follows `run_to_completion` (see
+    /// [`Topology::placement`]).
+    pub workers: Vec<WorkerPlacement>,
     /// `topology.ring_size`: entries per inter-stage ring, a power of two in
     /// `64..=65536`, at least `burst`. Default `1024`.
     pub ring_size: u32,
@@ -57,6 +66,7 @@ impl Default for Topology {
             dma_workers: 1,
             run_to_completion: true,
             cores: Vec::new(),
+            workers: Vec::new(),
             ring_size: 1024,
             burst: 32,
             idle: Idle::default(),
@@ -69,6 +79,9 @@ impl Topology {
     /// `pre_workers + proto_workers + post_workers + dma_workers`. Saturates
     /// instead of overflowing on unvalidated values.
     pub fn worker_threads(&self) -> usize {
+        if !self.workers.is_empty() {
+            return self.workers.len();
+        }
         let per_replica = if self.run_to_completion {
             1
         } else {

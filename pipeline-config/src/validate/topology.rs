@@ -1,7 +1,8 @@
 //! Checks of `topology`, including the impossible combinations.
 
 use super::report::Report;
-use crate::{CpuSet, Topology};
+use crate::{CpuSet, TaskName, Topology, TASK_SYNTAX};
+use std::collections::HashMap;
 
 pub(crate) fn check(topology: &Topology, cpus: &CpuSet, report: &mut Report) {
     let t = topology;
@@ -41,7 +42,10 @@ pub(crate) fn check(topology: &Topology, cpus: &CpuSet, report: &mut Report) {
             );
         }
     }
-    if !t.cores.is_empty() {
+    if !t.workers.is_empty() {
+        let counts_ok = replicas_ok && stage_ok.iter().all(|&ok| ok);
+        check_workers(t, cpus, counts_ok, report);
+    } else if !t.cores.is_empty() {
         if replicas_ok && stage_ok.iter().all(|&ok| ok) {
             check_cores_len(t, report);
         }
@@ -113,4 +117,118 @@ fn check_cores_len(t: &Topology, report: &mut Report) {
             t.replicas
         ),
     );
+}
+
+/// Most worker threads an explicit placement may list.
+const MAX_WORKERS: usize = 1024;
+
+/// `topology.workers`: every task placed exactly once, on existing cores.
+/// `counts_ok`: replicas and per-stage counts are valid, so task ranges can
+/// be checked.
+fn check_workers(t: &Topology, cpus: &CpuSet, counts_ok: bool, report: &mut Report) {
+    if t.run_to_completion {
+        report.error(
+            "topology.run_to_completion",
+            "true places every stage of a replica on one worker, but topology.workers places \
+             the tasks; set run_to_completion to false",
+        );
+    }
+    if !t.cores.is_empty() {
+        report.error(
+            "topology.cores",
+            "must be [] when topology.workers places the tasks; give each worker's CPU in \
+             topology.workers[i].core",
+        );
+    }
+    if t.workers.len() > MAX_WORKERS {
+        report.error(
+            "topology.workers",
+            format!("{} workers; at most {MAX_WORKERS}", t.workers.len()),
+        );
+        return;
+    }
+    let mut placed: HashMap<TaskName, String> = HashMap::new();
+    for (i, w) in t.workers.iter().enumerate() {
+        if let Some(cpu) = w.core.filter(|&c| !cpus.contains(c)) {
+            report.error(
+                format!("topology.workers[{i}].core"),
+                format!("CPU {cpu} does not exist on this machine (CPUs {cpus})"),
+            );
+        }
+        if w.tasks.is_empty() {
+            report.error(
+                format!("topology.workers[{i}].tasks"),
+                "is empty; a worker runs at least one task",
+            );
+        }
+        for (j, text) in w.tasks.iter().enumerate() {
+            let path = format!("topology.workers[{i}].tasks[{j}]");
+            let Some(task) = TaskName::parse(text) else {
+                report.error(
+                    path,
+                    format!("{text:?} is not a task; expected {TASK_SYNTAX}"),
+                );
+                continue;
+            };
+            if !counts_ok {
+                continue;
+            }
+            if task.replica >= t.replicas {
+                report.error(
+                    path,
+                    format!(
+                        "{text:?} names replica {}, but topology.replicas is {} (r0..=r{})",
+                        task.replica,
+                        t.replicas,
+                        t.replicas - 1
+                    ),
+                );
+                continue;
+            }
+            let count = t.stage_count(task.stage);
+            if task.index >= count {
+                let field = task.stage.count_field().unwrap_or("replicas");
+                report.error(
+                    path,
+                    format!(
+                        "{text:?} names task {} of its stage, but topology.{field} is {count} \
+                         (indexes 0..={})",
+                        task.index,
+                        count - 1
+                    ),
+                );
+                continue;
+            }
+            if let Some(first) = placed.get(&task) {
+                report.error(
+                    path,
+                    format!("{text:?} is already placed at {first}; place each task exactly once"),
+                );
+                continue;
+            }
+            placed.insert(task, format!("topology.workers[{i}].tasks[{j}]"));
+        }
+    }
+    if !counts_ok {
+        return;
+    }
+    let missing: Vec<String> = t
+        .tasks()
+        .into_iter()
+        .filter(|task| !placed.contains_key(task))
+        .map(|task| task.to_string())
+        .collect();
+    if !missing.is_empty() {
+        report.error(
+            "topology.workers",
+            format!(
+                "{} not placed on any worker; place every task exactly once",
+                if missing.len() == 1 {
+                    format!("{} is", missing[0])
+                } else {
+                    format!("{} are", missing.join(", "))
+                }
+            ),
+        );
+    }
 }

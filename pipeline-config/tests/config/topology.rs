@@ -85,3 +85,103 @@ fn ring_must_hold_a_burst() {
         ["topology.ring_size: 128 is smaller than topology.burst 256; a ring must hold at least one burst"]
     );
 }
+
+/// `topology.workers` with `run_to_completion: false` and the given JSON
+/// list of workers.
+fn placed(workers: &str) -> String {
+    format!(r#"{{"topology": {{"run_to_completion": false, "workers": {workers}}}}}"#)
+}
+
+#[test]
+fn split_placement_validates_and_places_every_task() {
+    let config = Config::from_json_str(&placed(
+        r#"[{"name": "data", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
+            {"tasks": ["r0.ingress_reorder", "r0.proto0"]}]"#,
+    ))
+    .unwrap();
+    assert_eq!(config.topology.worker_threads(), 2);
+    let placement = config.topology.placement();
+    assert_eq!(placement[0].name.as_deref(), Some("data"));
+    assert_eq!(placement[1].name.as_deref(), Some("w1"));
+    assert_eq!(placement[0].core, Some(0));
+    assert_eq!(placement[1].core, None);
+    // The preset builds the same split.
+    let preset = config.topology.split_placement(&[]);
+    assert_eq!(preset[0].tasks, placement[0].tasks);
+    assert_eq!(preset[1].tasks, placement[1].tasks);
+}
+
+#[test]
+fn placement_task_placed_twice() {
+    assert_eq!(
+        errors(&placed(
+            r#"[{"tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
+                {"tasks": ["r0.ingress_reorder", "r0.proto0", "r0.pre0"]}]"#
+        )),
+        [
+            r#"topology.workers[1].tasks[2]: "r0.pre0" is already placed at topology.workers[0].tasks[1]; place each task exactly once"#
+        ]
+    );
+}
+
+#[test]
+fn placement_task_never_placed() {
+    assert_eq!(
+        errors(&placed(
+            r#"[{"tasks": ["r0.ingress", "r0.pre0", "r0.post0", "r0.egress"]},
+                {"tasks": ["r0.proto0"]}]"#
+        )),
+        ["topology.workers: r0.ingress_reorder, r0.dma0 are not placed on any worker; place every task exactly once"]
+    );
+}
+
+#[test]
+fn placement_core_that_does_not_exist() {
+    let cpus = CpuSet::online();
+    assert_eq!(
+        errors(&placed(
+            r#"[{"core": 4096, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress", "r0.ingress_reorder", "r0.proto0"]}]"#
+        )),
+        [format!(
+            "topology.workers[0].core: CPU 4096 does not exist on this machine (CPUs {cpus})"
+        )]
+    );
+}
+
+#[test]
+fn placement_task_of_a_replica_or_worker_that_does_not_exist() {
+    let all = r#""r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress", "r0.ingress_reorder", "r0.proto0""#;
+    assert_eq!(
+        errors(&placed(&format!(
+            r#"[{{"tasks": [{all}, "r1.pre0", "r0.dma1"]}}]"#
+        ))),
+        [
+            r#"topology.workers[0].tasks[7]: "r1.pre0" names replica 1, but topology.replicas is 1 (r0..=r0)"#,
+            r#"topology.workers[0].tasks[8]: "r0.dma1" names task 1 of its stage, but topology.dma_workers is 1 (indexes 0..=0)"#,
+        ]
+    );
+}
+
+#[test]
+fn placement_task_name_that_is_not_a_task() {
+    assert_eq!(
+        errors(&placed(r#"[{"tasks": ["r0.ingress", "pre0"]}, {"tasks": []}]"#)),
+        [
+            r#"topology.workers[0].tasks[1]: "pre0" is not a task; expected r<replica>.<task> with <task> one of ingress, pre<N>, ingress_reorder, proto<N>, dma<N>, post<N>, egress"#,
+            "topology.workers[1].tasks: is empty; a worker runs at least one task",
+            "topology.workers: r0.pre0, r0.ingress_reorder, r0.proto0, r0.dma0, r0.post0, r0.egress are not placed on any worker; place every task exactly once",
+        ]
+    );
+}
+
+#[test]
+fn placement_with_run_to_completion_or_cores() {
+    let doc = r#"{"topology": {"cores": [0], "workers": [{"tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress", "r0.ingress_reorder", "r0.proto0"]}]}}"#;
+    assert_eq!(
+        errors(doc),
+        [
+            "topology.run_to_completion: true places every stage of a replica on one worker, but topology.workers places the tasks; set run_to_completion to false",
+            "topology.cores: must be [] when topology.workers places the tasks; give each worker's CPU in topology.workers[i].core",
+        ]
+    );
+}

@@ -186,7 +186,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let probe_at = (args.probe_after.max(0.0) * 1e9) as u64;
     let source_bytes = args.source_bytes;
     let opts = PipelineOptions {
-        pin: !topology.cores.is_empty(),
+        // Workers are pinned where the placement names a core.
+        pin: true,
         stage_timing: config.metrics.enabled,
         ..PipelineOptions::default()
     };
@@ -218,6 +219,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         config.host.control_socket,
         pipeline.plan().workers.len(),
     );
+    for line in pipeline.plan().describe().lines() {
+        println!("flextoe-dpu: worker {line}");
+    }
     println!(
         "flextoe-dpu: engine identity {} mac {} (answers ARP with it)",
         engine_cfg.ip,

@@ -36,7 +36,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
     hostif.set_capture_tap(nic.capture_tap());
     let opts = PipelineOptions {
-        pin: !topology.cores.is_empty(),
+        // Workers are pinned where the placement names a core.
+        pin: true,
         stage_timing: config.metrics.enabled,
         ..PipelineOptions::default()
     };
@@ -46,6 +47,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     });
     let board = pipeline.stats_board();
     let mut metrics = observe(&hostif, &pipeline, metrics_endpoint);
+    for line in pipeline.plan().describe().lines() {
+        println!("flextoe-dpu: worker {line}");
+    }
     println!(
         "flextoe-dpu: ready: loopback {} (no network port); control socket {}; services echo 7, \
          discard 9, source 19; workers {}; Ctrl-C to stop",

@@ -3,7 +3,7 @@
 //! sees each connection's segments in the order the NIC received them.
 //! Drops release their sequence number here.
 
-use crate::flow::flow_group;
+use crate::flow::group_of_hash;
 use crate::pipeline::items::{PreItem, ShardIn};
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
@@ -41,8 +41,8 @@ impl IngressReorderTask {
     fn route(&mut self, item: PreItem) {
         let local = match &item.verdict {
             Verdict::Drop(_) => return,
-            Verdict::Tcp { tuple, .. } => {
-                let g = flow_group(tuple, self.plan.flow_groups);
+            Verdict::Tcp { rss, .. } => {
+                let g = group_of_hash(*rss, self.plan.flow_groups);
                 match self
                     .plan
                     .owner_of_group(g)

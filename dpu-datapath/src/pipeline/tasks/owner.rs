@@ -127,6 +127,7 @@ impl Task for OwnerTask {
         for c in self.commit_batch.drain(..) {
             self.engine.commit(c);
         }
+        let burst_now = self.clock.burst_now();
         if self.flush() {
             while let Some(ShardIn::ArpLearn { time, frame }) = self.arp_learn.pop() {
                 let now = self.clock.now(time);
@@ -142,7 +143,10 @@ impl Task for OwnerTask {
                         frame,
                         verdict,
                     } => {
-                        let now = self.clock.now(time);
+                        let now = match burst_now {
+                            Some(now) => now,
+                            None => self.clock.now(time),
+                        };
                         let t = self.timer.start();
                         self.engine.after_validate_owned(verdict, frame, now);
                         self.timer.stop(t);
@@ -155,7 +159,10 @@ impl Task for OwnerTask {
             }
         }
         self.app.poll(&mut self.engine);
-        let now = self.clock.now(0);
+        let now = match burst_now {
+            Some(now) => now,
+            None => self.clock.now(0),
+        };
         self.engine.poll(now);
         n += self.stamp_output();
         self.flush();
