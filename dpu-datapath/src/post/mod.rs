@@ -5,6 +5,8 @@
 //!
 //! State owned: the flow's application handle and CC counters.
 
+mod fast;
+
 use crate::app::ConnId;
 use crate::pre::HeaderTemplate;
 use crate::proto::{CcFeedback, HeaderFields};
@@ -43,8 +45,23 @@ impl PostFlow {
 }
 
 /// Writes a complete frame (headers and `payload`) into `buf`, which is
-/// resized to the frame length.
+/// resized to the frame length: the established-path writer when the
+/// segment has its shape, the generic emitter otherwise.
 pub fn build_frame(
+    buf: &mut Vec<u8>,
+    template: &HeaderTemplate,
+    fields: &HeaderFields,
+    ts_val: u32,
+    payload: &[u8],
+    caps: &ChecksumCaps,
+) {
+    if !fast::write_segment(buf, template, fields, ts_val, payload, caps) {
+        build_generic(buf, template, fields, ts_val, payload, caps);
+    }
+}
+
+/// [`build_frame`] through the generic emitter (any options, VLAN).
+pub fn build_generic(
     buf: &mut Vec<u8>,
     template: &HeaderTemplate,
     fields: &HeaderFields,

@@ -50,8 +50,9 @@ pub enum Verdict {
         tuple: FourTuple,
         summary: Summary,
         fast: bool,
-        /// The tuple's RSS hash, computed once here (on a data-parallel
-        /// worker) for the flow-group routing after the ingress reorder.
+        /// The tuple's RSS hash, computed once by [`validate`] (on a
+        /// data-parallel worker) for the flow-group routing after the
+        /// ingress reorder; 0 from [`classify`], which needs none.
         rss: u32,
     },
 }
@@ -93,10 +94,17 @@ pub fn classify<'a>(
     }
 }
 
-/// The stateless half of `pre`: parse, validate and summarise, no table.
+/// The stateless half of `pre`: parse, validate and summarise, no table;
+/// a TCP verdict carries the tuple's RSS hash for flow-group routing.
 pub fn validate(frame: &[u8], local: &LocalAddrs, caps: &ChecksumCaps) -> Verdict {
     match parse_ingress(frame, caps) {
-        Ok(parsed) => verdict(frame, &parsed, local),
+        Ok(parsed) => {
+            let mut v = verdict(frame, &parsed, local);
+            if let Verdict::Tcp { tuple, rss, .. } = &mut v {
+                *rss = crate::flow::rss_hash(tuple);
+            }
+            v
+        }
         Err(e) => Verdict::Drop(e.into()),
     }
 }
@@ -136,7 +144,7 @@ fn verdict(frame: &[u8], parsed: &IngressFrame<'_>, local: &LocalAddrs) -> Verdi
         count: opts.sack_count.min(4),
     };
     Verdict::Tcp {
-        rss: crate::flow::rss_hash(&tuple),
+        rss: 0,
         tuple,
         fast,
         summary: Summary {

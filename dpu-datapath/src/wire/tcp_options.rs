@@ -79,6 +79,27 @@ impl TcpOptions {
     /// not 2 + 8n. Known kinds with any other wrong length are ignored (as Linux does). Blocks
     /// beyond four are dropped; a repeated option overwrites the earlier one.
     pub fn parse(options: &[u8]) -> Result<TcpOptions> {
+        // The established-path shapes first, without the option loop:
+        // nothing, NOP NOP TS (Linux, FreeBSD) or TS NOP NOP (ours).
+        match options {
+            [] => return Ok(TcpOptions::default()),
+            [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, ts @ ..]
+            | [kind::TIMESTAMPS, 10, ts @ .., kind::NOP, kind::NOP]
+                if ts.len() == 8 =>
+            {
+                let (val, ecr) = ts.split_at(4);
+                return Ok(TcpOptions {
+                    timestamps: Some((be_u32(val), be_u32(ecr))),
+                    ..TcpOptions::default()
+                });
+            }
+            _ => {}
+        }
+        Self::parse_generic(options)
+    }
+
+    /// Any option list, one option at a time.
+    fn parse_generic(options: &[u8]) -> Result<TcpOptions> {
         let mut parsed = TcpOptions::default();
         let mut rest = options;
         while let [kind, tail @ ..] = rest {
@@ -219,8 +240,36 @@ impl Cursor<'_> {
     }
 }
 
+/// A big-endian u32 from the first four bytes (0 when shorter: callers pass
+/// exactly four).
+fn be_u32(b: &[u8]) -> u32 {
+    match b {
+        [a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// The established-path shortcuts give what the option loop gives, on
+    /// their shapes and on any other bytes.
+    #[test]
+    fn shortcut_shapes_parse_as_the_generic_loop() {
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let shaped = prop_oneof![
+            any::<[u8; 8]>().prop_map(|ts| [&[1u8, 1, 8, 10][..], &ts].concat()),
+            any::<[u8; 8]>().prop_map(|ts| [&[8u8, 10][..], &ts, &[1, 1]].concat()),
+            proptest::collection::vec(any::<u8>(), 0..40),
+        ];
+        runner
+            .run(&shaped, |bytes| {
+                prop_assert_eq!(TcpOptions::parse(&bytes), TcpOptions::parse_generic(&bytes));
+                Ok(())
+            })
+            .unwrap();
+    }
     use super::*;
 
     const LINUX_SYN: [u8; 20] = [
