@@ -113,9 +113,17 @@ fn run_on(
         let t = now();
         assert!(
             start.elapsed() < bound,
-            "transfer did not complete within {bound:?}: sent {} got {}",
+            "transfer did not complete within {bound:?}: sent {} got {}; eof {} tx done {} \
+             all acked {} server finished {}; client state {:?} info {:?}; client stats {:?}",
             tx.sent(),
-            rx.received()
+            rx.received(),
+            rx.eof(),
+            tx.done(),
+            a.all_sent(conn),
+            finished.load(Ordering::SeqCst),
+            a.conn_state(conn),
+            a.conn_info(conn),
+            a.stats(),
         );
         a.poll(t);
         if a.conn_state(conn) != Some(dpu_datapath::proto::TcpState::SynSent) {

@@ -24,6 +24,15 @@ pub fn fetch_tx(tx: &HostBuffer, buf_pos: u32, len: usize, out: &mut Vec<u8>) {
     unsafe { tx.read_wrapping(buf_pos, out) }
 }
 
+/// TX: like [`fetch_tx`], placing the bytes after `offset` bytes of room in
+/// `out` (the frame's headers go there).
+pub fn fetch_tx_at(tx: &HostBuffer, buf_pos: u32, len: usize, out: &mut Vec<u8>, offset: usize) {
+    out.clear();
+    out.resize(offset + len, 0);
+    // SAFETY: as for `fetch_tx`.
+    unsafe { tx.read_wrapping(buf_pos, &mut out[offset..]) }
+}
+
 /// Application side: copies `data` into the TX buffer at `pos` (free space).
 pub fn app_write(tx: &HostBuffer, pos: u32, data: &[u8]) {
     // SAFETY: free TX space (past everything written, below the acknowledged

@@ -100,6 +100,31 @@ pub fn dma_tx(work: &TxWork, payload: &mut Vec<u8>) {
     }
 }
 
+/// `dma` for a transmitted segment straight into the frame: the payload
+/// lands after the room its headers need, so `post` writes them in front
+/// without another copy. Returns that room, or 0 when the segment's shape
+/// needs the generic emitter (then `frame` holds the payload alone).
+pub fn dma_tx_into_frame(work: &TxWork, frame: &mut Vec<u8>) -> usize {
+    let room = crate::post::fast_header_len(&work.template, &work.header).unwrap_or(0);
+    match work.tx_buf.as_ref() {
+        Some(buf) if work.len > 0 => {
+            dma::fetch_tx_at(buf, work.buf_pos, work.len as usize, frame, room)
+        }
+        _ => {
+            frame.clear();
+            frame.resize(room, 0);
+        }
+    }
+    room
+}
+
+/// `post` for a segment `dma_tx_into_frame` prepared with `room` > 0:
+/// headers written in place. False when the shape does not apply (the
+/// caller then builds the frame with [`post_tx`] from the payload).
+pub fn post_tx_in_place(work: &TxWork, frame: &mut [u8], caps: &ChecksumCaps) -> bool {
+    crate::post::write_headers_in_place(frame, &work.template, &work.header, work.ts_val, caps)
+}
+
 /// `post` for a transmitted segment: headers around the fetched payload.
 pub fn post_tx(work: &TxWork, payload: &[u8], frame: &mut Vec<u8>, caps: &ChecksumCaps) {
     crate::post::build_frame(

@@ -8,7 +8,7 @@ use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
 use super::tasks::{
     dma::DmaTask, egress::EgressTask, ingress::IngressTask, ingress_reorder::IngressReorderTask,
-    owner::OwnerTask, post::PostTask, pre::PreTask, StageDelay,
+    owner::OwnerTask, post::PostTask, pre::PreTask, SpareFrames, StageDelay,
 };
 use super::timing::{StageTimer, TimingSlot};
 use super::topology::{Plan, TaskKind};
@@ -164,6 +164,7 @@ impl Pipeline {
                     ins.push(c);
                 }
             }
+            let spare = Arc::new(SpareFrames::new(4 * ring));
             let (post_out, post_egress_in): (Vec<Producer<EgressItem>>, Vec<Consumer<EgressItem>>) =
                 unzip((0..s_n).map(|_| channel(ring)));
 
@@ -276,6 +277,7 @@ impl Pipeline {
                 tasks.push((
                     TaskKind::Dma(k),
                     Box::new(DmaTask {
+                        spare: spare.clone(),
                         live: LiveCounters::new(board.clone()),
                         name: format!("r{r}-dma{k}"),
                         inputs,
@@ -299,6 +301,7 @@ impl Pipeline {
                 tasks.push((
                     TaskKind::Post(m),
                     Box::new(PostTask {
+                        spare: spare.clone(),
                         live: LiveCounters::new(board.clone()),
                         name: format!("r{r}-post{m}"),
                         inputs,

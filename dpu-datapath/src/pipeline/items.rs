@@ -56,9 +56,12 @@ pub enum PostItem {
         frame: Vec<u8>,
         work: RxWork,
     },
+    /// `frame` holds the payload after `room` bytes for the headers, or
+    /// the payload alone when `room` is 0 (generic emitter).
     Tx {
         stamp: Stamp,
-        payload: Vec<u8>,
+        frame: Vec<u8>,
+        room: usize,
         work: TxWork,
     },
 }

@@ -14,6 +14,14 @@ use crate::wire::{checksum, tcp_checksum, ChecksumCaps, TcpFlags};
 /// Ethernet + IPv4 + TCP with the timestamp option.
 const MAX_HEADERS: usize = 14 + 20 + 20 + 12;
 
+/// Header bytes of the segment when it has the established-path shape.
+pub fn header_len(template: &HeaderTemplate, fields: &HeaderFields) -> Option<usize> {
+    if template.vlan.is_some() || fields.sack.count > 0 {
+        return None;
+    }
+    Some(54 + if fields.ts_ecr.is_some() { 12 } else { 0 })
+}
+
 /// Writes the frame when it has the established-path shape; false (buffer
 /// untouched) otherwise.
 pub fn write_segment(
@@ -24,15 +32,72 @@ pub fn write_segment(
     payload: &[u8],
     caps: &ChecksumCaps,
 ) -> bool {
-    if template.vlan.is_some() || fields.sack.count > 0 {
-        return false;
-    }
-    let options = if fields.ts_ecr.is_some() { 12 } else { 0 };
-    let tcp_len = 20 + options + payload.len();
-    let Ok(ip_total) = u16::try_from(20 + tcp_len) else {
+    let Some(headers) = header_len(template, fields) else {
         return false;
     };
     let mut h = [0u8; MAX_HEADERS];
+    if !fill_headers(
+        &mut h[..headers],
+        template,
+        fields,
+        ts_val,
+        payload.len(),
+        caps,
+    ) {
+        return false;
+    }
+    buf.clear();
+    buf.extend_from_slice(&h[..headers]);
+    buf.extend_from_slice(payload);
+    finish_checksum(buf, template, caps);
+    true
+}
+
+/// Completes a frame whose payload already sits after [`header_len`]
+/// bytes of room (the `dma` stage fetched it there): writes the headers in
+/// front of it. False (frame untouched) when the shape does not apply.
+pub fn write_headers_in_place(
+    frame: &mut [u8],
+    template: &HeaderTemplate,
+    fields: &HeaderFields,
+    ts_val: u32,
+    caps: &ChecksumCaps,
+) -> bool {
+    let Some(headers) = header_len(template, fields) else {
+        return false;
+    };
+    let Some(payload_len) = frame.len().checked_sub(headers) else {
+        return false;
+    };
+    if !fill_headers(
+        &mut frame[..headers],
+        template,
+        fields,
+        ts_val,
+        payload_len,
+        caps,
+    ) {
+        return false;
+    }
+    finish_checksum(frame, template, caps);
+    true
+}
+
+/// Ethernet, IPv4 (with its checksum) and TCP headers with a zero TCP
+/// checksum into `h` (exactly [`header_len`] bytes). False when the
+/// datagram would exceed 65,535 bytes.
+fn fill_headers(
+    h: &mut [u8],
+    template: &HeaderTemplate,
+    fields: &HeaderFields,
+    ts_val: u32,
+    payload_len: usize,
+    caps: &ChecksumCaps,
+) -> bool {
+    let tcp_header = h.len() - 34;
+    let Ok(ip_total) = u16::try_from(20 + tcp_header + payload_len) else {
+        return false;
+    };
     // Ethernet.
     h[0..6].copy_from_slice(&template.remote_mac.0);
     h[6..12].copy_from_slice(&template.local_mac.0);
@@ -40,10 +105,13 @@ pub fn write_segment(
     // IPv4: no options, DSCP/ECN 0, ident 0, DF, TTL 64, TCP.
     let t = &template.tuple;
     h[14] = 0x45;
+    h[15] = 0;
     h[16..18].copy_from_slice(&ip_total.to_be_bytes());
-    h[20] = 0x40;
+    h[18..20].copy_from_slice(&[0, 0]);
+    h[20..22].copy_from_slice(&[0x40, 0]);
     h[22] = 64;
     h[23] = 6;
+    h[24..26].copy_from_slice(&[0, 0]);
     h[26..30].copy_from_slice(&t.local_ip.octets());
     h[30..34].copy_from_slice(&t.remote_ip.octets());
     if caps.fill_tx {
@@ -60,9 +128,10 @@ pub fn write_segment(
         0
     };
     h[42..46].copy_from_slice(&ack.to_be_bytes());
-    h[46] = (((20 + options) / 4) as u8) << 4;
+    h[46] = ((tcp_header / 4) as u8) << 4;
     h[47] = fields.flags.0;
     h[48..50].copy_from_slice(&fields.window.to_be_bytes());
+    h[50..54].copy_from_slice(&[0, 0, 0, 0]);
     if let Some(ecr) = fields.ts_ecr {
         // Kind 8, length 10, TSval, TSecr, then two NOPs of padding.
         h[54] = 8;
@@ -72,15 +141,16 @@ pub fn write_segment(
         h[64] = 1;
         h[65] = 1;
     }
-    let headers = 54 + options;
-    buf.clear();
-    buf.extend_from_slice(&h[..headers]);
-    buf.extend_from_slice(payload);
-    if caps.fill_tx {
-        let sum = tcp_checksum(t.local_ip, t.remote_ip, &buf[34..]);
-        buf[50..52].copy_from_slice(&sum.to_be_bytes());
-    }
     true
+}
+
+/// The TCP checksum over the pseudo header, header and payload.
+fn finish_checksum(frame: &mut [u8], template: &HeaderTemplate, caps: &ChecksumCaps) {
+    if caps.fill_tx {
+        let t = &template.tuple;
+        let sum = tcp_checksum(t.local_ip, t.remote_ip, &frame[34..]);
+        frame[50..52].copy_from_slice(&sum.to_be_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +227,19 @@ mod tests {
                 ));
                 let want = generic(&template(), &fields, r as u32 ^ 7, &payload, &caps);
                 assert_eq!(fast, want, "segment {i} fill_tx {fill_tx}");
+                // Headers written in front of a payload already in place
+                // (over stale bytes from a recycled buffer).
+                let hdr = header_len(&template(), &fields).unwrap();
+                let mut in_place = vec![0xa5u8; hdr];
+                in_place.extend_from_slice(&payload);
+                assert!(write_headers_in_place(
+                    &mut in_place,
+                    &template(),
+                    &fields,
+                    r as u32 ^ 7,
+                    &caps
+                ));
+                assert_eq!(in_place, want, "in place, segment {i} fill_tx {fill_tx}");
             }
         }
     }

@@ -7,6 +7,8 @@
 
 mod fast;
 
+pub use fast::{header_len as fast_header_len, write_headers_in_place};
+
 use crate::app::ConnId;
 use crate::pre::HeaderTemplate;
 use crate::proto::{CcFeedback, HeaderFields};

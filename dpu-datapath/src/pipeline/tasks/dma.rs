@@ -1,7 +1,8 @@
 //! `dma` workers (data-parallel): RX payload into the application's buffer
 //! at the position `proto` computed, TX payload out of it.
 
-use crate::engine::work::{dma_rx, dma_tx, Work};
+use super::SpareFrames;
+use crate::engine::work::{dma_rx, dma_tx_into_frame, Work};
 use crate::pipeline::items::{PostItem, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
@@ -27,6 +28,9 @@ pub(crate) struct DmaTask {
     pub(crate) timer: StageTimer,
     pub(crate) board: Arc<StatsBoard>,
     pub(crate) publisher: Publisher,
+    /// Spare frame buffers of the replica (freed received frames), so TX
+    /// segments need no allocation in steady state.
+    pub(crate) spare: Arc<SpareFrames>,
 }
 
 impl DmaTask {
@@ -63,11 +67,12 @@ impl Task for DmaTask {
                         PostItem::Rx { stamp, frame, work }
                     }
                     Work::Tx(work) => {
-                        let mut payload = Vec::new();
-                        dma_tx(&work, &mut payload);
+                        let mut frame = self.spare.take();
+                        let room = dma_tx_into_frame(&work, &mut frame);
                         PostItem::Tx {
                             stamp,
-                            payload,
+                            frame,
+                            room,
                             work,
                         }
                     }

@@ -81,3 +81,31 @@ impl StageDelay {
         }
     }
 }
+
+/// Spare frame buffers shared by a replica's `post` (frames that leave no
+/// ACK) and `dma` (buffers for TX segments) workers, bounded: beyond the
+/// capacity buffers are freed, below it `take` allocates.
+#[derive(Debug)]
+pub(crate) struct SpareFrames(crossbeam_queue::ArrayQueue<Vec<u8>>);
+
+/// Room of a fresh frame buffer: a full 1500-byte frame and its headers.
+const FRAME_CAPACITY: usize = 1600;
+
+impl SpareFrames {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self(crossbeam_queue::ArrayQueue::new(capacity.max(1)))
+    }
+
+    /// An empty buffer: a spare one, or a new one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        self.0
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(FRAME_CAPACITY))
+    }
+
+    /// Keeps `frame` for reuse (freed when the pool is full).
+    pub(crate) fn give(&self, mut frame: Vec<u8>) {
+        frame.clear();
+        let _ = self.0.push(frame);
+    }
+}

@@ -2,7 +2,8 @@
 //! and the flow's template (the received frame's buffer becomes its ACK),
 //! then on to the egress reorder.
 
-use crate::engine::work::{post_rx, post_tx};
+use super::SpareFrames;
+use crate::engine::work::{post_rx, post_tx, post_tx_in_place};
 use crate::pipeline::items::{EgressItem, PostItem};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
@@ -29,6 +30,8 @@ pub(crate) struct PostTask {
     pub(crate) timer: StageTimer,
     pub(crate) board: Arc<StatsBoard>,
     pub(crate) publisher: Publisher,
+    /// Where frames that leave no ACK go, for `dma` to reuse.
+    pub(crate) spare: Arc<SpareFrames>,
 }
 
 impl PostTask {
@@ -67,19 +70,31 @@ impl Task for PostTask {
                         work,
                     } => {
                         post_rx(&work, &mut frame, &self.caps);
+                        let frame = if frame.is_empty() {
+                            self.spare.give(frame);
+                            None
+                        } else {
+                            Some(frame)
+                        };
                         EgressItem {
                             stamp,
-                            frame: (!frame.is_empty()).then_some(frame),
+                            frame,
                             commit: (!work.commit.is_empty()).then_some(work.commit),
                         }
                     }
                     PostItem::Tx {
                         stamp,
-                        payload,
+                        mut frame,
+                        room,
                         work,
                     } => {
-                        let mut frame = Vec::with_capacity(payload.len() + 80);
-                        post_tx(&work, &payload, &mut frame, &self.caps);
+                        if room == 0 || !post_tx_in_place(&work, &mut frame, &self.caps) {
+                            // The generic emitter, from the payload alone.
+                            let mut out = self.spare.take();
+                            post_tx(&work, &frame[room.min(frame.len())..], &mut out, &self.caps);
+                            let payload = std::mem::replace(&mut frame, out);
+                            self.spare.give(payload);
+                        }
                         EgressItem {
                             stamp,
                             frame: Some(frame),

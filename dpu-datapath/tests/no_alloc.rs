@@ -1,0 +1,307 @@
+//! No heap allocation per segment in steady state (issue 13): a counting
+//! global allocator over a bulk receive and a bulk send through the
+//! pipeline (run to completion, and split over two workers), after
+//! warm-up. On receive every data segment is answered by an ACK built in
+//! the received frame's buffer; on send the segments are built in buffers
+//! the pipeline recycles from the ACKs it received.
+//!
+//! Only the pipeline's threads are counted: the test thread (which builds
+//! frames and plays the peer) marks itself excluded. Periodic work (stats
+//! published every 100 ms, a few allocations per task each time, however
+//! many segments went by) may allocate a little; the test allows one
+//! allocation per 100 segments (a per-segment allocation gives at least
+//! one per segment) and prints the count.
+
+use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan, ShardApp};
+use dpu_datapath::sim::sim_engine_config;
+use dpu_datapath::wire::{parse_ingress, ChecksumCaps, TcpFlags, L3, L4};
+use pipeline_config::Topology;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[path = "../benches/support/pipeline_load.rs"]
+mod pipeline_load;
+use pipeline_load::{frame, Sink};
+
+/// Counts allocations and reallocations (frees are not counted) made by
+/// threads that did not exclude themselves.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set by the test thread: its own allocations are not the pipeline's.
+    static EXCLUDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count() {
+    if !EXCLUDED.try_with(|e| e.get()).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn exclude_this_thread() {
+    EXCLUDED.with(|e| e.set(true));
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; the
+// counter is an atomic and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count();
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const CONNS: usize = 8;
+const PAYLOAD: usize = 1448;
+
+/// Allocations per received segment over `frames` segments after a
+/// warm-up of the same size.
+fn allocations_per_segment(topology: Topology, frames: usize) -> (u64, f64) {
+    exclude_this_thread();
+    let cfg = sim_engine_config(2, 1, |c| {
+        c.topology = topology.clone();
+        c.tcp.delayed_ack_us = 0;
+        c.tcp.timestamps = false;
+        c.tcp.rx_buffer = 1 << 24;
+    });
+    let plan = Plan::new(&topology);
+    let nic = Arc::new(MemNic::new(&plan, 2 * frames + 4 * CONNS));
+    let opts = PipelineOptions {
+        pin: false,
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
+        Box::new(Sink(Vec::with_capacity(CONNS))) as Box<dyn ShardApp>
+    });
+    let ports: Vec<u16> = (0..CONNS).map(|i| 20_000 + i as u16).collect();
+    for p in &ports {
+        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    let mut iss = std::collections::HashMap::new();
+    for f in nic.take_tx() {
+        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
+            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
+                iss.insert(t.dst_port, t.seq.0);
+            }
+        }
+    }
+    for p in &ports {
+        nic.inject(
+            0,
+            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
+        );
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    nic.take_tx();
+    let data = vec![0x5au8; PAYLOAD];
+    let mut seqs = [1001u32; CONNS];
+    let mut batch = |n: usize| -> Vec<(usize, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let c = i % CONNS;
+                let f = frame(
+                    ports[c],
+                    seqs[c],
+                    iss[&ports[c]].wrapping_add(1),
+                    TcpFlags::ACK | TcpFlags::PSH,
+                    &data,
+                );
+                seqs[c] = seqs[c].wrapping_add(PAYLOAD as u32);
+                (nic.rss_queue(&f), f)
+            })
+            .collect()
+    };
+    let run = |frames: Vec<(usize, Vec<u8>)>| {
+        let n = frames.len();
+        nic.hold(true);
+        nic.discard_tx(true);
+        for (q, f) in frames {
+            assert!(nic.inject_to(q, 0, f));
+        }
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        nic.hold(false);
+        let start = Instant::now();
+        while nic.tx_count() < n {
+            assert!(start.elapsed() < Duration::from_secs(60), "ACKs missing");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let counted = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        nic.take_tx();
+        counted
+    };
+    // Warm-up: pools, rings and tables reach their steady size.
+    let warm = batch(frames);
+    run(warm);
+    let measured = batch(frames);
+    let counted = run(measured);
+    let report = pipeline.shutdown();
+    assert_eq!(report.total_stats().total_drops(), 0);
+    (counted, counted as f64 / frames as f64)
+}
+
+fn split() -> Topology {
+    let mut t = Topology {
+        run_to_completion: false,
+        ..Topology::default()
+    };
+    t.workers = t.split_placement(&[]);
+    t
+}
+
+#[test]
+fn receive_path_allocates_nothing_per_segment() {
+    for (name, topology) in [
+        ("run to completion", Topology::default()),
+        ("split", split()),
+    ] {
+        let frames = 20_000;
+        let (counted, per) = allocations_per_segment(topology, frames);
+        println!("{name}: {counted} allocations over {frames} segments ({per:.5} per segment)");
+        assert!(
+            counted * 100 <= frames as u64,
+            "{name}: {counted} allocations over {frames} segments"
+        );
+    }
+}
+
+/// Sends from a static buffer on every accepted connection.
+struct Source(Vec<dpu_datapath::app::ConnId>);
+
+static CHUNK: [u8; 16384] = [0x3c; 16384];
+
+impl ShardApp for Source {
+    fn start(&mut self, e: &mut dpu_datapath::engine::Engine) {
+        e.listen(pipeline_load::PORT, Some(1024)).unwrap();
+    }
+    fn poll(&mut self, e: &mut dpu_datapath::engine::Engine) {
+        while let Some(c) = e.accept(pipeline_load::PORT) {
+            self.0.push(c);
+        }
+        for c in &self.0 {
+            while e.writable(*c) > 0 {
+                let n = e.writable(*c).min(CHUNK.len());
+                if e.send(*c, &CHUNK[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+/// Allocations while the pipeline sends `segments` data segments (after a
+/// warm-up of the same size), each acknowledged by the test as it leaves.
+fn send_allocations(topology: Topology, segments: usize) -> u64 {
+    exclude_this_thread();
+    let cfg = sim_engine_config(2, 1, |c| {
+        c.topology = topology.clone();
+        c.tcp.delayed_ack_us = 0;
+        c.tcp.timestamps = false;
+    });
+    let plan = Plan::new(&topology);
+    let nic = Arc::new(MemNic::new(&plan, 1 << 16));
+    let opts = PipelineOptions {
+        pin: false,
+        ..PipelineOptions::default()
+    };
+    let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
+        Box::new(Source(Vec::with_capacity(CONNS))) as Box<dyn ShardApp>
+    });
+    let ports: Vec<u16> = (0..CONNS).map(|i| 30_000 + i as u16).collect();
+    for p in &ports {
+        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    let mut iss = std::collections::HashMap::new();
+    for f in nic.take_tx() {
+        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
+            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
+                iss.insert(t.dst_port, t.seq.0);
+            }
+        }
+    }
+    for p in &ports {
+        nic.inject(
+            0,
+            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
+        );
+    }
+    // Acknowledge every data segment as it leaves; count over the second
+    // `segments` of them.
+    let mut sent = 0usize;
+    let mut before = None;
+    let start = Instant::now();
+    while sent < 2 * segments {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {sent} segments sent"
+        );
+        if sent >= segments && before.is_none() {
+            before = Some(ALLOCATIONS.load(Ordering::SeqCst));
+        }
+        let out = nic.take_tx();
+        if out.is_empty() {
+            std::thread::yield_now();
+            continue;
+        }
+        for f in out {
+            let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) else {
+                continue;
+            };
+            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
+                if !t.payload.is_empty() {
+                    sent += 1;
+                    let end = t.seq.0.wrapping_add(t.payload.len() as u32);
+                    assert!(nic.inject(0, frame(t.dst_port, 1001, end, TcpFlags::ACK, &[])));
+                }
+            }
+        }
+    }
+    let counted = ALLOCATIONS.load(Ordering::SeqCst) - before.unwrap_or(0);
+    drop(pipeline.shutdown());
+    counted
+}
+
+#[test]
+fn send_path_allocates_nothing_per_segment() {
+    for (name, topology) in [
+        ("run to completion", Topology::default()),
+        ("split", split()),
+    ] {
+        let segments = 20_000;
+        let counted = send_allocations(topology, segments);
+        println!(
+            "{name}: {counted} allocations over {segments} sent segments ({:.5} per segment)",
+            counted as f64 / segments as f64
+        );
+        assert!(
+            counted * 100 <= segments as u64,
+            "{name}: {counted} allocations over {segments} sent segments"
+        );
+    }
+}
