@@ -6,12 +6,12 @@
 
 use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan};
 use dpu_datapath::sim::sim_engine_config;
-use dpu_datapath::wire::{parse_ingress, ChecksumCaps, TcpFlags, L3, L4};
+use dpu_datapath::wire::TcpFlags;
 use pipeline_config::Topology;
 
 #[path = "support/pipeline_load.rs"]
 mod pipeline_load;
-use pipeline_load::{frame, Sink};
+use pipeline_load::{frame, handshake, Sink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,26 +50,7 @@ fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload:
     });
     // Handshakes through the pipeline.
     let ports: Vec<u16> = (0..conns).map(|i| 10_000 + i as u16).collect();
-    for p in &ports {
-        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
-    }
-    assert!(pipeline.wait_idle(Duration::from_secs(30)));
-    let mut iss = std::collections::HashMap::new();
-    for f in nic.take_tx() {
-        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
-            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
-                iss.insert(t.dst_port, t.seq.0);
-            }
-        }
-    }
-    for p in &ports {
-        nic.inject(
-            0,
-            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
-        );
-    }
-    assert!(pipeline.wait_idle(Duration::from_secs(30)));
-    nic.take_tx();
+    let iss = handshake(&nic, &pipeline, &ports);
     // Data: round-robin over connections, in order within each.
     let data = vec![0x5au8; payload];
     let mut seqs: Vec<u32> = vec![1001; conns];

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../benches/support/pipeline_load.rs"]
 mod pipeline_load;
-use pipeline_load::{frame, Sink};
+use pipeline_load::{frame, handshake, Sink};
 
 /// Counts allocations and reallocations (frees are not counted) made by
 /// threads that did not exclude themselves.
@@ -96,26 +96,7 @@ fn allocations_per_segment(topology: Topology, frames: usize) -> (u64, f64) {
         Box::new(Sink(Vec::with_capacity(CONNS))) as Box<dyn ShardApp>
     });
     let ports: Vec<u16> = (0..CONNS).map(|i| 20_000 + i as u16).collect();
-    for p in &ports {
-        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
-    }
-    assert!(pipeline.wait_idle(Duration::from_secs(30)));
-    let mut iss = std::collections::HashMap::new();
-    for f in nic.take_tx() {
-        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
-            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
-                iss.insert(t.dst_port, t.seq.0);
-            }
-        }
-    }
-    for p in &ports {
-        nic.inject(
-            0,
-            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
-        );
-    }
-    assert!(pipeline.wait_idle(Duration::from_secs(30)));
-    nic.take_tx();
+    let iss = handshake(&nic, &pipeline, &ports);
     let data = vec![0x5au8; PAYLOAD];
     let mut seqs = [1001u32; CONNS];
     let mut batch = |n: usize| -> Vec<(usize, Vec<u8>)> {
@@ -233,24 +214,7 @@ fn send_allocations(topology: Topology, segments: usize) -> u64 {
         Box::new(Source(Vec::with_capacity(CONNS))) as Box<dyn ShardApp>
     });
     let ports: Vec<u16> = (0..CONNS).map(|i| 30_000 + i as u16).collect();
-    for p in &ports {
-        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
-    }
-    assert!(pipeline.wait_idle(Duration::from_secs(30)));
-    let mut iss = std::collections::HashMap::new();
-    for f in nic.take_tx() {
-        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
-            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
-                iss.insert(t.dst_port, t.seq.0);
-            }
-        }
-    }
-    for p in &ports {
-        nic.inject(
-            0,
-            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
-        );
-    }
+    handshake(&nic, &pipeline, &ports);
     // Acknowledge every data segment as it leaves; count over the second
     // `segments` of them.
     let mut sent = 0usize;

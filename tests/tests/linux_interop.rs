@@ -498,15 +498,11 @@ fn echo_64mib_no_faults() {
     assert_eq!(n(&s, "engine.drops.tcp_bad_checksum"), 0);
 }
 
-#[test]
-fn echo_16mib_staged_pipeline() {
-    let _g = serial();
-    skip_unless_ready!("echo_16mib_staged_pipeline");
-    // Not run-to-completion: ingress+pre, proto, dma and post+egress on
-    // four threads (over two cores), reorder points in between.
-    let config = serde_json::json!({"topology": {"run_to_completion": false}});
+/// Echoes 16 MiB from Linux through a service with `config` merged in;
+/// checks the echo and the reorder windows; the service's final stats.
+fn echo_16mib_with(name: &str, config: Value) -> (Rig, Value) {
     let mut rig = Rig::start(
-        "echo_staged",
+        name,
         Opts {
             config: Some(config),
             ..Opts::default()
@@ -520,6 +516,17 @@ fn echo_16mib_staged_pipeline() {
     let stats = rig.stop();
     assert_eq!(n(&stats, "services.echo.echoed"), 16 * MIB);
     assert_eq!(n(&stats, "pipeline.reorder_leftover"), 0);
+    (rig, stats)
+}
+
+#[test]
+fn echo_16mib_staged_pipeline() {
+    let _g = serial();
+    skip_unless_ready!("echo_16mib_staged_pipeline");
+    // Not run-to-completion: ingress+pre, proto, dma and post+egress on
+    // four threads (over two cores), reorder points in between.
+    let config = serde_json::json!({"topology": {"run_to_completion": false}});
+    let (_rig, stats) = echo_16mib_with("echo_staged", config);
     assert_eq!(
         stats["pipeline"]["workers"].as_array().map(Vec::len),
         Some(4)
@@ -537,21 +544,7 @@ fn echo_16mib_split_placement() {
         {"name": "data", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
         {"name": "proto", "core": 1, "tasks": ["r0.ingress_reorder", "r0.proto0"]}
     ]}});
-    let mut rig = Rig::start(
-        "echo_split",
-        Opts {
-            config: Some(config),
-            ..Opts::default()
-        },
-    );
-    let r = rig.peer(
-        &["echo", "--bytes", &(16 * MIB).to_string()],
-        Duration::from_secs(60),
-    );
-    assert!(ok(&r), "{r}\n{}", rig.logs());
-    let stats = rig.stop();
-    assert_eq!(n(&stats, "services.echo.echoed"), 16 * MIB);
-    assert_eq!(n(&stats, "pipeline.reorder_leftover"), 0);
+    let (rig, stats) = echo_16mib_with("echo_split", config);
     let names: Vec<&str> = stats["pipeline"]["workers"]
         .as_array()
         .map(|w| w.iter().filter_map(|x| x["name"].as_str()).collect())

@@ -79,3 +79,35 @@ pub fn frame(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> 
     buf.truncate(n);
     buf
 }
+
+/// Opens a connection from each of `ports` through the pipeline (SYN, the
+/// engine's SYN-ACK, ACK) and returns each connection's ISS by port.
+pub fn handshake(
+    nic: &dpu_datapath::pipeline::MemNic,
+    pipeline: &dpu_datapath::pipeline::Pipeline,
+    ports: &[u16],
+) -> std::collections::HashMap<u16, u32> {
+    use dpu_datapath::wire::{parse_ingress, L3, L4};
+    use std::time::Duration;
+    for p in ports {
+        nic.inject(0, frame(*p, 1000, 0, TcpFlags::SYN, &[]));
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    let mut iss = std::collections::HashMap::new();
+    for f in nic.take_tx() {
+        if let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) {
+            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
+                iss.insert(t.dst_port, t.seq.0);
+            }
+        }
+    }
+    for p in ports {
+        nic.inject(
+            0,
+            frame(*p, 1001, iss[p].wrapping_add(1), TcpFlags::ACK, &[]),
+        );
+    }
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    nic.take_tx();
+    iss
+}
