@@ -51,6 +51,8 @@ fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload:
     // Handshakes through the pipeline.
     let ports: Vec<u16> = (0..conns).map(|i| 10_000 + i as u16).collect();
     let iss = handshake(&nic, &pipeline, &ports);
+    assert!(pipeline.wait_idle(Duration::from_secs(30)));
+    nic.take_tx();
     // Data: round-robin over connections, in order within each.
     let data = vec![0x5au8; payload];
     let mut seqs: Vec<u32> = vec![1001; conns];

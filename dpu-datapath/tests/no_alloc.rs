@@ -46,6 +46,14 @@ fn exclude_this_thread() {
     EXCLUDED.with(|e| e.set(true));
 }
 
+/// The counter is process-wide: the tests take turns, so one test's
+/// pipeline never counts in another's window.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 // SAFETY: forwards every call to the system allocator unchanged; the
 // counter is an atomic and never allocates.
 unsafe impl GlobalAlloc for Counting {
@@ -154,6 +162,7 @@ fn split() -> Topology {
 
 #[test]
 fn receive_path_allocates_nothing_per_segment() {
+    let _turn = serial();
     for (name, topology) in [
         ("run to completion", Topology::default()),
         ("split", split()),
@@ -253,6 +262,7 @@ fn send_allocations(topology: Topology, segments: usize) -> u64 {
 
 #[test]
 fn send_path_allocates_nothing_per_segment() {
+    let _turn = serial();
     for (name, topology) in [
         ("run to completion", Topology::default()),
         ("split", split()),
