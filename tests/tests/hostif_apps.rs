@@ -63,10 +63,50 @@ fn json_line(out: &Output) -> Value {
     serde_json::from_str(line).expect("JSON")
 }
 
-/// Waits until the service lists a listener's port as busy (the app's
-/// listen went through): a connect to it then succeeds.
-fn settle() {
-    std::thread::sleep(Duration::from_millis(300));
+/// Reads `pipe` byte by byte (nothing past the line is taken from it) until
+/// a line containing `marker`; false at EOF.
+fn wait_line(pipe: &mut impl std::io::Read, marker: &str) -> bool {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match pipe.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => {
+                if String::from_utf8_lossy(&line).contains(marker) {
+                    return true;
+                }
+                line.clear();
+            }
+            Ok(1) => line.push(byte[0]),
+            _ => return false,
+        }
+    }
+}
+
+/// Waits (30 s at most) for the ready line a program prints on `pipe` once
+/// it listens, then puts the pipe back for the test to read later.
+fn ready_on<T: std::io::Read + Send + 'static>(pipe: &mut Option<T>) {
+    let mut p = pipe.take().expect("the program's output is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ok = wait_line(&mut p, "listening");
+        let _ = tx.send((ok, p));
+    });
+    let (ok, p) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no ready line within 30 s");
+    assert!(ok, "the program ended before printing its ready line");
+    *pipe = Some(p);
+}
+
+/// `echo_server` prints `{"listening":...}` on stdout once it listens.
+fn ready_stdout(child: &mut Child) {
+    ready_on(&mut child.stdout);
+}
+
+/// `bulk_recv`, the C echo and `flextoe-dpu capture` print their
+/// `listening` line on stderr.
+fn ready_stderr(child: &mut Child) {
+    ready_on(&mut child.stderr);
 }
 
 #[test]
@@ -74,12 +114,12 @@ fn hundred_concurrent_echo_connections_between_two_processes() {
     let (Some(svc), Some([echo, rpc, _, _])) = (Service::start("echo100", 2), examples()) else {
         return;
     };
-    let server = spawn(
+    let mut server = spawn(
         &svc,
         &echo,
         &["--listen", "0.0.0.0:7100", "--exit-after", "100"],
     );
-    settle();
+    ready_stdout(&mut server);
     let to = format!("{}:7100", svc.ip);
     let client = spawn(
         &svc,
@@ -121,8 +161,8 @@ fn bulk_256_mib_with_sha256() {
     let (Some(svc), Some([_, _, send, recv])) = (Service::start("bulk", 2), examples()) else {
         return;
     };
-    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7200"]);
-    settle();
+    let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7200"]);
+    ready_stderr(&mut receiver);
     let to = format!("{}:7200", svc.ip);
     let started = Instant::now();
     let sender = spawn(
@@ -195,8 +235,8 @@ fn c_program_on_toe_h_echoes() {
     );
     assert!(String::from_utf8_lossy(&both.stdout).contains("ok 4194304"));
     // ... and a C server with eight concurrent C clients.
-    let server = spawn(&svc, &bin, &["server", "7301"]);
-    settle();
+    let mut server = spawn(&svc, &bin, &["server", "7301"]);
+    ready_stderr(&mut server);
     let ip = svc.ip.to_string();
     let clients: Vec<Child> = (0..8)
         .map(|_| spawn(&svc, &bin, &["client", &ip, "7301", "1048576"]))
@@ -221,8 +261,8 @@ fn kill_9_mid_transfer_closes_like_linux_and_returns_memory() {
         return;
     };
     // Warm up once so allocator and page-cache effects are in the baseline.
-    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7400"]);
-    settle();
+    let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7400"]);
+    ready_stderr(&mut receiver);
     let to = format!("{}:7400", svc.ip);
     let warm = finish(
         spawn(&svc, &send, &["--connect", &to, "--mib", "32"]),
@@ -234,8 +274,8 @@ fn kill_9_mid_transfer_closes_like_linux_and_returns_memory() {
     assert!(ok, "{base}");
     let base_rss = svc.rss_kib();
 
-    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7401"]);
-    settle();
+    let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7401"]);
+    ready_stderr(&mut receiver);
     let to = format!("{}:7401", svc.ip);
     let mut sender = spawn(&svc, &send, &["--connect", &to, "--mib", "100000"]);
     // Mid-transfer: data is flowing.
@@ -286,8 +326,8 @@ fn hostile_applications_during_a_hashed_transfer() {
     let (Some(svc), Some([_, _, send, recv])) = (Service::start("hostile", 2), examples()) else {
         return;
     };
-    let receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7500"]);
-    settle();
+    let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7500"]);
+    ready_stderr(&mut receiver);
     let to = format!("{}:7500", svc.ip);
     let sender = spawn(
         &svc,
@@ -389,7 +429,7 @@ fn capture_during_a_transfer_is_readable_by_tcpdump() {
     }
     let bin = flextoe_tests::hostif::service_binary().unwrap();
     let pcap = svc.dir.join("cap.pcap");
-    let capture = Command::new(&bin)
+    let mut capture = Command::new(&bin)
         .args(["capture", "--control"])
         .arg(&svc.socket)
         .args(["-c", "40", "-w"])
@@ -399,19 +439,20 @@ fn capture_during_a_transfer_is_readable_by_tcpdump() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    settle();
-    let server = spawn(
+    ready_stderr(&mut capture);
+    let mut server = spawn(
         &svc,
         &echo,
         &["--listen", "0.0.0.0:7600", "--exit-after", "1"],
     );
     // Traffic the filter must leave out, at the same time.
-    let other = spawn(
+    let mut other = spawn(
         &svc,
         &echo,
         &["--listen", "0.0.0.0:7601", "--exit-after", "1"],
     );
-    settle();
+    ready_stdout(&mut server);
+    ready_stdout(&mut other);
     let a = spawn(
         &svc,
         &rpc,
@@ -487,8 +528,8 @@ fn a_blocked_application_uses_no_cpu() {
     let (Some(svc), Some([echo, rpc, _, _])) = (Service::start("idle", 1), examples()) else {
         return;
     };
-    let server = spawn(&svc, &echo, &["--listen", "0.0.0.0:7700"]);
-    settle();
+    let mut server = spawn(&svc, &echo, &["--listen", "0.0.0.0:7700"]);
+    ready_stdout(&mut server);
     // One connection that then stays open and idle: the server thread
     // blocks in read, its acceptor thread in accept.
     let client = spawn(

@@ -174,6 +174,8 @@ int main(int argc, char **argv) {
         int listener = toe_listen(toe, port, 0);
         if (listener < 0)
             die("listen", listener);
+        /* The ready line tests wait for before connecting. */
+        fprintf(stderr, "echo: listening on %u\n", (unsigned)port);
         struct accept_args args = {listener, !both};
         if (!both) {
             acceptor(&args);

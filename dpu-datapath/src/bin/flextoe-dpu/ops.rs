@@ -255,6 +255,8 @@ pub fn capture(path: &Path, count: u64, write: Option<&Path>, filter: &str) -> R
         .map_err(|e| e.to_string())?
         .ok_or("the service closed the control socket")?;
     reply.into_result::<Value>()?;
+    // Like tcpdump's: the tap is on from here (scripts wait for this line).
+    eprintln!("flextoe-dpu capture: listening (Ctrl-C to stop)");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
