@@ -79,16 +79,14 @@ fn main() -> io::Result<()> {
     let total = args.mib * 1024 * 1024;
     let start = Instant::now();
     let digest = send(&s, total, args.seed, args.chunk)?;
+    let mut line = serde_json::json!({
+        "stack": stack.name(),
+        "bytes": total,
+        "seed": args.seed,
+        "sha256": common::hex(&digest),
+    });
     if args.end != End::Close {
-        println!(
-            "{}",
-            serde_json::json!({
-                "stack": stack.name(),
-                "bytes": total,
-                "seed": args.seed,
-                "sha256": common::hex(&digest),
-            })
-        );
+        println!("{line}");
         io::stdout().flush()?;
         if args.end == End::Exit {
             // No close and no destructors: the stack delivers the rest.
@@ -102,16 +100,8 @@ fn main() -> io::Result<()> {
     // The receiver closes once it has read everything.
     common::drain_to_eof(&s)?;
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{}",
-        serde_json::json!({
-            "stack": stack.name(),
-            "bytes": total,
-            "seed": args.seed,
-            "sha256": common::hex(&digest),
-            "secs": secs,
-            "gbps": total as f64 * 8.0 / secs.max(1e-9) / 1e9,
-        })
-    );
+    line["secs"] = secs.into();
+    line["gbps"] = (total as f64 * 8.0 / secs.max(1e-9) / 1e9).into();
+    println!("{line}");
     io::stdout().flush()
 }

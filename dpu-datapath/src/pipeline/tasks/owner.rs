@@ -143,10 +143,7 @@ impl Task for OwnerTask {
                         frame,
                         verdict,
                     } => {
-                        let now = match burst_now {
-                            Some(now) => now,
-                            None => self.clock.now(time),
-                        };
+                        let now = burst_now.unwrap_or_else(|| self.clock.now(time));
                         let t = self.timer.start();
                         self.engine.after_validate_owned(verdict, frame, now);
                         self.timer.stop(t);
@@ -159,10 +156,7 @@ impl Task for OwnerTask {
             }
         }
         self.app.poll(&mut self.engine);
-        let now = match burst_now {
-            Some(now) => now,
-            None => self.clock.now(0),
-        };
+        let now = burst_now.unwrap_or_else(|| self.clock.now(0));
         self.engine.poll(now);
         n += self.stamp_output();
         self.flush();
