@@ -15,12 +15,12 @@ need_root() {
 }
 
 # Debian packages: a C toolchain (libfuzzer, DPDK bindings), pkg-config,
-# DPDK with its TAP PMD, and the Linux-peer tools of the interoperability
+# DPDK with its TAP, AF_PACKET and AF_XDP PMDs, and the Linux-peer tools of the interoperability
 # tests and demo (iproute2, ping, tcpdump, ethtool, nc, python3).
 # The servers of the LD_PRELOAD tests (tests/tests/preload.rs): memcached,
 # redis, nginx-light, iperf3; they must not run as system daemons, see
 # below. Only installed when missing.
-DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip memcached redis-server redis-tools nginx-light iperf3)
+DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-net-af-packet23 librte-net-af-xdp23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip memcached redis-server redis-tools nginx-light iperf3)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -97,5 +97,10 @@ fi
 if [ "${FLEXTOE_SKIP_FUZZ_TOOLS:-0}" != 1 ] && ! cargo fuzz --version >/dev/null 2>&1; then
     log "installing cargo-fuzz"
     cargo install cargo-fuzz --locked --quiet
+fi
+# 2 MiB hugepages: net_af_xdp needs them (docs/dpdk.md); the tests and
+# benchmarks on veth ports use it. 128 pages = 256 MiB, only as root.
+if [ "$(id -u)" -eq 0 ]; then
+    "$root/scripts/hugepages.sh" 128 | sed 's/^/[setup] /'
 fi
 log "ready"

@@ -2,9 +2,11 @@
 # One-connection goodput and 64-byte RPC latency, Linux -> FlexTOE offload
 # versus Linux -> Linux, in one run, printed as a table.
 #
-#   offload : the flextoe-dpu service (DPDK net_tap, default topology:
-#             run to completion, one worker) at 198.18.2.2; the Linux
-#             client in namespace ftoe-bench-peer on the TAP.
+#   offload : the flextoe-dpu service (default topology: run to
+#             completion, one worker) at 198.18.2.2, once per DPDK port in
+#             BENCH_PORTS (default "tap af_packet af_xdp": net_tap, and
+#             net_af_packet / net_af_xdp on a veth pair, offloads off on
+#             both ends); the Linux client in namespace ftoe-bench-peer.
 #             goodput -> discard (port 9), RPC -> echo (port 7)
 #   linux   : two namespaces joined by a veth pair, MTU 1500, Python
 #             discard and echo servers (scripts/peer.py server).
@@ -16,7 +18,7 @@
 # Traffic stays in namespaces on 198.18.2.0/24 and 198.18.3.0/24. Root.
 #
 # Environment: BENCH_BYTES (goodput bytes, default 1 GiB), BENCH_RPCS
-# (default 20000).
+# (default 20000), BENCH_PORTS (default "tap af_packet af_xdp").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -41,6 +43,7 @@ cleanup() {
         kill -INT "$svc"; wait "$svc" 2>/dev/null || true
     fi
     for ns in "$ns_off" "$ns_a" "$ns_b"; do ip netns del "$ns" 2>/dev/null || true; done
+    ip link del "$svc_if" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,35 +52,65 @@ trap 'exit 130' INT TERM
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@"; }
 
-# ---- offload -------------------------------------------------------------
-cat >"$work/config.json" <<JSON
+# ---- offload, once per port kind -----------------------------------------
+# tap      : net_tap; the TAP moves into the peer namespace.
+# af_packet: net_af_packet on the root-namespace end of a veth pair.
+# af_xdp   : net_af_xdp on a veth end (needs hugepages: scripts/hugepages.sh).
+ports="${BENCH_PORTS:-tap af_packet af_xdp}"
+case " $ports " in *" af_xdp "*) scripts/hugepages.sh 128 >&2 ;; esac
+svc_if="ftbs${tag: -4}"
+offload_run() {
+    local kind="$1" vdev no_huge=true peer_if="$tap"
+    case "$kind" in
+        tap) vdev="net_tap0,iface=$tap" ;;
+        af_packet) vdev="net_af_packet0,iface=$svc_if,qpairs=1,blocksz=4096,framesz=2048,framecnt=4096" ;;
+        af_xdp) vdev="net_af_xdp0,iface=$svc_if,start_queue=0,queue_count=1"; no_huge=false ;;
+        *) echo "linux_vs_offload: unknown port kind $kind (tap, af_packet, af_xdp)" >&2; exit 2 ;;
+    esac
+    ip netns add "$ns_off"
+    if [ "$kind" != tap ]; then
+        peer_if="ftbp${tag: -4}"
+        ip link add "$svc_if" type veth peer name "$peer_if" netns "$ns_off"
+        sysctl -q -w "net.ipv6.conf.$svc_if.disable_ipv6=1"
+        ethtool -K "$svc_if" tso off gso off gro off tx off >/dev/null 2>&1 || true
+        ip link set dev "$svc_if" up
+    fi
+    cat >"$work/config.json" <<JSON
 {
   "identity": {"ipv4": "198.18.2.2"},
   "port": {"backend": "dpdk",
-           "dpdk": {"vdevs": ["net_tap0,iface=$tap"], "eal_args": ["--no-pci", "--no-telemetry"]}},
+           "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"]}},
   "metrics": {"enabled": false},
   "host": {"control_socket": "$work/control.sock"}
 }
 JSON
-./target/release/flextoe-dpu run --config "$work/config.json" --stats-interval 0 \
-    --stats-json "$work/stats.json" >"$work/service.log" 2>"$work/service.err" &
-svc=$!
-for _ in $(seq 300); do grep -q "ready:" "$work/service.log" 2>/dev/null && break; sleep 0.1; done
-grep -q "ready:" "$work/service.log" || { cat "$work/service.err"; exit 1; }
-ip netns add "$ns_off"
-ip link set dev "$tap" netns "$ns_off"
-ip netns exec "$ns_off" sysctl -q -w "net.ipv6.conf.$tap.disable_ipv6=1"
-ip netns exec "$ns_off" ethtool -K "$tap" tso off gso off gro off tx off >/dev/null 2>&1 || true
-ip netns exec "$ns_off" ip addr add 198.18.2.1/24 dev "$tap"
-ip netns exec "$ns_off" ip link set dev "$tap" up
-ip netns exec "$ns_off" ip link set dev lo up
-ip netns exec "$ns_off" ping -c 1 -W 2 198.18.2.2 >/dev/null
-
-echo "offload: goodput ..." >&2
-off_gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
-echo "offload: rpc ..." >&2
-off_rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
-kill -INT "$svc"; wait "$svc" || true; svc=""
+    rm -f "$work/service.log"
+    ./target/release/flextoe-dpu run --config "$work/config.json" --stats-interval 0 \
+        --stats-json "$work/stats.json" >"$work/service.log" 2>"$work/service.err" &
+    svc=$!
+    for _ in $(seq 300); do grep -q "ready:" "$work/service.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q "ready:" "$work/service.log" || { cat "$work/service.err"; exit 1; }
+    [ "$kind" = tap ] && ip link set dev "$tap" netns "$ns_off"
+    ip netns exec "$ns_off" sysctl -q -w "net.ipv6.conf.$peer_if.disable_ipv6=1"
+    ip netns exec "$ns_off" ethtool -K "$peer_if" tso off gso off gro off tx off >/dev/null 2>&1 || true
+    ip netns exec "$ns_off" ip addr add 198.18.2.1/24 dev "$peer_if"
+    ip netns exec "$ns_off" ip link set dev "$peer_if" up
+    ip netns exec "$ns_off" ip link set dev lo up
+    ip netns exec "$ns_off" ping -c 1 -W 2 198.18.2.2 >/dev/null
+    echo "offload ($kind): goodput ..." >&2
+    local gp rpc
+    gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
+    echo "offload ($kind): rpc ..." >&2
+    rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
+    kill -INT "$svc"; wait "$svc" || true; svc=""
+    ip netns del "$ns_off"
+    ip link del "$svc_if" 2>/dev/null || true
+    results+=("$kind $(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us)")
+}
+results=()
+for kind in $ports; do
+    offload_run "$kind"
+done
 
 # ---- Linux <-> Linux over veth ------------------------------------------
 ip netns add "$ns_a"
@@ -112,8 +145,10 @@ done
 read -r d_gp d_p50 d_p99 <<<"$(linux_run)"
 
 printf '\nOne connection, %s MiB goodput; %s x 64 B RPC (2-core machine, Python client)\n' "$((bytes >> 20))" "$rpcs"
-printf '%-44s %14s %10s %10s\n' "path" "goodput Mbit/s" "RPC p50 us" "RPC p99 us"
-printf '%-44s %14s %10s %10s\n' "Linux -> offload (DPDK net_tap, discard/echo)" \
-    "$(echo "$off_gp" | field mbit_s)" "$(echo "$off_rpc" | field p50_us)" "$(echo "$off_rpc" | field p99_us)"
-printf '%-44s %14s %10s %10s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_p50" "$l_p99"
-printf '%-44s %14s %10s %10s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_p50" "$d_p99"
+printf '%-50s %14s %10s %10s\n' "path" "goodput Mbit/s" "RPC p50 us" "RPC p99 us"
+for r in "${results[@]}"; do
+    set -- $r
+    printf '%-50s %14s %10s %10s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4"
+done
+printf '%-50s %14s %10s %10s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_p50" "$l_p99"
+printf '%-50s %14s %10s %10s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_p50" "$d_p99"

@@ -58,6 +58,15 @@ impl ShardApp for EchoApp {
         let buf = &mut self.buf;
         let echoed = &mut self.echoed;
         self.conns.retain_mut(|c| {
+            // A connection reset while its TX buffer is full (the peer did
+            // not read its echo) offers neither room to send nor a reason
+            // to read: without this check it was never closed and its
+            // entry stayed in the table (linux_rst_mid_transfer, 1 run in
+            // about 12).
+            if engine.conn_error(c.id).is_some() {
+                let _ = engine.close(c.id);
+                return false;
+            }
             // Send what is pending first; read only what we can send back.
             if !c.backlog.is_empty() {
                 match engine.send(c.id, &c.backlog) {

@@ -57,6 +57,8 @@ pub struct Engine {
     /// finishing it inline.
     pub(crate) staged: bool,
     pub(crate) work_out: Vec<work::Work>,
+    /// Scratch for [`work::coalesce_acks`].
+    ack_flows: Vec<crate::flow::FlowId>,
     /// Flow groups this engine owns (pipeline); active opens pick local
     /// ports whose tuple hashes into one of them.
     pub(crate) owned_groups: Option<Vec<bool>>,
@@ -87,6 +89,7 @@ impl Engine {
             now: 0,
             staged: false,
             work_out: Vec::new(),
+            ack_flows: Vec::with_capacity(64),
             owned_groups: None,
         }
     }
@@ -174,7 +177,12 @@ impl Engine {
     }
 
     /// Takes the work produced since the last call, in order.
+    /// Delayed ACKs that a later one of the same flow covers are left out
+    /// ([`work::coalesce_acks`]).
     pub fn take_work(&mut self, into: &mut Vec<work::Work>) {
+        let left_out = work::coalesce_acks(&mut self.work_out, &mut self.ack_flows);
+        self.stats.pure_acks_sent -= left_out;
+        self.stats.acks_coalesced += left_out;
         into.append(&mut self.work_out);
     }
 

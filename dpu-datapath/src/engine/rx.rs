@@ -177,6 +177,8 @@ impl Engine {
         Some(RxWork {
             template,
             ack: snap.ack,
+            flow: id,
+            ack_stretchable: snap.ack_stretchable,
             place: snap.place,
             payload_offset: s.payload_offset,
             rx_buf,

@@ -5,6 +5,7 @@
 
 use crate::app::{ConnError, ConnId};
 use crate::dma::{self, HostBuffer};
+use crate::flow::FlowId;
 use crate::pre::HeaderTemplate;
 use crate::proto::{HeaderFields, Placement};
 use crate::wire::ChecksumCaps;
@@ -35,6 +36,10 @@ impl Commit {
 pub struct RxWork {
     pub template: HeaderTemplate,
     pub ack: Option<HeaderFields>,
+    /// The flow, and whether its ACK may give way to a later one of the
+    /// same flow in the same burst ([`coalesce_acks`]).
+    pub flow: FlowId,
+    pub ack_stretchable: bool,
     pub place: Option<Placement>,
     /// Offset of the segment's payload in the frame.
     pub payload_offset: u16,
@@ -65,6 +70,49 @@ pub enum Work {
     Frame(Vec<u8>),
     /// Only notifications (no frame).
     Commit(Commit),
+}
+
+/// Flows [`coalesce_acks`] tracks per burst; more leave their ACKs alone.
+const COALESCE_FLOWS: usize = 64;
+
+/// ACK coalescing per burst, as GRO gives Linux: leaves out each delayed
+/// ACK (one due only to the every-second-segment rule) that a later
+/// delayed ACK of the same flow in `work` covers. Both would leave in the
+/// same burst, and the later one acknowledges at least as much with a
+/// window at least as recent, so the peer learns the same, from fewer
+/// packets. Duplicate ACKs (out of order, holes), FIN ACKs and window
+/// updates are always sent, and a delayed ACK never gives way to a later
+/// duplicate ACK (the peer counts duplicates). `seen` is scratch space.
+/// Returns how many ACKs were left out.
+pub fn coalesce_acks(work: &mut [Work], seen: &mut Vec<FlowId>) -> u64 {
+    seen.clear();
+    let mut left_out = 0;
+    // Backwards: `seen` holds the flows whose next ACK (in burst order) is
+    // a delayed one that will be sent, so earlier delayed ACKs may go.
+    for item in work.iter_mut().rev() {
+        let Work::Rx { work: rx, .. } = item else {
+            continue;
+        };
+        if rx.ack.is_none() {
+            continue;
+        }
+        let known = seen.iter().position(|&f| f == rx.flow);
+        match (rx.ack_stretchable, known) {
+            (true, Some(_)) => {
+                rx.ack = None;
+                left_out += 1;
+            }
+            (true, None) if seen.len() < COALESCE_FLOWS => seen.push(rx.flow),
+            (true, None) => {}
+            // A duplicate ACK is only a duplicate after the ACK before it:
+            // that one stays.
+            (false, Some(i)) => {
+                seen.swap_remove(i);
+            }
+            (false, None) => {}
+        }
+    }
+    left_out
 }
 
 /// `dma` for a received segment: payload to its place in the RX buffer.
@@ -135,4 +183,110 @@ pub fn post_tx(work: &TxWork, payload: &[u8], frame: &mut Vec<u8>, caps: &Checks
         payload,
         caps,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::FourTuple;
+    use crate::wire::{EthernetAddress, SeqNumber, TcpFlags};
+    use std::net::Ipv4Addr;
+
+    /// A received segment of `flow` whose ACK (if `ack`) acknowledges up to
+    /// `ack`, due to the delayed-ACK rule (`stretch`) or not (a duplicate).
+    fn rx(flow: u32, ack: Option<u32>, stretch: bool) -> Work {
+        let ip = Ipv4Addr::new(198, 18, 0, 1);
+        let work = RxWork {
+            template: HeaderTemplate {
+                local_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+                remote_mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
+                vlan: None,
+                tuple: FourTuple {
+                    local_ip: ip,
+                    local_port: 7,
+                    remote_ip: ip,
+                    remote_port: flow as u16,
+                },
+                timestamps: false,
+            },
+            ack: ack.map(|a| HeaderFields {
+                seq: SeqNumber(1),
+                ack: SeqNumber(a),
+                flags: TcpFlags::ACK,
+                window: 1000,
+                ts_ecr: None,
+                sack: Default::default(),
+            }),
+            flow: FlowId(flow),
+            ack_stretchable: stretch,
+            place: None,
+            payload_offset: 54,
+            rx_buf: None,
+            ts_val: 0,
+            commit: Commit::default(),
+        };
+        Work::Rx {
+            frame: Vec::new(),
+            work,
+        }
+    }
+
+    /// (flow, ack) of the ACKs still to be sent.
+    fn sent(work: &[Work]) -> Vec<(u32, u32)> {
+        work.iter()
+            .filter_map(|w| match w {
+                Work::Rx { work, .. } => work.ack.map(|h| (work.flow.0, h.ack.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_later_delayed_ack_of_the_same_flow_stands_in() {
+        let mut seen = Vec::new();
+        let mut work = vec![
+            rx(1, Some(100), true),
+            rx(2, Some(500), true),
+            rx(1, None, true),
+            rx(1, Some(300), true),
+            rx(2, Some(700), true),
+            rx(1, Some(400), true),
+        ];
+        assert_eq!(coalesce_acks(&mut work, &mut seen), 3);
+        assert_eq!(sent(&work), [(2, 700), (1, 400)]);
+    }
+
+    #[test]
+    fn duplicate_acks_and_what_they_duplicate_are_kept() {
+        let mut seen = Vec::new();
+        // 100 and 200 in order, then out-of-order data: the duplicate of 200
+        // only counts as one if the ACK of 200 went out before it.
+        let mut work = vec![
+            rx(1, Some(100), true),
+            rx(1, Some(200), true),
+            rx(1, Some(200), false),
+            rx(1, Some(200), false),
+        ];
+        assert_eq!(coalesce_acks(&mut work, &mut seen), 1);
+        assert_eq!(sent(&work), [(1, 200), (1, 200), (1, 200)]);
+        // A delayed ACK after the duplicates still covers nothing before them.
+        let mut work = vec![
+            rx(1, Some(100), true),
+            rx(1, Some(100), false),
+            rx(1, Some(300), true),
+        ];
+        assert_eq!(coalesce_acks(&mut work, &mut seen), 0);
+    }
+
+    #[test]
+    fn other_work_and_immediate_acks_are_untouched() {
+        let mut seen = Vec::new();
+        let mut work = vec![
+            rx(1, Some(100), false),
+            Work::Commit(Commit::default()),
+            rx(1, Some(200), false),
+        ];
+        assert_eq!(coalesce_acks(&mut work, &mut seen), 0);
+        assert_eq!(sent(&work), [(1, 100), (1, 200)]);
+    }
 }

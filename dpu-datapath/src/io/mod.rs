@@ -87,6 +87,10 @@ pub struct IoStats {
     pub tx_dropped_bad_queue: u64,
     /// NIC: failed transmissions.
     pub tx_errors: u64,
+    /// Packet buffers of the port's pool held now (NIC rings, in flight),
+    /// and free ones; both 0 for backends without a pool.
+    pub pool_in_use: u64,
+    pub pool_free: u64,
 }
 
 impl IoStats {

@@ -101,6 +101,14 @@ spec!(
     "ACKs sent without payload."
 );
 spec!(
+    ACKS_COALESCED,
+    "flextoe_acks_coalesced_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Delayed ACKs left out because a later ACK of the same connection in the same burst \
+     covers them."
+);
+spec!(
     CONNECTIONS,
     "flextoe_connections_total",
     Counter,
@@ -285,6 +293,7 @@ pub static ALL: &[&Spec] = &[
     &RETRANSMITTED_SEGMENTS,
     &RETRANSMITTED_BYTES,
     &PURE_ACKS,
+    &ACKS_COALESCED,
     &CONNECTIONS,
     &CHALLENGE_ACKS,
     &RSTS,

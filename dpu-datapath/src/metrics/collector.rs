@@ -74,6 +74,7 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
     simple(&c::RETRANSMITTED_SEGMENTS, |s| s.retransmit_segments);
     simple(&c::RETRANSMITTED_BYTES, |s| s.retransmit_bytes);
     simple(&c::PURE_ACKS, |s| s.pure_acks_sent);
+    simple(&c::ACKS_COALESCED, |s| s.acks_coalesced);
     simple(&c::CHALLENGE_ACKS, |s| s.challenge_acks);
     simple(&c::ZERO_WINDOW_PROBES, |s| s.zero_window_probes);
     simple(&c::WINDOW_UPDATES, |s| s.window_updates);

@@ -113,6 +113,7 @@ impl ProtoFlow {
             self.unacked_segments = self.unacked_segments.saturating_add(1);
             if cfg.delayed_ack_ns == 0 || self.unacked_segments >= 2 {
                 ack_now = true;
+                snap.ack_stretchable = cfg.delayed_ack_ns != 0;
             } else if self.delack_at == 0 {
                 self.delack_at = now + cfg.delayed_ack_ns;
             }

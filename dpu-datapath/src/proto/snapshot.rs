@@ -63,6 +63,9 @@ pub struct CcFeedback {
 pub struct RxSnapshot {
     /// Send an ACK carrying these fields.
     pub ack: Option<HeaderFields>,
+    /// The ACK is only the delayed-ACK rule's (every second in-order
+    /// segment): a later ACK of the same connection may stand in for it.
+    pub ack_stretchable: bool,
     pub place: Option<Placement>,
     /// New in-order bytes the application may read.
     pub delivered: u32,

@@ -24,6 +24,9 @@ pub struct Stats {
     /// Payload bytes sent, first transmissions only.
     pub tx_payload_bytes: u64,
     pub pure_acks_sent: u64,
+    /// Delayed ACKs left out because a later ACK of the same connection in
+    /// the same burst covers them (not counted in `pure_acks_sent`).
+    pub acks_coalesced: u64,
     pub retransmit_segments: u64,
     pub retransmit_bytes: u64,
     pub fast_retransmits: u64,
@@ -58,6 +61,7 @@ impl Stats {
         self.rx_payload_bytes += other.rx_payload_bytes;
         self.tx_payload_bytes += other.tx_payload_bytes;
         self.pure_acks_sent += other.pure_acks_sent;
+        self.acks_coalesced += other.acks_coalesced;
         self.retransmit_segments += other.retransmit_segments;
         self.retransmit_bytes += other.retransmit_bytes;
         self.fast_retransmits += other.fast_retransmits;

@@ -35,6 +35,17 @@ fn check_dpdk(dpdk: &Dpdk, report: &mut Report) {
             continue;
         }
         let name = addr::vdev_name(vdev);
+        if name.starts_with("net_af_xdp") && dpdk.no_huge {
+            // The PMD's zero-copy UMEM is the mbuf pool itself, and the kernel
+            // silently rejects buffers that cross a 4 KiB page boundary
+            // (without hugepages they do): RX and TX stop after a few MB.
+            report.error(
+                path.clone(),
+                "net_af_xdp needs hugepages (its UMEM is the mbuf pool, and buffers crossing \
+                 a 4 KiB page are rejected by the kernel); set port.dpdk.no_huge to false and \
+                 reserve 2 MiB pages (scripts/hugepages.sh)",
+            );
+        }
         if let Some(first) = dpdk.vdevs[..i]
             .iter()
             .position(|v| addr::vdev_name(v) == name)

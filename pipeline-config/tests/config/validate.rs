@@ -175,6 +175,20 @@ fn dpdk_devices() {
 }
 
 #[test]
+fn af_xdp_needs_hugepages() {
+    assert_eq!(
+        errors(r#"{"port": {"dpdk": {"vdevs": ["net_af_xdp0,iface=veth0"]}}}"#),
+        [
+            "port.dpdk.vdevs[0]: net_af_xdp needs hugepages (its UMEM is the mbuf pool, and buffers \
+             crossing a 4 KiB page are rejected by the kernel); set port.dpdk.no_huge to false and \
+             reserve 2 MiB pages (scripts/hugepages.sh)"
+        ]
+    );
+    let ok = r#"{"port": {"dpdk": {"no_huge": false, "vdevs": ["net_af_xdp0,iface=veth0"]}}}"#;
+    assert!(Config::from_json_str(ok).is_ok());
+}
+
+#[test]
 fn control_socket_and_metrics_address() {
     let long = format!("/{}", "s".repeat(107));
     let doc = format!(

@@ -126,6 +126,7 @@ pub fn stats_json(s: &Stats) -> Value {
         rx_payload_bytes,
         tx_payload_bytes,
         pure_acks_sent,
+        acks_coalesced,
         retransmit_segments,
         retransmit_bytes,
         fast_retransmits,

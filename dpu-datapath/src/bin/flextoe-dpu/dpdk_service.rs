@@ -404,6 +404,8 @@ fn io_json(s: &IoStats) -> Value {
         "tx_bytes": s.tx_bytes,
         "tx_dropped": s.tx_dropped(),
         "tx_errors": s.tx_errors,
+        "pool_in_use": s.pool_in_use,
+        "pool_free": s.pool_free,
     })
 }
 

@@ -105,6 +105,10 @@ pub fn eal_args(cfg: &Dpdk) -> Vec<String> {
             args.push("-m".to_owned());
             args.push(cfg.memory_mb.to_string());
         }
+    } else if !has_option(extra, "--huge-unlink") {
+        // Unlink each hugepage file once mapped: nothing is left in the
+        // hugetlbfs mount when the process dies, even by SIGKILL.
+        args.push("--huge-unlink=always".to_owned());
     }
     for plugin in pmd_plugins(cfg) {
         args.push("-d".to_owned());
@@ -227,5 +231,8 @@ mod tests {
             ..Dpdk::default()
         };
         assert!(!eal_args(&hugepages).iter().any(|a| a == "--no-huge"));
+        assert!(eal_args(&hugepages)
+            .iter()
+            .any(|a| a == "--huge-unlink=always"));
     }
 }

@@ -110,6 +110,8 @@ impl PacketIo for DpdkPort {
 
     fn stats(&self) -> IoStats {
         let mut stats = self.counters;
+        stats.pool_in_use = u64::from(self.pool.in_use());
+        stats.pool_free = u64::from(self.pool.available());
         let mut hw = dpdk_sys::rte_eth_stats::default();
         // SAFETY: `hw` is a valid out-parameter; the port is open.
         let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.port_id, &mut hw) };
