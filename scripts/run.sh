@@ -11,6 +11,10 @@
 #   ./scripts/run.sh --keep       # ... then keep running until Ctrl-C
 #   ./scripts/run.sh --sim [ARGS] # the simulated backend (no root needed);
 #                                 # same as FLEXTOE_BACKEND=sim ./scripts/run.sh
+#   ./scripts/run.sh --port af_xdp     # the port on a veth pair instead of the
+#   ./scripts/run.sh --port af_packet  # TAP (ftoe0s here, ftoe0 in ftoe-peer);
+#                                      # af_xdp is the fastest (docs/benchmarks.md)
+#                                      # and reserves 2 MiB hugepages
 # Extra arguments go to `flextoe-dpu run` (e.g. --config FILE).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,13 +22,24 @@ cd "$root"
 
 backend="${FLEXTOE_BACKEND:-dpdk}"
 keep=0
+port=tap
 args=()
-for a in "$@"; do
-    case "$a" in
+while [ $# -gt 0 ]; do
+    case "$1" in
     --sim) backend=sim ;;
     --keep) keep=1 ;;
-    *) args+=("$a") ;;
+    --port)
+        port="${2:-}"
+        shift
+        case "$port" in tap | af_packet | af_xdp) ;; *)
+            echo "run.sh: --port takes tap, af_packet or af_xdp (got '$port')" >&2
+            exit 2
+            ;;
+        esac
+        ;;
+    *) args+=("$1") ;;
     esac
+    shift
 done
 
 if [ "$backend" = sim ]; then
@@ -68,6 +83,17 @@ trap 'exit 130' INT TERM
 
 # A stale namespace from an interrupted run would keep the old TAP name busy.
 ./scripts/demo-topology.sh down >/dev/null 2>&1 || true
+if [ "$port" != tap ]; then
+    # The PMD opens an existing interface: the veth pair comes first.
+    ./scripts/demo-topology.sh veth
+    vdev="net_af_packet0,iface=ftoe0s,qpairs=1,blocksz=4096,framesz=2048,framecnt=4096" no_huge=true
+    if [ "$port" = af_xdp ]; then
+        ./scripts/hugepages.sh 128
+        vdev="net_af_xdp0,iface=ftoe0s,start_queue=0,queue_count=1" no_huge=false
+    fi
+    printf '{"port": {"backend": "dpdk", "dpdk": {"vdevs": ["%s"], "no_huge": %s}}}\n' "$vdev" "$no_huge" >"$work/port.json"
+    args=(--config "$work/port.json" "${args[@]}")
+fi
 ./target/release/flextoe-dpu run --backend dpdk --control "$work/control.sock" --stats-json "$work/stats.json" "${args[@]}" >"$log" 2>"$work/service.err" &
 svc=$!
 for _ in $(seq 300); do

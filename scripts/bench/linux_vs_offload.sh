@@ -18,7 +18,8 @@
 # Traffic stays in namespaces on 198.18.2.0/24 and 198.18.3.0/24. Root.
 #
 # Environment: BENCH_BYTES (goodput bytes, default 1 GiB), BENCH_RPCS
-# (default 20000), BENCH_PORTS (default "tap af_packet af_xdp").
+# (default 20000), BENCH_PORTS (default "tap af_packet af_packet-acks2
+# af_xdp af_xdp-acks2").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -56,11 +57,14 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # tap      : net_tap; the TAP moves into the peer namespace.
 # af_packet: net_af_packet on the root-namespace end of a veth pair.
 # af_xdp   : net_af_xdp on a veth end (needs hugepages: scripts/hugepages.sh).
-ports="${BENCH_PORTS:-tap af_packet af_xdp}"
-case " $ports " in *" af_xdp "*) scripts/hugepages.sh 128 >&2 ;; esac
+# A "-acks2" suffix runs the same port with tcp.coalesce_acks off (an ACK
+# every second segment, as before ACK coalescing), for a same-run ratio.
+ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
+case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
 offload_run() {
-    local kind="$1" vdev no_huge=true peer_if="$tap"
+    local kind="${1%-acks2}" vdev no_huge=true peer_if="$tap" coalesce=true
+    [ "$1" != "$kind" ] && coalesce=false
     case "$kind" in
         tap) vdev="net_tap0,iface=$tap" ;;
         af_packet) vdev="net_af_packet0,iface=$svc_if,qpairs=1,blocksz=4096,framesz=2048,framecnt=4096" ;;
@@ -80,6 +84,7 @@ offload_run() {
   "identity": {"ipv4": "198.18.2.2"},
   "port": {"backend": "dpdk",
            "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"]}},
+  "tcp": {"coalesce_acks": $coalesce},
   "metrics": {"enabled": false},
   "host": {"control_socket": "$work/control.sock"}
 }
@@ -97,15 +102,15 @@ JSON
     ip netns exec "$ns_off" ip link set dev "$peer_if" up
     ip netns exec "$ns_off" ip link set dev lo up
     ip netns exec "$ns_off" ping -c 1 -W 2 198.18.2.2 >/dev/null
-    echo "offload ($kind): goodput ..." >&2
+    echo "offload ($1): goodput ..." >&2
     local gp rpc
     gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
-    echo "offload ($kind): rpc ..." >&2
+    echo "offload ($1): rpc ..." >&2
     rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
     kill -INT "$svc"; wait "$svc" || true; svc=""
     ip netns del "$ns_off"
     ip link del "$svc_if" 2>/dev/null || true
-    results+=("$kind $(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us)")
+    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us)")
 }
 results=()
 for kind in $ports; do

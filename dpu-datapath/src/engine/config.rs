@@ -29,6 +29,8 @@ pub struct EngineConfig {
     pub syn_retries: u8,
     /// SYN-ACK retransmissions of a passive open before it is dropped.
     pub synack_retries: u8,
+    /// Leave out delayed ACKs a later one of the burst covers.
+    pub coalesce_acks: bool,
     /// Seeds the ISN secret and ephemeral ports (deterministic simulations).
     pub seed: u64,
 }
@@ -72,6 +74,7 @@ impl EngineConfig {
             // active open trying for 3 minutes (RFC 9293 MUST-23).
             syn_retries: 8,
             synack_retries: t.synack_retries.min(255) as u8,
+            coalesce_acks: t.coalesce_acks,
             seed,
         })
     }

@@ -180,9 +180,11 @@ impl Engine {
     /// Delayed ACKs that a later one of the same flow covers are left out
     /// ([`work::coalesce_acks`]).
     pub fn take_work(&mut self, into: &mut Vec<work::Work>) {
-        let left_out = work::coalesce_acks(&mut self.work_out, &mut self.ack_flows);
-        self.stats.pure_acks_sent -= left_out;
-        self.stats.acks_coalesced += left_out;
+        if self.cfg.coalesce_acks {
+            let left_out = work::coalesce_acks(&mut self.work_out, &mut self.ack_flows);
+            self.stats.pure_acks_sent -= left_out;
+            self.stats.acks_coalesced += left_out;
+        }
         into.append(&mut self.work_out);
     }
 

@@ -27,6 +27,11 @@ pub struct Tcp {
     /// `tcp.delayed_ack_us`: delayed-ACK timeout in microseconds,
     /// `0..=500000`; `0` acknowledges every segment at once. Default `500`.
     pub delayed_ack_us: u32,
+    /// `tcp.coalesce_acks`: of the delayed ACKs (every second in-order
+    /// segment) one connection produces in one burst, send only the last,
+    /// as Linux's GRO does; duplicate ACKs are never left out. No effect
+    /// when `delayed_ack_us` is `0`. Default `true`.
+    pub coalesce_acks: bool,
     /// `tcp.max_connections`: connection table size, `1..=16777216`.
     /// Default `65536`.
     pub max_connections: u32,
@@ -79,6 +84,7 @@ impl Default for Tcp {
             time_wait_ms: 60_000,
             listen_backlog: 128,
             synack_retries: 5,
+            coalesce_acks: true,
             window_scale: true,
             timestamps: true,
             sack: true,
