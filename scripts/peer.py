@@ -116,15 +116,24 @@ def cmd_echo(a):
 
 def cmd_concurrent(a):
     results = [None] * a.conns
-    # Open them all first so they really are concurrent.
-    socks = []
-    for _ in range(a.conns):
-        s = connect(a.host, a.port, a.timeout)
-        s.settimeout(a.timeout)
-        socks.append(s)
+    # All connect at once (a thread each), and no transfer starts before
+    # every connect has finished, so they really are concurrent. A connect
+    # that fails (refused, timed out) is that connection's failure.
+    opened = threading.Barrier(a.conns)
 
     def one(i):
-        s = socks[i]
+        try:
+            s = connect(a.host, a.port, a.timeout)
+            s.settimeout(a.timeout)
+        except OSError as e:
+            s = None
+            results[i] = "connect: " + repr(e)
+        try:
+            opened.wait(timeout=a.timeout * 2)
+        except threading.BrokenBarrierError:
+            pass
+        if s is None:
+            return
         try:
             data = b"".join(stream(a.seed + i, a.bytes))
             s.sendall(data)

@@ -5,7 +5,9 @@ Sends --count SYNs to the engine's MAC, IPv4 address and --port, each from
 a different source address in --src-net (default 198.19.0.0/16, inside the
 benchmarking range, never routed: nobody answers the SYN-ACKs) and a
 random source port, as fast as one raw socket goes, for at most
---max-seconds. Prints {"sent": N, "secs": T, "pps": R} as JSON.
+--max-seconds. With --min-seconds it cycles through those SYNs until that
+long has passed (a sustained flood from --count sources). Prints
+{"sent": N, "secs": T, "pps": R} as JSON.
 
 Needs scapy (scripts/setup.sh installs it) to build the frames.
 """
@@ -29,6 +31,7 @@ def main():
     p.add_argument("--count", type=int, default=2000)
     p.add_argument("--src-net", default="198.19.0.0/16")
     p.add_argument("--max-seconds", type=float, default=30.0)
+    p.add_argument("--min-seconds", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
     net = ipaddress.ip_network(a.src_net)
@@ -48,11 +51,15 @@ def main():
     sock = conf.L2socket(iface=a.iface)
     t0 = time.monotonic()
     sent = 0
-    for f in frames:
-        sock.send(f)
-        sent += 1
-        if sent % 256 == 0 and time.monotonic() - t0 > a.max_seconds:
-            break
+    done = False
+    while not done:
+        for f in frames:
+            sock.send(f)
+            sent += 1
+            if sent % 256 == 0 and time.monotonic() - t0 > a.max_seconds:
+                done = True
+                break
+        done = done or time.monotonic() - t0 >= a.min_seconds
     secs = time.monotonic() - t0
     sock.close()
     print(json.dumps({"sent": sent, "secs": secs, "pps": sent / max(secs, 1e-9), "ok": True}), flush=True)

@@ -15,6 +15,7 @@ use dpu_datapath::app::ConnError;
 use dpu_datapath::engine::ApiError;
 use dpu_datapath::proto::TcpState::{self, *};
 use dpu_datapath::stats::DropReason;
+use pipeline_config::SynCookies;
 use script::*;
 
 /// `n` recognisable bytes.
@@ -412,8 +413,8 @@ fn listen_segment_without_ack_or_syn_is_dropped() {
 }
 
 #[test]
-fn listen_backlog_full_drops_syn_silently() {
-    let mut s = Script::new();
+fn listen_backlog_full_without_cookies_drops_syn_silently() {
+    let mut s = Script::with(|c| c.tcp.syn_cookies = SynCookies::Never);
     s.listen(Some(1));
     s.at(100);
     // 0.100 < S 0:0(0) win 65535 <mss 1460>                    (port 40000)
@@ -826,7 +827,10 @@ fn syn_rcvd_expires_after_synack_retries() {
 /// connects (issue 20: the listener was locked out for minutes).
 #[test]
 fn backlog_filled_by_spoofed_syns_drains_then_accepts() {
-    let mut s = Script::with(|c| c.tcp.synack_retries = 2);
+    let mut s = Script::with(|c| {
+        c.tcp.synack_retries = 2;
+        c.tcp.syn_cookies = SynCookies::Never;
+    });
     s.listen(Some(4));
     s.at(100);
     for i in 0..4 {
@@ -857,6 +861,145 @@ fn backlog_filled_by_spoofed_syns_drains_then_accepts() {
     s.inject(seg().flags(ACK).seq(1).ack(1));
     s.expect_none();
     assert!(s.accept().is_some(), "the real client gets in");
+}
+
+/// Issue 20: with the half-open backlog full, a SYN is answered with a
+/// cookie SYN-ACK and nothing is kept; the client's ACK (with data)
+/// installs the connection with the options the cookie carried.
+#[test]
+fn full_backlog_answers_with_a_cookie_and_its_ack_installs_the_connection() {
+    let mut s = Script::new();
+    s.listen(Some(1));
+    s.at(100);
+    // 0.100 < S 0:0(0) win 65535 <mss 1460>             (port 40100, never answers)
+    s.peer_port = CLIENT_PORT + 100;
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+    assert_eq!(s.control_counts(), (1, 0), "the backlog is full");
+    // 0.110 < S 0:0(0) win 65535 <mss 1460,sackOK,TS val 5000 ecr 0,wscale 7>
+    s.at(110);
+    s.peer_port = CLIENT_PORT;
+    s.forget_iss();
+    s.inject(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .mss(1460)
+            .sack_perm()
+            .ts(5000, 0)
+            .ws(7),
+    );
+    // 0.110 > S. 0:0(0) ack 1 <mss 1448,sackOK,TS val ? ecr 5000,wscale 3>
+    let synack = s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .mss(1448)
+            .sack_perm()
+            .tsecr(5000)
+            .ws(3),
+    );
+    assert_eq!(s.control_counts(), (1, 0), "a cookie keeps no state");
+    assert_eq!(s.eng.stats().syn_cookies_sent, 1);
+    let (cookie_ts, _) = synack.options.timestamps.unwrap();
+    // 0.120 < P. 1:6(5) ack 1 <TS val 5010 ecr cookie_ts>
+    s.at(120);
+    s.inject(
+        seg()
+            .flags(PSH | ACK)
+            .seq(1)
+            .ack(1)
+            .ts(5010, cookie_ts)
+            .payload(b"hello"),
+    );
+    // 0.120 > . 1:1(0) ack 6 <TS val ? ecr 5010>
+    s.expect(seg().flags(ACK).seq(1).ack(6).tsecr(5010));
+    assert_eq!(s.eng.stats().syn_cookies_validated, 1);
+    let c = s.accept().expect("the cookie connection is accepted");
+    assert_eq!(st(&s, c), Established);
+    assert_eq!(s.recv(c, 100).unwrap(), b"hello");
+    // The peer's window scale came back from the cookie (65535 << 7).
+    let info = s.eng.conn_info(c).unwrap();
+    assert_eq!(info.snd_wnd, 65535 << 7, "{info:?}");
+    // Our data goes out in segments of the cookie's MSS class (1460),
+    // capped by our own MSS (1448), minus the 12 timestamp bytes.
+    s.send(c, &[7u8; 3000]);
+    let first = s.expect(seg().flags(ACK).seq(1).ack(6));
+    assert_eq!(first.payload.len(), 1436);
+}
+
+/// A cookie ACK that does not carry our cookie is refused with a RST and
+/// counted; so is one that comes too late (two counter periods).
+#[test]
+fn forged_or_stale_cookie_acks_are_reset() {
+    let mut s = Script::with(|c| c.tcp.syn_cookies = SynCookies::Always);
+    s.listen(None);
+    s.at(100);
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    let synack = s.expect(seg().flags(SYN | ACK).seq(0).ack(1).mss(1448));
+    assert_eq!(s.control_counts(), (0, 0), "always: no half-open state");
+    // 0.200 < . 1:1(0) ack 2                     (not our ISS + 1)
+    s.at(200);
+    s.inject(seg().flags(ACK).seq(1).ack(2));
+    s.expect(seg().flags(RST).seq(2));
+    assert_eq!(s.eng.stats().syn_cookies_failed, 1);
+    assert!(s.accept().is_none());
+    // The right cookie, 200 s later: too old.
+    s.at(200_200);
+    s.inject(seg().flags(ACK).seq(1).ack(1));
+    s.expect(seg().flags(RST).seq(1));
+    assert_eq!(s.eng.stats().syn_cookies_validated, 0);
+    assert!(s.accept().is_none());
+    let _ = synack;
+}
+
+/// Without timestamps a cookie cannot remember window scale or SACK: the
+/// SYN-ACK offers neither, and the MSS is the cookie's class.
+#[test]
+fn cookie_without_timestamps_offers_only_the_mss() {
+    let mut s = Script::with(|c| c.tcp.syn_cookies = SynCookies::Always);
+    s.listen(None);
+    s.at(100);
+    // 0.100 < S 0:0(0) win 65535 <mss 1300,sackOK,wscale 7>
+    s.inject(seg().flags(SYN).seq(0).mss(1300).sack_perm().ws(7));
+    // 0.100 > S. 0:0(0) ack 1 <mss 1448>
+    s.expect(
+        seg()
+            .flags(SYN | ACK)
+            .seq(0)
+            .ack(1)
+            .mss(1448)
+            .no_ws()
+            .no_sack_perm()
+            .no_ts(),
+    );
+    s.at(110);
+    s.inject(seg().flags(ACK).seq(1).ack(1));
+    s.expect_none();
+    let c = s.accept().expect("accepted");
+    s.send(c, &[1u8; 2000]);
+    let first = s.expect(seg().flags(ACK).seq(1).ack(1));
+    assert_eq!(first.payload.len(), 1300, "the cookie's MSS class");
+}
+
+/// Cookies do not help an application that is not accepting: with the
+/// accept queue alone filling the backlog, SYNs are dropped as without.
+#[test]
+fn a_full_accept_queue_drops_syns_even_with_cookies() {
+    let mut s = Script::new();
+    s.listen(Some(1));
+    s.at(100);
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+    s.inject(seg().flags(ACK).seq(1).ack(1));
+    s.expect_none();
+    s.at(110);
+    s.peer_port = CLIENT_PORT + 1;
+    s.inject(seg().flags(SYN).seq(0).mss(1460));
+    s.expect_none();
+    assert_eq!(s.drops(DropReason::ListenOverflow), 1);
+    assert_eq!(s.eng.stats().syn_cookies_sent, 0);
 }
 
 /// An active open whose next hop never answers ARP fails within the ARP

@@ -35,6 +35,6 @@ pub use cpus::CpuSet;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Backend, Config, CongestionControl, Dpdk, Host, Identity, Idle, Impairment, Impairments,
-    LogFormat, LogLevel, Logging, Metrics, Port, Stage, TaskName, Tcp, Topology, WorkerPlacement,
-    TASK_SYNTAX,
+    LogFormat, LogLevel, Logging, Metrics, Port, Stage, SynCookies, TaskName, Tcp, Topology,
+    WorkerPlacement, TASK_SYNTAX,
 };

@@ -2,8 +2,9 @@
 //! open (SYN-SENT), simultaneous open (SYN-SENT -> SYN-RECEIVED), with SYN /
 //! SYN-ACK retransmission and option negotiation.
 
+use super::SynCookies;
 use crate::app::{AppConn, ConnBuffers, ConnError, ConnId, ConnPhase, EventKind};
-use crate::engine::{ApiError, Engine, TimerKey};
+use crate::engine::{ApiError, Engine, SynCookieMode, TimerKey};
 use crate::flow::FourTuple;
 use crate::proto::{ack_ts_clock, Nanos, TcpState};
 use crate::stats::DropReason;
@@ -49,6 +50,8 @@ pub struct Handshake {
     pub retries: u8,
     pub deadline: Nanos,
     pub sent_at: Nanos,
+    /// Rebuilt from a SYN cookie (no RTT sample from the handshake).
+    pub from_cookie: bool,
 }
 
 impl Engine {
@@ -65,9 +68,21 @@ impl Engine {
             self.reset_unknown(tuple, remote_mac, tcp);
             return;
         };
-        if listener.full() || installed >= self.cfg.max_connections as usize {
+        let cookie = match self.cfg.syn_cookies {
+            SynCookieMode::Never => false,
+            SynCookieMode::Auto => listener.full(),
+            SynCookieMode::Always => true,
+        };
+        if listener.accept_queue_full()
+            || installed >= self.cfg.max_connections as usize
+            || (listener.full() && !cookie)
+        {
             // Silent drop, like Linux: the peer retries its SYN.
             self.stats.drop(DropReason::ListenOverflow);
+            return;
+        }
+        if cookie {
+            self.send_cookie_syn_ack(tuple, remote_mac, tcp);
             return;
         }
         listener.half_open += 1;
@@ -82,6 +97,7 @@ impl Engine {
             retries: 0,
             deadline: 0,
             sent_at: 0,
+            from_cookie: false,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         self.send_handshake_segment(&tuple);
@@ -157,6 +173,7 @@ impl Engine {
             retries: 0,
             deadline: 0,
             sent_at: 0,
+            from_cookie: false,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         match self.resolve(next_hop, tuple) {
@@ -433,6 +450,121 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Answers a SYN with a cookie SYN-ACK and keeps nothing (RFC 4987).
+    fn send_cookie_syn_ack(
+        &mut self,
+        tuple: FourTuple,
+        remote_mac: EthernetAddress,
+        tcp: &TcpRepr<'_>,
+    ) {
+        let peer = PeerOptions::from_segment(tcp);
+        let iss = self
+            .ctrl
+            .cookies
+            .encode(&tuple, tcp.seq.0, peer.mss.unwrap_or(536), self.now);
+        let mut options = TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..TcpOptions::default()
+        };
+        // Window scale and SACK can only be remembered in our TSval.
+        if let (true, Some(ts_val)) = (self.cfg.timestamps, peer.ts_val) {
+            let ws = (self.cfg.window_scale && peer.window_scale.is_some())
+                .then(|| peer.window_scale.unwrap_or(0));
+            let sack = self.cfg.sack && peer.sack_permitted;
+            if ws.is_some() {
+                options.window_scale = Some(self.cfg.rcv_wscale());
+            }
+            options.sack_permitted = sack;
+            let ours = SynCookies::ts_val(ack_ts_clock(self.now), ws, sack);
+            options.timestamps = Some((ours, ts_val));
+        }
+        let window = self.cfg.rx_buffer.min(u16::MAX as u32) as u16;
+        self.stats.syn_cookies_sent += 1;
+        self.ctrl.last_cookie_at = Some(self.now);
+        self.send_segment(
+            &tuple,
+            remote_mac,
+            SeqNumber(iss),
+            tcp.seq + 1u32,
+            TcpFlags::SYN | TcpFlags::ACK,
+            window,
+            options,
+        );
+    }
+
+    /// An ACK to a listening port with no handshake: installs the
+    /// connection if it carries one of our cookies (and runs the ACK, which
+    /// may carry data, through the fast path). False if it does not.
+    pub(crate) fn on_cookie_ack(
+        &mut self,
+        tuple: FourTuple,
+        remote_mac: EthernetAddress,
+        tcp: &TcpRepr<'_>,
+        frame: &[u8],
+    ) -> bool {
+        if self.cfg.syn_cookies == SynCookieMode::Never {
+            return false;
+        }
+        let peer_isn = tcp.seq - 1u32;
+        let cookie = tcp.ack - 1u32;
+        let Some(mss) = self
+            .ctrl
+            .cookies
+            .decode(&tuple, peer_isn.0, cookie.0, self.now)
+        else {
+            let recent = self
+                .ctrl
+                .last_cookie_at
+                .is_some_and(|t| self.now.saturating_sub(t) < 128_000_000_000);
+            if recent {
+                self.stats.syn_cookies_failed += 1;
+            }
+            return false;
+        };
+        let installed = self.pre.len() + self.ctrl.handshakes.len();
+        let Some(listener) = self.ctrl.listeners.get_mut(&tuple.local_port) else {
+            return false;
+        };
+        if listener.accept_queue_full() || installed >= self.cfg.max_connections as usize {
+            // Valid, but no room: dropped like Linux; the peer's data or
+            // its retransmission will try again.
+            self.stats.drop(DropReason::ListenOverflow);
+            return true;
+        }
+        let ts = tcp.options.timestamps.filter(|_| self.cfg.timestamps);
+        let (window_scale, sack) = match ts {
+            Some((_, ts_ecr)) => SynCookies::ts_options(ts_ecr),
+            None => (None, false),
+        };
+        self.stats.syn_cookies_validated += 1;
+        // `establish` counts the handshake out of the listener's half-open.
+        listener.half_open += 1;
+        let hs = Handshake {
+            state: TcpState::SynReceived,
+            iss: cookie,
+            irs: peer_isn,
+            peer: PeerOptions {
+                mss: Some(mss),
+                window_scale: window_scale.filter(|_| self.cfg.window_scale),
+                sack_permitted: sack && self.cfg.sack,
+                ts_val: ts.map(|(v, _)| v),
+                window: tcp.window,
+            },
+            conn: None,
+            listener: Some(tuple.local_port),
+            remote_mac: Some(remote_mac),
+            retries: 0,
+            deadline: 0,
+            sent_at: self.now,
+            from_cookie: true,
+        };
+        self.ctrl.handshakes.insert(tuple, hs);
+        if self.establish(&tuple).is_some() {
+            self.receive_installed(frame);
+        }
+        true
     }
 
     /// Re-runs a frame through `pre` now that its flow is installed.

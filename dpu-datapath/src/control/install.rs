@@ -33,7 +33,8 @@ impl Engine {
             .unwrap_or(DEFAULT_PEER_MSS)
             .clamp(MIN_PEER_MSS, cfg.mss.max(MIN_PEER_MSS))
             .saturating_sub(if ts { TS_OPTION_SPACE } else { 0 });
-        let rtt_us = (h.retries == 0).then(|| ((self.now.saturating_sub(h.sent_at)) / 1000) as u32);
+        let rtt_us = (h.retries == 0 && !h.from_cookie)
+            .then(|| ((self.now.saturating_sub(h.sent_at)) / 1000) as u32);
         let init = ProtoInit {
             state: TcpState::Established,
             iss: h.iss,

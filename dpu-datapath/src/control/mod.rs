@@ -5,7 +5,8 @@
 //! for segments that match nothing.
 //!
 //! Files: `arp.rs`, `icmp.rs`, `handshake.rs` (SYN-SENT / SYN-RECEIVED),
-//! `install.rs` (option negotiation, flow install), `teardown.rs` (finish,
+//! `install.rs` (option negotiation, flow install), `syn_cookie.rs` (RFC 4987
+//! cookies when a backlog is full), `teardown.rs` (finish,
 //! abort, RST and SYN on installed flows), `time_wait.rs`, `segment.rs`
 //! (building control segments and resets).
 
@@ -14,11 +15,13 @@ mod handshake;
 mod icmp;
 mod install;
 mod segment;
+mod syn_cookie;
 mod teardown;
 mod time_wait;
 
 pub use arp::ArpCache;
 pub use handshake::{Handshake, PeerOptions};
+pub use syn_cookie::{CookieOptions, SynCookies, MSS_CLASSES};
 pub use time_wait::TimeWait;
 
 use crate::app::ConnId;
@@ -53,6 +56,12 @@ impl Listener {
     fn full(&self) -> bool {
         self.half_open as usize + self.accept_queue.len() >= self.backlog as usize
     }
+
+    /// Accepted connections fill the whole backlog: the application is
+    /// not accepting, and neither SYNs nor cookie ACKs are taken.
+    fn accept_queue_full(&self) -> bool {
+        self.accept_queue.len() >= self.backlog as usize
+    }
 }
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -66,6 +75,10 @@ pub struct ControlPlane {
     pub time_wait: FastMap<FourTuple, TimeWait>,
     /// Secret for RFC 6528 initial sequence numbers.
     isn_secret: [u8; 32],
+    /// SYN cookies, and when the last one was sent (failed cookie ACKs are
+    /// counted only while cookies are in use).
+    pub cookies: SynCookies,
+    pub last_cookie_at: Option<u64>,
     next_ephemeral: u16,
     /// Challenge ACKs sent in the current one-second window (RFC 5961 7).
     challenge_window_start: u64,
@@ -81,12 +94,16 @@ impl ControlPlane {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut isn_secret = [0u8; 32];
         rng.fill_bytes(&mut isn_secret);
+        let mut cookie_secret = [0u8; 32];
+        rng.fill_bytes(&mut cookie_secret);
         Self {
             arp: ArpCache::default(),
             listeners: Default::default(),
             handshakes: Default::default(),
             time_wait: Default::default(),
             isn_secret,
+            cookies: SynCookies::new(cookie_secret),
+            last_cookie_at: None,
             next_ephemeral: 49152 + (rng.next_u32() % 16384) as u16,
             challenge_window_start: 0,
             challenge_count: 0,
@@ -157,6 +174,13 @@ impl Engine {
                     self.on_time_wait_segment(tuple, remote_mac, tcp, frame);
                 } else if tcp.flags.contains(TcpFlags::SYN) && !tcp.flags.contains(TcpFlags::ACK) {
                     self.on_syn(tuple, remote_mac, tcp);
+                } else if self.ctrl.listeners.contains_key(&tuple.local_port)
+                    && tcp.flags.contains(TcpFlags::ACK)
+                    && !tcp.flags.contains(TcpFlags::SYN)
+                    && !tcp.flags.contains(TcpFlags::RST)
+                    && self.on_cookie_ack(tuple, remote_mac, tcp, frame)
+                {
+                    // A connection completed from a SYN cookie.
                 } else if self.ctrl.listeners.contains_key(&tuple.local_port)
                     && !tcp.flags.contains(TcpFlags::ACK)
                 {

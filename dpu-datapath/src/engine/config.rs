@@ -3,6 +3,7 @@
 use crate::proto::{ProtoConfig, RtoBounds};
 use crate::wire::{ChecksumCaps, EthernetAddress};
 use pipeline_config::Config;
+pub use pipeline_config::SynCookies as SynCookieMode;
 use std::net::Ipv4Addr;
 
 /// Everything the engine needs, parsed and in engine units.
@@ -31,6 +32,8 @@ pub struct EngineConfig {
     pub synack_retries: u8,
     /// Leave out delayed ACKs a later one of the burst covers.
     pub coalesce_acks: bool,
+    /// When SYN cookies answer SYNs.
+    pub syn_cookies: SynCookieMode,
     /// Seeds the ISN secret and ephemeral ports (deterministic simulations).
     pub seed: u64,
 }
@@ -75,6 +78,7 @@ impl EngineConfig {
             syn_retries: 8,
             synack_retries: t.synack_retries.min(255) as u8,
             coalesce_acks: t.coalesce_acks,
+            syn_cookies: t.syn_cookies,
             seed,
         })
     }

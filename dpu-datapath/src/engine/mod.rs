@@ -13,7 +13,7 @@ mod tx;
 pub mod work;
 
 pub use api::{ApiError, ConnInfo, ConnProgress};
-pub use config::EngineConfig;
+pub use config::{EngineConfig, SynCookieMode};
 
 use crate::app::AppTable;
 use crate::control::ControlPlane;

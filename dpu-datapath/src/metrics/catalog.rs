@@ -124,6 +124,15 @@ spec!(
     "Challenge ACKs sent (RFC 5961) in answer to suspicious RSTs and SYNs."
 );
 spec!(
+    SYN_COOKIES,
+    "flextoe_syn_cookies_total",
+    Counter,
+    ["replica", "stage", "worker", "event"],
+    "SYN cookies (RFC 4987): sent (SYN-ACKs with a cookie while a backlog was full), \
+     validated (connections completed from one), failed (ACKs to a listening port with \
+     no valid cookie while cookies were in use)."
+);
+spec!(
     RSTS,
     "flextoe_rsts_total",
     Counter,
@@ -295,6 +304,7 @@ pub static ALL: &[&Spec] = &[
     &PURE_ACKS,
     &ACKS_COALESCED,
     &CONNECTIONS,
+    &SYN_COOKIES,
     &CHALLENGE_ACKS,
     &RSTS,
     &ZERO_WINDOW_PROBES,

@@ -116,6 +116,14 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
         ],
     );
     split(
+        &c::SYN_COOKIES,
+        &[
+            ("sent", |s| s.syn_cookies_sent),
+            ("validated", |s| s.syn_cookies_validated),
+            ("failed", |s| s.syn_cookies_failed),
+        ],
+    );
+    split(
         &c::RSTS,
         &[("rx", |s| s.rst_received), ("tx", |s| s.rst_sent)],
     );

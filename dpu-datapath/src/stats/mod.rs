@@ -46,6 +46,12 @@ pub struct Stats {
     pub connect_failures: u64,
     /// Half-open connections dropped after their SYN/SYN-ACK retries.
     pub handshakes_expired: u64,
+    /// SYN cookies (RFC 4987): SYN-ACKs sent with a cookie, ACKs that
+    /// carried a valid one (connections installed from it), and ACKs to a
+    /// listening port that carried none while cookies were in use.
+    pub syn_cookies_sent: u64,
+    pub syn_cookies_validated: u64,
+    pub syn_cookies_failed: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -80,6 +86,9 @@ impl Stats {
         self.connections_closed += other.connections_closed;
         self.connect_failures += other.connect_failures;
         self.handshakes_expired += other.handshakes_expired;
+        self.syn_cookies_sent += other.syn_cookies_sent;
+        self.syn_cookies_validated += other.syn_cookies_validated;
+        self.syn_cookies_failed += other.syn_cookies_failed;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }

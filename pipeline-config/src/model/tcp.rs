@@ -48,6 +48,11 @@ pub struct Tcp {
     /// `5`, as Linux's `net.ipv4.tcp_synack_retries` (63 s), so a backlog
     /// filled by spoofed SYNs drains by itself.
     pub synack_retries: u32,
+    /// `tcp.syn_cookies`: answer SYNs with SYN cookies (RFC 4987) when a
+    /// listener's backlog is full of half-open connections (`"auto"`, as
+    /// Linux's `tcp_syncookies = 1`), for every SYN (`"always"`), or never
+    /// (`"never"`: a full backlog drops SYNs). Default `"auto"`.
+    pub syn_cookies: SynCookies,
     /// `tcp.window_scale`: negotiate window scaling (RFC 7323). Default `true`.
     pub window_scale: bool,
     /// `tcp.timestamps`: negotiate timestamps (RFC 7323). Default `true`.
@@ -85,6 +90,7 @@ impl Default for Tcp {
             listen_backlog: 128,
             synack_retries: 5,
             coalesce_acks: true,
+            syn_cookies: SynCookies::Auto,
             window_scale: true,
             timestamps: true,
             sack: true,
@@ -94,6 +100,18 @@ impl Default for Tcp {
             initial_cwnd_segments: 10,
         }
     }
+}
+
+/// When SYN cookies are used, written in lowercase in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SynCookies {
+    /// `"auto"`: when a listener's backlog is full of half-open connections.
+    Auto,
+    /// `"always"`: for every SYN (no half-open state is ever kept).
+    Always,
+    /// `"never"`: a full backlog drops SYNs.
+    Never,
 }
 
 /// Congestion control algorithm, written in lowercase in JSON.

@@ -175,6 +175,16 @@ fn dpdk_devices() {
 }
 
 #[test]
+fn syn_cookie_modes() {
+    assert_eq!(
+        errors(r#"{"tcp": {"syn_cookies": "yes"}}"#),
+        ["tcp.syn_cookies: unknown variant `yes`, expected one of `auto`, `always`, `never` at line 1 column 29"]
+    );
+    let config = Config::from_json_str(r#"{"tcp": {"syn_cookies": "always"}}"#).unwrap();
+    assert_eq!(config.tcp.syn_cookies, pipeline_config::SynCookies::Always);
+}
+
+#[test]
 fn af_xdp_needs_hugepages() {
     assert_eq!(
         errors(r#"{"port": {"dpdk": {"vdevs": ["net_af_xdp0,iface=veth0"]}}}"#),

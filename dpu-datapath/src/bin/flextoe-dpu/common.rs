@@ -145,6 +145,9 @@ pub fn stats_json(s: &Stats) -> Value {
         connections_closed,
         connect_failures,
         handshakes_expired,
+        syn_cookies_sent,
+        syn_cookies_validated,
+        syn_cookies_failed,
     );
     let drops: serde_json::Map<String, Value> = DropReason::ALL
         .iter()
