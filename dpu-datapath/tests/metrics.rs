@@ -174,7 +174,9 @@ fn pipeline_snapshots_label_tasks_workers_and_pre_drops() {
             .iter()
             .map(|t| TaskSample::from_counters(t, 2).unwrap())
             .collect(),
-        workers: vec![WorkerSample::from_name("r1-proto1", 40, 60).unwrap()],
+        workers: vec![WorkerSample::from_name("r1-proto1", 40, 60)
+            .unwrap()
+            .with_busy_ns(1_500_000_000)],
         ..Snapshot::default()
     });
     let text = exporter.render();
@@ -207,6 +209,10 @@ fn pipeline_snapshots_label_tasks_workers_and_pre_drops() {
     assert_eq!(
         v(r#"flextoe_worker_polls_total{replica="1",stage="proto",worker="1",state="idle"}"#),
         60.0
+    );
+    assert_eq!(
+        v(r#"flextoe_worker_busy_seconds_total{replica="1",stage="proto",worker="1"}"#),
+        1.5
     );
     // A pre worker counts only drops: no frame counters, no gauges for it.
     assert!(!text.contains(r#"flextoe_rx_frames_total{"#), "{text}");
@@ -454,7 +460,8 @@ fn sim_service_serves_growing_counters_that_match_its_summary() {
             || name == "flextoe_stage_processing_seconds"
             || name == "flextoe_ring_full_total"
             || name == "flextoe_reorder_holds_total"
-            || name == "flextoe_worker_polls_total";
+            || name == "flextoe_worker_polls_total"
+            || name == "flextoe_worker_busy_seconds_total";
         assert_eq!(
             last_text.contains(&format!("# TYPE {name} ")),
             !pipeline_only,
@@ -737,6 +744,7 @@ fn loopback_service_metrics_agree_with_host_traffic() {
     let ip = cfg["identity"]["ipv4"].as_str().unwrap().to_owned();
     let path = dir.join("config.json");
     std::fs::write(&path, cfg.to_string()).unwrap();
+    let started = Instant::now();
     let mut child = bin()
         .args([
             "run",
@@ -949,6 +957,12 @@ fn loopback_service_metrics_agree_with_host_traffic() {
     assert_eq!(total(&text, "flextoe_host_violations_total", ""), 0.0);
     // Workers: one run-to-completion worker per replica, busy at times.
     assert!(total(&text, "flextoe_worker_polls_total", r#"state="busy""#) > 0.0);
+    // Busy time is measured, and a worker is never busy longer than it ran.
+    let busy = total(&text, "flextoe_worker_busy_seconds_total", "");
+    assert!(
+        busy > 0.0 && busy < 2.0 * started.elapsed().as_secs_f64(),
+        "{busy}"
+    );
     assert!(text.contains(
         r#"flextoe_worker_polls_total{replica="1",stage="rtc",worker="0",state="idle"}"#
     ));

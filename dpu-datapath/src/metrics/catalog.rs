@@ -217,6 +217,14 @@ spec!(
     "Items that waited behind a gap in a reorder window."
 );
 spec!(
+    WORKER_BUSY,
+    "flextoe_worker_busy_seconds_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Time a pipeline worker thread spent in polls that moved something; its rate is the \
+     worker's busy share of its core."
+);
+spec!(
     WORKER_POLLS,
     "flextoe_worker_polls_total",
     Counter,
@@ -319,6 +327,7 @@ pub static ALL: &[&Spec] = &[
     &RING_FULL,
     &REORDER_HOLDS,
     &WORKER_POLLS,
+    &WORKER_BUSY,
     &STAGE_PROCESSING,
     &HOST_APPS_REGISTERED,
     &HOST_APPS_CONNECTED,

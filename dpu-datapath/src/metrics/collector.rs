@@ -184,6 +184,12 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
         polls.add(&[&r, &wk.stage, &w, "idle"], wk.idle_polls as f64);
     }
     out.push(polls.build());
+    let mut busy = FamilyBuilder::new(&c::WORKER_BUSY);
+    for wk in &snap.workers {
+        let (r, w) = (wk.replica.to_string(), wk.worker.to_string());
+        busy.add(&[&r, &wk.stage, &w], wk.busy_ns as f64 / 1e9);
+    }
+    out.push(busy.build());
 
     let mut stage = FamilyBuilder::new(&c::STAGE_PROCESSING);
     for t in &snap.stage_times {

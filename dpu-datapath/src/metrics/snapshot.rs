@@ -157,6 +157,8 @@ pub struct WorkerSample {
     pub worker: usize,
     pub busy_polls: u64,
     pub idle_polls: u64,
+    /// Time in polls that moved something (0 where not measured).
+    pub busy_ns: u64,
 }
 
 impl WorkerSample {
@@ -169,7 +171,13 @@ impl WorkerSample {
             worker,
             busy_polls,
             idle_polls,
+            busy_ns: 0,
         })
+    }
+
+    pub fn with_busy_ns(mut self, busy_ns: u64) -> Self {
+        self.busy_ns = busy_ns;
+        self
     }
 }
 
@@ -323,6 +331,7 @@ impl Snapshot {
                     s.busy_polls.load(Ordering::Relaxed),
                     s.idle_polls.load(Ordering::Relaxed),
                 )
+                .map(|w| w.with_busy_ns(s.busy_ns.load(Ordering::Relaxed)))
             })
             .collect();
         self

@@ -24,6 +24,9 @@ pub struct IdlePolicy {
 pub struct WorkerStatus {
     pub busy_polls: AtomicU64,
     pub idle_polls: AtomicU64,
+    /// Time spent in polls that moved something: its rate is the worker's
+    /// busy share of its core (polls that find nothing count as idle).
+    pub busy_ns: AtomicU64,
     /// The last pass moved nothing and no task buffers anything.
     pub idle: AtomicBool,
 }
@@ -52,12 +55,16 @@ pub fn run(
         {
             return tasks;
         }
+        let started = Instant::now();
         let mut moved = 0;
         for t in tasks.iter_mut() {
             moved += t.poll();
         }
         if moved > 0 {
             status.busy_polls.fetch_add(1, Ordering::Relaxed);
+            status
+                .busy_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             status.idle.store(false, Ordering::Release);
             empty_polls = 0;
             idle_since = None;

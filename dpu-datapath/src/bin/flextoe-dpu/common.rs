@@ -208,6 +208,7 @@ fn stat_source(
                     "name": name,
                     "busy_polls": s.busy_polls.load(Ordering::Relaxed),
                     "idle_polls": s.idle_polls.load(Ordering::Relaxed),
+                    "busy_ns": s.busy_ns.load(Ordering::Relaxed),
                 })
             })
             .collect();

@@ -86,9 +86,11 @@ pub fn render(now: &Value, before: &Value, secs: f64) -> String {
         } else {
             100.0 * busy as f64 / (busy + idle) as f64
         };
+        let busy_ns = num(w, &["busy_ns"]).saturating_sub(num(p, &["busy_ns"]));
         out += &format!(
-            "worker      {:<24} busy {:>5.1}% of polls ({:.0} busy polls/s)\n",
+            "worker      {:<24} busy {:>5.1}% of the time, {:>5.1}% of polls ({:.0} busy polls/s)\n",
             w["name"].as_str().unwrap_or("?"),
+            100.0 * busy_ns as f64 / (secs * 1e9),
             util,
             busy as f64 / secs
         );
