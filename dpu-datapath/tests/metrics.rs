@@ -744,7 +744,7 @@ fn loopback_service_metrics_agree_with_host_traffic() {
     let ip = cfg["identity"]["ipv4"].as_str().unwrap().to_owned();
     let path = dir.join("config.json");
     std::fs::write(&path, cfg.to_string()).unwrap();
-    let started = Instant::now();
+    let service_started = Instant::now();
     let mut child = bin()
         .args([
             "run",
@@ -957,12 +957,11 @@ fn loopback_service_metrics_agree_with_host_traffic() {
     assert_eq!(total(&text, "flextoe_host_violations_total", ""), 0.0);
     // Workers: one run-to-completion worker per replica, busy at times.
     assert!(total(&text, "flextoe_worker_polls_total", r#"state="busy""#) > 0.0);
-    // Busy time is measured, and a worker is never busy longer than it ran.
+    // Busy time is measured, and no worker (two here) is busy longer
+    // than the service ran.
     let busy = total(&text, "flextoe_worker_busy_seconds_total", "");
-    assert!(
-        busy > 0.0 && busy < 2.0 * started.elapsed().as_secs_f64(),
-        "{busy}"
-    );
+    let ran = service_started.elapsed().as_secs_f64();
+    assert!(busy > 0.0 && busy <= 2.0 * ran, "busy {busy} s in {ran} s");
     assert!(text.contains(
         r#"flextoe_worker_polls_total{replica="1",stage="rtc",worker="0",state="idle"}"#
     ));
