@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing and runs every test: formatting, lints, unit and
 # simulator tests, integration tests (which start the real binary), the
-# benchmarks' smoke run, and a short fuzz run.
+# unit/simulator/pipeline tests again in the debug profile, the benchmarks'
+# smoke run, and a short fuzz run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -31,6 +32,15 @@ if [ "$(id -u)" -eq 0 ]; then
     export FLEXTOE_REQUIRE_ALL=1
 fi
 cargo test --workspace --release
+
+step "cargo test, debug profile (overflow checks, debug assertions): units, simulator, pipeline"
+# The release run above never evaluates a debug_assert! or an overflow
+# check. Left out here: no_alloc (its per-segment bound is about release
+# timing; a slower build lets spare-frame pools run dry) and the
+# integration tests (they start the release binaries).
+cargo test -p dpu-datapath --lib --test tcp_states --test sim_hostile --test sim_connections \
+    --test sim_bulk --test pipeline_equivalence --test pipeline_bulk
+cargo test -p pipeline-config -p doca-bindings
 
 step "benchmarks compile and run once (cargo bench -- --test)"
 cargo bench --workspace --quiet -- --test

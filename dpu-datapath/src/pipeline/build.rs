@@ -423,27 +423,38 @@ impl Pipeline {
     }
 
     /// Waits until no frame is queued and every worker has been idle, with
-    /// no work done, across a short interval. False on timeout.
+    /// no work done, across two complete passes of every worker after the
+    /// check began (an idle flag from before is stale: on a busy machine a
+    /// worker may not have run since work reached its rings). False on
+    /// timeout.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let load = |f: fn(&WorkerStatus) -> &std::sync::atomic::AtomicU64| -> Vec<u64> {
+            self.workers
+                .iter()
+                .map(|w| f(&w.status).load(Ordering::Acquire))
+                .collect()
+        };
         while Instant::now() < deadline {
-            if self.all_idle() {
-                let busy: Vec<u64> = self
-                    .workers
-                    .iter()
-                    .map(|w| w.status.busy_polls.load(Ordering::Relaxed))
-                    .collect();
-                std::thread::sleep(Duration::from_millis(5));
-                let same = self
-                    .workers
-                    .iter()
-                    .zip(&busy)
-                    .all(|(w, b)| w.status.busy_polls.load(Ordering::Relaxed) == *b);
-                if same && self.all_idle() {
-                    return true;
-                }
-            } else {
+            if !self.all_idle() {
                 std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            let busy = load(|s| &s.busy_polls);
+            let passes = load(|s| &s.passes);
+            // Two more passes each: the first may have begun before.
+            while load(|s| &s.passes)
+                .iter()
+                .zip(&passes)
+                .any(|(now, then)| *now < then + 2)
+            {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if load(|s| &s.busy_polls) == busy && self.all_idle() {
+                return true;
             }
         }
         false

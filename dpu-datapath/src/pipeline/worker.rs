@@ -29,6 +29,10 @@ pub struct WorkerStatus {
     pub busy_ns: AtomicU64,
     /// The last pass moved nothing and no task buffers anything.
     pub idle: AtomicBool,
+    /// Passes over the tasks so far: `idle` is only news once this moved
+    /// on (a worker the scheduler has not run for a while still shows the
+    /// `idle` of its last pass, before work reached its input rings).
+    pub passes: AtomicU64,
 }
 
 pub fn run(
@@ -60,12 +64,15 @@ pub fn run(
         for t in tasks.iter_mut() {
             moved += t.poll();
         }
+        // Published after `idle` below (or the busy count), with Release.
+        let pass = status.passes.load(Ordering::Relaxed) + 1;
         if moved > 0 {
             status.busy_polls.fetch_add(1, Ordering::Relaxed);
             status
                 .busy_ns
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             status.idle.store(false, Ordering::Release);
+            status.passes.store(pass, Ordering::Release);
             empty_polls = 0;
             idle_since = None;
             continue;
@@ -73,6 +80,7 @@ pub fn run(
         status.idle_polls.fetch_add(1, Ordering::Relaxed);
         let quiet = tasks.iter_mut().all(|t| t.idle());
         status.idle.store(quiet, Ordering::Release);
+        status.passes.store(pass, Ordering::Release);
         if quiet && stop.load(Ordering::Acquire) {
             return tasks;
         }
