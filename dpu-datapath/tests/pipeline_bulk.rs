@@ -237,7 +237,7 @@ fn all_faults_at_once() {
         corrupt: 0.01,
         ..Default::default()
     };
-    run(link, 46, Duration::from_secs(400));
+    run(link, 46, Duration::from_secs(120));
 }
 
 /// Issue 14: the split placement (data-parallel stages | protocol) of two
