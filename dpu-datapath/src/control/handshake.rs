@@ -470,8 +470,7 @@ impl Engine {
         };
         // Window scale and SACK can only be remembered in our TSval.
         if let (true, Some(ts_val)) = (self.cfg.timestamps, peer.ts_val) {
-            let ws = (self.cfg.window_scale && peer.window_scale.is_some())
-                .then(|| peer.window_scale.unwrap_or(0));
+            let ws = peer.window_scale.filter(|_| self.cfg.window_scale);
             let sack = self.cfg.sack && peer.sack_permitted;
             if ws.is_some() {
                 options.window_scale = Some(self.cfg.rcv_wscale());
@@ -517,7 +516,7 @@ impl Engine {
             let recent = self
                 .ctrl
                 .last_cookie_at
-                .is_some_and(|t| self.now.saturating_sub(t) < 128_000_000_000);
+                .is_some_and(|t| self.now.saturating_sub(t) < SynCookies::MAX_LIFETIME_NS);
             if recent {
                 self.stats.syn_cookies_failed += 1;
             }

@@ -45,6 +45,9 @@ pub struct SynCookies {
 }
 
 impl SynCookies {
+    /// The longest a cookie stays valid.
+    pub const MAX_LIFETIME_NS: u64 = COUNT_PERIOD_NS * MAX_AGE as u64;
+
     pub fn new(secret: [u8; 32]) -> Self {
         Self { secret }
     }

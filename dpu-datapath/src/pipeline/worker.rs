@@ -48,6 +48,7 @@ pub fn run(
         let _ = core_affinity::set_for_current(core_affinity::CoreId { id });
     }
     let mut empty_polls = 0u32;
+    let mut passes = 0u64;
     let mut idle_since: Option<Instant> = None;
     let mut stop_seen: Option<Instant> = None;
     loop {
@@ -64,15 +65,15 @@ pub fn run(
         for t in tasks.iter_mut() {
             moved += t.poll();
         }
-        // Published after `idle` below (or the busy count), with Release.
-        let pass = status.passes.load(Ordering::Relaxed) + 1;
+        // Published after `idle` below, with Release.
+        passes += 1;
         if moved > 0 {
             status.busy_polls.fetch_add(1, Ordering::Relaxed);
             status
                 .busy_ns
                 .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
             status.idle.store(false, Ordering::Release);
-            status.passes.store(pass, Ordering::Release);
+            status.passes.store(passes, Ordering::Release);
             empty_polls = 0;
             idle_since = None;
             continue;
@@ -80,7 +81,7 @@ pub fn run(
         status.idle_polls.fetch_add(1, Ordering::Relaxed);
         let quiet = tasks.iter_mut().all(|t| t.idle());
         status.idle.store(quiet, Ordering::Release);
-        status.passes.store(pass, Ordering::Release);
+        status.passes.store(passes, Ordering::Release);
         if quiet && stop.load(Ordering::Acquire) {
             return tasks;
         }
