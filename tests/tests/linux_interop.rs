@@ -1627,7 +1627,7 @@ fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
 /// the default) every client gets in and its data is right; without them
 /// ("never") clients are refused for as long as the flood lasts: the
 /// contrast is asserted.
-fn clients_during_a_syn_flood(cookies: &str) -> (Value, Value, Value) {
+fn clients_during_a_syn_flood(cookies: &str, client_timeout_s: u32) -> (Value, Value, Value) {
     let name = format!("synflood_clients_{cookies}");
     // Linux's SYN-ACK retries (5): a half-open entry lives 63 s, longer
     // than the test, so without cookies the backlog stays full.
@@ -1678,18 +1678,18 @@ fn clients_during_a_syn_flood(cookies: &str) -> (Value, Value, Value) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The clients give up after 4 s (the flood runs 8 s at least).
+    let timeout = client_timeout_s.to_string();
     let r = rig.peer(
         &[
             "--timeout",
-            "4",
+            &timeout,
             "concurrent",
             "--conns",
             "50",
             "--bytes",
             "4096",
         ],
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     );
     let during = stat();
     let out = flooder.wait_with_output().expect("flood result");
@@ -1706,7 +1706,9 @@ fn clients_during_a_syn_flood(cookies: &str) -> (Value, Value, Value) {
 fn syn_flood_with_cookies_real_clients_connect_during_it() {
     let _g = serial();
     skip_unless_ready!("syn_flood_with_cookies_real_clients_connect_during_it");
-    let (r, flooded, s) = clients_during_a_syn_flood("auto");
+    // Generous per-operation timeout: a flood that saturates the TAP also
+    // drops some of the clients' packets, and TCP retransmits with backoff.
+    let (r, flooded, s) = clients_during_a_syn_flood("auto", 20);
     assert!(ok(&r), "every client connects during the flood: {r}");
     assert!(flooded["sent"].as_u64().unwrap_or(0) > 2000, "{flooded}");
     // The clients' connections came from cookies; the flood's too.
@@ -1720,7 +1722,9 @@ fn syn_flood_with_cookies_real_clients_connect_during_it() {
 fn syn_flood_without_cookies_refuses_real_clients() {
     let _g = serial();
     skip_unless_ready!("syn_flood_without_cookies_refuses_real_clients");
-    let (r, _, s) = clients_during_a_syn_flood("never");
+    // The clients give up on connect after 4 s; the flood runs 8 s at
+    // least and its half-open entries live 63 s.
+    let (r, _, s) = clients_during_a_syn_flood("never", 4);
     assert_eq!(
         r["good"], 0,
         "without cookies the flood locks clients out: {r}"

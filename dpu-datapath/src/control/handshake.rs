@@ -495,7 +495,13 @@ impl Engine {
 
     /// An ACK to a listening port with no handshake: installs the
     /// connection if it carries one of our cookies (and runs the ACK, which
-    /// may carry data, through the fast path). False if it does not.
+    /// may carry data, through the fast path). One that does not is dropped
+    /// and counted while cookies are in use: under a flood the client's
+    /// ACK and first segment may have been lost (a cookie can only be
+    /// checked against the first, whose sequence number names the peer's
+    /// ISN), and its retransmission will get in; a RST would kill a
+    /// connection the client believes is open. False (the caller resets)
+    /// when no cookie was sent lately.
     pub(crate) fn on_cookie_ack(
         &mut self,
         tuple: FourTuple,
@@ -520,7 +526,7 @@ impl Engine {
             if recent {
                 self.stats.syn_cookies_failed += 1;
             }
-            return false;
+            return recent;
         };
         let installed = self.pre.len() + self.ctrl.handshakes.len();
         let Some(listener) = self.ctrl.listeners.get_mut(&tuple.local_port) else {
