@@ -1540,6 +1540,26 @@ fn application_exit_without_close_with_linux_peers() {
     assert_eq!(got["end"], "reset", "exit with unread data: {got}");
 }
 
+/// `scripts/syn_flood.py` in the rig's namespace against the echo port
+/// (spoofed sources, at most 120 s), with `args` added.
+fn syn_flood(rig: &Rig, args: &[&str]) -> Command {
+    let flood = repo().join("scripts/syn_flood.py").display().to_string();
+    let mut full = vec![
+        "timeout",
+        "120",
+        "python3",
+        &flood,
+        "--iface",
+        &rig.peer_if,
+        "--dst-mac",
+        ENGINE_MAC,
+        "--port",
+        "7",
+    ];
+    full.extend_from_slice(args);
+    rig.ns_cmd(&full)
+}
+
 /// Issue 20, first point: a backlog filled by SYNs from spoofed sources
 /// that never answer drains by itself within `tcp.synack_retries`, and real
 /// Linux clients connect afterwards (the listener used to stay locked for
@@ -1562,23 +1582,10 @@ fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
     );
     let control = rig.dir.join("control.sock");
     let stat = || flextoe_tests::hostif::stat(&control).expect("stat");
-    let flood = repo().join("scripts/syn_flood.py").display().to_string();
-    let out = rig
-        .ns_run(&[
-            "timeout",
-            "120",
-            "python3",
-            &flood,
-            "--iface",
-            &rig.peer_if,
-            "--dst-mac",
-            ENGINE_MAC,
-            "--port",
-            "7",
-            "--count",
-            "3000",
-        ])
+    let out = syn_flood(&rig, &["--count", "3000"])
+        .output()
         .expect("syn_flood.py");
+    assert!(out.status.success(), "syn_flood.py: {out:?}");
     let flooded: Value = serde_json::from_slice(&out.stdout).expect("flood JSON");
     let t0 = Instant::now();
     let during = stat();
@@ -1641,30 +1648,21 @@ fn clients_during_a_syn_flood(cookies: &str, client_timeout_s: u32) -> (Value, V
     );
     let control = rig.dir.join("control.sock");
     let stat = || flextoe_tests::hostif::stat(&control).expect("stat");
-    let flood = repo().join("scripts/syn_flood.py").display().to_string();
     // 2,000 spoofed sources, cycled for 8 s (bounded: at most 12 s).
-    let flooder = rig
-        .ns_cmd(&[
-            "timeout",
-            "60",
-            "python3",
-            &flood,
-            "--iface",
-            &rig.peer_if,
-            "--dst-mac",
-            ENGINE_MAC,
-            "--port",
-            "7",
+    let flooder = syn_flood(
+        &rig,
+        &[
             "--count",
             "2000",
             "--min-seconds",
             "8",
             "--max-seconds",
             "12",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("syn_flood.py");
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("syn_flood.py");
     // Wait for the flood to fill the backlog.
     let t0 = Instant::now();
     loop {
