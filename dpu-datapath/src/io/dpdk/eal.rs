@@ -165,6 +165,11 @@ fn run_eal_init(args: Vec<String>) -> Result<Eal, DpdkError> {
     let argc = c_int::try_from(args.len())
         .map_err(|_| DpdkError::invalid("rte_eal_init", EINVAL, "too many arguments"))?;
     let argv: &'static mut [*mut c_char] = argv.leak();
+    // Before the EAL probes a TAP: no per-frame RX signal (signals.rs says
+    // why). Failing that costs speed, not correctness.
+    if let Err(e) = super::signals::occupy_tap_rx_signals() {
+        tracing::warn!(error = %e, "the TAP driver's per-frame RX signal stays on");
+    }
     // SAFETY: argv holds argc valid NUL-terminated strings followed by NULL, all leaked so
     // they outlive EAL (which may permute argv and keep pointers into it). The OnceLock
     // guarantees this runs once per process.

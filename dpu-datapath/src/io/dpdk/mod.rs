@@ -6,7 +6,8 @@
 //! - `mempool`: the packet-buffer pool ([`Mempool`]);
 //! - `mbuf`: RAII [`Mbuf`] and the burst array handed to `rte_eth_{rx,tx}_burst`;
 //! - `port`: port configuration (queues, RSS, offloads, MTU), start, link, close;
-//! - `queue`: `impl PacketIo for DpdkPort` (copying RX, retrying TX).
+//! - `queue`: `impl PacketIo for DpdkPort` (copying RX, retrying TX);
+//! - `signals`: turns off the TAP driver's per-frame RX signal.
 //!
 //! Nothing here panics on a runtime failure: setup returns [`DpdkError`], and the
 //! burst calls count what they drop in [`IoStats`](super::IoStats).
@@ -17,6 +18,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod queue;
+mod signals;
 
 pub use eal::{eal_args, init_eal, init_eal_with_args, pmd_plugins, Eal};
 pub use error::DpdkError;
