@@ -27,10 +27,31 @@ done
 
 step "cargo test (units, simulator, integration)"
 # As root (CI) every prerequisite is installed above, so a test that would
-# skip fails instead: nothing is silently left out.
+# skip fails instead: nothing is silently left out. Otherwise tests that
+# cannot run here append their reason to FLEXTOE_SKIP_LOG, printed at the end.
 if [ "$(id -u)" -eq 0 ]; then
     export FLEXTOE_REQUIRE_ALL=1
 fi
+FLEXTOE_SKIP_LOG="$(mktemp)"
+export FLEXTOE_SKIP_LOG
+skip_summary() {
+    local n
+    n="$(wc -l <"$FLEXTOE_SKIP_LOG")"
+    if [ "$n" -eq 0 ]; then
+        echo "test.sh: every test ran (none skipped)"
+    else
+        echo "test.sh: $n test(s) could NOT run here and were skipped:"
+        sed 's/^/  - /' "$FLEXTOE_SKIP_LOG"
+        echo "  (run as root to run them: scripts/setup.sh installs what they need)"
+    fi
+}
+fuzz_scratch=""
+# The summary prints at exit, after a failure too.
+on_exit() {
+    skip_summary
+    rm -rf "$FLEXTOE_SKIP_LOG" ${fuzz_scratch:+"$fuzz_scratch"}
+}
+trap on_exit EXIT
 cargo test --workspace --release
 
 step "cargo test, debug profile (overflow checks, debug assertions): units, simulator, pipeline"
@@ -48,7 +69,6 @@ cargo bench --workspace --quiet -- --test
 step "fuzz: ingress parser, ${FUZZ_SECONDS:-30} s on stable"
 # New inputs go to a scratch directory; the committed seeds stay as they are.
 fuzz_scratch="$(mktemp -d)"
-trap 'rm -rf "$fuzz_scratch"' EXIT
 (cd dpu-datapath/fuzz && cargo +stable fuzz run -s none ingress -- \
     -max_total_time="${FUZZ_SECONDS:-30}" -seed=1 "$fuzz_scratch" corpus/ingress)
 
