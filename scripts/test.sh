@@ -60,7 +60,7 @@ step "cargo test, debug profile (overflow checks, debug assertions): units, simu
 # timing; a slower build lets spare-frame pools run dry) and the
 # integration tests (they start the release binaries).
 cargo test -p dpu-datapath --lib --test tcp_states --test sim_hostile --test sim_connections \
-    --test sim_bulk --test pipeline_equivalence --test pipeline_bulk
+    --test sim_bulk --test sim_scale --test pipeline_equivalence --test pipeline_bulk
 cargo test -p pipeline-config -p doca-bindings
 
 step "benchmarks compile and run once (cargo bench -- --test)"

@@ -85,8 +85,26 @@ impl AppTable {
             c.pending |= kinds;
             if was_idle {
                 self.notify.push_back(id);
+                if self.notify.len() > 2 * self.live + 64 {
+                    self.drop_stale_notifications();
+                }
             }
         }
+    }
+
+    /// Keeps only entries of live connections with something pending. A
+    /// connection removed before its notification was taken leaves a stale
+    /// entry, and a consumer that never takes events (the built-in
+    /// services poll their connections instead) would let the queue grow by
+    /// one entry per connection ever opened: 16 MB after a million. At most
+    /// one entry per live connection is valid, so compacting at twice that
+    /// keeps the queue O(live) at amortised O(1) per raise.
+    fn drop_stale_notifications(&mut self) {
+        let slots = &self.slots;
+        self.notify.retain(|id| {
+            matches!(slots.get(id.index as usize),
+                Some((generation, Some(c))) if *generation == id.generation && c.pending != 0)
+        });
     }
 
     /// Takes the next connection's pending notifications.
@@ -100,5 +118,51 @@ impl AppTable {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::ConnPhase;
+    use crate::flow::FourTuple;
+    use std::net::Ipv4Addr;
+
+    fn conn(port: u16) -> AppConn {
+        let t = FourTuple {
+            local_ip: Ipv4Addr::new(198, 18, 0, 2),
+            local_port: 7,
+            remote_ip: Ipv4Addr::new(198, 18, 0, 1),
+            remote_port: port,
+        };
+        AppConn::new(t, 4096, 4096, ConnPhase::Connecting)
+    }
+
+    #[test]
+    fn notifications_of_removed_connections_do_not_pile_up() {
+        let mut table = AppTable::default();
+        // Nobody takes events: each connection is raised, then removed.
+        for i in 0..100_000u32 {
+            let id = table.insert(conn(i as u16));
+            table.raise(id, 1);
+            table.remove(id);
+        }
+        assert!(
+            table.notify.len() <= 64 + 2,
+            "{} entries",
+            table.notify.len()
+        );
+        // Live connections keep their one entry each, in order.
+        let ids: Vec<ConnId> = (0..10u16).map(|p| table.insert(conn(p))).collect();
+        for id in &ids {
+            table.raise(*id, 1);
+            table.raise(*id, 2); // already queued: no second entry
+        }
+        let events: Vec<AppEvent> = std::iter::from_fn(|| table.next_event()).collect();
+        assert_eq!(events.len(), 10);
+        assert!(events
+            .iter()
+            .zip(&ids)
+            .all(|(e, id)| e.conn == *id && e.kinds == 3));
     }
 }

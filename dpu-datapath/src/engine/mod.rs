@@ -117,6 +117,13 @@ impl Engine {
         (self.ctrl.handshakes.len(), self.ctrl.time_wait.len())
     }
 
+    /// Entries in the timer queue, stale ones included (an entry is
+    /// superseded, not removed, when a deadline moves; it leaves the queue
+    /// when its time comes): for tests that check timers do not leak.
+    pub fn timer_entries(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Takes the frames produced so far.
     pub fn drain_tx(&mut self, into: &mut Vec<Vec<u8>>) {
         into.append(&mut self.out);
