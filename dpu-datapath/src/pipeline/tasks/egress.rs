@@ -51,6 +51,19 @@ impl EgressTask {
     }
 }
 
+impl EgressTask {
+    /// Item `item` of owner `w`, in stamp order: its frame to the NIC, its
+    /// commit back to the owner.
+    fn release(&mut self, w: usize, item: EgressItem) {
+        if let Some(frame) = item.frame {
+            self.tx.push(frame);
+        }
+        if let Some(c) = item.commit {
+            self.pending_commits[w].push_back(c);
+        }
+    }
+}
+
 impl Task for EgressTask {
     fn poll(&mut self) -> usize {
         if self.live.due() {
@@ -58,11 +71,24 @@ impl Task for EgressTask {
             self.live.publish(c);
         }
         let mut n = 0;
+        let mut batch = std::mem::take(&mut self.batch);
         for i in 0..self.inputs.len() {
             if self.backlog[i].is_empty() {
-                self.batch.clear();
-                n += self.inputs[i].pop_burst(&mut self.batch, self.burst);
-                self.backlog[i].extend(self.batch.drain(..));
+                batch.clear();
+                n += self.inputs[i].pop_burst(&mut batch, self.burst);
+                for item in batch.drain(..) {
+                    let w = (item.stamp.seqr as usize).saturating_sub(self.first_owner);
+                    // In order with nothing held: released now, not via
+                    // the window.
+                    if self.backlog[i].is_empty()
+                        && w < self.windows.len()
+                        && self.windows[w].pass(item.stamp.seq)
+                    {
+                        self.release(w, item);
+                    } else {
+                        self.backlog[i].push_back(item);
+                    }
+                }
             }
             while let Some(item) = self.backlog[i].pop_front() {
                 let w = (item.stamp.seqr as usize).saturating_sub(self.first_owner);
@@ -89,14 +115,10 @@ impl Task for EgressTask {
                 }
             }
         }
-        for (w, window) in self.windows.iter_mut().enumerate() {
-            while let Some(item) = window.pop_ready() {
-                if let Some(frame) = item.frame {
-                    self.tx.push(frame);
-                }
-                if let Some(c) = item.commit {
-                    self.pending_commits[w].push_back(c);
-                }
+        self.batch = batch;
+        for w in 0..self.windows.len() {
+            while let Some(item) = self.windows[w].pop_ready() {
+                self.release(w, item);
             }
         }
         if !self.tx.is_empty() {

@@ -127,11 +127,20 @@ impl Task for IngressReorderTask {
             return 0;
         }
         let mut n = 0;
+        let mut batch = std::mem::take(&mut self.batch);
         for i in 0..self.inputs.len() {
             if self.backlog[i].is_empty() {
-                self.batch.clear();
-                n += self.inputs[i].pop_burst(&mut self.batch, self.burst);
-                self.backlog[i].extend(self.batch.drain(..));
+                batch.clear();
+                n += self.inputs[i].pop_burst(&mut batch, self.burst);
+                for item in batch.drain(..) {
+                    // In order with nothing held (always, with one `pre`
+                    // worker): straight to its owner, not via the window.
+                    if self.backlog[i].is_empty() && self.window.pass(item.seq) {
+                        self.route(item);
+                    } else {
+                        self.backlog[i].push_back(item);
+                    }
+                }
             }
             while let Some(item) = self.backlog[i].pop_front() {
                 if let Err(e) = self.window.insert(item.seq, item) {
@@ -141,6 +150,7 @@ impl Task for IngressReorderTask {
                 }
             }
         }
+        self.batch = batch;
         while let Some(item) = self.window.pop_ready() {
             self.route(item);
         }
