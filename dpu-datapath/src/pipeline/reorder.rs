@@ -110,7 +110,10 @@ mod tests {
         assert!(!r.pass(0), "already released");
         assert!(!r.pass(2), "a gap");
         r.insert(2, 'c').unwrap();
-        assert!(!r.pass(1), "something is held: it must go through the window");
+        assert!(
+            !r.pass(1),
+            "something is held: it must go through the window"
+        );
         r.insert(1, 'b').unwrap();
         assert_eq!(r.pop_ready(), Some('b'));
         assert_eq!(r.pop_ready(), Some('c'));
