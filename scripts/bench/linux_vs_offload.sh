@@ -17,9 +17,11 @@
 # 64 bytes back, TCP_NODELAY, 200 warm-up round trips not counted).
 # Traffic stays in namespaces on 198.18.2.0/24 and 198.18.3.0/24. Root.
 #
+# Connections per second: sequential connect, 64 B to echo, FIN, read the
+# echo to EOF, close (scripts/peer.py sequential), BENCH_CONNS of them.
 # Environment: BENCH_BYTES (goodput bytes, default 1 GiB), BENCH_RPCS
-# (default 20000), BENCH_PORTS (default "tap af_packet af_packet-acks2
-# af_xdp af_xdp-acks2").
+# (default 20000), BENCH_CONNS (default 2000), BENCH_PORTS (default "tap
+# af_packet af_packet-acks2 af_xdp af_xdp-acks2").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -27,6 +29,7 @@ cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
 bytes="${BENCH_BYTES:-$((1 << 30))}"
 rpcs="${BENCH_RPCS:-20000}"
+conns="${BENCH_CONNS:-2000}"
 cargo build --release --quiet -p dpu-datapath --bin flextoe-dpu
 
 tag="$$"
@@ -103,14 +106,16 @@ JSON
     ip netns exec "$ns_off" ip link set dev lo up
     ip netns exec "$ns_off" ping -c 1 -W 2 198.18.2.2 >/dev/null
     echo "offload ($1): goodput ..." >&2
-    local gp rpc
+    local gp rpc cps
     gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
     echo "offload ($1): rpc ..." >&2
     rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
+    echo "offload ($1): connections ..." >&2
+    cps="$(peer "$ns_off" --host 198.18.2.2 sequential --port 7 --count "$conns" --bytes 64)"
     kill -INT "$svc"; wait "$svc" || true; svc=""
     ip netns del "$ns_off"
     ip link del "$svc_if" 2>/dev/null || true
-    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us)")
+    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)")
 }
 results=()
 for kind in $ports; do
@@ -133,27 +138,28 @@ ip netns exec "$ns_b" python3 scripts/peer.py --host 198.18.3.2 server --sink-po
 srv=$!
 sleep 0.5
 linux_run() {
-    local gp rpc
+    local gp rpc cps
     gp="$(peer "$ns_a" --host 198.18.3.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
     rpc="$(peer "$ns_a" --host 198.18.3.2 rpc --port 7 --count "$rpcs")"
-    echo "$(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us)"
+    cps="$(peer "$ns_a" --host 198.18.3.2 sequential --port 7 --count "$conns" --bytes 64)"
+    echo "$(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)"
 }
 echo "linux (offloads off): ..." >&2
 for v in "va$tag:$ns_a" "vb$tag:$ns_b"; do
     ip netns exec "${v#*:}" ethtool -K "${v%%:*}" tso off gso off gro off >/dev/null 2>&1 || true
 done
-read -r l_gp l_p50 l_p99 <<<"$(linux_run)"
+read -r l_gp l_p50 l_p99 l_cps <<<"$(linux_run)"
 echo "linux (default offloads): ..." >&2
 for v in "va$tag:$ns_a" "vb$tag:$ns_b"; do
     ip netns exec "${v#*:}" ethtool -K "${v%%:*}" tso on gso on gro on >/dev/null 2>&1 || true
 done
-read -r d_gp d_p50 d_p99 <<<"$(linux_run)"
+read -r d_gp d_p50 d_p99 d_cps <<<"$(linux_run)"
 
-printf '\nOne connection, %s MiB goodput; %s x 64 B RPC (2-core machine, Python client)\n' "$((bytes >> 20))" "$rpcs"
-printf '%-50s %14s %10s %10s\n' "path" "goodput Mbit/s" "RPC p50 us" "RPC p99 us"
+printf '\nOne connection, %s MiB goodput; %s x 64 B RPC; %s connections in sequence (2-core machine, Python client)\n' "$((bytes >> 20))" "$rpcs" "$conns"
+printf '%-50s %14s %10s %10s %8s\n' "path" "goodput Mbit/s" "RPC p50 us" "RPC p99 us" "conns/s"
 for r in "${results[@]}"; do
     set -- $r
-    printf '%-50s %14s %10s %10s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4"
+    printf '%-50s %14s %10s %10s %8s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4" "$5"
 done
-printf '%-50s %14s %10s %10s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_p50" "$l_p99"
-printf '%-50s %14s %10s %10s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_p50" "$d_p99"
+printf '%-50s %14s %10s %10s %8s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_p50" "$l_p99" "$l_cps"
+printf '%-50s %14s %10s %10s %8s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_p50" "$d_p99" "$d_cps"
