@@ -66,10 +66,13 @@ cargo test -p pipeline-config -p doca-bindings
 step "benchmarks compile and run once (cargo bench -- --test)"
 cargo bench --workspace --quiet -- --test
 
-step "fuzz: ingress parser, ${FUZZ_SECONDS:-30} s on stable"
+step "fuzz: ingress parser and engine segments, ${FUZZ_SECONDS:-30} s each on stable"
 # New inputs go to a scratch directory; the committed seeds stay as they are.
 fuzz_scratch="$(mktemp -d)"
-(cd dpu-datapath/fuzz && cargo +stable fuzz run -s none ingress -- \
-    -max_total_time="${FUZZ_SECONDS:-30}" -seed=1 "$fuzz_scratch" corpus/ingress)
+for target in ingress engine_segments; do
+    mkdir -p "$fuzz_scratch/$target"
+    (cd dpu-datapath/fuzz && cargo +stable fuzz run -s none "$target" -- \
+        -max_total_time="${FUZZ_SECONDS:-30}" -seed=1 "$fuzz_scratch/$target" "corpus/$target")
+done
 
 step "all tests passed"
