@@ -61,13 +61,22 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # af_packet: net_af_packet on the root-namespace end of a veth pair.
 # af_xdp   : net_af_xdp on a veth end (needs hugepages: scripts/hugepages.sh).
 # A "-acks2" suffix runs the same port with tcp.coalesce_acks off (an ACK
-# every second segment, as before ACK coalescing), for a same-run ratio.
+# every second segment, as before ACK coalescing), for a same-run ratio; a
+# "-split" suffix runs it with the split placement (ingress, pre, dma, post,
+# egress pinned to core 0; ingress reorder and the owner to core 1) instead
+# of one run-to-completion worker. Suffixes combine: af_packet-split-acks2.
 ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
 case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
 offload_run() {
-    local kind="${1%-acks2}" vdev no_huge=true peer_if="$tap" coalesce=true
-    [ "$1" != "$kind" ] && coalesce=false
+    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology=""
+    case "$kind" in *-acks2) coalesce=false; kind="${kind%-acks2}" ;; esac
+    case "$kind" in *-split)
+        kind="${kind%-split}"
+        topology='"topology": {"run_to_completion": false, "workers": [
+    {"name": "data", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
+    {"name": "proto", "core": 1, "tasks": ["r0.ingress_reorder", "r0.proto0"]}]},' ;;
+    esac
     case "$kind" in
         tap) vdev="net_tap0,iface=$tap" ;;
         af_packet) vdev="net_af_packet0,iface=$svc_if,qpairs=1,blocksz=4096,framesz=2048,framecnt=4096" ;;
@@ -88,6 +97,7 @@ offload_run() {
   "port": {"backend": "dpdk",
            "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"]}},
   "tcp": {"coalesce_acks": $coalesce},
+  $topology
   "metrics": {"enabled": false},
   "host": {"control_socket": "$work/control.sock"}
 }
