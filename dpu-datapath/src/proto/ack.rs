@@ -59,14 +59,14 @@ impl ProtoFlow {
 
         // SACK blocks: only those inside [SND.UNA, SND.MAX] (RFC 2018).
         if self.flags.has(Flags::SACK) && s.sack.count > 0 {
-            let before = self.sacked.covered();
+            let before = self.sacked().covered();
             for &(start, end) in s.sack.as_slice() {
                 if start < end && start >= ack && end <= self.snd_max {
-                    let _ = self.sacked.insert(start, end, SACK_RANGES);
+                    let _ = self.loss().sacked.insert(start, end, SACK_RANGES);
                 }
             }
             // Newly SACKed bytes left the network: the pipe has room.
-            if self.sacked.covered() != before {
+            if self.sacked().covered() != before {
                 snap.wake_tx = true;
             }
         }
@@ -77,7 +77,7 @@ impl ProtoFlow {
         if self.flags.has(Flags::IN_RECOVERY)
             && self.flags.has(Flags::RTX_MARKED)
             && self
-                .sacked
+                .sacked()
                 .highest()
                 .is_some_and(|h| h >= self.rtx_mark + self.mss as u32)
             && ack <= self.snd_una
@@ -89,7 +89,7 @@ impl ProtoFlow {
 
         if ack > self.snd_una {
             self.on_new_ack(s, now, cfg, stats, snap);
-            if !self.sacked.is_empty() && self.sack_loss_detected() {
+            if !self.sacked().is_empty() && self.sack_loss_detected() {
                 self.maybe_enter_recovery(stats, snap);
             }
         } else if ack == self.snd_una
@@ -150,7 +150,10 @@ impl ProtoFlow {
         if self.rtx_next < ack {
             self.rtx_next = ack;
         }
-        self.sacked.trim_below(ack);
+        if let Some(l) = self.loss.as_mut() {
+            l.sacked.trim_below(ack);
+            self.release_loss();
+        }
 
         // Congestion control.
         let mss = self.mss as u32;
@@ -170,7 +173,7 @@ impl ProtoFlow {
                 // After a timeout: slow start while retransmitting the holes.
                 self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
             } else if self.flags.has(Flags::SACK) {
-                self.rtx_end = self.rtx_end.max(self.sacked.highest().unwrap_or(ack));
+                self.rtx_end = self.rtx_end.max(self.sacked().highest().unwrap_or(ack));
             } else {
                 // Partial ACK: retransmit the next hole, deflate (RFC 6582 step 4).
                 self.rtx_next = ack;
@@ -223,7 +226,7 @@ impl ProtoFlow {
             if self.flags.has(Flags::SACK) {
                 self.rtx_end = self
                     .rtx_end
-                    .max(self.sacked.highest().unwrap_or(self.snd_una));
+                    .max(self.sacked().highest().unwrap_or(self.snd_una));
             } else {
                 self.cwnd = self.cwnd.saturating_add(mss);
             }
@@ -249,7 +252,7 @@ impl ProtoFlow {
         if self.flags.has(Flags::SACK) {
             self.cwnd = self.ssthresh;
             self.rtx_end = self
-                .sacked
+                .sacked()
                 .highest()
                 .unwrap_or(self.snd_una + mss)
                 .max(self.snd_una + mss)
@@ -268,7 +271,7 @@ impl ProtoFlow {
     /// with data flowing both ways most ACKs ride on data segments.
     fn sack_loss_detected(&self) -> bool {
         self.flags.has(Flags::SACK)
-            && self.sacked.covered() > (self.dupack_threshold() as u32 - 1) * self.mss as u32
+            && self.sacked().covered() > (self.dupack_threshold() as u32 - 1) * self.mss as u32
     }
 
     /// Duplicate ACKs that signal a loss: 3, or fewer when only a few

@@ -158,6 +158,16 @@ impl Flags {
     }
 }
 
+/// Loss-recovery state a connection holds only while it is in use: the
+/// receive side's out-of-order intervals and the send side's SACK
+/// scoreboard (112 B that in-order connections, most of them at any
+/// moment, would otherwise carry; issue 13's state budget).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LossState {
+    ooo: SeqRanges<OOO_INTERVALS>,
+    sacked: SeqRanges<SACK_RANGES>,
+}
+
 /// Mutable TCP state of one installed connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProtoFlow {
@@ -192,7 +202,6 @@ pub struct ProtoFlow {
     /// SND.MAX when SND.UNA's segment was last retransmitted: a SACK above
     /// it means that retransmission was lost too (a RACK-like rule).
     rtx_mark: SeqNumber,
-    sacked: SeqRanges<SACK_RANGES>,
     rtt: RttEstimator,
     timed_seq: SeqNumber,
     timed_at: Nanos,
@@ -207,7 +216,8 @@ pub struct ProtoFlow {
     rx_size: u32,
     rx_fin_seq: SeqNumber,
     ts_recent: u32,
-    ooo: SeqRanges<OOO_INTERVALS>,
+    /// Out-of-order intervals and SACK scoreboard, only while in use.
+    loss: Option<Box<LossState>>,
 
     // Timers (0 = disarmed).
     rto_at: Nanos,
@@ -257,7 +267,6 @@ impl ProtoFlow {
             rtx_next: snd_una,
             rtx_end: snd_una,
             rtx_mark: snd_una,
-            sacked: SeqRanges::default(),
             rtt,
             timed_seq: snd_una,
             timed_at: 0,
@@ -268,7 +277,7 @@ impl ProtoFlow {
             rx_size: init.rx_size,
             rx_fin_seq: rcv_nxt,
             ts_recent: init.ts_recent.unwrap_or(0),
-            ooo: SeqRanges::default(),
+            loss: None,
             rto_at: 0,
             delack_at: 0,
             timer_queued_at: 0,
@@ -311,7 +320,44 @@ impl ProtoFlow {
 
     /// Out-of-order intervals currently held.
     pub fn ooo_intervals(&self) -> usize {
-        self.ooo.len()
+        self.ooo().len()
+    }
+
+    /// Whether the loss state (out-of-order intervals, SACK scoreboard) is
+    /// allocated.
+    pub fn holds_loss_state(&self) -> bool {
+        self.loss.is_some()
+    }
+
+    fn ooo(&self) -> &SeqRanges<OOO_INTERVALS> {
+        match &self.loss {
+            Some(l) => &l.ooo,
+            None => &SeqRanges::EMPTY,
+        }
+    }
+
+    fn sacked(&self) -> &SeqRanges<SACK_RANGES> {
+        match &self.loss {
+            Some(l) => &l.sacked,
+            None => &SeqRanges::EMPTY,
+        }
+    }
+
+    /// The loss state, allocated on first use (a loss episode, not a
+    /// segment: in-order traffic never gets here).
+    fn loss(&mut self) -> &mut LossState {
+        self.loss.get_or_insert_with(Default::default)
+    }
+
+    /// Frees the loss state once neither part holds anything.
+    fn release_loss(&mut self) {
+        if self
+            .loss
+            .as_ref()
+            .is_some_and(|l| l.ooo.is_empty() && l.sacked.is_empty())
+        {
+            self.loss = None;
+        }
     }
 
     /// Free receive buffer space in bytes.
@@ -363,9 +409,9 @@ impl ProtoFlow {
             self.rcv_adv = edge;
         }
         let mut sack = crate::pre::SackBlocks::default();
-        if self.flags.has(Flags::SACK) && !self.ooo.is_empty() {
+        if self.flags.has(Flags::SACK) && !self.ooo().is_empty() {
             let max = if self.flags.has(Flags::TS) { 3 } else { 4 };
-            sack.count = self.ooo.sack_blocks(max, &mut sack.blocks);
+            sack.count = self.ooo().sack_blocks(max, &mut sack.blocks);
         }
         // Any segment we send carries the ACK: the delayed ACK is satisfied.
         self.unacked_segments = 0;

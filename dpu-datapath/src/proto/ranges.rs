@@ -19,15 +19,18 @@ pub struct Full;
 
 impl<const N: usize> Default for SeqRanges<N> {
     fn default() -> Self {
-        Self {
-            ranges: [(SeqNumber(0), SeqNumber(0)); N],
-            len: 0,
-            recent: SeqNumber(0),
-        }
+        Self::EMPTY
     }
 }
 
 impl<const N: usize> SeqRanges<N> {
+    /// No ranges.
+    pub const EMPTY: Self = Self {
+        ranges: [(SeqNumber(0), SeqNumber(0)); N],
+        len: 0,
+        recent: SeqNumber(0),
+    };
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -138,7 +138,7 @@ impl ProtoFlow {
         // placed by an earlier (out-of-order) segment are never written again,
         // so two DMA workers never write the same bytes (and a peer cannot
         // rewrite data it already sent). The rest is left for retransmission.
-        let (start, run) = self.ooo.next_uncovered(s.seq.max(self.rcv_nxt));
+        let (start, run) = self.ooo().next_uncovered(s.seq.max(self.rcv_nxt));
         if let Some(run) = run {
             end = end.min(start + run);
         }
@@ -157,20 +157,24 @@ impl ProtoFlow {
         };
         let trimmed = start != s.seq || end != seg_end;
         if start == self.rcv_nxt {
-            let had_holes = !self.ooo.is_empty();
+            let had_holes = !self.ooo().is_empty();
             let before = self.rcv_nxt;
             self.rcv_nxt = end;
-            while let Some(ooo_end) = self.ooo.pop_reached(self.rcv_nxt) {
-                self.rcv_nxt = self.rcv_nxt.max(ooo_end);
+            if let Some(l) = self.loss.as_mut() {
+                while let Some(ooo_end) = l.ooo.pop_reached(self.rcv_nxt) {
+                    self.rcv_nxt = self.rcv_nxt.max(ooo_end);
+                }
+                self.release_loss();
             }
             snap.place = Some(place);
             snap.delivered = (self.rcv_nxt - before) as u32;
             had_holes || trimmed
         } else {
-            match self.ooo.insert(start, end, cfg.ooo_limit) {
+            match self.loss().ooo.insert(start, end, cfg.ooo_limit) {
                 Ok(()) => snap.place = Some(place),
                 Err(_) => snap.drop = Some(DropReason::OooFull),
             }
+            self.release_loss();
             true
         }
     }

@@ -77,6 +77,8 @@ fn fin_at_the_edge_of_a_full_buffer_does_not_underflow_the_window() {
 fn out_of_order_data_is_placed_at_its_final_position() {
     let mut f = flow(65536);
     let mut stats = Stats::default();
+    // In order so far: no loss state is held (issue 13's state budget).
+    assert!(!f.holds_loss_state());
     let snap = f.on_segment(
         &seg(5001 + 2000, 1000, TcpFlags::ACK),
         0,
@@ -86,9 +88,12 @@ fn out_of_order_data_is_placed_at_its_final_position() {
     assert_eq!(snap.delivered, 0);
     assert_eq!(snap.place.map(|p| p.buf_pos), Some(2000));
     assert_eq!(f.ooo_intervals(), 1);
+    assert!(f.holds_loss_state());
     let snap = f.on_segment(&seg(5001, 2000, TcpFlags::ACK), 0, &cfg(), &mut stats);
     assert_eq!(snap.delivered, 3000);
     assert_eq!(f.ooo_intervals(), 0);
+    // The hole filled: the loss state is given back.
+    assert!(!f.holds_loss_state());
 }
 
 #[test]

@@ -83,7 +83,10 @@ impl ProtoFlow {
             // scoreboard is cleared (RFC 2018 section 8: the peer may have
             // discarded what it SACKed); the ACKs that follow SACK again
             // what it still holds, and those holes are then skipped.
-            self.sacked.clear();
+            if let Some(l) = self.loss.as_mut() {
+                l.sacked.clear();
+            }
+            self.release_loss();
             self.rtx_end = self.snd_max;
             self.flags.set(Flags::IN_RECOVERY, true);
             self.flags.set(Flags::LOSS, true);
@@ -91,7 +94,10 @@ impl ProtoFlow {
             // No SACK: go back to SND.UNA and resend everything.
             self.snd_nxt = self.snd_una;
             self.rtx_end = self.snd_una;
-            self.sacked.clear();
+            if let Some(l) = self.loss.as_mut() {
+                l.sacked.clear();
+            }
+            self.release_loss();
             self.flags.set(Flags::IN_RECOVERY, false);
         }
         self.rtt.back_off();

@@ -14,12 +14,12 @@ impl ProtoFlow {
         let outstanding = (self.snd_max - self.snd_una).max(0) as u32;
         let lost = if self.rtx_end > self.rtx_next {
             (self.rtx_end - self.rtx_next) as u32
-                - self.sacked.covered_between(self.rtx_next, self.rtx_end)
+                - self.sacked().covered_between(self.rtx_next, self.rtx_end)
         } else {
             0
         };
         outstanding
-            .saturating_sub(self.sacked.covered())
+            .saturating_sub(self.sacked().covered())
             .saturating_sub(lost)
     }
 
@@ -44,7 +44,7 @@ impl ProtoFlow {
 
         if self.flags.has(Flags::IN_RECOVERY) && self.rtx_next < self.rtx_end {
             let (hole, run) = if self.flags.has(Flags::SACK) {
-                self.sacked.next_uncovered(self.rtx_next)
+                self.sacked().next_uncovered(self.rtx_next)
             } else {
                 (self.rtx_next, None)
             };
