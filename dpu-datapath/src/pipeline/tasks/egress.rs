@@ -49,9 +49,7 @@ impl EgressTask {
                 + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
         }
     }
-}
 
-impl EgressTask {
     /// Item `item` of owner `w`, in stamp order: its frame to the NIC, its
     /// commit back to the owner.
     fn release(&mut self, w: usize, item: EgressItem) {
