@@ -20,14 +20,7 @@ fn small_buffers(c: &mut pipeline_config::Config) {
 fn assert_tables_empty(sim: &mut SimPair) {
     // Let TIME-WAIT (100 ms in these tests) expire.
     let deadline = sim.now + 5 * SEC;
-    let empty = sim.run_until(deadline, |s| {
-        s.a.flow_count() == 0
-            && s.b.flow_count() == 0
-            && s.a.app_conn_count() == 0
-            && s.b.app_conn_count() == 0
-            && s.a.control_counts() == (0, 0)
-            && s.b.control_counts() == (0, 0)
-    });
+    let empty = sim.run_until(deadline, |s| tables_empty(s));
     assert!(
         empty,
         "tables not empty: flows {} {}, apps {} {}, control {:?} {:?}",

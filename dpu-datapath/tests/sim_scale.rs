@@ -106,14 +106,7 @@ fn run_slices(sim: &mut SimPair, limit_ms: u64, mut done: impl FnMut(&mut SimPai
 }
 
 fn assert_nothing_left(sim: &mut SimPair) {
-    run_slices(sim, 10_000, |s| {
-        s.a.flow_count() == 0
-            && s.b.flow_count() == 0
-            && s.a.app_conn_count() == 0
-            && s.b.app_conn_count() == 0
-            && s.a.control_counts() == (0, 0)
-            && s.b.control_counts() == (0, 0)
-    });
+    run_slices(sim, 10_000, |s| tables_empty(s));
     // Superseded timer entries leave the queue when their time comes (at
     // most the largest RTO later): none may stay for good.
     run_slices(sim, 300_000, |s| {

@@ -1629,6 +1629,44 @@ fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
     );
 }
 
+/// Starts a flood from 2,000 spoofed sources, cycled for `secs` (at most
+/// `secs` + 4), and returns once it has filled the listener's backlog
+/// (128 entries in the tests that use it).
+// The child goes back to the caller, which waits for it; on a panic here it
+// ends by itself (`--max-seconds`, and `timeout 120` around it).
+#[allow(clippy::zombie_processes)]
+fn flood_filling_the_backlog(rig: &Rig, secs: u32) -> std::process::Child {
+    let (min, max) = (secs.to_string(), (secs + 4).to_string());
+    let flooder = syn_flood(
+        rig,
+        &[
+            "--count",
+            "2000",
+            "--min-seconds",
+            &min,
+            "--max-seconds",
+            &max,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("syn_flood.py");
+    let control = rig.dir.join("control.sock");
+    let t0 = Instant::now();
+    loop {
+        let st = flextoe_tests::hostif::stat(&control).expect("stat");
+        if st["handshakes"] == 128 {
+            return flooder;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{}: the flood never filled the backlog: {st}",
+            rig.name
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Issue 20: 50 real Linux clients connect and transfer while a spoofed
 /// SYN flood keeps the listener's backlog full. With SYN cookies ("auto",
 /// the default) every client gets in and its data is right; without them
@@ -1665,34 +1703,7 @@ fn clients_during_a_syn_flood(cookies: &str, client_timeout_s: u32) -> (Value, V
         &rig.peer_if,
     ])
     .expect("pin the neighbour entry");
-    // 2,000 spoofed sources, cycled for 8 s (bounded: at most 12 s).
-    let flooder = syn_flood(
-        &rig,
-        &[
-            "--count",
-            "2000",
-            "--min-seconds",
-            "8",
-            "--max-seconds",
-            "12",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("syn_flood.py");
-    // Wait for the flood to fill the backlog.
-    let t0 = Instant::now();
-    loop {
-        let st = stat();
-        if st["handshakes"] == 128 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "{name}: the flood never filled the backlog: {st}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let flooder = flood_filling_the_backlog(&rig, 8);
     let timeout = client_timeout_s.to_string();
     let r = rig.peer(
         &[
@@ -1782,36 +1793,13 @@ fn syn_flood_on_af_xdp_accounted_latency_bounded_recovered() {
             ..Opts::default()
         },
     );
-    let control = rig.dir.join("control.sock");
-    let stat = || flextoe_tests::hostif::stat(&control).expect("stat");
     // The no-flood figure, same connection kind, for comparison.
     let quiet = rig.peer(
         &["rpc", "--port", "7", "--count", "3000"],
         Duration::from_secs(60),
     );
     assert!(ok(&quiet), "RPCs before the flood: {quiet}");
-    let flooder = syn_flood(
-        &rig,
-        &[
-            "--count",
-            "2000",
-            "--min-seconds",
-            "6",
-            "--max-seconds",
-            "10",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .spawn()
-    .expect("syn_flood.py");
-    let t0 = Instant::now();
-    while stat()["handshakes"] != 128 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "{name}: the flood never filled the backlog"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let flooder = flood_filling_the_backlog(&rig, 6);
     let during = rig.peer(
         &["rpc", "--port", "7", "--count", "3000"],
         Duration::from_secs(60),

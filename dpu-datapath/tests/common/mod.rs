@@ -88,3 +88,14 @@ pub fn bulk_both_ways(mut sim: SimPair, size: u64, seed: u64, bound_ns: u64) -> 
         elapsed_ns,
     }
 }
+
+/// Both engines hold no flow, application connection, handshake or
+/// TIME-WAIT entry.
+pub fn tables_empty(s: &SimPair) -> bool {
+    s.a.flow_count() == 0
+        && s.b.flow_count() == 0
+        && s.a.app_conn_count() == 0
+        && s.b.app_conn_count() == 0
+        && s.a.control_counts() == (0, 0)
+        && s.b.control_counts() == (0, 0)
+}
