@@ -113,6 +113,14 @@ macro_rules! skip_unless_ready {
             return;
         }
     };
+    // Also the port's own prerequisites (PMD plugin, hugepages).
+    ($name:expr, $port:expr) => {
+        skip_unless_ready!($name);
+        if let Some(why) = $port.missing() {
+            flextoe_tests::skip(format!("{}: {why}", $name));
+            return;
+        }
+    };
 }
 
 use flextoe_tests::run;
@@ -638,10 +646,7 @@ fn echo_64mib_no_faults() {
 #[test]
 fn echo_64mib_af_packet() {
     let _g = serial();
-    skip_unless_ready!("echo_64mib_af_packet");
-    if let Some(why) = PortKind::AfPacket.missing() {
-        return flextoe_tests::skip(format!("echo_64mib_af_packet: {why}"));
-    }
+    skip_unless_ready!("echo_64mib_af_packet", PortKind::AfPacket);
     let (_, s) = echo_on(
         PortKind::AfPacket,
         "echo_64mib_af_packet",
@@ -655,10 +660,7 @@ fn echo_64mib_af_packet() {
 #[test]
 fn echo_64mib_af_xdp() {
     let _g = serial();
-    skip_unless_ready!("echo_64mib_af_xdp");
-    if let Some(why) = PortKind::AfXdp.missing() {
-        return flextoe_tests::skip(format!("echo_64mib_af_xdp: {why}"));
-    }
+    skip_unless_ready!("echo_64mib_af_xdp", PortKind::AfXdp);
     let (_, s) = echo_on(
         PortKind::AfXdp,
         "echo_64mib_af_xdp",
@@ -678,10 +680,7 @@ fn echo_64mib_af_xdp() {
 #[test]
 fn echo_16mib_af_xdp_1pct_loss() {
     let _g = serial();
-    skip_unless_ready!("echo_16mib_af_xdp_1pct_loss");
-    if let Some(why) = PortKind::AfXdp.missing() {
-        return flextoe_tests::skip(format!("echo_16mib_af_xdp_1pct_loss: {why}"));
-    }
+    skip_unless_ready!("echo_16mib_af_xdp_1pct_loss", PortKind::AfXdp);
     let (_, s) = echo_on(
         PortKind::AfXdp,
         "echo_16mib_af_xdp_1pct_loss",
@@ -1780,10 +1779,10 @@ fn syn_flood_without_cookies_refuses_real_clients() {
 #[test]
 fn syn_flood_on_af_xdp_accounted_latency_bounded_recovered() {
     let _g = serial();
-    skip_unless_ready!("syn_flood_on_af_xdp_accounted_latency_bounded_recovered");
-    if let Some(why) = PortKind::AfXdp.missing() {
-        return flextoe_tests::skip(format!("syn_flood_on_af_xdp: {why}"));
-    }
+    skip_unless_ready!(
+        "syn_flood_on_af_xdp_accounted_latency_bounded_recovered",
+        PortKind::AfXdp
+    );
     let name = "synflood_af_xdp";
     let mut rig = Rig::start(
         name,
