@@ -11,7 +11,7 @@ fn main() {
     // hashbrown stores (key, value) plus one control byte per bucket.
     let table = size_of::<(FourTuple, FlowId)>() + 1;
     println!("data-path state per connection:");
-    println!("  pre   {pre:4} B (flow group, header template with the tuple)");
+    println!("  pre   {pre:4} B (header template with the tuple)");
     println!("  proto {proto:4} B (sequence state, RTT, timers; OOO intervals and SACK scoreboard only while in use)");
     println!("  post  {post:4} B (application handle, CC counters)");
     println!(

@@ -4,7 +4,7 @@
 
 use crate::app::{AppConn, ConnPhase, EventKind};
 use crate::engine::Engine;
-use crate::flow::{flow_group, FlowId, FourTuple};
+use crate::flow::{FlowId, FourTuple};
 use crate::post::{CcCounters, PostFlow};
 use crate::pre::{HeaderTemplate, PreFlow};
 use crate::proto::{ProtoFlow, ProtoInit, TcpState};
@@ -62,7 +62,6 @@ impl Engine {
             tuple: *tuple,
             timestamps: ts,
         };
-        let group = flow_group(tuple, cfg.flow_groups);
         let proto = ProtoFlow::new(&init, &cfg.proto);
 
         let conn = match h.conn {
@@ -88,13 +87,7 @@ impl Engine {
             }
         };
         let id = self.alloc_flow();
-        self.pre.install(
-            id,
-            PreFlow {
-                flow_group: group,
-                template,
-            },
-        );
+        self.pre.install(id, PreFlow { template });
         self.proto[id.index()] = Some(proto);
         self.post[id.index()] = Some(PostFlow {
             conn,

@@ -237,11 +237,11 @@ impl Engine {
         let Some(Some(p)) = self.proto.get_mut(id.index()) else {
             return;
         };
-        if let Some(d) = p.next_deadline() {
-            if p.timer_queued_at == 0 || d < p.timer_queued_at {
-                p.timer_queued_at = d;
-                self.timers.push(Reverse((d, TimerKey::Flow(id))));
-            }
+        let d = p.next_deadline();
+        if d.before(p.timer_queued_at) {
+            p.timer_queued_at = d;
+            self.timers
+                .push(Reverse((d.at(self.now), TimerKey::Flow(id))));
         }
     }
 }

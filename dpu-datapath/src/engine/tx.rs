@@ -5,7 +5,7 @@
 use super::work::{dma_post_tx, TxWork, Work};
 use super::{Engine, TimerKey};
 use crate::app::ConnError;
-use crate::proto::{ack_ts_clock, Nanos};
+use crate::proto::{ack_ts_clock, Deadline, Nanos};
 use std::cmp::Reverse;
 
 /// Segments one flow may send per scheduler turn (fairness between flows).
@@ -32,10 +32,10 @@ impl Engine {
                 let Some(Some(p)) = self.proto.get_mut(id.index()) else {
                     return;
                 };
-                if p.timer_queued_at != at {
+                if p.timer_queued_at != Deadline::of_queue_entry(at) {
                     return; // superseded by an earlier entry
                 }
-                p.timer_queued_at = 0;
+                p.timer_queued_at = Deadline::OFF;
                 let action = p.on_timers(now, &self.cfg.proto, &mut self.stats);
                 if action.abort {
                     self.abort_flow(id, ConnError::TimedOut, false);

@@ -15,10 +15,14 @@ use crate::proto::{CcFeedback, HeaderFields};
 use crate::wire::{emit_tcp_frame, ChecksumCaps, TcpOptions, TcpRepr};
 
 /// Congestion-control counters, updated by `post`, read by the control plane.
+/// The byte counters wrap (32 bits, as TAS keeps them): the control plane
+/// reads them every control interval and takes the difference with
+/// `wrapping_sub`, which is exact while less than 4 GiB is acked per
+/// interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CcCounters {
-    pub acked_bytes: u64,
-    pub ecn_marked_bytes: u64,
+    pub acked_bytes: u32,
+    pub ecn_marked_bytes: u32,
     /// Exponentially weighted RTT (7/8 old + 1/8 new), microseconds.
     pub rtt_ewma_us: u32,
 }
@@ -32,9 +36,9 @@ pub struct PostFlow {
 
 impl PostFlow {
     pub fn account(&mut self, fb: &CcFeedback) {
-        self.cc.acked_bytes += fb.acked_bytes as u64;
+        self.cc.acked_bytes = self.cc.acked_bytes.wrapping_add(fb.acked_bytes);
         if fb.ecn_marked {
-            self.cc.ecn_marked_bytes += fb.acked_bytes as u64;
+            self.cc.ecn_marked_bytes = self.cc.ecn_marked_bytes.wrapping_add(fb.acked_bytes);
         }
         if let Some(rtt) = fb.rtt_sample_us {
             self.cc.rtt_ewma_us = if self.cc.rtt_ewma_us == 0 {

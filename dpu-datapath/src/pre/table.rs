@@ -8,7 +8,8 @@ use std::collections::HashMap;
 /// `pre`'s per-flow state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreFlow {
-    pub flow_group: u32,
+    /// Headers of the flow's segments. (Its flow group is not kept: it
+    /// follows from the RSS hash `pre` computes for every segment.)
     pub template: HeaderTemplate,
 }
 

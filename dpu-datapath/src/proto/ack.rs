@@ -3,7 +3,10 @@
 //! congestion avoidance, fast retransmit with NewReno (RFC 6582) or SACK-based
 //! (RFC 6675-style) recovery.
 
-use super::{Flags, FlowEvents, Nanos, ProtoConfig, ProtoFlow, RxSnapshot, TcpState, SACK_RANGES};
+use super::deadline::micros;
+use super::{
+    Deadline, Flags, FlowEvents, Nanos, ProtoConfig, ProtoFlow, RxSnapshot, TcpState, SACK_RANGES,
+};
 use crate::pre::Summary;
 use crate::stats::{DropReason, Stats};
 use crate::wire::TcpFlags;
@@ -41,19 +44,17 @@ impl ProtoFlow {
 
         // Send window update (RFC 9293 3.10.7.4, SND.WL1/SND.WL2 rule).
         let old_wnd = self.snd_wnd;
-        if ack >= self.snd_una
-            && (self.snd_wl1 < s.seq || (self.snd_wl1 == s.seq && self.snd_wl2 <= ack))
-        {
+        // SND.WL2 <= SEG.ACK holds here: SND.WL2 is never above SND.UNA.
+        if ack >= self.snd_una && self.snd_wl1 <= s.seq {
             self.snd_wnd = (s.window as u32) << self.snd_wscale;
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = s.seq;
-            self.snd_wl2 = ack;
         }
         if self.snd_wnd > old_wnd {
             snap.wake_tx = true;
             if self.flags.has(Flags::PERSIST) {
                 self.flags.set(Flags::PERSIST, false);
-                self.rto_at = 0;
+                self.rto_at = Deadline::OFF;
             }
         }
 
@@ -131,7 +132,7 @@ impl ProtoFlow {
             }
         }
         if sample.is_none() && self.flags.has(Flags::TIMING) && ack >= self.timed_seq {
-            sample = Some(((now.saturating_sub(self.timed_at)) / 1000).max(1) as u32);
+            sample = Some(micros(now).wrapping_sub(self.timed_at).max(1));
         }
         if ack >= self.timed_seq {
             self.flags.set(Flags::TIMING, false);
@@ -140,8 +141,7 @@ impl ProtoFlow {
             self.rtt.sample(us, &cfg.rto);
             snap.cc.rtt_sample_us = Some(us);
         }
-        self.rtt.reset_backoff();
-        self.rto_retries = 0;
+        self.rto_retries = 0; // and with it the RTO backoff
 
         self.snd_una = ack;
         if self.snd_nxt < ack {
@@ -209,11 +209,11 @@ impl ProtoFlow {
         }
 
         // Restart the retransmission timer (RFC 6298 5.2, 5.3).
-        self.rto_at = if self.snd_una == self.snd_max {
-            0
+        if self.snd_una == self.snd_max {
+            self.rto_at = Deadline::OFF;
         } else {
-            now + self.rtt.rto_us(&cfg.rto) as u64 * 1000
-        };
+            self.arm_rto(now, cfg);
+        }
         self.arm_orphan_timer(now);
         self.flags.set(Flags::PERSIST, false);
         snap.wake_tx = true;

@@ -11,6 +11,7 @@
 //! next segment to send, `timers.rs` handles RTO, persist and delayed ACK.
 
 mod ack;
+pub mod deadline;
 pub mod ranges;
 pub mod rtt;
 mod rx;
@@ -19,6 +20,7 @@ mod timers;
 mod tx;
 
 pub use ack::ts_clock as ack_ts_clock;
+pub use deadline::Deadline;
 pub use ranges::SeqRanges;
 pub use rtt::{RtoBounds, RttEstimator};
 pub use snapshot::{CcFeedback, FlowEvents, HeaderFields, Placement, RxSnapshot, TxSegment};
@@ -187,11 +189,14 @@ pub struct ProtoFlow {
     /// End of the data the application has written (the FIN goes here).
     tx_end: SeqNumber,
     tx_base: SeqNumber,
-    tx_size: u32,
+    /// log2 of the TX buffer size (a power of two).
+    tx_size_log2: u8,
     snd_wnd: u32,
     max_snd_wnd: u32,
+    /// Sequence number of the segment that last updated the send window.
+    /// (RFC 9293's SND.WL2 is not kept: it is never above SND.UNA, so its
+    /// test always holds for an acceptable ACK.)
     snd_wl1: SeqNumber,
-    snd_wl2: SeqNumber,
     cwnd: u32,
     ssthresh: u32,
     recover: SeqNumber,
@@ -204,7 +209,8 @@ pub struct ProtoFlow {
     rtx_mark: SeqNumber,
     rtt: RttEstimator,
     timed_seq: SeqNumber,
-    timed_at: Nanos,
+    /// When `timed_seq` was sent, in [`deadline::micros`].
+    timed_at: u32,
 
     // Receive side.
     rcv_nxt: SeqNumber,
@@ -213,17 +219,18 @@ pub struct ProtoFlow {
     /// Right window edge last advertised.
     rcv_adv: SeqNumber,
     rx_base: SeqNumber,
-    rx_size: u32,
+    /// log2 of the RX buffer size (a power of two).
+    rx_size_log2: u8,
     rx_fin_seq: SeqNumber,
     ts_recent: u32,
     /// Out-of-order intervals and SACK scoreboard, only while in use.
     loss: Option<Box<LossState>>,
 
-    // Timers (0 = disarmed).
-    rto_at: Nanos,
-    delack_at: Nanos,
+    // Timers.
+    rto_at: Deadline,
+    delack_at: Deadline,
     /// Earliest deadline the engine's timer queue holds for this flow.
-    pub(crate) timer_queued_at: Nanos,
+    pub(crate) timer_queued_at: Deadline,
 }
 
 impl ProtoFlow {
@@ -256,11 +263,10 @@ impl ProtoFlow {
             snd_max: snd_una,
             tx_end: snd_una,
             tx_base: snd_una,
-            tx_size: init.tx_size,
+            tx_size_log2: init.tx_size.trailing_zeros() as u8,
             snd_wnd: init.peer_window as u32,
             max_snd_wnd: init.peer_window as u32,
             snd_wl1: init.irs,
-            snd_wl2: init.iss,
             cwnd: cfg.initial_cwnd_segments.max(1) * mss as u32,
             ssthresh: u32::MAX,
             recover: snd_una - 1u32,
@@ -274,13 +280,13 @@ impl ProtoFlow {
             rcv_consumed: rcv_nxt,
             rcv_adv: rcv_nxt,
             rx_base: rcv_nxt,
-            rx_size: init.rx_size,
+            rx_size_log2: init.rx_size.trailing_zeros() as u8,
             rx_fin_seq: rcv_nxt,
             ts_recent: init.ts_recent.unwrap_or(0),
             loss: None,
-            rto_at: 0,
-            delack_at: 0,
-            timer_queued_at: 0,
+            rto_at: Deadline::OFF,
+            delack_at: Deadline::OFF,
+            timer_queued_at: Deadline::OFF,
         };
         flow.rcv_adv = flow.rcv_nxt + flow.advertised_window_bytes().max(init.syn_window as u32);
         flow
@@ -360,11 +366,16 @@ impl ProtoFlow {
         }
     }
 
+    /// RX buffer size in bytes.
+    fn rx_size(&self) -> u32 {
+        1 << self.rx_size_log2
+    }
+
     /// Free receive buffer space in bytes.
     pub fn rcv_free(&self) -> u32 {
         // A FIN at the right edge of a full buffer takes a sequence number
         // but no byte: saturate instead of wrapping.
-        self.rx_size
+        self.rx_size()
             .saturating_sub((self.rcv_nxt - self.rcv_consumed) as u32)
     }
 
@@ -381,7 +392,7 @@ impl ProtoFlow {
         let ws = self.rcv_wscale;
         let free = self.rcv_free();
         let current = self.rcv_wnd();
-        let threshold = (self.rx_size / 2).min(self.mss as u32);
+        let threshold = (self.rx_size() / 2).min(self.mss as u32);
         let bytes = if free >= current + threshold {
             free
         } else {
@@ -415,7 +426,7 @@ impl ProtoFlow {
         }
         // Any segment we send carries the ACK: the delayed ACK is satisfied.
         self.unacked_segments = 0;
-        self.delack_at = 0;
+        self.delack_at = Deadline::OFF;
         HeaderFields {
             seq,
             ack: self.rcv_nxt,
@@ -435,12 +446,12 @@ impl ProtoFlow {
 
     /// RX buffer offset of a sequence number.
     fn rx_pos(&self, seq: SeqNumber) -> u32 {
-        (seq - self.rx_base) as u32 & (self.rx_size - 1)
+        (seq - self.rx_base) as u32 & (self.rx_size() - 1)
     }
 
     /// TX buffer offset of a sequence number.
     fn tx_pos(&self, seq: SeqNumber) -> u32 {
-        (seq - self.tx_base) as u32 & (self.tx_size - 1)
+        (seq - self.tx_base) as u32 & ((1u32 << self.tx_size_log2) - 1)
     }
 
     /// The application consumed `n` bytes of received data. Returns a window
@@ -484,7 +495,7 @@ impl ProtoFlow {
 
     fn arm_orphan_timer(&mut self, now: Nanos) {
         if self.state == TcpState::FinWait2 && self.flags.has(Flags::ORPHAN) {
-            self.rto_at = now + FIN_WAIT_2_TIMEOUT_NS;
+            self.rto_at = Deadline::after(now, FIN_WAIT_2_TIMEOUT_NS);
         }
     }
 

@@ -1,13 +1,14 @@
 //! Retransmission timeout estimation per RFC 6298 (alpha 1/8, beta 1/4, K 4),
 //! with exponential backoff and configured bounds.
 
-/// RTT estimator and current RTO of one connection, in microseconds.
+/// RTT estimator and current RTO of one connection, in microseconds. The
+/// backoff is not kept here: it is the connection's count of timeouts
+/// without progress, which the caller passes in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RttEstimator {
     srtt_us: u32,
     rttvar_us: u32,
     rto_us: u32,
-    backoff: u8,
 }
 
 /// RTO bounds, from `tcp.{initial,min,max}_rto_ms`.
@@ -24,7 +25,6 @@ impl RttEstimator {
             srtt_us: 0,
             rttvar_us: 0,
             rto_us: bounds.initial_us,
-            backoff: 0,
         }
     }
 
@@ -41,9 +41,10 @@ impl RttEstimator {
         self.srtt_us
     }
 
-    /// Current timeout including backoff.
-    pub fn rto_us(&self, bounds: &RtoBounds) -> u32 {
-        let backed = (self.rto_us as u64) << self.backoff.min(16);
+    /// Current timeout after `backoff` expiries (RFC 6298 5.5: each one
+    /// doubles it), within the bounds.
+    pub fn rto_us(&self, bounds: &RtoBounds, backoff: u8) -> u32 {
+        let backed = (self.rto_us as u64) << backoff.min(16);
         backed.min(bounds.max_us as u64) as u32
     }
 
@@ -60,21 +61,6 @@ impl RttEstimator {
         }
         let rto = self.srtt_us as u64 + (4 * self.rttvar_us as u64).max(1000);
         self.rto_us = rto.clamp(bounds.min_us as u64, bounds.max_us as u64) as u32;
-        self.backoff = 0;
-    }
-
-    /// Doubles the timeout after an expiry (RFC 6298 5.5).
-    pub fn back_off(&mut self) {
-        self.backoff = self.backoff.saturating_add(1);
-    }
-
-    /// New data was acknowledged: the backoff ends (RFC 6298 5.7 note).
-    pub fn reset_backoff(&mut self) {
-        self.backoff = 0;
-    }
-
-    pub fn backoff(&self) -> u8 {
-        self.backoff
     }
 }
 
@@ -91,28 +77,22 @@ mod tests {
     #[test]
     fn first_sample_then_smoothing() {
         let mut r = RttEstimator::new(&B);
-        assert_eq!(r.rto_us(&B), 1_000_000);
+        assert_eq!(r.rto_us(&B, 0), 1_000_000);
         r.sample(100_000, &B);
         // srtt 100ms, rttvar 50ms -> rto 300ms
-        assert_eq!(r.rto_us(&B), 300_000);
+        assert_eq!(r.rto_us(&B, 0), 300_000);
         r.sample(100_000, &B);
         // rttvar 37.5ms -> 250ms
-        assert_eq!(r.rto_us(&B), 250_000);
+        assert_eq!(r.rto_us(&B, 0), 250_000);
     }
 
     #[test]
     fn min_max_and_backoff() {
         let mut r = RttEstimator::new(&B);
         r.sample(10, &B);
-        assert_eq!(r.rto_us(&B), 200_000);
-        r.back_off();
-        r.back_off();
-        assert_eq!(r.rto_us(&B), 800_000);
-        for _ in 0..20 {
-            r.back_off();
-        }
-        assert_eq!(r.rto_us(&B), 60_000_000);
-        r.reset_backoff();
-        assert_eq!(r.rto_us(&B), 200_000);
+        assert_eq!(r.rto_us(&B, 0), 200_000);
+        assert_eq!(r.rto_us(&B, 2), 800_000);
+        assert_eq!(r.rto_us(&B, 22), 60_000_000);
+        assert_eq!(r.rto_us(&B, u8::MAX), 60_000_000);
     }
 }

@@ -1,7 +1,9 @@
 //! Receiving a segment on an installed flow (RFC 9293 3.10.7.4, "Otherwise").
 //! SYN and RST never get here: `pre` sends them to the control plane.
 
-use super::{Flags, FlowEvents, Nanos, Placement, ProtoConfig, ProtoFlow, RxSnapshot, TcpState};
+use super::{
+    Deadline, Flags, FlowEvents, Nanos, Placement, ProtoConfig, ProtoFlow, RxSnapshot, TcpState,
+};
 use crate::pre::Summary;
 use crate::stats::{DropReason, Stats};
 use crate::wire::{SeqNumber, TcpFlags};
@@ -114,8 +116,8 @@ impl ProtoFlow {
             if cfg.delayed_ack_ns == 0 || self.unacked_segments >= 2 {
                 ack_now = true;
                 snap.ack_stretchable = cfg.delayed_ack_ns != 0;
-            } else if self.delack_at == 0 {
-                self.delack_at = now + cfg.delayed_ack_ns;
+            } else if !self.delack_at.is_set() {
+                self.delack_at = Deadline::after(now, cfg.delayed_ack_ns);
             }
         }
         if ack_now {

@@ -2,7 +2,7 @@
 //! persist / zero-window probe, delayed ACK. The engine's timer queue calls
 //! [`ProtoFlow::on_timers`] when [`ProtoFlow::next_deadline`] has passed.
 
-use super::{Flags, HeaderFields, Nanos, ProtoConfig, ProtoFlow};
+use super::{Deadline, Flags, HeaderFields, Nanos, ProtoConfig, ProtoFlow};
 use crate::stats::Stats;
 use crate::wire::TcpFlags;
 
@@ -18,22 +18,25 @@ pub struct TimerAction {
 }
 
 impl ProtoFlow {
-    /// Earliest armed deadline.
-    pub fn next_deadline(&self) -> Option<Nanos> {
-        match (self.rto_at, self.delack_at) {
-            (0, 0) => None,
-            (0, d) | (d, 0) => Some(d),
-            (a, b) => Some(a.min(b)),
-        }
+    /// Earliest armed deadline, `OFF` when none is.
+    pub fn next_deadline(&self) -> Deadline {
+        self.rto_at.earliest(self.delack_at)
+    }
+
+    /// Arms the retransmission (or persist) timer one RTO from now, with
+    /// the backoff of the timeouts so far.
+    pub(super) fn arm_rto(&mut self, now: Nanos, cfg: &ProtoConfig) {
+        let rto_us = self.rtt.rto_us(&cfg.rto, self.rto_retries);
+        self.rto_at = Deadline::after(now, rto_us as u64 * 1000);
     }
 
     /// Runs every timer that has expired by `now`.
     pub fn on_timers(&mut self, now: Nanos, cfg: &ProtoConfig, stats: &mut Stats) -> TimerAction {
         let mut action = TimerAction::default();
-        if self.delack_at != 0 && now >= self.delack_at {
+        if self.delack_at.reached(now) {
             action.send = Some(self.pure_ack());
         }
-        if self.rto_at == 0 || now < self.rto_at {
+        if !self.rto_at.reached(now) {
             return action;
         }
         if self.flags.has(Flags::PERSIST) {
@@ -44,12 +47,11 @@ impl ProtoFlow {
             self.rto_retries = self.rto_retries.saturating_add(1);
             if self.rto_retries > cfg.max_retransmits.saturating_mul(2) {
                 action.abort = true;
-                self.rto_at = 0;
+                self.rto_at = Deadline::OFF;
                 return action;
             }
             stats.zero_window_probes += 1;
-            self.rtt.back_off();
-            self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+            self.arm_rto(now, cfg);
             action.send = Some(self.header(self.snd_una - 1u32, TcpFlags::ACK));
             return action;
         }
@@ -58,13 +60,13 @@ impl ProtoFlow {
             if self.state == super::TcpState::FinWait2 && self.flags.has(Flags::ORPHAN) {
                 action.abort = true;
             }
-            self.rto_at = 0;
+            self.rto_at = Deadline::OFF;
             return action;
         }
         self.rto_retries = self.rto_retries.saturating_add(1);
         if self.rto_retries > cfg.max_retransmits {
             action.abort = true;
-            self.rto_at = 0;
+            self.rto_at = Deadline::OFF;
             return action;
         }
         // Timeout: collapse the window (RFC 5681 3.1).
@@ -100,8 +102,7 @@ impl ProtoFlow {
             self.release_loss();
             self.flags.set(Flags::IN_RECOVERY, false);
         }
-        self.rtt.back_off();
-        self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+        self.arm_rto(now, cfg);
         stats.timeout_retransmits += 1;
         action.wake_tx = true;
         action

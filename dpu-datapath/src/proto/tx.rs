@@ -2,6 +2,7 @@
 //! new data (or go-back-N resends after a timeout) within the peer's window
 //! and the congestion window, then our FIN.
 
+use super::deadline::micros;
 use super::{Flags, Nanos, ProtoConfig, ProtoFlow, TcpState, TxSegment};
 use crate::stats::Stats;
 use crate::wire::{SeqNumber, TcpFlags};
@@ -93,10 +94,10 @@ impl ProtoFlow {
         let by_cwnd = (self.cwnd + limited).saturating_sub(flight);
         let len = data_left.min(mss).min(by_window).min(by_cwnd);
         if data_left > 0 && len == 0 {
-            if by_window == 0 && self.snd_max == self.snd_una && self.rto_at == 0 {
+            if by_window == 0 && self.snd_max == self.snd_una && !self.rto_at.is_set() {
                 // Zero window and nothing in flight: probe later (persist).
                 self.flags.set(Flags::PERSIST, true);
-                self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+                self.arm_rto(now, cfg);
             }
             return None;
         }
@@ -116,7 +117,7 @@ impl ProtoFlow {
         if !retransmit && len > 0 && !self.flags.has(Flags::TIMING) {
             self.flags.set(Flags::TIMING, true);
             self.timed_seq = self.snd_nxt;
-            self.timed_at = now;
+            self.timed_at = micros(now);
         }
         Some(seg)
     }
@@ -153,9 +154,9 @@ impl ProtoFlow {
         } else {
             stats.tx_payload_bytes += data_len as u64;
         }
-        if self.rto_at == 0 || self.flags.has(Flags::PERSIST) {
+        if !self.rto_at.is_set() || self.flags.has(Flags::PERSIST) {
             self.flags.set(Flags::PERSIST, false);
-            self.rto_at = now + self.rtt.rto_us(&cfg.rto) as u64 * 1000;
+            self.arm_rto(now, cfg);
         }
         TxSegment {
             header: self.header(seq, flags),
