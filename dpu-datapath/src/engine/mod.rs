@@ -9,6 +9,7 @@
 mod api;
 mod config;
 mod rx;
+mod timer_wheel;
 mod tx;
 pub mod work;
 
@@ -22,8 +23,7 @@ use crate::post::PostFlow;
 use crate::pre::{LocalAddrs, PreTable};
 use crate::proto::{Nanos, ProtoFlow};
 use crate::stats::Stats;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 
 /// What a timer-queue entry refers to.
@@ -46,7 +46,7 @@ pub struct Engine {
     free_flows: Vec<FlowId>,
     pub(crate) apps: AppTable,
     pub(crate) ctrl: ControlPlane,
-    timers: BinaryHeap<Reverse<(Nanos, TimerKey)>>,
+    timers: timer_wheel::TimerWheel<TimerKey>,
     txq: VecDeque<FlowId>,
     out: Vec<Vec<u8>>,
     pool: Vec<Vec<u8>>,
@@ -80,7 +80,7 @@ impl Engine {
             post: Vec::new(),
             free_flows: Vec::new(),
             apps: AppTable::default(),
-            timers: BinaryHeap::new(),
+            timers: Default::default(),
             txq: VecDeque::new(),
             out: Vec::new(),
             pool: Vec::new(),
@@ -142,7 +142,7 @@ impl Engine {
         if !self.txq.is_empty() {
             return Some(self.now);
         }
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        self.timers.peek()
     }
 
     pub(crate) fn buffer(&mut self) -> Vec<u8> {
@@ -201,7 +201,7 @@ impl Engine {
     }
 
     pub(crate) fn push_timer(&mut self, at: Nanos, key: TimerKey) {
-        self.timers.push(Reverse((at, key)));
+        self.timers.push(at, key);
     }
 
     /// Allocates a flow id (control plane, at install).
@@ -240,8 +240,7 @@ impl Engine {
         let d = p.next_deadline();
         if d.before(p.timer_queued_at) {
             p.timer_queued_at = d;
-            self.timers
-                .push(Reverse((d.at(self.now), TimerKey::Flow(id))));
+            self.timers.push(d.at(self.now), TimerKey::Flow(id));
         }
     }
 }

@@ -6,7 +6,6 @@ use super::work::{dma_post_tx, TxWork, Work};
 use super::{Engine, TimerKey};
 use crate::app::ConnError;
 use crate::proto::{ack_ts_clock, Deadline, Nanos};
-use std::cmp::Reverse;
 
 /// Segments one flow may send per scheduler turn (fairness between flows).
 const TX_BURST: usize = 16;
@@ -15,11 +14,7 @@ impl Engine {
     /// Runs expired timers and the TX scheduler.
     pub fn poll(&mut self, now: Nanos) {
         self.now = self.now.max(now);
-        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
-            if at > self.now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((at, key)) = self.timers.pop_due(self.now) {
             self.on_timer(key, at);
         }
         self.run_tx();
