@@ -588,6 +588,9 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_i
         // SAFETY: forwards the caller's arguments.
         return unsafe { real::ioctl(fd, req, arg) };
     };
+    if let Err(e) = stale_check(&s) {
+        return fail(e);
+    }
     match req {
         libc::FIONREAD => {
             if arg.is_null() {
@@ -634,6 +637,9 @@ pub unsafe extern "C" fn setsockopt(
     v: *const c_void,
     len: socklen_t,
 ) -> c_int {
+    if lookup(fd).is_some_and(|s| s.stale()) {
+        return fail(libc::EBADF);
+    }
     // The placeholder kernel socket validates the option and keeps its
     // value (so getsockopt reads it back and errors match the kernel's).
     // SAFETY: forwards the caller's arguments.
@@ -680,6 +686,9 @@ pub unsafe extern "C" fn getsockopt(
     len: *mut socklen_t,
 ) -> c_int {
     if let Some(s) = lookup(fd) {
+        if let Err(e) = stale_check(&s) {
+            return fail(e);
+        }
         let int_opt = match (level, name) {
             (libc::SOL_SOCKET, libc::SO_ERROR) => Some(io::take_error(&s)),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => Some(c_int::from(io::is_listening(&s))),
@@ -712,6 +721,9 @@ pub unsafe extern "C" fn getsockname(fd: c_int, a: *mut sockaddr, len: *mut sock
         // SAFETY: forwards the caller's arguments.
         return unsafe { real::getsockname(fd, a, len) };
     };
+    if let Err(e) = stale_check(&s) {
+        return fail(e);
+    }
     if a.is_null() || len.is_null() {
         return fail(libc::EFAULT);
     }
@@ -726,6 +738,9 @@ pub unsafe extern "C" fn getpeername(fd: c_int, a: *mut sockaddr, len: *mut sock
         // SAFETY: forwards the caller's arguments.
         return unsafe { real::getpeername(fd, a, len) };
     };
+    if let Err(e) = stale_check(&s) {
+        return fail(e);
+    }
     if a.is_null() || len.is_null() {
         return fail(libc::EFAULT);
     }

@@ -13,4 +13,6 @@ mod interpose;
 mod io;
 mod real;
 mod state;
+#[cfg(test)]
+mod test_support;
 mod wait;

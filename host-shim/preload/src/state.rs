@@ -2,13 +2,14 @@
 //! offloaded file descriptors, the emulated epoll registrations, and fork
 //! handling.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LockResult, MutexGuard, PoisonError, RwLockWriteGuard};
 
 use libc::c_int;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use toe::{TcpListener, TcpStream, Toe};
 
 use crate::real;
@@ -38,10 +39,18 @@ struct ToeState {
     attach: Attach,
 }
 
-static TOE: Mutex<ToeState> = Mutex::new(ToeState {
+// The three process-wide locks are std's (futex) locks, not parking_lot's:
+// see `fork_prepare`.
+static TOE: std::sync::Mutex<ToeState> = std::sync::Mutex::new(ToeState {
     epoch: 0,
     attach: Attach::Untried,
 });
+
+/// A lock's guard, poisoned or not (the tables stay consistent: nothing
+/// panics while holding them).
+fn relock<G>(r: LockResult<G>) -> G {
+    r.unwrap_or_else(PoisonError::into_inner)
+}
 
 /// What `socket()` does with a new AF_INET stream socket.
 pub(crate) enum Decision {
@@ -61,7 +70,7 @@ pub(crate) fn warn(msg: &str) {
 /// The attachment for this process (registering on first use, again in a
 /// child after fork).
 pub(crate) fn decide() -> Decision {
-    let mut t = TOE.lock();
+    let mut t = relock(TOE.lock());
     let epoch = EPOCH.load(Ordering::SeqCst);
     if t.epoch != epoch {
         // The parent's attachment: its rings are the parent's. Leak it
@@ -109,7 +118,7 @@ pub(crate) fn decide() -> Decision {
 
 /// The current attachment, if any.
 pub(crate) fn toe() -> Option<Arc<Toe>> {
-    let t = TOE.lock();
+    let t = relock(TOE.lock());
     if t.epoch != EPOCH.load(Ordering::SeqCst) {
         return None;
     }
@@ -129,33 +138,58 @@ fn install_atfork() {
     });
 }
 
+/// The locks `fork_prepare` took, released by `fork_parent` and
+/// `fork_child` (all three handlers run in the forking thread). Fields drop
+/// in order: the reverse of the order they were taken.
+struct ForkGuards {
+    _fds: RwLockWriteGuard<'static, Vec<Option<Arc<Sock>>>>,
+    epolls: RwLockWriteGuard<'static, Option<HashMap<c_int, Arc<EpollSet>>>>,
+    _toe: MutexGuard<'static, ToeState>,
+}
+
+thread_local! {
+    static FORK_GUARDS: RefCell<Option<ForkGuards>> = const { RefCell::new(None) };
+}
+
 /// Takes every lock so the child does not inherit one held by a thread
 /// that does not exist there.
+///
+/// Threads that block on one of them meanwhile stay queued on it when the
+/// process forks. These are std's locks, whose waiters are queued in the
+/// kernel (a futex), so the child, where those threads do not exist,
+/// unlocks them with nobody to wake. parking_lot's queue is in user memory
+/// and its (eventually fair) unlock hands the lock to the first queued
+/// thread: in the child, a thread that does not exist there, holding it
+/// forever (seen with a thread writing to stdout during the fork).
 unsafe extern "C" fn fork_prepare() {
-    std::mem::forget(TOE.lock());
-    std::mem::forget(EPOLLS.write());
-    std::mem::forget(FDS.write());
+    let _ = FORK_GUARDS.try_with(|g| {
+        let toe = relock(TOE.lock());
+        let epolls = relock(EPOLLS.write());
+        let fds = relock(FDS.write());
+        *g.borrow_mut() = Some(ForkGuards {
+            _fds: fds,
+            epolls,
+            _toe: toe,
+        });
+    });
 }
 
 unsafe extern "C" fn fork_parent() {
-    // SAFETY: the locks were taken (and their guards forgotten) by
-    // `fork_prepare` in this thread.
-    unsafe {
-        FDS.force_unlock_write();
-        EPOLLS.force_unlock_write();
-        TOE.force_unlock();
-    }
+    let _ = FORK_GUARDS.try_with(|g| g.borrow_mut().take());
 }
 
 unsafe extern "C" fn fork_child() {
     EPOCH.fetch_add(1, Ordering::SeqCst);
-    // SAFETY: as in `fork_parent`; the child has a copy of the locks in
-    // the state the forking thread left them.
-    unsafe {
-        FDS.force_unlock_write();
-        EPOLLS.force_unlock_write();
-        TOE.force_unlock();
-    }
+    let _ = FORK_GUARDS.try_with(|g| {
+        if let Some(mut locks) = g.borrow_mut().take() {
+            // The parent's epoll sets: their offloaded members are stale
+            // here and never reported, and their own locks may be held by
+            // threads of the parent. Forgotten (not dropped): epoll fds
+            // inherited by the child are the kernel's alone.
+            std::mem::forget(locks.epolls.take());
+            drop(locks);
+        }
+    });
 }
 
 /// What an offloaded socket is.
@@ -241,18 +275,18 @@ impl Sock {
 }
 
 /// Offloaded fds, indexed by fd number.
-static FDS: RwLock<Vec<Option<Arc<Sock>>>> = RwLock::new(Vec::new());
+static FDS: std::sync::RwLock<Vec<Option<Arc<Sock>>>> = std::sync::RwLock::new(Vec::new());
 
 pub(crate) fn lookup(fd: c_int) -> Option<Arc<Sock>> {
     if fd < 0 || !ANY.load(Ordering::Relaxed) {
         return None;
     }
-    FDS.read().get(fd as usize).cloned().flatten()
+    relock(FDS.read()).get(fd as usize).cloned().flatten()
 }
 
 pub(crate) fn insert(fd: c_int, sock: Arc<Sock>) {
     let Ok(i) = usize::try_from(fd) else { return };
-    let mut t = FDS.write();
+    let mut t = relock(FDS.write());
     if t.len() <= i {
         t.resize(i + 1, None);
     }
@@ -265,7 +299,9 @@ pub(crate) fn remove(fd: c_int) -> Option<Arc<Sock>> {
     if fd < 0 || !ANY.load(Ordering::Relaxed) {
         return None;
     }
-    let s = FDS.write().get_mut(fd as usize).and_then(Option::take)?;
+    let s = relock(FDS.write())
+        .get_mut(fd as usize)
+        .and_then(Option::take)?;
     purge_epoll_regs(fd);
     Some(s)
 }
@@ -431,17 +467,18 @@ pub(crate) struct EpollSet {
     pub regs: Mutex<HashMap<c_int, Reg>>,
 }
 
-static EPOLLS: RwLock<Option<HashMap<c_int, Arc<EpollSet>>>> = RwLock::new(None);
+static EPOLLS: std::sync::RwLock<Option<HashMap<c_int, Arc<EpollSet>>>> =
+    std::sync::RwLock::new(None);
 
 pub(crate) fn epoll_set(epfd: c_int) -> Option<Arc<EpollSet>> {
     if !ANY_EPOLL.load(Ordering::Relaxed) {
         return None;
     }
-    EPOLLS.read().as_ref()?.get(&epfd).cloned()
+    relock(EPOLLS.read()).as_ref()?.get(&epfd).cloned()
 }
 
 pub(crate) fn epoll_set_or_new(epfd: c_int) -> Arc<EpollSet> {
-    let mut m = EPOLLS.write();
+    let mut m = relock(EPOLLS.write());
     ANY_EPOLL.store(true, Ordering::Relaxed);
     m.get_or_insert_with(HashMap::new)
         .entry(epfd)
@@ -452,7 +489,7 @@ pub(crate) fn epoll_set_or_new(epfd: c_int) -> Arc<EpollSet> {
 /// `epfd` was closed.
 pub(crate) fn epoll_closed(epfd: c_int) {
     if ANY_EPOLL.load(Ordering::Relaxed) {
-        if let Some(m) = EPOLLS.write().as_mut() {
+        if let Some(m) = relock(EPOLLS.write()).as_mut() {
             m.remove(&epfd);
         }
     }
@@ -464,7 +501,7 @@ fn purge_epoll_regs(fd: c_int) -> Vec<(c_int, Reg)> {
     if !ANY_EPOLL.load(Ordering::Relaxed) {
         return out;
     }
-    if let Some(m) = EPOLLS.read().as_ref() {
+    if let Some(m) = relock(EPOLLS.read()).as_ref() {
         for (&ep, set) in m {
             if let Some(r) = set.regs.lock().remove(&fd) {
                 out.push((ep, r));
@@ -477,10 +514,7 @@ fn purge_epoll_regs(fd: c_int) -> Vec<(c_int, Reg)> {
 /// A fresh socket turned out to be the kernel's (loopback bind/connect):
 /// forget it and move its epoll registrations to the kernel.
 pub(crate) fn to_kernel(fd: c_int) {
-    if let Some(s) = FDS
-        .write()
-        .get_mut(usize::try_from(fd).unwrap_or(usize::MAX))
-    {
+    if let Some(s) = relock(FDS.write()).get_mut(usize::try_from(fd).unwrap_or(usize::MAX)) {
         s.take();
     }
     for (ep, r) in purge_epoll_regs(fd) {
@@ -497,3 +531,7 @@ pub(crate) fn to_kernel(fd: c_int) {
 pub(crate) fn offloadable_dest(ip: Ipv4Addr) -> bool {
     !ip.is_loopback()
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+pub(crate) mod tests;

@@ -457,3 +457,7 @@ pub(crate) unsafe fn deadline_ts(ts: *const libc::timespec) -> Option<Instant> {
     );
     Some(Instant::now() + d)
 }
+
+#[cfg(test)]
+#[path = "wait_tests.rs"]
+mod tests;

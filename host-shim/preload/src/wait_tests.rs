@@ -1,0 +1,623 @@
+//! The epoll emulation: `epoll_ctl` bookkeeping and its errors (compared
+//! with the kernel's for the same call on a kernel socket), interest masks,
+//! level-triggered, `EPOLLET` and `EPOLLONESHOT` reporting on unconnected and
+//! connected offloaded sockets, fds and epoll fds closed while registered,
+//! `epoll_wait` mixing offloaded and kernel members, sleeping until the DPU
+//! posts, timeouts, and stale members after fork.
+//!
+//! Connected sockets come from a real `toe::Toe` whose DPU side the test
+//! drives by hand (`test_support::Dpu`). Every test holds `serial()`.
+
+use super::*;
+use crate::state::tests::{atfork, Attached};
+use crate::state::{epoll_set, lookup, Reg, Sock, State};
+use crate::test_support::*;
+use std::collections::VecDeque;
+
+const IN: u32 = libc::EPOLLIN as u32;
+const OUT: u32 = libc::EPOLLOUT as u32;
+const HUP: u32 = libc::EPOLLHUP as u32;
+const RDHUP: u32 = libc::EPOLLRDHUP as u32;
+const ET: u32 = libc::EPOLLET as u32;
+const ONESHOT: u32 = libc::EPOLLONESHOT as u32;
+const ADD: c_int = libc::EPOLL_CTL_ADD;
+const MOD: c_int = libc::EPOLL_CTL_MOD;
+const DEL: c_int = libc::EPOLL_CTL_DEL;
+
+/// The library's registration of `fd` in `ep`.
+fn reg(ep: c_int, fd: c_int) -> Option<Reg> {
+    epoll_set(ep)?.regs.lock().get(&fd).copied()
+}
+
+/// One evaluation of `ep`'s offloaded members: (events, data).
+fn collect(ep: c_int, max: usize) -> Vec<(u32, u64)> {
+    let mut out = Vec::new();
+    epoll_collect(&epoll_set(ep).expect("a set"), &mut out, max);
+    out.iter().map(|e| (e.events, e.u64)).collect()
+}
+
+fn sorted(mut v: Vec<(u32, u64)>) -> Vec<(u32, u64)> {
+    v.sort_by_key(|e| e.1);
+    v
+}
+
+// ---- epoll_ctl -------------------------------------------------------------
+
+#[test]
+fn epoll_ctl_add_mod_del_keep_one_registration_per_fd() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    assert!(reg(ep, fd).is_none());
+    assert_eq!(epoll_ctl(ep, ADD, fd, Some((IN, 7))), Ok(0));
+    let r = reg(ep, fd).unwrap();
+    assert_eq!((r.events, r.data, r.disabled), (IN, 7, false));
+    assert_eq!(
+        collect(ep, 8),
+        vec![(HUP, 7)],
+        "an unconnected socket reports HUP"
+    );
+    assert_eq!(
+        reg(ep, fd).unwrap().prev,
+        HUP,
+        "bits seen are kept for edges"
+    );
+    assert_eq!(epoll_ctl(ep, MOD, fd, Some((OUT | ET, 8))), Ok(0));
+    let r = reg(ep, fd).unwrap();
+    assert_eq!(
+        (r.events, r.data, r.prev, r.rx_mark, r.tx_mark, r.disabled),
+        (OUT | ET, 8, 0, 0, 0, false),
+        "MOD replaces the interest and the data and forgets the last state"
+    );
+    assert_eq!(epoll_ctl(ep, DEL, fd, None), Ok(0));
+    assert!(reg(ep, fd).is_none());
+    // SAFETY: a DEL with a dummy event on our own fds.
+    let kernel = unsafe {
+        let mut e = libc::epoll_event { events: 0, u64: 0 };
+        crate::real::epoll_ctl(ep, DEL, fd, &mut e)
+    };
+    assert_eq!(
+        (kernel, errno()),
+        (-1, libc::ENOENT),
+        "the offloaded fd never reached the kernel's set"
+    );
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn epoll_ctl_errors_are_the_kernels() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    let k = kernel_socket(); // the same calls on a kernel fd, for reference
+    let (pr, pw) = pipe();
+    let closed = {
+        let x = kernel_socket();
+        real_close(x);
+        x
+    };
+    let ev = Some((IN, 1));
+    for (what, target) in [("offloaded", fd), ("kernel", k)] {
+        let e = |r: Result<c_int, c_int>| r.err();
+        assert_eq!(
+            e(epoll_ctl(ep, MOD, target, ev)),
+            Some(libc::ENOENT),
+            "{what}: MOD before ADD"
+        );
+        assert_eq!(
+            e(epoll_ctl(ep, DEL, target, None)),
+            Some(libc::ENOENT),
+            "{what}: DEL before ADD"
+        );
+        assert_eq!(
+            e(epoll_ctl(ep, ADD, target, None)),
+            Some(libc::EFAULT),
+            "{what}: ADD without event"
+        );
+        assert_eq!(e(epoll_ctl(ep, ADD, target, ev)), None, "{what}: ADD");
+        assert_eq!(
+            e(epoll_ctl(ep, ADD, target, ev)),
+            Some(libc::EEXIST),
+            "{what}: ADD twice"
+        );
+        assert_eq!(
+            e(epoll_ctl(ep, MOD, target, None)),
+            Some(libc::EFAULT),
+            "{what}: MOD without event"
+        );
+        assert_eq!(
+            e(epoll_ctl(ep, 99, target, ev)),
+            Some(libc::EINVAL),
+            "{what}: unknown op"
+        );
+        assert_eq!(
+            e(epoll_ctl(pr, ADD, target, ev)),
+            Some(libc::EINVAL),
+            "{what}: epfd is a pipe"
+        );
+        assert_eq!(
+            e(epoll_ctl(closed, ADD, target, ev)),
+            Some(libc::EBADF),
+            "{what}: epfd closed"
+        );
+        assert_eq!(
+            e(epoll_ctl(ep, DEL, target, None)),
+            None,
+            "{what}: DEL without event"
+        );
+    }
+    let ep2 = kernel_epoll();
+    assert_eq!(epoll_ctl(fd, ADD, fd, ev), Err(libc::EINVAL), "epfd == fd");
+    assert_eq!(
+        epoll_ctl(ep2, ADD, ep2, ev),
+        Err(libc::EINVAL),
+        "(the kernel's rule)"
+    );
+    for x in [fd, k, pr, pw, ep, ep2] {
+        close(x).unwrap();
+    }
+}
+
+#[test]
+fn kernel_fds_stay_in_the_kernels_set() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (r, w) = pipe();
+    epoll_ctl(ep, ADD, r, Some((IN, 3))).unwrap();
+    assert!(reg(ep, r).is_none(), "the library keeps no registration");
+    assert_eq!(epoll_wait(ep, 4, 0), Ok(vec![]));
+    write(w, b"x").unwrap();
+    assert_eq!(epoll_wait(ep, 4, 0), Ok(vec![(IN, 3)]));
+    for x in [r, w, ep] {
+        close(x).unwrap();
+    }
+}
+
+// ---- reporting on an unconnected socket (POLLOUT|POLLHUP, like Linux) -----
+
+#[test]
+fn level_triggered_reports_at_every_wait() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((OUT, 5))).unwrap();
+    for _ in 0..3 {
+        assert_eq!(collect(ep, 8), vec![(OUT | HUP, 5)]);
+    }
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn interest_masks_filter_but_hup_is_always_reported() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((IN, 1))).unwrap();
+    for (events, want) in [
+        (IN, HUP),
+        (OUT, OUT | HUP),
+        (IN | OUT | RDHUP, OUT | HUP),
+        (RDHUP, HUP),
+        (0, HUP),
+    ] {
+        epoll_ctl(ep, MOD, fd, Some((events, 1))).unwrap();
+        assert_eq!(collect(ep, 8), vec![(want, 1)], "interest {events:#x}");
+    }
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn edge_triggered_reports_a_state_once() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((OUT | ET, 2))).unwrap();
+    assert_eq!(collect(ep, 8), vec![(OUT | HUP, 2)]);
+    assert_eq!(collect(ep, 8), vec![], "nothing changed");
+    assert_eq!(collect(ep, 8), vec![]);
+    epoll_ctl(ep, MOD, fd, Some((OUT | ET, 2))).unwrap();
+    assert_eq!(
+        collect(ep, 8),
+        vec![(OUT | HUP, 2)],
+        "MOD re-arms, as in the kernel"
+    );
+    assert_eq!(collect(ep, 8), vec![]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn oneshot_reports_once_until_mod() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((OUT | ONESHOT, 4))).unwrap();
+    assert_eq!(collect(ep, 8), vec![(OUT | HUP, 4)]);
+    assert!(reg(ep, fd).unwrap().disabled);
+    assert_eq!(collect(ep, 8), vec![], "disabled, though still ready");
+    assert_eq!(
+        epoll_ctl(ep, ADD, fd, Some((OUT, 4))),
+        Err(libc::EEXIST),
+        "still registered"
+    );
+    epoll_ctl(ep, MOD, fd, Some((OUT | ONESHOT, 6))).unwrap();
+    assert_eq!(collect(ep, 8), vec![(OUT | HUP, 6)]);
+    assert_eq!(collect(ep, 8), vec![]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn at_most_max_events_are_returned() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let socks: Vec<_> = (0..3).map(|_| offloaded()).collect();
+    for (i, (fd, _)) in socks.iter().enumerate() {
+        epoll_ctl(ep, ADD, *fd, Some((OUT, i as u64))).unwrap();
+    }
+    assert_eq!(
+        sorted(collect(ep, 8)),
+        vec![(OUT | HUP, 0), (OUT | HUP, 1), (OUT | HUP, 2)]
+    );
+    for max in [1, 2, 3] {
+        let got = collect(ep, max);
+        assert_eq!(got.len(), max);
+        let mut data: Vec<u64> = got.iter().map(|e| e.1).collect();
+        data.dedup();
+        assert_eq!(data.len(), max, "each member at most once");
+    }
+    assert_eq!(epoll_wait(ep, 2, 0).unwrap().len(), 2);
+    for (fd, _) in socks {
+        close(fd).unwrap();
+    }
+    close(ep).unwrap();
+}
+
+// ---- registrations of closed fds and epoll fds -----------------------------
+
+#[test]
+fn closing_a_registered_fd_drops_it_from_every_set() {
+    let _g = serial();
+    let (ep1, ep2) = (kernel_epoll(), kernel_epoll());
+    let (fd, _s) = offloaded();
+    let d = dup(fd).unwrap();
+    epoll_ctl(ep1, ADD, fd, Some((OUT, 1))).unwrap();
+    epoll_ctl(ep2, ADD, fd, Some((OUT, 1))).unwrap();
+    epoll_ctl(ep1, ADD, d, Some((OUT, 2))).unwrap();
+    close(fd).unwrap();
+    assert!(reg(ep1, fd).is_none() && reg(ep2, fd).is_none());
+    assert!(
+        reg(ep1, d).is_some(),
+        "the registration of another fd of the same socket stays"
+    );
+    assert_eq!(collect(ep1, 8), vec![(OUT | HUP, 2)]);
+    assert_eq!(collect(ep2, 8), vec![]);
+    assert_eq!(
+        epoll_ctl(ep2, DEL, fd, None),
+        Err(libc::EBADF),
+        "fd is closed"
+    );
+    for x in [d, ep1, ep2] {
+        close(x).unwrap();
+    }
+}
+
+#[test]
+fn a_registration_whose_fd_vanished_is_dropped_at_the_next_wait() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((OUT, 1))).unwrap();
+    let gone = kernel_socket();
+    real_close(gone);
+    let r = Reg {
+        events: OUT,
+        data: 2,
+        prev: 0,
+        rx_mark: 0,
+        tx_mark: 0,
+        disabled: false,
+    };
+    epoll_set(ep).unwrap().regs.lock().insert(gone, r);
+    assert_eq!(collect(ep, 8), vec![(OUT | HUP, 1)]);
+    assert!(reg(ep, gone).is_none());
+    assert!(reg(ep, fd).is_some());
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn closing_the_epoll_fd_forgets_its_set() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((OUT, 1))).unwrap();
+    close(ep).unwrap();
+    assert!(epoll_set(ep).is_none());
+    let again = kernel_epoll();
+    assert_eq!(again, ep, "the number is reused");
+    assert!(epoll_set(again).is_none(), "a new epoll fd starts empty");
+    assert_eq!(
+        epoll_ctl(again, ADD, fd, Some((OUT, 9))),
+        Ok(0),
+        "not EEXIST"
+    );
+    assert!(maps_to(fd, &s) && is_open(fd), "the member is untouched");
+    // Replaced by dup2: the same.
+    let (r, w) = pipe();
+    dup2(r, again).unwrap();
+    assert!(epoll_set(again).is_none());
+    for x in [fd, again, r, w] {
+        close(x).unwrap();
+    }
+}
+
+// ---- epoll_wait ------------------------------------------------------------
+
+#[test]
+fn epoll_wait_checks_its_arguments() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    epoll_ctl(ep, ADD, fd, Some((OUT, 1))).unwrap();
+    assert_eq!(epoll_wait(ep, 0, 0), Err(libc::EINVAL), "maxevents 0");
+    let set = epoll_set(ep).unwrap();
+    assert_eq!(
+        epoll_core(ep, &set, std::ptr::null_mut(), 4, None, std::ptr::null()),
+        Err(libc::EINVAL),
+        "no array"
+    );
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn epoll_wait_reports_offloaded_members_then_kernel_ones() {
+    let _g = serial();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    let (r, w) = pipe();
+    epoll_ctl(ep, ADD, fd, Some((OUT, 1))).unwrap();
+    epoll_ctl(ep, ADD, r, Some((IN, 2))).unwrap();
+    assert_eq!(epoll_wait(ep, 8, 0), Ok(vec![(OUT | HUP, 1)]));
+    write(w, b"x").unwrap();
+    assert_eq!(epoll_wait(ep, 8, 0), Ok(vec![(OUT | HUP, 1), (IN, 2)]));
+    assert_eq!(epoll_wait(ep, 1, 0), Ok(vec![(OUT | HUP, 1)]), "max 1");
+    epoll_ctl(ep, DEL, fd, None).unwrap();
+    assert_eq!(
+        epoll_wait(ep, 8, 0),
+        Ok(vec![(IN, 2)]),
+        "kernel members alone"
+    );
+    for x in [fd, r, w, ep] {
+        close(x).unwrap();
+    }
+}
+
+// ---- connected sockets -------------------------------------------------------
+
+#[test]
+fn edge_triggered_in_fires_on_new_data_not_after_a_partial_read() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let (fd, _s, mut c) = connected(&toe, &mut dpu);
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((IN | ET, 1))).unwrap();
+    assert_eq!(collect(ep, 8), vec![], "nothing to read yet");
+    dpu.deliver(&mut c, b"hello");
+    assert_eq!(collect(ep, 8), vec![(IN, 1)]);
+    assert_eq!(collect(ep, 8), vec![], "reported once");
+    dpu.deliver(&mut c, b"world");
+    assert_eq!(
+        collect(ep, 8),
+        vec![(IN, 1)],
+        "more data: again, though IN was set"
+    );
+    assert_eq!(read(fd, 3).unwrap(), b"hel");
+    assert_eq!(
+        collect(ep, 8),
+        vec![],
+        "a partial read without new data: nothing"
+    );
+    assert_eq!(read(fd, 64).unwrap(), b"loworld");
+    assert_eq!(collect(ep, 8), vec![]);
+    dpu.deliver(&mut c, b"!");
+    assert_eq!(collect(ep, 8), vec![(IN, 1)]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn level_triggered_in_fires_until_the_data_is_read() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let (fd, _s, mut c) = connected(&toe, &mut dpu);
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((IN, 1))).unwrap();
+    assert_eq!(collect(ep, 8), vec![]);
+    dpu.deliver(&mut c, b"abc");
+    assert_eq!(collect(ep, 8), vec![(IN, 1)]);
+    assert_eq!(collect(ep, 8), vec![(IN, 1)]);
+    assert_eq!(read(fd, 2).unwrap(), b"ab");
+    assert_eq!(collect(ep, 8), vec![(IN, 1)], "one byte left");
+    assert_eq!(read(fd, 2).unwrap(), b"c");
+    assert_eq!(collect(ep, 8), vec![]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn edge_triggered_out_fires_when_tx_space_is_freed() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let (fd, _s, c) = connected(&toe, &mut dpu);
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((OUT | ET, 1))).unwrap();
+    assert_eq!(collect(ep, 8), vec![(OUT, 1)]);
+    assert_eq!(write(fd, b"abc"), Ok(3));
+    assert_eq!(collect(ep, 8), vec![], "writing uses space, frees none");
+    let push = dpu.next_request();
+    assert_eq!((push.op, push.a), (doca_bindings::abi::OP_TX_PUSH, 3));
+    dpu.ack(&c, 3);
+    assert_eq!(
+        collect(ep, 8),
+        vec![(OUT, 1)],
+        "acknowledged bytes free space"
+    );
+    assert_eq!(collect(ep, 8), vec![]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn rdhup_is_reported_only_when_asked() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let (fd, _s, c) = connected(&toe, &mut dpu);
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((IN, 1))).unwrap();
+    dpu.fin(&c);
+    assert_eq!(collect(ep, 8), vec![(IN, 1)], "EOF is readable");
+    epoll_ctl(ep, MOD, fd, Some((IN | RDHUP, 1))).unwrap();
+    assert_eq!(collect(ep, 8), vec![(IN | RDHUP, 1)]);
+    epoll_ctl(ep, MOD, fd, Some((RDHUP, 1))).unwrap();
+    assert_eq!(collect(ep, 8), vec![(RDHUP, 1)]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn oneshot_stays_silent_through_new_data_until_mod() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let (fd, _s, mut c) = connected(&toe, &mut dpu);
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((IN | ONESHOT, 1))).unwrap();
+    dpu.deliver(&mut c, b"one");
+    assert_eq!(collect(ep, 8), vec![(IN, 1)]);
+    dpu.deliver(&mut c, b"two");
+    assert_eq!(collect(ep, 8), vec![]);
+    epoll_ctl(ep, MOD, fd, Some((IN | ONESHOT, 2))).unwrap();
+    assert_eq!(
+        collect(ep, 8),
+        vec![(IN, 2)],
+        "the data still there is reported"
+    );
+    assert_eq!(collect(ep, 8), vec![]);
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn epoll_wait_sleeps_until_the_dpu_posts() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let (fd, _s, mut c) = connected(&toe, &mut dpu);
+    let _a = Attached::ready(toe.clone());
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((IN, 1))).unwrap();
+    let t = Instant::now();
+    let got = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            dpu.deliver(&mut c, b"late");
+        });
+        epoll_wait(ep, 4, 10_000)
+    });
+    assert_eq!(got, Ok(vec![(IN, 1)]));
+    let waited = t.elapsed();
+    assert!(waited >= Duration::from_millis(90), "it slept ({waited:?})");
+    assert!(
+        waited < Duration::from_secs(5),
+        "and woke for the event ({waited:?})"
+    );
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn epoll_wait_times_out_on_members_that_never_become_ready() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let l = dpu.listen(&toe, 8080);
+    let _a = Attached::ready(toe.clone());
+    let fd = kernel_socket();
+    let s = Sock::new(
+        State::Listening {
+            l,
+            pending: VecDeque::new(),
+            seen: 0,
+        },
+        true,
+    );
+    crate::state::insert(fd, s);
+    let ep = kernel_epoll();
+    epoll_ctl(ep, ADD, fd, Some((IN, 1))).unwrap();
+    assert_eq!(epoll_wait(ep, 4, 0), Ok(vec![]), "no connection to accept");
+    let t = Instant::now();
+    assert_eq!(epoll_wait(ep, 4, 150), Ok(vec![]));
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    close(fd).unwrap();
+    close(ep).unwrap();
+}
+
+#[test]
+fn after_fork_stale_members_are_never_reported_and_the_timeout_holds() {
+    let _g = serial();
+    atfork();
+    let ep = kernel_epoll();
+    let (fd, _s) = offloaded();
+    let (r, w) = pipe();
+    epoll_ctl(ep, ADD, fd, Some((OUT, 1))).unwrap();
+    epoll_ctl(ep, ADD, r, Some((IN, 2))).unwrap();
+    assert_eq!(
+        epoll_wait(ep, 4, 0),
+        Ok(vec![(OUT | HUP, 1)]),
+        "in the parent"
+    );
+    let res = in_child(|| {
+        check(lookup(fd).is_some_and(|s| s.stale()), "inherited, stale")?;
+        check(
+            epoll_set(ep).is_none(),
+            "the child forgot the parent's registrations",
+        )?;
+        check(
+            epoll_wait(ep, 4, 0) == Ok(vec![]),
+            "a stale member is never reported",
+        )?;
+        check(
+            epoll_ctl(ep, MOD, fd, Some((OUT, 1))) == Err(libc::EBADF),
+            "nor can it be registered again",
+        )?;
+        let t = Instant::now();
+        let got = epoll_wait(ep, 4, 200);
+        let waited = t.elapsed();
+        check(got == Ok(vec![]), format!("nothing ready: {got:?}"))?;
+        check(
+            waited >= Duration::from_millis(190),
+            format!("the 200 ms timeout is honoured, returned after {waited:?}"),
+        )?;
+        write(w, b"x").map_err(|e| e.to_string())?;
+        let got = epoll_wait(ep, 4, 10_000);
+        check(
+            got == Ok(vec![(IN, 2)]),
+            format!("kernel members still are: {got:?}"),
+        )
+    });
+    res.unwrap();
+    assert_eq!(
+        epoll_wait(ep, 4, 0),
+        Ok(vec![(OUT | HUP, 1), (IN, 2)]),
+        "the parent's set is intact"
+    );
+    for x in [fd, r, w, ep] {
+        close(x).unwrap();
+    }
+}
