@@ -66,13 +66,21 @@ cargo test -p pipeline-config -p doca-bindings
 step "benchmarks compile and run once (cargo bench -- --test)"
 cargo bench --workspace --quiet -- --test
 
-step "fuzz: ingress parser and engine segments, ${FUZZ_SECONDS:-30} s each on stable"
+fuzz_long="${FUZZ_SECONDS:-30}"
+# The four newer targets get two thirds of that (20 s by default), so CI stays well in time.
+fuzz_short=$((fuzz_long * 2 / 3 > 0 ? fuzz_long * 2 / 3 : 1))
+step "fuzz on stable: ingress parser and engine segments ${fuzz_long} s each; host-interface descriptors, control messages, config loader and capture filter ${fuzz_short} s each"
 # New inputs go to a scratch directory; the committed seeds stay as they are.
 fuzz_scratch="$(mktemp -d)"
-for target in ingress engine_segments; do
+for target in ingress engine_segments hostif_descriptors control_messages config_loader \
+    capture_filter; do
+    case "$target" in
+        ingress | engine_segments) seconds="$fuzz_long" ;;
+        *) seconds="$fuzz_short" ;;
+    esac
     mkdir -p "$fuzz_scratch/$target"
     (cd dpu-datapath/fuzz && cargo +stable fuzz run -s none "$target" -- \
-        -max_total_time="${FUZZ_SECONDS:-30}" -seed=1 "$fuzz_scratch/$target" "corpus/$target")
+        -max_total_time="$seconds" -seed=1 "$fuzz_scratch/$target" "corpus/$target")
 done
 
 step "all tests passed"

@@ -30,7 +30,15 @@ const RECORD: usize = 8;
 fn connection(s: &mut Script) -> Option<ConnId> {
     s.listen(Some(16));
     s.at(1);
-    s.inject(seg().flags(SYN).seq(0).win(65535).mss(1460).sack_perm().ts(1, 0));
+    s.inject(
+        seg()
+            .flags(SYN)
+            .seq(0)
+            .win(65535)
+            .mss(1460)
+            .sack_perm()
+            .ts(1, 0),
+    );
     // Reading the SYN-ACK teaches the script the engine's ISS.
     s.expect(seg().flags(SYN | ACK));
     s.at(2);
@@ -65,14 +73,24 @@ fuzz_target!(|data: &[u8]| {
                 let (payload, after) = rest.split_at(len);
                 rest = after;
                 let seq = (peer_next as i64 + seq_off as i64) as u32;
-                let mut sg = seg().flags(flags).seq(seq).ack(ack_rel).win(win).payload(payload);
+                let mut sg = seg()
+                    .flags(flags)
+                    .seq(seq)
+                    .ack(ack_rel)
+                    .win(win)
+                    .payload(payload);
                 tsval = tsval.wrapping_add(1);
                 sg = match r[0] % 4 {
                     0 => sg.ts(tsval, 1),
-                    1 => sg.ts(tsval, 1).sack(&[(ack_rel, ack_rel.wrapping_add(win as u32))]),
+                    1 => sg
+                        .ts(tsval, 1)
+                        .sack(&[(ack_rel, ack_rel.wrapping_add(win as u32))]),
                     2 => sg.sack(&[
                         (ack_rel, ack_rel.wrapping_add(100)),
-                        (ack_rel.wrapping_add(200), ack_rel.wrapping_add(300 + win as u32)),
+                        (
+                            ack_rel.wrapping_add(200),
+                            ack_rel.wrapping_add(300 + win as u32),
+                        ),
                     ]),
                     _ => sg.no_opts(),
                 };
@@ -86,7 +104,14 @@ fuzz_target!(|data: &[u8]| {
                 let keep = s.peer_port;
                 s.peer_port = 40001 + (r[1] as u16 % 8);
                 opened += u64::from(flags.contains(SYN));
-                s.inject(seg().flags(flags).seq(seq_off as u32).ack(ack_rel).win(win).abs());
+                s.inject(
+                    seg()
+                        .flags(flags)
+                        .seq(seq_off as u32)
+                        .ack(ack_rel)
+                        .win(win)
+                        .abs(),
+                );
                 s.peer_port = keep;
             }
             // The application.
