@@ -200,3 +200,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "arp_tests.rs"]
+mod tests;

@@ -396,6 +396,17 @@ impl Engine {
                         self.stats.drop(DropReason::RstChallenged);
                         if self.ctrl.challenge_allowed(self.now) {
                             self.stats.challenge_acks += 1;
+                            // Timestamps are negotiated once our SYN-ACK
+                            // carried them: every non-RST segment has TSopt
+                            // (RFC 7323 3.2).
+                            let options = TcpOptions {
+                                timestamps: h
+                                    .peer
+                                    .ts_val
+                                    .filter(|_| self.cfg.timestamps)
+                                    .map(|ecr| (ack_ts_clock(self.now), ecr)),
+                                ..TcpOptions::default()
+                            };
                             self.send_segment(
                                 &tuple,
                                 remote_mac,
@@ -403,7 +414,7 @@ impl Engine {
                                 rcv_nxt,
                                 TcpFlags::ACK,
                                 window as u16,
-                                TcpOptions::default(),
+                                options,
                             );
                         }
                     } else {
@@ -581,3 +592,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "handshake_tests.rs"]
+mod tests;

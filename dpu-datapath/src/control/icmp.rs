@@ -48,3 +48,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "icmp_tests.rs"]
+mod tests;

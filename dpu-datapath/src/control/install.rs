@@ -113,3 +113,7 @@ impl Engine {
         Some(id)
     }
 }
+
+#[cfg(test)]
+#[path = "install_tests.rs"]
+mod tests;

@@ -17,6 +17,8 @@ mod install;
 mod segment;
 mod syn_cookie;
 mod teardown;
+#[cfg(test)]
+mod test_util;
 mod time_wait;
 
 pub use arp::ArpCache;
@@ -195,3 +197,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

@@ -92,3 +92,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "segment_tests.rs"]
+mod tests;

@@ -115,3 +115,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "teardown_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! TIME-WAIT, kept in the control plane (not the data path) so it costs a
-//! small table entry: re-ACK retransmitted FINs, ignore RST (RFC 1337),
-//! accept a new SYN with a higher sequence number (RFC 6191-style reuse).
+//! small table entry: re-ACK retransmitted FINs (and data or old SYNs),
+//! ignore RST (RFC 1337), accept a new SYN with a higher sequence number
+//! (RFC 6191-style reuse).
 
 use crate::engine::{Engine, TimerKey};
 use crate::flow::FourTuple;
@@ -54,24 +55,38 @@ impl Engine {
             }
             // The queued timer re-arms itself at the new deadline: no new
             // heap entry per FIN, so a FIN flood cannot grow the heap.
-            let options = TcpOptions {
-                timestamps: tw
-                    .ts_recent
-                    .map(|ecr| (crate::proto::ack_ts_clock(self.now), ecr)),
-                ..TcpOptions::default()
-            };
-            self.send_segment(
-                &tuple,
-                tw.remote_mac,
-                tw.snd_nxt,
-                tw.rcv_nxt,
-                TcpFlags::ACK,
-                tw.window,
-                options,
-            );
+            self.time_wait_ack(&tuple, &tw);
+        } else if f.contains(TcpFlags::SYN) || !tcp.payload.is_empty() {
+            // Retransmitted data (our ACK of it was lost, the peer may not
+            // resend its FIN with it) or an old SYN: not acceptable, so
+            // answered with an ACK (RFC 9293 3.10.7.4; RFC 5961 4 for the
+            // SYN). The 2MSL wait goes on. A bare ACK is not answered: two
+            // ends in TIME-WAIT would ACK each other's ACKs forever.
+            self.stats.drop(DropReason::OldDuplicate);
+            self.time_wait_ack(&tuple, &tw);
         } else {
             self.stats.drop(DropReason::OldDuplicate);
         }
+    }
+
+    /// The ACK a TIME-WAIT entry answers with: SND.NXT, RCV.NXT, and
+    /// TS.Recent echoed when timestamps were negotiated.
+    fn time_wait_ack(&mut self, tuple: &FourTuple, tw: &TimeWait) {
+        let options = TcpOptions {
+            timestamps: tw
+                .ts_recent
+                .map(|ecr| (crate::proto::ack_ts_clock(self.now), ecr)),
+            ..TcpOptions::default()
+        };
+        self.send_segment(
+            tuple,
+            tw.remote_mac,
+            tw.snd_nxt,
+            tw.rcv_nxt,
+            TcpFlags::ACK,
+            tw.window,
+            options,
+        );
     }
 
     pub(crate) fn time_wait_timer(&mut self, tuple: FourTuple) {
@@ -85,3 +100,7 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "time_wait_tests.rs"]
+mod tests;
