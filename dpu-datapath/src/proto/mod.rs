@@ -12,6 +12,7 @@
 
 mod ack;
 pub mod deadline;
+mod loss_pool;
 pub mod ranges;
 pub mod rtt;
 mod rx;
@@ -349,20 +350,23 @@ impl ProtoFlow {
         }
     }
 
-    /// The loss state, allocated on first use (a loss episode, not a
-    /// segment: in-order traffic never gets here).
+    /// The loss state, taken from the owner's pool on first use (a loss
+    /// episode, not a segment: in-order traffic never gets here).
     fn loss(&mut self) -> &mut LossState {
-        self.loss.get_or_insert_with(Default::default)
+        self.loss.get_or_insert_with(loss_pool::take)
     }
 
-    /// Frees the loss state once neither part holds anything.
+    /// Gives the loss state back to the pool once neither part holds
+    /// anything.
     fn release_loss(&mut self) {
         if self
             .loss
             .as_ref()
             .is_some_and(|l| l.ooo.is_empty() && l.sacked.is_empty())
         {
-            self.loss = None;
+            if let Some(state) = self.loss.take() {
+                loss_pool::give(state);
+            }
         }
     }
 

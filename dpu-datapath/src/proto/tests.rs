@@ -92,8 +92,14 @@ fn out_of_order_data_is_placed_at_its_final_position() {
     let snap = f.on_segment(&seg(5001, 2000, TcpFlags::ACK), 0, &cfg(), &mut stats);
     assert_eq!(snap.delivered, 3000);
     assert_eq!(f.ooo_intervals(), 0);
-    // The hole filled: the loss state is given back.
+    // The hole filled: the loss state is given back to the owner's pool
+    // (this test thread's), and the next episode takes it from there.
     assert!(!f.holds_loss_state());
+    let spares = super::loss_pool::spares();
+    assert!(spares >= 1);
+    f.on_segment(&seg(5001 + 4000, 100, TcpFlags::ACK), 0, &cfg(), &mut stats);
+    assert!(f.holds_loss_state());
+    assert_eq!(super::loss_pool::spares(), spares - 1);
 }
 
 #[test]
