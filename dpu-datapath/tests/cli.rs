@@ -121,8 +121,24 @@ fn run_on_the_sim_backend_moves_verified_data_and_stops_cleanly() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("verified"), "{stdout}");
     assert!(stdout.contains("summary"), "{stdout}");
+    // "verified N bytes (... MiB) in R round(s); data-path flows left: F":
+    // each connection that completes a round adds its 1 MiB both ways (the
+    // last round may be cut short by --duration).
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("verified "))
+        .unwrap_or_else(|| panic!("no verified line: {stdout}"));
+    let word = |i: usize| line.split_whitespace().nth(i).unwrap_or("");
+    let bytes: u64 = word(1).parse().unwrap_or_else(|_| panic!("{line}"));
+    let rounds: u64 = word(6).parse().unwrap_or_else(|_| panic!("{line}"));
+    let per_flow = 2 * 1_048_576;
+    assert!(bytes > 0 && bytes.is_multiple_of(per_flow), "{line}");
+    assert!(
+        (rounds - 1) * 2 * per_flow <= bytes && bytes <= rounds * 2 * per_flow,
+        "{line}"
+    );
+    assert!(line.ends_with("flows left: 0"), "{line}");
 }
 
 #[test]

@@ -538,7 +538,24 @@ fn a_blocked_application_uses_no_cpu() {
         &["--connect", &format!("{}:7700", svc.ip), "--requests", "10"],
     );
     assert!(finish(client, Duration::from_secs(30)).status.success());
-    std::thread::sleep(Duration::from_millis(300));
+    // Blocked: every thread of the server asleep in the kernel.
+    let asleep = || {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", server.id())).unwrap();
+        tasks.flatten().all(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            // "tid (comm) S ...": the state follows the last ')'.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('S'))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !asleep() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle server's threads never all blocked"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let before = cpu_ticks(server.id());
     std::thread::sleep(Duration::from_secs(3));
     let after = cpu_ticks(server.id());

@@ -215,7 +215,7 @@ fn every_descriptor_bound_is_checked() {
     );
     // A handle of another application's connection, and made-up handles.
     let mut victim = RawApp::register(&svc.socket, "victim", 1).unwrap();
-    let (victim_conn, _) = victim.connect(0, SocketAddrV4::new(svc.ip, ECHO)).unwrap();
+    let (victim_conn, victim_slot) = victim.connect(0, SocketAddrV4::new(svc.ip, ECHO)).unwrap();
     expect_violation(&svc, "foreign", abi::VIOLATION_FOREIGN_CONN, |app, _, _| {
         app.post(
             0,
@@ -302,8 +302,35 @@ fn every_descriptor_bound_is_checked() {
             );
         },
     );
-    // The victim was never affected: its connection still echoes.
+    // The victim was never affected: its connection, whose handle every
+    // attack above used, still echoes.
     assert!(svc.alive(), "service still running");
+    let l = victim.layout;
+    victim
+        .region
+        .write(l.tx_buf_offset(victim_slot), b"victim")
+        .unwrap();
+    victim.post(
+        0,
+        Desc {
+            op: abi::OP_TX_PUSH,
+            conn: victim_conn,
+            a: 6,
+            ..Desc::default()
+        },
+    );
+    let ev = victim
+        .wait_event(0, Duration::from_secs(10), |e| {
+            e.op == abi::EV_CONN && e.conn == victim_conn && e.a >= 6
+        })
+        .expect("the victim's connection still echoes");
+    assert_eq!((ev.status, ev.a), (0, 6));
+    let mut back = [0u8; 6];
+    victim
+        .region
+        .read(l.rx_buf_offset(victim_slot), &mut back)
+        .unwrap();
+    assert_eq!(&back, b"victim");
     drop(victim);
     let (ok, s) = svc.wait_stat(Duration::from_secs(10), |s| s["app_conns"] == 0);
     assert!(ok, "every application's connections were released: {s}");

@@ -422,6 +422,35 @@ impl Rig {
         )
     }
 
+    /// Waits until the running service holds no flow, application
+    /// connection or handshake (its `stat` over the control socket), so the
+    /// counters read at `stop` are final; panics after 10 s.
+    fn settled(&self) {
+        self.wait_stat("connections closed after the peer finished", |s| {
+            s["flows"] == 0 && s["app_conns"] == 0 && s["handshakes"] == 0
+        });
+    }
+
+    /// Waits until `pred` holds for the running service's `stat` (over the
+    /// control socket); panics after 10 s, naming `what`.
+    fn wait_stat(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let control = self.dir.join("control.sock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = flextoe_tests::hostif::stat(&control).unwrap_or_default();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not within 10 s: {what}: {s}\n{}",
+                self.name,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, wait for exit, return the final counters.
     fn stop(&mut self) -> Value {
         let mut child = self.child.take().expect("running");
@@ -822,7 +851,7 @@ fn concurrent_200_connections() {
         Duration::from_secs(60),
     );
     assert!(ok(&r), "{r}\n{}", rig.logs());
-    std::thread::sleep(Duration::from_millis(500));
+    rig.settled();
     let s = rig.stop();
     assert_eq!(n(&s, "engine.connections_accepted"), 200);
     assert_eq!(n(&s, "tables.flows"), 0, "{s}");
@@ -841,7 +870,7 @@ fn sequential_5000_connections() {
     );
     assert!(ok(&r), "{r}\n{}", rig.logs());
     assert!(t0.elapsed() < Duration::from_secs(120));
-    std::thread::sleep(Duration::from_millis(500));
+    rig.settled();
     let s = rig.stop();
     assert_eq!(n(&s, "engine.connections_accepted"), 5000);
     assert_eq!(n(&s, "engine.connections_closed"), 5000, "{s}");
@@ -865,13 +894,14 @@ fn half_close_both_ways() {
         Duration::from_secs(60),
     );
     assert!(ok(&r), "{r}\n{}", rig.logs());
-    std::thread::sleep(Duration::from_millis(1500));
+    rig.settled();
+    // The source closed first, so it goes through TIME-WAIT (1 s here).
+    rig.wait_stat("TIME-WAIT over", |s| s["time_wait"] == 0);
     let s = rig.stop();
     // The source kept reading after its FIN: everything Linux sent arrived.
     assert_eq!(n(&s, "services.source.sent"), MIB);
     assert_eq!(n(&s, "services.source.received"), MIB, "{s}");
     assert_eq!(n(&s, "engine.connections_reset"), 0, "{s}");
-    // The source closed first, so it went through TIME-WAIT (1 s here).
     assert_eq!(n(&s, "tables.flows"), 0, "{s}");
     assert_eq!(n(&s, "tables.time_wait"), 0, "{s}");
 }
@@ -890,7 +920,7 @@ fn linux_rst_mid_transfer() {
         "service must keep working after resets: {r}\n{}",
         rig.logs()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    rig.settled();
     let s = rig.stop();
     assert!(n(&s, "engine.rst_received") >= 5, "{s}");
     assert!(n(&s, "engine.connections_reset") >= 5, "{s}");
@@ -954,7 +984,10 @@ fn malformed_frames_during_transfer() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The malformed frames go in while the transfer runs.
+    rig.wait_stat("the echo connection is open", |s| {
+        s["flows"].as_u64().unwrap_or(0) >= 1
+    });
     {
         use std::io::Write;
         let mut stdin = injector.stdin.take().unwrap();
@@ -1030,16 +1063,18 @@ fn options_negotiated_with_linux_in_capture() {
             "tcp",
         ])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // tcpdump says "listening on IFACE" once it captures.
+    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
+    line_with(&mut dump_err, "listening on", "tcpdump");
     let r = rig.peer(
         &["echo", "--bytes", &(8 * MIB).to_string()],
         Duration::from_secs(60),
     );
     assert!(ok(&r), "{r}");
-    std::thread::sleep(Duration::from_millis(300));
+    // SIGINT: tcpdump writes what it captured (-U: packet by packet) and exits.
     let _ = run(&["kill", "-INT", &dump.id().to_string()]);
     let _ = dump.wait();
     let text = run(&["tcpdump", "-r", &pcap, "-nn", "-v"]).unwrap();
@@ -1086,7 +1121,38 @@ fn options_negotiated_with_linux_in_capture() {
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|s| s.parse::<u32>().ok())
         .expect("Linux offers wscale");
-    eprintln!("options: Linux wscale {ws}, ours 3");
+    // Some window each side advertised after the handshake is more than an
+    // unscaled 16-bit field can say: both sides apply the scale.
+    let win = |l: &str| -> Option<u64> {
+        l.split(", win ")
+            .nth(1)?
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let established = |from: &str| {
+        lines
+            .iter()
+            .filter(move |l| l.trim_start().starts_with(from) && !l.contains("Flags [S"))
+            .filter_map(|l| win(l))
+            .max()
+            .unwrap_or(0)
+    };
+    let (ours_max, linux_max) = (
+        established(&format!("{ENGINE_IP}.7 >")),
+        established("198.18.0.1."),
+    );
+    eprintln!(
+        "options: Linux wscale {ws}, largest window field {linux_max} ({} B); ours 3, {ours_max} ({} B)",
+        linux_max << ws,
+        ours_max << 3
+    );
+    assert!(ours_max << 3 > 65_535, "our windows never needed the scale");
+    assert!(
+        linux_max << ws > 65_535,
+        "Linux's windows never needed the scale"
+    );
     let s = rig.stop();
     assert!(n(&s, "impairment.rx.dropped") > 0);
 }
@@ -1128,13 +1194,14 @@ fn host_applications_through_dpdk_with_linux_peers() {
         c
     };
     // libtoe sender on the host -> Linux receiver in the namespace.
-    let linux_recv = rig
+    let mut linux_recv = rig
         .ns_cmd(&[&recv, "--kernel", "--listen", "198.18.0.1:9100"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut recv_err = BufReader::new(linux_recv.stderr.take().unwrap());
+    line_with(&mut recv_err, "listening on", "bulk_recv --kernel");
     let sent = host(
         &send,
         &["--connect", "198.18.0.1:9100", "--mib", "64", "--seed", "5"],
@@ -1147,21 +1214,22 @@ fn host_applications_through_dpdk_with_linux_peers() {
         String::from_utf8_lossy(&sent.stderr)
     );
     let got = linux_recv.wait_with_output().unwrap();
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    let mut recv_log = String::new();
+    let _ = std::io::Read::read_to_string(&mut recv_err, &mut recv_log);
+    assert!(got.status.success(), "{recv_log}");
     let (s, r) = (last_json(&sent), last_json(&got));
     assert_eq!(r["bytes"], 64u64 << 20, "{r}");
     assert_eq!(s["sha256"], r["sha256"], "libtoe -> Linux payload intact");
     // Linux RPC clients -> libtoe echo server on the host.
-    let server = host(&echo, &["--listen", "0.0.0.0:9101", "--exit-after", "16"])
-        .stdout(Stdio::null())
+    let mut server = host(&echo, &["--listen", "0.0.0.0:9101", "--exit-after", "16"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Its first line says it listens; the reader stays open until it exits
+    // (it prints a line per connection).
+    let mut server_out = BufReader::new(server.stdout.take().unwrap());
+    line_with(&mut server_out, "listening", "echo_server");
     let out = rig
         .ns_cmd(&[
             &rpc,
@@ -1183,11 +1251,18 @@ fn host_applications_through_dpdk_with_linux_peers() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(last_json(&out)["requests"], 16 * 500);
+    let mut served = String::new();
+    let _ = std::io::Read::read_to_string(&mut server_out, &mut served);
     let server = server.wait_with_output().unwrap();
     assert!(
         server.status.success(),
-        "{}",
+        "{served}{}",
         String::from_utf8_lossy(&server.stderr)
+    );
+    assert_eq!(
+        served.lines().count(),
+        16,
+        "one line per connection: {served}"
     );
 }
 

@@ -394,7 +394,37 @@ fn redis_unmodified() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
-    assert!(text.contains("SET") && text.contains("GET"), "{text}");
+    // Each of the four tests reports its rate (its final line; progress
+    // lines before it end in a carriage return)...
+    for test in ["SET", "GET", "INCR", "LPUSH"] {
+        let rate = text
+            .split(['\r', '\n'])
+            .filter(|l| l.contains("requests per second"))
+            .find_map(|l| l.trim().strip_prefix(&format!("{test}: ")))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|r| r.parse::<f64>().ok());
+        assert!(rate.is_some_and(|r| r > 0.0), "no {test} rate: {text}");
+    }
+    // ...and every request took effect: without -r the keys are literal,
+    // so 2,000 INCRs leave the counter at 2,000 and 2,000 LPUSHes a list of
+    // 2,000.
+    for (cmd, want) in [
+        (&["GET", "counter:__rand_int__"][..], "2000"),
+        (&["LLEN", "mylist"][..], "2000"),
+    ] {
+        let mut args = vec!["-h", &ip, "-p", &port, "--raw"];
+        args.extend_from_slice(cmd);
+        let out = run_ok(
+            under(&run, &svc, "redis-cli", &args),
+            Duration::from_secs(60),
+            "redis-cli",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            want,
+            "{cmd:?} after redis-benchmark"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -561,9 +591,14 @@ fn iperf3_both_directions() {
             "iperf3 reverse={reverse}: {:.1} Mbit/s, {bytes} bytes received",
             bps / 1e6
         );
+        // The receiver stops counting when the test time ends, so it may
+        // miss what was still in flight: at most the connection's send and
+        // receive buffers (256 KiB each by default) and iperf3's own
+        // blocks. 8 MiB is generous; a lost or duplicated stretch is not.
+        let sent = v["end"]["sum_sent"]["bytes"].as_f64().unwrap_or(0.0);
         assert!(
-            bytes > 0.0,
-            "no data: {}",
+            bytes > 0.0 && bytes <= sent && sent - bytes <= 8.0 * 1048576.0,
+            "sent {sent}, received {bytes}: {}",
             String::from_utf8_lossy(&out.stdout)
         );
     }

@@ -1,7 +1,9 @@
 /* Conformance program for libtoe_preload: exercises every interposed call
  * and prints what it observed. The output must be identical on the kernel
  * (127.0.0.1) and under flextoe-run (the service's IP): nothing printed
- * depends on addresses, ports or timing.
+ * depends on addresses, ports or timing. Where a step needs data to have
+ * arrived, it waits for that condition (wait_bytes, wait_for), never for a
+ * fixed time.
  *
  * usage: conformance IP PORT   (uses PORT, PORT+1, PORT+2; PORT+3 must be closed)
  */
@@ -73,6 +75,18 @@ static int wait_for(int fd, short ev, int ms) {
     return n ? p.revents : 0;
 }
 
+/* Waits until at least `n` bytes are readable on `fd` (FIONREAD): a
+ * message written in one call may arrive in pieces. */
+static void wait_bytes(int fd, int n) {
+    for (int waited = 0; waited < 5000; waited++) {
+        int avail = 0;
+        CHECK(ioctl(fd, FIONREAD, &avail) == 0);
+        if (avail >= n) return;
+        poll(NULL, 0, 1);
+    }
+    CHECK(!"bytes arrived within 5 s");
+}
+
 static void read_exact(int fd, char *buf, size_t n) {
     size_t got = 0;
     while (got < n) {
@@ -112,6 +126,9 @@ int main(int argc, char **argv) {
     struct acc acc = {.lfd = lfd, .cfd = -1};
     pthread_t th;
     CHECK(pthread_create(&th, NULL, acceptor, &acc) == 0);
+    /* Lets the acceptor block in accept() first, the case under test; if it
+     * has not yet, accept() finds the connection queued and the output is
+     * the same. */
     usleep(50000);
     int c = connect_to(port);
     CHECK(pthread_join(th, NULL) == 0);
@@ -154,8 +171,7 @@ int main(int argc, char **argv) {
 
     /* --- data, FIONREAD, peek, readv/writev, sendmsg/recvmsg --- */
     CHECK(write(c, "hello", 5) == 5);
-    CHECK(wait_for(s, POLLIN, 5000) & POLLIN);
-    usleep(20000);
+    wait_bytes(s, 5);
     int avail = -1;
     CHECK(ioctl(s, FIONREAD, &avail) == 0);
     printf("FIONREAD: %d\n", avail);
@@ -169,8 +185,7 @@ int main(int argc, char **argv) {
     char b1[2], b2[10];
     struct iovec riov[2] = {{b1, 2}, {b2, 4}};
     read_exact(s, buf, 0);
-    CHECK(wait_for(s, POLLIN, 5000) & POLLIN);
-    usleep(20000);
+    wait_bytes(s, 6);
     n = readv(s, riov, 2);
     printf("writev/readv: %zd '%.2s%.4s'\n", n, b1, b2);
     struct msghdr mh; memset(&mh, 0, sizeof mh);
@@ -256,7 +271,7 @@ int main(int argc, char **argv) {
     CHECK(write(c, "0123456789", 10) == 10);
     n = epoll_wait(ep, out, 8, 5000);
     printf("ET after data: %zd data=%llu in=%d\n", n, (unsigned long long)out[0].data.u64, !!(out[0].events & EPOLLIN));
-    usleep(20000);
+    wait_bytes(s, 10);
     CHECK(read(s, buf, 4) == 4);
     printf("ET after partial read, no new data: %d\n", epoll_wait(ep, out, 8, 100));
     n = epoll_wait(ep2, out, 8, 100);
@@ -264,7 +279,7 @@ int main(int argc, char **argv) {
     CHECK(write(c, "ab", 2) == 2);
     n = epoll_wait(ep, out, 8, 5000);
     printf("ET after more data: %zd\n", n);
-    usleep(20000);
+    wait_bytes(s, 8);
     n = read(s, buf, sizeof buf);
     printf("drain: %zd\n", n);
     CHECK(write(pipefd[1], "p", 1) == 1);
@@ -318,8 +333,7 @@ int main(int argc, char **argv) {
 
     /* --- half-close, EOF, writes after it, EPIPE --- */
     CHECK(shutdown(d, SHUT_WR) == 0);
-    CHECK(wait_for(s, POLLIN, 5000) & POLLIN);
-    usleep(20000);
+    CHECK(wait_for(s, POLLRDHUP, 5000) & POLLRDHUP);
     int re = wait_for(s, POLLIN | POLLRDHUP, 0);
     printf("peer half-closed: POLLIN=%d POLLRDHUP=%d\n", !!(re & POLLIN), !!(re & POLLRDHUP));
     printf("read at EOF: %zd\n", read(s, buf, sizeof buf));

@@ -233,8 +233,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     );
     summary(&sim.a, "service", &sim);
     println!(
-        "verified {} MiB in {round} round(s); data-path flows left: {}",
-        verified_bytes / (1024 * 1024),
+        "verified {verified_bytes} bytes ({:.1} MiB) in {round} round(s); data-path flows left: {}",
+        verified_bytes as f64 / (1024.0 * 1024.0),
         sim.a.flow_count()
     );
     if let Some(m) = metrics {
