@@ -54,6 +54,30 @@ impl CpuSet {
         Some(CpuSet { ranges: merged })
     }
 
+    /// The CPUs this process may run on (its affinity, which `taskset`, a
+    /// cgroup cpuset or a container's `--cpuset-cpus` narrow):
+    /// `Cpus_allowed_list` of `/proc/self/status` when readable, otherwise
+    /// [`CpuSet::online`].
+    pub fn allowed() -> CpuSet {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .and_then(CpuSet::parse)
+            })
+            .unwrap_or_else(CpuSet::online)
+    }
+
+    /// The CPU ids, ascending.
+    pub fn cpus(&self) -> Vec<u32> {
+        self.ranges
+            .iter()
+            .flat_map(|&(first, last)| first..=last)
+            .collect()
+    }
+
     /// Whether CPU `cpu` is in the set.
     pub fn contains(&self, cpu: u32) -> bool {
         self.ranges
@@ -97,5 +121,18 @@ mod tests {
     #[test]
     fn online_contains_cpu_zero() {
         assert!(CpuSet::online().contains(0));
+    }
+
+    #[test]
+    fn allowed_is_within_online_and_lists_its_cpus() {
+        let (allowed, online) = (CpuSet::allowed(), CpuSet::online());
+        let cpus = allowed.cpus();
+        assert!(!cpus.is_empty());
+        assert!(
+            cpus.iter().all(|&c| online.contains(c)),
+            "{allowed} vs {online}"
+        );
+        assert!(cpus.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(CpuSet::parse("0-2,8").unwrap().cpus(), vec![0, 1, 2, 8]);
     }
 }

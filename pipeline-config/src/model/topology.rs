@@ -44,6 +44,12 @@ pub struct Topology {
     /// the placement follows `run_to_completion` (see
     /// [`Topology::placement`]).
     pub workers: Vec<WorkerPlacement>,
+    /// `topology.auto`: choose the placement when the service starts, from
+    /// the CPUs it may run on ([`Topology::auto_for`]): it replaces
+    /// `replicas`, `run_to_completion`, the per-stage worker counts and
+    /// `cores`, and raises `flow_groups` to at least 4 per replica; then
+    /// `cores` and `workers` must be empty. Default `false`.
+    pub auto: bool,
     /// `topology.ring_size`: entries per inter-stage ring, a power of two in
     /// `64..=65536`, at least `burst`. Default `1024`.
     pub ring_size: u32,
@@ -67,6 +73,7 @@ impl Default for Topology {
             run_to_completion: true,
             cores: Vec::new(),
             workers: Vec::new(),
+            auto: false,
             ring_size: 1024,
             burst: 32,
             idle: Idle::default(),
@@ -75,6 +82,50 @@ impl Default for Topology {
 }
 
 impl Topology {
+    /// The topology `topology.auto` chooses on `cpus` (the CPUs the service
+    /// may run on, ascending): the first CPU is left to everything that is
+    /// not a worker (the host-interface front, the control socket, the
+    /// service loop; on a DPU also the Arm cores' OS), and the others run
+    /// one run-to-completion replica each, pinned, as many as the largest
+    /// power of two that fits (flow groups are a power of two and split
+    /// evenly across replicas; at most 64). On one CPU: one replica,
+    /// unpinned. Everything else (`flow_groups` at least 4 per replica,
+    /// rings, burst, idle policy) is kept.
+    ///
+    /// Why this rule (docs/benchmarks.md, "Stage placement"): on two cores,
+    /// run-to-completion replicas gave 1.2-1.9x of one replica at 64
+    /// connections, while splitting one connection's stages over two cores
+    /// gave 0.4-1.45x of running them on one (pair medians 0.9-1.3x), and a
+    /// service carries many connections: cores go to replicas. A few heavy
+    /// connections may do better with an explicit split placement.
+    pub fn auto_for(&self, cpus: &[u32]) -> Topology {
+        let spare = cpus.get(1..).unwrap_or(&[]);
+        let replicas = match spare.len() {
+            0 => 1,
+            n => 1 << n.min(64).ilog2(),
+        };
+        let cores = match spare.len() {
+            0 => Vec::new(),
+            n => spare[n - replicas..].to_vec(),
+        };
+        Topology {
+            replicas: replicas as u32,
+            flow_groups: self
+                .flow_groups
+                .max(4 * replicas as u32)
+                .next_power_of_two(),
+            pre_workers: 1,
+            proto_workers: 1,
+            post_workers: 1,
+            dma_workers: 1,
+            run_to_completion: true,
+            cores,
+            workers: Vec::new(),
+            auto: false,
+            ..self.clone()
+        }
+    }
+
     /// Number of worker threads: `replicas` times one (run to completion) or
     /// `pre_workers + proto_workers + post_workers + dma_workers`. Saturates
     /// instead of overflowing on unvalidated values.

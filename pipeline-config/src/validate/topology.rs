@@ -42,6 +42,14 @@ pub(crate) fn check(topology: &Topology, cpus: &CpuSet, report: &mut Report) {
             );
         }
     }
+    if t.auto && (!t.workers.is_empty() || !t.cores.is_empty()) {
+        report.error(
+            "topology.auto",
+            "chooses the placement from the CPUs available at start, so topology.workers and \
+             topology.cores must be empty with it; remove them, or set auto to false"
+                .to_owned(),
+        );
+    }
     if !t.workers.is_empty() {
         let counts_ok = replicas_ok && stage_ok.iter().all(|&ok| ok);
         check_workers(t, cpus, counts_ok, report);

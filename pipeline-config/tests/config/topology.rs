@@ -185,3 +185,52 @@ fn placement_with_run_to_completion_or_cores() {
         ]
     );
 }
+
+#[test]
+fn auto_with_cores_or_workers_is_an_error() {
+    let msg = "topology.auto: chooses the placement from the CPUs available at start, so \
+               topology.workers and topology.cores must be empty with it; remove them, or set \
+               auto to false";
+    assert_eq!(
+        errors(r#"{"topology": {"auto": true, "cores": [0]}}"#),
+        [msg]
+    );
+    assert_eq!(
+        errors(
+            r#"{"topology": {"auto": true, "run_to_completion": false, "workers": [
+                {"tasks": ["r0.ingress", "r0.pre0", "r0.ingress_reorder", "r0.proto0",
+                           "r0.dma0", "r0.post0", "r0.egress"]}]}}"#
+        ),
+        [msg]
+    );
+    let config = Config::from_json_str(r#"{"topology": {"auto": true}}"#).unwrap();
+    assert!(config.topology.auto);
+}
+
+#[test]
+fn auto_gives_cores_to_pinned_replicas_and_one_to_the_rest() {
+    let base = Config::from_json_str(r#"{"topology": {"auto": true, "ring_size": 256}}"#)
+        .unwrap()
+        .topology;
+    let pick = |cpus: &[u32]| {
+        let t = base.auto_for(cpus);
+        // What auto picks validates (where its CPUs exist on this machine).
+        if t.cores.iter().all(|&c| CpuSet::online().contains(c)) {
+            let doc = serde_json::json!({ "topology": t });
+            Config::from_json_str(&doc.to_string()).unwrap_or_else(|e| panic!("{cpus:?}: {e}"));
+        }
+        assert!(t.run_to_completion && !t.auto && t.workers.is_empty());
+        assert_eq!(t.ring_size, 256, "the rest is kept");
+        (t.replicas, t.flow_groups, t.cores)
+    };
+    assert_eq!(pick(&[0]), (1, 4, vec![]));
+    assert_eq!(pick(&[0, 1]), (1, 4, vec![1]));
+    assert_eq!(pick(&[0, 1, 2]), (2, 8, vec![1, 2]));
+    // A BlueField-2's 8 Arm cores: 4 replicas (a power of two), on the
+    // highest cores; 3 cores unused.
+    assert_eq!(pick(&(0..8).collect::<Vec<_>>()), (4, 16, vec![4, 5, 6, 7]));
+    assert_eq!(pick(&(0..16).collect::<Vec<_>>()).0, 8);
+    // A cpuset: only the CPUs given.
+    assert_eq!(pick(&[2, 5, 9]), (2, 8, vec![5, 9]));
+    assert_eq!(pick(&(0..200).collect::<Vec<_>>()).0, 64);
+}

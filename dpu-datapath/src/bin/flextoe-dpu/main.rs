@@ -74,6 +74,16 @@ fn main() -> ExitCode {
             if let Some(path) = &args.control {
                 config.host.control_socket = path.display().to_string();
             }
+            if config.topology.auto {
+                let cpus = pipeline_config::CpuSet::allowed();
+                config.topology = config.topology.auto_for(&cpus.cpus());
+                let t = &config.topology;
+                println!(
+                    "flextoe-dpu: topology.auto on CPUs {cpus}: {} run-to-completion replica(s), \
+                     {} flow groups, pinned to {:?}",
+                    t.replicas, t.flow_groups, t.cores
+                );
+            }
             init_logging(&config);
             let backend = match args.backend.as_deref() {
                 Some("sim") => pipeline_config::Backend::Sim,
