@@ -47,7 +47,7 @@ svc=""
 loops=()
 cleanup() {
     set +e
-    touch "$work/stop"
+    [ -d "$work" ] && touch "$work/stop"
     for p in "${loops[@]}"; do kill "$p" 2>/dev/null; done
     if [ -n "$svc" ] && kill -0 "$svc" 2>/dev/null; then
         kill -INT "$svc"
