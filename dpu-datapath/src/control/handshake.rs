@@ -423,7 +423,7 @@ impl Engine {
                 } else if syn && !ack {
                     // Our SYN-ACK was lost: the peer retransmitted its SYN.
                     // Answer, but keep the retry timer and its deadline, so
-                    // repeated SYNs neither grow the timer heap nor keep a
+                    // repeated SYNs neither grow the timer queue nor keep a
                     // half-open entry alive forever.
                     if tcp.seq == h.irs {
                         self.send_handshake_segment_now(&tuple);

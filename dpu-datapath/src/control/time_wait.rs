@@ -54,7 +54,7 @@ impl Engine {
                 tw = *entry;
             }
             // The queued timer re-arms itself at the new deadline: no new
-            // heap entry per FIN, so a FIN flood cannot grow the heap.
+            // timer entry per FIN, so a FIN flood cannot grow the timer queue.
             self.time_wait_ack(&tuple, &tw);
         } else if f.contains(TcpFlags::SYN) || !tcp.payload.is_empty() {
             // Retransmitted data (our ACK of it was lost, the peer may not

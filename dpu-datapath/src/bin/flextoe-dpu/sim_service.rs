@@ -214,9 +214,16 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
             break;
         }
     }
-    // Drain: let closes and TIME-WAIT finish on the virtual clock.
+    // Drain: let closes and TIME-WAIT finish on the virtual clock. A round
+    // cut short by --duration can leave a connection the service has not
+    // accepted yet (its handshake completed after the last poll): accept
+    // and close it, or it would sit in CLOSE-WAIT for ever (as an
+    // unaccepted connection does on Linux until its listener closes).
     let until = sim.now + 120_000_000_000;
     sim.run_until(until, |s| {
+        while let Some(c) = s.a.accept(PORT) {
+            let _ = s.a.close(c);
+        }
         if let Some(m) = &mut metrics {
             m.tick(&s.a);
         }
