@@ -272,10 +272,14 @@ fn million_sequential_connections_leave_nothing_behind() {
     }
     let baseline = live_bytes();
     let mut highest = baseline;
+    let mut last_quarter_start = baseline;
     for i in warm..n {
         one_connection(&mut sim, i);
         if i % 1000 == 0 {
             highest = highest.max(live_bytes());
+        }
+        if i == n * 3 / 4 {
+            last_quarter_start = live_bytes();
         }
     }
     assert_eq!(sim.a.stats().connections_opened, n);
@@ -286,14 +290,25 @@ fn million_sequential_connections_leave_nothing_behind() {
         "{n} sequential connections: live bytes {baseline} after {warm} (baseline), \
          highest {highest}, {end} at the end"
     );
-    // Back within 1% of the baseline, and never more than 1% above it on
-    // the way (a leak of even a few bytes per connection would show).
+    // Back within 1% of the baseline (or 64 KiB: growing structures, such
+    // as the timer wheel's node pool, double at a new high-water mark,
+    // which a rare burst of timers can reach after the warm-up; 32-50 KB
+    // in 2 runs of 5), and never more on the way. A leak of a single byte
+    // per connection would be 950 KB here. And no more than that over the
+    // last quarter of the run alone: a leak grows with the connections (one
+    // byte per connection would be 250 KB there).
+    let allowed = (baseline / 100).max(64 * 1024);
     assert!(
-        end <= baseline + baseline / 100,
+        end <= baseline + allowed,
         "memory {end} B at the end, baseline {baseline} B"
     );
     assert!(
-        highest <= baseline + baseline / 100,
+        highest <= baseline + allowed,
         "memory grew to {highest} B, baseline {baseline} B"
+    );
+    assert!(
+        end <= last_quarter_start + allowed,
+        "memory grew over the last {} connections: {last_quarter_start} -> {end} B",
+        n / 4
     );
 }

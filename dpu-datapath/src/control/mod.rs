@@ -186,9 +186,16 @@ impl Engine {
                 } else if self.ctrl.listeners.contains_key(&tuple.local_port)
                     && !tcp.flags.contains(TcpFlags::ACK)
                 {
-                    // LISTEN (RFC 9293 3.10.7.2): a RST is ignored, an ACK
-                    // is reset (below), anything else is dropped.
-                    self.stats.drop(DropReason::BadFlags);
+                    // LISTEN (RFC 9293 3.10.7.2): a RST is ignored (it is
+                    // for a connection that is gone: counted as such, e.g.
+                    // the RSTs a peer sends for our data still in flight
+                    // after it aborted), an ACK is reset (below), anything
+                    // else without ACK is malformed.
+                    self.stats.drop(if tcp.flags.contains(TcpFlags::RST) {
+                        DropReason::NoConnection
+                    } else {
+                        DropReason::BadFlags
+                    });
                 } else {
                     self.stats.drop(DropReason::NoConnection);
                     self.reset_unknown(tuple, remote_mac, tcp);
