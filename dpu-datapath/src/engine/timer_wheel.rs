@@ -1,6 +1,7 @@
 //! The engine's timer queue: a hashed timing wheel (Varghese and Lauck), so
-//! arming a timer costs the same with ten connections or a million (a
-//! binary heap's push and pop grow with the log of the entries).
+//! arming a timer costs the same with ten connections or a million, and
+//! firing one costs its share of sorting its own slot (a binary heap's push
+//! and pop grow with the log of all entries).
 //!
 //! Entries keep their exact deadline; the wheel's slots (2^22 ns, about
 //! 4 ms, each) only index them, in intrusive lists over one node pool (no
