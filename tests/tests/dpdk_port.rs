@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dpu_datapath::io::dpdk::{init_eal, pmd_plugins, DpdkPort, DpdkPortConfig};
-use dpu_datapath::io::PacketIo;
+use dpu_datapath::io::{Frame, Nic};
 use dpu_datapath::wire::{
     emit_arp_frame, emit_icmp_frame, parse_ingress, ArpOperation, ArpRepr, ChecksumCaps, EtherType,
     EthernetAddress, EthernetRepr, Icmpv4Repr, IngressFrame, IpProtocol, Ipv4Repr, L3, L4,
@@ -222,7 +222,7 @@ fn dpdk_tap_port_answers_kernel_ping() {
         tx_descriptors: dpdk.tx_descriptors,
         mempool_mbufs: dpdk.mempool_mbufs,
     };
-    let mut port =
+    let port =
         DpdkPort::open(eal, ports[0], &port_cfg).unwrap_or_else(|e| panic!("open port: {e}"));
     eprintln!(
         "dpdk_port: EAL + port up in {:?}: driver {}, mac {:02x?}, rss {}, {:?}, link {:?}",
@@ -259,9 +259,12 @@ fn dpdk_tap_port_answers_kernel_ping() {
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
         port.rx_burst(0, 32, &mut rx);
-        for frame in rx.drain(..) {
-            tx.extend(answer(&frame, mac, &mut seen));
-            port.recycle(frame);
+        for (_, frame) in rx.drain(..) {
+            assert!(
+                frame.is_nic_buffer(),
+                "received frames are the port's mbufs"
+            );
+            tx.extend(answer(&frame, mac, &mut seen).map(Frame::from));
         }
         if !tx.is_empty() {
             port.tx_burst(0, &mut tx);
@@ -296,6 +299,10 @@ fn dpdk_tap_port_answers_kernel_ping() {
     assert!(stats.rx_frames >= (1 + PINGS) as u64, "{stats:?}");
     assert!(stats.tx_frames >= (1 + PINGS) as u64, "{stats:?}");
     assert_eq!(stats.tx_dropped(), 0, "{stats:?}");
+    // Every mbuf goes back to the pool: the received ones when dropped
+    // above, the sent ones when the NIC completes them or the port closes.
+    let pool = port.mempool();
     drop(port);
+    assert_eq!(pool.in_use(), 0, "mbufs not returned to the pool");
     drop(ns);
 }

@@ -26,9 +26,15 @@ pub fn fetch_tx(tx: &HostBuffer, buf_pos: u32, len: usize, out: &mut Vec<u8>) {
 
 /// TX: like [`fetch_tx`], placing the bytes after `offset` bytes of room in
 /// `out` (the frame's headers go there).
-pub fn fetch_tx_at(tx: &HostBuffer, buf_pos: u32, len: usize, out: &mut Vec<u8>, offset: usize) {
+pub fn fetch_tx_at<B: crate::io::FrameBuf>(
+    tx: &HostBuffer,
+    buf_pos: u32,
+    len: usize,
+    out: &mut B,
+    offset: usize,
+) {
     out.clear();
-    out.resize(offset + len, 0);
+    out.resize_zeroed(offset + len);
     // SAFETY: as for `fetch_tx`.
     unsafe { tx.read_wrapping(buf_pos, &mut out[offset..]) }
 }

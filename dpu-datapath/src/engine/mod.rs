@@ -156,7 +156,7 @@ impl Engine {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += frame.len() as u64;
         if self.staged {
-            self.work_out.push(work::Work::Frame(frame));
+            self.work_out.push(work::Work::Frame(frame.into()));
         } else {
             self.out.push(frame);
         }

@@ -33,7 +33,12 @@ impl Engine {
 
     /// Like [`Engine::after_validate`], taking the frame's buffer so the
     /// fast path can pass it on to `dma`/`post` without copying.
-    pub fn after_validate_owned(&mut self, verdict: pre::Verdict, frame: Vec<u8>, now: Nanos) {
+    pub fn after_validate_owned(
+        &mut self,
+        verdict: pre::Verdict,
+        frame: crate::io::Frame,
+        now: Nanos,
+    ) {
         if let (
             true,
             pre::Verdict::Tcp {
@@ -101,7 +106,7 @@ impl Engine {
         };
         if self.staged {
             self.work_out.push(Work::Rx {
-                frame: frame.to_vec(),
+                frame: frame.to_vec().into(),
                 work,
             });
         } else {

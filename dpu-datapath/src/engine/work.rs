@@ -6,6 +6,7 @@
 use crate::app::{ConnError, ConnId};
 use crate::dma::{self, HostBuffer};
 use crate::flow::FlowId;
+use crate::io::{Frame, FrameBuf};
 use crate::pre::HeaderTemplate;
 use crate::proto::{HeaderFields, Placement};
 use crate::wire::ChecksumCaps;
@@ -63,11 +64,11 @@ pub struct TxWork {
 #[derive(Debug)]
 pub enum Work {
     /// A received frame and what to do with it.
-    Rx { frame: Vec<u8>, work: RxWork },
+    Rx { frame: Frame, work: RxWork },
     /// A segment to send.
     Tx(TxWork),
     /// A complete frame from the control plane.
-    Frame(Vec<u8>),
+    Frame(Frame),
     /// Only notifications (no frame).
     Commit(Commit),
 }
@@ -127,7 +128,7 @@ pub fn dma_rx(work: &RxWork, frame: &[u8]) {
 
 /// `post` for a received segment: turns the frame buffer into the ACK (or
 /// empties it when no ACK is due).
-pub fn post_rx(work: &RxWork, frame: &mut Vec<u8>, caps: &ChecksumCaps) {
+pub fn post_rx<B: FrameBuf>(work: &RxWork, frame: &mut B, caps: &ChecksumCaps) {
     match &work.ack {
         Some(h) => crate::post::build_frame(frame, &work.template, h, work.ts_val, &[], caps),
         None => frame.clear(),
@@ -152,7 +153,7 @@ pub fn dma_tx(work: &TxWork, payload: &mut Vec<u8>) {
 /// lands after the room its headers need, so `post` writes them in front
 /// without another copy. Returns that room, or 0 when the segment's shape
 /// needs the generic emitter (then `frame` holds the payload alone).
-pub fn dma_tx_into_frame(work: &TxWork, frame: &mut Vec<u8>) -> usize {
+pub fn dma_tx_into_frame<B: FrameBuf>(work: &TxWork, frame: &mut B) -> usize {
     let room = crate::post::fast_header_len(&work.template, &work.header).unwrap_or(0);
     match work.tx_buf.as_ref() {
         Some(buf) if work.len > 0 => {
@@ -160,7 +161,7 @@ pub fn dma_tx_into_frame(work: &TxWork, frame: &mut Vec<u8>) -> usize {
         }
         _ => {
             frame.clear();
-            frame.resize(room, 0);
+            frame.resize_zeroed(room);
         }
     }
     room
@@ -174,7 +175,7 @@ pub fn post_tx_in_place(work: &TxWork, frame: &mut [u8], caps: &ChecksumCaps) ->
 }
 
 /// `post` for a transmitted segment: headers around the fetched payload.
-pub fn post_tx(work: &TxWork, payload: &[u8], frame: &mut Vec<u8>, caps: &ChecksumCaps) {
+pub fn post_tx<B: FrameBuf>(work: &TxWork, payload: &[u8], frame: &mut B, caps: &ChecksumCaps) {
     crate::post::build_frame(
         frame,
         &work.template,
@@ -226,7 +227,7 @@ mod tests {
             commit: Commit::default(),
         };
         Work::Rx {
-            frame: Vec::new(),
+            frame: Frame::new(),
             work,
         }
     }

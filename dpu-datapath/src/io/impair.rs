@@ -1,10 +1,13 @@
-//! A seeded impairment layer around any [`PacketIo`]: loss, duplication,
+//! A seeded impairment layer around any [`Nic`]: loss, duplication,
 //! reordering, single-bit corruption and delay, on RX and TX independently,
 //! configured from `port.impairment` (`pipeline_config::Impairments`).
+//! Each queue has its own state and random streams behind a lock that only
+//! that queue's pollers take (this is a test layer: the lock is the price of
+//! releasing held TX frames from the RX poll).
 //!
 //! It exists because the test machines' kernels have no netem: faults are
 //! injected between the NIC and the engine instead, reproducibly (one ChaCha
-//! stream per direction, seeded from `port.impairment.seed`), and the Linux
+//! stream per direction and queue, seeded from `port.impairment.seed`), and the Linux
 //! peer only sees wire-like effects.
 //!
 //! Per frame and direction, in this order:
@@ -22,7 +25,9 @@
 //! Held TX frames go out on the next `tx_burst` or `rx_burst` of their queue
 //! (the pipeline polls RX constantly), so a delay does not need more traffic.
 
-use super::{IoStats, PacketIo};
+use super::{Frame, FrameSource, IoStats, Nic};
+use crate::proto::Nanos;
+use parking_lot::Mutex;
 use pipeline_config::{Impairment, Impairments};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -104,7 +109,7 @@ struct Reordered {
     remaining: u32,
     /// Released by time at the latest (ns on the layer's clock).
     deadline: u64,
-    frame: Vec<u8>,
+    frame: Frame,
 }
 
 /// One direction of one queue.
@@ -112,17 +117,17 @@ struct Reordered {
 struct Lane {
     reordered: Vec<Reordered>,
     /// (release time, frame), in release order (the delay is fixed).
-    delayed: VecDeque<(u64, Vec<u8>)>,
+    delayed: VecDeque<(u64, Frame)>,
     /// Released, waiting for the caller (RX) or the NIC (TX).
-    ready: VecDeque<Vec<u8>>,
+    ready: VecDeque<Frame>,
 }
 
-/// One direction: parameters, random stream, counters, per-queue lanes.
+/// One direction of one queue: parameters, random stream, its lane.
 #[derive(Debug)]
 struct Direction {
     params: Impairment,
     rng: ChaCha8Rng,
-    lanes: Vec<Lane>,
+    lane: Lane,
 }
 
 impl Direction {
@@ -130,16 +135,8 @@ impl Direction {
         Self {
             params: params.clone(),
             rng: ChaCha8Rng::seed_from_u64(seed),
-            lanes: Vec::new(),
+            lane: Lane::default(),
         }
-    }
-
-    fn lane(&mut self, q: u16) -> &mut Lane {
-        let q = usize::from(q);
-        if self.lanes.len() <= q {
-            self.lanes.resize_with(q + 1, Lane::default);
-        }
-        &mut self.lanes[q]
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -147,7 +144,7 @@ impl Direction {
     }
 
     /// Runs one frame through the impairments.
-    fn process(&mut self, q: u16, frame: Vec<u8>, now: u64, counters: &DirCounters) {
+    fn process(&mut self, frame: Frame, now: u64, counters: &DirCounters) {
         DirCounters::add(&counters.frames);
         let p = self.params.clone();
         if self.chance(p.drop) {
@@ -167,7 +164,7 @@ impl Direction {
             }
             if self.chance(p.reorder) {
                 DirCounters::add(&counters.reordered);
-                self.lane(q).reordered.push(Reordered {
+                self.lane.reordered.push(Reordered {
                     remaining: REORDER_DEPTH,
                     deadline: now + REORDER_HOLD_US * 1000 + delay_ns,
                     frame: f,
@@ -175,7 +172,7 @@ impl Direction {
                 continue;
             }
             // A passing frame: release it, then whatever it was the last to pass.
-            let lane = self.lane(q);
+            let lane = &mut self.lane;
             lane.pass(f, now, delay_ns, counters);
             let mut i = 0;
             while i < lane.reordered.len() {
@@ -191,8 +188,8 @@ impl Direction {
     }
 
     /// Releases what is due at `now` into the lanes' `ready` queues.
-    fn release_due(&mut self, q: u16, now: u64) {
-        let lane = self.lane(q);
+    fn release_due(&mut self, now: u64) {
+        let lane = &mut self.lane;
         let mut i = 0;
         while i < lane.reordered.len() {
             if lane.reordered[i].deadline <= now {
@@ -212,7 +209,7 @@ impl Direction {
 }
 
 impl Lane {
-    fn pass(&mut self, frame: Vec<u8>, now: u64, delay_ns: u64, counters: &DirCounters) {
+    fn pass(&mut self, frame: Frame, now: u64, delay_ns: u64, counters: &DirCounters) {
         if delay_ns == 0 {
             self.ready.push_back(frame);
         } else {
@@ -247,33 +244,59 @@ pub fn flip_tcp_bit(frame: &mut [u8], rng: &mut impl Rng) -> bool {
     true
 }
 
-/// Any [`PacketIo`] with the configured impairments applied on both
-/// directions; see the module documentation.
+/// Both directions of one queue.
 #[derive(Debug)]
-pub struct ImpairedIo<P> {
-    inner: P,
+struct QueueImpair {
     rx: Direction,
     tx: Direction,
+    rx_scratch: Vec<(Nanos, Frame)>,
+    tx_scratch: Vec<Frame>,
+}
+
+/// Seeds of queue `q`'s streams differ by this odd constant; queue 0 keeps
+/// the single-queue seeds (`seed * 2 + 1` for RX, `+ 2` for TX).
+const QUEUE_SEED_STEP: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// No fixed clock (the layer reads real time).
+const REAL_TIME: u64 = u64::MAX;
+
+/// Any [`Nic`] with the configured impairments applied on both directions;
+/// see the module documentation.
+#[derive(Debug)]
+pub struct ImpairedNic<N> {
+    inner: N,
+    queues: Vec<Mutex<QueueImpair>>,
     counters: Arc<ImpairCounters>,
     start: Instant,
     /// Test hook: a fixed clock instead of `start.elapsed()`.
-    fixed_now: Option<u64>,
-    scratch: Vec<Vec<u8>>,
+    fixed_now: AtomicU64,
 }
 
-impl<P: PacketIo> ImpairedIo<P> {
-    /// Wraps `inner`. RX and TX draw from separate streams derived from
-    /// `cfg.seed`, so changing one direction's settings does not change the
-    /// other's decisions.
-    pub fn new(inner: P, cfg: &Impairments) -> Self {
+impl<N: Nic> ImpairedNic<N> {
+    /// Wraps `inner`'s first `queues` queues. RX and TX draw from separate
+    /// streams derived from `cfg.seed`, so changing one direction's settings
+    /// does not change the other's decisions.
+    pub fn new(inner: N, cfg: &Impairments, queues: usize) -> Self {
+        let queues = (0..queues.max(1) as u64)
+            .map(|q| {
+                let base = cfg
+                    .seed
+                    .wrapping_mul(2)
+                    .wrapping_add(q.wrapping_mul(QUEUE_SEED_STEP));
+                Mutex::new(QueueImpair {
+                    rx: Direction::new(&cfg.rx, base.wrapping_add(1)),
+                    tx: Direction::new(&cfg.tx, base.wrapping_add(2)),
+                    rx_scratch: Vec::new(),
+                    tx_scratch: Vec::new(),
+                })
+            })
+            .collect();
         Self {
             inner,
-            rx: Direction::new(&cfg.rx, cfg.seed.wrapping_mul(2).wrapping_add(1)),
-            tx: Direction::new(&cfg.tx, cfg.seed.wrapping_mul(2).wrapping_add(2)),
+            queues,
             counters: Arc::new(ImpairCounters::default()),
             start: Instant::now(),
-            fixed_now: None,
-            scratch: Vec::new(),
+            fixed_now: AtomicU64::new(REAL_TIME),
         }
     }
 
@@ -282,81 +305,89 @@ impl<P: PacketIo> ImpairedIo<P> {
         self.counters.clone()
     }
 
-    pub fn inner(&self) -> &P {
+    pub fn inner(&self) -> &N {
         &self.inner
-    }
-
-    pub fn inner_mut(&mut self) -> &mut P {
-        &mut self.inner
     }
 
     /// Frames held (reordered or delayed) in either direction right now.
     pub fn held(&self) -> usize {
-        self.rx
-            .lanes
+        self.queues
             .iter()
-            .chain(&self.tx.lanes)
-            .map(Lane::held)
+            .map(|q| {
+                let q = q.lock();
+                q.rx.lane.held() + q.tx.lane.held()
+            })
             .sum()
     }
 
     /// Test hook: freeze the layer's clock at `now_ns` (`None`: real time).
-    pub fn set_clock(&mut self, now_ns: Option<u64>) {
-        self.fixed_now = now_ns;
+    pub fn set_clock(&self, now_ns: Option<u64>) {
+        self.fixed_now
+            .store(now_ns.unwrap_or(REAL_TIME), Ordering::Relaxed);
     }
 
     fn now(&self) -> u64 {
-        self.fixed_now
-            .unwrap_or_else(|| self.start.elapsed().as_nanos() as u64)
+        match self.fixed_now.load(Ordering::Relaxed) {
+            REAL_TIME => self.start.elapsed().as_nanos() as u64,
+            fixed => fixed,
+        }
     }
 
     /// Sends TX frames of queue `q` that are due.
-    fn flush_tx(&mut self, q: u16, now: u64) -> usize {
-        self.tx.release_due(q, now);
-        let lane = self.tx.lane(q);
-        if lane.ready.is_empty() {
-            return 0;
+    fn flush_tx(&self, q: usize, state: &mut QueueImpair, now: u64) {
+        state.tx.release_due(now);
+        if state.tx.lane.ready.is_empty() {
+            return;
         }
-        self.scratch.clear();
-        self.scratch.extend(lane.ready.drain(..));
-        self.inner.tx_burst(q, &mut self.scratch)
+        state.tx_scratch.clear();
+        state.tx_scratch.extend(state.tx.lane.ready.drain(..));
+        self.inner.tx_burst(q, &mut state.tx_scratch);
     }
 }
 
-impl<P: PacketIo> PacketIo for ImpairedIo<P> {
-    fn rx_burst(&mut self, queue: u16, max: usize, out: &mut Vec<Vec<u8>>) -> usize {
+impl<N: Nic> Nic for ImpairedNic<N> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
+        let Some(state) = self.queues.get(q) else {
+            return self.inner.rx_burst(q, max, out);
+        };
+        let mut state = state.lock();
+        let state = &mut *state;
         let now = self.now();
-        if !self.tx.lanes.is_empty() {
-            self.flush_tx(queue, now);
+        self.flush_tx(q, state, now);
+        state.rx_scratch.clear();
+        self.inner.rx_burst(q, max, &mut state.rx_scratch);
+        for (_, frame) in state.rx_scratch.drain(..) {
+            state.rx.process(frame, now, &self.counters.rx);
         }
-        self.scratch.clear();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        self.inner.rx_burst(queue, max, &mut scratch);
-        for frame in scratch.drain(..) {
-            self.rx.process(queue, frame, now, &self.counters.rx);
-        }
-        self.scratch = scratch;
-        self.rx.release_due(queue, now);
-        let lane = self.rx.lane(queue);
+        state.rx.release_due(now);
+        let lane = &mut state.rx.lane;
         let n = lane.ready.len().min(max);
-        out.extend(lane.ready.drain(..n));
+        out.extend(lane.ready.drain(..n).map(|f| (0, f)));
         n
     }
 
-    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Vec<u8>>) -> usize {
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
+        let Some(state) = self.queues.get(q) else {
+            return self.inner.tx_burst(q, frames);
+        };
+        let mut state = state.lock();
         let now = self.now();
         for frame in frames.drain(..) {
-            self.tx.process(queue, frame, now, &self.counters.tx);
+            state.tx.process(frame, now, &self.counters.tx);
         }
-        self.flush_tx(queue, now)
+        self.flush_tx(q, &mut state, now);
+    }
+
+    fn rx_pending(&self) -> usize {
+        self.inner.rx_pending()
+    }
+
+    fn frame_source(&self) -> FrameSource {
+        self.inner.frame_source()
     }
 
     fn stats(&self) -> IoStats {
         self.inner.stats()
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.inner.mac()
     }
 }
 
@@ -367,26 +398,19 @@ mod tests {
     /// An in-memory port: `rx` is what the wire delivers, `tx` what was sent.
     #[derive(Debug, Default)]
     struct Loop {
-        rx: VecDeque<Vec<u8>>,
-        tx: Vec<Vec<u8>>,
+        rx: Mutex<VecDeque<Vec<u8>>>,
+        tx: Mutex<Vec<Vec<u8>>>,
     }
 
-    impl PacketIo for Loop {
-        fn rx_burst(&mut self, _q: u16, max: usize, out: &mut Vec<Vec<u8>>) -> usize {
-            let n = self.rx.len().min(max);
-            out.extend(self.rx.drain(..n));
+    impl Nic for Loop {
+        fn rx_burst(&self, _q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
+            let mut rx = self.rx.lock();
+            let n = rx.len().min(max);
+            out.extend(rx.drain(..n).map(|f| (0, Frame::from(f))));
             n
         }
-        fn tx_burst(&mut self, _q: u16, frames: &mut Vec<Vec<u8>>) -> usize {
-            let n = frames.len();
-            self.tx.append(frames);
-            n
-        }
-        fn stats(&self) -> IoStats {
-            IoStats::default()
-        }
-        fn mac(&self) -> [u8; 6] {
-            [2, 0, 0, 0, 0, 1]
+        fn tx_burst(&self, _q: usize, frames: &mut Vec<Frame>) {
+            self.tx.lock().extend(frames.drain(..).map(Frame::into_vec));
         }
     }
 
@@ -417,17 +441,21 @@ mod tests {
         }
     }
 
+    fn frames(out: Vec<(Nanos, Frame)>) -> Vec<Vec<u8>> {
+        out.into_iter().map(|(_, f)| f.into_vec()).collect()
+    }
+
     fn run_rx(cfg: &Impairments, n: u32) -> (Vec<Vec<u8>>, DirSnapshot) {
-        let mut io = ImpairedIo::new(Loop::default(), cfg);
+        let io = ImpairedNic::new(Loop::default(), cfg, 1);
         io.set_clock(Some(0));
-        io.inner_mut().rx.extend((0..n).map(tcp_frame));
+        io.inner().rx.lock().extend((0..n).map(tcp_frame));
         let mut out = Vec::new();
         while io.rx_burst(0, 32, &mut out) > 0 {}
         // Let anything held by time go.
         io.set_clock(Some(10_000_000_000));
         while io.rx_burst(0, 32, &mut out) > 0 {}
         assert_eq!(io.held(), 0);
-        (out, io.counters().rx.snapshot())
+        (frames(out), io.counters().rx.snapshot())
     }
 
     #[test]
@@ -475,9 +503,9 @@ mod tests {
     #[test]
     fn a_lone_reordered_frame_is_released_by_time() {
         let cfg = imp(|i| i.reorder = 1.0);
-        let mut io = ImpairedIo::new(Loop::default(), &cfg);
+        let io = ImpairedNic::new(Loop::default(), &cfg, 1);
         io.set_clock(Some(0));
-        io.inner_mut().rx.push_back(tcp_frame(1));
+        io.inner().rx.lock().push_back(tcp_frame(1));
         let mut out = Vec::new();
         assert_eq!(io.rx_burst(0, 8, &mut out), 0);
         io.set_clock(Some(REORDER_HOLD_US * 1000 - 1));
@@ -514,9 +542,9 @@ mod tests {
     #[test]
     fn delay_holds_every_frame_for_delay_us() {
         let cfg = imp(|i| i.delay_us = 100);
-        let mut io = ImpairedIo::new(Loop::default(), &cfg);
+        let io = ImpairedNic::new(Loop::default(), &cfg, 1);
         io.set_clock(Some(1_000));
-        io.inner_mut().rx.extend((0..3).map(tcp_frame));
+        io.inner().rx.lock().extend((0..3).map(tcp_frame));
         let mut out = Vec::new();
         assert_eq!(io.rx_burst(0, 8, &mut out), 0);
         io.set_clock(Some(1_000 + 100_000));
@@ -533,16 +561,22 @@ mod tests {
             },
             ..Impairments::default()
         };
-        let mut io = ImpairedIo::new(Loop::default(), &cfg);
+        let io = ImpairedNic::new(Loop::default(), &cfg, 1);
         io.set_clock(Some(0));
-        let mut frames = vec![tcp_frame(1), tcp_frame(2)];
-        assert_eq!(io.tx_burst(0, &mut frames), 0);
+        let mut frames = vec![Frame::from(tcp_frame(1)), Frame::from(tcp_frame(2))];
+        io.tx_burst(0, &mut frames);
         assert!(frames.is_empty());
+        assert!(io.inner().tx.lock().is_empty(), "held for the delay");
         io.set_clock(Some(50_000));
         let mut out = Vec::new();
         io.rx_burst(0, 8, &mut out);
         assert_eq!(
-            io.inner().tx.iter().map(|f| id_of(f)).collect::<Vec<_>>(),
+            io.inner()
+                .tx
+                .lock()
+                .iter()
+                .map(|f| id_of(f))
+                .collect::<Vec<_>>(),
             vec![1, 2]
         );
     }

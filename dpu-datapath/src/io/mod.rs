@@ -1,60 +1,23 @@
-//! Real packet I/O: the NIC queue pairs the engine polls.
+//! Packet I/O: the [`Frame`] buffers every stage passes along and the one
+//! burst interface of every port, [`Nic`]. Backends:
+//! - [`dpdk`] (feature `dpdk`): a DPDK poll-mode driver port, whose mbufs are
+//!   the frames (no copy from RX burst to TX burst);
+//! - `pipeline::MemNic` (tests, benchmarks) and `pipeline::LoopbackNic`
+//!   (connections to our own address, or no wire at all).
 //!
-//! [`PacketIo`] is the burst interface the engine drives; frames are plain
-//! Ethernet frames in `Vec<u8>`s, the same currency as `Engine::drain_tx` and
-//! `Engine::recycle`. Backends:
-//! - [`dpdk`] (feature `dpdk`): a DPDK poll-mode driver port.
-//!
-//! [`impair`] wraps any backend with seeded fault injection (loss,
-//! duplication, reordering, corruption, delay) for interoperability tests.
-//!
-//! Copying between NIC buffers and `Vec<u8>`s costs one memcpy per frame; the
-//! [`FramePool`] keeps those `Vec`s allocated so the steady state does not hit
-//! the allocator. Zero-copy mbuf ownership can come later behind the same
-//! trait.
+//! [`impair`] wraps any port with seeded fault injection (loss,
+//! duplication, reordering, corruption, delay) for interoperability tests;
+//! `pipeline::SteeredNic` does RSS in software for ports that cannot.
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+mod frame;
 pub mod impair;
-mod pool;
+mod nic;
 
-pub use impair::{ImpairCounters, ImpairedIo};
-pub use pool::FramePool;
-
-/// A NIC queue pair as the engine sees it: bursts in, bursts out.
-pub trait PacketIo {
-    /// Appends up to `max` received frames to `out` (frame bytes are copied into reused
-    /// `Vec<u8>`s from the backend's pool); returns how many.
-    fn rx_burst(&mut self, queue: u16, max: usize, out: &mut Vec<Vec<u8>>) -> usize;
-
-    /// Sends frames (drains `frames`); frames the NIC would not take after retrying while
-    /// it makes progress are dropped and counted. Returns frames sent.
-    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Vec<u8>>) -> usize;
-
-    /// Counters since the port was opened.
-    fn stats(&self) -> IoStats;
-
-    /// The port's own MAC address.
-    fn mac(&self) -> [u8; 6];
-}
-
-impl<P: PacketIo + ?Sized> PacketIo for Box<P> {
-    fn rx_burst(&mut self, queue: u16, max: usize, out: &mut Vec<Vec<u8>>) -> usize {
-        (**self).rx_burst(queue, max, out)
-    }
-
-    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Vec<u8>>) -> usize {
-        (**self).tx_burst(queue, frames)
-    }
-
-    fn stats(&self) -> IoStats {
-        (**self).stats()
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        (**self).mac()
-    }
-}
+pub use frame::{Frame, FrameBuf, FrameSource, HEAP_FRAME_CAPACITY};
+pub use impair::{ImpairCounters, ImpairedNic};
+pub use nic::Nic;
 
 /// Packet I/O counters. Software counters are kept by the backend; the `rx_nombuf`,
 /// `rx_missed`, `rx_errors` and `tx_errors` ones come from the NIC (0 when it has none).
@@ -94,6 +57,25 @@ pub struct IoStats {
 }
 
 impl IoStats {
+    /// Adds `other`'s counters (per-queue counters into a port's).
+    pub fn add(&mut self, other: &IoStats) {
+        self.rx_frames += other.rx_frames;
+        self.rx_bytes += other.rx_bytes;
+        self.rx_csum_bad += other.rx_csum_bad;
+        self.rx_nombuf += other.rx_nombuf;
+        self.rx_missed += other.rx_missed;
+        self.rx_errors += other.rx_errors;
+        self.tx_frames += other.tx_frames;
+        self.tx_bytes += other.tx_bytes;
+        self.tx_dropped_full += other.tx_dropped_full;
+        self.tx_dropped_nombuf += other.tx_dropped_nombuf;
+        self.tx_dropped_oversize += other.tx_dropped_oversize;
+        self.tx_dropped_bad_queue += other.tx_dropped_bad_queue;
+        self.tx_errors += other.tx_errors;
+        self.pool_in_use += other.pool_in_use;
+        self.pool_free += other.pool_free;
+    }
+
     /// All frames `tx_burst` dropped, whatever the reason.
     pub fn tx_dropped(&self) -> u64 {
         self.tx_dropped_full

@@ -2,7 +2,6 @@
 //! workers, starts them, and takes them back at shutdown.
 
 use super::items::{EgressItem, IngressItem, PostItem, PreItem, ShardIn, StampedWork};
-use super::nic::Nic;
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
@@ -16,6 +15,7 @@ use super::worker::{self, IdlePolicy, WorkerStatus};
 use super::Clock;
 use crate::engine::work::Commit;
 use crate::engine::{Engine, EngineConfig};
+use crate::io::Nic;
 use crate::pre::LocalAddrs;
 use crate::stats::Stats;
 use crossbeam_queue::ArrayQueue;
@@ -164,7 +164,7 @@ impl Pipeline {
                     ins.push(c);
                 }
             }
-            let spare = Arc::new(SpareFrames::new(4 * ring));
+            let spare = Arc::new(SpareFrames::new(4 * ring, nic.frame_source()));
             let (post_out, post_egress_in): (Vec<Producer<EgressItem>>, Vec<Consumer<EgressItem>>) =
                 unzip((0..s_n).map(|_| channel(ring)));
 

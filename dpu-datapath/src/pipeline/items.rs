@@ -1,6 +1,7 @@
 //! Messages between pipeline tasks.
 
 use crate::engine::work::{Commit, RxWork, TxWork, Work};
+use crate::io::Frame;
 use crate::pre::Verdict;
 use crate::proto::Nanos;
 
@@ -17,7 +18,7 @@ pub struct Stamp {
 pub struct IngressItem {
     pub seq: u64,
     pub time: Nanos,
-    pub frame: Vec<u8>,
+    pub frame: Frame,
 }
 
 /// `pre` -> ingress reorder.
@@ -25,7 +26,7 @@ pub struct IngressItem {
 pub struct PreItem {
     pub seq: u64,
     pub time: Nanos,
-    pub frame: Vec<u8>,
+    pub frame: Frame,
     pub verdict: Verdict,
 }
 
@@ -34,11 +35,11 @@ pub struct PreItem {
 pub enum ShardIn {
     Rx {
         time: Nanos,
-        frame: Vec<u8>,
+        frame: Frame,
         verdict: Verdict,
     },
     /// An ARP frame seen on another queue: learn from it, do not answer.
-    ArpLearn { time: Nanos, frame: Vec<u8> },
+    ArpLearn { time: Nanos, frame: Frame },
 }
 
 /// Owner -> `dma` (and, for frames and commits, straight to egress).
@@ -53,14 +54,14 @@ pub struct StampedWork {
 pub enum PostItem {
     Rx {
         stamp: Stamp,
-        frame: Vec<u8>,
+        frame: Frame,
         work: RxWork,
     },
     /// `frame` holds the payload after `room` bytes for the headers, or
     /// the payload alone when `room` is 0 (generic emitter).
     Tx {
         stamp: Stamp,
-        frame: Vec<u8>,
+        frame: Frame,
         room: usize,
         work: TxWork,
     },
@@ -71,6 +72,6 @@ pub enum PostItem {
 #[derive(Debug)]
 pub struct EgressItem {
     pub stamp: Stamp,
-    pub frame: Option<Vec<u8>>,
+    pub frame: Option<Frame>,
     pub commit: Option<Commit>,
 }

@@ -4,7 +4,8 @@
 //! [`NullNic`] underneath, the service has no network port at all and only
 //! its applications talk to each other (development, tests, no root).
 
-use super::nic::{rss_queue, Nic};
+use super::nic::rss_queue;
+use crate::io::{Frame, FrameSource, IoStats, Nic};
 use crate::proto::Nanos;
 use crossbeam_queue::ArrayQueue;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,7 @@ const LOOPBACK_QUEUE: usize = 8192;
 pub struct LoopbackNic<N> {
     inner: N,
     mac: [u8; 6],
-    queues: Vec<ArrayQueue<Vec<u8>>>,
+    queues: Vec<ArrayQueue<Frame>>,
     /// The worker that polls each RX queue, unparked when frames are looped
     /// to it (idle workers park between polls).
     pollers: Vec<std::sync::OnceLock<std::thread::Thread>>,
@@ -59,7 +60,7 @@ impl<N: Nic> LoopbackNic<N> {
 }
 
 impl<N: Nic> Nic for LoopbackNic<N> {
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
         let mut n = 0;
         if let Some(p) = self.pollers.get(q) {
             p.get_or_init(std::thread::current);
@@ -76,14 +77,13 @@ impl<N: Nic> Nic for LoopbackNic<N> {
         let before = out.len();
         let wire = self.inner.rx_burst(q, max - n, out);
         if wire > 0 {
-            self.tap
-                .record(out[before..].iter().map(|(_, f)| f.as_slice()));
+            self.tap.record(out[before..].iter().map(|(_, f)| &f[..]));
         }
         n + wire
     }
 
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
-        self.tap.record(frames.iter().map(Vec::as_slice));
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
+        self.tap.record(frames.iter().map(|f| &f[..]));
         let replicas = self.queues.len();
         // Counted and woken once per burst, not per frame (the counters are
         // shared by every egress worker).
@@ -125,6 +125,14 @@ impl<N: Nic> Nic for LoopbackNic<N> {
     fn rx_pending(&self) -> usize {
         self.queues.iter().map(|q| q.len()).sum::<usize>() + self.inner.rx_pending()
     }
+
+    fn frame_source(&self) -> FrameSource {
+        self.inner.frame_source()
+    }
+
+    fn stats(&self) -> IoStats {
+        self.inner.stats()
+    }
 }
 
 /// A port with no wire: receives nothing, discards what is sent.
@@ -134,11 +142,11 @@ pub struct NullNic {
 }
 
 impl Nic for NullNic {
-    fn rx_burst(&self, _q: usize, _max: usize, _out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+    fn rx_burst(&self, _q: usize, _max: usize, _out: &mut Vec<(Nanos, Frame)>) -> usize {
         0
     }
 
-    fn tx_burst(&self, _q: usize, frames: &mut Vec<Vec<u8>>) {
+    fn tx_burst(&self, _q: usize, frames: &mut Vec<Frame>) {
         self.discarded
             .fetch_add(frames.len() as u64, Ordering::Relaxed);
         frames.clear();
@@ -146,19 +154,5 @@ impl Nic for NullNic {
 
     fn rx_pending(&self) -> usize {
         0
-    }
-}
-
-impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
-        (**self).rx_burst(q, max, out)
-    }
-
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
-        (**self).tx_burst(q, frames)
-    }
-
-    fn rx_pending(&self) -> usize {
-        (**self).rx_pending()
     }
 }

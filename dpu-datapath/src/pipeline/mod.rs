@@ -15,6 +15,7 @@ pub mod loopback;
 pub mod nic;
 pub mod reorder;
 pub mod ring;
+pub mod steer;
 pub mod task;
 #[allow(missing_debug_implementations)]
 pub(crate) mod tasks;
@@ -22,9 +23,11 @@ pub mod timing;
 pub mod topology;
 pub mod worker;
 
+pub use crate::io::Nic;
 pub use build::{Pipeline, PipelineOptions};
 pub use loopback::{LoopbackNic, NullNic};
-pub use nic::{rss_queue, MemNic, Nic, PortNic};
+pub use nic::{rss_queue, MemNic};
+pub use steer::SteeredNic;
 pub use task::{OwnerSnapshot, PipelineReport, ShardApp, StatsBoard, TaskCounters};
 pub use topology::Plan;
 

@@ -1,6 +1,5 @@
-//! The NIC as the pipeline sees it ([`Nic`]: one RX/TX queue pair per
-//! replica), an in-memory NIC for tests and benchmarks, and an adapter for
-//! any [`crate::io::PacketIo`] port (DPDK).
+//! The in-memory NIC of tests and benchmarks, and the RX queue RSS picks
+//! for a frame (software steering).
 //!
 //! The in-memory NIC's RX queues are filled by the test (RSS by flow group,
 //! like the hardware) and its TX queues collected. A full RX queue drops and
@@ -8,23 +7,12 @@
 
 use super::topology::Plan;
 use crate::flow::{flow_group, FourTuple};
+use crate::io::{Frame, Nic};
 use crate::proto::Nanos;
 use crate::wire::{parse_ingress, ChecksumCaps, L3, L4};
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-/// A multi-queue NIC shared by the pipeline's workers; queue `q` is only
-/// used by replica `q`'s ingress and egress tasks.
-pub trait Nic: Send + Sync {
-    /// Appends up to `max` received frames of queue `q`, with their receive
-    /// time (0 when the pipeline's own clock should be used).
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize;
-    /// Transmits (drains) `frames` on queue `q`.
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>);
-    /// Frames received but not yet taken (for quiescence; 0 if unknown).
-    fn rx_pending(&self) -> usize;
-}
 
 /// The queue (replica) a received frame belongs to, as the NIC's RSS must
 /// pick it: the replica of the frame's flow group; frames that are not
@@ -55,8 +43,8 @@ pub fn rss_queue(frame: &[u8], flow_groups: u32, replicas: usize) -> usize {
 /// Frames in and out of the pipeline, one queue pair per replica.
 #[derive(Debug)]
 pub struct MemNic {
-    rx: Vec<ArrayQueue<(Nanos, Vec<u8>)>>,
-    tx: Vec<Mutex<Vec<Vec<u8>>>>,
+    rx: Vec<ArrayQueue<(Nanos, Frame)>>,
+    tx: Vec<Mutex<Vec<Frame>>>,
     flow_groups: u32,
     replicas: usize,
     pub rx_dropped: AtomicU64,
@@ -117,7 +105,7 @@ impl MemNic {
     /// Offers a frame to the NIC; false (and counted) if its queue is full.
     pub fn inject(&self, time: Nanos, frame: Vec<u8>) -> bool {
         let q = self.rss_queue(&frame);
-        match self.rx[q].push((time, frame)) {
+        match self.rx[q].push((time, frame.into())) {
             Ok(()) => true,
             Err(_) => {
                 self.rx_dropped.fetch_add(1, Ordering::Relaxed);
@@ -128,7 +116,7 @@ impl MemNic {
 
     /// Offers a frame to RX queue `q` directly (the caller did RSS).
     pub fn inject_to(&self, q: usize, time: Nanos, frame: Vec<u8>) -> bool {
-        let ok = self.rx[q].push((time, frame)).is_ok();
+        let ok = self.rx[q].push((time, frame.into())).is_ok();
         if !ok {
             self.rx_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -147,14 +135,14 @@ impl MemNic {
         self.discarded.store(0, Ordering::Release);
         let mut all = Vec::new();
         for q in &self.tx {
-            all.append(&mut q.lock());
+            all.extend(q.lock().drain(..).map(Frame::into_vec));
         }
         all
     }
 }
 
 impl Nic for MemNic {
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
         if self.held.load(Ordering::Acquire) {
             return 0;
         }
@@ -169,7 +157,7 @@ impl Nic for MemNic {
         n
     }
 
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
         if self.discard_tx.load(Ordering::Acquire) {
             self.discarded
                 .fetch_add(frames.len() as u64, Ordering::AcqRel);
@@ -181,50 +169,5 @@ impl Nic for MemNic {
 
     fn rx_pending(&self) -> usize {
         self.rx.iter().map(|q| q.len()).sum()
-    }
-}
-
-/// Adapts single-owner [`crate::io::PacketIo`] ports (e.g. DPDK) to the
-/// shared [`Nic`]: one lock per burst, per port.
-pub struct PortNic<P: crate::io::PacketIo + Send> {
-    port: Mutex<P>,
-    scratch: Mutex<Vec<Vec<u8>>>,
-}
-
-impl<P: crate::io::PacketIo + Send> std::fmt::Debug for PortNic<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PortNic")
-    }
-}
-
-impl<P: crate::io::PacketIo + Send> PortNic<P> {
-    pub fn new(port: P) -> Self {
-        Self {
-            port: Mutex::new(port),
-            scratch: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// The port's counters.
-    pub fn stats(&self) -> crate::io::IoStats {
-        self.port.lock().stats()
-    }
-}
-
-impl<P: crate::io::PacketIo + Send> Nic for PortNic<P> {
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
-        let mut frames = self.scratch.lock();
-        frames.clear();
-        let n = self.port.lock().rx_burst(q as u16, max, &mut frames);
-        out.extend(frames.drain(..).map(|f| (0, f)));
-        n
-    }
-
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
-        self.port.lock().tx_burst(q as u16, frames);
-    }
-
-    fn rx_pending(&self) -> usize {
-        0
     }
 }

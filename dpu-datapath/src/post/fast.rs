@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::io::FrameBuf;
 use crate::pre::HeaderTemplate;
 use crate::proto::HeaderFields;
 use crate::wire::{checksum, tcp_checksum, ChecksumCaps, TcpFlags};
@@ -24,8 +25,8 @@ pub fn header_len(template: &HeaderTemplate, fields: &HeaderFields) -> Option<us
 
 /// Writes the frame when it has the established-path shape; false (buffer
 /// untouched) otherwise.
-pub fn write_segment(
-    buf: &mut Vec<u8>,
+pub fn write_segment<B: FrameBuf>(
+    buf: &mut B,
     template: &HeaderTemplate,
     fields: &HeaderFields,
     ts_val: u32,

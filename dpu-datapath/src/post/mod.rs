@@ -10,6 +10,7 @@ mod fast;
 pub use fast::{header_len as fast_header_len, write_headers_in_place};
 
 use crate::app::ConnId;
+use crate::io::FrameBuf;
 use crate::pre::HeaderTemplate;
 use crate::proto::{CcFeedback, HeaderFields};
 use crate::wire::{emit_tcp_frame, ChecksumCaps, TcpOptions, TcpRepr};
@@ -53,8 +54,8 @@ impl PostFlow {
 /// Writes a complete frame (headers and `payload`) into `buf`, which is
 /// resized to the frame length: the established-path writer when the
 /// segment has its shape, the generic emitter otherwise.
-pub fn build_frame(
-    buf: &mut Vec<u8>,
+pub fn build_frame<B: FrameBuf>(
+    buf: &mut B,
     template: &HeaderTemplate,
     fields: &HeaderFields,
     ts_val: u32,
@@ -67,8 +68,8 @@ pub fn build_frame(
 }
 
 /// [`build_frame`] through the generic emitter (any options, VLAN).
-pub fn build_generic(
-    buf: &mut Vec<u8>,
+pub fn build_generic<B: FrameBuf>(
+    buf: &mut B,
     template: &HeaderTemplate,
     fields: &HeaderFields,
     ts_val: u32,
@@ -96,8 +97,8 @@ pub fn build_generic(
 }
 
 /// Emits any TCP frame into `buf` (sized to fit).
-pub fn emit_frame(
-    buf: &mut Vec<u8>,
+pub fn emit_frame<B: FrameBuf>(
+    buf: &mut B,
     eth: &crate::wire::EthernetRepr,
     ip: &crate::wire::Ipv4Repr,
     tcp: &TcpRepr<'_>,
@@ -105,7 +106,7 @@ pub fn emit_frame(
 ) {
     let len = eth.header_len() + 20 + tcp.buffer_len();
     buf.clear();
-    buf.resize(len, 0);
+    buf.resize_zeroed(len);
     let written = emit_tcp_frame(buf, eth, ip, tcp, caps).unwrap_or(0);
     buf.truncate(written);
 }

@@ -17,13 +17,12 @@
 
 use crate::cli::RunArgs;
 use crate::common::{isn_seed, observe, start_host_interface, start_metrics, stats_json};
-use crate::steer::SteeredNic;
 use dpu_datapath::apps::{ProbeApp, ProbeState, Services};
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
-use dpu_datapath::io::{ImpairCounters, ImpairedIo, IoStats, PacketIo};
+use dpu_datapath::io::{ImpairCounters, ImpairedNic, IoStats};
 use dpu_datapath::pipeline::{
-    LoopbackNic, Nic, OwnerSnapshot, Pipeline, PipelineOptions, Plan, PortNic,
+    LoopbackNic, Nic, OwnerSnapshot, Pipeline, PipelineOptions, Plan, SteeredNic,
 };
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
@@ -32,8 +31,6 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-type Port = Box<dyn PacketIo + Send>;
 
 /// Restores the calling thread's CPU affinity when dropped. `rte_eal_init`
 /// pins the main thread to the main lcore's CPU; worker threads spawned
@@ -151,14 +148,13 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
 
     let imp = &config.port.impairment;
     let impaired = is_active(&imp.rx) || is_active(&imp.tx);
-    let (port, counters): (Port, Option<Arc<ImpairCounters>>) = if impaired {
-        let io = ImpairedIo::new(port, imp);
+    let (port_nic, counters): (Arc<dyn Nic>, Option<Arc<ImpairCounters>>) = if impaired {
+        let io = ImpairedNic::new(port, imp, replicas);
         let counters = io.counters();
-        (Box::new(io), Some(counters))
+        (Arc::new(io), Some(counters))
     } else {
-        (Box::new(port), None)
+        (Arc::new(port), None)
     };
-    let port_nic = Arc::new(PortNic::new(port));
     let wire: Arc<dyn Nic> = if steer {
         Arc::new(SteeredNic::new(
             port_nic.clone(),

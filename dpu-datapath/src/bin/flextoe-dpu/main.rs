@@ -9,7 +9,6 @@ mod dpdk_service;
 mod loopback_service;
 mod ops;
 mod sim_service;
-mod steer;
 
 use clap::Parser;
 use cli::{Cli, Command};

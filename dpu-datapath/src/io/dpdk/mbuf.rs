@@ -44,6 +44,64 @@ impl<'pool> Mbuf<'pool> {
         unsafe { self.raw.as_ref() }
     }
 
+    /// True when the packet is one segment (every frame stage reads one slice).
+    pub fn is_contiguous(&self) -> bool {
+        self.head().nb_segs == 1 && self.head().next.is_null()
+    }
+
+    /// The first segment's data: the whole packet when [`Mbuf::is_contiguous`].
+    pub fn data(&self) -> &[u8] {
+        let m = self.head();
+        // SAFETY: DPDK keeps buf_addr + data_off .. + data_len inside the segment's
+        // buffer, which we own; nothing writes it while we hold `&self`.
+        unsafe {
+            let data = m.buf_addr.cast::<u8>().add(usize::from(m.data_off));
+            core::slice::from_raw_parts(data, usize::from(m.data_len))
+        }
+    }
+
+    /// The first segment's data, writable.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let (addr, off, len) = {
+            let m = self.head();
+            (m.buf_addr, m.data_off, m.data_len)
+        };
+        // SAFETY: as in `data`; `&mut self` makes the access exclusive.
+        unsafe {
+            let data = addr.cast::<u8>().add(usize::from(off));
+            core::slice::from_raw_parts_mut(data, usize::from(len))
+        }
+    }
+
+    /// Bytes the first segment can hold from its data start (data + tailroom).
+    pub fn room(&self) -> usize {
+        let m = self.head();
+        usize::from(m.buf_len).saturating_sub(usize::from(m.data_off))
+    }
+
+    /// Sets the length of a one-segment packet to `len` (at most [`Mbuf::room`];
+    /// clamped). Bytes past the old length keep whatever the buffer held: the
+    /// caller writes them.
+    pub fn set_data_len(&mut self, len: usize) {
+        let len = len.min(self.room()).min(usize::from(u16::MAX)) as u16;
+        // SAFETY: we own the mbuf exclusively (`&mut self`); the new length stays inside
+        // the segment's buffer (clamped to `room`).
+        let m = unsafe { self.raw.as_mut() };
+        m.data_len = len;
+        m.pkt_len = u32::from(len);
+    }
+
+    /// The NIC's RSS hash of the packet, when it computed one.
+    pub fn rss_hash(&self) -> Option<u32> {
+        let m = self.head();
+        if m.ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH) == 0 {
+            return None;
+        }
+        // SAFETY: with RTE_MBUF_F_RX_RSS_HASH set the driver wrote `hash.rss`; every
+        // bit pattern is a valid u32.
+        Some(unsafe { m.__bindgen_anon_2.hash.rss })
+    }
+
     /// Bytes in the whole packet (all segments).
     pub fn pkt_len(&self) -> usize {
         self.head().pkt_len as usize
@@ -91,6 +149,10 @@ impl<'pool> Mbuf<'pool> {
     }
 }
 
+// SAFETY: an owned mbuf is a plain buffer that nobody else references; DPDK lets any
+// thread free an mbuf (its pool's ring is multi-producer/consumer safe).
+unsafe impl Send for Mbuf<'_> {}
+
 impl Drop for Mbuf<'_> {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf (from_raw's contract) and drop it exactly once.
@@ -137,6 +199,17 @@ impl<'pool> MbufBurst<'pool> {
         assert!(!self.is_full(), "MbufBurst overflow");
         self.slots[self.len].write(mbuf);
         self.len += 1;
+    }
+
+    /// Hands every owned mbuf, oldest first, to `take`.
+    pub(crate) fn take_all(&mut self, mut take: impl FnMut(Mbuf<'pool>)) {
+        while self.start < self.len {
+            // SAFETY: slots[start..len] are initialised and owned (the invariant); the
+            // slot leaves the owned range before the value is used, so it is read once.
+            let mbuf = unsafe { self.slots[self.start].assume_init_read() };
+            self.start += 1;
+            take(mbuf);
+        }
     }
 
     /// Fills an empty burst with `fill(array, capacity) -> count`, as `rte_eth_rx_burst`.

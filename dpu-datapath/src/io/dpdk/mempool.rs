@@ -21,6 +21,13 @@ pub struct Mempool {
     data_room: u16,
 }
 
+// SAFETY: a pktmbuf pool's operations (alloc, free, counters) are safe from any
+// thread: its ring is multi-producer/multi-consumer, and threads that are not EAL
+// lcores bypass the per-lcore caches. `name` and `data_room` are immutable.
+unsafe impl Send for Mempool {}
+// SAFETY: as above; `&Mempool` only allows those operations.
+unsafe impl Sync for Mempool {}
+
 impl Mempool {
     /// Creates a pool of `mbufs` packet buffers, each with `data_room` bytes (headroom
     /// included, as DPDK counts it), on NUMA `socket` (`SOCKET_ID_ANY` = -1 for any).

@@ -1,12 +1,12 @@
-//! DPDK backend of [`PacketIo`](super::PacketIo): one ethdev port, N RX/TX queue pairs.
+//! DPDK backend of [`Nic`](super::Nic): one ethdev port, N RX/TX queue pairs.
 //!
 //! One job per file:
 //! - `error`: [`DpdkError`] (what failed, `rte_errno`, `rte_strerror` text);
 //! - `eal`: EAL arguments from `pipeline_config::Dpdk` and the once-per-process init;
-//! - `mempool`: the packet-buffer pool ([`Mempool`]);
+//! - `mempool`: the packet-buffer pool ([`Mempool`]), never freed, so frames may outlive the port;
 //! - `mbuf`: RAII [`Mbuf`] and the burst array handed to `rte_eth_{rx,tx}_burst`;
 //! - `port`: port configuration (queues, RSS, offloads, MTU), start, link, close;
-//! - `queue`: `impl PacketIo for DpdkPort` (copying RX, retrying TX);
+//! - `queue`: `impl Nic for DpdkPort` (mbufs in and out as frames, retrying TX);
 //! - `signals`: turns off the TAP driver's per-frame RX signal.
 //!
 //! Nothing here panics on a runtime failure: setup returns [`DpdkError`], and the

@@ -9,12 +9,11 @@ use super::error::{DpdkError, EINVAL, ENODEV, ENOTSUP};
 use super::mempool::Mempool;
 use super::MAX_BURST;
 use crate::flow::RSS_KEY;
-use crate::io::{FramePool, IoStats};
+use crate::io::IoStats;
+use parking_lot::Mutex;
 
 /// Ethernet header plus one VLAN tag: what a frame adds to the IP MTU.
 const L2_OVERHEAD: u32 = 18;
-/// Spare frame `Vec`s kept per port.
-const FRAME_POOL_CAP: usize = 4 * MAX_BURST;
 
 /// What [`DpdkPort::open`] needs; see [`DpdkPortConfig::from_port`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +43,8 @@ impl DpdkPortConfig {
 
 /// Checksum offloads enabled on the port (those the driver reported).
 ///
-/// `PacketIo` frames carry no per-packet metadata yet, so TX frames never request
-/// offload and the engine keeps computing checksums; RX results are only counted
-/// (`IoStats::rx_csum_bad`).
+/// TX frames do not request offload yet (the engine computes checksums); RX results
+/// are only counted (`IoStats::rx_csum_bad`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Offloads {
     pub rx_ipv4_cksum: bool,
@@ -64,6 +62,16 @@ pub struct LinkStatus {
     pub full_duplex: bool,
 }
 
+/// One queue pair's burst locks. DPDK requires one thread at a time per RX queue and
+/// per TX queue; the pipeline gives each to one task, so these locks are taken once
+/// per burst by that task alone (never contended) and make the shared `&self` burst
+/// calls sound. Each holds its direction's counters.
+#[derive(Debug, Default)]
+pub(super) struct QueueLocks {
+    pub(super) rx: Mutex<IoStats>,
+    pub(super) tx: Mutex<IoStats>,
+}
+
 /// A started DPDK port with `queues` RX/TX queue pairs; closed on drop.
 #[derive(Debug)]
 pub struct DpdkPort {
@@ -73,18 +81,11 @@ pub struct DpdkPort {
     driver: String,
     offloads: Offloads,
     rss: bool,
-    pub(super) counters: IoStats,
-    pub(super) frames: FramePool,
-    /// Declared last: dropped after `Drop::drop` has stopped and closed the port, so no
-    /// ring still holds its mbufs.
-    pub(super) pool: Mempool,
+    pub(super) locks: Vec<QueueLocks>,
+    /// Never freed: frames (mbufs) may outlive the port in any stage's hands, and
+    /// each returns to this pool when dropped. One pool per opened port.
+    pub(super) pool: &'static Mempool,
 }
-
-// SAFETY: nothing in a DpdkPort is tied to the thread that created it. Queue
-// operations take `&mut self`, so one thread at a time uses the port's queues, as DPDK
-// requires; the ring mempool is multi-producer/consumer safe, and from a thread that is
-// not an EAL lcore it bypasses the per-lcore caches.
-unsafe impl Send for DpdkPort {}
 
 fn check(op: impl FnOnce() -> String, ret: i32) -> Result<i32, DpdkError> {
     DpdkError::check(op, ret)
@@ -203,12 +204,16 @@ impl DpdkPort {
         }
         // SAFETY: plain query of a valid port.
         let socket = unsafe { dpdk_sys::rte_eth_dev_socket_id(port_id) };
-        let pool = Mempool::create(
-            &format!("ftoe_p{port_id}"),
+        // Unique per open: a pool is never freed (see the field), so reopening a
+        // port needs a new name.
+        static OPENED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nth = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool: &'static Mempool = Box::leak(Box::new(Mempool::create(
+            &format!("ftoe_p{port_id}_{nth}"),
             cfg.mempool_mbufs,
             data_room_for(cfg.mtu)?,
             socket,
-        )?;
+        )?));
         // Not opened yet: a failure below must close the port before the pool goes.
         let mut port = DpdkPort {
             port_id,
@@ -217,8 +222,7 @@ impl DpdkPort {
             driver,
             offloads: conf_offloads,
             rss,
-            counters: IoStats::default(),
-            frames: FramePool::new(FRAME_POOL_CAP),
+            locks: (0..cfg.queues).map(|_| QueueLocks::default()).collect(),
             pool,
         };
         port.setup_queues(&info, rxd, txd, socket)?;
@@ -317,6 +321,11 @@ impl DpdkPort {
         })
     }
 
+    /// The port's own MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
     pub fn port_id(&self) -> u16 {
         self.port_id
     }
@@ -339,14 +348,9 @@ impl DpdkPort {
         self.rss
     }
 
-    /// The port's mbuf pool.
-    pub fn mempool(&self) -> &Mempool {
-        &self.pool
-    }
-
-    /// Gives a frame buffer back for reuse by `rx_burst`.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
-        self.frames.put(buf);
+    /// The port's mbuf pool (lives for the process).
+    pub fn mempool(&self) -> &'static Mempool {
+        self.pool
     }
 }
 
@@ -464,8 +468,9 @@ fn format_mac(mac: &[u8; 6]) -> String {
 impl Drop for DpdkPort {
     fn drop(&mut self) {
         let port_id = self.port_id;
-        // SAFETY: we configured this port and nothing else uses it; stopping a port that
-        // never started is harmless. Closing frees its queues and the mbufs they held.
+        // SAFETY: we configured this port and, with `&mut self`, no burst call is running;
+        // stopping a port that never started is harmless. Closing frees its queues and
+        // returns the mbufs they held to the pool (which stays: see the field).
         let stop = unsafe { dpdk_sys::rte_eth_dev_stop(port_id) };
         if stop < 0 {
             let err = DpdkError::from_ret(format!("rte_eth_dev_stop(port {port_id})"), stop);

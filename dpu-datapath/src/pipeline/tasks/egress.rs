@@ -5,8 +5,8 @@
 //! with or without a frame.
 
 use crate::engine::work::Commit;
+use crate::io::{Frame, Nic};
 use crate::pipeline::items::EgressItem;
-use crate::pipeline::nic::Nic;
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
@@ -29,7 +29,7 @@ pub(crate) struct EgressTask {
     pub(crate) nic: Arc<dyn Nic>,
     pub(crate) commit_outs: Vec<Producer<Commit>>,
     pub(crate) pending_commits: Vec<VecDeque<Commit>>,
-    pub(crate) tx: Vec<Vec<u8>>,
+    pub(crate) tx: Vec<Frame>,
     pub(crate) burst: usize,
     pub(crate) batch: Vec<EgressItem>,
     pub(crate) items: u64,

@@ -3,8 +3,8 @@
 //! When every `pre` ring is full the frame stays in the NIC queue, which
 //! drops and counts when it overflows: the only place the pipeline drops.
 
+use crate::io::{Frame, Nic};
 use crate::pipeline::items::IngressItem;
-use crate::pipeline::nic::Nic;
 use crate::pipeline::ring::Producer;
 use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
 use std::collections::VecDeque;
@@ -15,7 +15,7 @@ pub(crate) struct IngressTask {
     pub(crate) live: LiveCounters,
     pub(crate) replica: usize,
     pub(crate) nic: Arc<dyn Nic>,
-    pub(crate) rx: Vec<(crate::proto::Nanos, Vec<u8>)>,
+    pub(crate) rx: Vec<(crate::proto::Nanos, Frame)>,
     /// Shutdown in progress: take no more frames from the NIC.
     pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) outs: Vec<Producer<IngressItem>>,

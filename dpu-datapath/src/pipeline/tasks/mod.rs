@@ -8,6 +8,7 @@ pub mod owner;
 pub mod post;
 pub mod pre;
 
+use crate::io::{Frame, FrameSource};
 use std::collections::VecDeque;
 
 use super::ring::Producer;
@@ -84,28 +85,45 @@ impl StageDelay {
 
 /// Spare frame buffers shared by a replica's `post` (frames that leave no
 /// ACK) and `dma` (buffers for TX segments) workers, bounded: beyond the
-/// capacity buffers are freed, below it `take` allocates.
+/// capacity buffers are freed, below it `take` allocates from the port's
+/// [`FrameSource`] (its mbuf pool on DPDK, so TX segments are built where
+/// the NIC sends them from).
 #[derive(Debug)]
-pub(crate) struct SpareFrames(crossbeam_queue::ArrayQueue<Vec<u8>>);
+pub(crate) struct SpareFrames {
+    spare: crossbeam_queue::ArrayQueue<Frame>,
+    source: FrameSource,
+}
 
-/// Room of a fresh frame buffer: a full 1500-byte frame and its headers.
-const FRAME_CAPACITY: usize = 1600;
+/// Spare NIC buffers kept at most per replica: idle mbufs here are mbufs
+/// the port's RX ring cannot refill with.
+#[cfg(feature = "dpdk")]
+const SPARE_NIC_BUFFERS: usize = 256;
 
 impl SpareFrames {
-    pub(crate) fn new(capacity: usize) -> Self {
-        Self(crossbeam_queue::ArrayQueue::new(capacity.max(1)))
+    pub(crate) fn new(capacity: usize, source: FrameSource) -> Self {
+        let capacity = match source {
+            FrameSource::Heap => capacity,
+            #[cfg(feature = "dpdk")]
+            FrameSource::Mbufs(_) => capacity.min(SPARE_NIC_BUFFERS),
+        };
+        Self {
+            spare: crossbeam_queue::ArrayQueue::new(capacity.max(1)),
+            source,
+        }
     }
 
     /// An empty buffer: a spare one, or a new one.
-    pub(crate) fn take(&self) -> Vec<u8> {
-        self.0
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(FRAME_CAPACITY))
+    pub(crate) fn take(&self) -> Frame {
+        self.spare.pop().unwrap_or_else(|| self.source.alloc())
     }
 
-    /// Keeps `frame` for reuse (freed when the pool is full).
-    pub(crate) fn give(&self, mut frame: Vec<u8>) {
+    /// Keeps `frame` for reuse (freed when the pool is full, or when it is
+    /// a heap frame and the port has its own buffers).
+    pub(crate) fn give(&self, mut frame: Frame) {
+        if !frame.is_nic_buffer() && !matches!(self.source, FrameSource::Heap) {
+            return;
+        }
         frame.clear();
-        let _ = self.0.push(frame);
+        let _ = self.spare.push(frame);
     }
 }

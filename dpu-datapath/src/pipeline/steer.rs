@@ -4,14 +4,23 @@
 //! `g % replicas`. A `net_tap` port's queues are the kernel's choice (the
 //! TAP's own flow hash), and a port without RSS only fills queue 0. With
 //! more than one replica, [`SteeredNic`] drains every hardware queue and
-//! redistributes the frames by flow group into per-replica software queues
-//! (`pipeline::rss_queue`); TX goes straight to the port.
+//! redistributes the frames by flow group into per-replica software queues;
+//! TX goes straight to the port. The flow group comes from the NIC's RSS
+//! hash when the frame carries one (it is the same Toeplitz hash with the
+//! same key), and from one parse of the frame otherwise.
+//!
+//! Whichever replica polls first pulls for all of them (a `try_lock`: a
+//! replica that finds another one pulling takes what is queued and goes
+//! on). That lock is the cost of steering in software; ports with RSS do
+//! not pay it.
 
-use dpu_datapath::io::PacketIo;
-use dpu_datapath::pipeline::{rss_queue, Nic, PortNic};
-use dpu_datapath::proto::Nanos;
+#![forbid(unsafe_code)]
+
+use super::nic::rss_queue;
+use crate::flow::group_of_hash;
+use crate::io::{Frame, FrameSource, IoStats, Nic};
+use crate::proto::Nanos;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
@@ -22,18 +31,29 @@ const QUEUE_FRAMES: usize = 4096;
 /// Frames taken from one hardware queue per pull.
 const PULL_BURST: usize = 64;
 
-pub struct SteeredNic<P: PacketIo + Send> {
-    port: Arc<PortNic<P>>,
+/// A port behind software RSS; see the module documentation.
+pub struct SteeredNic<N> {
+    port: N,
     hw_queues: usize,
     flow_groups: u32,
-    queues: Vec<ArrayQueue<Vec<u8>>>,
+    queues: Vec<ArrayQueue<Frame>>,
     /// Held by whichever replica pulls from the hardware queues.
-    pull: Mutex<Vec<(Nanos, Vec<u8>)>>,
+    pull: Mutex<Vec<(Nanos, Frame)>>,
+    /// Frames dropped because a replica's software queue was full.
     pub dropped: AtomicU64,
 }
 
-impl<P: PacketIo + Send> SteeredNic<P> {
-    pub fn new(port: Arc<PortNic<P>>, hw_queues: usize, replicas: usize, flow_groups: u32) -> Self {
+impl<N> std::fmt::Debug for SteeredNic<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteeredNic")
+            .field("hw_queues", &self.hw_queues)
+            .field("replicas", &self.queues.len())
+            .finish()
+    }
+}
+
+impl<N: Nic> SteeredNic<N> {
+    pub fn new(port: N, hw_queues: usize, replicas: usize, flow_groups: u32) -> Self {
         Self {
             port,
             hw_queues: hw_queues.max(1),
@@ -46,6 +66,15 @@ impl<P: PacketIo + Send> SteeredNic<P> {
         }
     }
 
+    /// The replica a frame belongs to.
+    fn replica_of(&self, frame: &Frame) -> usize {
+        let replicas = self.queues.len();
+        match frame.nic_rss_hash() {
+            Some(hash) => group_of_hash(hash, self.flow_groups) as usize % replicas,
+            None => rss_queue(frame, self.flow_groups, replicas),
+        }
+    }
+
     fn pull(&self) {
         let Some(mut scratch) = self.pull.try_lock() else {
             return; // another replica is pulling right now
@@ -54,7 +83,7 @@ impl<P: PacketIo + Send> SteeredNic<P> {
             scratch.clear();
             self.port.rx_burst(hq, PULL_BURST, &mut scratch);
             for (_, frame) in scratch.drain(..) {
-                let q = rss_queue(&frame, self.flow_groups, self.queues.len());
+                let q = self.replica_of(&frame);
                 if self.queues[q].push(frame).is_err() {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
@@ -63,8 +92,8 @@ impl<P: PacketIo + Send> SteeredNic<P> {
     }
 }
 
-impl<P: PacketIo + Send> Nic for SteeredNic<P> {
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Vec<u8>)>) -> usize {
+impl<N: Nic> Nic for SteeredNic<N> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
         self.pull();
         let mut n = 0;
         while n < max {
@@ -77,11 +106,19 @@ impl<P: PacketIo + Send> Nic for SteeredNic<P> {
         n
     }
 
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Vec<u8>>) {
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
         self.port.tx_burst(q % self.hw_queues, frames);
     }
 
     fn rx_pending(&self) -> usize {
         self.queues.iter().map(ArrayQueue::len).sum()
+    }
+
+    fn frame_source(&self) -> FrameSource {
+        self.port.frame_source()
+    }
+
+    fn stats(&self) -> IoStats {
+        self.port.stats()
     }
 }

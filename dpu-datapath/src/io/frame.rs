@@ -1,0 +1,331 @@
+//! [`Frame`]: the packet buffer every stage passes along, from the RX burst
+//! to the TX burst.
+//!
+//! On the DPDK backend a frame is the NIC's own buffer (an mbuf): a received
+//! segment goes through `pre`, the owner, `dma` and `post`, turns into its
+//! ACK in place and leaves as the same buffer, and `dma` builds data
+//! segments in mbufs of the port's pool ([`FrameSource`]). Every other
+//! backend (loopback, in-memory, simulator) and every frame the control
+//! plane builds uses a heap buffer; a port copies such a frame into one of
+//! its buffers at TX, as before. A frame that must grow past its mbuf's
+//! room becomes a heap frame (a copy), so no operation fails.
+//!
+//! RAII: dropping a frame returns its buffer (mbuf to its pool, heap memory
+//! to the allocator); a frame has one owner, so a buffer cannot be freed
+//! twice or leaked by any stage that drops it.
+
+use core::ops::{Deref, DerefMut};
+
+#[cfg(feature = "dpdk")]
+use super::dpdk::{Mbuf, Mempool};
+
+/// Room of a fresh heap frame: a full 1500-byte frame and its headers.
+pub const HEAP_FRAME_CAPACITY: usize = 1600;
+
+/// What segment writers need from a buffer: `Vec<u8>` and [`Frame`] both.
+pub trait FrameBuf: DerefMut<Target = [u8]> {
+    /// Empties the buffer (keeps its memory).
+    fn clear(&mut self);
+    /// Shortens the buffer to `len` bytes (no-op when shorter).
+    fn truncate(&mut self, len: usize);
+    /// Sets the length to `len`; bytes added are zero.
+    fn resize_zeroed(&mut self, len: usize);
+    /// Appends `data`.
+    fn extend_from_slice(&mut self, data: &[u8]);
+}
+
+impl FrameBuf for Vec<u8> {
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
+
+    fn truncate(&mut self, len: usize) {
+        Vec::truncate(self, len)
+    }
+
+    fn resize_zeroed(&mut self, len: usize) {
+        self.resize(len, 0)
+    }
+
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        Vec::extend_from_slice(self, data)
+    }
+}
+
+/// A packet buffer owned by whichever stage holds it; see the module docs.
+pub struct Frame(Repr);
+
+enum Repr {
+    Heap(Vec<u8>),
+    #[cfg(feature = "dpdk")]
+    Mbuf(Mbuf<'static>),
+}
+
+impl Frame {
+    /// An empty heap frame (allocates nothing until written).
+    pub const fn new() -> Self {
+        Frame(Repr::Heap(Vec::new()))
+    }
+
+    /// An empty heap frame with room for a full-size frame.
+    pub fn with_heap_capacity() -> Self {
+        Frame(Repr::Heap(Vec::with_capacity(HEAP_FRAME_CAPACITY)))
+    }
+
+    /// A received or freshly allocated NIC buffer; a chained (multi-segment)
+    /// mbuf is copied into one heap buffer, since every stage reads a frame
+    /// as one slice.
+    #[cfg(feature = "dpdk")]
+    pub fn from_mbuf(mbuf: Mbuf<'static>) -> Self {
+        if mbuf.is_contiguous() {
+            Frame(Repr::Mbuf(mbuf))
+        } else {
+            let mut v = Vec::with_capacity(mbuf.pkt_len());
+            mbuf.copy_to(&mut v);
+            Frame(Repr::Heap(v))
+        }
+    }
+
+    /// The mbuf behind this frame, for the port's TX burst; the heap
+    /// buffer (`Err`) when the frame is not one.
+    #[cfg(feature = "dpdk")]
+    pub fn into_mbuf(self) -> Result<Mbuf<'static>, Vec<u8>> {
+        match self.0 {
+            Repr::Mbuf(m) => Ok(m),
+            Repr::Heap(v) => Err(v),
+        }
+    }
+
+    /// The RSS hash the NIC computed for this frame, if it did.
+    pub fn nic_rss_hash(&self) -> Option<u32> {
+        match &self.0 {
+            Repr::Heap(_) => None,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.rss_hash(),
+        }
+    }
+
+    /// True when the frame lives in a NIC buffer (no copy at TX).
+    pub fn is_nic_buffer(&self) -> bool {
+        !matches!(self.0, Repr::Heap(_))
+    }
+
+    /// The bytes as a `Vec` (a copy for NIC buffers).
+    pub fn into_vec(self) -> Vec<u8> {
+        match self.0 {
+            Repr::Heap(v) => v,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.data().to_vec(),
+        }
+    }
+
+    /// The heap buffer behind this frame, after moving NIC buffers' bytes
+    /// into one (for operations past the mbuf's room).
+    #[cfg(feature = "dpdk")]
+    fn heap(&mut self, extra: usize) -> &mut Vec<u8> {
+        if let Repr::Mbuf(m) = &self.0 {
+            let mut v = Vec::with_capacity((m.data().len() + extra).max(HEAP_FRAME_CAPACITY));
+            v.extend_from_slice(m.data());
+            // Dropping the old representation returns the mbuf to its pool.
+            self.0 = Repr::Heap(v);
+        }
+        match &mut self.0 {
+            Repr::Heap(v) => v,
+            Repr::Mbuf(_) => unreachable!("converted above"),
+        }
+    }
+}
+
+impl Frame {
+    /// Empties the frame (keeps its buffer).
+    pub fn clear(&mut self) {
+        match &mut self.0 {
+            Repr::Heap(v) => v.clear(),
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.set_data_len(0),
+        }
+    }
+
+    /// Shortens the frame to `len` bytes (no-op when shorter).
+    pub fn truncate(&mut self, len: usize) {
+        match &mut self.0 {
+            Repr::Heap(v) => v.truncate(len),
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => {
+                if len < m.data().len() {
+                    m.set_data_len(len);
+                }
+            }
+        }
+    }
+
+    /// Sets the length to `len`; bytes added are zero.
+    pub fn resize_zeroed(&mut self, len: usize) {
+        match &mut self.0 {
+            Repr::Heap(v) => v.resize(len, 0),
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) if len <= m.room() => {
+                let old = m.data().len();
+                m.set_data_len(len);
+                if len > old {
+                    m.data_mut()[old..].fill(0);
+                }
+            }
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(_) => self.heap(len).resize(len, 0),
+        }
+    }
+
+    /// Appends `data`.
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        match &mut self.0 {
+            Repr::Heap(v) => v.extend_from_slice(data),
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) if m.data().len() + data.len() <= m.room() => {
+                let old = m.data().len();
+                m.set_data_len(old + data.len());
+                m.data_mut()[old..].copy_from_slice(data);
+            }
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(_) => self.heap(data.len()).extend_from_slice(data),
+        }
+    }
+}
+
+impl FrameBuf for Frame {
+    fn clear(&mut self) {
+        Frame::clear(self)
+    }
+
+    fn truncate(&mut self, len: usize) {
+        Frame::truncate(self, len)
+    }
+
+    fn resize_zeroed(&mut self, len: usize) {
+        Frame::resize_zeroed(self, len)
+    }
+
+    fn extend_from_slice(&mut self, data: &[u8]) {
+        Frame::extend_from_slice(self, data)
+    }
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Frame::new()
+    }
+}
+
+impl From<Vec<u8>> for Frame {
+    fn from(v: Vec<u8>) -> Self {
+        Frame(Repr::Heap(v))
+    }
+}
+
+impl Deref for Frame {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Heap(v) => v,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.data(),
+        }
+    }
+}
+
+impl DerefMut for Frame {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Repr::Heap(v) => v,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.data_mut(),
+        }
+    }
+}
+
+/// A copy in a heap buffer (ARP frames shown to other owners, duplicates
+/// of the impairment layer): NIC buffers are not shared.
+impl Clone for Frame {
+    fn clone(&self) -> Self {
+        Frame(Repr::Heap(self.to_vec()))
+    }
+}
+
+impl core::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let kind = if self.is_nic_buffer() { "nic" } else { "heap" };
+        write!(f, "Frame({kind}, {} bytes)", self.len())
+    }
+}
+
+impl PartialEq for Frame {
+    fn eq(&self, other: &Frame) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for Frame {}
+
+impl PartialEq<[u8]> for Frame {
+    fn eq(&self, other: &[u8]) -> bool {
+        self[..] == *other
+    }
+}
+
+impl PartialEq<Vec<u8>> for Frame {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        self[..] == other[..]
+    }
+}
+
+/// Where fresh frames for transmitted segments come from: the heap, or the
+/// port's mbuf pool so that a data segment is built where the NIC sends it
+/// from. Cheap to copy; any worker may allocate from it.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum FrameSource {
+    #[default]
+    Heap,
+    #[cfg(feature = "dpdk")]
+    Mbufs(&'static Mempool),
+}
+
+impl FrameSource {
+    /// An empty frame; a heap frame when the mbuf pool is exhausted (the
+    /// port then copies it into an mbuf at TX, or counts it dropped).
+    pub fn alloc(&self) -> Frame {
+        match self {
+            FrameSource::Heap => Frame::with_heap_capacity(),
+            #[cfg(feature = "dpdk")]
+            FrameSource::Mbufs(pool) => match pool.alloc() {
+                Some(m) => Frame(Repr::Mbuf(m)),
+                None => Frame::with_heap_capacity(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_frames_behave_like_vecs() {
+        let mut f = FrameSource::Heap.alloc();
+        assert!(f.is_empty() && !f.is_nic_buffer());
+        f.extend_from_slice(b"abc");
+        f.resize_zeroed(5);
+        assert_eq!(f, b"abc\0\0".to_vec());
+        f.truncate(2);
+        assert_eq!(&f[..], b"ab");
+        f[0] = b'x';
+        assert_eq!(f.clone().into_vec(), b"xb");
+        f.clear();
+        assert!(f.is_empty());
+        assert_eq!(Frame::from(vec![1, 2]), Frame::from(vec![1, 2]));
+        assert_eq!(
+            format!("{:?}", Frame::from(vec![1])),
+            "Frame(heap, 1 bytes)"
+        );
+    }
+}

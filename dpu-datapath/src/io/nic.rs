@@ -1,0 +1,81 @@
+//! [`Nic`]: the one burst interface of every port (DPDK, loopback, the
+//! in-memory NIC of tests and benchmarks, the impairment layer and software
+//! steering as wrappers).
+
+use super::{Frame, FrameSource, IoStats};
+use crate::proto::Nanos;
+
+/// A multi-queue NIC shared by the pipeline's workers. Queue `q`'s RX side
+/// is polled by one task (replica `q`'s ingress) and its TX side fed by one
+/// task (replica `q`'s egress), so a backend keeps per-queue state and
+/// needs no lock shared between queues.
+pub trait Nic: Send + Sync {
+    /// Appends up to `max` received frames of queue `q`, with their receive
+    /// time (0 when the pipeline's own clock should be used); returns how
+    /// many.
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize;
+
+    /// Transmits (drains) `frames` on queue `q`; what the NIC would not take
+    /// is dropped and counted.
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>);
+
+    /// Frames received but not yet taken (for quiescence; 0 if unknown).
+    fn rx_pending(&self) -> usize {
+        0
+    }
+
+    /// Where the pipeline allocates frames for transmitted segments: the
+    /// port's own buffers when it has them, so a frame is sent without a copy.
+    fn frame_source(&self) -> FrameSource {
+        FrameSource::Heap
+    }
+
+    /// Port counters (zeros for ports that keep none).
+    fn stats(&self) -> IoStats {
+        IoStats::default()
+    }
+}
+
+impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
+        (**self).rx_burst(q, max, out)
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
+        (**self).tx_burst(q, frames)
+    }
+
+    fn rx_pending(&self) -> usize {
+        (**self).rx_pending()
+    }
+
+    fn frame_source(&self) -> FrameSource {
+        (**self).frame_source()
+    }
+
+    fn stats(&self) -> IoStats {
+        (**self).stats()
+    }
+}
+
+impl<N: Nic + ?Sized> Nic for Box<N> {
+    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
+        (**self).rx_burst(q, max, out)
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
+        (**self).tx_burst(q, frames)
+    }
+
+    fn rx_pending(&self) -> usize {
+        (**self).rx_pending()
+    }
+
+    fn frame_source(&self) -> FrameSource {
+        (**self).frame_source()
+    }
+
+    fn stats(&self) -> IoStats {
+        (**self).stats()
+    }
+}
