@@ -31,6 +31,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_eal_process_type",
     "rte_lcore_id",
     "rte_lcore_count",
+    "rte_thread_(register|unregister)",
     "rte_socket_id",
     "rte_strerror",
     "rte_version",

@@ -20,7 +20,8 @@
 # Connections per second: sequential connect, 64 B to echo, FIN, read the
 # echo to EOF, close (scripts/peer.py sequential), BENCH_CONNS of them.
 # Environment: BENCH_BYTES (goodput bytes, default 1 GiB), BENCH_RPCS
-# (default 20000), BENCH_CONNS (default 2000), BENCH_PORTS (default "tap
+# (default 20000), BENCH_CONNS (default 2000), FLEXTOE_DPU_BIN (the service
+# binary, default: built here; an older build for A/B runs), BENCH_PORTS (default "tap
 # af_packet af_packet-acks2 af_xdp af_xdp-acks2").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -30,7 +31,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 bytes="${BENCH_BYTES:-$((1 << 30))}"
 rpcs="${BENCH_RPCS:-20000}"
 conns="${BENCH_CONNS:-2000}"
-cargo build --release --quiet -p dpu-datapath --bin flextoe-dpu
+dpu_bin="${FLEXTOE_DPU_BIN:-}"
+if [ -z "$dpu_bin" ]; then
+    cargo build --release --quiet -p dpu-datapath --bin flextoe-dpu
+    dpu_bin=./target/release/flextoe-dpu
+fi
 
 tag="$$"
 tap="ftbench${tag: -4}"
@@ -103,7 +108,7 @@ offload_run() {
 }
 JSON
     rm -f "$work/service.log"
-    ./target/release/flextoe-dpu run --config "$work/config.json" --stats-interval 0 \
+    "$dpu_bin" run --config "$work/config.json" --stats-interval 0 \
         --stats-json "$work/stats.json" >"$work/service.log" 2>"$work/service.err" &
     svc=$!
     for _ in $(seq 300); do grep -q "ready:" "$work/service.log" 2>/dev/null && break; sleep 0.1; done

@@ -71,6 +71,25 @@ pub fn flow_group(tuple: &FourTuple, flow_groups: u32) -> u32 {
     group_of_hash(rss_hash(tuple), flow_groups)
 }
 
+/// RSS hash of a received IPv4/TCP frame (one parse, no checksum checks);
+/// `None` for anything else.
+pub fn frame_rss_hash(frame: &[u8]) -> Option<u32> {
+    use crate::wire::{parse_ingress, ChecksumCaps, L3, L4};
+    let caps = ChecksumCaps {
+        verify_rx: false,
+        fill_tx: false,
+    };
+    match parse_ingress(frame, &caps).ok()?.l3 {
+        L3::Ipv4 { ip, l4: L4::Tcp(t) } => Some(rss_hash(&FourTuple {
+            local_ip: ip.dst,
+            local_port: t.dst_port,
+            remote_ip: ip.src,
+            remote_port: t.src_port,
+        })),
+        _ => None,
+    }
+}
+
 /// Flow group of an already computed RSS hash.
 pub fn group_of_hash(hash: u32, flow_groups: u32) -> u32 {
     hash & (flow_groups.max(1) - 1)

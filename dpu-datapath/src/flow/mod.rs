@@ -3,7 +3,7 @@
 
 mod hash;
 
-pub use hash::{flow_group, group_of_hash, rss_hash, toeplitz_hash, RSS_KEY};
+pub use hash::{flow_group, frame_rss_hash, group_of_hash, rss_hash, toeplitz_hash, RSS_KEY};
 
 use std::net::Ipv4Addr;
 

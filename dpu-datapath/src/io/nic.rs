@@ -34,6 +34,13 @@ pub trait Nic: Send + Sync {
     fn stats(&self) -> IoStats {
         IoStats::default()
     }
+
+    /// Called by each worker thread before its first burst and after its
+    /// last: a port whose buffers have per-thread caches (DPDK's mempool)
+    /// registers the thread so that freeing and allocating a buffer stays
+    /// on that thread's cache.
+    fn attach_thread(&self) {}
+    fn detach_thread(&self) {}
 }
 
 impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
@@ -56,6 +63,14 @@ impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
     fn stats(&self) -> IoStats {
         (**self).stats()
     }
+
+    fn attach_thread(&self) {
+        (**self).attach_thread()
+    }
+
+    fn detach_thread(&self) {
+        (**self).detach_thread()
+    }
 }
 
 impl<N: Nic + ?Sized> Nic for Box<N> {
@@ -77,5 +92,13 @@ impl<N: Nic + ?Sized> Nic for Box<N> {
 
     fn stats(&self) -> IoStats {
         (**self).stats()
+    }
+
+    fn attach_thread(&self) {
+        (**self).attach_thread()
+    }
+
+    fn detach_thread(&self) {
+        (**self).detach_thread()
     }
 }

@@ -365,9 +365,15 @@ impl Pipeline {
             let status = Arc::new(WorkerStatus::default());
             let (st, sp) = (status.clone(), stop.clone());
             let core = if opts.pin { w.core } else { None };
+            let port = nic.clone();
             let handle = std::thread::Builder::new()
                 .name(w.name.clone())
-                .spawn(move || worker::run(mine, core, policy, st, sp))
+                .spawn(move || {
+                    port.attach_thread();
+                    let tasks = worker::run(mine, core, policy, st, sp);
+                    port.detach_thread();
+                    tasks
+                })
                 .expect("spawning a worker thread");
             workers.push(Worker {
                 name: w.name.clone(),

@@ -133,6 +133,13 @@ impl<N: Nic> Nic for LoopbackNic<N> {
     fn stats(&self) -> IoStats {
         self.inner.stats()
     }
+    fn attach_thread(&self) {
+        self.inner.attach_thread()
+    }
+
+    fn detach_thread(&self) {
+        self.inner.detach_thread()
+    }
 }
 
 /// A port with no wire: receives nothing, discards what is sent.

@@ -6,10 +6,9 @@
 //! counts, as a NIC does.
 
 use super::topology::Plan;
-use crate::flow::{flow_group, FourTuple};
+use crate::flow::{frame_rss_hash, group_of_hash};
 use crate::io::{Frame, Nic};
 use crate::proto::Nanos;
-use crate::wire::{parse_ingress, ChecksumCaps, L3, L4};
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,24 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// TCP/IPv4 (ARP, ICMP, garbage) go to queue 0. For software steering when
 /// the NIC cannot do it (e.g. a TAP, whose queue is the kernel's choice).
 pub fn rss_queue(frame: &[u8], flow_groups: u32, replicas: usize) -> usize {
-    let caps = ChecksumCaps {
-        verify_rx: false,
-        fill_tx: false,
-    };
-    match parse_ingress(frame, &caps) {
-        Ok(p) => match p.l3 {
-            L3::Ipv4 { ip, l4: L4::Tcp(t) } => {
-                let tuple = FourTuple {
-                    local_ip: ip.dst,
-                    local_port: t.dst_port,
-                    remote_ip: ip.src,
-                    remote_port: t.src_port,
-                };
-                flow_group(&tuple, flow_groups) as usize % replicas.max(1)
-            }
-            _ => 0,
-        },
-        Err(_) => 0,
+    match frame_rss_hash(frame) {
+        Some(hash) => group_of_hash(hash, flow_groups) as usize % replicas.max(1),
+        None => 0,
     }
 }
 

@@ -121,4 +121,11 @@ impl<N: Nic> Nic for SteeredNic<N> {
     fn stats(&self) -> IoStats {
         self.port.stats()
     }
+    fn attach_thread(&self) {
+        self.port.attach_thread()
+    }
+
+    fn detach_thread(&self) {
+        self.port.detach_thread()
+    }
 }

@@ -97,11 +97,23 @@ pub fn classify<'a>(
 /// The stateless half of `pre`: parse, validate and summarise, no table;
 /// a TCP verdict carries the tuple's RSS hash for flow-group routing.
 pub fn validate(frame: &[u8], local: &LocalAddrs, caps: &ChecksumCaps) -> Verdict {
+    validate_hashed(frame, local, caps, None)
+}
+
+/// [`validate`] with the RSS hash the NIC computed for the frame, when it
+/// did (the same Toeplitz hash and key: ports only report it when they run
+/// RSS with ours), so the hash is not computed twice.
+pub fn validate_hashed(
+    frame: &[u8],
+    local: &LocalAddrs,
+    caps: &ChecksumCaps,
+    nic_rss: Option<u32>,
+) -> Verdict {
     match parse_ingress(frame, caps) {
         Ok(parsed) => {
             let mut v = verdict(frame, &parsed, local);
             if let Verdict::Tcp { tuple, rss, .. } = &mut v {
-                *rss = crate::flow::rss_hash(tuple);
+                *rss = nic_rss.unwrap_or_else(|| crate::flow::rss_hash(tuple));
             }
             v
         }

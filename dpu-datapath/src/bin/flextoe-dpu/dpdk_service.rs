@@ -135,6 +135,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     .map_err(|e| format!("opening DPDK port {port_id}: {e}"))?;
     let engine_cfg = EngineConfig::from_config(config, isn_seed())?;
     let port_mac = port.mac();
+    let mbufs = port.mempool();
     let driver = port.driver().to_owned();
     let steer = replicas > 1 && (driver == "net_tap" || !port.rss_enabled());
     if driver != "net_tap" && port_mac != engine_cfg.mac.0 {
@@ -317,8 +318,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
                 .unwrap_or_default()
         );
     }
-    if let Some(path) = &args.stats_json {
-        let doc = json!({
+    let doc = args.stats_json.as_ref().map(|_| {
+        json!({
             "backend": "dpdk",
             "driver": driver,
             "duration_s": elapsed.as_secs_f64(),
@@ -358,15 +359,22 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
                 "reorder_holds": report.reorder_holds(),
                 "workers": report.workers.iter().map(|(n, b, i)| json!({"name": n, "busy_polls": b, "idle_polls": i})).collect::<Vec<_>>(),
             },
-        });
+        })
+    });
+    drop(services);
+    drop(report);
+    // The last reference: closing the port deletes the TAP interface and
+    // releases the mbufs its rings held. Every frame the stages held was
+    // dropped with the pipeline, so the pool is whole again.
+    drop(port_nic);
+    let unreturned = mbufs.in_use();
+    println!("port closed: {unreturned} packet buffers not returned to the pool");
+    if let (Some(path), Some(mut doc)) = (&args.stats_json, doc) {
+        doc["port"]["buffers_unreturned"] = json!(unreturned);
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    drop(services);
-    drop(report);
-    // The last reference: closing the port deletes the TAP interface.
-    drop(port_nic);
     Ok(())
 }
 

@@ -91,6 +91,13 @@ impl<'pool> Mbuf<'pool> {
         m.pkt_len = u32::from(len);
     }
 
+    /// Forgets the NIC's RSS hash (a port that does not run RSS with our key).
+    pub fn clear_rss_hash(&mut self) {
+        // SAFETY: we own the mbuf exclusively (`&mut self`); only a flag bit changes.
+        let m = unsafe { self.raw.as_mut() };
+        m.ol_flags &= !u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH);
+    }
+
     /// The NIC's RSS hash of the packet, when it computed one.
     pub fn rss_hash(&self) -> Option<u32> {
         let m = self.head();

@@ -12,6 +12,10 @@ use crate::flow::RSS_KEY;
 use crate::io::IoStats;
 use parking_lot::Mutex;
 
+/// Received TCP frames whose NIC hash is checked against the software hash
+/// before the stages rely on it.
+pub(super) const HASH_CHECKS: u32 = 64;
+
 /// Ethernet header plus one VLAN tag: what a frame adds to the IP MTU.
 const L2_OVERHEAD: u32 = 18;
 
@@ -82,6 +86,11 @@ pub struct DpdkPort {
     offloads: Offloads,
     rss: bool,
     pub(super) locks: Vec<QueueLocks>,
+    /// Whether the stages may use the NIC's RSS hash as our flow hash: RSS runs
+    /// with our key, and the first [`HASH_CHECKS`] TCP frames' hashes matched the
+    /// software hash (a driver that hashes differently loses the trust for good).
+    pub(super) trust_hash: std::sync::atomic::AtomicBool,
+    pub(super) hash_checks_left: std::sync::atomic::AtomicU32,
     /// Never freed: frames (mbufs) may outlive the port in any stage's hands, and
     /// each returns to this pool when dropped. One pool per opened port.
     pub(super) pool: &'static Mempool,
@@ -223,6 +232,8 @@ impl DpdkPort {
             offloads: conf_offloads,
             rss,
             locks: (0..cfg.queues).map(|_| QueueLocks::default()).collect(),
+            trust_hash: std::sync::atomic::AtomicBool::new(rss),
+            hash_checks_left: std::sync::atomic::AtomicU32::new(HASH_CHECKS),
             pool,
         };
         port.setup_queues(&info, rxd, txd, socket)?;

@@ -7,11 +7,13 @@
 //! mbuf, and what the full ring still refuses is freed and counted in
 //! `tx_dropped_full`.
 
-use super::mbuf::MbufBurst;
+use super::mbuf::{Mbuf, MbufBurst};
 use super::port::DpdkPort;
 use super::{DpdkError, MAX_BURST};
+use crate::flow::frame_rss_hash;
 use crate::io::{Frame, FrameSource, IoStats, Nic};
 use crate::proto::Nanos;
+use std::sync::atomic::Ordering;
 
 const RX_IP_CKSUM_BAD: u64 = dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64;
 const RX_IP_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
@@ -23,6 +25,42 @@ fn csum_bad(ol_flags: u64) -> bool {
 }
 
 impl DpdkPort {
+    /// Whether `mbuf`'s RSS hash (if any) may stand for our flow hash. Only
+    /// with RSS on our key; the first frames are checked against the
+    /// software hash, and one mismatch ends the trust (logged).
+    fn hash_trusted(&self, mbuf: &Mbuf<'_>) -> bool {
+        if !self.trust_hash.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(nic) = mbuf.rss_hash() else {
+            return true;
+        };
+        if self.hash_checks_left.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        let Some(ours) = frame_rss_hash(mbuf.data()) else {
+            return true;
+        };
+        if nic == ours {
+            if self.hash_checks_left.fetch_sub(1, Ordering::Relaxed) == 1 {
+                tracing::info!(
+                    port_id = self.port_id,
+                    frames = super::port::HASH_CHECKS,
+                    "the NIC's RSS hash matched our flow hash; the stages use it"
+                );
+            }
+            return true;
+        }
+        self.trust_hash.store(false, Ordering::Relaxed);
+        tracing::warn!(
+            port_id = self.port_id,
+            nic_hash = nic,
+            our_hash = ours,
+            "the NIC's RSS hash is not our flow hash; computing it in software"
+        );
+        false
+    }
+
     /// Sends up to [`MAX_BURST`] of `frames`; returns frames sent. The
     /// caller holds queue `queue`'s TX lock (`counters`).
     fn tx_chunk(
@@ -94,7 +132,10 @@ impl Nic for DpdkPort {
                     dpdk_sys::rte_eth_rx_burst(port_id, queue, array, cap)
                 })
             };
-            burst.take_all(|mbuf| {
+            burst.take_all(|mut mbuf| {
+                if !self.hash_trusted(&mbuf) {
+                    mbuf.clear_rss_hash();
+                }
                 counters.rx_bytes += mbuf.pkt_len() as u64;
                 if csum_bad(mbuf.ol_flags()) {
                     counters.rx_csum_bad += 1;
@@ -125,6 +166,30 @@ impl Nic for DpdkPort {
 
     fn frame_source(&self) -> FrameSource {
         FrameSource::Mbufs(self.pool)
+    }
+
+    /// Registers the worker as a non-EAL lcore: the mempool's per-lcore
+    /// cache then serves its allocations and frees (LIFO, so buffers are
+    /// reused while warm). Unregistered threads go to the pool's shared
+    /// FIFO ring every time, and every buffer they get is cache-cold.
+    fn attach_thread(&self) {
+        // SAFETY: EAL is initialised (a port exists); both calls only read or
+        // set this thread's lcore id.
+        unsafe {
+            if dpdk_sys::rte_lcore_id() != dpdk_sys::LCORE_ID_ANY
+                || dpdk_sys::rte_thread_register() == 0
+            {
+                return;
+            }
+        }
+        let err = DpdkError::from_rte_errno("rte_thread_register");
+        tracing::warn!(%err, "worker thread runs without a mempool cache");
+    }
+
+    fn detach_thread(&self) {
+        // SAFETY: releases this thread's lcore id if it registered one (a no-op
+        // otherwise, and for EAL lcores DPDK refuses it harmlessly).
+        unsafe { dpdk_sys::rte_thread_unregister() };
     }
 
     fn stats(&self) -> IoStats {

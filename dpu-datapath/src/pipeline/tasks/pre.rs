@@ -7,7 +7,7 @@ use crate::pipeline::task::{
     LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
 };
 use crate::pipeline::timing::StageTimer;
-use crate::pre::{validate, LocalAddrs, Verdict};
+use crate::pre::{validate_hashed, LocalAddrs, Verdict};
 use crate::stats::Stats;
 use crate::wire::ChecksumCaps;
 use std::sync::Arc;
@@ -67,7 +67,8 @@ impl Task for PreTask {
             n += 1;
             self.delay.apply();
             let t = self.timer.start();
-            let verdict = validate(&it.frame, &self.local, &self.caps);
+            let verdict =
+                validate_hashed(&it.frame, &self.local, &self.caps, it.frame.nic_rss_hash());
             if let Verdict::Drop(reason) = verdict {
                 // Counted here; the item still travels so its sequence
                 // number is released in order.
