@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../benches/support/pipeline_load.rs"]
 mod pipeline_load;
-use pipeline_load::{frame, handshake, Sink};
+use pipeline_load::{frame, frame_with_window, handshake, Sink};
 
 /// Counts allocations and reallocations (frees are not counted) made by
 /// threads that did not exclude themselves.
@@ -250,7 +250,12 @@ fn send_allocations(topology: Topology, segments: usize) -> u64 {
                 if !t.payload.is_empty() {
                     sent += 1;
                     let end = t.seq.0.wrapping_add(t.payload.len() as u32);
-                    assert!(nic.inject(0, frame(t.dst_port, 1001, end, TcpFlags::ACK, &[])));
+                    // A 64 KiB window (512 << 7): the flight settles at
+                    // the peer's window, as against a real receiver, and
+                    // the congestion window stops growing once it no
+                    // longer limits the sender (RFC 7661).
+                    let ack = frame_with_window(t.dst_port, 1001, end, TcpFlags::ACK, &[], 512);
+                    assert!(nic.inject(0, ack));
                 }
             }
         }

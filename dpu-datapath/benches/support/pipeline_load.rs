@@ -38,6 +38,19 @@ impl ShardApp for Sink {
 }
 
 pub fn frame(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
+    frame_with_window(port, seq, ack, flags, payload, 65535)
+}
+
+/// [`frame`] with the given window field (scaled by 7 after the SYN).
+#[allow(dead_code)]
+pub fn frame_with_window(
+    port: u16,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    payload: &[u8],
+    window: u16,
+) -> Vec<u8> {
     let eth = EthernetRepr {
         src: EthernetAddress([2, 0, 0, 0, 0, 1]),
         dst: EthernetAddress([2, 0, 0xc6, 0x12, 0, 2]),
@@ -69,7 +82,7 @@ pub fn frame(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> 
         seq: SeqNumber(seq),
         ack: SeqNumber(ack),
         flags,
-        window: 65535,
+        window,
         urgent: 0,
         options: opts,
         payload,

@@ -21,6 +21,9 @@ pub struct PeerOptions {
     pub ts_val: Option<u32>,
     /// Window field of the SYN (never scaled).
     pub window: u16,
+    /// The segment was an ECN-setup SYN (ECE and CWR) or ECN-setup SYN-ACK
+    /// (ECE without CWR), RFC 3168 6.1.1.
+    pub ecn: bool,
 }
 
 impl PeerOptions {
@@ -31,7 +34,20 @@ impl PeerOptions {
             sack_permitted: tcp.options.sack_permitted,
             ts_val: tcp.options.timestamps.map(|(v, _)| v),
             window: tcp.window,
+            ecn: ecn_setup(tcp.flags),
         }
+    }
+}
+
+/// Whether a SYN or SYN-ACK asks for ECN (RFC 3168 6.1.1): a SYN with ECE
+/// and CWR, a SYN-ACK with ECE and not CWR.
+fn ecn_setup(flags: TcpFlags) -> bool {
+    let ece = flags.contains(TcpFlags::ECE);
+    let cwr = flags.contains(TcpFlags::CWR);
+    if flags.contains(TcpFlags::ACK) {
+        ece && !cwr
+    } else {
+        ece && cwr
     }
 }
 
@@ -215,6 +231,7 @@ impl Engine {
             self.cfg.sack,
             self.cfg.mss,
         );
+        let ecn = self.cfg.proto.ecn;
         let window = self.cfg.rx_buffer.min(u16::MAX as u32) as u16;
         let Some(h) = self.ctrl.handshakes.get_mut(tuple) else {
             return;
@@ -237,8 +254,14 @@ impl Engine {
         if ts && offer(h.peer.ts_val.is_some()) {
             options.timestamps = Some((ack_ts_clock(now), h.peer.ts_val.unwrap_or(0)));
         }
+        // ECN (RFC 3168 6.1.1): an ECN-setup SYN has ECE and CWR; the
+        // SYN-ACK answers an ECN-setup SYN with ECE alone.
         let (flags, ack) = match h.state {
+            TcpState::SynSent if ecn => {
+                (TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR, SeqNumber(0))
+            }
             TcpState::SynSent => (TcpFlags::SYN, SeqNumber(0)),
+            _ if ecn && h.peer.ecn => (TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE, h.irs + 1u32),
             _ => (TcpFlags::SYN | TcpFlags::ACK, h.irs + 1u32),
         };
         let seq = h.iss;
@@ -567,6 +590,9 @@ impl Engine {
                 sack_permitted: sack && self.cfg.sack,
                 ts_val: ts.map(|(v, _)| v),
                 window: tcp.window,
+                // A cookie does not keep the SYN's ECN request: such a
+                // connection runs without ECN.
+                ecn: false,
             },
             conn: None,
             listener: Some(tuple.local_port),

@@ -62,7 +62,12 @@ impl Engine {
             tuple: *tuple,
             timestamps: ts,
         };
-        let proto = ProtoFlow::new(&init, &cfg.proto);
+        let mut proto = ProtoFlow::new(&init, &cfg.proto);
+        // Both ends asked for ECN in the handshake (our SYN or SYN-ACK
+        // carried the request only when `tcp.ecn` is on).
+        if cfg.proto.ecn && h.peer.ecn && !h.from_cookie {
+            proto.enable_ecn();
+        }
 
         let conn = match h.conn {
             Some(conn) => {

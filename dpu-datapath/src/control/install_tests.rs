@@ -37,6 +37,7 @@ fn peer(mss: Option<u16>, ws: Option<u8>, sack: bool, ts: Option<u32>) -> PeerOp
         sack_permitted: sack,
         ts_val: ts,
         window: 1000,
+        ecn: false,
     }
 }
 

@@ -66,6 +66,12 @@ pub struct ConnInfo {
     pub snd_wnd: u32,
     pub rcv_wnd: u32,
     pub cwnd: u32,
+    pub ssthresh: u32,
+    /// ECN was negotiated.
+    pub ecn: bool,
+    /// DCTCP's alpha (0..=65535 for 0..=1; 65535 until a DCTCP connection
+    /// has seen ACKs).
+    pub dctcp_alpha: u16,
     pub srtt_us: u32,
     pub readable: usize,
     pub writable: usize,
@@ -385,6 +391,9 @@ impl Engine {
             snd_wnd: p.snd_wnd(),
             rcv_wnd: p.rcv_wnd(),
             cwnd: p.cwnd(),
+            ssthresh: p.ssthresh(),
+            ecn: p.ecn(),
+            dctcp_alpha: p.dctcp_alpha(),
             srtt_us: p.srtt_us(),
             readable: app.readable(),
             writable: app.writable(),

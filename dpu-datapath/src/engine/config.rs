@@ -1,6 +1,6 @@
 //! The engine's view of the service configuration, resolved once.
 
-use crate::proto::{ProtoConfig, RtoBounds};
+use crate::proto::{CcAlgorithm, ProtoConfig, RtoBounds};
 use crate::wire::{ChecksumCaps, EthernetAddress};
 use pipeline_config::Config;
 pub use pipeline_config::SynCookies as SynCookieMode;
@@ -64,6 +64,13 @@ impl EngineConfig {
                 ooo_limit: t.ooo_intervals as usize,
                 initial_cwnd_segments: t.initial_cwnd_segments,
                 max_retransmits: 15,
+                ecn: t.ecn,
+                cc: match t.congestion_control {
+                    pipeline_config::CongestionControl::Dctcp => CcAlgorithm::Dctcp,
+                    // TIMELY is not built yet: NewReno stands in (docs).
+                    pipeline_config::CongestionControl::Reno
+                    | pipeline_config::CongestionControl::Timely => CcAlgorithm::Reno,
+                },
             },
             time_wait_ns: t.time_wait_ms as u64 * 1_000_000,
             listen_backlog: t.listen_backlog,

@@ -32,13 +32,15 @@ impl Engine {
     }
 
     /// Like [`Engine::after_validate`], taking the frame's buffer so the
-    /// fast path can pass it on to `dma`/`post` without copying.
+    /// fast path can pass it on to `dma`/`post` without copying. Returns
+    /// the frame when nothing kept it (exceptions, segments that need no
+    /// work), for the caller to reuse.
     pub fn after_validate_owned(
         &mut self,
         verdict: pre::Verdict,
         frame: crate::io::Frame,
         now: Nanos,
-    ) {
+    ) -> Option<crate::io::Frame> {
         if let (
             true,
             pre::Verdict::Tcp {
@@ -54,13 +56,17 @@ impl Engine {
                 self.stats.rx_frames += 1;
                 self.stats.rx_bytes += frame.len() as u64;
                 summary.flow = flow;
-                if let Some(work) = self.proto_stage(&summary) {
-                    self.work_out.push(Work::Rx { frame, work });
-                }
-                return;
+                return match self.proto_stage(&summary) {
+                    Some(work) => {
+                        self.work_out.push(Work::Rx { frame, work });
+                        None
+                    }
+                    None => Some(frame),
+                };
             }
         }
         self.after_validate(verdict, &frame, now);
+        Some(frame)
     }
 
     /// Continues from the stateless half of `pre` (run on a `pre` worker):

@@ -217,6 +217,7 @@ mod tests {
                 window: 1000,
                 ts_ecr: None,
                 sack: Default::default(),
+                ect: false,
             }),
             flow: FlowId(flow),
             ack_stretchable: stretch,

@@ -270,6 +270,7 @@ impl Pipeline {
                         board: board.clone(),
                         publisher: Publisher::default(),
                         timer: timer(r, 1, q),
+                        spare: spare.clone(),
                     }),
                 ));
             }

@@ -103,10 +103,10 @@ fn fill_headers(
     h[0..6].copy_from_slice(&template.remote_mac.0);
     h[6..12].copy_from_slice(&template.local_mac.0);
     h[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    // IPv4: no options, DSCP/ECN 0, ident 0, DF, TTL 64, TCP.
+    // IPv4: no options, DSCP 0, ECN ECT(0) or Not-ECT, ident 0, DF, TTL 64, TCP.
     let t = &template.tuple;
     h[14] = 0x45;
-    h[15] = 0;
+    h[15] = if fields.ect { crate::wire::ECN_ECT0 } else { 0 };
     h[16..18].copy_from_slice(&ip_total.to_be_bytes());
     h[18..20].copy_from_slice(&[0, 0]);
     h[20..22].copy_from_slice(&[0x40, 0]);
@@ -204,10 +204,12 @@ mod tests {
             let fields = HeaderFields {
                 seq: SeqNumber(r as u32),
                 ack: SeqNumber((r >> 32) as u32),
-                flags: TcpFlags(((r >> 8) as u8 & 0x3f) | (TcpFlags::ACK.0 * (i % 3 != 0) as u8)),
+                // Every flag, ECE and CWR included; some segments ECT(0).
+                flags: TcpFlags(((r >> 8) as u8) | (TcpFlags::ACK.0 * (i % 3 != 0) as u8)),
                 window: (r >> 17) as u16,
                 ts_ecr: (i % 2 == 0).then_some((r >> 5) as u32),
                 sack: SackBlocks::default(),
+                ect: i % 5 == 0,
             };
             let payload: Vec<u8> = (0..(r % 1500) as usize)
                 .map(|k| k as u8 ^ i as u8)
@@ -258,6 +260,7 @@ mod tests {
                 blocks: [(SeqNumber(5), SeqNumber(9)); 4],
                 count: 1,
             },
+            ect: false,
         };
         let mut buf = vec![1, 2, 3];
         assert!(!write_segment(

@@ -93,7 +93,11 @@ pub fn build_generic<B: FrameBuf>(
         options,
         payload,
     };
-    emit_frame(buf, &template.ethernet(), &template.ipv4(), &tcp, caps);
+    let mut ip = template.ipv4();
+    if fields.ect {
+        ip.dscp_ecn = crate::wire::ECN_ECT0;
+    }
+    emit_frame(buf, &template.ethernet(), &ip, &tcp, caps);
 }
 
 /// Emits any TCP frame into `buf` (sized to fit).

@@ -169,7 +169,7 @@ fn verdict(frame: &[u8], parsed: &IngressFrame<'_>, local: &LocalAddrs) -> Verdi
             sack,
             payload_offset: payload_offset(frame, tcp.payload) as u16,
             payload_len: tcp.payload.len() as u16,
-            ecn_ce: ip.dscp_ecn & 0b11 == 0b11,
+            ecn_ce: ip.dscp_ecn & 0b11 == crate::wire::ECN_CE,
         },
     }
 }

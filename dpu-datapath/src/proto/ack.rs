@@ -1,11 +1,13 @@
 //! Acknowledgement processing and congestion control: cumulative ACK, send
 //! window update, SACK scoreboard, RTT samples, Reno slow start and
-//! congestion avoidance, fast retransmit with NewReno (RFC 6582) or SACK-based
-//! (RFC 6675-style) recovery.
+//! congestion avoidance (only while the window is in use, RFC 7661), fast
+//! retransmit with NewReno (RFC 6582) or SACK-based (RFC 6675-style)
+//! recovery, and the response to ECN echoes (RFC 3168, DCTCP RFC 8257).
 
 use super::deadline::micros;
 use super::{
-    Deadline, Flags, FlowEvents, Nanos, ProtoConfig, ProtoFlow, RxSnapshot, TcpState, SACK_RANGES,
+    CcAlgorithm, Deadline, Flags, FlowEvents, Nanos, ProtoConfig, ProtoFlow, RxSnapshot, TcpState,
+    DCTCP_ALPHA_ONE, DCTCP_SHIFT_G, SACK_RANGES,
 };
 use crate::pre::Summary;
 use crate::stats::{DropReason, Stats};
@@ -35,7 +37,7 @@ impl ProtoFlow {
             snap.ack = Some(self.pure_ack());
             return false;
         }
-        if ack < self.snd_una - self.max_snd_wnd.max(self.mss as u32) {
+        if ack < self.snd_una - self.max_snd_wnd().max(self.mss as u32) {
             // RFC 5961 section 5: too old to be anything but forged.
             snap.drop = Some(DropReason::AckTooOld);
             snap.ack = Some(self.pure_ack());
@@ -47,7 +49,7 @@ impl ProtoFlow {
         // SND.WL2 <= SEG.ACK holds here: SND.WL2 is never above SND.UNA.
         if ack >= self.snd_una && self.snd_wl1 <= s.seq {
             self.snd_wnd = (s.window as u32) << self.snd_wscale;
-            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.max_snd_wnd_field = self.max_snd_wnd_field.max(s.window);
             self.snd_wl1 = s.seq;
         }
         if self.snd_wnd > old_wnd {
@@ -119,7 +121,16 @@ impl ProtoFlow {
         let fin_was_sent = self.fin_sent();
         snap.tx_freed = (ack.min(self.tx_end) - self.snd_una).max(0) as u32;
         snap.cc.acked_bytes = acked;
-        snap.cc.ecn_marked = s.ecn_ce;
+        // The receiver reported these bytes CE-marked (ECE).
+        let ece = self.flags.has(Flags::ECN) && s.flags.contains(TcpFlags::ECE);
+        snap.cc.ecn_marked = ece;
+        // Was the window in use? (RFC 7661: it grows only then.) Either a
+        // send waited for it since the last ACK, or the flight filled it.
+        let flight_before = (self.snd_max - self.snd_una).max(0) as u32;
+        let cwnd_limited = self.flags.has(Flags::CWND_LIMITED)
+            || flight_before.saturating_add(self.mss as u32) >= self.cwnd;
+        self.flags.set(Flags::CWND_LIMITED, false);
+        let ecn_window_done = self.snd_una >= self.cwr_end;
 
         // RTT: from the echoed timestamp, else from the timed segment (Karn).
         let mut sample = None;
@@ -182,12 +193,27 @@ impl ProtoFlow {
             }
         } else {
             self.dupacks = 0;
-            if self.cwnd < self.ssthresh {
+            if !cwnd_limited || ece || !ecn_window_done {
+                // No growth on an ACK with ECE nor until the window of the
+                // last ECN reduction is acknowledged (RFC 3168 6.1.2; the
+                // CWR state of Linux).
+                // Application-limited or only receiving, an unused window
+                // does not grow either (RFC 7661; Linux's
+                // tcp_is_cwnd_limited).
+            } else if self.cwnd < self.ssthresh {
                 self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
             } else {
                 self.cwnd = self
                     .cwnd
                     .saturating_add((mss * mss / self.cwnd.max(1)).max(1));
+            }
+        }
+        if self.flags.has(Flags::ECN) {
+            if cfg.cc == CcAlgorithm::Dctcp {
+                self.update_dctcp_alpha(acked, ece);
+            }
+            if ece && ecn_window_done {
+                self.reduce_for_ecn(cfg);
             }
         }
 
@@ -217,6 +243,42 @@ impl ProtoFlow {
         self.arm_orphan_timer(now);
         self.flags.set(Flags::PERSIST, false);
         snap.wake_tx = true;
+    }
+
+    /// DCTCP's alpha, updated per ACK: alpha += g * (acked / cwnd) *
+    /// (marked - alpha). Over one window (acked bytes summing to cwnd) this
+    /// is RFC 8257's per-window moving average, alpha = (1 - g) alpha + g F,
+    /// computed without two byte counters and a window marker in the
+    /// connection state.
+    pub(super) fn update_dctcp_alpha(&mut self, acked: u32, marked: bool) {
+        let target = if marked {
+            i64::from(DCTCP_ALPHA_ONE)
+        } else {
+            0
+        };
+        let alpha = i64::from(self.dctcp_alpha);
+        let share = i64::from(acked.min(self.cwnd.max(1)));
+        let step = (target - alpha) * share / (i64::from(self.cwnd.max(1)) << DCTCP_SHIFT_G);
+        self.dctcp_alpha = (alpha + step).clamp(0, i64::from(DCTCP_ALPHA_ONE)) as u16;
+    }
+
+    /// The response to ECE, once per window (RFC 3168 6.1.2): Reno halves
+    /// the window, DCTCP takes alpha / 2 off it (RFC 8257 3.3); the next
+    /// new data segment carries CWR.
+    fn reduce_for_ecn(&mut self, cfg: &ProtoConfig) {
+        let mss = self.mss as u32;
+        let cut = match cfg.cc {
+            CcAlgorithm::Reno => self.cwnd / 2,
+            CcAlgorithm::Dctcp => {
+                ((u64::from(self.cwnd) * u64::from(self.dctcp_alpha)) >> 17) as u32
+            }
+        };
+        if !self.flags.has(Flags::IN_RECOVERY) {
+            self.ssthresh = self.cwnd.saturating_sub(cut).max(2 * mss);
+            self.cwnd = self.ssthresh;
+        }
+        self.cwr_end = self.snd_max;
+        self.flags.set(Flags::CWR_DUE, true);
     }
 
     fn on_duplicate_ack(&mut self, stats: &mut Stats, snap: &mut RxSnapshot) {

@@ -32,6 +32,12 @@ use crate::wire::SeqNumber;
 /// Nanoseconds on the engine's clock.
 pub type Nanos = u64;
 
+/// DCTCP's alpha of 1.0, in 1/65536 units (fine enough that the per-ACK
+/// update below does not stall when few bytes are marked).
+pub const DCTCP_ALPHA_ONE: u16 = u16::MAX;
+/// DCTCP's gain g = 1/2^4 (RFC 8257 4.2 recommends 1/16).
+pub const DCTCP_SHIFT_G: u32 = 4;
+
 /// Out-of-order intervals per connection (FlexTOE keeps one).
 pub const OOO_INTERVALS: usize = 8;
 /// SACK scoreboard ranges per connection.
@@ -103,6 +109,21 @@ pub struct ProtoConfig {
     pub initial_cwnd_segments: u32,
     /// RTO expiries without progress before the connection is aborted.
     pub max_retransmits: u8,
+    /// Negotiate ECN (RFC 3168) in handshakes (`tcp.ecn`).
+    pub ecn: bool,
+    /// The congestion controller of every connection.
+    pub cc: CcAlgorithm,
+}
+
+/// Congestion control of a connection (`tcp.congestion_control`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CcAlgorithm {
+    /// NewReno (RFC 5681, 6582); with ECN, RFC 3168's halving on ECE.
+    #[default]
+    Reno,
+    /// DCTCP (RFC 8257): on ECE the window shrinks by alpha / 2, alpha the
+    /// moving average of the fraction of bytes the network marked.
+    Dctcp,
 }
 
 /// What the control plane negotiated in the handshake; installs a flow.
@@ -148,6 +169,17 @@ impl Flags {
     const LOSS: u16 = 512;
     /// The application closed its handle: nobody will read or write again.
     const ORPHAN: u16 = 1024;
+    /// ECN was negotiated (RFC 3168): data segments are ECT(0).
+    const ECN: u16 = 2048;
+    /// We echo congestion: our segments carry ECE (RFC 3168 6.1.3; with
+    /// DCTCP, while the last data segment received was CE-marked).
+    const ECE_ECHO: u16 = 4096;
+    /// The window was reduced for an ECE: the next new data segment
+    /// carries CWR (RFC 3168 6.1.2).
+    const CWR_DUE: u16 = 8192;
+    /// A send was held back by the congestion window since the last ACK:
+    /// the window is in use and may grow (RFC 7661).
+    const CWND_LIMITED: u16 = 16384;
 
     fn has(self, b: u16) -> bool {
         self.0 & b != 0
@@ -182,6 +214,12 @@ pub struct ProtoFlow {
     rto_retries: u8,
     unacked_segments: u8,
     mss: u16,
+    /// DCTCP's alpha, the moving average of the fraction of acknowledged
+    /// bytes that were CE-marked, in 1/65536 (RFC 8257 3.3).
+    dctcp_alpha: u16,
+    /// End of the window of the last ECN reduction: the next ECE counts
+    /// once SND.UNA reached it (one reduction per window, RFC 3168 6.1.2).
+    cwr_end: SeqNumber,
 
     // Send side.
     snd_una: SeqNumber,
@@ -193,7 +231,9 @@ pub struct ProtoFlow {
     /// log2 of the TX buffer size (a power of two).
     tx_size_log2: u8,
     snd_wnd: u32,
-    max_snd_wnd: u32,
+    /// The largest window field the peer sent (MAX.SND.WND, RFC 5961 5,
+    /// kept unscaled in 16 bits: the state budget of issue 13).
+    max_snd_wnd_field: u16,
     /// Sequence number of the segment that last updated the send window.
     /// (RFC 9293's SND.WL2 is not kept: it is never above SND.UNA, so its
     /// test always holds for an acceptable ACK.)
@@ -259,6 +299,9 @@ impl ProtoFlow {
             rto_retries: 0,
             unacked_segments: 0,
             mss,
+            // RFC 8257 3.3: start at 1 (the first reduction halves, as Reno).
+            dctcp_alpha: DCTCP_ALPHA_ONE,
+            cwr_end: snd_una,
             snd_una,
             snd_nxt: snd_una,
             snd_max: snd_una,
@@ -266,7 +309,9 @@ impl ProtoFlow {
             tx_base: snd_una,
             tx_size_log2: init.tx_size.trailing_zeros() as u8,
             snd_wnd: init.peer_window as u32,
-            max_snd_wnd: init.peer_window as u32,
+            // The SYN's window is not scaled: its field equivalent, rounded up.
+            max_snd_wnd_field: (u32::from(init.peer_window).div_ceil(1 << init.snd_wscale.min(14)))
+                as u16,
             snd_wl1: init.irs,
             cwnd: cfg.initial_cwnd_segments.max(1) * mss as u32,
             ssthresh: u32::MAX,
@@ -315,6 +360,30 @@ impl ProtoFlow {
 
     pub fn cwnd(&self) -> u32 {
         self.cwnd
+    }
+
+    /// The largest send window the peer offered (RFC 5961's MAX.SND.WND).
+    fn max_snd_wnd(&self) -> u32 {
+        u32::from(self.max_snd_wnd_field) << self.snd_wscale
+    }
+
+    pub fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    /// Turns ECN on (both ends asked for it in the handshake).
+    pub fn enable_ecn(&mut self) {
+        self.flags.set(Flags::ECN, true);
+    }
+
+    /// Whether ECN was negotiated.
+    pub fn ecn(&self) -> bool {
+        self.flags.has(Flags::ECN)
+    }
+
+    /// DCTCP's alpha, 0..=65535 for 0..=1.
+    pub fn dctcp_alpha(&self) -> u16 {
+        self.dctcp_alpha
     }
 
     pub fn srtt_us(&self) -> u32 {
@@ -431,6 +500,11 @@ impl ProtoFlow {
         // Any segment we send carries the ACK: the delayed ACK is satisfied.
         self.unacked_segments = 0;
         self.delack_at = Deadline::OFF;
+        let flags = if self.flags.has(Flags::ECE_ECHO) {
+            flags | crate::wire::TcpFlags::ECE
+        } else {
+            flags
+        };
         HeaderFields {
             seq,
             ack: self.rcv_nxt,
@@ -438,6 +512,7 @@ impl ProtoFlow {
             window,
             ts_ecr: self.flags.has(Flags::TS).then_some(self.ts_recent),
             sack,
+            ect: false,
         }
     }
 
@@ -550,6 +625,7 @@ impl ProtoFlow {
             window: 0,
             ts_ecr: None,
             sack: Default::default(),
+            ect: false,
         }
     }
 

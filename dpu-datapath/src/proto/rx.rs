@@ -2,7 +2,8 @@
 //! SYN and RST never get here: `pre` sends them to the control plane.
 
 use super::{
-    Deadline, Flags, FlowEvents, Nanos, Placement, ProtoConfig, ProtoFlow, RxSnapshot, TcpState,
+    CcAlgorithm, Deadline, Flags, FlowEvents, Nanos, Placement, ProtoConfig, ProtoFlow, RxSnapshot,
+    TcpState,
 };
 use crate::pre::Summary;
 use crate::stats::{DropReason, Stats};
@@ -72,6 +73,9 @@ impl ProtoFlow {
         }
 
         let mut ack_now = false;
+        if self.flags.has(Flags::ECN) && (s.payload_len > 0 || fin) {
+            ack_now |= self.echo_congestion(s, cfg);
+        }
         if s.payload_len > 0 {
             if self.state.can_receive_data() {
                 ack_now |= self.receive_payload(s, cfg, &mut snap);
@@ -124,6 +128,33 @@ impl ProtoFlow {
             snap.ack = Some(self.pure_ack());
         }
         snap
+    }
+
+    /// Records a CE mark for the ECE echo. RFC 3168 6.1.3: ECE on every
+    /// segment from a CE mark until the sender's CWR. DCTCP (RFC 8257 3.2):
+    /// ECE exactly while the last data segment was CE-marked, and an ACK at
+    /// once when that changes, so the sender learns how many bytes were
+    /// marked despite delayed ACKs (the segment that changes the state is
+    /// acknowledged with the new state; RFC 8257 acknowledges the segments
+    /// before it with the old one first, a second ACK this design does not
+    /// send). Returns whether an immediate ACK is due.
+    fn echo_congestion(&mut self, s: &Summary, cfg: &ProtoConfig) -> bool {
+        let was = self.flags.has(Flags::ECE_ECHO);
+        match cfg.cc {
+            CcAlgorithm::Dctcp => {
+                self.flags.set(Flags::ECE_ECHO, s.ecn_ce);
+                was != s.ecn_ce
+            }
+            CcAlgorithm::Reno => {
+                if s.flags.contains(TcpFlags::CWR) {
+                    self.flags.set(Flags::ECE_ECHO, false);
+                }
+                if s.ecn_ce {
+                    self.flags.set(Flags::ECE_ECHO, true);
+                }
+                !was && s.ecn_ce
+            }
+        }
     }
 
     /// Places payload in order or out of order. Returns whether an immediate

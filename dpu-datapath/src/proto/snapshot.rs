@@ -16,6 +16,9 @@ pub struct HeaderFields {
     /// TSecr to echo, when timestamps were negotiated.
     pub ts_ecr: Option<u32>,
     pub sack: SackBlocks,
+    /// Send as ECT(0): a new data segment of an ECN connection (RFC 3168
+    /// 6.1.5: never retransmissions, never pure ACKs).
+    pub ect: bool,
 }
 
 /// Where received payload goes: `len` bytes starting `skip` bytes into the

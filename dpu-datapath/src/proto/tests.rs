@@ -8,6 +8,8 @@ use crate::wire::TcpFlags;
 
 fn cfg() -> ProtoConfig {
     ProtoConfig {
+        ecn: false,
+        cc: Default::default(),
         rto: RtoBounds {
             initial_us: 1_000_000,
             min_us: 200_000,
@@ -123,4 +125,31 @@ fn overlapping_segments_never_rewrite_bytes_already_placed() {
     assert_eq!(snap.place.map(|p| (p.skip, p.len)), Some((0, 1500)));
     assert_eq!(snap.delivered, 3000);
     assert_eq!(f.rcv_nxt(), SeqNumber(8001));
+}
+
+#[test]
+fn dctcp_alpha_follows_the_fraction_of_marked_bytes() {
+    // A steady window of 20 segments, ACKs of 2 segments each: alpha, the
+    // per-ACK form of RFC 8257's per-window average, settles at the
+    // fraction of marked bytes, whatever it is.
+    for (marked_in_8, want) in [(0u32, 0.0), (2, 0.25), (4, 0.5), (8, 1.0)] {
+        let mut f = flow(4096);
+        f.cwnd = 20 * 1448;
+        for i in 0..4_000u32 {
+            f.update_dctcp_alpha(2 * 1448, i % 8 < marked_in_8);
+        }
+        let alpha = f64::from(f.dctcp_alpha()) / f64::from(DCTCP_ALPHA_ONE);
+        assert!(
+            (alpha - want).abs() < 0.05,
+            "{marked_in_8}/8 marked: alpha {alpha:.3}, want {want}"
+        );
+    }
+    // From 1, one window without marks takes about 1/16 off (g = 1/16).
+    let mut f = flow(4096);
+    f.cwnd = 20 * 1448;
+    for _ in 0..10 {
+        f.update_dctcp_alpha(2 * 1448, false);
+    }
+    let alpha = f64::from(f.dctcp_alpha()) / f64::from(DCTCP_ALPHA_ONE);
+    assert!((alpha - 15.0 / 16.0).abs() < 0.01, "alpha {alpha}");
 }

@@ -60,6 +60,7 @@ impl ProtoFlow {
                 // The first retransmission always goes (RFC 6675 5.1 step 4).
                 let first = hole == self.snd_una;
                 if self.flags.has(Flags::SACK) && !first && self.pipe() + span > self.cwnd {
+                    self.flags.set(Flags::CWND_LIMITED, true);
                     return None;
                 }
                 self.rtx_next = hole + span;
@@ -84,6 +85,7 @@ impl ProtoFlow {
             (self.snd_nxt - self.snd_una).max(0) as u32
         };
         let by_window = ((self.snd_una + self.snd_wnd) - self.snd_nxt).max(0) as u32;
+        self.restart_after_idle(flight, now, cfg);
         // Limited transmit (RFC 3042): each of the first two duplicate ACKs
         // lets one new segment out, to elicit more duplicate ACKs.
         let limited = if self.flags.has(Flags::IN_RECOVERY) {
@@ -93,6 +95,9 @@ impl ProtoFlow {
         };
         let by_cwnd = (self.cwnd + limited).saturating_sub(flight);
         let len = data_left.min(mss).min(by_window).min(by_cwnd);
+        if by_cwnd < data_left.min(mss).min(by_window) {
+            self.flags.set(Flags::CWND_LIMITED, true);
+        }
         if data_left > 0 && len == 0 {
             if by_window == 0 && self.snd_max == self.snd_una && !self.rto_at.is_set() {
                 // Zero window and nothing in flight: probe later (persist).
@@ -122,6 +127,22 @@ impl ProtoFlow {
         Some(seg)
     }
 
+    /// Restart after idle (RFC 5681 4.1, RFC 7661): new data after more than
+    /// an RTO with nothing in flight starts from at most the initial window
+    /// again, since the window's picture of the path has gone stale. The
+    /// idle time runs from the last timed segment, which is the last send
+    /// within one RTT.
+    fn restart_after_idle(&mut self, flight: u32, now: Nanos, cfg: &ProtoConfig) {
+        if flight > 0 || self.snd_max != self.snd_una {
+            return;
+        }
+        let idle_us = micros(now).wrapping_sub(self.timed_at);
+        let initial = cfg.initial_cwnd_segments.max(1) * self.mss as u32;
+        if idle_us > self.rtt.rto_us(&cfg.rto, 0) && self.cwnd > initial {
+            self.cwnd = initial;
+        }
+    }
+
     /// Builds a segment covering `[seq, seq + span)`, where a span reaching
     /// past the data end includes our FIN.
     fn build(
@@ -147,6 +168,13 @@ impl ProtoFlow {
         if data_len > 0 && seq + data_len == self.tx_end {
             flags |= TcpFlags::PSH;
         }
+        // ECN (RFC 3168 6.1.5): new data is ECT(0), retransmissions are
+        // not; the first new data after a reduction carries CWR.
+        let ect = self.flags.has(Flags::ECN) && data_len > 0 && !retransmit;
+        if ect && self.flags.has(Flags::CWR_DUE) {
+            flags |= TcpFlags::CWR;
+            self.flags.set(Flags::CWR_DUE, false);
+        }
         if retransmit {
             stats.retransmit_segments += 1;
             stats.retransmit_bytes += data_len as u64;
@@ -158,8 +186,10 @@ impl ProtoFlow {
             self.flags.set(Flags::PERSIST, false);
             self.arm_rto(now, cfg);
         }
+        let mut header = self.header(seq, flags);
+        header.ect = ect;
         TxSegment {
-            header: self.header(seq, flags),
+            header,
             buf_pos: self.tx_pos(seq),
             len: data_len,
             retransmit,

@@ -8,6 +8,12 @@ use super::checksum;
 use super::Error;
 
 /// Length of a header without options (what `Ipv4Repr::emit` writes).
+/// ECN codepoints (RFC 3168 5): the low two bits of the DSCP/ECN byte.
+pub const ECN_NOT_ECT: u8 = 0b00;
+pub const ECN_ECT1: u8 = 0b01;
+pub const ECN_ECT0: u8 = 0b10;
+pub const ECN_CE: u8 = 0b11;
+
 pub const IPV4_HEADER_LEN: usize = 20;
 
 const FLAG_DONT_FRAG: u16 = 0x4000;

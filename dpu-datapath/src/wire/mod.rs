@@ -37,7 +37,10 @@ pub use ethernet::{
 pub use frame::{parse_ingress, ChecksumCaps, IngressFrame, ParseError, L3, L4};
 pub use frame_emit::{emit_arp_frame, emit_icmp_frame, emit_tcp_frame};
 pub use icmpv4::{Icmpv4Packet, Icmpv4Repr, ICMPV4_HEADER_LEN};
-pub use ipv4::{IpProtocol, Ipv4Error, Ipv4Packet, Ipv4Repr, IPV4_HEADER_LEN};
+pub use ipv4::{
+    IpProtocol, Ipv4Error, Ipv4Packet, Ipv4Repr, ECN_CE, ECN_ECT0, ECN_ECT1, ECN_NOT_ECT,
+    IPV4_HEADER_LEN,
+};
 pub use seq::SeqNumber;
 pub use tcp::{tcp_checksum, TcpError, TcpPacket, TCP_HEADER_LEN, TCP_MAX_HEADER_LEN};
 pub use tcp_flags::TcpFlags;

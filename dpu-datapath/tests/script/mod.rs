@@ -51,6 +51,12 @@ pub const SYN: TcpFlags = TcpFlags::SYN;
 pub const RST: TcpFlags = TcpFlags::RST;
 pub const PSH: TcpFlags = TcpFlags::PSH;
 pub const ACK: TcpFlags = TcpFlags::ACK;
+pub const ECE: TcpFlags = TcpFlags::ECE;
+pub const CWR: TcpFlags = TcpFlags::CWR;
+/// IP ECN codepoints (RFC 3168 5).
+pub const NOT_ECT: u8 = 0b00;
+pub const ECT0: u8 = 0b10;
+pub const CE: u8 = 0b11;
 
 const CAPS: ChecksumCaps = ChecksumCaps {
     verify_rx: true,
@@ -83,6 +89,8 @@ pub struct Seg {
     ts: Opt<(Option<u32>, Option<u32>)>,
     sack: Opt<Vec<(u32, u32)>>,
     abs: bool,
+    /// The IP header's ECN codepoint (inject: default Not-ECT).
+    ecn: Option<u8>,
 }
 
 /// Starts a segment description.
@@ -97,6 +105,11 @@ impl Seg {
     }
     pub fn seq(mut self, v: u32) -> Self {
         self.seq = Some(v);
+        self
+    }
+    /// The IP ECN codepoint ([`NOT_ECT`], [`ECT0`], [`CE`]).
+    pub fn ecn(mut self, cp: u8) -> Self {
+        self.ecn = Some(cp);
         self
     }
     pub fn ack(mut self, v: u32) -> Self {
@@ -192,11 +205,20 @@ pub struct Out {
     pub dst_port: u16,
     /// SACK blocks relative to the peer's ISN.
     pub sack: Vec<(u32, u32)>,
+    /// The IP header's ECN codepoint.
+    pub ecn: u8,
 }
 
 fn flag_str(f: TcpFlags) -> String {
     let mut s = String::new();
-    for (bit, c) in [(FIN, 'F'), (SYN, 'S'), (RST, 'R'), (PSH, 'P')] {
+    for (bit, c) in [
+        (FIN, 'F'),
+        (SYN, 'S'),
+        (RST, 'R'),
+        (PSH, 'P'),
+        (ECE, 'E'),
+        (CWR, 'W'),
+    ] {
         if f.contains(bit) {
             s.push(c);
         }
@@ -415,7 +437,7 @@ impl Script {
             protocol: IpProtocol::Tcp,
             payload_len: 0,
             ttl: 64,
-            dscp_ecn: 0,
+            dscp_ecn: s.ecn.unwrap_or(NOT_ECT),
             ident: 0,
             dont_frag: true,
         };
@@ -537,6 +559,7 @@ impl Script {
                 .iter()
                 .map(|&(l, r)| (rel_peer(l), rel_peer(r)))
                 .collect(),
+            ecn: ip.ecn(),
         }
     }
 
@@ -577,6 +600,9 @@ impl Script {
         }
         if let Some(v) = want.win {
             check(got.win == v, format!("win {} != {v}", got.win));
+        }
+        if let Some(v) = want.ecn {
+            check(got.ecn == v, format!("IP ECN {:#04b} != {v:#04b}", got.ecn));
         }
         if let Some(n) = want.len {
             check(

@@ -46,6 +46,8 @@ pub(crate) struct OwnerTask {
     /// Sampled processing time of one received segment by `proto` and
     /// the control plane (`after_validate_owned`).
     pub(crate) timer: StageTimer,
+    /// Where received frames nothing kept go, for `dma` to reuse.
+    pub(crate) spare: Arc<super::SpareFrames>,
 }
 
 impl OwnerTask {
@@ -145,7 +147,10 @@ impl Task for OwnerTask {
                     } => {
                         let now = burst_now.unwrap_or_else(|| self.clock.now(time));
                         let t = self.timer.start();
-                        self.engine.after_validate_owned(verdict, frame, now);
+                        if let Some(unused) = self.engine.after_validate_owned(verdict, frame, now)
+                        {
+                            self.spare.give(unused);
+                        }
                         self.timer.stop(t);
                     }
                     ShardIn::ArpLearn { time, frame } => {
