@@ -1045,6 +1045,87 @@ fn malformed_frames_during_transfer() {
 }
 
 // ---------------------------------------------------------------------
+// ECN with Linux: CE marks made on the path (nftables), DCTCP's answer.
+// ---------------------------------------------------------------------
+
+/// CE on 5% of the ECT(0) packets entering the namespace (our data, so
+/// Linux echoes ECE to us) and leaving it (Linux's data, so we echo ECE).
+/// The namespace stands in for a marking switch on the path; nftables
+/// rewrites the IP header's ECN bits and its checksum.
+const ECN_MARKING: &str = "table ip ftoe_ecn {
+    chain pre {
+        type filter hook prerouting priority -300; policy accept;
+        ip ecn ect0 numgen random mod 100 < 5 ip ecn set ce counter
+    }
+    chain post {
+        type filter hook postrouting priority 300; policy accept;
+        ip ecn ect0 numgen random mod 100 < 5 ip ecn set ce counter
+    }
+}
+";
+
+#[test]
+fn ecn_with_linux_marks_on_the_path_dctcp_reacts_without_loss() {
+    let _g = serial();
+    skip_unless_ready!("ecn_with_linux_marks_on_the_path_dctcp_reacts_without_loss");
+    let config = serde_json::json!({"tcp": {"ecn": true, "congestion_control": "dctcp"}});
+    let mut rig = Rig::start(
+        "ecn",
+        Opts {
+            config: Some(config),
+            ..Opts::default()
+        },
+    );
+    rig.ns_run(&["sysctl", "-q", "-w", "net.ipv4.tcp_ecn=1"])
+        .expect("enable ECN for Linux in the namespace");
+    let rules = rig.dir.join("ecn.nft");
+    std::fs::write(&rules, ECN_MARKING).unwrap();
+    rig.ns_run(&["nft", "-f", &rules.display().to_string()])
+        .expect("nftables CE marking");
+    let bytes = 32 * MIB;
+    let r = rig.peer(
+        &["echo", "--bytes", &bytes.to_string()],
+        Duration::from_secs(60),
+    );
+    assert!(ok(&r), "echo failed: {r}\n{}", rig.logs());
+    assert_eq!(r["received"].as_u64(), Some(bytes), "bytes lost: {r}");
+    assert_eq!(r["sha256_sent"], r["sha256_received"]);
+    let marked = rig
+        .ns_run(&["nft", "list", "table", "ip", "ftoe_ecn"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let s = rig.stop();
+    let e = &s["engine"];
+    eprintln!(
+        "ecn: {} MiB echoed; CE received {}, ECE received {}, reductions {}, CWR sent {}, \
+         retransmits {}; marks made:\n{marked}",
+        bytes / MIB,
+        e["ecn_ce_received"],
+        e["ecn_ece_received"],
+        e["ecn_reductions"],
+        e["ecn_cwr_sent"],
+        e["retransmit_segments"],
+    );
+    // Linux's data arrived CE-marked: we echoed it (and Linux answered
+    // with CWR, or it would still be marked... the echo test completes).
+    assert!(n(&s, "engine.ecn_ce_received") > 0, "no CE reached us: {e}");
+    // Our data was marked on the way in: Linux echoed ECE, we cut the
+    // window (at most once per window) and sent CWR.
+    assert!(
+        n(&s, "engine.ecn_ece_received") > 0,
+        "Linux never echoed ECE: {e}"
+    );
+    assert!(n(&s, "engine.ecn_reductions") > 0, "{e}");
+    assert!(n(&s, "engine.ecn_cwr_sent") > 0, "{e}");
+    assert!(
+        n(&s, "engine.ecn_reductions") <= n(&s, "engine.ecn_ece_received"),
+        "{e}"
+    );
+    // Marks are not losses: nothing was retransmitted.
+    assert_eq!(n(&s, "engine.retransmit_segments"), 0, "{e}");
+}
+
+// ---------------------------------------------------------------------
 // Options negotiated with Linux, shown from a capture.
 // ---------------------------------------------------------------------
 

@@ -90,6 +90,12 @@ pub struct ConnRow {
     pub snd_wnd: u32,
     pub rcv_wnd: u32,
     pub cwnd: u32,
+    pub ssthresh: u32,
+    /// The congestion controller: `reno`, `reno+ecn` or `dctcp` (DCTCP
+    /// without ECN negotiated runs as `reno`).
+    pub cc: &'static str,
+    /// DCTCP's alpha, 0..=1 (DCTCP connections only).
+    pub dctcp_alpha: Option<f64>,
     pub srtt_us: u32,
     pub readable: usize,
     pub writable: usize,

@@ -271,6 +271,7 @@ impl HostIfShard {
                 });
             }
             OwnerCmd::Dump { reply } => {
+                let dctcp = engine.config().proto.cc == crate::proto::CcAlgorithm::Dctcp;
                 let rows = engine
                     .conn_ids()
                     .into_iter()
@@ -292,6 +293,15 @@ impl HostIfShard {
                             snd_wnd: info.map(|i| i.snd_wnd).unwrap_or(0),
                             rcv_wnd: info.map(|i| i.rcv_wnd).unwrap_or(0),
                             cwnd: info.map(|i| i.cwnd).unwrap_or(0),
+                            ssthresh: info.map(|i| i.ssthresh).unwrap_or(0),
+                            cc: match (info.is_some_and(|i| i.ecn), dctcp) {
+                                (true, true) => "dctcp",
+                                (true, false) => "reno+ecn",
+                                (false, _) => "reno",
+                            },
+                            dctcp_alpha: info.filter(|i| i.ecn && dctcp).map(|i| {
+                                f64::from(i.dctcp_alpha) / f64::from(crate::proto::DCTCP_ALPHA_ONE)
+                            }),
                             srtt_us: info.map(|i| i.srtt_us).unwrap_or(0),
                             readable: engine.readable(id),
                             writable: engine.writable(id),

@@ -133,6 +133,15 @@ spec!(
      no valid cookie while cookies were in use)."
 );
 spec!(
+    ECN,
+    "flextoe_ecn_total",
+    Counter,
+    ["replica", "stage", "worker", "event"],
+    "ECN (RFC 3168): ce_received (data segments that arrived CE-marked), ece_received \
+     (ACKs echoing congestion), reductions (window cuts for them, at most one per \
+     window), cwr_sent (segments sent with CWR)."
+);
+spec!(
     RSTS,
     "flextoe_rsts_total",
     Counter,
@@ -313,6 +322,7 @@ pub static ALL: &[&Spec] = &[
     &ACKS_COALESCED,
     &CONNECTIONS,
     &SYN_COOKIES,
+    &ECN,
     &CHALLENGE_ACKS,
     &RSTS,
     &ZERO_WINDOW_PROBES,

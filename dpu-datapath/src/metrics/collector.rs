@@ -124,6 +124,15 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
         ],
     );
     split(
+        &c::ECN,
+        &[
+            ("ce_received", |s| s.ecn_ce_received),
+            ("ece_received", |s| s.ecn_ece_received),
+            ("reductions", |s| s.ecn_reductions),
+            ("cwr_sent", |s| s.ecn_cwr_sent),
+        ],
+    );
+    split(
         &c::RSTS,
         &[("rx", |s| s.rst_received), ("tx", |s| s.rst_sent)],
     );

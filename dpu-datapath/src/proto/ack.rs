@@ -113,7 +113,7 @@ impl ProtoFlow {
         s: &Summary,
         now: Nanos,
         cfg: &ProtoConfig,
-        _stats: &mut Stats,
+        stats: &mut Stats,
         snap: &mut RxSnapshot,
     ) {
         let ack = s.ack;
@@ -212,7 +212,11 @@ impl ProtoFlow {
             if cfg.cc == CcAlgorithm::Dctcp {
                 self.update_dctcp_alpha(acked, ece);
             }
+            if ece {
+                stats.ecn_ece_received += 1;
+            }
             if ece && ecn_window_done {
+                stats.ecn_reductions += 1;
                 self.reduce_for_ecn(cfg);
             }
         }

@@ -74,6 +74,7 @@ impl ProtoFlow {
 
         let mut ack_now = false;
         if self.flags.has(Flags::ECN) && (s.payload_len > 0 || fin) {
+            stats.ecn_ce_received += u64::from(s.ecn_ce);
             ack_now |= self.echo_congestion(s, cfg);
         }
         if s.payload_len > 0 {

@@ -57,6 +57,8 @@ impl FlowEvents {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CcFeedback {
     pub acked_bytes: u32,
+    /// The ACK echoed congestion (ECE on an ECN connection): the receiver
+    /// saw these bytes, or bytes around them, CE-marked.
     pub ecn_marked: bool,
     pub rtt_sample_us: Option<u32>,
 }

@@ -174,6 +174,7 @@ impl ProtoFlow {
         if ect && self.flags.has(Flags::CWR_DUE) {
             flags |= TcpFlags::CWR;
             self.flags.set(Flags::CWR_DUE, false);
+            stats.ecn_cwr_sent += 1;
         }
         if retransmit {
             stats.retransmit_segments += 1;

@@ -52,6 +52,12 @@ pub struct Stats {
     pub syn_cookies_sent: u64,
     pub syn_cookies_validated: u64,
     pub syn_cookies_failed: u64,
+    /// ECN (RFC 3168): data segments received CE-marked, ACKs received with
+    /// ECE, window reductions for them, and segments we sent with CWR.
+    pub ecn_ce_received: u64,
+    pub ecn_ece_received: u64,
+    pub ecn_reductions: u64,
+    pub ecn_cwr_sent: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -89,6 +95,10 @@ impl Stats {
         self.syn_cookies_sent += other.syn_cookies_sent;
         self.syn_cookies_validated += other.syn_cookies_validated;
         self.syn_cookies_failed += other.syn_cookies_failed;
+        self.ecn_ce_received += other.ecn_ce_received;
+        self.ecn_ece_received += other.ecn_ece_received;
+        self.ecn_reductions += other.ecn_reductions;
+        self.ecn_cwr_sent += other.ecn_cwr_sent;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }

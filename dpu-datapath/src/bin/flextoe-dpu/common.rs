@@ -148,6 +148,10 @@ pub fn stats_json(s: &Stats) -> Value {
         syn_cookies_sent,
         syn_cookies_validated,
         syn_cookies_failed,
+        ecn_ce_received,
+        ecn_ece_received,
+        ecn_reductions,
+        ecn_cwr_sent,
     );
     let drops: serde_json::Map<String, Value> = DropReason::ALL
         .iter()
