@@ -1,5 +1,12 @@
 //! The simulated link. Each direction has its own impairments; every random
 //! decision comes from one seeded ChaCha stream, so a seed replays exactly.
+//!
+//! Each direction is also a switch port: frames wait their turn for the
+//! link (`bandwidth_bps`) in a queue that may be finite (`queue_bytes`:
+//! drop-tail beyond it) and may mark ECN-capable frames CE while more than
+//! `ecn_mark_bytes` wait (a datacenter switch's K threshold, as DCTCP
+//! expects). The queue's length is recorded (maximum, time-weighted mean
+//! per frame, and a sample per frame for plots).
 
 use super::PcapWriter;
 use crate::proto::Nanos;
@@ -31,6 +38,12 @@ pub struct LinkParams {
     /// Probability of one flipped bit inside the TCP segment (after the IP
     /// header), where only the TCP checksum can catch it.
     pub corrupt: f64,
+    /// Bytes the port's queue holds (waiting for the link); a frame that
+    /// does not fit is dropped. 0: unlimited.
+    pub queue_bytes: u64,
+    /// An ECT frame that finds more than this many bytes queued is marked
+    /// CE instead of waiting unmarked (RFC 3168 AQM, DCTCP's K). 0: never.
+    pub ecn_mark_bytes: u64,
 }
 
 impl Default for LinkParams {
@@ -43,6 +56,8 @@ impl Default for LinkParams {
             reorder: 0.0,
             reorder_delay_ns: 200_000,
             corrupt: 0.0,
+            queue_bytes: 0,
+            ecn_mark_bytes: 0,
         }
     }
 }
@@ -56,6 +71,23 @@ pub struct WireCounters {
     pub duplicated: u64,
     pub reordered: u64,
     pub corrupted: u64,
+    /// Dropped because the port's queue was full.
+    pub queue_drops: u64,
+    /// Marked CE because the queue was above the marking threshold.
+    pub ce_marked: u64,
+    /// Bytes put on the link (frames not dropped at the queue).
+    pub link_bytes: u64,
+    /// Most bytes queued for the link at a frame's arrival.
+    pub queue_max_bytes: u64,
+    /// Sum of the queued bytes each frame found (for the mean).
+    pub queue_sum_bytes: u64,
+}
+
+impl WireCounters {
+    /// Mean bytes a frame found queued ahead of it.
+    pub fn queue_mean_bytes(&self) -> f64 {
+        self.queue_sum_bytes as f64 / self.sent.max(1) as f64
+    }
 }
 
 /// A frame on the wire: arrival time, tie-breaking serial, direction, bytes.
@@ -70,6 +102,8 @@ pub struct SimWire {
     serial: u64,
     link_free_at: [Nanos; 2],
     counters: [WireCounters; 2],
+    /// (time, bytes queued) at each frame's arrival, when recording.
+    queue_log: Option<[Vec<(Nanos, u64)>; 2]>,
     pcap: Option<PcapWriter<BufWriter<File>>>,
 }
 
@@ -82,6 +116,7 @@ impl SimWire {
             serial: 0,
             link_free_at: [0; 2],
             counters: [WireCounters::default(); 2],
+            queue_log: None,
             pcap: None,
         }
     }
@@ -94,6 +129,28 @@ impl SimWire {
 
     pub fn counters(&self, dir: Direction) -> WireCounters {
         self.counters[dir as usize]
+    }
+
+    /// Starts recording the queue length each frame finds, per direction.
+    pub fn record_queue(&mut self) {
+        self.queue_log = Some([Vec::new(), Vec::new()]);
+    }
+
+    /// The recorded (time, bytes queued) samples of a direction.
+    pub fn queue_log(&self, dir: Direction) -> &[(Nanos, u64)] {
+        self.queue_log
+            .as_ref()
+            .map(|l| l[dir as usize].as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Clears the counters (after a warm-up).
+    pub fn reset_counters(&mut self) {
+        self.counters = [WireCounters::default(); 2];
+        if let Some(l) = self.queue_log.as_mut() {
+            l[0].clear();
+            l[1].clear();
+        }
     }
 
     /// Changes a direction's impairments (e.g. to stop loss mid-test).
@@ -109,7 +166,24 @@ impl SimWire {
         if let Some(pcap) = self.pcap.as_mut() {
             let _ = pcap.write_frame(now, &frame);
         }
-        // Serialisation: the link carries one frame at a time.
+        // The switch port: bytes still waiting for the link when this frame
+        // arrives (the link carries one frame at a time).
+        let queued = (self.link_free_at[d].saturating_sub(now) as u128 * p.bandwidth_bps as u128
+            / 8_000_000_000) as u64;
+        let c = &mut self.counters[d];
+        c.queue_max_bytes = c.queue_max_bytes.max(queued);
+        c.queue_sum_bytes += queued;
+        if let Some(log) = self.queue_log.as_mut() {
+            log[d].push((now, queued));
+        }
+        if p.queue_bytes > 0 && queued + frame.len() as u64 > p.queue_bytes {
+            self.counters[d].queue_drops += 1;
+            return;
+        }
+        if p.ecn_mark_bytes > 0 && queued > p.ecn_mark_bytes && mark_ce(&mut frame) {
+            self.counters[d].ce_marked += 1;
+        }
+        self.counters[d].link_bytes += frame.len() as u64;
         let start = now.max(self.link_free_at[d]);
         let serialise = (frame.len() as u64 * 8 * 1_000_000_000)
             .checked_div(p.bandwidth_bps)
@@ -184,4 +258,26 @@ impl SimWire {
             let _ = p.flush();
         }
     }
+}
+
+/// Marks an ECN-capable (ECT(0) or ECT(1)) IPv4 frame CE and fixes the IP
+/// header checksum, as a switch does; false for anything else.
+fn mark_ce(frame: &mut [u8]) -> bool {
+    const ETH: usize = 14;
+    if frame.len() < ETH + 20 || frame[12..14] != [0x08, 0x00] {
+        return false;
+    }
+    let tos = frame[ETH + 1];
+    if tos & 0b11 == crate::wire::ECN_NOT_ECT || tos & 0b11 == crate::wire::ECN_CE {
+        return false;
+    }
+    let ihl = ((frame[ETH] & 0x0f) as usize) * 4;
+    if ihl < 20 || frame.len() < ETH + ihl {
+        return false;
+    }
+    frame[ETH + 1] = tos | crate::wire::ECN_CE;
+    frame[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+    let sum = crate::wire::checksum::data(&frame[ETH..ETH + ihl]);
+    frame[ETH + 10..ETH + 12].copy_from_slice(&sum.to_be_bytes());
+    true
 }
