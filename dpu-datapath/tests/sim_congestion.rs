@@ -53,9 +53,9 @@ fn bottleneck(cc: Option<CongestionControl>) -> Run {
         .collect();
     let mut receivers: Vec<StreamReceiver> =
         (0..FLOWS).map(|_| StreamReceiver::default()).collect();
-    let mut pump = |sim: &mut SimPair,
-                    senders: &mut Vec<StreamSender>,
-                    receivers: &mut Vec<StreamReceiver>| {
+    let pump = |sim: &mut SimPair,
+                senders: &mut Vec<StreamSender>,
+                receivers: &mut Vec<StreamReceiver>| {
         for (i, &(a, b)) in conns.iter().enumerate() {
             senders[i].pump(&mut sim.a, a);
             receivers[i].pump(&mut sim.b, b);
