@@ -16,11 +16,16 @@ need_root() {
 
 # Debian packages: a C toolchain (libfuzzer, DPDK bindings), pkg-config,
 # DPDK with its TAP, AF_PACKET and AF_XDP PMDs, and the Linux-peer tools of the interoperability
-# tests and demo (iproute2, ping, tcpdump, ethtool, nc, python3).
+# tests and demo (iproute2, ping, tcpdump, ethtool, nc, python3, nftables for
+# CE marks on the path in the ECN test).
 # The servers of the LD_PRELOAD tests (tests/tests/preload.rs): memcached,
 # redis, nginx-light, iperf3; they must not run as system daemons, see
 # below. Only installed when missing.
-DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-net-af-packet23 librte-net-af-xdp23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip memcached redis-server redis-tools nginx-light iperf3)
+# Deployment (docs/deploy.md): the aarch64 cross linker and qemu user
+# emulation (scripts/aarch64.sh), buildah/skopeo/umoci for the image without a
+# daemon (scripts/image.sh), PyYAML for scripts/check_deploy.py, file.
+DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-net-af-packet23 librte-net-af-xdp23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip memcached redis-server redis-tools nginx-light iperf3 nftables
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static buildah skopeo umoci python3-yaml file)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -76,6 +81,22 @@ if ! python3 -c 'import scapy' >/dev/null 2>&1; then
         || log "scapy unavailable: the malformed-frame test will skip"
 fi
 
+# PyYAML for scripts/check_deploy.py (the python3 on PATH may not be Debian's),
+# and kubernetes-validate (the Kubernetes API schemas, offline) for its strict
+# schema check; without it the check runs its own assertions only.
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+    log "installing PyYAML"
+    python3 -m pip install --quiet pyyaml >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --break-system-packages pyyaml >/dev/null 2>&1 \
+        || log "PyYAML unavailable for $(command -v python3): scripts/check_deploy.py will fail"
+fi
+if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
+    log "installing kubernetes-validate"
+    python3 -m pip install --quiet kubernetes-validate >/dev/null 2>&1 \
+        || python3 -m pip install --quiet --break-system-packages kubernetes-validate >/dev/null 2>&1 \
+        || log "kubernetes-validate unavailable: the pod manifest is checked without the API schema"
+fi
+
 # Rust: the toolchain pinned in rust-toolchain.toml, with rustfmt and clippy.
 if ! command -v cargo >/dev/null 2>&1; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then
@@ -91,6 +112,13 @@ toolchain="$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$root/rust-toolchain.toml")"
 if command -v rustup >/dev/null 2>&1 && ! rustup toolchain list | grep -q "^$toolchain"; then
     log "installing Rust $toolchain"
     rustup toolchain install "$toolchain" --profile minimal -c rustfmt,clippy
+fi
+
+# The aarch64 target for scripts/aarch64.sh (cross build, tests under qemu).
+if command -v rustup >/dev/null 2>&1 \
+    && ! rustup target list --installed --toolchain "$toolchain" | grep -qx aarch64-unknown-linux-gnu; then
+    log "adding the Rust target aarch64-unknown-linux-gnu"
+    rustup target add --toolchain "$toolchain" aarch64-unknown-linux-gnu
 fi
 
 # cargo-fuzz: the fuzz targets run on the stable toolchain with `-s none`.

@@ -2,7 +2,8 @@
 # Installs what is missing and runs every test: formatting, lints, unit and
 # simulator tests, integration tests (which start the real binary), the
 # unit/simulator/pipeline tests again in the debug profile, the benchmarks'
-# smoke run, and a short fuzz run.
+# smoke run, a short fuzz run, and the deployment checks (docs/deploy.md):
+# manifest, host package, aarch64 build and tests under qemu, container image.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -59,8 +60,9 @@ step "cargo test, debug profile (overflow checks, debug assertions): units, simu
 # check. Left out here: no_alloc (its per-segment bound is about release
 # timing; a slower build lets spare-frame pools run dry) and the
 # integration tests (they start the release binaries).
-cargo test -p dpu-datapath --lib --test tcp_states --test sim_hostile --test sim_connections \
-    --test sim_bulk --test sim_scale --test pipeline_equivalence --test pipeline_bulk
+cargo test -p dpu-datapath --lib --test tcp_states --test tcp_ecn --test sim_hostile \
+    --test sim_connections --test sim_bulk --test sim_congestion --test sim_scale \
+    --test pipeline_equivalence --test pipeline_bulk
 cargo test -p pipeline-config -p doca-bindings
 
 step "benchmarks compile and run once (cargo bench -- --test)"
@@ -82,5 +84,24 @@ for target in ingress engine_segments hostif_descriptors control_messages config
     (cd dpu-datapath/fuzz && cargo +stable fuzz run -s none "$target" -- \
         -max_total_time="$seconds" -seed=1 "$fuzz_scratch/$target" "corpus/$target")
 done
+
+# Deployment (docs/deploy.md): about 12 minutes on 2 cores, most of it the
+# aarch64 build and the tests under qemu (the arm64 sysroot is kept in
+# /var/cache/flextoe between runs).
+step "deployment: static-pod manifest and systemd unit (scripts/check_deploy.py)"
+deploy_defaults="$(mktemp)"
+target/release/flextoe-dpu default-config >"$deploy_defaults"
+python3 scripts/check_deploy.py --default-config "$deploy_defaults" --binary target/release/flextoe-dpu --self-test
+rm -f "$deploy_defaults"
+
+step "host package: libtoe .deb installed, a C program built with pkg-config (scripts/package.sh)"
+./scripts/package.sh all
+
+step "aarch64: cross build, check-config and sim demo under qemu, tests under qemu (scripts/aarch64.sh)"
+./scripts/aarch64.sh all
+./scripts/package.sh all --arch arm64
+
+step "container image: amd64 + arm64 index, unpacked and checked (scripts/image.sh)"
+./scripts/image.sh all
 
 step "all tests passed"
