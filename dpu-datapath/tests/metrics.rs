@@ -283,10 +283,41 @@ fn http_endpoint_serves_metrics_and_404s_the_rest() {
     drop(TcpStream::connect(addr).unwrap());
     assert_eq!(get(addr, "/metrics").0, 200);
 
+    assert!(listening_here(addr.port()), "the listener check sees nothing");
     let t = Instant::now();
     server.shutdown();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    // The listener is closed: no socket of this process listens on the
+    // port any more. (Probing with a connect is not enough: another test's
+    // server may get the freed ephemeral port at once.)
+    assert!(
+        !listening_here(addr.port()),
+        "the metrics listener outlived shutdown"
+    );
+}
+
+/// Whether a socket of this process listens on TCP port `port` (IPv4).
+fn listening_here(port: u16) -> bool {
+    let ours: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local_port = f
+            .get(1)
+            .and_then(|a| a.split(':').nth(1))
+            .and_then(|p| u16::from_str_radix(p, 16).ok());
+        // State 0A is LISTEN; field 9 is the socket's inode.
+        local_port == Some(port)
+            && f.get(3) == Some(&"0A")
+            && f.get(9).is_some_and(|inode| ours.contains(*inode))
+    })
 }
 
 fn bin() -> Command {
