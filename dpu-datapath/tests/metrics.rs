@@ -283,7 +283,10 @@ fn http_endpoint_serves_metrics_and_404s_the_rest() {
     drop(TcpStream::connect(addr).unwrap());
     assert_eq!(get(addr, "/metrics").0, 200);
 
-    assert!(listening_here(addr.port()), "the listener check sees nothing");
+    assert!(
+        listening_here(addr.port()),
+        "the listener check sees nothing"
+    );
     let t = Instant::now();
     server.shutdown();
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
