@@ -126,5 +126,95 @@ fn stage_cost(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rx_segment, stage_cost);
+/// ns per ACK through `proto` on the sending side: sequence and window
+/// bookkeeping, RTT and the congestion-control update (NewReno, NewReno
+/// with ECN, DCTCP with one ACK in ten echoing ECE), the next segment
+/// picked. The cost of congestion control per ACK is the difference
+/// between the rows.
+fn cc_ack(c: &mut Criterion) {
+    use dpu_datapath::flow::FlowId;
+    use dpu_datapath::pre::{SackBlocks, Summary};
+    use dpu_datapath::proto::{
+        CcAlgorithm, ProtoConfig, ProtoFlow, ProtoInit, RtoBounds, TcpState,
+    };
+    use dpu_datapath::stats::Stats;
+    use dpu_datapath::wire::{SeqNumber, TcpFlags};
+    let mut group = c.benchmark_group("cc_ack");
+    group.throughput(Throughput::Elements(1));
+    for (name, cc, ecn) in [
+        ("reno", CcAlgorithm::Reno, false),
+        ("reno_ecn", CcAlgorithm::Reno, true),
+        ("dctcp", CcAlgorithm::Dctcp, true),
+    ] {
+        let cfg = ProtoConfig {
+            rto: RtoBounds {
+                initial_us: 1_000_000,
+                min_us: 200_000,
+                max_us: 60_000_000,
+            },
+            delayed_ack_ns: 0,
+            ooo_limit: 8,
+            initial_cwnd_segments: 10,
+            max_retransmits: 15,
+            ecn,
+            cc,
+        };
+        let init = ProtoInit {
+            state: TcpState::Established,
+            iss: SeqNumber(1000),
+            irs: SeqNumber(5000),
+            peer_window: 65535,
+            snd_wscale: 7,
+            rcv_wscale: 7,
+            mss: 1448,
+            ts_recent: None,
+            sack: true,
+            rx_size: 1 << 18,
+            tx_size: 1 << 22,
+            rtt_us: Some(100),
+            syn_retransmitted: false,
+            syn_window: 65535,
+        };
+        let mut flow = ProtoFlow::new(&init, &cfg);
+        if ecn {
+            flow.enable_ecn();
+        }
+        let mut stats = Stats::default();
+        let mut now = 1_000_000u64;
+        let mut acked = SeqNumber(1001);
+        let mut n = 0u32;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // Keep data to send; the ACK frees two segments, two more go.
+                if flow.tx_outstanding() < 1 << 20 {
+                    flow.app_wrote(1 << 20);
+                }
+                while flow.next_segment(now, &cfg, &mut stats).is_some() {}
+                n = n.wrapping_add(1);
+                acked = (acked + 2 * 1448u32).min(flow.snd_nxt());
+                let s = Summary {
+                    flow: FlowId(0),
+                    seq: SeqNumber(5001),
+                    ack: acked,
+                    window: 65535,
+                    flags: if ecn && n.is_multiple_of(10) {
+                        TcpFlags::ACK | TcpFlags::ECE
+                    } else {
+                        TcpFlags::ACK
+                    },
+                    ts: None,
+                    sack: SackBlocks::default(),
+                    payload_offset: 0,
+                    payload_len: 0,
+                    ecn_ce: false,
+                };
+                now += 1_000;
+                std::hint::black_box(flow.on_segment(&s, now, &cfg, &mut stats))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rx_segment, stage_cost, cc_ack);
 criterion_main!(benches);
