@@ -224,3 +224,34 @@ fn incast_dctcp_completes_without_drops_or_timeouts_where_reno_overflows() {
         "NewReno never overflowed: the contrast is gone"
     );
 }
+
+/// A connection that only receives never uses its congestion window, so
+/// the window does not grow (RFC 7661): after 1 GiB received it is still
+/// the initial window (before window validation a receiver's window grew on
+/// every ACK it sent nothing for: 674 MB after a few GB, issue 16).
+#[test]
+fn a_receiver_of_one_gib_keeps_its_initial_window() {
+    const GIB: u64 = 1 << 30;
+    let mut sim: SimPair = pair_with(LinkParams::default(), 3, |_| {});
+    let (a, b) = connect(&mut sim);
+    let mut sender = StreamSender::new(9, GIB);
+    let mut receiver = StreamReceiver::default();
+    let done = sim.run_until(sim.now + 60 * 1_000 * MS, |s| {
+        sender.pump(&mut s.b, b);
+        receiver.pump(&mut s.a, a);
+        receiver.received() == GIB
+    });
+    assert!(done, "1 GiB did not arrive");
+    assert_eq!(receiver.digest(), sender.digest());
+    let initial = 10 * 1448;
+    let receiver_cwnd = sim.a.conn_info(a).unwrap().cwnd;
+    let sender_cwnd = sim.b.conn_info(b).unwrap().cwnd;
+    eprintln!("after 1 GiB: receiver cwnd {receiver_cwnd}, sender cwnd {sender_cwnd}");
+    assert!(
+        receiver_cwnd <= initial,
+        "the receiver's unused window grew to {receiver_cwnd}"
+    );
+    // The sender's window is bounded by what it could use: the peer's
+    // receive window (256 KiB) plus the growth of one round.
+    assert!(sender_cwnd <= 2 * (256 << 10), "sender cwnd {sender_cwnd}");
+}
