@@ -72,33 +72,3 @@ impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
         (**self).detach_thread()
     }
 }
-
-impl<N: Nic + ?Sized> Nic for Box<N> {
-    fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
-        (**self).rx_burst(q, max, out)
-    }
-
-    fn tx_burst(&self, q: usize, frames: &mut Vec<Frame>) {
-        (**self).tx_burst(q, frames)
-    }
-
-    fn rx_pending(&self) -> usize {
-        (**self).rx_pending()
-    }
-
-    fn frame_source(&self) -> FrameSource {
-        (**self).frame_source()
-    }
-
-    fn stats(&self) -> IoStats {
-        (**self).stats()
-    }
-
-    fn attach_thread(&self) {
-        (**self).attach_thread()
-    }
-
-    fn detach_thread(&self) {
-        (**self).detach_thread()
-    }
-}
