@@ -389,6 +389,7 @@ impl<N: Nic> Nic for ImpairedNic<N> {
     fn stats(&self) -> IoStats {
         self.inner.stats()
     }
+
     fn attach_thread(&self) {
         self.inner.attach_thread()
     }

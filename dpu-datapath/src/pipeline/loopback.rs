@@ -133,6 +133,7 @@ impl<N: Nic> Nic for LoopbackNic<N> {
     fn stats(&self) -> IoStats {
         self.inner.stats()
     }
+
     fn attach_thread(&self) {
         self.inner.attach_thread()
     }

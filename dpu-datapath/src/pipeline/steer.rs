@@ -121,6 +121,7 @@ impl<N: Nic> Nic for SteeredNic<N> {
     fn stats(&self) -> IoStats {
         self.port.stats()
     }
+
     fn attach_thread(&self) {
         self.port.attach_thread()
     }
