@@ -43,6 +43,9 @@ fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload:
     // Pin only when the topology names cores (the sweep does).
     let opts = PipelineOptions {
         pin: !topology.cores.is_empty() || topology.workers.iter().any(|w| w.core.is_some()),
+        // `--no-fuse`: a run-to-completion replica through its rings, as
+        // the other placements run (for A/B against the fused task).
+        fuse: !args.iter().any(|a| a == "--no-fuse"),
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {

@@ -181,6 +181,7 @@ fn replay_pipeline(
     seed: u64,
     topology: Topology,
     delay_ns: u64,
+    fuse: bool,
 ) -> (Vec<Vec<u8>>, Sink, u64) {
     let cfg = sim_engine_config(2, seed, |c| {
         b_config(c);
@@ -195,6 +196,7 @@ fn replay_pipeline(
         pin: false,
         // Sampling the stage times must not change what the pipeline does.
         stage_timing: true,
+        fuse,
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
         Box::new(Sink::default())
@@ -268,7 +270,20 @@ fn check_equivalent(
     t: Topology,
     delay_ns: u64,
 ) -> u64 {
-    let (frames, app, holds) = replay_pipeline(input, seed, t.clone(), delay_ns);
+    check_placement(input, seed, reference, t, delay_ns, true)
+}
+
+/// As [`check_equivalent`]; `fuse` false runs a run-to-completion replica
+/// through its rings instead of as one fused task.
+fn check_placement(
+    input: &[(Nanos, Vec<u8>)],
+    seed: u64,
+    reference: &(Vec<Vec<u8>>, Sink),
+    t: Topology,
+    delay_ns: u64,
+    fuse: bool,
+) -> u64 {
+    let (frames, app, holds) = replay_pipeline(input, seed, t.clone(), delay_ns, fuse);
     assert_eq!(app.done.len(), CONNS, "{t:?}: not every stream finished");
     assert_eq!(app.done, reference.1.done, "{t:?}: byte streams differ");
     let (want, got) = (segments_by_conn(&reference.0), segments_by_conn(&frames));
@@ -296,7 +311,10 @@ fn pipeline_topologies_match_run_to_completion() {
     for (total, _) in reference.1.done.values() {
         assert_eq!(*total, SIZE);
     }
+    // Run to completion: fused (the default), and through its rings.
     check_equivalent(&input, seed, &reference, topo(1, 4, 1, 1), 0);
+    check_placement(&input, seed, &reference, topo(1, 4, 1, 1), 0, false);
+    check_equivalent(&input, seed, &reference, topo(2, 4, 1, 1), 0);
     check_equivalent(&input, seed, &reference, topo(2, 4, 2, 1), 0);
     check_equivalent(&input, seed, &reference, topo(1, 1, 2, 1), 0);
     check_equivalent(&input, seed, &reference, topo(2, 64, 2, 2), 0);

@@ -6,8 +6,15 @@ use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
 use super::tasks::{
-    dma::DmaTask, egress::EgressTask, ingress::IngressTask, ingress_reorder::IngressReorderTask,
-    owner::OwnerTask, post::PostTask, pre::PreTask, SpareFrames, StageDelay,
+    dma::DmaTask,
+    egress::EgressTask,
+    ingress::IngressTask,
+    ingress_reorder::IngressReorderTask,
+    owner::OwnerTask,
+    post::PostTask,
+    pre::PreTask,
+    rtc::{RtcTask, RtcTimers},
+    SpareFrames, StageDelay,
 };
 use super::timing::{StageTimer, TimingSlot};
 use super::topology::{Plan, TaskKind};
@@ -40,6 +47,10 @@ pub struct PipelineOptions {
     /// Sample per-stage processing times (`pipeline::timing`) and publish
     /// them on the stats board: on when `metrics.enabled`.
     pub stage_timing: bool,
+    /// Run a replica whose tasks all sit on one worker (one of each kind)
+    /// as one fused task, without rings between its stages (on by
+    /// default; off to measure or test the ring path in that placement).
+    pub fuse: bool,
 }
 
 impl Default for PipelineOptions {
@@ -50,6 +61,7 @@ impl Default for PipelineOptions {
             seed: 1,
             pin: true,
             stage_timing: false,
+            fuse: true,
         }
     }
 }
@@ -83,6 +95,483 @@ fn unzip<A, B>(v: impl Iterator<Item = (A, B)>) -> (Vec<A>, Vec<B>) {
     v.unzip()
 }
 
+/// What every replica's tasks share: the plan, the port, the stats board,
+/// the ARP queues, the clock's origin and the shutdown flag.
+struct Wiring<'a> {
+    cfg: &'a EngineConfig,
+    plan: Plan,
+    opts: PipelineOptions,
+    nic: Arc<dyn Nic>,
+    local: LocalAddrs,
+    board: Arc<StatsBoard>,
+    arp_learn: Vec<Arc<ArrayQueue<ShardIn>>>,
+    start: Instant,
+    draining: Arc<AtomicBool>,
+}
+
+/// One replica's tasks, by kind, until they are placed on workers.
+type ReplicaTasks = Vec<(TaskKind, Box<dyn Task>)>;
+
+/// Stage indices of the per-replica timing slots.
+const PRE: usize = 0;
+const PROTO: usize = 1;
+const DMA: usize = 2;
+const POST: usize = 3;
+
+impl<'a> Wiring<'a> {
+    fn new(cfg: &'a EngineConfig, plan: Plan, opts: PipelineOptions, nic: Arc<dyn Nic>) -> Self {
+        let mut board = StatsBoard::new(plan.owners(), plan.replicas * plan.pre);
+        if opts.stage_timing {
+            for r in 0..plan.replicas {
+                for (stage, n) in [
+                    ("pre", plan.pre),
+                    ("proto", plan.proto),
+                    ("dma", plan.dma),
+                    ("post", plan.post),
+                ] {
+                    board
+                        .timings
+                        .extend((0..n).map(|_| TimingSlot::new(stage, r)));
+                }
+            }
+        }
+        Self {
+            cfg,
+            local: LocalAddrs {
+                mac: cfg.mac,
+                ip: cfg.ip,
+            },
+            arp_learn: (0..plan.owners())
+                .map(|_| Arc::new(ArrayQueue::new(1024)))
+                .collect(),
+            plan,
+            opts,
+            nic,
+            board: Arc::new(board),
+            start: Instant::now(),
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The sampler of task `i` of `stage` in replica `r`: timing slots go
+    /// per replica, `pre` workers, owners, `dma`, then `post`.
+    fn timer(&self, r: usize, stage: usize, i: usize) -> StageTimer {
+        let p = &self.plan;
+        let per_replica = p.pre + p.proto + p.dma + p.post;
+        let first = [0, p.pre, p.pre + p.proto, p.pre + p.proto + p.dma][stage];
+        StageTimer::new(self.opts.stage_timing, r * per_replica + first + i)
+    }
+
+    fn clock(&self) -> Clock {
+        if self.opts.virtual_clock {
+            Clock::Virtual { last: 0 }
+        } else {
+            Clock::Real { start: self.start }
+        }
+    }
+
+    fn delay(&self, salt: usize) -> StageDelay {
+        StageDelay::new(self.opts.stage_delay_max_ns, self.opts.seed ^ salt as u64)
+    }
+
+    fn spare(&self) -> Arc<SpareFrames> {
+        Arc::new(SpareFrames::new(
+            4 * self.plan.ring_size,
+            self.nic.frame_source(),
+        ))
+    }
+
+    /// Owner `index`'s engine, with its application started.
+    fn engine(
+        &self,
+        index: usize,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> (Engine, Box<dyn ShardApp>) {
+        let mut engine = Engine::new(self.cfg.clone());
+        engine.set_staged(true);
+        engine.set_owned_groups(self.plan.groups_of_owner(index));
+        let mut app = make_app(index);
+        app.start(&mut engine);
+        (engine, app)
+    }
+
+    /// Whether replica `r` runs fused: one task of each kind, all seven on
+    /// the same worker.
+    fn fusable(&self, r: usize) -> bool {
+        let p = &self.plan;
+        if !self.opts.fuse || (p.pre, p.proto, p.dma, p.post) != (1, 1, 1, 1) {
+            return false;
+        }
+        p.workers
+            .iter()
+            .any(|w| w.tasks.iter().filter(|(wr, _)| *wr == r).count() == 7)
+    }
+
+    /// Replica `r` as one fused task (placed where its ingress is).
+    fn fused_replica(
+        &self,
+        r: usize,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> ReplicaTasks {
+        let (engine, app) = self.engine(r * self.plan.proto, make_app);
+        let timers = RtcTimers {
+            pre: self.timer(r, PRE, 0),
+            proto: self.timer(r, PROTO, 0),
+            dma: self.timer(r, DMA, 0),
+            post: self.timer(r, POST, 0),
+        };
+        let task = RtcTask::new(
+            r,
+            self.plan.clone(),
+            self.nic.clone(),
+            self.draining.clone(),
+            self.local,
+            self.cfg.caps,
+            engine,
+            app,
+            self.clock(),
+            self.arp_learn.clone(),
+            self.spare(),
+            self.board.clone(),
+            timers,
+        );
+        vec![(TaskKind::Ingress, Box::new(task))]
+    }
+
+    /// Replica `r` as separate tasks joined by rings.
+    fn staged_replica(
+        &self,
+        r: usize,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> ReplicaTasks {
+        let ring = self.plan.ring_size;
+        let (p_n, q_n, d_n, s_n) = (
+            self.plan.pre,
+            self.plan.proto,
+            self.plan.dma,
+            self.plan.post,
+        );
+        let (ing_out, pre_in) = unzip((0..p_n).map(|_| channel::<IngressItem>(ring)));
+        let (pre_out, reo_in) = unzip((0..p_n).map(|_| channel::<PreItem>(ring)));
+        let (reo_out, owner_in) = unzip((0..q_n).map(|_| channel::<ShardIn>(ring)));
+        let (commit_out, commit_in) = unzip((0..q_n).map(|_| channel::<Commit>(4 * ring)));
+        let (direct_out, direct_in) = unzip((0..q_n).map(|_| channel::<EgressItem>(ring)));
+        let (owner_dma, dma_in) = mesh::<StampedWork>(q_n, d_n, ring);
+        let (dma_post, post_in) = mesh::<PostItem>(d_n, s_n, ring);
+        let (post_out, mut egress_in) = unzip((0..s_n).map(|_| channel::<EgressItem>(ring)));
+        egress_in.extend(direct_in);
+        let spare = self.spare();
+
+        let mut tasks: ReplicaTasks = vec![(TaskKind::Ingress, self.ingress_task(r, ing_out))];
+        for (i, (input, output)) in pre_in.into_iter().zip(pre_out).enumerate() {
+            tasks.push((TaskKind::Pre(i), self.pre_task(r, i, input, output)));
+        }
+        tasks.push((
+            TaskKind::IngressReorder,
+            self.ingress_reorder_task(r, reo_in, reo_out),
+        ));
+        let owners = owner_in
+            .into_iter()
+            .zip(commit_in)
+            .zip(owner_dma)
+            .zip(direct_out);
+        for (q, (((input, commits), dma_outs), egress_out)) in owners.enumerate() {
+            let owner = OwnerRings {
+                input,
+                commits,
+                dma_outs,
+                egress_out,
+            };
+            tasks.push((
+                TaskKind::Proto(q),
+                self.owner_task(r, q, owner, &spare, make_app),
+            ));
+        }
+        for (k, (inputs, outs)) in dma_in.into_iter().zip(dma_post).enumerate() {
+            tasks.push((TaskKind::Dma(k), self.dma_task(r, k, inputs, outs, &spare)));
+        }
+        for (m, (inputs, out)) in post_in.into_iter().zip(post_out).enumerate() {
+            tasks.push((TaskKind::Post(m), self.post_task(r, m, inputs, out, &spare)));
+        }
+        tasks.push((TaskKind::Egress, self.egress_task(r, egress_in, commit_out)));
+        tasks
+    }
+
+    fn ingress_task(&self, r: usize, outs: Vec<Producer<IngressItem>>) -> Box<dyn Task> {
+        Box::new(IngressTask {
+            live: LiveCounters::new(self.board.clone()),
+            replica: r,
+            nic: self.nic.clone(),
+            outs,
+            burst: self.plan.burst,
+            rx: Vec::new(),
+            draining: self.draining.clone(),
+            next_seq: 0,
+            rr: 0,
+            pending: VecDeque::new(),
+            items: 0,
+        })
+    }
+
+    fn pre_task(
+        &self,
+        r: usize,
+        i: usize,
+        input: Consumer<IngressItem>,
+        output: Producer<PreItem>,
+    ) -> Box<dyn Task> {
+        Box::new(PreTask {
+            live: LiveCounters::new(self.board.clone()),
+            name: format!("r{r}-pre{i}"),
+            input,
+            output,
+            local: self.local,
+            caps: self.cfg.caps,
+            burst: self.plan.burst,
+            batch: Vec::new(),
+            held: None,
+            stats: Stats::default(),
+            delay: self.delay(r * 100 + i),
+            items: 0,
+            board: self.board.clone(),
+            board_slot: r * self.plan.pre + i,
+            publisher: Publisher::default(),
+            timer: self.timer(r, PRE, i),
+        })
+    }
+
+    fn ingress_reorder_task(
+        &self,
+        r: usize,
+        inputs: Vec<Consumer<PreItem>>,
+        owners: Vec<Producer<ShardIn>>,
+    ) -> Box<dyn Task> {
+        let p = &self.plan;
+        // The window holds everything that can be in flight between the
+        // sequencer and here, so a gap never blocks the rings behind it.
+        let window = (2 * p.pre * p.ring_size + 4 * p.burst).next_power_of_two();
+        Box::new(IngressReorderTask {
+            live: LiveCounters::new(self.board.clone()),
+            replica: r,
+            plan: p.clone(),
+            backlog: (0..inputs.len()).map(|_| VecDeque::new()).collect(),
+            inputs,
+            window: Reorder::new(window),
+            pending: (0..owners.len()).map(|_| VecDeque::new()).collect(),
+            owners,
+            arp_learn: self.arp_learn.clone(),
+            burst: p.burst,
+            batch: Vec::new(),
+            items: 0,
+            arp_learn_dropped: 0,
+            misrouted: 0,
+        })
+    }
+
+    fn owner_task(
+        &self,
+        r: usize,
+        q: usize,
+        rings: OwnerRings,
+        spare: &Arc<SpareFrames>,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> Box<dyn Task> {
+        let index = r * self.plan.proto + q;
+        let (engine, app) = self.engine(index, make_app);
+        Box::new(OwnerTask {
+            live: LiveCounters::new(self.board.clone()),
+            index,
+            engine,
+            app,
+            input: rings.input,
+            commits: rings.commits,
+            arp_learn: self.arp_learn[index].clone(),
+            dma_outs: rings.dma_outs,
+            egress_out: rings.egress_out,
+            clock: self.clock(),
+            burst: self.plan.burst,
+            rr: q,
+            next_seq: 0,
+            pending_dma: VecDeque::new(),
+            pending_egress: VecDeque::new(),
+            work: Vec::new(),
+            batch: Vec::new(),
+            commit_batch: Vec::new(),
+            items: 0,
+            board: self.board.clone(),
+            publisher: Publisher::default(),
+            timer: self.timer(r, PROTO, q),
+            spare: spare.clone(),
+        })
+    }
+
+    fn dma_task(
+        &self,
+        r: usize,
+        k: usize,
+        inputs: Vec<Consumer<StampedWork>>,
+        outs: Vec<Producer<PostItem>>,
+        spare: &Arc<SpareFrames>,
+    ) -> Box<dyn Task> {
+        Box::new(DmaTask {
+            spare: spare.clone(),
+            live: LiveCounters::new(self.board.clone()),
+            name: format!("r{r}-dma{k}"),
+            inputs,
+            outs,
+            burst: self.plan.burst,
+            rr: k,
+            pending: VecDeque::new(),
+            batch: Vec::new(),
+            delay: self.delay(r * 100 + 50 + k),
+            items: 0,
+            timer: self.timer(r, DMA, k),
+            board: self.board.clone(),
+            publisher: Publisher::default(),
+        })
+    }
+
+    fn post_task(
+        &self,
+        r: usize,
+        m: usize,
+        inputs: Vec<Consumer<PostItem>>,
+        out: Producer<EgressItem>,
+        spare: &Arc<SpareFrames>,
+    ) -> Box<dyn Task> {
+        Box::new(PostTask {
+            spare: spare.clone(),
+            live: LiveCounters::new(self.board.clone()),
+            name: format!("r{r}-post{m}"),
+            inputs,
+            out,
+            caps: self.cfg.caps,
+            burst: self.plan.burst,
+            pending: VecDeque::new(),
+            batch: Vec::new(),
+            delay: self.delay(r * 100 + 80 + m),
+            items: 0,
+            timer: self.timer(r, POST, m),
+            board: self.board.clone(),
+            publisher: Publisher::default(),
+        })
+    }
+
+    fn egress_task(
+        &self,
+        r: usize,
+        inputs: Vec<Consumer<EgressItem>>,
+        commit_outs: Vec<Producer<Commit>>,
+    ) -> Box<dyn Task> {
+        let p = &self.plan;
+        let q_n = p.proto;
+        // Everything in flight between a sequencer and the egress reorder.
+        let window = ((q_n * p.dma + p.dma * p.post + p.post + q_n) * p.ring_size + 64 * p.burst)
+            .next_power_of_two()
+            .min(1 << 20);
+        Box::new(EgressTask {
+            live: LiveCounters::new(self.board.clone()),
+            replica: r,
+            first_owner: r * q_n,
+            backlog: (0..inputs.len()).map(|_| VecDeque::new()).collect(),
+            inputs,
+            windows: (0..q_n).map(|_| Reorder::new(window)).collect(),
+            overflow: (0..q_n).map(|_| Default::default()).collect(),
+            nic: self.nic.clone(),
+            pending_commits: (0..commit_outs.len()).map(|_| VecDeque::new()).collect(),
+            commit_outs,
+            tx: Vec::new(),
+            burst: p.burst,
+            batch: Vec::new(),
+            items: 0,
+            frames: 0,
+        })
+    }
+}
+
+/// The rings of one owner.
+struct OwnerRings {
+    input: Consumer<ShardIn>,
+    commits: Consumer<Commit>,
+    dma_outs: Vec<Producer<StampedWork>>,
+    egress_out: Producer<EgressItem>,
+}
+
+/// A ring from each of `from` producers to each of `to` consumers:
+/// per producer its outputs, per consumer its inputs.
+#[allow(clippy::type_complexity)]
+fn mesh<T: Send>(
+    from: usize,
+    to: usize,
+    ring: usize,
+) -> (Vec<Vec<Producer<T>>>, Vec<Vec<Consumer<T>>>) {
+    let mut outs: Vec<Vec<Producer<T>>> = (0..from).map(|_| Vec::new()).collect();
+    let mut ins: Vec<Vec<Consumer<T>>> = (0..to).map(|_| Vec::new()).collect();
+    for o in outs.iter_mut() {
+        for i in ins.iter_mut() {
+            let (p, c) = channel(ring);
+            o.push(p);
+            i.push(c);
+        }
+    }
+    (outs, ins)
+}
+
+/// Starts one thread per planned worker with the tasks placed on it.
+fn spawn_workers(
+    plan: &Plan,
+    mut replicas: Vec<ReplicaTasks>,
+    topology: &Topology,
+    opts: PipelineOptions,
+    nic: &Arc<dyn Nic>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<Worker> {
+    let policy = IdlePolicy {
+        spin_polls: topology.idle.spin_polls,
+        park_after: Duration::from_micros(topology.idle.park_after_us as u64),
+    };
+    let mut workers = Vec::new();
+    for w in &plan.workers {
+        // A fused replica has only its ingress slot: the other kinds are
+        // absent and skipped.
+        let mine: Vec<Box<dyn Task>> = w
+            .tasks
+            .iter()
+            .filter_map(|(r, kind)| {
+                let replica = replicas.get_mut(*r)?;
+                let at = replica.iter().position(|(k, _)| k == kind)?;
+                Some(replica.swap_remove(at).1)
+            })
+            .collect();
+        let status = Arc::new(WorkerStatus::default());
+        let (st, sp) = (status.clone(), stop.clone());
+        let core = if opts.pin { w.core } else { None };
+        let port = nic.clone();
+        let handle = std::thread::Builder::new()
+            .name(w.name.clone())
+            .spawn(move || {
+                port.attach_thread();
+                let tasks = worker::run(mine, core, policy, st, sp);
+                port.detach_thread();
+                tasks
+            })
+            .expect("spawning a worker thread");
+        workers.push(Worker {
+            name: w.name.clone(),
+            status,
+            handle,
+        });
+    }
+    // A plan from a validated topology places every task; a task left
+    // here would stall the pipeline, so it is a programming error.
+    for (r, left) in replicas.iter().enumerate() {
+        if let Some((kind, _)) = left.first() {
+            panic!("task r{r}.{} is placed on no worker", kind.label());
+        }
+    }
+    workers
+}
+
 impl Pipeline {
     /// Builds and starts the pipeline. `make_app(owner)` gives each
     /// flow-group owner its co-located application.
@@ -94,308 +583,25 @@ impl Pipeline {
         mut make_app: impl FnMut(usize) -> Box<dyn ShardApp>,
     ) -> Self {
         let plan = Plan::new(topology);
-        let (ring, burst) = (plan.ring_size, plan.burst);
-        let (p_n, q_n, d_n, s_n) = (plan.pre, plan.proto, plan.dma, plan.post);
-        let local = LocalAddrs {
-            mac: cfg.mac,
-            ip: cfg.ip,
-        };
-        let arp_learn: Vec<Arc<ArrayQueue<ShardIn>>> = (0..plan.owners())
-            .map(|_| Arc::new(ArrayQueue::new(1024)))
+        let wiring = Wiring::new(cfg, plan.clone(), opts, nic.clone());
+        let replicas: Vec<ReplicaTasks> = (0..plan.replicas)
+            .map(|r| {
+                if wiring.fusable(r) {
+                    wiring.fused_replica(r, &mut make_app)
+                } else {
+                    wiring.staged_replica(r, &mut make_app)
+                }
+            })
             .collect();
-        let start = Instant::now();
-        // Timing slots, per replica: pre workers, owners, dma, post.
-        let per_replica = p_n + q_n + d_n + s_n;
-        let slot = |r: usize, stage: usize, i: usize| {
-            r * per_replica + [0, p_n, p_n + q_n, p_n + q_n + d_n][stage] + i
-        };
-        let timer = |r: usize, stage: usize, i: usize| {
-            StageTimer::new(opts.stage_timing, slot(r, stage, i))
-        };
-        let mut board = StatsBoard::new(plan.owners(), plan.replicas * p_n);
-        if opts.stage_timing {
-            for r in 0..plan.replicas {
-                for (stage, n) in [("pre", p_n), ("proto", q_n), ("dma", d_n), ("post", s_n)] {
-                    board
-                        .timings
-                        .extend((0..n).map(|_| TimingSlot::new(stage, r)));
-                }
-            }
-        }
-        let board = Arc::new(board);
-        // Windows hold everything that can be in flight between a sequencer
-        // and its reorder point, so a gap never blocks the rings behind it.
-        let ingress_window = (2 * p_n * ring + 4 * burst).next_power_of_two();
-        let egress_window = ((q_n * d_n + d_n * s_n + s_n + q_n) * ring + 64 * burst)
-            .next_power_of_two()
-            .min(1 << 20);
-
-        let draining = Arc::new(AtomicBool::new(false));
-        let mut slots: Vec<Vec<(TaskKind, Box<dyn Task>)>> = Vec::new();
-        for r in 0..plan.replicas {
-            let mut tasks: Vec<(TaskKind, Box<dyn Task>)> = Vec::new();
-            let (ing_out, pre_in): (Vec<Producer<IngressItem>>, Vec<Consumer<IngressItem>>) =
-                unzip((0..p_n).map(|_| channel(ring)));
-            let (pre_out, reo_in): (Vec<Producer<PreItem>>, Vec<Consumer<PreItem>>) =
-                unzip((0..p_n).map(|_| channel(ring)));
-            let (reo_out, owner_in): (Vec<Producer<ShardIn>>, Vec<Consumer<ShardIn>>) =
-                unzip((0..q_n).map(|_| channel(ring)));
-            let (commit_out, commit_in): (Vec<Producer<Commit>>, Vec<Consumer<Commit>>) =
-                unzip((0..q_n).map(|_| channel(4 * ring)));
-            let (direct_out, direct_in): (Vec<Producer<EgressItem>>, Vec<Consumer<EgressItem>>) =
-                unzip((0..q_n).map(|_| channel(ring)));
-            let mut owner_dma: Vec<Vec<Producer<StampedWork>>> =
-                (0..q_n).map(|_| Vec::new()).collect();
-            let mut dma_in: Vec<Vec<Consumer<StampedWork>>> =
-                (0..d_n).map(|_| Vec::new()).collect();
-            for outs in owner_dma.iter_mut() {
-                for ins in dma_in.iter_mut() {
-                    let (p, c) = channel(ring);
-                    outs.push(p);
-                    ins.push(c);
-                }
-            }
-            let mut dma_post: Vec<Vec<Producer<PostItem>>> = (0..d_n).map(|_| Vec::new()).collect();
-            let mut post_in: Vec<Vec<Consumer<PostItem>>> = (0..s_n).map(|_| Vec::new()).collect();
-            for outs in dma_post.iter_mut() {
-                for ins in post_in.iter_mut() {
-                    let (p, c) = channel(ring);
-                    outs.push(p);
-                    ins.push(c);
-                }
-            }
-            let spare = Arc::new(SpareFrames::new(4 * ring, nic.frame_source()));
-            let (post_out, post_egress_in): (Vec<Producer<EgressItem>>, Vec<Consumer<EgressItem>>) =
-                unzip((0..s_n).map(|_| channel(ring)));
-
-            tasks.push((
-                TaskKind::Ingress,
-                Box::new(IngressTask {
-                    live: LiveCounters::new(board.clone()),
-                    replica: r,
-                    nic: nic.clone(),
-                    outs: ing_out,
-                    burst,
-                    rx: Vec::new(),
-                    draining: draining.clone(),
-                    next_seq: 0,
-                    rr: 0,
-                    pending: VecDeque::new(),
-                    items: 0,
-                }),
-            ));
-            for (i, (input, output)) in pre_in.into_iter().zip(pre_out).enumerate() {
-                tasks.push((
-                    TaskKind::Pre(i),
-                    Box::new(PreTask {
-                        live: LiveCounters::new(board.clone()),
-                        name: format!("r{r}-pre{i}"),
-                        input,
-                        output,
-                        local,
-                        caps: cfg.caps,
-                        burst,
-                        batch: Vec::new(),
-                        held: None,
-                        stats: Stats::default(),
-                        delay: StageDelay::new(
-                            opts.stage_delay_max_ns,
-                            opts.seed ^ (r * 100 + i) as u64,
-                        ),
-                        items: 0,
-                        board: board.clone(),
-                        board_slot: r * p_n + i,
-                        publisher: Publisher::default(),
-                        timer: timer(r, 0, i),
-                    }),
-                ));
-            }
-            tasks.push((
-                TaskKind::IngressReorder,
-                Box::new(IngressReorderTask {
-                    live: LiveCounters::new(board.clone()),
-                    replica: r,
-                    plan: plan.clone(),
-                    backlog: (0..reo_in.len()).map(|_| VecDeque::new()).collect(),
-                    inputs: reo_in,
-                    window: Reorder::new(ingress_window),
-                    owners: reo_out,
-                    pending: (0..q_n).map(|_| VecDeque::new()).collect(),
-                    arp_learn: arp_learn.clone(),
-                    burst,
-                    batch: Vec::new(),
-                    items: 0,
-                    arp_learn_dropped: 0,
-                    misrouted: 0,
-                }),
-            ));
-            let owners = owner_in
-                .into_iter()
-                .zip(commit_in)
-                .zip(owner_dma)
-                .zip(direct_out);
-            for (q, (((input, commits), dma_outs), egress_out)) in owners.enumerate() {
-                let index = r * q_n + q;
-                let mut engine = Engine::new(cfg.clone());
-                engine.set_staged(true);
-                engine.set_owned_groups(plan.groups_of_owner(index));
-                let mut app = make_app(index);
-                app.start(&mut engine);
-                tasks.push((
-                    TaskKind::Proto(q),
-                    Box::new(OwnerTask {
-                        live: LiveCounters::new(board.clone()),
-                        index,
-                        engine,
-                        app,
-                        input,
-                        commits,
-                        arp_learn: arp_learn[index].clone(),
-                        dma_outs,
-                        egress_out,
-                        clock: if opts.virtual_clock {
-                            Clock::Virtual { last: 0 }
-                        } else {
-                            Clock::Real { start }
-                        },
-                        burst,
-                        rr: q,
-                        next_seq: 0,
-                        pending_dma: VecDeque::new(),
-                        pending_egress: VecDeque::new(),
-                        work: Vec::new(),
-                        batch: Vec::new(),
-                        commit_batch: Vec::new(),
-                        items: 0,
-                        board: board.clone(),
-                        publisher: Publisher::default(),
-                        timer: timer(r, 1, q),
-                        spare: spare.clone(),
-                    }),
-                ));
-            }
-            for (k, (inputs, outs)) in dma_in.into_iter().zip(dma_post).enumerate() {
-                tasks.push((
-                    TaskKind::Dma(k),
-                    Box::new(DmaTask {
-                        spare: spare.clone(),
-                        live: LiveCounters::new(board.clone()),
-                        name: format!("r{r}-dma{k}"),
-                        inputs,
-                        outs,
-                        burst,
-                        rr: k,
-                        pending: VecDeque::new(),
-                        batch: Vec::new(),
-                        delay: StageDelay::new(
-                            opts.stage_delay_max_ns,
-                            opts.seed ^ (r * 100 + 50 + k) as u64,
-                        ),
-                        items: 0,
-                        timer: timer(r, 2, k),
-                        board: board.clone(),
-                        publisher: Publisher::default(),
-                    }),
-                ));
-            }
-            for (m, (inputs, out)) in post_in.into_iter().zip(post_out).enumerate() {
-                tasks.push((
-                    TaskKind::Post(m),
-                    Box::new(PostTask {
-                        spare: spare.clone(),
-                        live: LiveCounters::new(board.clone()),
-                        name: format!("r{r}-post{m}"),
-                        inputs,
-                        out,
-                        caps: cfg.caps,
-                        burst,
-                        pending: VecDeque::new(),
-                        batch: Vec::new(),
-                        delay: StageDelay::new(
-                            opts.stage_delay_max_ns,
-                            opts.seed ^ (r * 100 + 80 + m) as u64,
-                        ),
-                        items: 0,
-                        timer: timer(r, 3, m),
-                        board: board.clone(),
-                        publisher: Publisher::default(),
-                    }),
-                ));
-            }
-            let mut egress_inputs = post_egress_in;
-            egress_inputs.extend(direct_in);
-            tasks.push((
-                TaskKind::Egress,
-                Box::new(EgressTask {
-                    live: LiveCounters::new(board.clone()),
-                    replica: r,
-                    first_owner: r * q_n,
-                    backlog: (0..egress_inputs.len()).map(|_| VecDeque::new()).collect(),
-                    inputs: egress_inputs,
-                    windows: (0..q_n).map(|_| Reorder::new(egress_window)).collect(),
-                    overflow: (0..q_n).map(|_| Default::default()).collect(),
-                    nic: nic.clone(),
-                    commit_outs: commit_out,
-                    pending_commits: (0..q_n).map(|_| VecDeque::new()).collect(),
-                    tx: Vec::new(),
-                    burst,
-                    batch: Vec::new(),
-                    items: 0,
-                    frames: 0,
-                }),
-            ));
-            slots.push(tasks);
-        }
-
         let stop = Arc::new(AtomicBool::new(false));
-        let policy = IdlePolicy {
-            spin_polls: topology.idle.spin_polls,
-            park_after: Duration::from_micros(topology.idle.park_after_us as u64),
-        };
-        let mut workers = Vec::new();
-        for w in &plan.workers {
-            let mine: Vec<Box<dyn Task>> = w
-                .tasks
-                .iter()
-                .filter_map(|(r, kind)| {
-                    let replica = slots.get_mut(*r)?;
-                    let at = replica.iter().position(|(k, _)| k == kind)?;
-                    Some(replica.swap_remove(at).1)
-                })
-                .collect();
-            let status = Arc::new(WorkerStatus::default());
-            let (st, sp) = (status.clone(), stop.clone());
-            let core = if opts.pin { w.core } else { None };
-            let port = nic.clone();
-            let handle = std::thread::Builder::new()
-                .name(w.name.clone())
-                .spawn(move || {
-                    port.attach_thread();
-                    let tasks = worker::run(mine, core, policy, st, sp);
-                    port.detach_thread();
-                    tasks
-                })
-                .expect("spawning a worker thread");
-            workers.push(Worker {
-                name: w.name.clone(),
-                status,
-                handle,
-            });
-        }
-        // A plan from a validated topology places every task; a task left
-        // here would stall the pipeline, so it is a programming error.
-        for (r, left) in slots.iter().enumerate() {
-            if let Some((kind, _)) = left.first() {
-                panic!("task r{r}.{} is placed on no worker", kind.label());
-            }
-        }
+        let workers = spawn_workers(&plan, replicas, topology, opts, &nic, &stop);
         Self {
             plan,
             nic,
             stop,
-            draining,
+            draining: wiring.draining,
             workers,
-            board,
+            board: wiring.board,
         }
     }
 

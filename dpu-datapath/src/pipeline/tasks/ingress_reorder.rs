@@ -94,7 +94,8 @@ impl IngressReorderTask {
     }
 }
 
-fn is_arp(frame: &[u8]) -> bool {
+/// An ARP request or reply (learnt by every owner).
+pub(crate) fn is_arp(frame: &[u8]) -> bool {
     let caps = ChecksumCaps {
         verify_rx: false,
         fill_tx: false,

@@ -7,6 +7,7 @@ pub mod ingress_reorder;
 pub mod owner;
 pub mod post;
 pub mod pre;
+pub mod rtc;
 
 use crate::io::{Frame, FrameSource};
 use std::collections::VecDeque;
