@@ -320,7 +320,10 @@ fn pipeline_topologies_match_run_to_completion() {
     check_equivalent(&input, seed, &reference, topo(2, 64, 2, 2), 0);
     // Placements (issue 14): split on 2 workers, 2 replicas each split,
     // split with 2 workers per data stage, one task per thread.
+    // With one task of each kind the split runs as two fused tasks; it is
+    // also checked through its rings.
     check_equivalent(&input, seed, &reference, split(1, 4, 1), 0);
+    check_placement(&input, seed, &reference, split(1, 4, 1), 0, false);
     check_equivalent(&input, seed, &reference, split(2, 4, 1), 0);
     check_equivalent(&input, seed, &reference, split(1, 4, 2), 0);
     check_equivalent(&input, seed, &reference, one_task_per_thread(2, 4), 0);

@@ -8,19 +8,21 @@ use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard,
 use super::tasks::{
     dma::DmaTask,
     egress::EgressTask,
+    fused::{Finisher, FusedOwner, Intake, StagePublisher},
     ingress::IngressTask,
     ingress_reorder::IngressReorderTask,
     owner::OwnerTask,
     post::PostTask,
     pre::PreTask,
-    rtc::{RtcTask, RtcTimers},
+    rtc::RtcTask,
+    split::{SplitDataTask, SplitOwnerTask},
     SpareFrames, StageDelay,
 };
 use super::timing::{StageTimer, TimingSlot};
 use super::topology::{Plan, TaskKind};
 use super::worker::{self, IdlePolicy, WorkerStatus};
 use super::Clock;
-use crate::engine::work::Commit;
+use crate::engine::work::{Commit, Work};
 use crate::engine::{Engine, EngineConfig};
 use crate::io::Nic;
 use crate::pre::LocalAddrs;
@@ -47,9 +49,10 @@ pub struct PipelineOptions {
     /// Sample per-stage processing times (`pipeline::timing`) and publish
     /// them on the stats board: on when `metrics.enabled`.
     pub stage_timing: bool,
-    /// Run a replica whose tasks all sit on one worker (one of each kind)
-    /// as one fused task, without rings between its stages (on by
-    /// default; off to measure or test the ring path in that placement).
+    /// Run a replica with one task of each kind placed as run to
+    /// completion or as the split as fused tasks, without rings between
+    /// co-located stages (on by default; off to measure or test the ring
+    /// path in those placements).
     pub fuse: bool,
 }
 
@@ -107,6 +110,17 @@ struct Wiring<'a> {
     arp_learn: Vec<Arc<ArrayQueue<ShardIn>>>,
     start: Instant,
     draining: Arc<AtomicBool>,
+}
+
+/// How a replica's tasks are built (see [`Wiring::shape`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// One fused task (`tasks/rtc.rs`).
+    RunToCompletion,
+    /// Two fused tasks, data side and owner (`tasks/split.rs`).
+    Split,
+    /// Separate tasks joined by rings, with the reorder windows.
+    Staged,
 }
 
 /// One replica's tasks, by kind, until they are placed on workers.
@@ -195,16 +209,98 @@ impl<'a> Wiring<'a> {
         (engine, app)
     }
 
-    /// Whether replica `r` runs fused: one task of each kind, all seven on
-    /// the same worker.
-    fn fusable(&self, r: usize) -> bool {
+    /// The worker each task of replica `r` is placed on, by kind.
+    fn worker_of(&self, r: usize, kind: TaskKind) -> Option<usize> {
+        self.plan
+            .workers
+            .iter()
+            .position(|w| w.tasks.contains(&(r, kind)))
+    }
+
+    /// How replica `r` runs: fused when it has one task of each kind and
+    /// the placement co-locates them as run to completion (all seven on
+    /// one worker) or as the split (the data-parallel side on one worker,
+    /// ingress reorder and owner on another); otherwise as separate tasks.
+    fn shape(&self, r: usize) -> Shape {
         let p = &self.plan;
         if !self.opts.fuse || (p.pre, p.proto, p.dma, p.post) != (1, 1, 1, 1) {
-            return false;
+            return Shape::Staged;
         }
-        p.workers
-            .iter()
-            .any(|w| w.tasks.iter().filter(|(wr, _)| *wr == r).count() == 7)
+        let data = [
+            TaskKind::Ingress,
+            TaskKind::Pre(0),
+            TaskKind::Dma(0),
+            TaskKind::Post(0),
+            TaskKind::Egress,
+        ]
+        .map(|k| self.worker_of(r, k));
+        let owner = [TaskKind::IngressReorder, TaskKind::Proto(0)].map(|k| self.worker_of(r, k));
+        let one = |ws: &[Option<usize>]| ws[0].is_some() && ws.iter().all(|w| *w == ws[0]);
+        match (one(&data), one(&owner)) {
+            (true, true) if data[0] == owner[0] => Shape::RunToCompletion,
+            (true, true) => Shape::Split,
+            _ => Shape::Staged,
+        }
+    }
+
+    fn intake(&self, r: usize) -> Intake {
+        Intake {
+            replica: r,
+            owner: r * self.plan.proto,
+            plan: self.plan.clone(),
+            nic: self.nic.clone(),
+            draining: self.draining.clone(),
+            local: self.local,
+            caps: self.cfg.caps,
+            arp_learn: self.arp_learn.clone(),
+            timer: self.timer(r, PRE, 0),
+            stats: Stats::default(),
+            arp_learn_dropped: 0,
+            misrouted: 0,
+            items: 0,
+        }
+    }
+
+    fn finisher(&self, r: usize, spare: &Arc<SpareFrames>) -> Finisher {
+        Finisher {
+            replica: r,
+            nic: self.nic.clone(),
+            caps: self.cfg.caps,
+            spare: spare.clone(),
+            dma_timer: self.timer(r, DMA, 0),
+            post_timer: self.timer(r, POST, 0),
+            tx: Vec::with_capacity(2 * self.plan.burst),
+            segments: 0,
+            items: 0,
+        }
+    }
+
+    fn fused_owner(
+        &self,
+        r: usize,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> FusedOwner {
+        let index = r * self.plan.proto;
+        let (engine, app) = self.engine(index, make_app);
+        FusedOwner {
+            index,
+            engine,
+            app,
+            clock: self.clock(),
+            timer: self.timer(r, PROTO, 0),
+            arp_learn: self.arp_learn[index].clone(),
+            board: self.board.clone(),
+            publisher: Publisher::default(),
+            items: 0,
+        }
+    }
+
+    fn stage_publisher(&self, r: usize) -> StagePublisher {
+        StagePublisher {
+            board: self.board.clone(),
+            pre_slot: r * self.plan.pre,
+            publisher: Publisher::default(),
+        }
     }
 
     /// Replica `r` as one fused task (placed where its ingress is).
@@ -213,29 +309,66 @@ impl<'a> Wiring<'a> {
         r: usize,
         make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
     ) -> ReplicaTasks {
-        let (engine, app) = self.engine(r * self.plan.proto, make_app);
-        let timers = RtcTimers {
-            pre: self.timer(r, PRE, 0),
-            proto: self.timer(r, PROTO, 0),
-            dma: self.timer(r, DMA, 0),
-            post: self.timer(r, POST, 0),
+        let burst = self.plan.burst;
+        let task = RtcTask {
+            live: LiveCounters::new(self.board.clone()),
+            intake: self.intake(r),
+            owner: self.fused_owner(r, make_app),
+            finisher: self.finisher(r, &self.spare()),
+            stages: self.stage_publisher(r),
+            rx: Vec::with_capacity(burst),
+            work: Vec::with_capacity(2 * burst),
+            commits: Vec::with_capacity(2 * burst),
         };
-        let task = RtcTask::new(
-            r,
-            self.plan.clone(),
-            self.nic.clone(),
-            self.draining.clone(),
-            self.local,
-            self.cfg.caps,
-            engine,
-            app,
-            self.clock(),
-            self.arp_learn.clone(),
-            self.spare(),
-            self.board.clone(),
-            timers,
-        );
         vec![(TaskKind::Ingress, Box::new(task))]
+    }
+
+    /// Replica `r` split and fused: the data side placed where its ingress
+    /// is, the owner where its `proto` task is.
+    fn split_replica(
+        &self,
+        r: usize,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> ReplicaTasks {
+        let (ring, burst) = (self.plan.ring_size, self.plan.burst);
+        let (to_owner, input) = channel::<ShardIn>(ring);
+        let (to_data, from_owner) = channel::<Work>(ring);
+        let (commits_out, commits) = channel::<Commit>(4 * ring);
+        let spare = self.spare();
+        let data = SplitDataTask {
+            live: LiveCounters::new(self.board.clone()),
+            intake: self.intake(r),
+            finisher: self.finisher(r, &spare),
+            stages: self.stage_publisher(r),
+            to_owner,
+            from_owner,
+            commits_out,
+            pending_in: VecDeque::new(),
+            pending_commits: VecDeque::new(),
+            burst,
+            rx: Vec::with_capacity(burst),
+            batch: Vec::with_capacity(burst),
+            commits: Vec::with_capacity(2 * burst),
+        };
+        let owner = SplitOwnerTask {
+            live: LiveCounters::new(self.board.clone()),
+            replica: r,
+            owner: self.fused_owner(r, make_app),
+            input,
+            commits,
+            to_data,
+            pending: VecDeque::new(),
+            spare,
+            burst,
+            batch: Vec::with_capacity(burst),
+            commit_batch: Vec::with_capacity(4 * burst),
+            work: Vec::with_capacity(2 * burst),
+            received: 0,
+        };
+        vec![
+            (TaskKind::Ingress, Box::new(data)),
+            (TaskKind::Proto(0), Box::new(owner)),
+        ]
     }
 
     /// Replica `r` as separate tasks joined by rings.
@@ -585,12 +718,10 @@ impl Pipeline {
         let plan = Plan::new(topology);
         let wiring = Wiring::new(cfg, plan.clone(), opts, nic.clone());
         let replicas: Vec<ReplicaTasks> = (0..plan.replicas)
-            .map(|r| {
-                if wiring.fusable(r) {
-                    wiring.fused_replica(r, &mut make_app)
-                } else {
-                    wiring.staged_replica(r, &mut make_app)
-                }
+            .map(|r| match wiring.shape(r) {
+                Shape::RunToCompletion => wiring.fused_replica(r, &mut make_app),
+                Shape::Split => wiring.split_replica(r, &mut make_app),
+                Shape::Staged => wiring.staged_replica(r, &mut make_app),
             })
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
@@ -697,5 +828,88 @@ impl Pipeline {
         report.engines.sort_by_key(|(i, _)| *i);
         report.apps.sort_by_key(|(i, _)| *i);
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::NullNic;
+    use crate::sim::sim_engine_config;
+    use pipeline_config::WorkerPlacement;
+
+    fn shapes(t: &Topology, fuse: bool) -> Vec<Shape> {
+        let cfg = sim_engine_config(2, 1, |_| {});
+        let opts = PipelineOptions {
+            fuse,
+            ..PipelineOptions::default()
+        };
+        let nic: Arc<dyn Nic> = Arc::new(NullNic::default());
+        let wiring = Wiring::new(&cfg, Plan::new(t), opts, nic);
+        (0..t.replicas as usize).map(|r| wiring.shape(r)).collect()
+    }
+
+    fn topology(replicas: u32, workers: u32, rtc: bool) -> Topology {
+        Topology {
+            replicas,
+            pre_workers: workers,
+            dma_workers: workers,
+            post_workers: workers,
+            run_to_completion: rtc,
+            ..Topology::default()
+        }
+    }
+
+    #[test]
+    fn co_located_replicas_with_one_task_of_each_kind_run_fused() {
+        use Shape::*;
+        let rtc = topology(2, 1, true);
+        assert_eq!(shapes(&rtc, true), [RunToCompletion, RunToCompletion]);
+        assert_eq!(shapes(&rtc, false), [Staged, Staged]);
+        let mut split = topology(2, 1, false);
+        split.workers = split.split_placement(&[]);
+        assert_eq!(shapes(&split, true), [Split, Split]);
+        assert_eq!(shapes(&split, false), [Staged, Staged]);
+        // Two of a data-parallel stage need the reorder windows.
+        let mut wide = topology(1, 2, false);
+        wide.workers = wide.split_placement(&[]);
+        assert_eq!(shapes(&wide, true), [Staged]);
+        // One task per thread: nothing is co-located.
+        let mut apart = topology(1, 1, false);
+        apart.workers = apart
+            .tasks()
+            .iter()
+            .map(|task| WorkerPlacement {
+                name: None,
+                core: None,
+                tasks: vec![task.to_string()],
+            })
+            .collect();
+        assert_eq!(shapes(&apart, true), [Staged]);
+        // `pre` away from the rest of the data side.
+        let mut odd = split.clone();
+        odd.replicas = 1;
+        odd.workers = vec![
+            WorkerPlacement {
+                name: None,
+                core: None,
+                tasks: vec![
+                    "r0.ingress".into(),
+                    "r0.dma0".into(),
+                    "r0.post0".into(),
+                    "r0.egress".into(),
+                ],
+            },
+            WorkerPlacement {
+                name: None,
+                core: None,
+                tasks: vec![
+                    "r0.pre0".into(),
+                    "r0.ingress_reorder".into(),
+                    "r0.proto0".into(),
+                ],
+            },
+        ];
+        assert_eq!(shapes(&odd, true), [Staged]);
     }
 }

@@ -2,12 +2,14 @@
 
 pub mod dma;
 pub mod egress;
+pub mod fused;
 pub mod ingress;
 pub mod ingress_reorder;
 pub mod owner;
 pub mod post;
 pub mod pre;
 pub mod rtc;
+pub mod split;
 
 use crate::io::{Frame, FrameSource};
 use std::collections::VecDeque;

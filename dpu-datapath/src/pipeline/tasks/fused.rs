@@ -1,0 +1,326 @@
+//! The pieces fused tasks are made of: a replica's NIC RX side with `pre`
+//! and the routing check ([`Intake`]), and its `dma` + `post` + NIC TX side
+//! ([`Finisher`]). When a replica has one task of each kind, the tasks that
+//! share a worker call these in order instead of passing items through
+//! rings: run to completion (`rtc.rs`: all on one worker) and the split
+//! placement (`split.rs`: intake and finisher on one worker, the owner on
+//! another). The stage functions are the ones the separate tasks call.
+
+#![forbid(unsafe_code)]
+
+use super::SpareFrames;
+use crate::engine::work::{
+    dma_rx, dma_tx_into_frame, post_rx, post_tx, post_tx_in_place, Commit, Work,
+};
+use crate::engine::Engine;
+use crate::flow::group_of_hash;
+use crate::io::{Frame, Nic};
+use crate::pipeline::items::ShardIn;
+use crate::pipeline::task::{
+    OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, TaskCounters,
+};
+use crate::pipeline::timing::StageTimer;
+use crate::pipeline::topology::Plan;
+use crate::pipeline::Clock;
+use crate::pre::{validate_hashed, LocalAddrs, Verdict};
+use crate::proto::Nanos;
+use crate::stats::Stats;
+use crate::wire::ChecksumCaps;
+use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// NIC RX, `pre` and the ingress reorder's routing check for one replica
+/// with a single owner.
+pub(crate) struct Intake {
+    pub(crate) replica: usize,
+    /// Global index of the replica's owner.
+    pub(crate) owner: usize,
+    pub(crate) plan: Plan,
+    pub(crate) nic: Arc<dyn Nic>,
+    /// Shutdown in progress: take no more frames from the NIC.
+    pub(crate) draining: Arc<AtomicBool>,
+    pub(crate) local: LocalAddrs,
+    pub(crate) caps: ChecksumCaps,
+    /// Every owner's learn-only ARP queue (all replicas).
+    pub(crate) arp_learn: Vec<Arc<ArrayQueue<ShardIn>>>,
+    pub(crate) timer: StageTimer,
+    /// Drops counted by `pre` (malformed frames never reach the engine).
+    pub(crate) stats: Stats,
+    pub(crate) arp_learn_dropped: u64,
+    /// Frames of flow groups this replica does not own (dropped).
+    pub(crate) misrouted: u64,
+    /// Frames taken from the NIC.
+    pub(crate) items: u64,
+}
+
+impl Intake {
+    /// Appends up to a burst of received frames to `rx` (none while the
+    /// pipeline drains).
+    pub(crate) fn rx_burst(&mut self, rx: &mut Vec<(Nanos, Frame)>) -> usize {
+        if self.draining.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let n = self.nic.rx_burst(self.replica, self.plan.burst, rx);
+        self.items += n as u64;
+        n
+    }
+
+    /// `pre` and the routing check for one frame: its verdict when it is
+    /// for this replica's owner, None when it was dropped (and counted).
+    pub(crate) fn check(&mut self, time: Nanos, frame: &Frame) -> Option<Verdict> {
+        let t = self.timer.start();
+        let verdict = validate_hashed(frame, &self.local, &self.caps, frame.nic_rss_hash());
+        self.timer.stop(t);
+        match &verdict {
+            Verdict::Drop(reason) => {
+                self.stats.drop(*reason);
+                return None;
+            }
+            Verdict::Tcp { rss, .. } => {
+                let g = group_of_hash(*rss, self.plan.flow_groups);
+                if self.plan.owner_of_group(g) != self.owner {
+                    // The NIC's indirection table disagrees with the plan.
+                    self.misrouted += 1;
+                    return None;
+                }
+            }
+            Verdict::Control => {
+                // ARP teaches every owner the neighbour; ours answers.
+                if super::ingress_reorder::is_arp(frame) {
+                    for (i, q) in self.arp_learn.iter().enumerate() {
+                        if i != self.owner
+                            && q.push(ShardIn::ArpLearn {
+                                time,
+                                frame: frame.clone(),
+                            })
+                            .is_err()
+                        {
+                            self.arp_learn_dropped += 1;
+                        }
+                    }
+                }
+            }
+        }
+        Some(verdict)
+    }
+
+    /// Counters under the separate tasks' names.
+    pub(crate) fn counters(&self) -> [TaskCounters; 2] {
+        let r = self.replica;
+        [
+            counters(format!("r{r}-ingress"), self.items),
+            counters(format!("r{r}-pre0"), self.items),
+        ]
+    }
+}
+
+/// `dma` and `post` for the owner's output, in its order, then NIC TX.
+pub(crate) struct Finisher {
+    pub(crate) replica: usize,
+    pub(crate) nic: Arc<dyn Nic>,
+    pub(crate) caps: ChecksumCaps,
+    pub(crate) spare: Arc<SpareFrames>,
+    pub(crate) dma_timer: StageTimer,
+    pub(crate) post_timer: StageTimer,
+    pub(crate) tx: Vec<Frame>,
+    /// Segments through `dma` and `post`.
+    pub(crate) segments: u64,
+    /// Work items finished (segments, control frames, commits).
+    pub(crate) items: u64,
+}
+
+impl Finisher {
+    /// One work item: its frame queued for TX, its notifications appended
+    /// to `commits` (applied after the frames left).
+    pub(crate) fn finish(&mut self, work: Work, commits: &mut Vec<Commit>) {
+        self.items += 1;
+        match work {
+            Work::Rx { mut frame, work } => {
+                let t = self.dma_timer.start();
+                dma_rx(&work, &frame);
+                self.dma_timer.stop(t);
+                let t = self.post_timer.start();
+                post_rx(&work, &mut frame, &self.caps);
+                self.post_timer.stop(t);
+                self.segments += 1;
+                if frame.is_empty() {
+                    self.spare.give(frame);
+                } else {
+                    self.tx.push(frame);
+                }
+                if !work.commit.is_empty() {
+                    commits.push(work.commit);
+                }
+            }
+            Work::Tx(work) => {
+                let t = self.dma_timer.start();
+                let mut frame = self.spare.take();
+                let room = dma_tx_into_frame(&work, &mut frame);
+                self.dma_timer.stop(t);
+                let t = self.post_timer.start();
+                if room == 0 || !post_tx_in_place(&work, &mut frame, &self.caps) {
+                    // The generic emitter, from the payload alone.
+                    let mut out = self.spare.take();
+                    post_tx(&work, &frame[room.min(frame.len())..], &mut out, &self.caps);
+                    self.spare.give(std::mem::replace(&mut frame, out));
+                }
+                self.post_timer.stop(t);
+                self.segments += 1;
+                self.tx.push(frame);
+            }
+            Work::Frame(frame) => self.tx.push(frame),
+            Work::Commit(c) => commits.push(c),
+        }
+    }
+
+    /// Sends what [`Finisher::finish`] queued.
+    pub(crate) fn transmit(&mut self) {
+        if !self.tx.is_empty() {
+            self.nic.tx_burst(self.replica, &mut self.tx);
+        }
+    }
+
+    /// Counters under the separate tasks' names.
+    pub(crate) fn counters(&self) -> [TaskCounters; 3] {
+        let r = self.replica;
+        [
+            counters(format!("r{r}-dma0"), self.segments),
+            counters(format!("r{r}-post0"), self.segments),
+            counters(format!("r{r}-egress"), self.items),
+        ]
+    }
+}
+
+/// The flow-group owner as fused tasks run it: the engine, its
+/// application and clock, and the board it publishes to.
+pub(crate) struct FusedOwner {
+    /// Global owner index.
+    pub(crate) index: usize,
+    pub(crate) engine: Engine,
+    pub(crate) app: Box<dyn ShardApp>,
+    pub(crate) clock: Clock,
+    pub(crate) timer: StageTimer,
+    /// Our learn-only ARP queue (other replicas' owners push to it).
+    pub(crate) arp_learn: Arc<ArrayQueue<ShardIn>>,
+    pub(crate) board: Arc<StatsBoard>,
+    pub(crate) publisher: Publisher,
+    /// Work items the engine produced.
+    pub(crate) items: u64,
+}
+
+impl FusedOwner {
+    /// Learns from the ARP frames other replicas saw.
+    pub(crate) fn learn_arp(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.arp_learn.pop() {
+            if let ShardIn::ArpLearn { time, frame } = item {
+                let now = self.clock.now(time);
+                self.engine.learn_arp(&frame, now);
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// One validated frame through `proto` or the control plane; a frame
+    /// nothing kept is returned for reuse.
+    pub(crate) fn receive(
+        &mut self,
+        verdict: crate::pre::Verdict,
+        frame: Frame,
+        time: Nanos,
+        burst_now: Option<Nanos>,
+    ) -> Option<Frame> {
+        let now = burst_now.unwrap_or_else(|| self.clock.now(time));
+        let t = self.timer.start();
+        let unused = self.engine.after_validate_owned(verdict, frame, now);
+        self.timer.stop(t);
+        unused
+    }
+
+    /// The application, timers and the TX scheduler; then the engine's
+    /// output, in order, into `work`.
+    pub(crate) fn run(&mut self, burst_now: Option<Nanos>, work: &mut Vec<Work>) {
+        self.app.poll(&mut self.engine);
+        let now = burst_now.unwrap_or_else(|| self.clock.now(0));
+        self.engine.poll(now);
+        let before = work.len();
+        self.engine.take_work(work);
+        self.items += (work.len() - before) as u64;
+    }
+
+    pub(crate) fn commit(&mut self, c: Commit) {
+        self.engine.commit(c);
+    }
+
+    /// Publishes the engine's counters and `proto`'s timer every period,
+    /// or now if `force`.
+    pub(crate) fn publish(&mut self, force: bool) {
+        if !self.publisher.due(force) {
+            return;
+        }
+        self.timer.publish(&self.board);
+        let (handshakes, time_wait) = self.engine.control_counts();
+        *self.board.owners[self.index].lock() = OwnerSnapshot {
+            stats: self.engine.stats().clone(),
+            flows: self.engine.flow_count(),
+            app_conns: self.engine.app_conn_count(),
+            handshakes,
+            time_wait,
+        };
+    }
+
+    /// Counters under the separate tasks' names.
+    pub(crate) fn counters(&self, replica: usize, received: u64) -> [TaskCounters; 2] {
+        [
+            counters(format!("r{replica}-ingress-reorder"), received),
+            counters(format!("owner{}", self.index), self.items),
+        ]
+    }
+
+    /// Hands the engine and application to the report.
+    pub(crate) fn finish(self, report: &mut PipelineReport) {
+        report.engines.push((self.index, self.engine));
+        report.apps.push((self.index, self.app.into_any()));
+    }
+}
+
+/// Publishes `pre`'s drops and the data-side stage timers of a fused task
+/// every period.
+pub(crate) struct StagePublisher {
+    pub(crate) board: Arc<StatsBoard>,
+    /// The replica's slot in `board.pre`.
+    pub(crate) pre_slot: usize,
+    pub(crate) publisher: Publisher,
+}
+
+impl StagePublisher {
+    pub(crate) fn publish(
+        &mut self,
+        force: bool,
+        intake: Option<&Intake>,
+        finisher: Option<&Finisher>,
+    ) {
+        if !self.publisher.due(force) {
+            return;
+        }
+        if let Some(i) = intake {
+            *self.board.pre[self.pre_slot].lock() = i.stats.clone();
+            i.timer.publish(&self.board);
+        }
+        if let Some(f) = finisher {
+            f.dma_timer.publish(&self.board);
+            f.post_timer.publish(&self.board);
+        }
+    }
+}
+
+/// A task's counters with only its item count.
+pub(crate) fn counters(name: String, items: u64) -> TaskCounters {
+    TaskCounters {
+        name,
+        items,
+        ..Default::default()
+    }
+}
