@@ -407,10 +407,10 @@ impl Engine {
                 }
             }
             _ => {
-                // SYN-RECEIVED.
+                // SYN-RECEIVED. Our SYN-ACK offered this (unscaled) window.
+                let window = self.cfg.rx_buffer.min(u16::MAX as u32);
                 if rst {
                     let rcv_nxt = h.irs + 1u32;
-                    let window = self.cfg.rx_buffer.min(u16::MAX as u32);
                     if tcp.seq == rcv_nxt {
                         self.stats.rst_received += 1;
                         self.fail_handshake(&tuple, ConnError::Refused);
@@ -419,26 +419,7 @@ impl Engine {
                         self.stats.drop(DropReason::RstChallenged);
                         if self.ctrl.challenge_allowed(self.now) {
                             self.stats.challenge_acks += 1;
-                            // Timestamps are negotiated once our SYN-ACK
-                            // carried them: every non-RST segment has TSopt
-                            // (RFC 7323 3.2).
-                            let options = TcpOptions {
-                                timestamps: h
-                                    .peer
-                                    .ts_val
-                                    .filter(|_| self.cfg.timestamps)
-                                    .map(|ecr| (ack_ts_clock(self.now), ecr)),
-                                ..TcpOptions::default()
-                            };
-                            self.send_segment(
-                                &tuple,
-                                remote_mac,
-                                h.iss + 1u32,
-                                rcv_nxt,
-                                TcpFlags::ACK,
-                                window as u16,
-                                options,
-                            );
+                            self.syn_received_ack(&tuple, remote_mac, &h);
                         }
                     } else {
                         self.stats.drop(DropReason::RstOutOfWindow);
@@ -452,6 +433,18 @@ impl Engine {
                         self.send_handshake_segment_now(&tuple);
                     } else {
                         self.stats.drop(DropReason::BadHandshake);
+                    }
+                } else if ack_ok && syn && tcp.seq != h.irs {
+                    // A SYN-ACK must carry the ISN its SYN announced.
+                    self.stats.drop(DropReason::BadHandshake);
+                } else if ack_ok && !syn && !syn_received_acceptable(&h, tcp, window) {
+                    // RFC 9293 3.10.7.4: a sequence number outside the
+                    // window we offered is answered with an ACK (rate
+                    // limited, as Linux does) and dropped; the half-open
+                    // entry stays.
+                    self.stats.drop(DropReason::OutOfWindow);
+                    if self.ctrl.challenge_allowed(self.now) {
+                        self.syn_received_ack(&tuple, remote_mac, &h);
                     }
                 } else if ack_ok {
                     if syn {
@@ -484,6 +477,31 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// `<SEQ=ISS+1><ACK=RCV.NXT><CTL=ACK>` in SYN-RECEIVED (challenge and
+    /// unacceptable-segment ACKs). Timestamps are negotiated once our
+    /// SYN-ACK carried them: every non-RST segment has TSopt (RFC 7323
+    /// 3.2).
+    fn syn_received_ack(&mut self, tuple: &FourTuple, remote_mac: EthernetAddress, h: &Handshake) {
+        let window = self.cfg.rx_buffer.min(u16::MAX as u32);
+        let options = TcpOptions {
+            timestamps: h
+                .peer
+                .ts_val
+                .filter(|_| self.cfg.timestamps)
+                .map(|ecr| (ack_ts_clock(self.now), ecr)),
+            ..TcpOptions::default()
+        };
+        self.send_segment(
+            tuple,
+            remote_mac,
+            h.iss + 1u32,
+            h.irs + 1u32,
+            TcpFlags::ACK,
+            window as u16,
+            options,
+        );
     }
 
     /// Answers a SYN with a cookie SYN-ACK and keeps nothing (RFC 4987).
@@ -622,3 +640,17 @@ impl Engine {
 #[cfg(test)]
 #[path = "handshake_tests.rs"]
 mod tests;
+
+/// RFC 9293 3.10.7.4's acceptability test for a segment in SYN-RECEIVED:
+/// RCV.NXT = IRS + 1, RCV.WND the window our SYN-ACK offered. A segment
+/// with data (or a FIN) is acceptable if its first or last byte is in the
+/// window, an empty one if its sequence number is.
+fn syn_received_acceptable(h: &Handshake, tcp: &TcpRepr<'_>, window: u32) -> bool {
+    let rcv_nxt = h.irs + 1u32;
+    let in_window = |seq: SeqNumber| seq >= rcv_nxt && seq < rcv_nxt + window;
+    let len = tcp.payload.len() as u32 + u32::from(tcp.flags.contains(TcpFlags::FIN));
+    if len == 0 {
+        return in_window(tcp.seq);
+    }
+    in_window(tcp.seq) || in_window(tcp.seq + (len - 1))
+}

@@ -603,6 +603,64 @@ fn wrong_ack_number_in_syn_received_gets_a_rst_and_the_entry_survives() {
 }
 
 #[test]
+fn final_ack_outside_the_offered_window_is_acked_and_dropped_and_the_entry_survives() {
+    let mut eng = engine(|_| {});
+    let t = tuple(PEER_PORT);
+    let iss = half_open(&mut eng, t, &full_syn(&t, 1000));
+    let before = eng.ctrl.handshakes[&t].clone();
+    at(&mut eng, 150 * MS);
+    let ack = iss.0.wrapping_add(1);
+    // RCV.NXT 1001, RCV.WND 65535: an empty ACK at 1000 (below) and at
+    // 1001 + 65535 (past the end) is not acceptable, nor 10 bytes that end
+    // before RCV.NXT (RFC 9293 3.10.7.4).
+    to_handshake(&mut eng, t, &seg(&t, ACK, 1000, ack));
+    to_handshake(&mut eng, t, &seg(&t, ACK, 1001 + 65535, ack));
+    let mut stale = seg(&t, ACK, 990, ack);
+    stale.payload = b"0123456789";
+    to_handshake(&mut eng, t, &stale);
+    // <SEQ=ISS+1><ACK=RCV.NXT><CTL=ACK>, with TSopt (negotiated).
+    let reply = out(
+        &t,
+        ACK,
+        iss + 1u32,
+        SeqNumber(1001),
+        65535,
+        TcpOptions {
+            timestamps: Some((150, 5000)),
+            ..TcpOptions::default()
+        },
+    );
+    assert_eq!(
+        sent_tcp(&mut eng),
+        vec![reply.clone(), reply.clone(), reply]
+    );
+    assert_eq!(eng.stats.drops(DropReason::OutOfWindow), 3);
+    assert_eq!(eng.flow_count(), 0);
+    assert_eq!(eng.ctrl.handshakes[&t], before);
+    // Data that starts below RCV.NXT but ends in the window is acceptable
+    // (its new bytes count), and so is an ACK at RCV.NXT.
+    let mut overlap = seg(&t, ACK, 995, ack);
+    overlap.payload = b"0123456789";
+    to_handshake(&mut eng, t, &overlap);
+    assert_eq!(eng.flow_count(), 1);
+}
+
+#[test]
+fn syn_ack_with_another_isn_does_not_complete_a_simultaneous_open() {
+    let mut eng = engine(|_| {});
+    let (_, t, iss) = crossing_syns(&mut eng);
+    let irs = eng.ctrl.handshakes[&t].irs;
+    to_handshake(
+        &mut eng,
+        t,
+        &seg(&t, SYN | ACK, irs.0.wrapping_add(7), iss.0.wrapping_add(1)),
+    );
+    assert_eq!(eng.stats.drops(DropReason::BadHandshake), 1);
+    assert_eq!(eng.flow_count(), 0);
+    assert!(eng.ctrl.handshakes.contains_key(&t));
+}
+
+#[test]
 fn retransmitted_syn_gets_the_syn_ack_again_without_touching_the_retry_timer() {
     let mut eng = engine(|_| {});
     let t = tuple(PEER_PORT);
@@ -1250,13 +1308,19 @@ impl BufferSource for NoRoom {
 
 #[test]
 fn final_ack_installs_nothing_when_the_listener_is_gone_or_has_no_buffers() {
-    // Stopped listening while the handshake was open: the ACK finds it
-    // and completes nothing (no flow, no RST: the peer's next segment gets
-    // one from the exception path).
+    // Stopped listening while the handshake was open: its half-open entry
+    // goes with the listener (no SYN-ACK retransmitted for a port nobody
+    // listens on, as Linux drops a closed listener's requests), and the
+    // final ACK completes nothing (no flow, no RST here: the peer's next
+    // segment gets one from the exception path).
     let mut eng = engine(|_| {});
     let t = tuple(PEER_PORT);
     let iss = half_open(&mut eng, t, &full_syn(&t, 1000));
     assert!(eng.unlisten(PORT));
+    assert_eq!(eng.control_counts(), (0, 0));
+    at(&mut eng, 1100 * MS);
+    eng.handshake_timer(t);
+    assert_eq!(sent(&mut eng), vec![]);
     to_handshake(&mut eng, t, &seg(&t, ACK, 1001, iss.0.wrapping_add(1)));
     assert_eq!(sent(&mut eng), vec![]);
     assert_eq!(eng.control_counts(), (0, 0));

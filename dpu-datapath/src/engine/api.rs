@@ -134,7 +134,9 @@ impl Engine {
     }
 
     /// Stops listening on `port`; connections waiting in its accept queue
-    /// are reset. Returns false if the port was not listening.
+    /// are reset and its half-open connections forgotten (their peers'
+    /// final ACKs then find no connection). Returns false if the port was
+    /// not listening.
     pub fn unlisten(&mut self, port: u16) -> bool {
         let Some(l) = self.ctrl.listeners.remove(&port) else {
             return false;
@@ -142,6 +144,7 @@ impl Engine {
         for conn in l.accept_queue {
             let _ = self.abort(conn);
         }
+        self.ctrl.handshakes.retain(|_, h| h.listener != Some(port));
         true
     }
 
