@@ -9,6 +9,8 @@
 mod script;
 
 use dpu_datapath::app::ConnId;
+use dpu_datapath::proto::CcAlgorithm;
+use dpu_datapath::wire::TcpFlags;
 use pipeline_config::CongestionControl;
 use script::*;
 
@@ -302,4 +304,100 @@ fn an_application_limited_sender_keeps_its_window_and_restarts_after_idle() {
     send_segments(&mut s, c, 30);
     assert_eq!(s.discard_all(), 10, "a burst of the initial window only");
     assert_eq!(cwnd(&s, c), IW);
+}
+
+// ---------------------------------------------------------------------
+// The controller per connection: by listening port in the configuration,
+// by the application for its listener or connection. A DCTCP connection
+// negotiates ECN whatever tcp.ecn says (as Linux's DCTCP).
+// ---------------------------------------------------------------------
+
+/// The receiver's echo rule tells the controllers apart: DCTCP echoes the
+/// CE state of the last segment only, RFC 3168 keeps ECE until CWR.
+fn echo_after_ce_then_ect0(s: &mut Script, seq: u32) -> TcpFlags {
+    s.inject(seg().flags(ACK).seq(seq).ack(1).len(100).ecn(CE));
+    s.expect(seg().flags(ACK | ECE).ack(seq + 100));
+    s.inject(seg().flags(ACK).seq(seq + 100).ack(1).len(100).ecn(ECT0));
+    s.expect(seg().ack(seq + 200)).flags
+}
+
+#[test]
+fn a_port_configured_for_dctcp_negotiates_ecn_with_tcp_ecn_off() {
+    let mut s = Script::with(|c| {
+        assert!(!c.tcp.ecn);
+        c.tcp
+            .congestion_control_by_port
+            .insert(SERVER_PORT, CongestionControl::Dctcp);
+    });
+    let c = open_ecn(&mut s);
+    assert_eq!(s.eng.congestion_control(c), Some(CcAlgorithm::Dctcp));
+    s.at(300);
+    assert!(!echo_after_ce_then_ect0(&mut s, 1).contains(ECE));
+    // Another port keeps the default (NewReno, no ECN: a plain SYN-ACK).
+    let mut s = Script::with(|c| {
+        c.tcp
+            .congestion_control_by_port
+            .insert(SERVER_PORT + 1, CongestionControl::Dctcp);
+    });
+    s.listen(None);
+    s.inject(seg().flags(SYN | ECE | CWR).seq(0).win(65535).mss(1460));
+    s.expect(seg().flags(SYN | ACK).seq(0).ack(1));
+}
+
+#[test]
+fn an_application_chooses_the_controller_of_its_listener_and_connections() {
+    let mut s = Script::new();
+    s.listen(None);
+    s.eng
+        .set_listener_cc(SERVER_PORT, CcAlgorithm::Dctcp)
+        .unwrap();
+    s.at(100);
+    s.inject(seg().flags(SYN | ECE | CWR).seq(0).win(65535).mss(1460));
+    s.expect(seg().flags(SYN | ACK | ECE).seq(0).ack(1));
+    s.inject(seg().flags(ACK).seq(1).ack(1).win(65535));
+    let c = s.accept().expect("accept");
+    assert_eq!(s.eng.congestion_control(c), Some(CcAlgorithm::Dctcp));
+    assert!(s.eng.conn_info(c).unwrap().ecn);
+    s.at(300);
+    assert!(!echo_after_ce_then_ect0(&mut s, 1).contains(ECE));
+    // Back to NewReno on the open connection: ECN stays negotiated, the
+    // echo now lasts until the sender's CWR.
+    s.eng.set_congestion_control(c, CcAlgorithm::Reno).unwrap();
+    assert_eq!(s.eng.congestion_control(c), Some(CcAlgorithm::Reno));
+    assert!(echo_after_ce_then_ect0(&mut s, 201).contains(ECE));
+    assert!(s
+        .eng
+        .set_listener_cc(SERVER_PORT + 1, CcAlgorithm::Dctcp)
+        .is_err());
+}
+
+#[test]
+fn connect_with_dctcp_sends_an_ecn_setup_syn_with_tcp_ecn_off() {
+    let mut s = Script::new();
+    let c = s.connect_with_cc(Some(CcAlgorithm::Dctcp));
+    assert_eq!(s.eng.congestion_control(c), Some(CcAlgorithm::Dctcp));
+    s.expect_arp_request();
+    s.inject_arp_reply();
+    s.expect(seg().flags(SYN | ECE | CWR).seq(0));
+    s.at(50);
+    s.inject(
+        seg()
+            .flags(SYN | ACK | ECE)
+            .seq(0)
+            .ack(1)
+            .win(65535)
+            .mss(1460),
+    );
+    s.expect(seg().flags(ACK).seq(1).ack(1));
+    let info = s.eng.conn_info(c).unwrap();
+    assert!(info.ecn);
+    s.send(c, &[3; 10]);
+    s.expect(seg().flags(PSH | ACK).len(10).ecn(ECT0));
+    // The default connect stays NewReno without ECN.
+    let mut s = Script::new();
+    let c = s.connect();
+    assert_eq!(s.eng.congestion_control(c), Some(CcAlgorithm::Reno));
+    s.expect_arp_request();
+    s.inject_arp_reply();
+    s.expect(seg().flags(SYN).seq(0));
 }

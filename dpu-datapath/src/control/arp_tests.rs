@@ -47,7 +47,7 @@ fn two_opens(eng: &mut Engine) -> Vec<(crate::app::ConnId, FourTuple)> {
     [PORT, PORT + 1]
         .into_iter()
         .map(|port| {
-            let c = eng.active_open(PEER_IP, port, None).unwrap();
+            let c = eng.active_open(PEER_IP, port, None, None).unwrap();
             (c, eng.apps.get(c).unwrap().tuple)
         })
         .collect()
@@ -215,7 +215,7 @@ fn an_off_link_destination_resolves_the_gateway_and_needs_one() {
     let gateway = Ipv4Addr::new(198, 18, 0, 254);
     let far = Ipv4Addr::new(10, 1, 2, 3);
     let mut eng = engine(|c| c.identity.gateway = Some(gateway.to_string()));
-    let c = eng.active_open(far, 80, None).unwrap();
+    let c = eng.active_open(far, 80, None, None).unwrap();
     let t = eng.apps.get(c).unwrap().tuple;
     assert_eq!((t.remote_ip, t.remote_port), (far, 80));
     assert_eq!(sent(&mut eng), vec![arp_request(gateway)]);
@@ -223,7 +223,7 @@ fn an_off_link_destination_resolves_the_gateway_and_needs_one() {
 
     let mut eng = engine(|_| {});
     assert_eq!(
-        eng.active_open(far, 80, None),
+        eng.active_open(far, 80, None, None),
         Err(crate::engine::ApiError::NoRoute)
     );
     assert_eq!(sent(&mut eng), vec![]);
@@ -246,7 +246,7 @@ fn arp_seen_elsewhere_teaches_only_relevant_unicast_senders() {
     assert_eq!(eng.ctrl.arp.lookup(STRANGER, now), Some(OTHER_MAC));
     // So is a next hop we are resolving, whoever it talks to, and its
     // waiting open sends its SYN.
-    let c = eng.active_open(PEER_IP, PORT, None).unwrap();
+    let c = eng.active_open(PEER_IP, PORT, None, None).unwrap();
     let t = eng.apps.get(c).unwrap().tuple;
     assert_eq!(sent(&mut eng), vec![arp_request(PEER_IP)]);
     eng.learn_arp(&request(PEER_MAC, PEER_IP, ELSEWHERE), now);

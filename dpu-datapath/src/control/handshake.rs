@@ -6,7 +6,7 @@ use super::SynCookies;
 use crate::app::{AppConn, ConnBuffers, ConnError, ConnId, ConnPhase, EventKind};
 use crate::engine::{ApiError, Engine, SynCookieMode, TimerKey};
 use crate::flow::FourTuple;
-use crate::proto::{ack_ts_clock, Nanos, TcpState};
+use crate::proto::{ack_ts_clock, CcAlgorithm, Nanos, TcpState};
 use crate::stats::DropReason;
 use crate::wire::{EthernetAddress, SeqNumber, TcpFlags, TcpOptions, TcpRepr};
 use std::net::Ipv4Addr;
@@ -68,6 +68,17 @@ pub struct Handshake {
     pub sent_at: Nanos,
     /// Rebuilt from a SYN cookie (no RTT sample from the handshake).
     pub from_cookie: bool,
+    /// The connection's congestion control (the listener's, or the
+    /// application's for an active open); DCTCP asks for ECN.
+    pub cc: CcAlgorithm,
+}
+
+impl Handshake {
+    /// Whether our SYN or SYN-ACK asks for ECN: `tcp.ecn`, or a DCTCP
+    /// connection (which needs the marks, as Linux's DCTCP does).
+    pub(crate) fn wants_ecn(&self, cfg_ecn: bool) -> bool {
+        cfg_ecn || self.cc == CcAlgorithm::Dctcp
+    }
 }
 
 impl Engine {
@@ -102,6 +113,7 @@ impl Engine {
             return;
         }
         listener.half_open += 1;
+        let cc = listener.cc;
         let hs = Handshake {
             state: TcpState::SynReceived,
             iss: SeqNumber(self.ctrl.isn(&tuple, self.now)),
@@ -114,6 +126,7 @@ impl Engine {
             deadline: 0,
             sent_at: 0,
             from_cookie: false,
+            cc,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         self.send_handshake_segment(&tuple);
@@ -125,6 +138,7 @@ impl Engine {
         remote_ip: Ipv4Addr,
         remote_port: u16,
         buffers: Option<ConnBuffers>,
+        cc: Option<CcAlgorithm>,
     ) -> Result<ConnId, ApiError> {
         let next_hop = if self.cfg.on_link(remote_ip) {
             remote_ip
@@ -190,6 +204,7 @@ impl Engine {
             deadline: 0,
             sent_at: 0,
             from_cookie: false,
+            cc: cc.unwrap_or(self.cfg.proto.cc),
         };
         self.ctrl.handshakes.insert(tuple, hs);
         match self.resolve(next_hop, tuple) {
@@ -231,11 +246,12 @@ impl Engine {
             self.cfg.sack,
             self.cfg.mss,
         );
-        let ecn = self.cfg.proto.ecn;
+        let cfg_ecn = self.cfg.proto.ecn;
         let window = self.cfg.rx_buffer.min(u16::MAX as u32) as u16;
         let Some(h) = self.ctrl.handshakes.get_mut(tuple) else {
             return;
         };
+        let ecn = h.wants_ecn(cfg_ecn);
         let Some(mac) = h.remote_mac else {
             return;
         };
@@ -598,6 +614,7 @@ impl Engine {
         self.stats.syn_cookies_validated += 1;
         // `establish` counts the handshake out of the listener's half-open.
         listener.half_open += 1;
+        let cc = listener.cc;
         let hs = Handshake {
             state: TcpState::SynReceived,
             iss: cookie,
@@ -619,6 +636,7 @@ impl Engine {
             deadline: 0,
             sent_at: self.now,
             from_cookie: true,
+            cc,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         if self.establish(&tuple).is_some() {

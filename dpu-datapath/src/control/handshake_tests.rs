@@ -47,7 +47,7 @@ fn half_open(eng: &mut Engine, t: FourTuple, syn: &TcpRepr<'_>) -> SeqNumber {
 fn syn_sent(eng: &mut Engine) -> (ConnId, FourTuple, SeqNumber) {
     eng.ctrl.arp.insert(PEER_IP, PEER_MAC, 0);
     at(eng, 100 * MS);
-    let c = eng.active_open(PEER_IP, PORT, None).unwrap();
+    let c = eng.active_open(PEER_IP, PORT, None, None).unwrap();
     let t = eng.apps.get(c).unwrap().tuple;
     assert_eq!(sent_tcp(eng).len(), 1);
     (c, t, eng.ctrl.handshakes[&t].iss)
@@ -128,6 +128,7 @@ fn syn_to_a_listener_creates_a_half_open_entry_and_a_syn_ack_with_every_option()
             deadline: 1100 * MS,
             sent_at: 100 * MS,
             from_cookie: false,
+            cc: crate::proto::CcAlgorithm::Reno,
         })
     );
     let l = &eng.ctrl.listeners[&PORT];
@@ -369,7 +370,7 @@ fn max_connections_drops_syns_and_refuses_active_opens() {
     assert_eq!(sent(&mut eng), vec![]);
     assert_eq!(eng.stats.drops(DropReason::ListenOverflow), 1);
     assert_eq!(
-        eng.active_open(PEER_IP, PORT, None),
+        eng.active_open(PEER_IP, PORT, None, None),
         Err(ApiError::TooManyConnections)
     );
     assert_eq!(eng.control_counts(), (1, 0));
@@ -876,7 +877,7 @@ fn active_open_sends_a_syn_offering_every_enabled_option() {
     let mut eng = engine(|_| {});
     eng.ctrl.arp.insert(PEER_IP, PEER_MAC, 0);
     at(&mut eng, 100 * MS);
-    let c = eng.active_open(PEER_IP, PORT, None).unwrap();
+    let c = eng.active_open(PEER_IP, PORT, None, None).unwrap();
     let t = eng.apps.get(c).unwrap().tuple;
     assert_eq!(
         (t.local_ip, t.remote_ip, t.remote_port),
@@ -898,6 +899,7 @@ fn active_open_sends_a_syn_offering_every_enabled_option() {
             deadline: 1100 * MS,
             sent_at: 100 * MS,
             from_cookie: false,
+            cc: crate::proto::CcAlgorithm::Reno,
         })
     );
     assert_eq!(
@@ -1095,6 +1097,7 @@ fn crossing_syns(eng: &mut Engine) -> (ConnId, FourTuple, SeqNumber) {
             deadline: 1150 * MS,
             sent_at: 150 * MS,
             from_cookie: false,
+            cc: crate::proto::CcAlgorithm::Reno,
         }
     );
     (c, t, iss)
@@ -1210,7 +1213,7 @@ fn handshake_waiting_for_arp_counts_its_timeouts_and_still_expires() {
     // the SYN, once the next hop answers, goes out with that retry counted.
     let mut eng = engine(|_| {});
     at(&mut eng, 100 * MS);
-    let c = eng.active_open(PEER_IP, PORT, None).unwrap();
+    let c = eng.active_open(PEER_IP, PORT, None, None).unwrap();
     let t = eng.apps.get(c).unwrap().tuple;
     let iss = eng.ctrl.handshakes[&t].iss;
     assert_eq!(sent(&mut eng), vec![arp_request(PEER_IP)]);
@@ -1228,6 +1231,7 @@ fn handshake_waiting_for_arp_counts_its_timeouts_and_still_expires() {
             deadline: 1100 * MS,
             sent_at: 0,
             from_cookie: false,
+            cc: crate::proto::CcAlgorithm::Reno,
         }
     );
     at(&mut eng, 1100 * MS);
@@ -1269,7 +1273,7 @@ fn handshake_waiting_for_arp_counts_its_timeouts_and_still_expires() {
     cfg.syn_retries = 0;
     let mut eng = Engine::new(cfg);
     at(&mut eng, 100 * MS);
-    let c = eng.active_open(PEER_IP, PORT, None).unwrap();
+    let c = eng.active_open(PEER_IP, PORT, None, None).unwrap();
     assert_eq!(sent(&mut eng), vec![arp_request(PEER_IP)]);
     at(&mut eng, 1100 * MS);
     eng.handshake_timer(eng.apps.get(c).unwrap().tuple);

@@ -63,9 +63,10 @@ impl Engine {
             timestamps: ts,
         };
         let mut proto = ProtoFlow::new(&init, &cfg.proto);
+        proto.set_cc(h.cc);
         // Both ends asked for ECN in the handshake (our SYN or SYN-ACK
-        // carried the request only when `tcp.ecn` is on).
-        if cfg.proto.ecn && h.peer.ecn && !h.from_cookie {
+        // carried the request only with `tcp.ecn` on or for DCTCP).
+        if h.wants_ecn(cfg.proto.ecn) && h.peer.ecn && !h.from_cookie {
             proto.enable_ecn();
         }
 

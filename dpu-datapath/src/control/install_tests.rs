@@ -27,6 +27,7 @@ fn entry(peer: PeerOptions) -> Handshake {
         deadline: 1100 * MS,
         sent_at: 100 * MS,
         from_cookie: false,
+        cc: crate::proto::CcAlgorithm::Reno,
     }
 }
 

@@ -43,15 +43,18 @@ pub struct Listener {
     /// Where accepted connections' buffers come from (a host application's
     /// region); engine-owned buffers when `None`.
     pub buffers: Option<std::sync::Arc<dyn crate::app::BufferSource>>,
+    /// Congestion control of the connections it accepts.
+    pub cc: crate::proto::CcAlgorithm,
 }
 
 impl Listener {
-    pub fn new(backlog: u32) -> Self {
+    pub fn new(backlog: u32, cc: crate::proto::CcAlgorithm) -> Self {
         Self {
             backlog,
             half_open: 0,
             accept_queue: VecDeque::new(),
             buffers: None,
+            cc,
         }
     }
 

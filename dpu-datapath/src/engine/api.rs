@@ -6,7 +6,7 @@
 use super::Engine;
 use crate::app::{AppEvent, BufferSource, ConnBuffers, ConnError, ConnId, ConnPhase};
 use crate::flow::FourTuple;
-use crate::proto::{Nanos, TcpState};
+use crate::proto::{CcAlgorithm, Nanos, TcpState};
 use crate::wire::SeqNumber;
 use std::net::Ipv4Addr;
 
@@ -84,10 +84,56 @@ impl Engine {
             return Err(ApiError::AddressInUse);
         }
         let backlog = backlog.unwrap_or(self.cfg.listen_backlog).max(1);
-        self.ctrl
-            .listeners
-            .insert(port, crate::control::Listener::new(backlog));
+        let cc = self.cfg.cc_by_port.get(&port).copied();
+        let listener = crate::control::Listener::new(backlog, cc.unwrap_or(self.cfg.proto.cc));
+        self.ctrl.listeners.insert(port, listener);
         Ok(())
+    }
+
+    /// Sets the congestion control of the connections `port` accepts from
+    /// now on (the application chose it for its listening socket).
+    pub fn set_listener_cc(&mut self, port: u16, cc: CcAlgorithm) -> Result<(), ApiError> {
+        let l = self
+            .ctrl
+            .listeners
+            .get_mut(&port)
+            .ok_or(ApiError::InvalidHandle)?;
+        l.cc = cc;
+        Ok(())
+    }
+
+    /// Sets a connection's congestion control: at once if it is
+    /// established, from the end of the handshake otherwise. A DCTCP
+    /// connection negotiates ECN in its handshake; one that switches to
+    /// DCTCP later without ECN behaves as NewReno on loss.
+    pub fn set_congestion_control(
+        &mut self,
+        conn: ConnId,
+        cc: CcAlgorithm,
+    ) -> Result<(), ApiError> {
+        let app = self.apps.get(conn).ok_or(ApiError::InvalidHandle)?;
+        if let Some(flow) = app.flow {
+            if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
+                p.set_cc(cc);
+            }
+            return Ok(());
+        }
+        // In its handshake, or already out of the data path (nothing left
+        // to control, as Linux accepts the option on a closed socket).
+        if let Some(h) = self.ctrl.handshakes.get_mut(&app.tuple) {
+            h.cc = cc;
+        }
+        Ok(())
+    }
+
+    /// A connection's congestion control (None for an unknown handle or a
+    /// connection that has left the data path).
+    pub fn congestion_control(&self, conn: ConnId) -> Option<CcAlgorithm> {
+        let app = self.apps.get(conn)?;
+        match app.flow {
+            Some(flow) => self.proto.get(flow.index())?.as_ref().map(|p| p.cc()),
+            None => self.ctrl.handshakes.get(&app.tuple).map(|h| h.cc),
+        }
     }
 
     /// Takes an established connection from the listener's accept queue.
@@ -104,7 +150,7 @@ impl Engine {
         now: Nanos,
     ) -> Result<ConnId, ApiError> {
         self.now = self.now.max(now);
-        self.active_open(remote_ip, remote_port, None)
+        self.active_open(remote_ip, remote_port, None, None)
     }
 
     /// Like [`Engine::connect`], with the payload in the given buffers (a
@@ -115,7 +161,20 @@ impl Engine {
         remote_port: u16,
         buffers: ConnBuffers,
     ) -> Result<ConnId, ApiError> {
-        self.active_open(remote_ip, remote_port, Some(buffers))
+        self.active_open(remote_ip, remote_port, Some(buffers), None)
+    }
+
+    /// Like [`Engine::connect_with`], with the connection's congestion
+    /// control (None: `tcp.congestion_control`); DCTCP asks for ECN in
+    /// the SYN.
+    pub fn connect_with_cc(
+        &mut self,
+        remote_ip: Ipv4Addr,
+        remote_port: u16,
+        buffers: Option<ConnBuffers>,
+        cc: Option<CcAlgorithm>,
+    ) -> Result<ConnId, ApiError> {
+        self.active_open(remote_ip, remote_port, buffers, cc)
     }
 
     /// Like [`Engine::listen`], taking accepted connections' buffers from

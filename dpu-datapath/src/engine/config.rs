@@ -34,8 +34,22 @@ pub struct EngineConfig {
     pub coalesce_acks: bool,
     /// When SYN cookies answer SYNs.
     pub syn_cookies: SynCookieMode,
+    /// Congestion control of connections accepted on these ports
+    /// (`tcp.congestion_control_by_port`), in place of `proto.cc`.
+    pub cc_by_port: std::collections::BTreeMap<u16, CcAlgorithm>,
     /// Seeds the ISN secret and ephemeral ports (deterministic simulations).
     pub seed: u64,
+}
+
+/// The engine's controller for a configured one.
+fn cc_algorithm(cc: pipeline_config::CongestionControl) -> CcAlgorithm {
+    match cc {
+        pipeline_config::CongestionControl::Dctcp => CcAlgorithm::Dctcp,
+        // TIMELY is not built yet: NewReno stands in (docs).
+        pipeline_config::CongestionControl::Reno | pipeline_config::CongestionControl::Timely => {
+            CcAlgorithm::Reno
+        }
+    }
 }
 
 impl EngineConfig {
@@ -65,12 +79,7 @@ impl EngineConfig {
                 initial_cwnd_segments: t.initial_cwnd_segments,
                 max_retransmits: 15,
                 ecn: t.ecn,
-                cc: match t.congestion_control {
-                    pipeline_config::CongestionControl::Dctcp => CcAlgorithm::Dctcp,
-                    // TIMELY is not built yet: NewReno stands in (docs).
-                    pipeline_config::CongestionControl::Reno
-                    | pipeline_config::CongestionControl::Timely => CcAlgorithm::Reno,
-                },
+                cc: cc_algorithm(t.congestion_control),
             },
             time_wait_ns: t.time_wait_ms as u64 * 1_000_000,
             listen_backlog: t.listen_backlog,
@@ -86,6 +95,11 @@ impl EngineConfig {
             synack_retries: t.synack_retries.min(255) as u8,
             coalesce_acks: t.coalesce_acks,
             syn_cookies: t.syn_cookies,
+            cc_by_port: t
+                .congestion_control_by_port
+                .iter()
+                .map(|(&port, &cc)| (port, cc_algorithm(cc)))
+                .collect(),
             seed,
         })
     }

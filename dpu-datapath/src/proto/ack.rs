@@ -209,7 +209,7 @@ impl ProtoFlow {
             }
         }
         if self.flags.has(Flags::ECN) {
-            if cfg.cc == CcAlgorithm::Dctcp {
+            if self.cc() == CcAlgorithm::Dctcp {
                 self.update_dctcp_alpha(acked, ece);
             }
             if ece {
@@ -217,7 +217,7 @@ impl ProtoFlow {
             }
             if ece && ecn_window_done {
                 stats.ecn_reductions += 1;
-                self.reduce_for_ecn(cfg);
+                self.reduce_for_ecn();
             }
         }
 
@@ -269,9 +269,9 @@ impl ProtoFlow {
     /// The response to ECE, once per window (RFC 3168 6.1.2): Reno halves
     /// the window, DCTCP takes alpha / 2 off it (RFC 8257 3.3); the next
     /// new data segment carries CWR.
-    fn reduce_for_ecn(&mut self, cfg: &ProtoConfig) {
+    fn reduce_for_ecn(&mut self) {
         let mss = self.mss as u32;
-        let cut = match cfg.cc {
+        let cut = match self.cc() {
             CcAlgorithm::Reno => self.cwnd / 2,
             CcAlgorithm::Dctcp => {
                 ((u64::from(self.cwnd) * u64::from(self.dctcp_alpha)) >> 17) as u32

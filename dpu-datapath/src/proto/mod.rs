@@ -180,6 +180,9 @@ impl Flags {
     /// A send was held back by the congestion window since the last ACK:
     /// the window is in use and may grow (RFC 7661).
     const CWND_LIMITED: u16 = 16384;
+    /// This connection's controller is DCTCP (else NewReno); chosen per
+    /// connection (listener, application or configuration default).
+    const DCTCP: u16 = 32768;
 
     fn has(self, b: u16) -> bool {
         self.0 & b != 0
@@ -281,6 +284,7 @@ impl ProtoFlow {
         let mut flags = Flags::default();
         flags.set(Flags::TS, init.ts_recent.is_some());
         flags.set(Flags::SACK, init.sack);
+        flags.set(Flags::DCTCP, cfg.cc == CcAlgorithm::Dctcp);
         let snd_una = init.iss + 1u32;
         let rcv_nxt = init.irs + 1u32;
         let mss = init.mss.max(64);
@@ -369,6 +373,26 @@ impl ProtoFlow {
 
     pub fn ssthresh(&self) -> u32 {
         self.ssthresh
+    }
+
+    /// This connection's congestion controller.
+    pub fn cc(&self) -> CcAlgorithm {
+        if self.flags.has(Flags::DCTCP) {
+            CcAlgorithm::Dctcp
+        } else {
+            CcAlgorithm::Reno
+        }
+    }
+
+    /// Switches the congestion controller. The window carries over; DCTCP
+    /// starts from alpha = 1 (RFC 8257 3.3's initial value) and reacts to
+    /// ECE only where ECN was negotiated (without it, it behaves as
+    /// NewReno on loss).
+    pub fn set_cc(&mut self, cc: CcAlgorithm) {
+        if cc != self.cc() && cc == CcAlgorithm::Dctcp {
+            self.dctcp_alpha = DCTCP_ALPHA_ONE;
+        }
+        self.flags.set(Flags::DCTCP, cc == CcAlgorithm::Dctcp);
     }
 
     /// Turns ECN on (both ends asked for it in the handshake).

@@ -75,7 +75,7 @@ impl ProtoFlow {
         let mut ack_now = false;
         if self.flags.has(Flags::ECN) && (s.payload_len > 0 || fin) {
             stats.ecn_ce_received += u64::from(s.ecn_ce);
-            ack_now |= self.echo_congestion(s, cfg);
+            ack_now |= self.echo_congestion(s);
         }
         if s.payload_len > 0 {
             if self.state.can_receive_data() {
@@ -139,9 +139,9 @@ impl ProtoFlow {
     /// acknowledged with the new state; RFC 8257 acknowledges the segments
     /// before it with the old one first, a second ACK this design does not
     /// send). Returns whether an immediate ACK is due.
-    fn echo_congestion(&mut self, s: &Summary, cfg: &ProtoConfig) -> bool {
+    fn echo_congestion(&mut self, s: &Summary) -> bool {
         let was = self.flags.has(Flags::ECE_ECHO);
-        match cfg.cc {
+        match self.cc() {
             CcAlgorithm::Dctcp => {
                 self.flags.set(Flags::ECE_ECHO, s.ecn_ce);
                 was != s.ecn_ce

@@ -696,10 +696,15 @@ impl Script {
 
     /// Active open to the peer's `SERVER_PORT`; the engine first ARPs for it.
     pub fn connect(&mut self) -> ConnId {
+        self.connect_with_cc(None)
+    }
+
+    /// [`Script::connect`] with the connection's congestion control.
+    pub fn connect_with_cc(&mut self, cc: Option<dpu_datapath::proto::CcAlgorithm>) -> ConnId {
         self.peer_port = SERVER_PORT;
         let c = self
             .eng
-            .connect(PEER_IP, SERVER_PORT, self.now)
+            .connect_with_cc(PEER_IP, SERVER_PORT, None, cc)
             .expect("connect");
         self.our_port = self.eng.conn_tuple(c).expect("tuple").local_port;
         self.flush();

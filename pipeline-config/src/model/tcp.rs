@@ -67,6 +67,12 @@ pub struct Tcp {
     /// `tcp.congestion_control`: `"reno"`, `"dctcp"` (needs `ecn: true`) or
     /// `"timely"`. Default `"reno"`.
     pub congestion_control: CongestionControl,
+    /// `tcp.congestion_control_by_port`: the controller of connections
+    /// accepted on given listening ports, e.g. `{"11211": "dctcp"}`, in
+    /// place of `congestion_control` (applications may still choose per
+    /// socket). A DCTCP listener negotiates ECN whatever `tcp.ecn` says.
+    /// Ports `1..=65535`. Default empty.
+    pub congestion_control_by_port: std::collections::BTreeMap<u16, CongestionControl>,
     /// `tcp.ecn`: negotiate explicit congestion notification (RFC 3168).
     /// Default `false`.
     pub ecn: bool,
@@ -96,6 +102,7 @@ impl Default for Tcp {
             sack: true,
             ooo_intervals: 8,
             congestion_control: CongestionControl::Reno,
+            congestion_control_by_port: Default::default(),
             ecn: false,
             initial_cwnd_segments: 10,
         }

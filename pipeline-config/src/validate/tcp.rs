@@ -27,6 +27,12 @@ pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
             "\"dctcp\" needs ECN marks; set tcp.ecn to true",
         );
     }
+    if tcp.congestion_control_by_port.contains_key(&0) {
+        report.error(
+            "tcp.congestion_control_by_port",
+            "port 0 cannot listen; ports are 1..=65535",
+        );
+    }
     report.range(
         "tcp.initial_cwnd_segments",
         tcp.initial_cwnd_segments,

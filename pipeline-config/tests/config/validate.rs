@@ -160,6 +160,35 @@ fn dctcp_needs_ecn() {
 }
 
 #[test]
+fn congestion_control_by_port() {
+    let config = Config::from_json_str(
+        r#"{"tcp": {"congestion_control_by_port": {"11211": "dctcp", "80": "reno"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        config.tcp.congestion_control_by_port.get(&11211),
+        Some(&CongestionControl::Dctcp)
+    );
+    assert_eq!(
+        errors(r#"{"tcp": {"congestion_control_by_port": {"0": "dctcp"}}}"#),
+        ["tcp.congestion_control_by_port: port 0 cannot listen; ports are 1..=65535"]
+    );
+    let bad = errors(r#"{"tcp": {"congestion_control_by_port": {"80": "cubic"}}}"#);
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].starts_with("tcp.congestion_control_by_port")
+            && bad[0]
+                .contains("unknown variant `cubic`, expected one of `reno`, `dctcp`, `timely`"),
+        "{bad:?}"
+    );
+    let bad = errors(r#"{"tcp": {"congestion_control_by_port": {"70000": "reno"}}}"#);
+    assert!(
+        bad[0].starts_with("tcp.congestion_control_by_port"),
+        "{bad:?}"
+    );
+}
+
+#[test]
 fn dpdk_devices() {
     assert_eq!(
         errors(
