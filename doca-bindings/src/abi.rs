@@ -101,14 +101,17 @@ const _: () = assert!(std::mem::size_of::<RegionFlags>() == 64);
 const _: () = assert!(std::mem::size_of::<CtxHeader>() == 320);
 
 // Requests (application -> DPU). Field use per op:
-/// a = port, b = backlog (0: service default). Reply: status.
+/// a = port, b = backlog (0: service default), c = congestion control
+/// of accepted connections (`CC_*`, 0: the service's for the port).
+/// Reply: status (-ENOENT for an unknown controller).
 pub const OP_LISTEN: u16 = 1;
 /// a = port. Reply: conn, a = slot, b = remote addr, c = local addr
 /// (see [`pack_addr`]), status -EAGAIN when the queue is empty.
 pub const OP_ACCEPT: u16 = 2;
-/// a = remote addr ([`pack_addr`]). Reply: conn, a = slot, b = remote,
-/// c = local; completion follows as `EV_CONN` with `CONN_CONNECTED` or
-/// `CONN_ERROR`.
+/// a = remote addr ([`pack_addr`]), b = congestion control (`CC_*`, 0:
+/// the service's default). Reply: conn, a = slot, b = remote, c = local
+/// (status -ENOENT for an unknown controller); completion follows as
+/// `EV_CONN` with `CONN_CONNECTED` or `CONN_ERROR`.
 pub const OP_CONNECT: u16 = 3;
 /// conn, a = total bytes written to the TX buffer so far (stream offset).
 /// No reply; ACKs come back as `EV_CONN` with b = total acknowledged.
@@ -154,6 +157,36 @@ pub const OPT_KEEPALIVE: u64 = 2;
 /// application's exit, resets it instead of sending what is queued and a
 /// FIN); b = 0: the default graceful close.
 pub const OPT_LINGER_ZERO: u64 = 3;
+/// b = `CC_*`: the connection's congestion control from now on
+/// (`TCP_CONGESTION`); -ENOENT for an unknown controller.
+pub const OPT_CONGESTION: u64 = 4;
+
+// Congestion controllers (`OPT_CONGESTION`, `OP_CONNECT` b, `OP_LISTEN` c).
+/// The service's choice (`tcp.congestion_control`, or per listening port).
+pub const CC_DEFAULT: u64 = 0;
+/// NewReno (with RFC 3168 ECN where negotiated).
+pub const CC_RENO: u64 = 1;
+/// DCTCP (RFC 8257); its handshakes ask for ECN.
+pub const CC_DCTCP: u64 = 2;
+
+/// The `CC_*` value of a Linux `TCP_CONGESTION` name (None: not offered,
+/// ENOENT as on Linux).
+pub fn cc_from_name(name: &[u8]) -> Option<u64> {
+    match name {
+        b"reno" => Some(CC_RENO),
+        b"dctcp" => Some(CC_DCTCP),
+        _ => None,
+    }
+}
+
+/// The `TCP_CONGESTION` name of a `CC_*` value.
+pub fn cc_name(cc: u64) -> Option<&'static str> {
+    match cc {
+        CC_RENO => Some("reno"),
+        CC_DCTCP => Some("dctcp"),
+        _ => None,
+    }
+}
 
 // EV_FATAL reasons: which check a descriptor failed.
 pub const VIOLATION_RING_INDEX: u64 = 1;

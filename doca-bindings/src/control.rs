@@ -55,6 +55,17 @@ pub struct RegisterReply {
     pub abi_version: u32,
     pub layout: abi::Layout,
     pub local_ip: std::net::Ipv4Addr,
+    /// The congestion control connections get unless the application
+    /// chooses (`TCP_CONGESTION` name; older services: absent, "reno").
+    #[serde(default = "default_cc_name")]
+    pub congestion_control: String,
+    /// Ports whose listeners use another one (`tcp.congestion_control_by_port`).
+    #[serde(default)]
+    pub congestion_control_by_port: std::collections::BTreeMap<u16, String>,
+}
+
+fn default_cc_name() -> String {
+    "reno".into()
 }
 
 /// Envelope of every reply: `{"ok":true,"reply":...}` or
@@ -212,6 +223,8 @@ mod tests {
             abi_version: abi::ABI_VERSION,
             layout: l,
             local_ip: "198.18.0.2".parse().unwrap(),
+            congestion_control: "reno".into(),
+            congestion_control_by_port: Default::default(),
         };
         let env = ControlReply::success(&reply).unwrap();
         let fds = [

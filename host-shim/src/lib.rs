@@ -50,9 +50,10 @@ mod stream;
 mod toe;
 
 pub use conn::Readiness;
+pub use doca_bindings::abi::{cc_from_name, cc_name};
 pub use errors::errno_of;
 pub use listener::{Incoming, TcpListener};
-pub use stream::TcpStream;
+pub use stream::{congestion_control_id, TcpStream};
 pub use toe::{
     control_path_from_env, Toe, ToeOptions, WakeupGuard, CONTROL_ENV, DEFAULT_CONTROL_PATH,
 };

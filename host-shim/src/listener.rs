@@ -27,6 +27,8 @@ pub struct TcpListener {
     local: SocketAddrV4,
     generation: Arc<AtomicU64>,
     nonblocking: AtomicBool,
+    /// `abi::CC_*` of accepted connections (`CC_DEFAULT`: the service's).
+    cc: u64,
 }
 
 /// Checks a listen address against the DPU's IP.
@@ -61,10 +63,29 @@ impl TcpListener {
         addr: impl ToSocketAddrs,
         backlog: u32,
     ) -> io::Result<TcpListener> {
-        each_v4(addr, |a| TcpListener::bind_v4(toe, a, backlog))
+        each_v4(addr, |a| {
+            TcpListener::bind_v4(toe, a, backlog, abi::CC_DEFAULT)
+        })
     }
 
-    fn bind_v4(toe: &Arc<Toe>, addr: SocketAddrV4, backlog: u32) -> io::Result<TcpListener> {
+    /// Like [`TcpListener::bind_with_backlog`], with the congestion control
+    /// of the connections it accepts (`abi::CC_*`, see
+    /// [`crate::congestion_control_id`]; `CC_DEFAULT`: the service's).
+    pub fn bind_with(
+        toe: &Arc<Toe>,
+        addr: impl ToSocketAddrs,
+        backlog: u32,
+        cc: u64,
+    ) -> io::Result<TcpListener> {
+        each_v4(addr, |a| TcpListener::bind_v4(toe, a, backlog, cc))
+    }
+
+    fn bind_v4(
+        toe: &Arc<Toe>,
+        addr: SocketAddrV4,
+        backlog: u32,
+        cc: u64,
+    ) -> io::Result<TcpListener> {
         check_listen_addr(toe.local_ip(), addr)?;
         let ctx = toe.thread_context();
         // Registered before the request: an EV_ACCEPTABLE may follow the
@@ -75,6 +96,7 @@ impl TcpListener {
                 op: abi::OP_LISTEN,
                 a: addr.port().into(),
                 b: backlog.into(),
+                c: cc,
                 ..Desc::default()
             },
             Wait::FOREVER,
@@ -86,6 +108,7 @@ impl TcpListener {
                 local: addr,
                 generation,
                 nonblocking: AtomicBool::new(false),
+                cc,
             }),
             Err(e) => {
                 ctx.shared().remove_listener(addr.port());
@@ -120,6 +143,7 @@ impl TcpListener {
             )?;
             if reply.status == 0 {
                 let s = TcpStream::from_reply(&self.toe, ctx, &reply, None)?;
+                s.inherit_congestion_control(self.cc);
                 let peer = s.peer_addr()?;
                 return Ok((s, peer));
             }

@@ -55,8 +55,19 @@ pub struct TcpStream {
     local: SocketAddrV4,
     nonblocking: AtomicBool,
     nodelay: AtomicBool,
+    /// `abi::CC_*` chosen by the application (or inherited from its
+    /// listener); `CC_DEFAULT`: the service's.
+    cc: AtomicU64,
+    /// Accepted (the service's default is then its listening port's).
+    accepted: bool,
     read_timeout: Timeout,
     write_timeout: Timeout,
+}
+
+/// The `abi::CC_*` value of a `TCP_CONGESTION` name: ENOENT for a
+/// controller the engine does not have (as Linux answers).
+pub fn congestion_control_id(name: &str) -> io::Result<u64> {
+    abi::cc_from_name(name.as_bytes()).ok_or_else(|| from_errno(libc::ENOENT))
 }
 
 /// Takes the first IPv4 address of `addr` for which `f` succeeds (like std,
@@ -108,7 +119,21 @@ fn known(packed: u64) -> Option<SocketAddrV4> {
 impl TcpStream {
     /// Opens a connection (blocking until it is established or fails).
     pub fn connect(toe: &Arc<Toe>, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        each_v4(addr, |a| TcpStream::connect_v4(toe, a, None))
+        each_v4(addr, |a| {
+            TcpStream::connect_v4(toe, a, None, abi::CC_DEFAULT)
+        })
+    }
+
+    /// Like [`TcpStream::connect`] with the connection's congestion
+    /// control (`TCP_CONGESTION` name: "reno" or "dctcp"; ENOENT
+    /// otherwise). DCTCP asks for ECN in the SYN.
+    pub fn connect_with_congestion_control(
+        toe: &Arc<Toe>,
+        addr: impl ToSocketAddrs,
+        name: &str,
+    ) -> io::Result<TcpStream> {
+        let cc = congestion_control_id(name)?;
+        each_v4(addr, |a| TcpStream::connect_v4(toe, a, None, cc))
     }
 
     /// Like [`TcpStream::connect`] with a timeout (TimedOut when it expires).
@@ -120,13 +145,16 @@ impl TcpStream {
         if timeout.is_zero() {
             return Err(invalid_input("cannot set a 0 duration timeout"));
         }
-        each_v4(addr, |a| TcpStream::connect_v4(toe, a, Some(timeout)))
+        each_v4(addr, |a| {
+            TcpStream::connect_v4(toe, a, Some(timeout), abi::CC_DEFAULT)
+        })
     }
 
     fn connect_v4(
         toe: &Arc<Toe>,
         addr: SocketAddrV4,
         timeout: Option<Duration>,
+        cc: u64,
     ) -> io::Result<TcpStream> {
         // Rejected locally like the kernel would (no round trip).
         if addr.port() == 0 || addr.ip().is_unspecified() {
@@ -141,12 +169,14 @@ impl TcpStream {
             Desc {
                 op: abi::OP_CONNECT,
                 a: abi::pack_addr(addr),
+                b: cc,
                 ..Desc::default()
             },
             wait,
         )?;
         check_status(reply.status)?;
         let s = TcpStream::from_reply(toe, ctx, &reply, Some(addr))?;
+        s.cc.store(cc, Ordering::Relaxed);
         // Completion: CONN_CONNECTED or CONN_ERROR. On failure or timeout
         // the stream's Drop closes the handle.
         let conn = s.conn;
@@ -161,6 +191,16 @@ impl TcpStream {
     /// when the handshake completed or failed; until then reads and writes
     /// would block.
     pub fn connect_start(toe: &Arc<Toe>, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        TcpStream::connect_start_with(toe, addr, abi::CC_DEFAULT)
+    }
+
+    /// [`TcpStream::connect_start`] with the connection's congestion
+    /// control (`abi::CC_*`, see [`congestion_control_id`]).
+    pub fn connect_start_with(
+        toe: &Arc<Toe>,
+        addr: SocketAddrV4,
+        cc: u64,
+    ) -> io::Result<TcpStream> {
         if addr.port() == 0 || addr.ip().is_unspecified() {
             return Err(from_errno(libc::EADDRNOTAVAIL));
         }
@@ -172,12 +212,15 @@ impl TcpStream {
             Desc {
                 op: abi::OP_CONNECT,
                 a: abi::pack_addr(addr),
+                b: cc,
                 ..Desc::default()
             },
             Wait::FOREVER,
         )?;
         check_status(reply.status)?;
-        TcpStream::from_reply(toe, ctx, &reply, Some(addr))
+        let s = TcpStream::from_reply(toe, ctx, &reply, Some(addr))?;
+        s.cc.store(cc, Ordering::Relaxed);
+        Ok(s)
     }
 
     /// The outcome of the handshake, after applying pending events (never
@@ -209,6 +252,8 @@ impl TcpStream {
             local: known(reply.c).unwrap_or(SocketAddrV4::new(toe.local_ip(), 0)),
             nonblocking: AtomicBool::new(false),
             nodelay: AtomicBool::new(false),
+            cc: AtomicU64::new(abi::CC_DEFAULT),
+            accepted: peer.is_none(),
             read_timeout: Timeout::default(),
             write_timeout: Timeout::default(),
         };
@@ -423,6 +468,33 @@ impl TcpStream {
     /// the queued data on its own).
     pub fn set_linger_zero(&self, on: bool) -> io::Result<()> {
         self.setopt(abi::OPT_LINGER_ZERO, u64::from(on))
+    }
+
+    /// `TCP_CONGESTION`: the connection's congestion control from now on
+    /// ("reno" or "dctcp"; ENOENT otherwise). Switching an open connection
+    /// to DCTCP uses ECN only if its handshake negotiated it.
+    pub fn set_congestion_control(&self, name: &str) -> io::Result<()> {
+        let cc = congestion_control_id(name)?;
+        self.setopt(abi::OPT_CONGESTION, cc)?;
+        self.cc.store(cc, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The connection's congestion control (`TCP_CONGESTION` name).
+    pub fn congestion_control(&self) -> String {
+        match abi::cc_name(self.cc.load(Ordering::Relaxed)) {
+            Some(name) => name.into(),
+            None => {
+                let port = self.accepted.then_some(self.local.port());
+                self.toe.default_congestion_control(port).into()
+            }
+        }
+    }
+
+    /// Records the controller the engine gave this connection without a
+    /// request (an accepted connection inherits its listener's).
+    pub fn inherit_congestion_control(&self, cc: u64) {
+        self.cc.store(cc, Ordering::Relaxed);
     }
 
     fn setopt(&self, opt: u64, value: u64) -> io::Result<()> {

@@ -105,6 +105,10 @@ pub struct Toe {
     id: u64,
     app_id: u32,
     local_ip: Ipv4Addr,
+    /// The service's congestion control for connections whose
+    /// application did not choose, and per listening port.
+    cc_default: String,
+    cc_by_port: std::collections::BTreeMap<u16, String>,
     shared: Arc<Shared>,
     contexts: Vec<Context>,
     next_ctx: AtomicU32,
@@ -204,6 +208,8 @@ impl Toe {
             id: NEXT_TOE_ID.fetch_add(1, Ordering::Relaxed),
             app_id: reply.app_id,
             local_ip: reply.local_ip,
+            cc_default: reply.congestion_control,
+            cc_by_port: reply.congestion_control_by_port,
             shared,
             contexts,
             next_ctx: AtomicU32::new(0),
@@ -214,6 +220,15 @@ impl Toe {
     /// The DPU's IPv4 address (what peers connect to).
     pub fn local_ip(&self) -> Ipv4Addr {
         self.local_ip
+    }
+
+    /// The congestion control (`TCP_CONGESTION` name) the service gives a
+    /// connection its application did not choose: accepted on
+    /// `listening_port`, or opened by `connect` (None).
+    pub fn default_congestion_control(&self, listening_port: Option<u16>) -> &str {
+        listening_port
+            .and_then(|p| self.cc_by_port.get(&p))
+            .unwrap_or(&self.cc_default)
     }
 
     /// The id the service gave this application.

@@ -603,3 +603,106 @@ fn iperf3_both_directions() {
         );
     }
 }
+
+/// The engine's connection table (`flextoe-dpu conns --json`).
+fn conns(svc: &Service) -> Vec<serde_json::Value> {
+    let bin = flextoe_tests::hostif::service_binary().expect("flextoe-dpu");
+    let out = Command::new(bin)
+        .args(["conns", "--json", "--control"])
+        .arg(&svc.socket)
+        .output()
+        .expect("flextoe-dpu conns");
+    match serde_json::from_slice(&out.stdout) {
+        Ok(serde_json::Value::Array(rows)) => rows,
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn iperf3_chooses_its_congestion_control_with_tcp_congestion() {
+    let Some(run) = runner() else { return };
+    if !need(&["iperf3"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-iperf-cc", 1) else {
+        return;
+    };
+    let ip = svc.ip.to_string();
+    let port = engine_port(60).to_string();
+    let _srv = spawn_server(
+        under(&run, &svc, "iperf3", &["-s", "-4", "-p", &port]),
+        "iperf3 -s",
+    );
+    wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+    // iperf3 sets TCP_CONGESTION on its data sockets (client and server)
+    // and reads it back with getsockopt for its report.
+    let client = under(
+        &run,
+        &svc,
+        "iperf3",
+        &["-4", "-c", &ip, "-p", &port, "-t", "3", "-C", "dctcp", "-J"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("iperf3 client");
+    // Meanwhile the engine runs both ends of the data connection with DCTCP
+    // (without ECN: the listener did not ask for it in its SYN-ACK, as a
+    // Linux iperf3 server's listener does not).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        seen = conns(&svc)
+            .into_iter()
+            .filter(|r| r["cc"].as_str().is_some_and(|c| c.starts_with("dctcp")))
+            .collect();
+        if seen.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = finish(client, Duration::from_secs(60), "iperf3 -C dctcp");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        seen.len() >= 2,
+        "the engine never ran both ends with DCTCP: {seen:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    assert_eq!(v["end"]["sender_tcp_congestion"], "dctcp", "{v}");
+    assert_eq!(v["end"]["receiver_tcp_congestion"], "dctcp", "{v}");
+    assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 0.0);
+    // An algorithm the engine does not have is refused (ENOENT), as Linux
+    // refuses one it does not have: iperf3 reports it and exits.
+    let out = run_ok_or_fail(
+        under(
+            &run,
+            &svc,
+            "iperf3",
+            &["-4", "-c", &ip, "-p", &port, "-t", "1", "-C", "cubic", "-J"],
+        ),
+        "iperf3 -C cubic",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    // (iperf3 prints its own message for any setsockopt failure; the
+    // preload's unit tests check the errno is ENOENT.)
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TCP_CONGESTION") && e.contains("not supported")),
+        "iperf3 -C cubic: {v}"
+    );
+}
+
+/// Runs `c` to completion (bounded), whatever its exit status.
+fn run_ok_or_fail(mut c: Command, what: &str) -> Output {
+    let child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    finish(child, Duration::from_secs(60), what)
+}

@@ -325,6 +325,8 @@ fn create(
         abi_version: doca_bindings::abi::ABI_VERSION,
         layout,
         local_ip: o.local_ip,
+        congestion_control: o.congestion_control.clone(),
+        congestion_control_by_port: o.congestion_control_by_port.clone(),
     };
     let reply = ControlReply::success(&reply).map_err(|e| e.to_string())?;
     // Everything that can fail happens before the reply: a client told it

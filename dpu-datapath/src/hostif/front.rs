@@ -575,6 +575,9 @@ impl Front {
             abi::OP_ACCEPT => self.accept(app, ctx, d),
             abi::OP_CONNECT => match abi::unpack_addr(d.a).filter(|a| a.port() != 0) {
                 None => self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL)),
+                Some(_) if cc_of(d.b).is_err() => {
+                    self.message(app, ctx, reply(d.tag, d.op, -libc::ENOENT))
+                }
                 Some(remote) => {
                     let owner = self.next_owner % self.owners.len();
                     self.next_owner = self.next_owner.wrapping_add(1);
@@ -589,6 +592,7 @@ impl Front {
                             tag: d.tag,
                             remote,
                             source,
+                            cc: cc_of(d.b).unwrap_or_default(),
                         },
                     );
                 }
@@ -606,6 +610,9 @@ impl Front {
         if d.a == 0 || d.a > 0xFFFF || d.b > u64::from(u32::MAX) {
             return self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL));
         }
+        let Ok(cc) = cc_of(d.c) else {
+            return self.message(app, ctx, reply(d.tag, d.op, -libc::ENOENT));
+        };
         if self.ports.contains_key(&port) {
             return self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
         }
@@ -623,6 +630,7 @@ impl Front {
                     port,
                     backlog: d.b as u32,
                     source: source.clone(),
+                    cc,
                     reply: o == 0,
                 },
             );
@@ -861,3 +869,16 @@ impl Front {
 #[cfg(test)]
 #[path = "front_tests.rs"]
 mod tests;
+
+/// The controller a `CC_*` value names: None for the service's default,
+/// Err for a value no controller has (ENOENT, as Linux answers an unknown
+/// `TCP_CONGESTION` name).
+pub(crate) fn cc_of(v: u64) -> Result<Option<crate::proto::CcAlgorithm>, ()> {
+    use crate::proto::CcAlgorithm;
+    match v {
+        abi::CC_DEFAULT => Ok(None),
+        abi::CC_RENO => Ok(Some(CcAlgorithm::Reno)),
+        abi::CC_DCTCP => Ok(Some(CcAlgorithm::Dctcp)),
+        _ => Err(()),
+    }
+}

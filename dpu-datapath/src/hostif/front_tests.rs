@@ -39,6 +39,7 @@ enum Sent {
         tag: u64,
         port: u16,
         backlog: u32,
+        cc: Option<crate::proto::CcAlgorithm>,
         reply: bool,
     },
     Unlisten {
@@ -50,6 +51,7 @@ enum Sent {
         ctx: u16,
         tag: u64,
         remote: SocketAddrV4,
+        cc: Option<crate::proto::CcAlgorithm>,
     },
     TxPush {
         app: AppKey,
@@ -87,6 +89,7 @@ impl From<OwnerCmd> for Sent {
                 tag,
                 port,
                 backlog,
+                cc,
                 reply,
                 ..
             } => Sent::Listen {
@@ -95,6 +98,7 @@ impl From<OwnerCmd> for Sent {
                 tag,
                 port,
                 backlog,
+                cc,
                 reply,
             },
             OwnerCmd::Unlisten { app, port } => Sent::Unlisten { app, port },
@@ -103,12 +107,14 @@ impl From<OwnerCmd> for Sent {
                 ctx,
                 tag,
                 remote,
+                cc,
                 ..
             } => Sent::Connect {
                 app,
                 ctx,
                 tag,
                 remote,
+                cc,
             },
             OwnerCmd::TxPush { app, conn, written } => Sent::TxPush { app, conn, written },
             OwnerCmd::RxPop { app, conn, read } => Sent::RxPop { app, conn, read },
@@ -831,6 +837,7 @@ fn listen_ports_and_backlogs_at_their_bounds() {
                             tag,
                             port: port as u16,
                             backlog: backlog as u32,
+                            cc: None,
                             reply: o == 0,
                         },
                     )
@@ -854,6 +861,67 @@ fn listen_ports_and_backlogs_at_their_bounds() {
     let mut ports: Vec<u16> = b.front.ports.keys().copied().collect();
     ports.sort_unstable();
     assert_eq!(ports, vec![1, 80, 82, 65535]);
+}
+
+#[test]
+fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
+    use crate::proto::CcAlgorithm;
+    let mut b = Bench::new(2);
+    let mut app = b.register(1);
+    let desc = |op, tag, a, b, c| Desc {
+        op,
+        tag,
+        a,
+        b,
+        c,
+        ..Desc::default()
+    };
+    // Unknown controllers: ENOENT (as Linux's TCP_CONGESTION), not a
+    // violation, and nothing reaches the owners.
+    app.post(0, desc(abi::OP_LISTEN, 1, 80, 0, 3));
+    app.post(
+        0,
+        desc(abi::OP_CONNECT, 2, pack_addr(peer(80)), u64::MAX, 0),
+    );
+    b.pass();
+    assert_eq!(
+        app.events(0),
+        vec![
+            reply(1, abi::OP_LISTEN, -libc::ENOENT),
+            reply(2, abi::OP_CONNECT, -libc::ENOENT)
+        ]
+    );
+    assert_eq!(b.sent(), vec![]);
+    assert!(b.front.ports.is_empty(), "the port was not taken");
+    // Known ones travel with the request; 0 is the service's default.
+    app.post(0, desc(abi::OP_LISTEN, 3, 80, 0, abi::CC_DCTCP));
+    app.post(
+        0,
+        desc(abi::OP_CONNECT, 4, pack_addr(peer(81)), abi::CC_RENO, 0),
+    );
+    app.post(
+        0,
+        desc(abi::OP_CONNECT, 5, pack_addr(peer(82)), abi::CC_DEFAULT, 0),
+    );
+    b.pass();
+    let sent = b.sent();
+    let listen_cc: Vec<_> = sent
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Sent::Listen { cc, .. } => Some(*cc),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listen_cc, vec![Some(CcAlgorithm::Dctcp); 2], "every owner");
+    let connect_cc: Vec<_> = sent
+        .iter()
+        .filter_map(|(_, s)| match s {
+            Sent::Connect { tag, cc, .. } => Some((*tag, *cc)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connect_cc, vec![(4, Some(CcAlgorithm::Reno)), (5, None)]);
+    assert_alive(&b, &app);
 }
 
 #[test]
@@ -1141,6 +1209,7 @@ fn connect_addresses_at_their_bounds() {
         ctx: 1,
         tag,
         remote: peer(port),
+        cc: None,
     };
     assert_eq!(
         b.sent(),
@@ -1302,6 +1371,7 @@ fn requests_after_the_violating_one_are_not_run() {
                 tag: 1,
                 port: 80,
                 backlog: 0,
+                cc: None,
                 reply: true
             }
         )],

@@ -25,6 +25,9 @@ pub enum OwnerCmd {
         port: u16,
         backlog: u32,
         source: SlotPool,
+        /// Congestion control of accepted connections (None: the port's
+        /// configured one or the default).
+        cc: Option<crate::proto::CcAlgorithm>,
         /// Only one owner answers (they all do the same).
         reply: bool,
     },
@@ -38,6 +41,8 @@ pub enum OwnerCmd {
         tag: u64,
         remote: SocketAddrV4,
         source: SlotPool,
+        /// None: `tcp.congestion_control`.
+        cc: Option<crate::proto::CcAlgorithm>,
     },
     TxPush {
         app: AppKey,

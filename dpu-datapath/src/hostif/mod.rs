@@ -76,6 +76,22 @@ pub struct HostIfOptions {
     pub rx_buf_size: u32,
     pub tx_buf_size: u32,
     pub local_ip: Ipv4Addr,
+    /// What applications are told their connections use unless they
+    /// choose (`TCP_CONGESTION` names; see [`cc_name`]).
+    pub congestion_control: String,
+    pub congestion_control_by_port: std::collections::BTreeMap<u16, String>,
+}
+
+/// The `TCP_CONGESTION` name of what a configured controller runs as
+/// (TIMELY is not built yet and runs as NewReno).
+pub fn cc_name(cc: pipeline_config::CongestionControl) -> String {
+    match cc {
+        pipeline_config::CongestionControl::Dctcp => "dctcp",
+        pipeline_config::CongestionControl::Reno | pipeline_config::CongestionControl::Timely => {
+            "reno"
+        }
+    }
+    .into()
 }
 
 impl HostIfOptions {
@@ -90,6 +106,13 @@ impl HostIfOptions {
             rx_buf_size: c.tcp.rx_buffer,
             tx_buf_size: c.tcp.tx_buffer,
             local_ip: c.identity.ipv4_addr().map_err(|e| e.to_string())?,
+            congestion_control: cc_name(c.tcp.congestion_control),
+            congestion_control_by_port: c
+                .tcp
+                .congestion_control_by_port
+                .iter()
+                .map(|(&port, &cc)| (port, cc_name(cc)))
+                .collect(),
         })
     }
 }

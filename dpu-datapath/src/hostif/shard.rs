@@ -130,12 +130,16 @@ impl HostIfShard {
                 port,
                 backlog,
                 source,
+                cc,
                 reply,
             } => {
                 let source: Arc<dyn BufferSource> = Arc::new(source);
                 let backlog = (backlog > 0).then_some(backlog);
                 let status = match engine.listen_with(port, backlog, source) {
                     Ok(()) => {
+                        if let Some(cc) = cc {
+                            let _ = engine.set_listener_cc(port, cc);
+                        }
                         self.listeners.insert(port, app);
                         0
                     }
@@ -167,19 +171,22 @@ impl HostIfShard {
                 tag,
                 remote,
                 source,
+                cc,
             } => {
                 let (mut status, mut conn, mut a, mut b, mut c) = (0, 0, 0, 0, 0);
                 match source.alloc() {
                     None => status = -libc::ENOBUFS,
-                    Some(bufs) => match engine.connect_with(*remote.ip(), remote.port(), bufs) {
-                        Ok(id) => {
-                            self.conns.insert(id, app);
-                            if let Some(o) = self.opened(engine, id) {
-                                (conn, a, b, c) = (o.0, u64::from(o.1), o.2, o.3);
+                    Some(bufs) => {
+                        match engine.connect_with_cc(*remote.ip(), remote.port(), Some(bufs), cc) {
+                            Ok(id) => {
+                                self.conns.insert(id, app);
+                                if let Some(o) = self.opened(engine, id) {
+                                    (conn, a, b, c) = (o.0, u64::from(o.1), o.2, o.3);
+                                }
                             }
+                            Err(e) => status = errno_of(e),
                         }
-                        Err(e) => status = errno_of(e),
-                    },
+                    }
                 }
                 self.emit(OwnerEvt::Reply {
                     app,
@@ -232,8 +239,19 @@ impl HostIfShard {
                 if !self.owns(app, conn) {
                     return;
                 }
+                // An unknown controller is ENOENT, as Linux answers
+                // TCP_CONGESTION (every other failed option: ENOPROTOOPT).
+                let mut unknown_cc = false;
                 let result = match op {
                     abi::OP_SHUTDOWN => engine.shutdown_write(conn),
+                    abi::OP_SETOPT if a == abi::OPT_CONGESTION => match super::front::cc_of(b) {
+                        Ok(cc) => engine
+                            .set_congestion_control(conn, cc.unwrap_or(engine.config().proto.cc)),
+                        Err(()) => {
+                            unknown_cc = true;
+                            Err(ApiError::InvalidArgument)
+                        }
+                    },
                     abi::OP_CLOSE => self.release(engine, conn, true),
                     abi::OP_ABORT => self.release(engine, conn, false),
                     abi::OP_SETOPT if a == abi::OPT_LINGER_ZERO => {
@@ -252,6 +270,7 @@ impl HostIfShard {
                 };
                 let status = match (op, result) {
                     (_, Ok(())) => 0,
+                    (abi::OP_SETOPT, Err(_)) if unknown_cc => -libc::ENOENT,
                     (abi::OP_SETOPT, Err(_)) => -libc::ENOPROTOOPT,
                     (_, Err(e)) => errno_of(e),
                 };
@@ -271,13 +290,14 @@ impl HostIfShard {
                 });
             }
             OwnerCmd::Dump { reply } => {
-                let dctcp = engine.config().proto.cc == crate::proto::CcAlgorithm::Dctcp;
                 let rows = engine
                     .conn_ids()
                     .into_iter()
                     .filter_map(|id| {
                         let t = engine.conn_tuple(id)?;
                         let info = engine.conn_info(id);
+                        let dctcp =
+                            engine.congestion_control(id) == Some(crate::proto::CcAlgorithm::Dctcp);
                         let state = engine
                             .conn_state(id)
                             .unwrap_or(crate::proto::TcpState::Closed);
@@ -296,8 +316,10 @@ impl HostIfShard {
                             ssthresh: info.map(|i| i.ssthresh).unwrap_or(0),
                             cc: match (info.is_some_and(|i| i.ecn), dctcp) {
                                 (true, true) => "dctcp",
+                                // Without marks DCTCP reacts to loss only.
+                                (false, true) => "dctcp-noecn",
                                 (true, false) => "reno+ecn",
-                                (false, _) => "reno",
+                                (false, false) => "reno",
                             },
                             dctcp_alpha: info.filter(|i| i.ecn && dctcp).map(|i| {
                                 f64::from(i.dctcp_alpha) / f64::from(crate::proto::DCTCP_ALPHA_ONE)

@@ -640,6 +640,20 @@ pub unsafe extern "C" fn setsockopt(
     if lookup(fd).is_some_and(|s| s.stale()) {
         return fail(libc::EBADF);
     }
+    // TCP_CONGESTION names the engine's controllers, not the kernel's
+    // (which may lack "dctcp" or offer "cubic"): answered here.
+    if let (Some(s), libc::IPPROTO_TCP, libc::TCP_CONGESTION) = (lookup(fd), level, name) {
+        if v.is_null() {
+            return fail(libc::EFAULT);
+        }
+        // SAFETY: the caller's buffer of `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(v.cast::<u8>(), len as usize) };
+        let name = bytes.split(|&b| b == 0).next().unwrap_or_default();
+        return match io::set_congestion_control(&s, name) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        };
+    }
     // The placeholder kernel socket validates the option and keeps its
     // value (so getsockopt reads it back and errors match the kernel's).
     // SAFETY: forwards the caller's arguments.
@@ -688,6 +702,24 @@ pub unsafe extern "C" fn getsockopt(
     if let Some(s) = lookup(fd) {
         if let Err(e) = stale_check(&s) {
             return fail(e);
+        }
+        if (level, name) == (libc::IPPROTO_TCP, libc::TCP_CONGESTION) {
+            if v.is_null() || len.is_null() {
+                return fail(libc::EFAULT);
+            }
+            // As Linux: the name NUL-padded to TCP_CA_NAME_MAX (16) bytes,
+            // of which `*len` are copied.
+            let mut buf = [0u8; 16];
+            let cc = io::congestion_control(&s);
+            let n = cc.len().min(15);
+            buf[..n].copy_from_slice(&cc.as_bytes()[..n]);
+            // SAFETY: the caller's buffer of `*len` bytes.
+            unsafe {
+                let n = (*len as usize).min(buf.len());
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), v.cast::<u8>(), n);
+                *len = n as socklen_t;
+            }
+            return 0;
         }
         let int_opt = match (level, name) {
             (libc::SOL_SOCKET, libc::SO_ERROR) => Some(io::take_error(&s)),

@@ -373,8 +373,8 @@ pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let port = 32768 + ((seed >> 33) % 28000) as u16;
-            match TcpListener::bind_with_backlog(&toe, SocketAddrV4::new(*addr.ip(), port), backlog)
-            {
+            let addr = SocketAddrV4::new(*addr.ip(), port);
+            match TcpListener::bind_with(&toe, addr, backlog, sock.cc.load(Ordering::Relaxed)) {
                 Ok(l) => {
                     found = Some(l);
                     break;
@@ -384,7 +384,8 @@ pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
         }
         found.ok_or(last)?
     } else {
-        TcpListener::bind_with_backlog(&toe, addr, backlog).map_err(|e| errno_of(&e))?
+        TcpListener::bind_with(&toe, addr, backlog, sock.cc.load(Ordering::Relaxed))
+            .map_err(|e| errno_of(&e))?
     };
     let _ = l.set_nonblocking(true);
     *st = State::Listening {
@@ -436,6 +437,14 @@ pub(crate) fn accept(
             let linger_zero = sock.linger_zero.load(Ordering::Relaxed);
             if linger_zero {
                 let _ = s.set_linger_zero(true);
+            }
+            // TCP_CONGESTION set on the listener after listen(): the
+            // engine's listener kept the earlier choice, so apply it here.
+            let cc = sock.cc.load(Ordering::Relaxed);
+            if let Some(name) = toe::cc_name(cc) {
+                if s.congestion_control() != name {
+                    let _ = s.set_congestion_control(name);
+                }
             }
             let ns = Sock::new(
                 State::Stream {
@@ -519,7 +528,8 @@ pub(crate) fn connect(fd: c_int, sock: &Arc<Sock>, addr: SocketAddrV4) -> Result
                 Some(_) => {}
             }
         }
-        let s = TcpStream::connect_start(&toe, addr).map_err(|e| errno_of(&e))?;
+        let cc = sock.cc.load(Ordering::Relaxed);
+        let s = TcpStream::connect_start_with(&toe, addr, cc).map_err(|e| errno_of(&e))?;
         let _ = s.set_nonblocking(true);
         *st = State::Stream {
             s: Arc::new(s),
@@ -658,6 +668,39 @@ pub(crate) fn set_linger_zero(sock: &Sock, on: bool) {
     sock.linger_zero.store(on, Ordering::Relaxed);
     if let Some(s) = sock.stream() {
         let _ = s.set_linger_zero(on);
+    }
+}
+
+/// TCP_CONGESTION on an offloaded socket: checked against the engine's
+/// controllers (ENOENT otherwise, as Linux), kept for connect, listen and
+/// accept, and applied to an open connection at once.
+pub(crate) fn set_congestion_control(sock: &Sock, name: &[u8]) -> Result<(), c_int> {
+    let cc = toe::cc_from_name(name).ok_or(libc::ENOENT)?;
+    if let Some(s) = sock.stream() {
+        let name = toe::cc_name(cc).unwrap_or("reno");
+        s.set_congestion_control(name).map_err(|e| errno_of(&e))?;
+    }
+    sock.cc.store(cc, Ordering::Relaxed);
+    Ok(())
+}
+
+/// What getsockopt(TCP_CONGESTION) reads: the connection's controller,
+/// or for a socket not yet connected the one it will get.
+pub(crate) fn congestion_control(sock: &Sock) -> String {
+    if let Some(s) = sock.stream() {
+        return s.congestion_control();
+    }
+    let chosen = toe::cc_name(sock.cc.load(Ordering::Relaxed));
+    if let Some(name) = chosen {
+        return name.into();
+    }
+    let port = match &*sock.state.lock() {
+        State::Listening { l, .. } => l.local_addr().ok().map(|a| a.port()),
+        _ => None,
+    };
+    match state::toe() {
+        Some(toe) => toe.default_congestion_control(port).into(),
+        None => "reno".into(),
     }
 }
 

@@ -222,6 +222,8 @@ pub(crate) struct Sock {
     pub(crate) nodelay: AtomicBool,
     /// SO_LINGER with a zero timeout: close (and exit) reset.
     pub(crate) linger_zero: AtomicBool,
+    /// TCP_CONGESTION chosen (`abi::CC_*`; `CC_DEFAULT`: the service's).
+    pub(crate) cc: AtomicU64,
     /// Bytes the application consumed (edge-triggered epoll marks).
     pub(crate) rx_consumed: AtomicU64,
     /// Bytes the application wrote.
@@ -241,6 +243,7 @@ impl Sock {
             nonblock: AtomicBool::new(nonblock),
             nodelay: AtomicBool::new(false),
             linger_zero: AtomicBool::new(false),
+            cc: AtomicU64::new(0),
             rx_consumed: AtomicU64::new(0),
             tx_written: AtomicU64::new(0),
             peeked: Mutex::new(Vec::new()),

@@ -655,3 +655,68 @@ fn fork_child_does_not_wait_for_an_epoll_set_locked_in_the_parent() {
     close(fd).unwrap();
     close(ep).unwrap();
 }
+
+// ---- TCP_CONGESTION --------------------------------------------------------
+
+/// getsockopt(TCP_CONGESTION) as a program calls it: a 16-byte buffer.
+fn congestion(fd: c_int) -> Result<String, c_int> {
+    let mut buf = [0xffu8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: a buffer of `len` bytes and its length.
+    let r = unsafe {
+        crate::interpose::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(crate::wait::errno());
+    }
+    assert_eq!(len, 16, "the name NUL-padded to TCP_CA_NAME_MAX");
+    let name = buf.split(|&b| b == 0).next().unwrap_or_default();
+    Ok(String::from_utf8_lossy(name).into_owned())
+}
+
+fn set_congestion(fd: c_int, name: &[u8]) -> Result<c_int, c_int> {
+    // SAFETY: the name's bytes and their length.
+    let r = unsafe {
+        crate::interpose::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(crate::wait::errno())
+    } else {
+        Ok(r)
+    }
+}
+
+#[test]
+fn tcp_congestion_names_the_engines_controllers() {
+    let _g = serial();
+    let (fd, s) = offloaded();
+    // Not attached yet: the service's default is not known, "reno" stands in.
+    assert_eq!(congestion(fd), Ok("reno".into()));
+    // Names the engine lacks are ENOENT, as on Linux, even where the
+    // kernel has them ("cubic"), and change nothing.
+    assert_eq!(set_congestion(fd, b"cubic"), Err(libc::ENOENT));
+    assert_eq!(set_congestion(fd, b"bbr\0"), Err(libc::ENOENT));
+    assert_eq!(set_congestion(fd, b""), Err(libc::ENOENT));
+    // With or without the terminating NUL, as Linux takes it.
+    assert_eq!(set_congestion(fd, b"dctcp"), Ok(0));
+    assert_eq!(congestion(fd), Ok("dctcp".into()));
+    assert_eq!(
+        s.cc.load(Ordering::Relaxed),
+        toe::cc_from_name(b"dctcp").unwrap()
+    );
+    assert_eq!(set_congestion(fd, b"reno\0junk"), Ok(0));
+    assert_eq!(congestion(fd), Ok("reno".into()));
+    close(fd).unwrap();
+}

@@ -480,6 +480,8 @@ pub(crate) fn serve_registration(listener: &UnixListener, app_id: u32) -> Dpu {
         abi_version: abi::ABI_VERSION,
         layout: LAYOUT,
         local_ip: LOCAL_IP.into(),
+        congestion_control: "reno".into(),
+        congestion_control_by_port: Default::default(),
     })
     .unwrap();
     let fds = [

@@ -101,6 +101,8 @@ fn attach(spin: Duration) -> (Arc<Toe>, Dpu) {
         abi_version: abi::ABI_VERSION,
         layout: LAYOUT,
         local_ip: "198.18.0.1".parse().unwrap(),
+        congestion_control: "reno".into(),
+        congestion_control_by_port: Default::default(),
     };
     let fds = vec![dup(region.fd()), dup(dpu_bell.fd()), dup(ctx_bell.fd())];
     let toe = Arc::new(Toe::attach(app_sock, reply, fds, spin).unwrap());
@@ -138,6 +140,8 @@ fn registration_rejects_a_bad_reply() {
         abi_version,
         layout: LAYOUT,
         local_ip: "198.18.0.1".parse().unwrap(),
+        congestion_control: "reno".into(),
+        congestion_control_by_port: Default::default(),
     };
     let fds = || vec![dup(region.fd()), dup(bell.fd()), dup(bell.fd())];
     let sock = || UnixStream::pair().unwrap().0;
