@@ -81,6 +81,10 @@ int toe_close_conn(toe_t *t, int conn);
  * -EAGAIN instead of waiting. Returns 0 or -errno. */
 int toe_set_nonblocking(toe_t *t, int handle, int on);
 
+/* A connection's congestion control by its TCP_CONGESTION name, "reno" or
+ * "dctcp". Returns 0, -ENOENT for another name, or -errno. */
+int toe_set_congestion_control(toe_t *t, int conn, const char *name);
+
 /* Readiness of a connection, without waiting: a mask of POLLIN (data, end
  * of stream or error), POLLOUT (space or error), POLLRDHUP (the peer is done
  * sending), POLLERR and POLLHUP from <poll.h>, or -errno. */

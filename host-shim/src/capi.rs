@@ -421,6 +421,40 @@ pub unsafe extern "C" fn toe_set_nonblocking(t: *mut ToeC, handle: c_int, on: c_
     })
 }
 
+/// Sets a connection's congestion control by its `TCP_CONGESTION` name
+/// ("reno" or "dctcp"). Returns 0, -ENOENT for another name, -EINVAL for
+/// a name that is not valid UTF-8 or NULL, or -errno.
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result; `name` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn toe_set_congestion_control(
+    t: *mut ToeC,
+    conn: c_int,
+    name: *const c_char,
+) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        if name.is_null() {
+            return -libc::EINVAL;
+        }
+        // SAFETY: a NUL-terminated string (the caller's contract).
+        let Ok(name) = unsafe { std::ffi::CStr::from_ptr(name) }.to_str() else {
+            return -libc::EINVAL;
+        };
+        let s = match t.stream(conn) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        ret(s.set_congestion_control(name).map(|()| 0).map_err(errno))
+    })
+}
+
 /// Readiness of a connection, without waiting: a mask of POLLIN (data, EOF
 /// or error), POLLOUT (space or error), POLLRDHUP (peer done sending),
 /// POLLERR and POLLHUP, or -errno.

@@ -30,6 +30,7 @@ fn rust_signatures() -> Vec<(&'static str, &'static str)> {
         sig!(toe_shutdown: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
         sig!(toe_close_conn: unsafe extern "C" fn(*mut ToeC, c_int) -> c_int),
         sig!(toe_set_nonblocking: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
+        sig!(toe_set_congestion_control: unsafe extern "C" fn(*mut ToeC, c_int, *const c_char) -> c_int),
         sig!(toe_poll: unsafe extern "C" fn(*mut ToeC, c_int) -> c_int),
     ]
 }
@@ -262,6 +263,10 @@ fn null_and_bad_arguments_are_errors() {
         assert_eq!(toe_shutdown(null, 0, libc::SHUT_WR), -libc::EINVAL);
         assert_eq!(toe_close_conn(null, 0), -libc::EINVAL);
         assert_eq!(toe_set_nonblocking(null, 0, 1), -libc::EINVAL);
+        assert_eq!(
+            toe_set_congestion_control(null, 0, c"dctcp".as_ptr()),
+            -libc::EINVAL
+        );
         assert_eq!(toe_poll(null, 0), -libc::EINVAL);
         assert_eq!(toe_local_ip(null, std::ptr::null_mut()), -libc::EINVAL);
     }
