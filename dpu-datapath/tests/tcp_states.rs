@@ -1396,6 +1396,44 @@ fn established_zero_window_persist_probes_then_window_opens() {
 }
 
 #[test]
+fn established_ack_stays_inside_a_window_that_closed_behind_lost_data() {
+    // Linux's tcp_acceptable_seq: a peer whose window closed accepts an
+    // empty segment only at its RCV.NXT, so our ACKs must not carry
+    // SND.MAX when the data past it never arrived.
+    let mut s = Script::new();
+    let c = open_plain(&mut s);
+    s.at(250);
+    // 0.250 write(1000)
+    s.send(c, &bytes(1000, 3));
+    // 0.250 > P. 1:1001(1000) ack 1            (lost)
+    s.expect(seg().flags(PSH | ACK).seq(1).ack(1).len(1000));
+    s.at(260);
+    // 0.260 < . 1:101(100) ack 1 win 0         (the peer's window closed)
+    s.inject(
+        seg()
+            .flags(ACK)
+            .seq(1)
+            .ack(1)
+            .win(0)
+            .payload(&bytes(100, 4)),
+    );
+    // 0.260 > . 1:1(0) ack 101                 (at the window's edge, not 1001)
+    s.expect(seg().flags(ACK).seq(1).ack(101).len(0));
+    // 0.270 < . 101:111(10) ack 1 win 65535   (the window reopened)
+    s.at(270);
+    s.inject(
+        seg()
+            .flags(ACK)
+            .seq(101)
+            .ack(1)
+            .win(65535)
+            .payload(&bytes(10, 5)),
+    );
+    // 0.270 > . 1001:1001(0) ack 111           (SND.MAX is inside it again)
+    s.expect(seg().flags(ACK).seq(1001).ack(111).len(0));
+}
+
+#[test]
 fn established_receive_window_closes_and_reopens_after_read() {
     let mut s = Script::with(|c| c.tcp.rx_buffer = 4096);
     s.listen(None);

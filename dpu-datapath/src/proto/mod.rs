@@ -540,11 +540,28 @@ impl ProtoFlow {
         }
     }
 
-    /// A pure ACK carries SND.MAX: after a timeout rewinds SND.NXT, the
-    /// peer may already hold data above it and would find an older sequence
-    /// number unacceptable (as Linux does, `tcp_acceptable_seq`).
+    /// The sequence number of a pure ACK, as Linux's `tcp_acceptable_seq`:
+    /// SND.MAX (after a timeout rewinds SND.NXT, the peer may already hold
+    /// data above it and would find an older one unacceptable), but never
+    /// past the right edge of the peer's window: a peer whose window
+    /// closed, or shrank below what we sent, accepts an empty segment only
+    /// up to that edge (at its RCV.NXT for a zero window) and drops the
+    /// ACK otherwise, however much it acknowledges. (With SND.MAX past the
+    /// edge, the peer never learnt that its data arrived, retransmitted
+    /// forever, and both ends waited: found by the pool-exhaustion test,
+    /// where the segment past the window was lost.) Within one unit of our
+    /// own window scale past the edge SND.MAX still goes, as in Linux: a
+    /// receiver that rounds its window down to its scale may already hold
+    /// those bytes, and would find the edge itself below its RCV.NXT.
     fn pure_ack(&mut self) -> HeaderFields {
-        self.header(self.snd_max, crate::wire::TcpFlags::ACK)
+        let wnd_end = self.snd_una + self.snd_wnd;
+        let past = self.snd_max.0.wrapping_sub(wnd_end.0);
+        let seq = if self.snd_max <= wnd_end || past < 1u32 << self.rcv_wscale.min(14) {
+            self.snd_max
+        } else {
+            wnd_end
+        };
+        self.header(seq, crate::wire::TcpFlags::ACK)
     }
 
     /// RX buffer offset of a sequence number.

@@ -68,7 +68,7 @@ pub struct Dpdk {
     /// `port.dpdk.memory_mb`: EAL memory in MiB, `64..=65536`. Default `256`.
     pub memory_mb: u32,
     /// `port.dpdk.mempool_mbufs`: packet buffers in the mempool,
-    /// `1023..=1048575` (best as 2^n - 1). Default `8191`.
+    /// `255..=1048575` (best as 2^n - 1). Default `8191`.
     pub mempool_mbufs: u32,
     /// `port.dpdk.rx_descriptors`: RX ring size, a power of two in
     /// `64..=16384`. Default `1024`.

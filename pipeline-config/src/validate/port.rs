@@ -72,7 +72,7 @@ fn check_dpdk(dpdk: &Dpdk, report: &mut Report) {
     report.range(
         "port.dpdk.mempool_mbufs",
         dpdk.mempool_mbufs,
-        1023..=1_048_575,
+        255..=1_048_575,
     );
     report.power_of_two(
         "port.dpdk.rx_descriptors",

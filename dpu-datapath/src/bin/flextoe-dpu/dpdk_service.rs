@@ -407,6 +407,11 @@ fn io_json(s: &IoStats) -> Value {
         "tx_frames": s.tx_frames,
         "tx_bytes": s.tx_bytes,
         "tx_dropped": s.tx_dropped(),
+        // Why, as every drop is counted by its reason.
+        "tx_dropped_ring_full": s.tx_dropped_full,
+        "tx_dropped_no_buffer": s.tx_dropped_nombuf,
+        "tx_dropped_oversize": s.tx_dropped_oversize,
+        "tx_dropped_bad_queue": s.tx_dropped_bad_queue,
         "tx_errors": s.tx_errors,
         "pool_in_use": s.pool_in_use,
         "pool_free": s.pool_free,

@@ -19,6 +19,7 @@ pub struct Mempool {
     raw: NonNull<rte_mempool>,
     name: String,
     data_room: u16,
+    size: u32,
 }
 
 // SAFETY: a pktmbuf pool's operations (alloc, free, counters) are safe from any
@@ -36,7 +37,10 @@ impl Mempool {
         let op = || format!("rte_pktmbuf_pool_create({name:?}, {mbufs} mbufs)");
         let c_name = CString::new(name)
             .map_err(|_| DpdkError::invalid(op(), EINVAL, "NUL byte in the pool name"))?;
-        let cache = CACHE_SIZE.min(mbufs * 2 / 3);
+        // At most an eighth of the pool per lcore: larger caches let a
+        // small pool sit in threads that do not refill the RX ring while
+        // the ring starves (DPDK itself requires `cache <= n / 1.5`).
+        let cache = CACHE_SIZE.min(mbufs / 8);
         // SAFETY: c_name is a valid NUL-terminated string that DPDK copies; the numbers
         // are plain values it validates. Needs EAL, which the callers' `Eal` token proves.
         let raw = unsafe {
@@ -47,6 +51,7 @@ impl Mempool {
             raw,
             name: name.to_owned(),
             data_room,
+            size: mbufs,
         })
     }
 
@@ -57,6 +62,11 @@ impl Mempool {
         // SAFETY: a non-null result is a fresh mbuf of this pool that nobody else owns;
         // the returned Mbuf borrows `self`, so it cannot outlive the pool.
         unsafe { Mbuf::from_raw(raw) }
+    }
+
+    /// Mbufs the pool was created with.
+    pub fn size(&self) -> u32 {
+        self.size
     }
 
     /// Free mbufs (approximate while other threads use the pool).

@@ -97,8 +97,11 @@ pub(crate) struct SpareFrames {
     source: FrameSource,
 }
 
-/// Spare NIC buffers kept at most per replica: idle mbufs here are mbufs
-/// the port's RX ring cannot refill with.
+/// Spare NIC buffers kept at most per replica, and at most an eighth of
+/// the pool: idle mbufs here are mbufs the port's RX ring cannot refill
+/// with (with a small pool, a larger spare queue held every free mbuf and
+/// the RX ring starved for good: `tests/linux_interop.rs`, pool
+/// exhaustion).
 #[cfg(feature = "dpdk")]
 const SPARE_NIC_BUFFERS: usize = 256;
 
@@ -107,7 +110,9 @@ impl SpareFrames {
         let capacity = match source {
             FrameSource::Heap => capacity,
             #[cfg(feature = "dpdk")]
-            FrameSource::Mbufs(_) => capacity.min(SPARE_NIC_BUFFERS),
+            FrameSource::Mbufs(pool) => capacity
+                .min(SPARE_NIC_BUFFERS)
+                .min(pool.size() as usize / 8),
         };
         Self {
             spare: crossbeam_queue::ArrayQueue::new(capacity.max(1)),
