@@ -9,7 +9,6 @@
 //! `io` is real packet I/O (DPDK, behind the `dpdk` feature).
 
 pub mod app;
-pub mod apps;
 pub mod capture;
 pub mod control;
 pub mod dma;
@@ -22,6 +21,7 @@ pub mod pipeline;
 pub mod post;
 pub mod pre;
 pub mod proto;
+pub mod services;
 pub mod sim;
 pub mod stats;
 pub mod wire;

@@ -17,13 +17,13 @@
 
 use crate::cli::RunArgs;
 use crate::common::{isn_seed, observe, start_host_interface, start_metrics, stats_json};
-use dpu_datapath::apps::{ProbeApp, ProbeState, Services};
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
 use dpu_datapath::io::{ImpairCounters, ImpairedNic, IoStats};
 use dpu_datapath::pipeline::{
     LoopbackNic, Nic, OwnerSnapshot, Pipeline, PipelineOptions, Plan, SteeredNic,
 };
+use dpu_datapath::services::{ProbeApp, ProbeState, Services};
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
 use serde_json::{json, Value};

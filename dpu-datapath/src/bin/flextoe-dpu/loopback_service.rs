@@ -8,8 +8,8 @@ use crate::cli::RunArgs;
 use crate::common::{
     hostif_json, isn_seed, observe, start_host_interface, start_metrics, stats_json,
 };
-use dpu_datapath::apps::Services;
 use dpu_datapath::pipeline::{LoopbackNic, NullNic, Pipeline, PipelineOptions, Plan};
+use dpu_datapath::services::Services;
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
 use serde_json::json;

@@ -3,14 +3,14 @@
 //! interoperability tests use them until host applications arrive through
 //! the host interface. One service per file; [`Services`] bundles them.
 
+mod bundle;
 mod discard;
 mod echo;
 mod probe;
-mod services;
 mod source;
 
+pub use bundle::{Services, DISCARD_PORT, ECHO_PORT, SOURCE_PORT};
 pub use discard::DiscardApp;
 pub use echo::EchoApp;
 pub use probe::{ProbeApp, ProbeState};
-pub use services::{Services, DISCARD_PORT, ECHO_PORT, SOURCE_PORT};
 pub use source::{pattern_byte, SourceApp};
