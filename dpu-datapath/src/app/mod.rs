@@ -4,6 +4,8 @@
 //! buffers live in the application's memory region, positions travel in
 //! descriptors.
 
+#![forbid(unsafe_code)]
+
 mod events;
 mod table;
 

@@ -4,6 +4,8 @@
 //! frames looped back to the engine itself), a tcpdump-style filter, and
 //! pcap output with nanosecond timestamps (`sim::PcapWriter`).
 
+#![forbid(unsafe_code)]
+
 mod filter;
 mod tap;
 

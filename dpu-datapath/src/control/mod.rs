@@ -10,6 +10,8 @@
 //! abort, RST and SYN on installed flows), `time_wait.rs`, `segment.rs`
 //! (building control segments and resets).
 
+#![forbid(unsafe_code)]
+
 mod arp;
 mod handshake;
 mod icmp;

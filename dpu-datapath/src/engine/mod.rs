@@ -6,6 +6,8 @@
 //! Files: `rx.rs` (ingress: the stage composition), `tx.rs` (flow scheduler
 //! and timers), `api.rs` (what applications call), `config.rs`.
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod config;
 mod rx;

@@ -1,6 +1,8 @@
 //! Flow identity shared by every stage: the 4-tuple, the flow id the control
 //! plane allocates at install, and the flow-group hash that shards `proto`.
 
+#![forbid(unsafe_code)]
+
 mod hash;
 
 pub use hash::{flow_group, frame_rss_hash, group_of_hash, rss_hash, toeplitz_hash, RSS_KEY};

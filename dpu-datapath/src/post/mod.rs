@@ -5,6 +5,8 @@
 //!
 //! State owned: the flow's application handle and CC counters.
 
+#![forbid(unsafe_code)]
+
 mod fast;
 
 pub use fast::{header_len as fast_header_len, write_headers_in_place};

@@ -5,6 +5,8 @@
 //! State owned: the flow table (4-tuple -> flow id) and each flow's header
 //! template, written only by the control plane at install and removal.
 
+#![forbid(unsafe_code)]
+
 mod summary;
 mod table;
 mod template;

@@ -10,6 +10,8 @@
 //! processes acknowledgements and congestion control, `tx.rs` picks the
 //! next segment to send, `timers.rs` handles RTO, persist and delayed ACK.
 
+#![forbid(unsafe_code)]
+
 mod ack;
 pub mod deadline;
 mod loss_pool;

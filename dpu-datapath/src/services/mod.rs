@@ -3,6 +3,8 @@
 //! interoperability tests use them until host applications arrive through
 //! the host interface. One service per file; [`Services`] bundles them.
 
+#![forbid(unsafe_code)]
+
 mod bundle;
 mod discard;
 mod echo;

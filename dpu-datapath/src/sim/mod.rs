@@ -3,6 +3,8 @@
 //! duplication and bit corruption, on a virtual clock, optionally recording
 //! everything that crosses it to a pcap file.
 
+#![forbid(unsafe_code)]
+
 mod harness;
 mod pcap;
 mod wire;

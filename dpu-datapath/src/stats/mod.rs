@@ -2,6 +2,8 @@
 //! pipeline is parallel), read by tests, the demo and, later, the metrics
 //! exporter. Every dropped packet is counted under exactly one reason.
 
+#![forbid(unsafe_code)]
+
 mod drop_reason;
 mod rate_limit;
 

@@ -1,5 +1,7 @@
 //! The stage tasks, one file each, in packet order.
 
+#![forbid(unsafe_code)]
+
 pub mod dma;
 pub mod egress;
 pub mod fused;
