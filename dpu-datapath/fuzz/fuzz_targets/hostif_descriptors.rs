@@ -47,7 +47,26 @@ use dpu_datapath::hostif::front::{Front, FrontMsg, Inbox};
 use dpu_datapath::hostif::handle;
 use dpu_datapath::hostif::link::{AppKey, FrontWaker, OwnerCmd, OwnerEvt, OwnerLink};
 use dpu_datapath::hostif::{HostIfCounters, VIOLATION_KINDS};
+use dpu_datapath::proto::CcAlgorithm;
 use libfuzzer_sys::fuzz_target;
+
+/// The front's rule for a `CC_*` value: Err for one no controller has
+/// (ENOENT).
+fn model_cc(v: u64) -> Result<(), ()> {
+    match v {
+        abi::CC_DEFAULT | abi::CC_RENO | abi::CC_DCTCP => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// What the front passed on, as the `CC_*` value it came from.
+fn cc_code(cc: Option<CcAlgorithm>) -> u64 {
+    match cc {
+        None => abi::CC_DEFAULT,
+        Some(CcAlgorithm::Reno) => abi::CC_RENO,
+        Some(CcAlgorithm::Dctcp) => abi::CC_DCTCP,
+    }
+}
 
 const OWNERS: usize = 2;
 /// The fuzzed application and the bystander.
@@ -237,6 +256,8 @@ enum Cmd {
         tag: u64,
         port: u16,
         backlog: u32,
+        /// 0: the default, else the `CC_*` value.
+        cc: u64,
         reply: bool,
     },
     Unlisten {
@@ -248,6 +269,7 @@ enum Cmd {
         ctx: u16,
         tag: u64,
         remote: SocketAddrV4,
+        cc: u64,
     },
     TxPush {
         app: AppKey,
@@ -285,6 +307,7 @@ impl Cmd {
                 tag,
                 port,
                 backlog,
+                cc,
                 reply,
                 ..
             } => Cmd::Listen {
@@ -293,6 +316,7 @@ impl Cmd {
                 tag,
                 port,
                 backlog,
+                cc: cc_code(cc),
                 reply,
             },
             OwnerCmd::Unlisten { app, port } => Cmd::Unlisten { app, port },
@@ -301,12 +325,14 @@ impl Cmd {
                 ctx,
                 tag,
                 remote,
+                cc,
                 ..
             } => Cmd::Connect {
                 app,
                 ctx,
                 tag,
                 remote,
+                cc: cc_code(cc),
             },
             OwnerCmd::TxPush { app, conn, written } => Cmd::TxPush {
                 app,
@@ -943,6 +969,8 @@ impl Model {
                 let port = d.a as u16;
                 if d.a == 0 || d.a > 0xFFFF || d.b > u64::from(u32::MAX) {
                     self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL));
+                } else if model_cc(d.c).is_err() {
+                    self.message(app, ctx, reply(d.tag, d.op, -libc::ENOENT));
                 } else if self.ports.contains_key(&port) {
                     self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
                 } else if self.apps.contains_key(&app) {
@@ -956,6 +984,7 @@ impl Model {
                                 tag: d.tag,
                                 port,
                                 backlog: d.b as u32,
+                                cc: d.c,
                                 reply: o == 0,
                             },
                         );
@@ -982,6 +1011,9 @@ impl Model {
             abi::OP_ACCEPT => self.accept(app, ctx, d),
             abi::OP_CONNECT => match abi::unpack_addr(d.a).filter(|a| a.port() != 0) {
                 None => self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL)),
+                Some(_) if model_cc(d.b).is_err() => {
+                    self.message(app, ctx, reply(d.tag, d.op, -libc::ENOENT))
+                }
                 Some(remote) => {
                     let o = self.next_owner % OWNERS;
                     self.next_owner = self.next_owner.wrapping_add(1);
@@ -995,6 +1027,7 @@ impl Model {
                             ctx,
                             tag: d.tag,
                             remote,
+                            cc: d.b,
                         },
                     );
                 }
@@ -1382,6 +1415,7 @@ impl Harness {
                 ctx,
                 tag,
                 remote,
+                ..
             } => {
                 let (status, conn) = if tag % 5 == 4 {
                     (-libc::ECONNREFUSED, 0)
@@ -1487,8 +1521,17 @@ impl Harness {
         };
         let b = if asel & 0x80 != 0 {
             input.u64()
+        } else if op == abi::OP_CONNECT {
+            // Mostly a controller that exists (CC_*), sometimes not.
+            u64::from(input.u8() % 4)
         } else {
             u64::from(input.u8())
+        };
+        // OP_LISTEN's congestion control: the three that exist, or any.
+        let c = match (op, input.u8() % 8) {
+            (abi::OP_LISTEN, i @ 0..=2) => u64::from(i),
+            (abi::OP_LISTEN, 3) => input.u64(),
+            _ => 0,
         };
         let tag = u64::from(input.u8());
         let d = Desc {
@@ -1500,7 +1543,7 @@ impl Harness {
             conn,
             a,
             b,
-            c: 0,
+            c,
         };
         let side = self.sides.get_mut(&A).expect("A registered");
         side.push(ctx, &d);
