@@ -9,9 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::SpareFrames;
-use crate::engine::work::{
-    dma_rx, dma_tx_into_frame, post_rx, post_tx, post_tx_in_place, Commit, Work,
-};
+use crate::engine::work::{dma_rx, dma_tx_into_frame, Commit, Work};
 use crate::engine::Engine;
 use crate::flow::group_of_hash;
 use crate::io::{Frame, Nic};
@@ -86,20 +84,9 @@ impl Intake {
                 }
             }
             Verdict::Control => {
-                // ARP teaches every owner the neighbour; ours answers.
-                if super::ingress_reorder::is_arp(frame) {
-                    for (i, q) in self.arp_learn.iter().enumerate() {
-                        if i != self.owner
-                            && q.push(ShardIn::ArpLearn {
-                                time,
-                                frame: frame.clone(),
-                            })
-                            .is_err()
-                        {
-                            self.arp_learn_dropped += 1;
-                        }
-                    }
-                }
+                // Our owner answers ARP; the others learn from a copy.
+                self.arp_learn_dropped +=
+                    super::ingress_reorder::share_arp(&self.arp_learn, self.owner, time, frame);
             }
         }
         Some(verdict)
@@ -136,19 +123,15 @@ impl Finisher {
     pub(crate) fn finish(&mut self, work: Work, commits: &mut Vec<Commit>) {
         self.items += 1;
         match work {
-            Work::Rx { mut frame, work } => {
+            Work::Rx { frame, work } => {
                 let t = self.dma_timer.start();
                 dma_rx(&work, &frame);
                 self.dma_timer.stop(t);
                 let t = self.post_timer.start();
-                post_rx(&work, &mut frame, &self.caps);
+                let ack = self.spare.post_rx(&work, frame, &self.caps);
                 self.post_timer.stop(t);
                 self.segments += 1;
-                if frame.is_empty() {
-                    self.spare.give(frame);
-                } else {
-                    self.tx.push(frame);
-                }
+                self.tx.extend(ack);
                 if !work.commit.is_empty() {
                     commits.push(work.commit);
                 }
@@ -159,12 +142,7 @@ impl Finisher {
                 let room = dma_tx_into_frame(&work, &mut frame);
                 self.dma_timer.stop(t);
                 let t = self.post_timer.start();
-                if room == 0 || !post_tx_in_place(&work, &mut frame, &self.caps) {
-                    // The generic emitter, from the payload alone.
-                    let mut out = self.spare.take();
-                    post_tx(&work, &frame[room.min(frame.len())..], &mut out, &self.caps);
-                    self.spare.give(std::mem::replace(&mut frame, out));
-                }
+                self.spare.post_tx(&work, &mut frame, room, &self.caps);
                 self.post_timer.stop(t);
                 self.segments += 1;
                 self.tx.push(frame);

@@ -4,6 +4,7 @@
 //! Drops release their sequence number here.
 
 use crate::flow::group_of_hash;
+use crate::io::Frame;
 use crate::pipeline::items::{PreItem, ShardIn};
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
@@ -58,21 +59,10 @@ impl IngressReorderTask {
                 }
             }
             Verdict::Control => {
-                // ARP replies and requests teach every owner the neighbour;
-                // owner 0 of the receiving replica answers.
-                if is_arp(&item.frame) {
-                    for (i, q) in self.arp_learn.iter().enumerate() {
-                        if i != self.replica * self.plan.proto
-                            && q.push(ShardIn::ArpLearn {
-                                time: item.time,
-                                frame: item.frame.clone(),
-                            })
-                            .is_err()
-                        {
-                            self.arp_learn_dropped += 1;
-                        }
-                    }
-                }
+                // Owner 0 of the receiving replica answers.
+                let answering = self.replica * self.plan.proto;
+                self.arp_learn_dropped +=
+                    share_arp(&self.arp_learn, answering, item.time, &item.frame);
                 0
             }
         };
@@ -94,8 +84,33 @@ impl IngressReorderTask {
     }
 }
 
+/// ARP replies and requests teach every owner the neighbour: a copy of an
+/// ARP `frame` goes to every owner's learn-only queue but `answering`'s
+/// (it gets the frame itself). Returns the copies a full queue refused.
+pub(crate) fn share_arp(
+    queues: &[Arc<ArrayQueue<ShardIn>>],
+    answering: usize,
+    time: crate::proto::Nanos,
+    frame: &Frame,
+) -> u64 {
+    if !is_arp(frame) {
+        return 0;
+    }
+    let mut refused = 0;
+    for (i, q) in queues.iter().enumerate() {
+        let copy = ShardIn::ArpLearn {
+            time,
+            frame: frame.clone(),
+        };
+        if i != answering && q.push(copy).is_err() {
+            refused += 1;
+        }
+    }
+    refused
+}
+
 /// An ARP request or reply (learnt by every owner).
-pub(crate) fn is_arp(frame: &[u8]) -> bool {
+fn is_arp(frame: &[u8]) -> bool {
     let caps = ChecksumCaps {
         verify_rx: false,
         fill_tx: false,

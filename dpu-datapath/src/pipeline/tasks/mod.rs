@@ -13,7 +13,9 @@ pub mod pre;
 pub mod rtc;
 pub mod split;
 
+use crate::engine::work::{post_rx, post_tx, post_tx_in_place, RxWork, TxWork};
 use crate::io::{Frame, FrameSource};
+use crate::wire::ChecksumCaps;
 use std::collections::VecDeque;
 
 use super::ring::Producer;
@@ -125,6 +127,40 @@ impl SpareFrames {
     /// An empty buffer: a spare one, or a new one.
     pub(crate) fn take(&self) -> Frame {
         self.spare.pop().unwrap_or_else(|| self.source.alloc())
+    }
+
+    /// `post` for a received segment: its frame becomes the ACK, or, when
+    /// no ACK is due, goes back to the spare queue (None).
+    pub(crate) fn post_rx(
+        &self,
+        work: &RxWork,
+        mut frame: Frame,
+        caps: &ChecksumCaps,
+    ) -> Option<Frame> {
+        post_rx(work, &mut frame, caps);
+        if frame.is_empty() {
+            self.give(frame);
+            return None;
+        }
+        Some(frame)
+    }
+
+    /// `post` for a transmitted segment `dma` put in `frame` after `room`
+    /// bytes: headers written in place, or (a shape the in-place writer
+    /// does not take) the generic emitter into a fresh frame from the
+    /// payload, the old frame going back to the spare queue.
+    pub(crate) fn post_tx(
+        &self,
+        work: &TxWork,
+        frame: &mut Frame,
+        room: usize,
+        caps: &ChecksumCaps,
+    ) {
+        if room == 0 || !post_tx_in_place(work, frame, caps) {
+            let mut out = self.take();
+            post_tx(work, &frame[room.min(frame.len())..], &mut out, caps);
+            self.give(std::mem::replace(frame, out));
+        }
     }
 
     /// Keeps `frame` for reuse (freed when the pool is full, or when it is

@@ -3,7 +3,6 @@
 //! then on to the egress reorder.
 
 use super::SpareFrames;
-use crate::engine::work::{post_rx, post_tx, post_tx_in_place};
 use crate::pipeline::items::{EgressItem, PostItem};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
@@ -64,37 +63,18 @@ impl Task for PostTask {
                 self.delay.apply();
                 let t = self.timer.start();
                 let out = match item {
-                    PostItem::Rx {
+                    PostItem::Rx { stamp, frame, work } => EgressItem {
                         stamp,
-                        mut frame,
-                        work,
-                    } => {
-                        post_rx(&work, &mut frame, &self.caps);
-                        let frame = if frame.is_empty() {
-                            self.spare.give(frame);
-                            None
-                        } else {
-                            Some(frame)
-                        };
-                        EgressItem {
-                            stamp,
-                            frame,
-                            commit: (!work.commit.is_empty()).then_some(work.commit),
-                        }
-                    }
+                        frame: self.spare.post_rx(&work, frame, &self.caps),
+                        commit: (!work.commit.is_empty()).then_some(work.commit),
+                    },
                     PostItem::Tx {
                         stamp,
                         mut frame,
                         room,
                         work,
                     } => {
-                        if room == 0 || !post_tx_in_place(&work, &mut frame, &self.caps) {
-                            // The generic emitter, from the payload alone.
-                            let mut out = self.spare.take();
-                            post_tx(&work, &frame[room.min(frame.len())..], &mut out, &self.caps);
-                            let payload = std::mem::replace(&mut frame, out);
-                            self.spare.give(payload);
-                        }
+                        self.spare.post_tx(&work, &mut frame, room, &self.caps);
                         EgressItem {
                             stamp,
                             frame: Some(frame),
