@@ -40,6 +40,20 @@ pub struct OwnerSnapshot {
     pub time_wait: usize,
 }
 
+impl OwnerSnapshot {
+    /// What `engine` holds now.
+    pub fn of(engine: &Engine) -> Self {
+        let (handshakes, time_wait) = engine.control_counts();
+        Self {
+            stats: engine.stats().clone(),
+            flows: engine.flow_count(),
+            app_conns: engine.app_conn_count(),
+            handshakes,
+            time_wait,
+        }
+    }
+}
+
 /// Live counters of a running pipeline: each owner and each `pre` worker
 /// publishes a copy of its counters every [`StatsBoard::PERIOD`] (the
 /// engines themselves are only handed back at shutdown). Cheap: one clone

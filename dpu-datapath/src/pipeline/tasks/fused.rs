@@ -239,14 +239,7 @@ impl FusedOwner {
             return;
         }
         self.timer.publish(&self.board);
-        let (handshakes, time_wait) = self.engine.control_counts();
-        *self.board.owners[self.index].lock() = OwnerSnapshot {
-            stats: self.engine.stats().clone(),
-            flows: self.engine.flow_count(),
-            app_conns: self.engine.app_conn_count(),
-            handshakes,
-            time_wait,
-        };
+        *self.board.owners[self.index].lock() = OwnerSnapshot::of(&self.engine);
     }
 
     /// Counters under the separate tasks' names.

@@ -56,14 +56,7 @@ impl OwnerTask {
             return;
         }
         self.timer.publish(&self.board);
-        let (handshakes, time_wait) = self.engine.control_counts();
-        *self.board.owners[self.index].lock() = OwnerSnapshot {
-            stats: self.engine.stats().clone(),
-            flows: self.engine.flow_count(),
-            app_conns: self.engine.app_conn_count(),
-            handshakes,
-            time_wait,
-        };
+        *self.board.owners[self.index].lock() = OwnerSnapshot::of(&self.engine);
     }
 
     fn flush(&mut self) -> bool {
