@@ -17,27 +17,9 @@ SPIN=${3:-0}
 cargo build --release -q -p dpu-datapath --bin flextoe-dpu -p host-shim --examples
 BIN=target/release
 EX=$BIN/examples
-dir=$(mktemp -d /tmp/ftoe-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-$BIN/flextoe-dpu default-config | python3 -c "
-import json, sys
-c = json.load(sys.stdin)
-c['port']['backend'] = 'loopback'
-c['host']['control_socket'] = '$dir/control.sock'
-c['metrics']['enabled'] = False
-json.dump(c, open('$dir/config.json', 'w'))"
-$BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
-export FLEXTOE_CONTROL="$dir/control.sock" FLEXTOE_SPIN_US="$SPIN"
-IP=$(python3 -c "import json; print(json.load(open('$dir/config.json'))['identity']['ipv4'])")
+# The service on the loopback backend: dir, pids, IP, FLEXTOE_CONTROL.
+source scripts/bench/loopback_service.sh
+export FLEXTOE_SPIN_US="$SPIN"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -16,30 +16,10 @@ command -v iperf3 >/dev/null || { echo "iperf3_loopback.sh: iperf3 is not instal
 cargo build --release -q -p dpu-datapath --bin flextoe-dpu
 cargo build --release -q -p toe-preload
 BIN=target/release
-dir=$(mktemp -d /tmp/ftoe-iperf.XXXXXX)
 ns="ftoe-iperf-$$"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# The service on the loopback backend (both applications reach it through
-# their rings; their segments go through the full pipeline).
-$BIN/flextoe-dpu default-config | python3 -c "
-import json, sys
-c = json.load(sys.stdin)
-c['port']['backend'] = 'loopback'
-c['host']['control_socket'] = '$dir/control.sock'
-c['metrics']['enabled'] = False
-json.dump(c, open('$dir/config.json', 'w'))"
-$BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
-IP=$(python3 -c "import json; print(json.load(open('$dir/config.json'))['identity']['ipv4'])")
+extra_cleanup() { ip netns del "$ns" 2>/dev/null || true; }
+# The service on the loopback backend: dir, pids, IP, FLEXTOE_CONTROL.
+source scripts/bench/loopback_service.sh
 RUN=("$BIN/flextoe-run" --control "$dir/control.sock" --)
 
 # Linux: loopback in a namespace of its own, offloads switched per run.

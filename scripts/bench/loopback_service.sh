@@ -1,0 +1,27 @@
+# Sourced by the benchmark scripts: starts `flextoe-dpu` on the loopback
+# backend (both host applications reach it through their rings) in a fresh
+# temp dir, waits for its control socket, and cleans up at exit. Expects
+# BIN (the release directory); sets `dir`, `pids`, `IP` (the service's
+# address) and exports FLEXTOE_CONTROL.
+dir=$(mktemp -d /tmp/ftoe-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if declare -F extra_cleanup >/dev/null; then extra_cleanup; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+$BIN/flextoe-dpu default-config | python3 -c "
+import json, sys
+c = json.load(sys.stdin)
+c['port']['backend'] = 'loopback'
+c['host']['control_socket'] = '$dir/control.sock'
+c['metrics']['enabled'] = False
+json.dump(c, open('$dir/config.json', 'w'))"
+$BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
+export FLEXTOE_CONTROL="$dir/control.sock"
+IP=$(python3 -c "import json; print(json.load(open('$dir/config.json'))['identity']['ipv4'])")
