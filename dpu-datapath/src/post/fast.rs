@@ -10,10 +10,7 @@
 use crate::io::FrameBuf;
 use crate::pre::HeaderTemplate;
 use crate::proto::HeaderFields;
-use crate::wire::{checksum, tcp_checksum, ChecksumCaps, TcpFlags};
-
-/// Ethernet + IPv4 + TCP with the timestamp option.
-const MAX_HEADERS: usize = 14 + 20 + 20 + 12;
+use crate::wire::{checksum, ChecksumCaps, TcpFlags};
 
 /// Header bytes of the segment when it has the established-path shape.
 pub fn header_len(template: &HeaderTemplate, fields: &HeaderFields) -> Option<usize> {
@@ -23,8 +20,9 @@ pub fn header_len(template: &HeaderTemplate, fields: &HeaderFields) -> Option<us
     Some(54 + if fields.ts_ecr.is_some() { 12 } else { 0 })
 }
 
-/// Writes the frame when it has the established-path shape; false (buffer
-/// untouched) otherwise.
+/// Writes the frame when it has the established-path shape; false
+/// otherwise (buffer untouched when the shape does not apply, emptied when
+/// the datagram would be too long).
 pub fn write_segment<B: FrameBuf>(
     buf: &mut B,
     template: &HeaderTemplate,
@@ -36,21 +34,23 @@ pub fn write_segment<B: FrameBuf>(
     let Some(headers) = header_len(template, fields) else {
         return false;
     };
-    let mut h = [0u8; MAX_HEADERS];
-    if !fill_headers(
-        &mut h[..headers],
+    // Headers are written in place: built on the stack and copied, the
+    // copy's wide loads stalled on the narrow stores that wrote them.
+    buf.clear();
+    buf.resize_zeroed(headers);
+    buf.extend_from_slice(payload);
+    let Some(header_sum) = fill_headers(
+        &mut buf[..headers],
         template,
         fields,
         ts_val,
         payload.len(),
         caps,
-    ) {
+    ) else {
+        buf.clear();
         return false;
-    }
-    buf.clear();
-    buf.extend_from_slice(&h[..headers]);
-    buf.extend_from_slice(payload);
-    finish_checksum(buf, template, caps);
+    };
+    finish_checksum(buf, headers, header_sum, caps);
     true
 }
 
@@ -70,23 +70,28 @@ pub fn write_headers_in_place(
     let Some(payload_len) = frame.len().checked_sub(headers) else {
         return false;
     };
-    if !fill_headers(
+    let Some(header_sum) = fill_headers(
         &mut frame[..headers],
         template,
         fields,
         ts_val,
         payload_len,
         caps,
-    ) {
+    ) else {
         return false;
-    }
-    finish_checksum(frame, template, caps);
+    };
+    finish_checksum(frame, headers, header_sum, caps);
     true
 }
 
 /// Ethernet, IPv4 (with its checksum) and TCP headers with a zero TCP
-/// checksum into `h` (exactly [`header_len`] bytes). False when the
+/// checksum into `h` (exactly [`header_len`] bytes); returns the TCP
+/// checksum's sum over the pseudo header and the TCP header. None when the
 /// datagram would exceed 65,535 bytes.
+///
+/// Both sums are computed from the values, not read back from `h`: reading
+/// bytes just written with narrower stores stalls on store forwarding,
+/// which cost most of this function's time.
 fn fill_headers(
     h: &mut [u8],
     template: &HeaderTemplate,
@@ -94,31 +99,34 @@ fn fill_headers(
     ts_val: u32,
     payload_len: usize,
     caps: &ChecksumCaps,
-) -> bool {
+) -> Option<u32> {
     let tcp_header = h.len() - 34;
-    let Ok(ip_total) = u16::try_from(20 + tcp_header + payload_len) else {
-        return false;
-    };
+    let ip_total = u16::try_from(20 + tcp_header + payload_len).ok()?;
+    let t = &template.tuple;
+    let (src, dst) = (t.local_ip.octets(), t.remote_ip.octets());
+    let addr_sum = words(u32::from_be_bytes(src)) + words(u32::from_be_bytes(dst));
     // Ethernet.
     h[0..6].copy_from_slice(&template.remote_mac.0);
     h[6..12].copy_from_slice(&template.local_mac.0);
     h[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
     // IPv4: no options, DSCP 0, ECN ECT(0) or Not-ECT, ident 0, DF, TTL 64, TCP.
-    let t = &template.tuple;
+    let tos = if fields.ect { crate::wire::ECN_ECT0 } else { 0 };
     h[14] = 0x45;
-    h[15] = if fields.ect { crate::wire::ECN_ECT0 } else { 0 };
+    h[15] = tos;
     h[16..18].copy_from_slice(&ip_total.to_be_bytes());
     h[18..20].copy_from_slice(&[0, 0]);
     h[20..22].copy_from_slice(&[0x40, 0]);
     h[22] = 64;
     h[23] = 6;
-    h[24..26].copy_from_slice(&[0, 0]);
-    h[26..30].copy_from_slice(&t.local_ip.octets());
-    h[30..34].copy_from_slice(&t.remote_ip.octets());
-    if caps.fill_tx {
-        let sum = checksum::data(&h[14..34]);
-        h[24..26].copy_from_slice(&sum.to_be_bytes());
-    }
+    let ip_sum = if caps.fill_tx {
+        let sum = 0x4500 + u32::from(tos) + u32::from(ip_total) + 0x4000 + 0x4006 + addr_sum;
+        !checksum::fold(sum)
+    } else {
+        0
+    };
+    h[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+    h[26..30].copy_from_slice(&src);
+    h[30..34].copy_from_slice(&dst);
     // TCP.
     h[34..36].copy_from_slice(&t.local_port.to_be_bytes());
     h[36..38].copy_from_slice(&t.remote_port.to_be_bytes());
@@ -129,10 +137,19 @@ fn fill_headers(
         0
     };
     h[42..46].copy_from_slice(&ack.to_be_bytes());
-    h[46] = ((tcp_header / 4) as u8) << 4;
-    h[47] = fields.flags.0;
+    let offset_flags = ((tcp_header as u16 / 4) << 12) | u16::from(fields.flags.0);
+    h[46..48].copy_from_slice(&offset_flags.to_be_bytes());
     h[48..50].copy_from_slice(&fields.window.to_be_bytes());
     h[50..54].copy_from_slice(&[0, 0, 0, 0]);
+    let mut tcp_sum = addr_sum
+        + 6
+        + (tcp_header + payload_len) as u32
+        + u32::from(t.local_port)
+        + u32::from(t.remote_port)
+        + words(fields.seq.0)
+        + words(ack)
+        + u32::from(offset_flags)
+        + u32::from(fields.window);
     if let Some(ecr) = fields.ts_ecr {
         // Kind 8, length 10, TSval, TSecr, then two NOPs of padding.
         h[54] = 8;
@@ -141,15 +158,21 @@ fn fill_headers(
         h[60..64].copy_from_slice(&ecr.to_be_bytes());
         h[64] = 1;
         h[65] = 1;
+        tcp_sum += 0x080a + words(ts_val) + words(ecr) + 0x0101;
     }
-    true
+    Some(tcp_sum)
 }
 
-/// The TCP checksum over the pseudo header, header and payload.
-fn finish_checksum(frame: &mut [u8], template: &HeaderTemplate, caps: &ChecksumCaps) {
+/// The two 16-bit words of `v` added (a ones-complement partial sum).
+fn words(v: u32) -> u32 {
+    (v >> 16) + (v & 0xffff)
+}
+
+/// The TCP checksum: `header_sum` (pseudo header and TCP header, from
+/// [`fill_headers`]) plus the payload after `headers` bytes.
+fn finish_checksum(frame: &mut [u8], headers: usize, header_sum: u32, caps: &ChecksumCaps) {
     if caps.fill_tx {
-        let t = &template.tuple;
-        let sum = tcp_checksum(t.local_ip, t.remote_ip, &frame[34..]);
+        let sum = !checksum::fold(header_sum + checksum::sum(&frame[headers..]));
         frame[50..52].copy_from_slice(&sum.to_be_bytes());
     }
 }

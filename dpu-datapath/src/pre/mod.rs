@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod fast_parse;
 mod summary;
 mod table;
 mod template;
@@ -74,6 +75,15 @@ pub fn classify<'a>(
     table: &PreTable,
     caps: &ChecksumCaps,
 ) -> PreOutcome<'a> {
+    if let Some(Verdict::Tcp {
+        tuple, mut summary, ..
+    }) = fast_parse::verdict(frame, &local.mac.0, local.ip, caps)
+    {
+        if let Some(flow) = table.lookup(&tuple) {
+            summary.flow = flow;
+            return PreOutcome::Fast(summary);
+        }
+    }
     let parsed = match parse_ingress(frame, caps) {
         Ok(p) => p,
         Err(e) => return PreOutcome::Drop(e.into()),
@@ -111,14 +121,19 @@ pub fn validate_hashed(
     caps: &ChecksumCaps,
     nic_rss: Option<u32>,
 ) -> Verdict {
+    let mut v = fast_parse::verdict(frame, &local.mac.0, local.ip, caps)
+        .unwrap_or_else(|| validate_generic(frame, local, caps));
+    if let Verdict::Tcp { tuple, rss, .. } = &mut v {
+        *rss = nic_rss.unwrap_or_else(|| crate::flow::rss_hash(tuple));
+    }
+    v
+}
+
+/// [`validate`] by the generic parser alone (no RSS hash): the reference
+/// the fixed-offset parse of the established shape is checked against.
+pub fn validate_generic(frame: &[u8], local: &LocalAddrs, caps: &ChecksumCaps) -> Verdict {
     match parse_ingress(frame, caps) {
-        Ok(parsed) => {
-            let mut v = verdict(frame, &parsed, local);
-            if let Verdict::Tcp { tuple, rss, .. } = &mut v {
-                *rss = nic_rss.unwrap_or_else(|| crate::flow::rss_hash(tuple));
-            }
-            v
-        }
+        Ok(parsed) => verdict(frame, &parsed, local),
         Err(e) => Verdict::Drop(e.into()),
     }
 }
