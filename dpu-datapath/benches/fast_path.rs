@@ -64,7 +64,8 @@ fn rx_segment(c: &mut Criterion) {
 /// Cost of each stage on its own, 64 B segments, 1,000 flows, so the
 /// bottleneck stage of the pipeline is known.
 fn stage_cost(c: &mut Criterion) {
-    use dpu_datapath::engine::work::{dma_rx, post_rx, Work};
+    use dpu_datapath::dma::rx_now;
+    use dpu_datapath::engine::work::{post_rx, Work};
     use dpu_datapath::pre::{validate, LocalAddrs};
     use dpu_datapath::wire::{ChecksumCaps, EthernetAddress};
     let mut group = c.benchmark_group("stage_cost");
@@ -113,7 +114,7 @@ fn stage_cost(c: &mut Criterion) {
     group.bench_function("owner_lookup_proto_commit", |b| b.iter(&mut step));
     let (frame, rx_work) = sample.expect("an RX work item with an ACK");
     group.bench_function("dma_place_64B", |b| {
-        b.iter(|| dma_rx(&rx_work, std::hint::black_box(&frame)))
+        b.iter(|| rx_now(&rx_work, std::hint::black_box(&frame)))
     });
     let mut out = Vec::with_capacity(128);
     group.bench_function("post_build_ack", |b| {

@@ -22,6 +22,7 @@
 //! this file's own: criterion runs with fixed settings, no filter.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan};
 use dpu_datapath::sim::sim_engine_config;
 use dpu_datapath::wire::{parse_ingress, ChecksumCaps, TcpFlags, L3, L4};
@@ -72,6 +73,7 @@ impl Rig {
         let opts = PipelineOptions {
             pin: false,
             stage_timing,
+            dma: DmaConfig::immediate(),
             ..PipelineOptions::default()
         };
         let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {

@@ -4,6 +4,7 @@
 //! pipeline [-- --frames N --conns C]`. With `--test` (as `cargo bench --
 //! --test` passes) it runs a tiny smoke version.
 
+use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan};
 use dpu_datapath::sim::sim_engine_config;
 use dpu_datapath::wire::TcpFlags;
@@ -46,6 +47,16 @@ fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload:
         // `--no-fuse`: a run-to-completion replica through its rings, as
         // the other placements run (for A/B against the fused task).
         fuse: !args.iter().any(|a| a == "--no-fuse"),
+        // `--dma-latency NS`: the emulated DMA engine's completion latency
+        // (default 0: the data path alone, comparable with earlier runs).
+        dma: DmaConfig {
+            latency_ns: args
+                .iter()
+                .position(|a| a == "--dma-latency")
+                .and_then(|i| args.get(i + 1)?.parse().ok())
+                .unwrap_or(0),
+            ..DmaConfig::default()
+        },
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {

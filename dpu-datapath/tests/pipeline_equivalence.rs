@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use dpu_datapath::app::ConnId;
+use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::engine::Engine;
 use dpu_datapath::flow::FourTuple;
 use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan, ShardApp};
@@ -182,6 +183,7 @@ fn replay_pipeline(
     topology: Topology,
     delay_ns: u64,
     fuse: bool,
+    dma: DmaConfig,
 ) -> (Vec<Vec<u8>>, Sink, u64) {
     let cfg = sim_engine_config(2, seed, |c| {
         b_config(c);
@@ -197,6 +199,7 @@ fn replay_pipeline(
         // Sampling the stage times must not change what the pipeline does.
         stage_timing: true,
         fuse,
+        dma,
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
         Box::new(Sink::default())
@@ -270,11 +273,20 @@ fn check_equivalent(
     t: Topology,
     delay_ns: u64,
 ) -> u64 {
-    check_placement(input, seed, reference, t, delay_ns, true)
+    check_placement(
+        input,
+        seed,
+        reference,
+        t,
+        delay_ns,
+        true,
+        DmaConfig::default(),
+    )
 }
 
 /// As [`check_equivalent`]; `fuse` false runs a run-to-completion replica
-/// through its rings instead of as one fused task.
+/// through its rings instead of as one fused task; `dma` is the emulated
+/// DMA engine (the default: 1 µs, in order).
 fn check_placement(
     input: &[(Nanos, Vec<u8>)],
     seed: u64,
@@ -282,8 +294,9 @@ fn check_placement(
     t: Topology,
     delay_ns: u64,
     fuse: bool,
+    dma: DmaConfig,
 ) -> u64 {
-    let (frames, app, holds) = replay_pipeline(input, seed, t.clone(), delay_ns, fuse);
+    let (frames, app, holds) = replay_pipeline(input, seed, t.clone(), delay_ns, fuse, dma);
     assert_eq!(app.done.len(), CONNS, "{t:?}: not every stream finished");
     assert_eq!(app.done, reference.1.done, "{t:?}: byte streams differ");
     let (want, got) = (segments_by_conn(&reference.0), segments_by_conn(&frames));
@@ -313,7 +326,15 @@ fn pipeline_topologies_match_run_to_completion() {
     }
     // Run to completion: fused (the default), and through its rings.
     check_equivalent(&input, seed, &reference, topo(1, 4, 1, 1), 0);
-    check_placement(&input, seed, &reference, topo(1, 4, 1, 1), 0, false);
+    check_placement(
+        &input,
+        seed,
+        &reference,
+        topo(1, 4, 1, 1),
+        0,
+        false,
+        DmaConfig::default(),
+    );
     check_equivalent(&input, seed, &reference, topo(2, 4, 1, 1), 0);
     check_equivalent(&input, seed, &reference, topo(2, 4, 2, 1), 0);
     check_equivalent(&input, seed, &reference, topo(1, 1, 2, 1), 0);
@@ -323,7 +344,15 @@ fn pipeline_topologies_match_run_to_completion() {
     // With one task of each kind the split runs as two fused tasks; it is
     // also checked through its rings.
     check_equivalent(&input, seed, &reference, split(1, 4, 1), 0);
-    check_placement(&input, seed, &reference, split(1, 4, 1), 0, false);
+    check_placement(
+        &input,
+        seed,
+        &reference,
+        split(1, 4, 1),
+        0,
+        false,
+        DmaConfig::default(),
+    );
     check_equivalent(&input, seed, &reference, split(2, 4, 1), 0);
     check_equivalent(&input, seed, &reference, split(1, 4, 2), 0);
     check_equivalent(&input, seed, &reference, one_task_per_thread(2, 4), 0);
@@ -349,4 +378,33 @@ fn random_stage_delays_never_reorder_a_connection_or_leak_stamps() {
     }
     // The delays really did make work finish out of order.
     assert!(holds > 0, "no reorder hold observed");
+}
+
+/// DMA copies completing late, out of order, and one at a time (issue 18):
+/// every placement still matches run to completion byte for byte, so no
+/// ACK, segment or application event overtook the copy it follows.
+#[test]
+fn reordered_and_throttled_dma_completions_change_nothing() {
+    let seed = 35;
+    let input = record(seed);
+    let reference = replay_rtc(&input, seed);
+    let placements = [
+        (topo(1, 4, 1, 1), true),
+        (topo(1, 4, 1, 1), false),
+        (topo(2, 4, 2, 1), true),
+        (split(1, 4, 1), true),
+        (split(1, 4, 2), true),
+        (one_task_per_thread(1, 4), true),
+    ];
+    for (i, (t, fuse)) in placements.into_iter().enumerate() {
+        for (latency_ns, max_outstanding) in [(3_000, 64), (2_000, 1), (0, 3)] {
+            let dma = DmaConfig {
+                latency_ns,
+                max_outstanding,
+                reorder: true,
+                seed: seed ^ i as u64,
+            };
+            check_placement(&input, seed, &reference, t.clone(), 0, fuse, dma);
+        }
+    }
 }

@@ -1,11 +1,19 @@
 //! `dma`: moves payload between packet buffers and the application's RX/TX
 //! circular buffers at the positions `proto` computed. On a BlueField these
-//! are PCIe DMA transfers to host memory; here they are copies into
-//! [`HostBuffer`]s.
+//! are PCIe DMA transfers to host memory, submitted to a [`DmaEngine`] and
+//! completed later ([`DmaQueue`] releases the work in order once they
+//! have); here the engine is [`EmulatedDma`], CPU copies into
+//! [`HostBuffer`]s with a DPU's latency and ordering.
 
+mod copies;
+mod engine;
 mod host_buffer;
+mod queue;
 
+pub use copies::{rx_copy, rx_now, tx_copy, tx_now};
+pub use engine::{DmaConfig, DmaDir, DmaEngine, DmaOp, DmaStats, EmulatedDma};
 pub use host_buffer::HostBuffer;
+pub use queue::{Copy, DmaQueue};
 
 /// RX: places received payload at its final position in the RX buffer.
 pub fn place_rx(rx: &HostBuffer, buf_pos: u32, payload: &[u8]) {
@@ -24,19 +32,10 @@ pub fn fetch_tx(tx: &HostBuffer, buf_pos: u32, len: usize, out: &mut Vec<u8>) {
     unsafe { tx.read_wrapping(buf_pos, out) }
 }
 
-/// TX: like [`fetch_tx`], placing the bytes after `offset` bytes of room in
-/// `out` (the frame's headers go there).
-pub fn fetch_tx_at<B: crate::io::FrameBuf>(
-    tx: &HostBuffer,
-    buf_pos: u32,
-    len: usize,
-    out: &mut B,
-    offset: usize,
-) {
-    out.clear();
-    out.resize_zeroed(offset + len);
+/// TX: fills `out` with the unacknowledged data at `buf_pos`.
+pub fn fetch_tx_into(tx: &HostBuffer, buf_pos: u32, out: &mut [u8]) {
     // SAFETY: as for `fetch_tx`.
-    unsafe { tx.read_wrapping(buf_pos, &mut out[offset..]) }
+    unsafe { tx.read_wrapping(buf_pos, out) }
 }
 
 /// Application side: copies `data` into the TX buffer at `pos` (free space).

@@ -2,7 +2,7 @@
 //! once; each turn sends up to a burst of segments (payload read by `dma`
 //! from the TX buffer, headers by `post`), then yields to the next flow.
 
-use super::work::{dma_post_tx, TxWork, Work};
+use super::work::{post_tx, TxWork, Work};
 use super::{Engine, TimerKey};
 use crate::app::ConnError;
 use crate::proto::{ack_ts_clock, Deadline, Nanos};
@@ -90,7 +90,8 @@ impl Engine {
                     self.work_out.push(Work::Tx(work));
                 } else {
                     let mut buf = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(1600));
-                    dma_post_tx(&work, &mut self.scratch, &mut buf, &self.cfg.caps);
+                    crate::dma::tx_now(&work, &mut self.scratch);
+                    post_tx(&work, &self.scratch, &mut buf, &self.cfg.caps);
                     self.stats.tx_bytes += buf.len() as u64;
                     self.out.push(buf);
                 }

@@ -4,7 +4,7 @@
 //! `dma` and `post` never read flow state and can run on any worker.
 
 use crate::app::{ConnError, ConnId};
-use crate::dma::{self, HostBuffer};
+use crate::dma::HostBuffer;
 use crate::flow::FlowId;
 use crate::io::{Frame, FrameBuf};
 use crate::pre::HeaderTemplate;
@@ -116,16 +116,6 @@ pub fn coalesce_acks(work: &mut [Work], seen: &mut Vec<FlowId>) -> u64 {
     left_out
 }
 
-/// `dma` for a received segment: payload to its place in the RX buffer.
-pub fn dma_rx(work: &RxWork, frame: &[u8]) {
-    if let (Some(place), Some(buf)) = (work.place, work.rx_buf.as_ref()) {
-        let start = work.payload_offset as usize + place.skip as usize;
-        if let Some(data) = frame.get(start..start + place.len as usize) {
-            dma::place_rx(buf, place.buf_pos, data);
-        }
-    }
-}
-
 /// `post` for a received segment: turns the frame buffer into the ACK (or
 /// empties it when no ACK is due).
 pub fn post_rx<B: FrameBuf>(work: &RxWork, frame: &mut B, caps: &ChecksumCaps) {
@@ -135,39 +125,7 @@ pub fn post_rx<B: FrameBuf>(work: &RxWork, frame: &mut B, caps: &ChecksumCaps) {
     }
 }
 
-/// `dma` then `post` for a transmitted segment, into `frame`.
-pub fn dma_post_tx(work: &TxWork, scratch: &mut Vec<u8>, frame: &mut Vec<u8>, caps: &ChecksumCaps) {
-    dma_tx(work, scratch);
-    post_tx(work, scratch, frame, caps);
-}
-
-/// `dma` for a transmitted segment: fetch the payload from the TX buffer.
-pub fn dma_tx(work: &TxWork, payload: &mut Vec<u8>) {
-    match work.tx_buf.as_ref() {
-        Some(buf) if work.len > 0 => dma::fetch_tx(buf, work.buf_pos, work.len as usize, payload),
-        _ => payload.clear(),
-    }
-}
-
-/// `dma` for a transmitted segment straight into the frame: the payload
-/// lands after the room its headers need, so `post` writes them in front
-/// without another copy. Returns that room, or 0 when the segment's shape
-/// needs the generic emitter (then `frame` holds the payload alone).
-pub fn dma_tx_into_frame<B: FrameBuf>(work: &TxWork, frame: &mut B) -> usize {
-    let room = crate::post::fast_header_len(&work.template, &work.header).unwrap_or(0);
-    match work.tx_buf.as_ref() {
-        Some(buf) if work.len > 0 => {
-            dma::fetch_tx_at(buf, work.buf_pos, work.len as usize, frame, room)
-        }
-        _ => {
-            frame.clear();
-            frame.resize_zeroed(room);
-        }
-    }
-    room
-}
-
-/// `post` for a segment `dma_tx_into_frame` prepared with `room` > 0:
+/// `post` for a segment `dma::tx_copy` prepared with `room` > 0:
 /// headers written in place. False when the shape does not apply (the
 /// caller then builds the frame with [`post_tx`] from the payload).
 pub fn post_tx_in_place(work: &TxWork, frame: &mut [u8], caps: &ChecksumCaps) -> bool {

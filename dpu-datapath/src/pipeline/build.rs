@@ -8,7 +8,7 @@ use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard,
 use super::tasks::{
     dma::DmaTask,
     egress::EgressTask,
-    fused::{Finisher, FusedOwner, Intake, StagePublisher},
+    fused::{FinishOut, Finisher, FusedOwner, Intake, StagePublisher},
     ingress::IngressTask,
     ingress_reorder::IngressReorderTask,
     owner::OwnerTask,
@@ -22,6 +22,7 @@ use super::timing::{StageTimer, TimingSlot};
 use super::topology::{Plan, TaskKind};
 use super::worker::{self, IdlePolicy, WorkerStatus};
 use super::Clock;
+use crate::dma::{DmaConfig, DmaEngine, DmaQueue, EmulatedDma};
 use crate::engine::work::{Commit, Work};
 use crate::engine::{Engine, EngineConfig};
 use crate::io::Nic;
@@ -54,6 +55,10 @@ pub struct PipelineOptions {
     /// co-located stages (on by default; off to measure or test the ring
     /// path in those placements).
     pub fuse: bool,
+    /// The emulated DMA engine each replica's `dma` submits to (latency,
+    /// copies in flight, reordering); `DmaConfig::immediate()` for
+    /// benchmarks of the data path alone.
+    pub dma: DmaConfig,
 }
 
 impl Default for PipelineOptions {
@@ -65,6 +70,7 @@ impl Default for PipelineOptions {
             pin: true,
             stage_timing: false,
             fuse: true,
+            dma: DmaConfig::default(),
         }
     }
 }
@@ -184,6 +190,14 @@ impl<'a> Wiring<'a> {
         }
     }
 
+    /// A `dma` task's engine (each has its own, as a DPU core its queue).
+    fn dma_engine(&self, salt: usize) -> Box<dyn DmaEngine> {
+        Box::new(EmulatedDma::new(DmaConfig {
+            seed: self.opts.dma.seed ^ salt as u64,
+            ..self.opts.dma
+        }))
+    }
+
     fn delay(&self, salt: usize) -> StageDelay {
         StageDelay::new(self.opts.stage_delay_max_ns, self.opts.seed ^ salt as u64)
     }
@@ -263,15 +277,18 @@ impl<'a> Wiring<'a> {
 
     fn finisher(&self, r: usize, spare: &Arc<SpareFrames>) -> Finisher {
         Finisher {
-            replica: r,
-            nic: self.nic.clone(),
-            caps: self.cfg.caps,
-            spare: spare.clone(),
+            dma: DmaQueue::new(self.dma_engine(r * 100)),
             dma_timer: self.timer(r, DMA, 0),
-            post_timer: self.timer(r, POST, 0),
-            tx: Vec::with_capacity(2 * self.plan.burst),
-            segments: 0,
-            items: 0,
+            out: FinishOut {
+                replica: r,
+                nic: self.nic.clone(),
+                caps: self.cfg.caps,
+                spare: spare.clone(),
+                post_timer: self.timer(r, POST, 0),
+                tx: Vec::with_capacity(2 * self.plan.burst),
+                segments: 0,
+                items: 0,
+            },
         }
     }
 
@@ -555,6 +572,7 @@ impl<'a> Wiring<'a> {
             burst: self.plan.burst,
             rr: k,
             pending: VecDeque::new(),
+            dma: DmaQueue::new(self.dma_engine(r * 100 + k)),
             batch: Vec::new(),
             delay: self.delay(r * 100 + 50 + k),
             items: 0,

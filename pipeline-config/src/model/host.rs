@@ -24,6 +24,19 @@ pub struct Host {
     /// address space; pages are used only when written), `1..=65536`.
     /// Default `1024`.
     pub connections_per_app: u32,
+    /// `host.dma_latency_ns`: completion latency of the emulated DMA
+    /// engine every payload copy between the data path and application
+    /// memory goes through (a PCIe round trip on a DPU), `0..=1000000`;
+    /// 0 completes copies at the engine's next poll. Default `1000`.
+    pub dma_latency_ns: u64,
+    /// `host.dma_max_outstanding`: copies in flight per `dma` task at most
+    /// (the data path waits for a completion beyond it), `1..=65536`.
+    /// Default `256`.
+    pub dma_max_outstanding: u32,
+    /// `host.dma_reorder`: complete copies out of submission order (each
+    /// copy's latency drawn from `0..=2 * dma_latency_ns`), to exercise
+    /// the data path's ordering. Default `false`.
+    pub dma_reorder: bool,
 }
 
 impl Default for Host {
@@ -34,6 +47,9 @@ impl Default for Host {
             max_contexts_per_app: 16,
             ring_entries: 1024,
             connections_per_app: 1024,
+            dma_latency_ns: 1_000,
+            dma_max_outstanding: 256,
+            dma_reorder: false,
         }
     }
 }

@@ -41,6 +41,12 @@ pub(crate) fn check_host(host: &Host, report: &mut Report) {
         host.connections_per_app,
         1..=65536,
     );
+    report.range("host.dma_latency_ns", host.dma_latency_ns, 0..=1_000_000);
+    report.range(
+        "host.dma_max_outstanding",
+        host.dma_max_outstanding,
+        1..=65536,
+    );
 }
 
 pub(crate) fn check_metrics(metrics: &Metrics, report: &mut Report) {

@@ -285,6 +285,14 @@ fn host_interface_limits_are_checked_by_name() {
             "host.connections_per_app: 0 is out of range 1..=65536",
         ]
     );
+    let doc = r#"{"host": {"dma_latency_ns": 2000000, "dma_max_outstanding": 0}}"#;
+    assert_eq!(
+        errors(doc),
+        [
+            "host.dma_latency_ns: 2000000 is out of range 0..=1000000",
+            "host.dma_max_outstanding: 0 is out of range 1..=65536",
+        ]
+    );
     let doc = r#"{"host": {"ring_entries": 4}, "port": {"backend": "loopback"}}"#;
     assert_eq!(
         errors(doc),

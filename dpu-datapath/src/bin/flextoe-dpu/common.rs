@@ -2,10 +2,11 @@
 //! secret, the counters as JSON, the host interface with its `stat`
 //! document, and the `/metrics` endpoint (also used by the sim backend).
 
+use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::hostif::{HostIfCounters, HostIfOptions, HostInterface, StatsFn};
 use dpu_datapath::metrics::{Exporter, MetricsServer, Snapshot};
 use dpu_datapath::pipeline::worker::WorkerStatus;
-use dpu_datapath::pipeline::{Pipeline, Plan, StatsBoard};
+use dpu_datapath::pipeline::{Pipeline, PipelineOptions, Plan, StatsBoard};
 use dpu_datapath::stats::{DropReason, Stats};
 use pipeline_config::Config;
 use serde_json::{json, Value};
@@ -177,6 +178,22 @@ pub fn hostif_json(c: &HostIfCounters) -> Value {
 }
 
 /// Starts the host interface (control socket + front) for `owners` owners.
+/// How the service runs its pipeline: workers pinned where the placement
+/// names a core, stage timing with metrics, the DMA engine of `host.dma_*`.
+pub fn pipeline_options(config: &Config) -> PipelineOptions {
+    PipelineOptions {
+        pin: true,
+        stage_timing: config.metrics.enabled,
+        dma: DmaConfig {
+            latency_ns: config.host.dma_latency_ns,
+            max_outstanding: config.host.dma_max_outstanding as usize,
+            reorder: config.host.dma_reorder,
+            seed: isn_seed(),
+        },
+        ..PipelineOptions::default()
+    }
+}
+
 pub fn start_host_interface(config: &Config, owners: usize) -> Result<HostInterface, String> {
     HostInterface::start(HostIfOptions::from_config(config)?, owners)
 }

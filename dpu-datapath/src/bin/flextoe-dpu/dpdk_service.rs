@@ -16,13 +16,13 @@
 //! `identity.mac` or the port must be promiscuous; a warning says so.
 
 use crate::cli::RunArgs;
-use crate::common::{isn_seed, observe, start_host_interface, start_metrics, stats_json};
+use crate::common::{
+    isn_seed, observe, pipeline_options, start_host_interface, start_metrics, stats_json,
+};
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
 use dpu_datapath::io::{ImpairCounters, ImpairedNic, IoStats};
-use dpu_datapath::pipeline::{
-    LoopbackNic, Nic, OwnerSnapshot, Pipeline, PipelineOptions, Plan, SteeredNic,
-};
+use dpu_datapath::pipeline::{LoopbackNic, Nic, OwnerSnapshot, Pipeline, Plan, SteeredNic};
 use dpu_datapath::services::{ProbeApp, ProbeState, Services};
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
@@ -182,12 +182,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let probe = args.probe;
     let probe_at = (args.probe_after.max(0.0) * 1e9) as u64;
     let source_bytes = args.source_bytes;
-    let opts = PipelineOptions {
-        // Workers are pinned where the placement names a core.
-        pin: true,
-        stage_timing: config.metrics.enabled,
-        ..PipelineOptions::default()
-    };
+    let opts = pipeline_options(config);
     let pipeline = Pipeline::start(&engine_cfg, topology, opts, nic, |owner| {
         let probe = probe.filter(|_| owner == 0).map(|addr| {
             ProbeApp::new(

@@ -6,9 +6,10 @@
 
 use crate::cli::RunArgs;
 use crate::common::{
-    hostif_json, isn_seed, observe, start_host_interface, start_metrics, stats_json,
+    hostif_json, isn_seed, observe, pipeline_options, start_host_interface, start_metrics,
+    stats_json,
 };
-use dpu_datapath::pipeline::{LoopbackNic, NullNic, Pipeline, PipelineOptions, Plan};
+use dpu_datapath::pipeline::{LoopbackNic, NullNic, Pipeline, Plan};
 use dpu_datapath::services::Services;
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
@@ -35,12 +36,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let metrics_endpoint = start_metrics(config)?;
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
     hostif.set_capture_tap(nic.capture_tap());
-    let opts = PipelineOptions {
-        // Workers are pinned where the placement names a core.
-        pin: true,
-        stage_timing: config.metrics.enabled,
-        ..PipelineOptions::default()
-    };
+    let opts = pipeline_options(config);
     let source_bytes = args.source_bytes;
     let pipeline = Pipeline::start(&engine_cfg, topology, opts, nic.clone(), |owner| {
         hostif.shard(owner, Box::new(Services::new(source_bytes, None)))

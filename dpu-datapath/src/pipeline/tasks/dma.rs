@@ -1,9 +1,13 @@
 //! `dma` workers (data-parallel): RX payload into the application's buffer
-//! at the position `proto` computed, TX payload out of it.
+//! at the position `proto` computed, TX payload out of it, as copies
+//! submitted to the replica's DMA engine; an item goes on to `post` once
+//! its copy completed (the egress reorder restores stamp order).
 
 use super::SpareFrames;
-use crate::engine::work::{dma_rx, dma_tx_into_frame, Work};
-use crate::pipeline::items::{PostItem, StampedWork};
+use crate::dma::{rx_copy, tx_copy, Copy, DmaQueue};
+use crate::engine::work::{Commit, RxWork, TxWork, Work};
+use crate::io::Frame;
+use crate::pipeline::items::{PostItem, Stamp, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
     LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
@@ -11,6 +15,36 @@ use crate::pipeline::task::{
 use crate::pipeline::timing::StageTimer;
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// What an item does once its copy completed.
+pub(crate) enum AfterDma {
+    /// `post` turns the received frame into its ACK (or frees it).
+    Rx(RxWork),
+    /// `post` writes the headers in the `room` before the fetched payload.
+    Tx { room: usize, work: TxWork },
+    /// A frame the owner built, sent as it is.
+    Frame,
+    /// Notifications for the application.
+    Commit(Commit),
+}
+
+/// An owner's work item as the DMA queue takes it: its packet buffer (a
+/// spare one, sized, for a segment to send), what follows, its copy.
+pub(crate) fn stage(work: Work, spare: &SpareFrames) -> (Option<Frame>, AfterDma, Option<Copy>) {
+    match work {
+        Work::Rx { frame, mut work } => {
+            let copy = rx_copy(&mut work);
+            (Some(frame), AfterDma::Rx(work), copy)
+        }
+        Work::Tx(mut work) => {
+            let mut frame = spare.take();
+            let (room, copy) = tx_copy(&mut work, &mut frame);
+            (Some(frame), AfterDma::Tx { room, work }, copy)
+        }
+        Work::Frame(frame) => (Some(frame), AfterDma::Frame, None),
+        Work::Commit(c) => (None, AfterDma::Commit(c), None),
+    }
+}
 
 pub(crate) struct DmaTask {
     /// Live counters for `stat` and `/metrics`.
@@ -21,6 +55,8 @@ pub(crate) struct DmaTask {
     pub(crate) burst: usize,
     pub(crate) rr: usize,
     pub(crate) pending: VecDeque<PostItem>,
+    /// Items waiting for their copies.
+    pub(crate) dma: DmaQueue<(Stamp, AfterDma)>,
     pub(crate) batch: Vec<StampedWork>,
     pub(crate) delay: super::StageDelay,
     pub(crate) items: u64,
@@ -61,28 +97,20 @@ impl Task for DmaTask {
             for StampedWork { stamp, work } in self.batch.drain(..) {
                 self.delay.apply();
                 let t = self.timer.start();
-                let item = match work {
-                    Work::Rx { frame, work } => {
-                        dma_rx(&work, &frame);
-                        PostItem::Rx { stamp, frame, work }
-                    }
-                    Work::Tx(work) => {
-                        let mut frame = self.spare.take();
-                        let room = dma_tx_into_frame(&work, &mut frame);
-                        PostItem::Tx {
-                            stamp,
-                            frame,
-                            room,
-                            work,
-                        }
-                    }
-                    // The owner sends these straight to egress.
-                    Work::Frame(_) | Work::Commit(_) => continue,
-                };
+                // The owner sends frames and commits straight to egress.
+                if matches!(work, Work::Frame(_) | Work::Commit(_)) {
+                    continue;
+                }
+                let (frame, next, copy) = stage(work, &self.spare);
+                let pending = &mut self.pending;
+                self.dma.push(frame, (stamp, next), copy, &mut |f, w| {
+                    release(f, w, pending)
+                });
                 self.timer.stop(t);
-                self.pending.push_back(item);
             }
         }
+        let pending = &mut self.pending;
+        self.dma.poll(&mut |f, w| release(f, w, pending));
         super::flush(&mut self.outs, &mut self.rr, &mut self.pending);
         self.items += n as u64;
         if self.timer.enabled() && self.publisher.due(false) {
@@ -92,11 +120,32 @@ impl Task for DmaTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && self.dma.is_empty()
     }
 
-    fn finish(self: Box<Self>, report: &mut PipelineReport) {
+    fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
+        let pending = &mut self.pending;
+        self.dma.drain(&mut |f, w| release(f, w, pending));
         self.timer.publish(&self.board);
         report.tasks.push(self.counters());
+    }
+}
+
+/// An item whose copy completed goes on to `post`.
+fn release(
+    frame: Option<Frame>,
+    (stamp, next): (Stamp, AfterDma),
+    pending: &mut VecDeque<PostItem>,
+) {
+    match (next, frame) {
+        (AfterDma::Rx(work), Some(frame)) => pending.push_back(PostItem::Rx { stamp, frame, work }),
+        (AfterDma::Tx { room, work }, Some(frame)) => pending.push_back(PostItem::Tx {
+            stamp,
+            frame,
+            room,
+            work,
+        }),
+        // Frames and commits go from the owner to egress, not through here.
+        _ => {}
     }
 }

@@ -8,8 +8,10 @@
 
 #![forbid(unsafe_code)]
 
+use super::dma::{stage, AfterDma};
 use super::SpareFrames;
-use crate::engine::work::{dma_rx, dma_tx_into_frame, Commit, Work};
+use crate::dma::DmaQueue;
+use crate::engine::work::{Commit, Work};
 use crate::engine::Engine;
 use crate::flow::group_of_hash;
 use crate::io::{Frame, Nic};
@@ -103,12 +105,21 @@ impl Intake {
 }
 
 /// `dma` and `post` for the owner's output, in its order, then NIC TX.
+/// Copies go to the replica's DMA engine; an item moves on to `post` and
+/// TX (and its commit to the application) once its copy and every earlier
+/// item's have completed.
 pub(crate) struct Finisher {
+    pub(crate) dma: DmaQueue<AfterDma>,
+    pub(crate) dma_timer: StageTimer,
+    pub(crate) out: FinishOut,
+}
+
+/// What a finished item turns into: frames to send, commits to apply.
+pub(crate) struct FinishOut {
     pub(crate) replica: usize,
     pub(crate) nic: Arc<dyn Nic>,
     pub(crate) caps: ChecksumCaps,
     pub(crate) spare: Arc<SpareFrames>,
-    pub(crate) dma_timer: StageTimer,
     pub(crate) post_timer: StageTimer,
     pub(crate) tx: Vec<Frame>,
     /// Segments through `dma` and `post`.
@@ -117,16 +128,13 @@ pub(crate) struct Finisher {
     pub(crate) items: u64,
 }
 
-impl Finisher {
-    /// One work item: its frame queued for TX, its notifications appended
-    /// to `commits` (applied after the frames left).
-    pub(crate) fn finish(&mut self, work: Work, commits: &mut Vec<Commit>) {
+impl FinishOut {
+    /// `post` for an item whose copy completed: its frame queued for TX,
+    /// its notifications appended to `commits`.
+    fn release(&mut self, frame: Option<Frame>, next: AfterDma, commits: &mut Vec<Commit>) {
         self.items += 1;
-        match work {
-            Work::Rx { frame, work } => {
-                let t = self.dma_timer.start();
-                dma_rx(&work, &frame);
-                self.dma_timer.stop(t);
+        match (next, frame) {
+            (AfterDma::Rx(work), Some(frame)) => {
                 let t = self.post_timer.start();
                 let ack = self.spare.post_rx(&work, frame, &self.caps);
                 self.post_timer.stop(t);
@@ -136,36 +144,68 @@ impl Finisher {
                     commits.push(work.commit);
                 }
             }
-            Work::Tx(work) => {
-                let t = self.dma_timer.start();
-                let mut frame = self.spare.take();
-                let room = dma_tx_into_frame(&work, &mut frame);
-                self.dma_timer.stop(t);
+            (AfterDma::Tx { room, work }, Some(mut frame)) => {
                 let t = self.post_timer.start();
                 self.spare.post_tx(&work, &mut frame, room, &self.caps);
                 self.post_timer.stop(t);
                 self.segments += 1;
                 self.tx.push(frame);
             }
-            Work::Frame(frame) => self.tx.push(frame),
-            Work::Commit(c) => commits.push(c),
+            (AfterDma::Frame, Some(frame)) => self.tx.push(frame),
+            (AfterDma::Commit(c), _) => commits.push(c),
+            // Every other item is pushed with its frame.
+            (_, None) => {}
         }
     }
+}
 
-    /// Sends what [`Finisher::finish`] queued.
+impl Finisher {
+    /// One work item: its copy submitted (waiting for room in the engine
+    /// if need be), then whatever completed released to `post`.
+    pub(crate) fn finish(&mut self, work: Work, commits: &mut Vec<Commit>) {
+        let t = self.dma_timer.start();
+        let (frame, next, copy) = stage(work, &self.out.spare);
+        let out = &mut self.out;
+        self.dma
+            .push(frame, next, copy, &mut |f, n| out.release(f, n, commits));
+        self.dma_timer.stop(t);
+    }
+
+    /// Releases the items whose copies completed; how many.
+    pub(crate) fn poll_dma(&mut self, commits: &mut Vec<Commit>) -> usize {
+        let out = &mut self.out;
+        self.dma.poll(&mut |f, n| out.release(f, n, commits))
+    }
+
+    /// Waits for every copy in flight and releases everything (shutdown).
+    pub(crate) fn drain(&mut self, commits: &mut Vec<Commit>) {
+        let out = &mut self.out;
+        self.dma.drain(&mut |f, n| out.release(f, n, commits));
+    }
+
+    /// No item waits for its copy.
+    pub(crate) fn idle(&self) -> bool {
+        self.dma.is_empty()
+    }
+
+    pub(crate) fn spare(&self) -> &SpareFrames {
+        &self.out.spare
+    }
+
+    /// Sends what was released.
     pub(crate) fn transmit(&mut self) {
-        if !self.tx.is_empty() {
-            self.nic.tx_burst(self.replica, &mut self.tx);
+        if !self.out.tx.is_empty() {
+            self.out.nic.tx_burst(self.out.replica, &mut self.out.tx);
         }
     }
 
     /// Counters under the separate tasks' names.
     pub(crate) fn counters(&self) -> [TaskCounters; 3] {
-        let r = self.replica;
+        let r = self.out.replica;
         [
-            counters(format!("r{r}-dma0"), self.segments),
-            counters(format!("r{r}-post0"), self.segments),
-            counters(format!("r{r}-egress"), self.items),
+            counters(format!("r{r}-dma0"), self.out.segments),
+            counters(format!("r{r}-post0"), self.out.segments),
+            counters(format!("r{r}-egress"), self.out.items),
         ]
     }
 }
@@ -282,7 +322,7 @@ impl StagePublisher {
         }
         if let Some(f) = finisher {
             f.dma_timer.publish(&self.board);
-            f.post_timer.publish(&self.board);
+            f.out.post_timer.publish(&self.board);
         }
     }
 }

@@ -59,7 +59,7 @@ impl Task for RtcTask {
                 None => Some(frame),
             };
             if let Some(frame) = unused {
-                self.finisher.spare.give(frame);
+                self.finisher.spare().give(frame);
             }
         }
         self.rx = rx;
@@ -68,6 +68,7 @@ impl Task for RtcTask {
         for work in self.work.drain(..) {
             self.finisher.finish(work, &mut self.commits);
         }
+        n += self.finisher.poll_dma(&mut self.commits);
         self.finisher.transmit();
         // After the frames left, as the egress reorder releases them: the
         // application learns of data once its DMA and ACK are done.
@@ -79,10 +80,17 @@ impl Task for RtcTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.owner.arp_learn.is_empty()
+        self.owner.arp_learn.is_empty() && self.finisher.idle()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
+        // Copies still in flight (a stop after the grace period) complete
+        // and go out, and their commits apply.
+        self.finisher.drain(&mut self.commits);
+        self.finisher.transmit();
+        for c in self.commits.drain(..) {
+            self.owner.commit(c);
+        }
         self.publish(true);
         report.pre_stats.merge(&self.intake.stats);
         report.tasks.extend(self.counters());

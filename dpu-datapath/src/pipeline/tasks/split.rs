@@ -64,10 +64,12 @@ impl Task for SplitDataTask {
             for work in self.batch.drain(..) {
                 self.finisher.finish(work, &mut self.commits);
             }
-            self.finisher.transmit();
-            self.pending_commits.extend(self.commits.drain(..));
-            self.commits_out.push_burst(&mut self.pending_commits);
         }
+        // Copies that completed: their frames out, their commits back.
+        n += self.finisher.poll_dma(&mut self.commits);
+        self.finisher.transmit();
+        self.pending_commits.extend(self.commits.drain(..));
+        self.commits_out.push_burst(&mut self.pending_commits);
         // New frames, while the owner keeps up (else they wait in the NIC).
         self.to_owner.push_burst(&mut self.pending_in);
         if self.pending_in.is_empty() {
@@ -80,7 +82,7 @@ impl Task for SplitDataTask {
                         frame,
                         verdict,
                     }),
-                    None => self.finisher.spare.give(frame),
+                    None => self.finisher.spare().give(frame),
                 }
             }
             self.to_owner.push_burst(&mut self.pending_in);
@@ -91,10 +93,14 @@ impl Task for SplitDataTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.pending_in.is_empty() && self.pending_commits.is_empty()
+        self.pending_in.is_empty() && self.pending_commits.is_empty() && self.finisher.idle()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
+        // Copies still in flight (a stop after the grace period) complete
+        // and their frames go out.
+        self.finisher.drain(&mut self.commits);
+        self.finisher.transmit();
         self.stages
             .publish(true, Some(&self.intake), Some(&self.finisher));
         report.pre_stats.merge(&self.intake.stats);
