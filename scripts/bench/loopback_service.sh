@@ -2,7 +2,8 @@
 # backend (both host applications reach it through their rings) in a fresh
 # temp dir, waits for its control socket, and cleans up at exit. Expects
 # BIN (the release directory); sets `dir`, `pids`, `IP` (the service's
-# address) and exports FLEXTOE_CONTROL.
+# address) and exports FLEXTOE_CONTROL. DMA_LATENCY_NS, when set, is the
+# emulated DMA engine's completion latency (`host.dma_latency_ns`).
 dir=$(mktemp -d /tmp/ftoe-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -19,6 +20,8 @@ c = json.load(sys.stdin)
 c['port']['backend'] = 'loopback'
 c['host']['control_socket'] = '$dir/control.sock'
 c['metrics']['enabled'] = False
+if '${DMA_LATENCY_NS:-}':
+    c['host']['dma_latency_ns'] = int('${DMA_LATENCY_NS:-0}')
 json.dump(c, open('$dir/config.json', 'w'))"
 $BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
 pids+=($!)
