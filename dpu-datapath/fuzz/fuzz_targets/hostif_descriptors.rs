@@ -42,12 +42,13 @@ use std::sync::Arc;
 
 use doca_bindings::abi::{self, Desc, Layout};
 use doca_bindings::{Doorbell, Region};
-use dpu_datapath::hostif::app::HostApp;
+use dpu_datapath::hostif::app::{AppInfo, HostApp};
 use dpu_datapath::hostif::front::{Front, FrontMsg, Inbox};
 use dpu_datapath::hostif::handle;
 use dpu_datapath::hostif::link::{AppKey, FrontWaker, OwnerCmd, OwnerEvt, OwnerLink};
 use dpu_datapath::hostif::{HostIfCounters, VIOLATION_KINDS};
 use dpu_datapath::proto::CcAlgorithm;
+use dpu_datapath::dma::DmaConfig;
 use libfuzzer_sys::fuzz_target;
 
 /// The front's rule for a `CC_*` value: Err for one no controller has
@@ -163,13 +164,16 @@ impl AppSide {
             })
             .collect();
         let app = HostApp::new(
-            key,
-            format!("fuzz-{key}"),
-            key as u32,
+            AppInfo {
+                key,
+                name: format!("fuzz-{key}"),
+                pid: key as u32,
+            },
             region.clone(),
             layout,
             bells,
             Doorbell::new().expect("eventfd"),
+            &DmaConfig::immediate(),
         )
         .expect("rings fit the region");
         inbox.lock().push_back(FrontMsg::Register(Box::new(app)));

@@ -6,15 +6,19 @@
 //! latency, a bound on copies in flight, and reordering on demand. The
 //! copy itself happens when the completion is reported, as a device's
 //! write lands before its completion and not at submit: a stage that
-//! published data before its completion would show stale bytes.
+//! published data before its completion would show stale bytes. With no
+//! latency (benchmarks, single-threaded tests of the host interface) the
+//! copy happens at submit and the completion comes at the next poll.
 //!
 //! This is one of the edge modules where `unsafe` is allowed: an op holds
 //! a raw view of the packet buffer it copies to or from, which the
 //! submitter keeps alive and untouched until the completion.
 
 use super::HostBuffer;
+use doca_bindings::Region;
 use std::collections::VecDeque;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,19 +31,34 @@ pub enum DmaDir {
     FromHost,
 }
 
-/// One copy between a DPU-local packet buffer and an application's buffer.
+/// Where in host memory a copy goes to or comes from.
+#[derive(Debug)]
+enum HostMem {
+    /// A position in a circular payload buffer (wrapping).
+    Buffer { buf: Arc<HostBuffer>, pos: u32 },
+    /// A byte range of an application's region (ring entries).
+    Region { region: Arc<Region>, offset: usize },
+    /// A ring index: a 32-bit store the host reads with acquire ordering.
+    Index {
+        region: Arc<Region>,
+        offset: usize,
+        value: u32,
+    },
+}
+
+/// One copy between DPU-local memory (a packet buffer, staged ring
+/// entries) and host memory.
 #[derive(Debug)]
 pub struct DmaOp {
     dir: DmaDir,
-    host: Arc<HostBuffer>,
-    pos: u32,
+    host: HostMem,
     local: NonNull<u8>,
     len: usize,
     tag: u64,
 }
 
-// SAFETY: the op's only non-Send part is the view of the packet buffer,
-// which its constructor's contract hands to the engine until completion,
+// SAFETY: the op's only non-Send part is the view of local memory, which
+// its constructor's contract hands to the engine until completion,
 // whatever thread the engine runs on.
 unsafe impl Send for DmaOp {}
 
@@ -52,10 +71,9 @@ impl DmaOp {
     pub unsafe fn to_host(host: Arc<HostBuffer>, pos: u32, local: &[u8], tag: u64) -> Self {
         Self {
             dir: DmaDir::ToHost,
-            host,
-            pos,
-            local: NonNull::from(local).cast(),
+            host: HostMem::Buffer { buf: host, pos },
             len: local.len(),
+            local: NonNull::from(local).cast(),
             tag,
         }
     }
@@ -69,10 +87,61 @@ impl DmaOp {
     pub unsafe fn from_host(host: Arc<HostBuffer>, pos: u32, local: &mut [u8], tag: u64) -> Self {
         Self {
             dir: DmaDir::FromHost,
-            host,
-            pos,
+            host: HostMem::Buffer { buf: host, pos },
             len: local.len(),
             local: NonNull::from(local).cast(),
+            tag,
+        }
+    }
+
+    /// A copy of `local` into `region` at `offset` (bounds-checked when it
+    /// runs: an out-of-range copy writes nothing).
+    ///
+    /// # Safety
+    /// As [`DmaOp::to_host`].
+    pub unsafe fn to_region(region: Arc<Region>, offset: usize, local: &[u8], tag: u64) -> Self {
+        Self {
+            dir: DmaDir::ToHost,
+            host: HostMem::Region { region, offset },
+            len: local.len(),
+            local: NonNull::from(local).cast(),
+            tag,
+        }
+    }
+
+    /// A copy of `local.len()` bytes of `region` at `offset` into `local`
+    /// (bounds-checked when it runs: out of range, `local` is zeroed).
+    ///
+    /// # Safety
+    /// As [`DmaOp::from_host`].
+    pub unsafe fn from_region(
+        region: Arc<Region>,
+        offset: usize,
+        local: &mut [u8],
+        tag: u64,
+    ) -> Self {
+        Self {
+            dir: DmaDir::FromHost,
+            host: HostMem::Region { region, offset },
+            len: local.len(),
+            local: NonNull::from(local).cast(),
+            tag,
+        }
+    }
+
+    /// The ring index at `offset` of `region` set to `value` (a release
+    /// store, as the host reads indices with acquire): needs no local
+    /// memory, so it is safe to build.
+    pub fn store_index(region: Arc<Region>, offset: usize, value: u32, tag: u64) -> Self {
+        Self {
+            dir: DmaDir::ToHost,
+            host: HostMem::Index {
+                region,
+                offset,
+                value,
+            },
+            local: NonNull::dangling(),
+            len: 4,
             tag,
         }
     }
@@ -96,21 +165,48 @@ impl DmaOp {
     /// Performs the copy, as the device does; the engine calls it once,
     /// just before it reports the completion.
     fn execute(&self) {
+        if let HostMem::Index {
+            region,
+            offset,
+            value,
+        } = &self.host
+        {
+            if let Some(index) = region.atomic_u32(*offset) {
+                index.store(*value, Ordering::Release);
+            }
+            return;
+        }
         match self.dir {
             DmaDir::ToHost => {
                 // SAFETY: the constructor's contract keeps `local` valid
                 // and unwritten until completion, which has not been
-                // reported yet; the host range is the one `proto` assigned
-                // to this segment (see `dma::place_rx`).
+                // reported yet.
                 let local = unsafe { std::slice::from_raw_parts(self.local.as_ptr(), self.len) };
-                super::place_rx(&self.host, self.pos, local);
+                match &self.host {
+                    // The range is the one `proto` assigned to this
+                    // segment (see `dma::place_rx`).
+                    HostMem::Buffer { buf, pos } => super::place_rx(buf, *pos, local),
+                    HostMem::Region { region, offset } => {
+                        let _ = region.write(*offset, local);
+                    }
+                    HostMem::Index { .. } => {}
+                }
             }
             DmaDir::FromHost => {
                 // SAFETY: as above, and nobody else touches `local` before
-                // the completion; the host range is unacknowledged data.
+                // the completion.
                 let local =
                     unsafe { std::slice::from_raw_parts_mut(self.local.as_ptr(), self.len) };
-                super::fetch_tx_into(&self.host, self.pos, local);
+                match &self.host {
+                    // Unacknowledged data (see `dma::fetch_tx`).
+                    HostMem::Buffer { buf, pos } => super::fetch_tx_into(buf, *pos, local),
+                    HostMem::Region { region, offset } => {
+                        if region.read(*offset, local).is_err() {
+                            local.fill(0);
+                        }
+                    }
+                    HostMem::Index { .. } => {}
+                }
             }
         }
     }
@@ -127,12 +223,18 @@ pub trait DmaEngine: Send {
     fn poll(&mut self, done: &mut Vec<u64>) -> usize;
     /// Copies submitted and not reported yet.
     fn in_flight(&self) -> usize;
+    /// Copies land when submitted (only their completions wait for a
+    /// poll): what a ring needs to know to wake the application at once.
+    fn lands_at_submit(&self) -> bool {
+        false
+    }
 }
 
 /// The emulated engine's behaviour (`host.dma_*` in the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DmaConfig {
-    /// Time from submit to completion; 0 completes at the next poll.
+    /// Time from submit to completion; 0 copies at submit and completes at
+    /// the next poll.
     pub latency_ns: u64,
     /// Copies in flight at most (at least 1).
     pub max_outstanding: usize,
@@ -239,6 +341,11 @@ impl DmaEngine for EmulatedDma {
             self.cfg.latency_ns
         };
         let due = self.now() + latency;
+        if self.cfg.latency_ns == 0 {
+            // Immediate mode: the bytes land now, the completion comes at
+            // the next poll.
+            op.execute();
+        }
         self.stats.submitted += 1;
         self.pending.push_back((due, op));
         Ok(())
@@ -255,7 +362,9 @@ impl DmaEngine for EmulatedDma {
             while i < self.pending.len() {
                 if self.pending[i].0 <= now {
                     let (_, op) = self.pending.swap_remove_back(i).expect("index in range");
-                    op.execute();
+                    if self.cfg.latency_ns > 0 {
+                        op.execute();
+                    }
                     self.stats.bytes += op.len() as u64;
                     done.push(op.tag());
                 } else {
@@ -271,7 +380,9 @@ impl DmaEngine for EmulatedDma {
             // Same latency for every copy: due times are in submission order.
             while self.pending.front().is_some_and(|(due, _)| *due <= now) {
                 let (_, op) = self.pending.pop_front().expect("front exists");
-                op.execute();
+                if self.cfg.latency_ns > 0 {
+                    op.execute();
+                }
                 self.stats.bytes += op.len() as u64;
                 done.push(op.tag());
             }
@@ -283,6 +394,10 @@ impl DmaEngine for EmulatedDma {
 
     fn in_flight(&self) -> usize {
         self.pending.len()
+    }
+
+    fn lands_at_submit(&self) -> bool {
+        self.cfg.latency_ns == 0
     }
 }
 

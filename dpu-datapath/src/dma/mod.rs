@@ -7,13 +7,19 @@
 
 mod copies;
 mod engine;
+mod event_ring;
 mod host_buffer;
 mod queue;
+mod request_ring;
+#[cfg(test)]
+mod ring_tests;
 
 pub use copies::{rx_copy, rx_now, tx_copy, tx_now};
 pub use engine::{DmaConfig, DmaDir, DmaEngine, DmaOp, DmaStats, EmulatedDma};
+pub use event_ring::EventRing;
 pub use host_buffer::HostBuffer;
 pub use queue::{Copy, DmaQueue};
+pub use request_ring::RequestRing;
 
 /// RX: places received payload at its final position in the RX buffer.
 pub fn place_rx(rx: &HostBuffer, buf_pos: u32, payload: &[u8]) {

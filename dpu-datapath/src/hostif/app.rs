@@ -4,17 +4,19 @@
 
 use super::link::AppKey;
 use super::slots::SlotPool;
+use crate::dma::{DmaConfig, EmulatedDma, EventRing, RequestRing};
 use doca_bindings::abi::{self, Desc, Layout};
-use doca_bindings::{Doorbell, Region, RingConsumer, RingError, RingProducer};
+use doca_bindings::{Doorbell, Region, RingError};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-/// One context (an application thread's ring pair).
+/// One context (an application thread's ring pair), read and written
+/// through DMA as on a DPU (`crate::dma::{RequestRing, EventRing}`).
 #[derive(Debug)]
 pub struct HostCtx {
-    pub requests: RingConsumer,
-    pub events: RingProducer,
+    pub requests: RequestRing,
+    pub events: EventRing,
     pub bell: Doorbell,
     /// Replies and notices not yet posted (posted before connection
     /// events, in order).
@@ -42,6 +44,14 @@ impl HostCtx {
     }
 }
 
+/// Who registered: the front's key, the name and pid it gave.
+#[derive(Debug, Clone)]
+pub struct AppInfo {
+    pub key: AppKey,
+    pub name: String,
+    pub pid: u32,
+}
+
 /// A registered application.
 #[derive(Debug)]
 pub struct HostApp {
@@ -61,20 +71,34 @@ impl HostApp {
     /// Builds the front's view of a region the service created (rings at
     /// index 0, header written).
     pub fn new(
-        key: AppKey,
-        name: String,
-        pid: u32,
+        AppInfo { key, name, pid }: AppInfo,
         region: Arc<Region>,
         layout: Layout,
         ctx_bells: Vec<Doorbell>,
         dpu_bell: Doorbell,
+        dma: &DmaConfig,
     ) -> Result<Self, RingError> {
         let mut ctxs = Vec::with_capacity(ctx_bells.len());
+        // Each ring has its own DMA queue (as a DOCA context per ring).
+        let engine = |salt: u64| {
+            Box::new(EmulatedDma::new(DmaConfig {
+                seed: dma.seed ^ key.wrapping_mul(0x9e37_79b9) ^ salt,
+                ..*dma
+            }))
+        };
         for (i, bell) in ctx_bells.into_iter().enumerate() {
             let i = i as u32;
             ctxs.push(HostCtx {
-                requests: RingConsumer::new(region.clone(), layout.request_ring(i))?,
-                events: RingProducer::new(region.clone(), layout.event_ring(i))?,
+                requests: RequestRing::new(
+                    region.clone(),
+                    layout.request_ring(i),
+                    engine(2 * u64::from(i)),
+                )?,
+                events: EventRing::new(
+                    region.clone(),
+                    layout.event_ring(i),
+                    engine(2 * u64::from(i) + 1),
+                )?,
                 bell,
                 messages: VecDeque::new(),
                 dirty: VecDeque::new(),
@@ -110,6 +134,16 @@ impl HostApp {
                 .ctxs
                 .iter_mut()
                 .any(|c| c.requests.pending().map(|n| n > 0).unwrap_or(true))
+    }
+
+    /// Ring reads or writes in flight on any live context (they complete
+    /// within microseconds: the front must not sleep on them).
+    pub fn dma_in_flight(&self) -> bool {
+        !self.dead
+            && self
+                .ctxs
+                .iter()
+                .any(|c| c.requests.in_flight() || c.events.in_flight())
     }
 }
 

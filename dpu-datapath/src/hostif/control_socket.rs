@@ -3,7 +3,7 @@
 //! counters. One thread per client, blocked on its socket; the socket's
 //! EOF is how the service learns that an application exited or crashed.
 
-use super::app::HostApp;
+use super::app::{AppInfo, HostApp};
 use super::front::{FrontMsg, Inbox};
 use super::link::{FrontWaker, OwnerCmd, OwnerLink};
 use super::{HostIfCounters, HostIfOptions};
@@ -331,7 +331,12 @@ fn create(
     let reply = ControlReply::success(&reply).map_err(|e| e.to_string())?;
     // Everything that can fail happens before the reply: a client told it
     // is registered is registered.
-    let app = HostApp::new(key, name.clone(), pid, region, layout, bells, dpu_bell)
+    let info = AppInfo {
+        key,
+        name: name.clone(),
+        pid,
+    };
+    let app = HostApp::new(info, region, layout, bells, dpu_bell, &shared.opts.dma)
         .map_err(|e| format!("setting up rings: {e}"))?;
     {
         let mut fds = vec![app.region.fd(), app.dpu_bell.fd()];

@@ -435,10 +435,7 @@ impl Front {
         for ctx in 0..ctxs {
             let mut batch = Vec::new();
             let got = match self.apps.get_mut(&key) {
-                Some(a) if !a.dead => {
-                    let cap = a.layout.ring_entries as usize;
-                    a.ctxs[ctx].requests.pop_many(&mut batch, cap)
-                }
+                Some(a) if !a.dead => a.ctxs[ctx].requests.pop_all(&mut batch),
                 _ => return,
             };
             if got.is_err() {
@@ -716,6 +713,7 @@ impl Front {
         if let Some(reason) = reason {
             for c in &mut app.ctxs {
                 let _ = c.events.push(&fatal(reason));
+                c.events.flush();
                 c.posted = true;
                 c.notify(&app.region);
             }
@@ -754,7 +752,6 @@ impl Front {
                     match c.events.push(d) {
                         Ok(true) => {
                             c.messages.pop_front();
-                            c.posted = true;
                             posted += 1;
                         }
                         Ok(false) => break,
@@ -786,7 +783,6 @@ impl Front {
                             c.dirty.pop_front();
                             conn.flags = 0;
                             conn.dirty = false;
-                            c.posted = true;
                             posted += 1;
                         }
                         Ok(false) => break,
@@ -796,6 +792,13 @@ impl Front {
                         }
                     }
                 }
+                // Entries are written by DMA; the application may see
+                // them (and is woken) once the index that publishes them
+                // is written, after them.
+                if c.events.poll() {
+                    c.posted = true;
+                }
+                c.requests.poll();
                 c.notify(&app.region);
             }
         }
@@ -819,7 +822,8 @@ impl Front {
         let pending = !self.inbox.lock().is_empty()
             || self.owners.iter().any(|o| !o.evts.is_empty())
             || self.overflow.iter().any(|q| !q.is_empty())
-            || self.apps.values_mut().any(|a| a.has_requests());
+            || self.apps.values_mut().any(|a| a.has_requests())
+            || self.apps.values().any(|a| a.dma_in_flight());
         // Events waiting for room in an event ring: the application frees
         // room without ringing us, so look again soon.
         let backlogged = self.apps.values().any(|a| {

@@ -15,6 +15,7 @@
 
 use super::*;
 use crate::app::ConnId;
+use crate::hostif::app::AppInfo;
 use doca_bindings::abi::{pack_addr, Layout};
 use doca_bindings::{Doorbell, Region, RingConsumer, RingProducer};
 use std::net::SocketAddrV4;
@@ -224,13 +225,16 @@ impl Bench {
             .map(|b| Doorbell::from_fd(b.fd().try_clone_to_owned().unwrap()).unwrap())
             .collect();
         let host = HostApp::new(
-            key,
-            format!("app{key}"),
-            1000 + key as u32,
+            AppInfo {
+                key,
+                name: format!("app{key}"),
+                pid: 1000 + key as u32,
+            },
             region.clone(),
             LAYOUT,
             bells,
             Doorbell::new().unwrap(),
+            &crate::dma::DmaConfig::immediate(),
         )
         .unwrap();
         let app = App {

@@ -80,6 +80,8 @@ pub struct HostIfOptions {
     /// choose (`TCP_CONGESTION` names; see [`cc_name`]).
     pub congestion_control: String,
     pub congestion_control_by_port: std::collections::BTreeMap<u16, String>,
+    /// The DMA engine each context's rings are read and written through.
+    pub dma: crate::dma::DmaConfig,
 }
 
 /// The `TCP_CONGESTION` name of what a configured controller runs as
@@ -113,6 +115,12 @@ impl HostIfOptions {
                 .iter()
                 .map(|(&port, &cc)| (port, cc_name(cc)))
                 .collect(),
+            dma: crate::dma::DmaConfig {
+                latency_ns: c.host.dma_latency_ns,
+                max_outstanding: c.host.dma_max_outstanding as usize,
+                reorder: c.host.dma_reorder,
+                seed: 1,
+            },
         })
     }
 }
