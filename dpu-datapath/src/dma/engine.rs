@@ -46,6 +46,17 @@ enum HostMem {
     },
 }
 
+/// A view of where a copy goes in host memory.
+#[derive(Debug, Clone, Copy)]
+pub enum HostRef<'a> {
+    /// A circular payload buffer, at a position (wrapping).
+    Buffer(&'a HostBuffer, u32),
+    /// An application's region, at an offset.
+    Region(&'a Region, usize),
+    /// A ring index of a region, at an offset, and the value to store.
+    Index(&'a Region, usize, u32),
+}
+
 /// One copy between DPU-local memory (a packet buffer, staged ring
 /// entries) and host memory.
 #[derive(Debug)]
@@ -160,6 +171,26 @@ impl DmaOp {
 
     pub fn tag(&self) -> u64 {
         self.tag
+    }
+
+    /// Where in host memory the copy goes (engines that translate it, as
+    /// the RDMA one does, into a remote address).
+    pub fn host(&self) -> HostRef<'_> {
+        match &self.host {
+            HostMem::Buffer { buf, pos } => HostRef::Buffer(buf, *pos),
+            HostMem::Region { region, offset } => HostRef::Region(region, *offset),
+            HostMem::Index {
+                region,
+                offset,
+                value,
+            } => HostRef::Index(region, *offset, *value),
+        }
+    }
+
+    /// The DPU-side bytes (address, length): dangling for an index store,
+    /// which carries its value.
+    pub fn local(&self) -> (*mut u8, usize) {
+        (self.local.as_ptr(), self.len)
     }
 
     /// Performs the copy, as the device does; the engine calls it once,

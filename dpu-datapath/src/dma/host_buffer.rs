@@ -82,6 +82,11 @@ impl HostBuffer {
         self.len == 0
     }
 
+    /// Where the buffer starts (what an RDMA registration covers).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base
+    }
+
     fn base(&self) -> *mut u8 {
         self.base
     }

@@ -10,12 +10,13 @@ mod engine;
 mod event_ring;
 mod host_buffer;
 mod queue;
+pub mod rdma;
 mod request_ring;
 #[cfg(test)]
 mod ring_tests;
 
 pub use copies::{rx_copy, rx_now, tx_copy, tx_now};
-pub use engine::{DmaConfig, DmaDir, DmaEngine, DmaOp, DmaStats, EmulatedDma};
+pub use engine::{DmaConfig, DmaDir, DmaEngine, DmaOp, DmaStats, EmulatedDma, HostRef};
 pub use event_ring::EventRing;
 pub use host_buffer::HostBuffer;
 pub use queue::{Copy, DmaQueue};

@@ -3,7 +3,7 @@
 //! never sees an event index before its entry, and never has an entry
 //! it wrote overwritten... by us or reused before we read it.
 
-use super::{DmaConfig, EmulatedDma, EventRing, RequestRing};
+use super::{DmaConfig, DmaEngine, EmulatedDma, EventRing, RequestRing};
 use doca_bindings::abi::{Desc, RingLayout};
 use doca_bindings::{Region, RingConsumer, RingProducer};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ fn region() -> Arc<Region> {
     Arc::new(Region::create("dma-ring-test", 128 + 32 * 48).expect("region"))
 }
 
-fn engine(seed: u64, max_outstanding: usize) -> Box<EmulatedDma> {
+fn engine(seed: u64, max_outstanding: usize) -> Box<dyn DmaEngine> {
     Box::new(EmulatedDma::new(DmaConfig {
         latency_ns: 2_000,
         max_outstanding,
@@ -50,9 +50,24 @@ fn deadline() -> Instant {
 
 #[test]
 fn the_application_never_sees_an_event_index_before_its_entry() {
+    event_ring_case(&|seed, outstanding, _| engine(seed, outstanding));
+}
+
+#[test]
+fn requests_are_read_before_their_entries_are_given_back() {
+    request_ring_case(&|seed, outstanding, _| engine(seed, outstanding));
+}
+
+/// An engine for a ring of `region`: (seed, copies in flight, region).
+pub(crate) type MakeEngine = dyn Fn(u64, usize, &Arc<Region>) -> Box<dyn DmaEngine>;
+
+/// The event ring written over `make`'s engines, read by an application
+/// thread as fast as it can.
+pub(crate) fn event_ring_case(make: &MakeEngine) {
     for (seed, outstanding) in [(1, 64), (2, 64), (3, 8), (4, 1), (5, 3), (6, 256)] {
         let region = region();
-        let mut ring = EventRing::new(region.clone(), LAYOUT, engine(seed, outstanding)).unwrap();
+        let engine = make(seed, outstanding, &region);
+        let mut ring = EventRing::new(region.clone(), LAYOUT, engine).unwrap();
         let mut app = RingConsumer::new(region.clone(), LAYOUT).unwrap();
         let reader = std::thread::spawn(move || {
             let end = deadline();
@@ -86,11 +101,13 @@ fn the_application_never_sees_an_event_index_before_its_entry() {
     }
 }
 
-#[test]
-fn requests_are_read_before_their_entries_are_given_back() {
+/// The request ring read over `make`'s engines, written by an application
+/// thread as fast as it can.
+pub(crate) fn request_ring_case(make: &MakeEngine) {
     for (seed, outstanding) in [(11, 64), (12, 8), (13, 1), (14, 3)] {
         let region = region();
-        let mut ring = RequestRing::new(region.clone(), LAYOUT, engine(seed, outstanding)).unwrap();
+        let engine = make(seed, outstanding, &region);
+        let mut ring = RequestRing::new(region.clone(), LAYOUT, engine).unwrap();
         let mut app = RingProducer::new(region.clone(), LAYOUT).unwrap();
         let writer = std::thread::spawn(move || {
             let end = deadline();
