@@ -136,7 +136,24 @@ impl Frame {
     }
 }
 
+/// Cache lines of a frame [`Frame::prefetch`] asks for at most (headers
+/// and the start of the payload: what `pre` and the checksum read first).
+const PREFETCH_LINES: usize = 4;
+
 impl Frame {
+    /// Asks the CPU to start loading the frame's first bytes into the
+    /// cache, so the stages find them there: a received frame was written
+    /// by the NIC (or, in the benches, long before) and its lines are cold.
+    /// Called on a whole burst before the first frame is parsed, the misses
+    /// overlap instead of stalling one after another (`rte_prefetch0` in
+    /// DPDK applications). A hint: no effect on what the program computes.
+    pub fn prefetch(&self) {
+        let bytes: &[u8] = self;
+        for line in bytes.chunks(64).take(PREFETCH_LINES) {
+            prefetch_line(line.as_ptr());
+        }
+    }
+
     /// Empties the frame (keeps its buffer).
     pub fn clear(&mut self) {
         match &mut self.0 {
@@ -303,6 +320,24 @@ impl FrameSource {
             },
         }
     }
+}
+
+/// Prefetches the cache line holding `p` (a hint).
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults and reads or writes
+    // nothing the program can observe; SSE is baseline on x86_64.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above (`prfm` is a hint, it never faults).
+    unsafe {
+        std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = p;
 }
 
 #[cfg(test)]

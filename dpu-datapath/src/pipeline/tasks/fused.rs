@@ -56,12 +56,17 @@ pub(crate) struct Intake {
 
 impl Intake {
     /// Appends up to a burst of received frames to `rx` (none while the
-    /// pipeline drains).
+    /// pipeline drains), their first cache lines prefetched.
     pub(crate) fn rx_burst(&mut self, rx: &mut Vec<(Nanos, Frame)>) -> usize {
         if self.draining.load(Ordering::Relaxed) {
             return 0;
         }
+        let first = rx.len();
         let n = self.nic.rx_burst(self.replica, self.plan.burst, rx);
+        // Start loading the burst's headers before the first is parsed.
+        for (_, frame) in &rx[first..] {
+            frame.prefetch();
+        }
         self.items += n as u64;
         n
     }
