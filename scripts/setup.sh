@@ -25,9 +25,11 @@ need_root() {
 # emulation (scripts/aarch64.sh), buildah/skopeo/umoci for the image without a
 # daemon (scripts/image.sh), PyYAML for scripts/check_deploy.py, file.
 # rdma-core headers for the DMA engine's RDMA transport (feature `rdma`).
+# wrk and memcaslap (libmemcached-tools): the standard load generators of
+# scripts/bench/dpu_like.sh.
 DEB_PACKAGES=(build-essential pkg-config ca-certificates curl libdpdk-dev librte-net-tap23 librte-net-af-packet23 librte-net-af-xdp23 librte-mempool-ring23 clang libclang-dev iproute2 iputils-ping tcpdump ethtool netcat-openbsd python3 python3-pip memcached redis-server redis-tools nginx-light iperf3 nftables
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static buildah skopeo umoci python3-yaml file
-    libibverbs-dev librdmacm-dev)
+    libibverbs-dev librdmacm-dev wrk libmemcached-tools)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
