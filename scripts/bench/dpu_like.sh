@@ -15,6 +15,8 @@
 # 1 KiB file) under wrk, and the libtoe RPC example (64 B echo).
 #
 # Usage: scripts/bench/dpu_like.sh [SECONDS] [CONNS]
+# IDLE_SPIN / IDLE_PARK_US, when set, are the service workers'
+# `topology.idle.spin_polls` / `park_after_us` (they share core 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN_S=${1:-8}
@@ -47,6 +49,8 @@ c['host']['control_socket'] = '$dir/control.sock'
 c['metrics']['enabled'] = False
 c['topology']['replicas'] = 1
 c['topology']['cores'] = [0]
+import os
+if os.environ.get('IDLE_SPIN'): c['topology']['idle'] = {'spin_polls': int(os.environ['IDLE_SPIN']), 'park_after_us': int(os.environ.get('IDLE_PARK_US', '0'))}
 json.dump(c, open('$dir/config.json', 'w'))"
 taskset -c 0 $BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 \
   --duration 100000 >"$dir/service.log" 2>&1 &
