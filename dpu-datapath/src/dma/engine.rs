@@ -52,9 +52,9 @@ pub enum HostRef<'a> {
     /// A circular payload buffer, at a position (wrapping).
     Buffer(&'a HostBuffer, u32),
     /// An application's region, at an offset.
-    Region(&'a Region, usize),
+    Region(&'a Arc<Region>, usize),
     /// A ring index of a region, at an offset, and the value to store.
-    Index(&'a Region, usize, u32),
+    Index(&'a Arc<Region>, usize, u32),
 }
 
 /// One copy between DPU-local memory (a packet buffer, staged ring
@@ -171,6 +171,34 @@ impl DmaOp {
 
     pub fn tag(&self) -> u64 {
         self.tag
+    }
+
+    /// The DPU-side bytes of a copy to host memory (engines that stage
+    /// them, as DOCA job engines do).
+    pub(super) fn local_bytes(&self) -> &[u8] {
+        if matches!(self.host, HostMem::Index { .. }) || self.dir != DmaDir::ToHost {
+            return &[];
+        }
+        // SAFETY: the constructor's contract keeps `local` valid and
+        // unwritten until the completion, which has not been reported.
+        unsafe { std::slice::from_raw_parts(self.local.as_ptr(), self.len) }
+    }
+
+    /// Writes fetched bytes into the DPU-side buffer of a copy from host
+    /// memory, at `at` (engines that stage, as DOCA job engines do);
+    /// ignored for other ops or out of range.
+    pub(super) fn fill_local(&self, at: usize, bytes: &[u8]) {
+        if self.dir != DmaDir::FromHost || matches!(self.host, HostMem::Index { .. }) {
+            return;
+        }
+        let Some(end) = at.checked_add(bytes.len()).filter(|&e| e <= self.len) else {
+            return;
+        };
+        // SAFETY: the constructor's contract gives the engine `local`
+        // (nobody else reads or writes it) until the completion; the range
+        // is inside it (checked).
+        let local = unsafe { std::slice::from_raw_parts_mut(self.local.as_ptr(), self.len) };
+        local[at..end].copy_from_slice(bytes);
     }
 
     /// Where in host memory the copy goes (engines that translate it, as

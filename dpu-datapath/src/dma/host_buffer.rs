@@ -21,6 +21,9 @@ pub struct HostBuffer {
     /// Keeps the memory alive: our own allocation, or the application's
     /// region (see [`HostBuffer::external`]).
     _storage: Storage,
+    /// The application region the buffer lies in, and its offset there:
+    /// how engines that address regions (DOCA DMA jobs) reach it.
+    home: Option<(Arc<doca_bindings::Region>, usize)>,
 }
 
 enum Storage {
@@ -53,6 +56,7 @@ impl HostBuffer {
             base,
             len,
             _storage: Storage::Owned(bytes),
+            home: None,
         }
     }
 
@@ -71,7 +75,19 @@ impl HostBuffer {
             base,
             len,
             _storage: Storage::External(keep),
+            home: None,
         }
+    }
+
+    /// Records that the buffer is `offset` bytes into `region`.
+    pub fn with_home(mut self, region: Arc<doca_bindings::Region>, offset: usize) -> Self {
+        self.home = Some((region, offset));
+        self
+    }
+
+    /// The region the buffer lies in and its offset there, if known.
+    pub fn home(&self) -> Option<(&Arc<doca_bindings::Region>, usize)> {
+        self.home.as_ref().map(|(r, o)| (r, *o))
     }
 
     pub fn len(&self) -> usize {

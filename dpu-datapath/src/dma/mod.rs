@@ -9,6 +9,7 @@ mod copies;
 mod engine;
 mod event_ring;
 mod host_buffer;
+mod job_engine;
 mod queue;
 pub mod rdma;
 mod request_ring;
@@ -19,6 +20,7 @@ pub use copies::{rx_copy, rx_now, tx_copy, tx_now};
 pub use engine::{DmaConfig, DmaDir, DmaEngine, DmaOp, DmaStats, EmulatedDma, HostRef};
 pub use event_ring::EventRing;
 pub use host_buffer::HostBuffer;
+pub use job_engine::JobDma;
 pub use queue::{Copy, DmaQueue};
 pub use request_ring::RequestRing;
 

@@ -93,6 +93,9 @@ impl BufferSource for SlotPool {
                 ),
             )
         };
+        let region = &self.0.region;
+        let rx = rx.with_home(region.clone(), l.rx_buf_offset(slot));
+        let tx = tx.with_home(region.clone(), l.tx_buf_offset(slot));
         Some(ConnBuffers {
             rx: Arc::new(rx),
             tx: Arc::new(tx),
