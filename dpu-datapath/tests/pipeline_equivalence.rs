@@ -403,8 +403,16 @@ fn reordered_and_throttled_dma_completions_change_nothing() {
                 max_outstanding,
                 reorder: true,
                 seed: seed ^ i as u64,
+                jobs: false,
             };
             check_placement(&input, seed, &reference, t.clone(), 0, fuse, dma);
         }
+        // The job-based engine path (DOCA's shape) with a small queue.
+        let jobs = DmaConfig {
+            jobs: true,
+            max_outstanding: 2,
+            ..DmaConfig::default()
+        };
+        check_placement(&input, seed, &reference, t, 0, fuse, jobs);
     }
 }

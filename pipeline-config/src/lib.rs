@@ -34,7 +34,7 @@ mod validate;
 pub use cpus::CpuSet;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Backend, Config, CongestionControl, Dpdk, Host, Identity, Idle, Impairment, Impairments,
-    LogFormat, LogLevel, Logging, Metrics, Port, Stage, SynCookies, TaskName, Tcp, Topology,
-    WorkerPlacement, TASK_SYNTAX,
+    Backend, Config, CongestionControl, DmaEngineKind, Dpdk, Host, Identity, Idle, Impairment,
+    Impairments, LogFormat, LogLevel, Logging, Metrics, Port, Stage, SynCookies, TaskName, Tcp,
+    Topology, WorkerPlacement, TASK_SYNTAX,
 };

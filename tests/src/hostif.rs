@@ -49,6 +49,11 @@ impl Service {
     /// waits until its control socket accepts; `None` (with the reason
     /// printed) if the binary was not built.
     pub fn start(name: &str, replicas: u32) -> Option<Self> {
+        Self::start_with(name, replicas, |_| {})
+    }
+
+    /// [`Service::start`] with a last change to the configuration.
+    pub fn start_with(name: &str, replicas: u32, tweak: impl FnOnce(&mut Value)) -> Option<Self> {
         let Some(bin) = service_binary() else {
             crate::skip("flextoe-dpu not built (cargo build --release -p dpu-datapath)");
             return None;
@@ -72,6 +77,7 @@ impl Service {
         cfg["host"]["dma_reorder"] = true.into();
         cfg["topology"]["replicas"] = replicas.into();
         cfg["topology"]["flow_groups"] = 8.into();
+        tweak(&mut cfg);
         let ip: std::net::Ipv4Addr = cfg["identity"]["ipv4"]
             .as_str()
             .and_then(|s| s.parse().ok())

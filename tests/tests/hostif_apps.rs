@@ -158,7 +158,22 @@ fn hundred_concurrent_echo_connections_between_two_processes() {
 
 #[test]
 fn bulk_256_mib_with_sha256() {
-    let (Some(svc), Some([_, _, send, recv])) = (Service::start("bulk", 2), examples()) else {
+    bulk_with_sha256(Service::start("bulk", 2), 256);
+}
+
+/// The same over the job-based DMA path (`host.dma_engine: memcpy_jobs`:
+/// the shape of DOCA DMA, staged jobs, with CPU copies): payload, ring
+/// entries and indices all through `JobDma`.
+#[test]
+fn bulk_64_mib_over_the_job_based_dma_engine() {
+    let svc = Service::start_with("bulk-jobs", 1, |cfg| {
+        cfg["host"]["dma_engine"] = "memcpy_jobs".into();
+    });
+    bulk_with_sha256(svc, 64);
+}
+
+fn bulk_with_sha256(svc: Option<Service>, mib: u64) {
+    let (Some(svc), Some([_, _, send, recv])) = (svc, examples()) else {
         return;
     };
     let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7200"]);
@@ -168,7 +183,7 @@ fn bulk_256_mib_with_sha256() {
     let sender = spawn(
         &svc,
         &send,
-        &["--connect", &to, "--mib", "256", "--seed", "42"],
+        &["--connect", &to, "--mib", &mib.to_string(), "--seed", "42"],
     );
     let sent = finish(sender, Duration::from_secs(300));
     assert!(
@@ -184,10 +199,10 @@ fn bulk_256_mib_with_sha256() {
     );
     let (s, r) = (json_line(&sent), json_line(&got));
     println!(
-        "256 MiB through the service in {:.2} s: sent {s} received {r}",
+        "{mib} MiB through the service in {:.2} s: sent {s} received {r}",
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(r["bytes"], 256u64 << 20);
+    assert_eq!(r["bytes"], mib << 20);
     assert_eq!(s["sha256"], r["sha256"], "payload hashes match");
 }
 

@@ -222,8 +222,9 @@ impl DmaOp {
     }
 
     /// Performs the copy, as the device does; the engine calls it once,
-    /// just before it reports the completion.
-    fn execute(&self) {
+    /// just before it reports the completion (or at submit, when the
+    /// memory is DPU-local and needs no device).
+    pub(super) fn execute(&self) {
         if let HostMem::Index {
             region,
             offset,
@@ -303,6 +304,10 @@ pub struct DmaConfig {
     pub reorder: bool,
     /// Seed of the reordering.
     pub seed: u64,
+    /// The job-based engine path (`JobDma` over CPU copies, the shape of
+    /// DOCA DMA) instead of the emulated engine; latency and reordering
+    /// do not apply to it.
+    pub jobs: bool,
 }
 
 impl Default for DmaConfig {
@@ -313,11 +318,23 @@ impl Default for DmaConfig {
             max_outstanding: 256,
             reorder: false,
             seed: 1,
+            jobs: false,
         }
     }
 }
 
 impl DmaConfig {
+    /// The engine this configuration describes.
+    pub fn engine(&self) -> Box<dyn DmaEngine> {
+        if self.jobs {
+            Box::new(super::JobDma::new(doca_bindings::MemcpyDma::new(
+                self.max_outstanding.max(2),
+            )))
+        } else {
+            Box::new(EmulatedDma::new(*self))
+        }
+    }
+
     /// No latency and no reordering (benchmarks of the data path itself).
     pub fn immediate() -> Self {
         Self {
@@ -547,6 +564,7 @@ mod tests {
             max_outstanding: 64,
             reorder: true,
             seed: 42,
+            jobs: false,
         });
         for tag in 0..64u64 {
             // SAFETY: `data` outlives the engine.

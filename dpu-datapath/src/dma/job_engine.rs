@@ -6,7 +6,9 @@
 //! two when it wraps around a circular buffer; the bytes of a copy to the
 //! host are staged into the job, and the bytes a job fetched are written
 //! into the op's buffer when it completes. Failures are reported complete
-//! (nothing waits forever), logged and counted.
+//! (nothing waits forever), logged and counted. A buffer in no
+//! application region is DPU memory (a DPU-resident service's): copied
+//! locally at submit.
 
 #![cfg_attr(not(test), forbid(unsafe_code))]
 
@@ -31,8 +33,11 @@ pub struct JobDma<E: JobEngine> {
     next: u64,
     /// Jobs the engine had no room for yet (the second part of an op).
     deferred: Vec<DmaJob>,
-    /// Ops that failed before submitting: reported at the next poll.
+    /// Ops that failed before submitting, or were local copies made at
+    /// once: reported at the next poll.
     failed_now: Vec<u64>,
+    /// Copies to DPU-local buffers, made at submit.
+    pub local: u64,
     completions: Vec<DmaCompletion>,
     /// Copies that failed (logged).
     pub failed: u64,
@@ -43,6 +48,7 @@ impl<E: JobEngine> std::fmt::Debug for JobDma<E> {
         f.debug_struct("JobDma")
             .field("waiting", &self.waiting.len())
             .field("failed", &self.failed)
+            .field("local", &self.local)
             .finish()
     }
 }
@@ -61,6 +67,7 @@ impl<E: JobEngine> JobDma<E> {
             failed_now: Vec::new(),
             completions: Vec::new(),
             failed: 0,
+            local: 0,
         }
     }
 
@@ -112,6 +119,16 @@ impl<E: JobEngine> JobDma<E> {
 
 impl<E: JobEngine> DmaEngine for JobDma<E> {
     fn submit(&mut self, op: DmaOp) -> Result<(), DmaOp> {
+        if let HostRef::Buffer(buf, _) = op.host() {
+            if buf.home().is_none() {
+                // A buffer in no application region is DPU memory (a
+                // DPU-resident service's): a local copy, no device.
+                op.execute();
+                self.failed_now.push(op.tag());
+                self.local += 1;
+                return Ok(());
+            }
+        }
         let Some(parts) = Self::parts(&op) else {
             tracing::error!(tag = op.tag(), "dma: no region known for the host buffer");
             self.failed += 1;

@@ -191,6 +191,7 @@ mod tests {
                 max_outstanding,
                 reorder: true,
                 seed,
+                jobs: false,
             });
             let mut q: DmaQueue<u32> = DmaQueue::new(Box::new(engine));
             let mut released = Vec::new();

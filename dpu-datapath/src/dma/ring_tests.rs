@@ -27,6 +27,7 @@ fn engine(seed: u64, max_outstanding: usize) -> Box<dyn DmaEngine> {
         max_outstanding,
         reorder: true,
         seed,
+        jobs: false,
     }))
 }
 

@@ -4,7 +4,7 @@
 
 use super::link::AppKey;
 use super::slots::SlotPool;
-use crate::dma::{DmaConfig, EmulatedDma, EventRing, RequestRing};
+use crate::dma::{DmaConfig, EventRing, RequestRing};
 use doca_bindings::abi::{self, Desc, Layout};
 use doca_bindings::{Doorbell, Region, RingError};
 use std::collections::VecDeque;
@@ -81,10 +81,11 @@ impl HostApp {
         let mut ctxs = Vec::with_capacity(ctx_bells.len());
         // Each ring has its own DMA queue (as a DOCA context per ring).
         let engine = |salt: u64| {
-            Box::new(EmulatedDma::new(DmaConfig {
+            DmaConfig {
                 seed: dma.seed ^ key.wrapping_mul(0x9e37_79b9) ^ salt,
                 ..*dma
-            }))
+            }
+            .engine()
         };
         for (i, bell) in ctx_bells.into_iter().enumerate() {
             let i = i as u32;

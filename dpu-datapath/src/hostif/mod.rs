@@ -120,6 +120,7 @@ impl HostIfOptions {
                 max_outstanding: c.host.dma_max_outstanding as usize,
                 reorder: c.host.dma_reorder,
                 seed: 1,
+                jobs: c.host.dma_engine == pipeline_config::DmaEngineKind::MemcpyJobs,
             },
         })
     }

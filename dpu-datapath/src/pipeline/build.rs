@@ -22,7 +22,7 @@ use super::timing::{StageTimer, TimingSlot};
 use super::topology::{Plan, TaskKind};
 use super::worker::{self, IdlePolicy, WorkerStatus};
 use super::Clock;
-use crate::dma::{DmaConfig, DmaEngine, DmaQueue, EmulatedDma};
+use crate::dma::{DmaConfig, DmaEngine, DmaQueue};
 use crate::engine::work::{Commit, Work};
 use crate::engine::{Engine, EngineConfig};
 use crate::io::Nic;
@@ -192,10 +192,11 @@ impl<'a> Wiring<'a> {
 
     /// A `dma` task's engine (each has its own, as a DPU core its queue).
     fn dma_engine(&self, salt: usize) -> Box<dyn DmaEngine> {
-        Box::new(EmulatedDma::new(DmaConfig {
+        DmaConfig {
             seed: self.opts.dma.seed ^ salt as u64,
             ..self.opts.dma
-        }))
+        }
+        .engine()
     }
 
     fn delay(&self, salt: usize) -> StageDelay {

@@ -33,6 +33,13 @@ pub struct Host {
     /// (the data path waits for a completion beyond it), `1..=65536`.
     /// Default `256`.
     pub dma_max_outstanding: u32,
+    /// `host.dma_engine`: what carries the copies: `"emulated"` (a DPU's
+    /// DMA engine emulated with CPU copies made at completion, with the
+    /// latency, bound and reordering below) or `"memcpy_jobs"` (the
+    /// job-based path a BlueField's DOCA DMA engine takes, with CPU copies:
+    /// staged jobs; latency and reordering do not apply). Default
+    /// `"emulated"`.
+    pub dma_engine: DmaEngineKind,
     /// `host.dma_reorder`: complete copies out of submission order (each
     /// copy's latency drawn from `0..=2 * dma_latency_ns`), to exercise
     /// the data path's ordering. Default `false`.
@@ -49,7 +56,18 @@ impl Default for Host {
             connections_per_app: 1024,
             dma_latency_ns: 1_000,
             dma_max_outstanding: 256,
+            dma_engine: DmaEngineKind::Emulated,
             dma_reorder: false,
         }
     }
+}
+
+/// `host.dma_engine`, written in lowercase in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DmaEngineKind {
+    /// `"emulated"`: completions after a latency, bounded, reordered on demand.
+    Emulated,
+    /// `"memcpy_jobs"`: the job-based engine path (DOCA's shape) over CPU copies.
+    MemcpyJobs,
 }

@@ -11,7 +11,7 @@ mod topology;
 
 use serde::{Deserialize, Serialize};
 
-pub use host::Host;
+pub use host::{DmaEngineKind, Host};
 pub use identity::Identity;
 pub use logging::{LogFormat, LogLevel, Logging};
 pub use metrics::Metrics;

@@ -189,6 +189,7 @@ pub fn pipeline_options(config: &Config) -> PipelineOptions {
             max_outstanding: config.host.dma_max_outstanding as usize,
             reorder: config.host.dma_reorder,
             seed: isn_seed(),
+            jobs: config.host.dma_engine == pipeline_config::DmaEngineKind::MemcpyJobs,
         },
         ..PipelineOptions::default()
     }
