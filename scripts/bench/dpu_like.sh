@@ -30,34 +30,19 @@ for t in memcached memcaslap nginx wrk taskset; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "needs two cores" >&2; exit 1; }
 
-dir=$(mktemp -d /tmp/ftoe-dpulike.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-# The service on the loopback backend, its worker on core 0, the whole
-# process (front, control threads) confined to core 0.
-$BIN/flextoe-dpu default-config | python3 -c "
-import json, sys
-c = json.load(sys.stdin)
-c['port']['backend'] = 'loopback'
-c['host']['control_socket'] = '$dir/control.sock'
-c['metrics']['enabled'] = False
+# The service on the loopback backend (scripts/bench/loopback_service.sh),
+# its worker on core 0, the whole process (front, control threads)
+# confined to core 0.
+SERVICE_LAUNCH="taskset -c 0"
+SERVICE_TWEAK="
+import os
 c['topology']['replicas'] = 1
 c['topology']['cores'] = [0]
-import os
-if os.environ.get('IDLE_SPIN'): c['topology']['idle'] = {'spin_polls': int(os.environ['IDLE_SPIN']), 'park_after_us': int(os.environ.get('IDLE_PARK_US', '0'))}
-json.dump(c, open('$dir/config.json', 'w'))"
-taskset -c 0 $BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 \
-  --duration 100000 >"$dir/service.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 100); do grep -q ready "$dir/service.log" 2>/dev/null && break; sleep 0.1; done
-IP=$(python3 -c "import json; print(json.load(open('$dir/config.json'))['identity']['ipv4'])")
-export FLEXTOE_CONTROL="$dir/control.sock"
+if os.environ.get('IDLE_SPIN'):
+    c['topology']['idle'] = {'spin_polls': int(os.environ['IDLE_SPIN']), 'park_after_us': int(os.environ.get('IDLE_PARK_US', '0'))}
+"
+# shellcheck source=scripts/bench/loopback_service.sh
+source scripts/bench/loopback_service.sh
 RUN=("$BIN/flextoe-run" --control "$dir/control.sock" --)
 TICK=$(getconf CLK_TCK)
 

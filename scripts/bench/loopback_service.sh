@@ -3,7 +3,9 @@
 # temp dir, waits for its control socket, and cleans up at exit. Expects
 # BIN (the release directory); sets `dir`, `pids`, `IP` (the service's
 # address) and exports FLEXTOE_CONTROL. DMA_LATENCY_NS, when set, is the
-# emulated DMA engine's completion latency (`host.dma_latency_ns`).
+# emulated DMA engine's completion latency (`host.dma_latency_ns`);
+# SERVICE_TWEAK, Python statements run on the configuration `c` before it
+# is written; SERVICE_LAUNCH, a command prefix for the service (taskset).
 dir=$(mktemp -d /tmp/ftoe-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -22,8 +24,10 @@ c['host']['control_socket'] = '$dir/control.sock'
 c['metrics']['enabled'] = False
 if '${DMA_LATENCY_NS:-}':
     c['host']['dma_latency_ns'] = int('${DMA_LATENCY_NS:-0}')
+exec('''${SERVICE_TWEAK:-}''')
 json.dump(c, open('$dir/config.json', 'w'))"
-$BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
+# shellcheck disable=SC2086 # SERVICE_LAUNCH is a command prefix
+${SERVICE_LAUNCH:-} $BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -S "$dir/control.sock" ] && break; sleep 0.1; done
 export FLEXTOE_CONTROL="$dir/control.sock"
