@@ -10,16 +10,12 @@
 //! The application's tail index (how far it has read) is read directly:
 //! on a DPU it arrives as a doorbell write into DPU memory.
 
+use super::ring_index::{entry_offset, IndexStore, STAGE};
 use super::{DmaEngine, DmaOp};
 use doca_bindings::abi::{Desc, RingLayout};
 use doca_bindings::{Region, RingError, RingProducer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// Entries staged (copies in flight) per ring at most.
-const STAGE: u32 = 128;
-/// Tags of index stores carry this bit; entry tags are the entry index.
-const INDEX_TAG: u64 = 1 << 32;
 
 /// The DPU's producing end of one event ring, over a DMA engine.
 pub struct EventRing {
@@ -33,10 +29,8 @@ pub struct EventRing {
     head: u32,
     /// Every entry below has completed.
     complete: u32,
-    /// The head the application can see (its store completed).
-    published: u32,
-    /// A head store in flight.
-    publishing: Option<u32>,
+    /// The head the application can see.
+    index: IndexStore,
     tags: Vec<u64>,
 }
 
@@ -45,7 +39,7 @@ impl std::fmt::Debug for EventRing {
         f.debug_struct("EventRing")
             .field("head", &self.head)
             .field("complete", &self.complete)
-            .field("published", &self.published)
+            .field("published", &self.index.published)
             .finish()
     }
 }
@@ -68,15 +62,9 @@ impl EventRing {
             done: vec![true; stage].into_boxed_slice(),
             head: 0,
             complete: 0,
-            published: 0,
-            publishing: None,
+            index: IndexStore::default(),
             tags: Vec::with_capacity(stage + 1),
         })
-    }
-
-    fn entry_offset(&self, idx: u32) -> usize {
-        self.layout.entries
-            + (idx & (self.layout.capacity - 1)) as usize * std::mem::size_of::<Desc>()
     }
 
     /// Entries written and not yet read by the application (validates its
@@ -116,7 +104,7 @@ impl EventRing {
         self.staged[slot] = *d;
         self.done[slot] = false;
         let bytes = desc_bytes(&self.staged[slot]);
-        let offset = self.entry_offset(self.head);
+        let offset = entry_offset(&self.layout, self.head);
         // SAFETY: the staged copy lives in `self.staged`, which is never
         // reallocated, and its slot is written again only for entry
         // `head + stage`, which waits (above) until this entry completed.
@@ -140,35 +128,28 @@ impl EventRing {
     /// submit with an engine whose copies land then).
     pub fn poll(&mut self) -> bool {
         let mut published = false;
-        if self.published != self.head {
+        if self.index.published != self.head {
             self.tags.clear();
             self.engine.poll(&mut self.tags);
             let stage = self.staged.len();
             for &tag in &self.tags {
-                if tag & INDEX_TAG != 0 {
-                    self.published = tag as u32;
-                    self.publishing = None;
-                    published = !self.engine.lands_at_submit();
-                } else {
-                    self.done[tag as u32 as usize % stage] = true;
+                match self.index.complete(tag) {
+                    Some(entry) => self.done[entry as usize % stage] = true,
+                    None => published = !self.engine.lands_at_submit(),
                 }
             }
             while self.complete != self.head && self.done[self.complete as usize % stage] {
                 self.complete = self.complete.wrapping_add(1);
             }
         }
-        if self.publishing.is_none() && self.complete != self.published {
-            let op = DmaOp::store_index(
-                self.region.clone(),
-                self.layout.head,
-                self.complete,
-                INDEX_TAG | u64::from(self.complete),
-            );
-            if self.engine.submit(op).is_ok() {
-                self.publishing = Some(self.complete);
-                // An engine whose copies land at submit stored it already.
-                published |= self.engine.lands_at_submit();
-            }
+        // An engine whose copies land at submit stored it already.
+        if self.index.store(
+            &mut *self.engine,
+            &self.region,
+            self.layout.head,
+            self.complete,
+        ) {
+            published |= self.engine.lands_at_submit();
         }
         published
     }
@@ -180,7 +161,7 @@ impl EventRing {
 
     /// Entries written whose head the application cannot see yet.
     pub fn in_flight(&self) -> bool {
-        self.published != self.head
+        self.index.published != self.head
     }
 
     /// Waits until every entry written is published.

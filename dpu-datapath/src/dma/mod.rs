@@ -13,6 +13,7 @@ mod job_engine;
 mod queue;
 pub mod rdma;
 mod request_ring;
+mod ring_index;
 #[cfg(test)]
 mod ring_tests;
 

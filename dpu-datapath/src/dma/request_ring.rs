@@ -9,16 +9,12 @@
 //! doorbell write into DPU memory.
 
 use super::event_ring::desc_bytes_mut;
+use super::ring_index::{entry_offset, IndexStore, STAGE};
 use super::{DmaEngine, DmaOp};
 use doca_bindings::abi::{Desc, RingLayout};
 use doca_bindings::{Region, RingConsumer, RingError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// Entries fetched ahead (reads in flight or done, not handed out) at most.
-const STAGE: u32 = 128;
-/// Tags of index stores carry this bit; entry tags are the entry index.
-const INDEX_TAG: u64 = 1 << 32;
 
 /// The DPU's consuming end of one request ring, over a DMA engine.
 pub struct RequestRing {
@@ -35,8 +31,7 @@ pub struct RequestRing {
     /// Reads completed for every entry below.
     fetched: u32,
     /// The tail the application can see.
-    published: u32,
-    publishing: Option<u32>,
+    index: IndexStore,
     tags: Vec<u64>,
 }
 
@@ -46,7 +41,7 @@ impl std::fmt::Debug for RequestRing {
             .field("tail", &self.tail)
             .field("fetching", &self.fetching)
             .field("fetched", &self.fetched)
-            .field("published", &self.published)
+            .field("published", &self.index.published)
             .finish()
     }
 }
@@ -70,15 +65,9 @@ impl RequestRing {
             tail: 0,
             fetching: 0,
             fetched: 0,
-            published: 0,
-            publishing: None,
+            index: IndexStore::default(),
             tags: Vec::with_capacity(stage + 1),
         })
-    }
-
-    fn entry_offset(&self, idx: u32) -> usize {
-        self.layout.entries
-            + (idx & (self.layout.capacity - 1)) as usize * std::mem::size_of::<Desc>()
     }
 
     /// The application's head, validated against our tail.
@@ -112,7 +101,7 @@ impl RequestRing {
         while self.fetching != head && self.fetching.wrapping_sub(self.tail) < stage {
             let slot = (self.fetching % stage) as usize;
             self.done[slot] = false;
-            let offset = self.entry_offset(self.fetching);
+            let offset = entry_offset(&self.layout, self.fetching);
             let bytes = desc_bytes_mut(&mut self.staged[slot]);
             // SAFETY: the slot lives in `self.staged`, never reallocated;
             // it is read out (below) only after this read completed, and
@@ -141,18 +130,15 @@ impl RequestRing {
 
     /// Collects completions: reads done, the tail store done.
     fn collect(&mut self) {
-        if self.fetched == self.fetching && self.publishing.is_none() {
+        if self.fetched == self.fetching && !self.index.in_flight() {
             return;
         }
         self.tags.clear();
         self.engine.poll(&mut self.tags);
         let stage = self.staged.len();
         for &tag in &self.tags {
-            if tag & INDEX_TAG != 0 {
-                self.published = tag as u32;
-                self.publishing = None;
-            } else {
-                self.done[tag as u32 as usize % stage] = true;
+            if let Some(entry) = self.index.complete(tag) {
+                self.done[entry as usize % stage] = true;
             }
         }
         while self.fetched != self.fetching && self.done[self.fetched as usize % stage] {
@@ -163,22 +149,13 @@ impl RequestRing {
     /// Writes the tail back over the entries handed out (their reads
     /// completed).
     fn publish(&mut self) {
-        if self.publishing.is_none() && self.tail != self.published {
-            let op = DmaOp::store_index(
-                self.region.clone(),
-                self.layout.tail,
-                self.tail,
-                INDEX_TAG | u64::from(self.tail),
-            );
-            if self.engine.submit(op).is_ok() {
-                self.publishing = Some(self.tail);
-            }
-        }
+        self.index
+            .store(&mut *self.engine, &self.region, self.layout.tail, self.tail);
     }
 
     /// Reads or a tail store in flight.
     pub fn in_flight(&self) -> bool {
-        self.fetching != self.fetched || self.tail != self.published
+        self.fetching != self.fetched || self.tail != self.index.published
     }
 
     /// Progress without taking requests: completions, the tail store.
