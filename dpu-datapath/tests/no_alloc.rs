@@ -160,12 +160,22 @@ fn split() -> Topology {
     t
 }
 
+fn pipelined() -> Topology {
+    let mut t = Topology {
+        run_to_completion: false,
+        ..Topology::default()
+    };
+    t.workers = t.pipelined_placement(&[]);
+    t
+}
+
 #[test]
 fn receive_path_allocates_nothing_per_segment() {
     let _turn = serial();
     for (name, topology) in [
         ("run to completion", Topology::default()),
         ("split", split()),
+        ("pipelined", pipelined()),
     ] {
         let frames = 20_000;
         let (counted, per) = allocations_per_segment(topology, frames);

@@ -277,3 +277,25 @@ fn split_placement_all_faults_at_once() {
     };
     run_on(topology, link, 47, Duration::from_secs(400), |_| {});
 }
+
+/// The pipelined placement (ingress, pre, owner | dma, post, egress) of two
+/// replicas, one task of each kind (so each runs as its two fused tasks),
+/// under every fault at once.
+#[test]
+fn pipelined_placement_all_faults_at_once() {
+    let mut topology = Topology {
+        pre_workers: 1,
+        post_workers: 1,
+        dma_workers: 1,
+        ..two_replicas()
+    };
+    topology.workers = topology.pipelined_placement(&[]);
+    let link = LinkParams {
+        loss: 0.02,
+        reorder: 0.25,
+        duplicate: 0.05,
+        corrupt: 0.01,
+        ..Default::default()
+    };
+    run_on(topology, link, 48, Duration::from_secs(400), |_| {});
+}

@@ -250,6 +250,15 @@ fn split(replicas: u32, groups: u32, workers: u32) -> Topology {
     t
 }
 
+/// The pipelined placement (ingress, pre, owner | dma, post, egress) on 2
+/// workers per replica, with `workers` of each data-parallel stage.
+fn pipelined(replicas: u32, groups: u32, workers: u32) -> Topology {
+    let mut t = topo(replicas, groups, workers, 1);
+    t.run_to_completion = false;
+    t.workers = t.pipelined_placement(&[]);
+    t
+}
+
 /// One thread per task (every stage task on a worker of its own).
 fn one_task_per_thread(replicas: u32, groups: u32) -> Topology {
     let mut t = topo(replicas, groups, 1, 1);
@@ -356,6 +365,20 @@ fn pipeline_topologies_match_run_to_completion() {
     check_equivalent(&input, seed, &reference, split(2, 4, 1), 0);
     check_equivalent(&input, seed, &reference, split(1, 4, 2), 0);
     check_equivalent(&input, seed, &reference, one_task_per_thread(2, 4), 0);
+    // The pipelined placement: fused, through its rings, 2 replicas, and
+    // with 2 workers per data stage (separate tasks).
+    check_equivalent(&input, seed, &reference, pipelined(1, 4, 1), 0);
+    check_placement(
+        &input,
+        seed,
+        &reference,
+        pipelined(1, 4, 1),
+        0,
+        false,
+        DmaConfig::default(),
+    );
+    check_equivalent(&input, seed, &reference, pipelined(2, 4, 1), 0);
+    check_equivalent(&input, seed, &reference, pipelined(1, 4, 2), 0);
 }
 
 #[test]
@@ -375,6 +398,7 @@ fn random_stage_delays_never_reorder_a_connection_or_leak_stamps() {
         }
         // The split placement with 2 workers per data stage.
         holds += check_equivalent(&input, seed, &reference, split(2, 4, 2), 30_000);
+        holds += check_equivalent(&input, seed, &reference, pipelined(2, 4, 2), 30_000);
     }
     // The delays really did make work finish out of order.
     assert!(holds > 0, "no reorder hold observed");
@@ -394,6 +418,7 @@ fn reordered_and_throttled_dma_completions_change_nothing() {
         (topo(2, 4, 2, 1), true),
         (split(1, 4, 1), true),
         (split(1, 4, 2), true),
+        (pipelined(1, 4, 1), true),
         (one_task_per_thread(1, 4), true),
     ];
     for (i, (t, fuse)) in placements.into_iter().enumerate() {

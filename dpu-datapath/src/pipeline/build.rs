@@ -12,6 +12,7 @@ use super::tasks::{
     ingress::IngressTask,
     ingress_reorder::IngressReorderTask,
     owner::OwnerTask,
+    pipelined::{PipelinedInTask, PipelinedOutTask},
     post::PostTask,
     pre::PreTask,
     rtc::RtcTask,
@@ -125,6 +126,9 @@ enum Shape {
     RunToCompletion,
     /// Two fused tasks, data side and owner (`tasks/split.rs`).
     Split,
+    /// Two fused tasks cut in packet order, RX + `pre` + owner and `dma` +
+    /// `post` + TX (`tasks/pipelined.rs`).
+    Pipelined,
     /// Separate tasks joined by rings, with the reorder windows.
     Staged,
 }
@@ -234,8 +238,10 @@ impl<'a> Wiring<'a> {
 
     /// How replica `r` runs: fused when it has one task of each kind and
     /// the placement co-locates them as run to completion (all seven on
-    /// one worker) or as the split (the data-parallel side on one worker,
-    /// ingress reorder and owner on another); otherwise as separate tasks.
+    /// one worker), as the split (the data-parallel side on one worker,
+    /// ingress reorder and owner on another) or pipelined (ingress, `pre`,
+    /// ingress reorder and owner on one worker, `dma`, `post` and egress on
+    /// another); otherwise as separate tasks.
     fn shape(&self, r: usize) -> Shape {
         let p = &self.plan;
         if !self.opts.fuse || (p.pre, p.proto, p.dma, p.post) != (1, 1, 1, 1) {
@@ -251,9 +257,11 @@ impl<'a> Wiring<'a> {
         .map(|k| self.worker_of(r, k));
         let owner = [TaskKind::IngressReorder, TaskKind::Proto(0)].map(|k| self.worker_of(r, k));
         let one = |ws: &[Option<usize>]| ws[0].is_some() && ws.iter().all(|w| *w == ws[0]);
+        let (front, back) = (&[data[0], data[1], owner[0], owner[1]], &data[2..]);
         match (one(&data), one(&owner)) {
             (true, true) if data[0] == owner[0] => Shape::RunToCompletion,
             (true, true) => Shape::Split,
+            _ if one(front) && one(back) => Shape::Pipelined,
             _ => Shape::Staged,
         }
     }
@@ -386,6 +394,48 @@ impl<'a> Wiring<'a> {
         vec![
             (TaskKind::Ingress, Box::new(data)),
             (TaskKind::Proto(0), Box::new(owner)),
+        ]
+    }
+
+    /// Replica `r` pipelined and fused: RX, `pre` and the owner placed
+    /// where its ingress is, `dma`, `post` and TX where its `dma` task is.
+    fn pipelined_replica(
+        &self,
+        r: usize,
+        make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
+    ) -> ReplicaTasks {
+        let (ring, burst) = (self.plan.ring_size, self.plan.burst);
+        let (to_out, from_in) = channel::<Work>(ring);
+        let (commits_out, commits) = channel::<Commit>(4 * ring);
+        let spare = self.spare();
+        let input = PipelinedInTask {
+            live: LiveCounters::new(self.board.clone()),
+            intake: self.intake(r),
+            owner: self.fused_owner(r, make_app),
+            stages: self.stage_publisher(r),
+            to_out,
+            commits,
+            pending: VecDeque::new(),
+            rx: Vec::with_capacity(burst),
+            work: Vec::with_capacity(2 * burst),
+            commit_batch: Vec::with_capacity(4 * burst),
+            spare: spare.clone(),
+            burst,
+        };
+        let output = PipelinedOutTask {
+            live: LiveCounters::new(self.board.clone()),
+            finisher: self.finisher(r, &spare),
+            stages: self.stage_publisher(r),
+            from_in,
+            commits_out,
+            pending_commits: VecDeque::new(),
+            batch: Vec::with_capacity(burst),
+            commits: Vec::with_capacity(2 * burst),
+            burst,
+        };
+        vec![
+            (TaskKind::Ingress, Box::new(input)),
+            (TaskKind::Dma(0), Box::new(output)),
         ]
     }
 
@@ -740,6 +790,7 @@ impl Pipeline {
             .map(|r| match wiring.shape(r) {
                 Shape::RunToCompletion => wiring.fused_replica(r, &mut make_app),
                 Shape::Split => wiring.split_replica(r, &mut make_app),
+                Shape::Pipelined => wiring.pipelined_replica(r, &mut make_app),
                 Shape::Staged => wiring.staged_replica(r, &mut make_app),
             })
             .collect();
@@ -889,6 +940,10 @@ mod tests {
         split.workers = split.split_placement(&[]);
         assert_eq!(shapes(&split, true), [Split, Split]);
         assert_eq!(shapes(&split, false), [Staged, Staged]);
+        let mut piped = topology(2, 1, false);
+        piped.workers = piped.pipelined_placement(&[]);
+        assert_eq!(shapes(&piped, true), [Pipelined, Pipelined]);
+        assert_eq!(shapes(&piped, false), [Staged, Staged]);
         // Two of a data-parallel stage need the reorder windows.
         let mut wide = topology(1, 2, false);
         wide.workers = wide.split_placement(&[]);

@@ -254,10 +254,58 @@ impl Topology {
     /// core while its owner runs on another. `cores` pins worker `k` to
     /// `cores[k % len]` (none when empty).
     pub fn split_placement(&self, cores: &[u32]) -> Vec<WorkerPlacement> {
+        self.two_worker_placement(
+            cores,
+            [
+                (
+                    "data",
+                    &[
+                        Stage::Ingress,
+                        Stage::Pre,
+                        Stage::Dma,
+                        Stage::Post,
+                        Stage::Egress,
+                    ],
+                ),
+                ("proto", &[Stage::IngressReorder, Stage::Proto]),
+            ],
+        )
+    }
+
+    /// The "pipelined" placement: per replica, the stages cut in packet
+    /// order across two workers: ingress, `pre`, ingress reorder and the
+    /// owners on one, `dma`, `post` and egress on the other, so each item
+    /// crosses between the cores once. `cores` as for
+    /// [`Topology::split_placement`].
+    pub fn pipelined_placement(&self, cores: &[u32]) -> Vec<WorkerPlacement> {
+        self.two_worker_placement(
+            cores,
+            [
+                (
+                    "in",
+                    &[
+                        Stage::Ingress,
+                        Stage::Pre,
+                        Stage::IngressReorder,
+                        Stage::Proto,
+                    ],
+                ),
+                ("out", &[Stage::Dma, Stage::Post, Stage::Egress]),
+            ],
+        )
+    }
+
+    /// Two workers per replica, named `r<replica>-<name>`, each running
+    /// every task of its stages.
+    fn two_worker_placement(
+        &self,
+        cores: &[u32],
+        halves: [(&str, &[Stage]); 2],
+    ) -> Vec<WorkerPlacement> {
         let mut workers = Vec::new();
         for replica in 0..self.replicas {
-            let tasks = |stages: &[Stage]| -> Vec<String> {
-                stages
+            for (name, stages) in halves {
+                let tasks = stages
                     .iter()
                     .flat_map(|&stage| {
                         (0..self.stage_count(stage)).map(move |index| {
@@ -269,27 +317,12 @@ impl Topology {
                             .to_string()
                         })
                     })
-                    .collect()
-            };
-            let data = [
-                Stage::Ingress,
-                Stage::Pre,
-                Stage::Dma,
-                Stage::Post,
-                Stage::Egress,
-            ];
-            for (name, stages) in [
-                (format!("r{replica}-data"), &data[..]),
-                (
-                    format!("r{replica}-proto"),
-                    &[Stage::IngressReorder, Stage::Proto][..],
-                ),
-            ] {
+                    .collect();
                 let k = workers.len();
                 workers.push(WorkerPlacement {
-                    name: Some(name),
+                    name: Some(format!("r{replica}-{name}")),
                     core: (!cores.is_empty()).then(|| cores[k % cores.len()]),
-                    tasks: tasks(stages),
+                    tasks,
                 });
             }
         }

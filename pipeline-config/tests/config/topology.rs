@@ -112,6 +112,24 @@ fn split_placement_validates_and_places_every_task() {
 }
 
 #[test]
+fn pipelined_placement_validates_and_places_every_task() {
+    let config = Config::from_json_str(&placed(
+        r#"[{"name": "in", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.ingress_reorder", "r0.proto0"]},
+            {"name": "out", "core": 1, "tasks": ["r0.dma0", "r0.post0", "r0.egress"]}]"#,
+    ))
+    .unwrap();
+    let placement = config.topology.placement();
+    // The preset builds the same cut, pinned as asked.
+    let preset = config.topology.pipelined_placement(&[0, 1]);
+    for (p, q) in preset.iter().zip(&placement) {
+        assert_eq!(p.tasks, q.tasks);
+        assert_eq!(p.core, q.core);
+    }
+    assert_eq!(preset[0].name.as_deref(), Some("r0-in"));
+    assert_eq!(preset[1].name.as_deref(), Some("r0-out"));
+}
+
+#[test]
 fn placement_task_placed_twice() {
     assert_eq!(
         errors(&placed(

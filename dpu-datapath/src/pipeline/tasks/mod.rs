@@ -8,6 +8,7 @@ pub mod fused;
 pub mod ingress;
 pub mod ingress_reorder;
 pub mod owner;
+pub mod pipelined;
 pub mod post;
 pub mod pre;
 pub mod rtc;
