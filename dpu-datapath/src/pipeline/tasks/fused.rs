@@ -332,6 +332,18 @@ impl StagePublisher {
     }
 }
 
+/// Starts loading the received frames of a batch of the owner's output
+/// before `dma` reads their payload and `post` writes their ACK: when the
+/// owner ran on another core those lines sit in its cache, and the misses
+/// then overlap instead of stalling one after another.
+pub(crate) fn prefetch_frames(batch: &[Work]) {
+    for work in batch {
+        if let Work::Rx { frame, .. } = work {
+            frame.prefetch();
+        }
+    }
+}
+
 /// A task's counters with only its item count.
 pub(crate) fn counters(name: String, items: u64) -> TaskCounters {
     TaskCounters {

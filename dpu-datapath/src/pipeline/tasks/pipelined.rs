@@ -10,7 +10,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::fused::{Finisher, FusedOwner, Intake, StagePublisher};
+use super::fused::{prefetch_frames, Finisher, FusedOwner, Intake, StagePublisher};
 use super::SpareFrames;
 use crate::engine::work::{Commit, Work};
 use crate::io::Frame;
@@ -141,6 +141,7 @@ impl Task for PipelinedOutTask {
         if self.pending_commits.is_empty() {
             self.batch.clear();
             n += self.from_in.pop_burst(&mut self.batch, self.burst);
+            prefetch_frames(&self.batch);
             for work in self.batch.drain(..) {
                 self.finisher.finish(work, &mut self.commits);
             }
