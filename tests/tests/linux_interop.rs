@@ -796,6 +796,30 @@ fn echo_16mib_split_placement() {
     );
 }
 
+/// Issue 14: the pipelined placement from the configuration (RX, `pre`
+/// and the owner pinned to core 0; `dma`, `post` and TX to core 1) on the
+/// DPDK port, echoing 16 MiB from Linux.
+#[test]
+fn echo_16mib_pipelined_placement() {
+    let _g = serial();
+    skip_unless_ready!("echo_16mib_pipelined_placement");
+    let config = serde_json::json!({"topology": {"run_to_completion": false, "workers": [
+        {"name": "in", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.ingress_reorder", "r0.proto0"]},
+        {"name": "out", "core": 1, "tasks": ["r0.dma0", "r0.post0", "r0.egress"]}
+    ]}});
+    let (rig, stats) = echo_16mib_with("echo_pipelined", config);
+    let names: Vec<&str> = stats["pipeline"]["workers"]
+        .as_array()
+        .map(|w| w.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["in", "out"]);
+    let out = std::fs::read_to_string(rig.dir.join("service.out")).unwrap_or_default();
+    assert!(
+        out.contains("worker out (core 1): r0.dma0 r0.post0 r0.egress"),
+        "placement printed at start: {out}"
+    );
+}
+
 #[test]
 fn echo_64mib_1pct_loss() {
     let _g = serial();
