@@ -429,6 +429,7 @@ fn reordered_and_throttled_dma_completions_change_nothing() {
                 reorder: true,
                 seed: seed ^ i as u64,
                 jobs: false,
+                fail_every: 0,
             };
             check_placement(&input, seed, &reference, t.clone(), 0, fuse, dma);
         }

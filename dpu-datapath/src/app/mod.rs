@@ -40,6 +40,9 @@ pub enum ConnError {
     TimedOut,
     /// The next hop did not answer ARP.
     HostUnreachable,
+    /// A copy between the DPU and the application's buffer failed: the
+    /// bytes cannot be delivered or sent, so the connection was reset.
+    DmaFailed,
 }
 
 /// Where the connection is, from the application's point of view.

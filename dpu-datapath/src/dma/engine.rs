@@ -281,6 +281,11 @@ pub trait DmaEngine: Send {
     /// Appends the tags of the copies completed since the last poll, in
     /// completion order (which need not be submission order).
     fn poll(&mut self, done: &mut Vec<u64>) -> usize;
+    /// Appends the tags of copies that failed (the bytes did not move),
+    /// each once, at its completion or earlier; [`DmaEngine::poll`]
+    /// reports them done as any other. Engines whose copies cannot fail
+    /// report none.
+    fn take_failed(&mut self, _failed: &mut Vec<u64>) {}
     /// Copies submitted and not reported yet.
     fn in_flight(&self) -> usize;
     /// Copies land when submitted (only their completions wait for a
@@ -308,6 +313,9 @@ pub struct DmaConfig {
     /// DOCA DMA) instead of the emulated engine; latency and reordering
     /// do not apply to it.
     pub jobs: bool,
+    /// Fault injection (tests): every `fail_every`-th copy fails, its
+    /// bytes not moved, and is reported as failed; 0 never.
+    pub fail_every: u64,
 }
 
 impl Default for DmaConfig {
@@ -319,6 +327,7 @@ impl Default for DmaConfig {
             reorder: false,
             seed: 1,
             jobs: false,
+            fail_every: 0,
         }
     }
 }
@@ -352,17 +361,22 @@ pub struct DmaStats {
     pub bytes: u64,
     /// Submits refused because the engine was full.
     pub full: u64,
+    /// Copies failed by fault injection.
+    pub failed: u64,
 }
 
 /// The DPU's DMA engine emulated with CPU copies (see the module docs).
 #[derive(Debug)]
 pub struct EmulatedDma {
     cfg: DmaConfig,
-    /// (due time in ns since `epoch`, op), in submission order.
-    pending: VecDeque<(u64, DmaOp)>,
+    /// (due time in ns since `epoch`, op, whether it fails), in
+    /// submission order.
+    pending: VecDeque<(u64, DmaOp, bool)>,
     epoch: Instant,
     rng: u64,
     stats: DmaStats,
+    /// Tags of failed copies, until `take_failed`.
+    failed: Vec<u64>,
 }
 
 impl EmulatedDma {
@@ -377,6 +391,7 @@ impl EmulatedDma {
             rng: cfg.seed | 1,
             cfg,
             stats: DmaStats::default(),
+            failed: Vec::new(),
         }
     }
 
@@ -417,13 +432,19 @@ impl DmaEngine for EmulatedDma {
             self.cfg.latency_ns
         };
         let due = self.now() + latency;
-        if self.cfg.latency_ns == 0 {
+        self.stats.submitted += 1;
+        let fails =
+            self.cfg.fail_every > 0 && self.stats.submitted.is_multiple_of(self.cfg.fail_every);
+        if fails {
+            // Reported failed at its completion; its bytes never move.
+            self.stats.failed += 1;
+            self.failed.push(op.tag());
+        } else if self.cfg.latency_ns == 0 {
             // Immediate mode: the bytes land now, the completion comes at
             // the next poll.
             op.execute();
         }
-        self.stats.submitted += 1;
-        self.pending.push_back((due, op));
+        self.pending.push_back((due, op, fails));
         Ok(())
     }
 
@@ -437,8 +458,8 @@ impl DmaEngine for EmulatedDma {
             let mut i = 0;
             while i < self.pending.len() {
                 if self.pending[i].0 <= now {
-                    let (_, op) = self.pending.swap_remove_back(i).expect("index in range");
-                    if self.cfg.latency_ns > 0 {
+                    let (_, op, fails) = self.pending.swap_remove_back(i).expect("index in range");
+                    if self.cfg.latency_ns > 0 && !fails {
                         op.execute();
                     }
                     self.stats.bytes += op.len() as u64;
@@ -454,9 +475,9 @@ impl DmaEngine for EmulatedDma {
             }
         } else {
             // Same latency for every copy: due times are in submission order.
-            while self.pending.front().is_some_and(|(due, _)| *due <= now) {
-                let (_, op) = self.pending.pop_front().expect("front exists");
-                if self.cfg.latency_ns > 0 {
+            while self.pending.front().is_some_and(|(due, ..)| *due <= now) {
+                let (_, op, fails) = self.pending.pop_front().expect("front exists");
+                if self.cfg.latency_ns > 0 && !fails {
                     op.execute();
                 }
                 self.stats.bytes += op.len() as u64;
@@ -466,6 +487,10 @@ impl DmaEngine for EmulatedDma {
         let n = done.len() - first;
         self.stats.completed += n as u64;
         n
+    }
+
+    fn take_failed(&mut self, failed: &mut Vec<u64>) {
+        failed.append(&mut self.failed);
     }
 
     fn in_flight(&self) -> usize {
@@ -565,6 +590,7 @@ mod tests {
             reorder: true,
             seed: 42,
             jobs: false,
+            fail_every: 0,
         });
         for tag in 0..64u64 {
             // SAFETY: `data` outlives the engine.

@@ -323,8 +323,8 @@ mod tests {
                 at: 0,
                 len: 40,
             };
-            q.push(Some(f), i, Some(to), &mut |_, _| {});
-            q.drain(&mut |_, _| {});
+            q.push(Some(f), i, Some(to), &mut |_, _, _| {});
+            q.drain(&mut |_, _, _| {});
             let mut g = Frame::new();
             g.resize_zeroed(48);
             let from = Copy {
@@ -334,8 +334,8 @@ mod tests {
                 at: 8,
                 len: 40,
             };
-            q.push(Some(g), i, Some(from), &mut |f, j| back.push((j, f)));
-            q.drain(&mut |f, j| back.push((j, f)));
+            q.push(Some(g), i, Some(from), &mut |f, j, _| back.push((j, f)));
+            q.drain(&mut |f, j, _| back.push((j, f)));
         }
         assert_eq!(back.len(), 50);
         for (j, f) in back {

@@ -1,7 +1,9 @@
 //! Work waiting for its DMA, released in the order it came: copies may
 //! complete in any order, but `post`, the NIC and the application see a
 //! connection's segments in the owner's order, and nothing (ACK, event,
-//! index) is released before the copy it follows has completed.
+//! index) is released before the copy it follows has completed. A copy
+//! the engine reports failed releases its item with `false`: the caller
+//! must not use the bytes (it resets the connection).
 //!
 //! The queue owns each item's packet buffer while its copy is in flight,
 //! so the engine's view of those bytes stays valid and nobody else touches
@@ -30,6 +32,8 @@ struct Slot<W> {
     then: W,
     /// Its copy completed, or it had none.
     done: bool,
+    /// Its copy failed: released with `false`, the bytes not moved.
+    failed: bool,
 }
 
 /// A FIFO of items (a packet buffer, or none, and what to do next), each
@@ -77,13 +81,14 @@ impl<W> DmaQueue<W> {
         frame: Option<Frame>,
         then: W,
         copy: Option<Copy>,
-        release: &mut impl FnMut(Option<Frame>, W),
+        release: &mut impl FnMut(Option<Frame>, W, bool),
     ) {
         let tag = self.head + self.items.len() as u64;
         self.items.push_back(Slot {
             frame,
             then,
             done: true,
+            failed: false,
         });
         let Some(copy) = copy else {
             return;
@@ -126,7 +131,7 @@ impl<W> DmaQueue<W> {
 
     /// Collects completions and releases, in order, the items at the head
     /// whose copies are done. Returns how many were released.
-    pub fn poll(&mut self, release: &mut impl FnMut(Option<Frame>, W)) -> usize {
+    pub fn poll(&mut self, release: &mut impl FnMut(Option<Frame>, W, bool)) -> usize {
         if self.items.is_empty() {
             return 0;
         }
@@ -142,12 +147,21 @@ impl<W> DmaQueue<W> {
                 slot.done = true;
             }
         }
+        self.engine.take_failed(&mut self.done);
+        for tag in self.done.drain(..) {
+            if let Some(slot) = tag
+                .checked_sub(self.head)
+                .and_then(|i| self.items.get_mut(i as usize))
+            {
+                slot.failed = true;
+            }
+        }
         let mut n = 0;
         while self.items.front().is_some_and(|s| s.done) {
             let slot = self.items.pop_front().expect("front exists");
             self.head += 1;
             n += 1;
-            release(slot.frame, slot.then);
+            release(slot.frame, slot.then, !slot.failed);
         }
         n
     }
@@ -166,7 +180,7 @@ impl<W> DmaQueue<W> {
     }
 
     /// Releases everything, waiting for the copies in flight.
-    pub fn drain(&mut self, release: &mut impl FnMut(Option<Frame>, W)) {
+    pub fn drain(&mut self, release: &mut impl FnMut(Option<Frame>, W, bool)) {
         while !self.items.is_empty() {
             if self.poll(release) == 0 {
                 std::hint::spin_loop();
@@ -192,6 +206,7 @@ mod tests {
                 reorder: true,
                 seed,
                 jobs: false,
+                fail_every: 0,
             });
             let mut q: DmaQueue<u32> = DmaQueue::new(Box::new(engine));
             let mut released = Vec::new();
@@ -231,7 +246,7 @@ mod tests {
                     // (released items come in order, and i - 1 was pushed
                     // first; the engine may still reorder, so wait).
                     2 => {
-                        q.drain(&mut |f, j| check(f, j, &mut released));
+                        q.drain(&mut |f, j, _| check(f, j, &mut released));
                         let mut f = Frame::new();
                         f.resize_zeroed(40);
                         let copy = Copy {
@@ -245,10 +260,10 @@ mod tests {
                     }
                     _ => (None, None),
                 };
-                q.push(frame, i, copy, &mut |f, j| check(f, j, &mut released));
-                q.poll(&mut |f, j| check(f, j, &mut released));
+                q.push(frame, i, copy, &mut |f, j, _| check(f, j, &mut released));
+                q.poll(&mut |f, j, _| check(f, j, &mut released));
             }
-            q.drain(&mut |f, j| check(f, j, &mut released));
+            q.drain(&mut |f, j, _| check(f, j, &mut released));
             assert_eq!(released, (0..500).collect::<Vec<_>>());
             assert!(q.is_empty());
             if max_outstanding == 1 {

@@ -28,6 +28,7 @@ fn engine(seed: u64, max_outstanding: usize) -> Box<dyn DmaEngine> {
         reorder: true,
         seed,
         jobs: false,
+        fail_every: 0,
     }))
 }
 

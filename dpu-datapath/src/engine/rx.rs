@@ -207,6 +207,23 @@ impl Engine {
         let Some(app) = self.apps.get_mut(conn) else {
             return;
         };
+        let failed = Some(crate::app::ConnError::DmaFailed);
+        if !c.finished && (c.error == failed || app.error == failed) {
+            // A copy for this connection failed in `dma`: bytes the peer
+            // sent cannot be delivered, or bytes to send were not fetched.
+            // Its ACK or segment did not leave; reset the connection. The
+            // commits of its later segments, already in the pipeline, must
+            // not make bytes after the hole readable: from here on only
+            // the reset's own (finished) commit applies.
+            if c.error == failed {
+                self.stats.dma_copy_failures += 1;
+            }
+            app.error = failed;
+            if let Some(flow) = app.flow {
+                self.abort_flow(flow, crate::app::ConnError::DmaFailed, true);
+            }
+            return;
+        }
         let mut kinds = 0;
         let mut window_update = None;
         if c.delivered > 0 {

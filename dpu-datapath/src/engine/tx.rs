@@ -78,6 +78,7 @@ impl Engine {
                     break;
                 };
                 let work = TxWork {
+                    conn: Some(conn),
                     template,
                     header: seg.header,
                     buf_pos: seg.buf_pos,

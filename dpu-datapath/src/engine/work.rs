@@ -52,6 +52,8 @@ pub struct RxWork {
 /// A segment to transmit after `proto`: payload to fetch, header to build.
 #[derive(Clone, Debug)]
 pub struct TxWork {
+    /// The connection (reset if the payload's copy fails).
+    pub conn: Option<ConnId>,
     pub template: HeaderTemplate,
     pub header: HeaderFields,
     pub buf_pos: u32,

@@ -121,6 +121,7 @@ impl HostIfOptions {
                 reorder: c.host.dma_reorder,
                 seed: 1,
                 jobs: c.host.dma_engine == pipeline_config::DmaEngineKind::MemcpyJobs,
+                fail_every: 0,
             },
         })
     }

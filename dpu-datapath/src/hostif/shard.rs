@@ -38,6 +38,7 @@ fn conn_errno(e: ConnError) -> i32 {
         ConnError::Reset => libc::ECONNRESET,
         ConnError::TimedOut => libc::ETIMEDOUT,
         ConnError::HostUnreachable => libc::EHOSTUNREACH,
+        ConnError::DmaFailed => libc::EIO,
     }
 }
 

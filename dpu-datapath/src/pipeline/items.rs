@@ -65,6 +65,9 @@ pub enum PostItem {
         room: usize,
         work: TxWork,
     },
+    /// An item whose copy failed, as the commit that resets its
+    /// connection (no frame leaves for it).
+    Commit { stamp: Stamp, commit: Commit },
 }
 
 /// `post` (or the owner) -> egress reorder: a frame to send and/or

@@ -44,6 +44,8 @@ pub struct Stats {
     pub connections_accepted: u64,
     pub connections_opened: u64,
     pub connections_reset: u64,
+    /// Connections reset because a DMA copy of their payload failed.
+    pub dma_copy_failures: u64,
     pub connections_closed: u64,
     pub connect_failures: u64,
     /// Half-open connections dropped after their SYN/SYN-ACK retries.
@@ -91,6 +93,7 @@ impl Stats {
         self.connections_accepted += other.connections_accepted;
         self.connections_opened += other.connections_opened;
         self.connections_reset += other.connections_reset;
+        self.dma_copy_failures += other.dma_copy_failures;
         self.connections_closed += other.connections_closed;
         self.connect_failures += other.connect_failures;
         self.handshakes_expired += other.handshakes_expired;

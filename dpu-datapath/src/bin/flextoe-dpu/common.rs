@@ -190,6 +190,7 @@ pub fn pipeline_options(config: &Config) -> PipelineOptions {
             reorder: config.host.dma_reorder,
             seed: isn_seed(),
             jobs: config.host.dma_engine == pipeline_config::DmaEngineKind::MemcpyJobs,
+            fail_every: 0,
         },
         ..PipelineOptions::default()
     }

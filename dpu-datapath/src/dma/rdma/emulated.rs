@@ -181,9 +181,9 @@ fn payload_copies_wrap_and_complete_in_order() {
             at: 0,
             len: 40,
         };
-        q.push(Some(f), i, Some(copy), &mut |_, j| released.push(j));
+        q.push(Some(f), i, Some(copy), &mut |_, j, _| released.push(j));
     }
-    q.drain(&mut |_, j| released.push(j));
+    q.drain(&mut |_, j, _| released.push(j));
     assert_eq!(released, (0..200).collect::<Vec<_>>());
     // The last 256 bytes written: copies 193..200 (the buffer wrapped).
     let mut out = [0u8; 40];

@@ -74,6 +74,8 @@ pub struct RdmaDma<V: Verbs, T: Translate> {
     failed_now: Vec<u64>,
     completions: Vec<WorkCompletion>,
     stats: RdmaStats,
+    /// Tags of failed copies, until `take_failed`.
+    failed_tags: Vec<u64>,
 }
 
 impl<V: Verbs, T: Translate> std::fmt::Debug for RdmaDma<V, T> {
@@ -100,6 +102,7 @@ impl<V: Verbs, T: Translate> RdmaDma<V, T> {
             failed_now: Vec::new(),
             completions: Vec::new(),
             stats: RdmaStats::default(),
+            failed_tags: Vec::new(),
         }
     }
 
@@ -159,6 +162,7 @@ impl<V: Verbs, T: Translate> RdmaDma<V, T> {
         tracing::error!(tag = op.tag(), len = op.len(), "rdma: copy failed: {why}");
         self.stats.failed += 1;
         self.failed_now.push(op.tag());
+        self.failed_tags.push(op.tag());
     }
 }
 
@@ -238,6 +242,7 @@ impl<V: Verbs, T: Translate> DmaEngine for RdmaDma<V, T> {
                     let f = self.in_flight.remove(&wc.wr_id).expect("present");
                     if f.failed {
                         self.stats.failed += 1;
+                        self.failed_tags.push(f.tag);
                     }
                     done.push(f.tag);
                 }
@@ -246,6 +251,10 @@ impl<V: Verbs, T: Translate> DmaEngine for RdmaDma<V, T> {
         let n = done.len() - first;
         self.stats.completed += n as u64;
         n
+    }
+
+    fn take_failed(&mut self, failed: &mut Vec<u64>) {
+        failed.append(&mut self.failed_tags);
     }
 
     fn in_flight(&self) -> usize {

@@ -4,6 +4,7 @@
 //! its copy completed (the egress reorder restores stamp order).
 
 use super::SpareFrames;
+use crate::app::ConnError;
 use crate::dma::{rx_copy, tx_copy, Copy, DmaQueue};
 use crate::engine::work::{Commit, RxWork, TxWork, Work};
 use crate::io::Frame;
@@ -44,6 +45,23 @@ pub(crate) fn stage(work: Work, spare: &SpareFrames) -> (Option<Frame>, AfterDma
         Work::Frame(frame) => (Some(frame), AfterDma::Frame, None),
         Work::Commit(c) => (None, AfterDma::Commit(c), None),
     }
+}
+
+/// What an item whose copy failed becomes: its bytes did not move, so its
+/// ACK or segment must not leave (the peer would take stale bytes as
+/// data, or learn that bytes the application never got were received);
+/// instead its connection is reset, by the owner on this commit.
+pub(crate) fn copy_failed(next: AfterDma) -> AfterDma {
+    let conn = match &next {
+        AfterDma::Rx(work) => work.commit.conn,
+        AfterDma::Tx { work, .. } => work.conn,
+        AfterDma::Frame | AfterDma::Commit(_) => return next,
+    };
+    AfterDma::Commit(Commit {
+        conn,
+        error: Some(ConnError::DmaFailed),
+        ..Commit::default()
+    })
 }
 
 pub(crate) struct DmaTask {
@@ -103,14 +121,16 @@ impl Task for DmaTask {
                 }
                 let (frame, next, copy) = stage(work, &self.spare);
                 let pending = &mut self.pending;
-                self.dma.push(frame, (stamp, next), copy, &mut |f, w| {
-                    release(f, w, pending)
+                self.dma.push(frame, (stamp, next), copy, &mut |f, w, ok| {
+                    release(f, w, ok, pending, &self.spare)
                 });
                 self.timer.stop(t);
             }
         }
         let pending = &mut self.pending;
-        self.dma.poll(&mut |f, w| release(f, w, pending));
+        let spare = &self.spare;
+        self.dma
+            .poll(&mut |f, w, ok| release(f, w, ok, pending, spare));
         super::flush(&mut self.outs, &mut self.rr, &mut self.pending);
         self.items += n as u64;
         if self.timer.enabled() && self.publisher.due(false) {
@@ -125,18 +145,32 @@ impl Task for DmaTask {
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
         let pending = &mut self.pending;
-        self.dma.drain(&mut |f, w| release(f, w, pending));
+        let spare = &self.spare;
+        self.dma
+            .drain(&mut |f, w, ok| release(f, w, ok, pending, spare));
         self.timer.publish(&self.board);
         report.tasks.push(self.counters());
     }
 }
 
-/// An item whose copy completed goes on to `post`.
+/// An item whose copy completed goes on to `post` (as the commit that
+/// resets its connection when the copy failed).
 fn release(
     frame: Option<Frame>,
     (stamp, next): (Stamp, AfterDma),
+    copied: bool,
     pending: &mut VecDeque<PostItem>,
+    spare: &SpareFrames,
 ) {
+    if !copied {
+        if let Some(frame) = frame {
+            spare.give(frame);
+        }
+        if let AfterDma::Commit(commit) = copy_failed(next) {
+            pending.push_back(PostItem::Commit { stamp, commit });
+        }
+        return;
+    }
     match (next, frame) {
         (AfterDma::Rx(work), Some(frame)) => pending.push_back(PostItem::Rx { stamp, frame, work }),
         (AfterDma::Tx { room, work }, Some(frame)) => pending.push_back(PostItem::Tx {

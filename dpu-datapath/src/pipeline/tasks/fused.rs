@@ -8,7 +8,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::dma::{stage, AfterDma};
+use super::dma::{copy_failed, stage, AfterDma};
 use super::SpareFrames;
 use crate::dma::DmaQueue;
 use crate::engine::work::{Commit, Work};
@@ -136,8 +136,24 @@ pub(crate) struct FinishOut {
 impl FinishOut {
     /// `post` for an item whose copy completed: its frame queued for TX,
     /// its notifications appended to `commits`.
-    fn release(&mut self, frame: Option<Frame>, next: AfterDma, commits: &mut Vec<Commit>) {
+    fn release(
+        &mut self,
+        frame: Option<Frame>,
+        next: AfterDma,
+        copied: bool,
+        commits: &mut Vec<Commit>,
+    ) {
         self.items += 1;
+        let (next, frame) = if copied {
+            (next, frame)
+        } else {
+            // The bytes did not move: nothing leaves for this item, its
+            // connection is reset (`copy_failed`).
+            if let Some(frame) = frame {
+                self.spare.give(frame);
+            }
+            (copy_failed(next), None)
+        };
         match (next, frame) {
             (AfterDma::Rx(work), Some(frame)) => {
                 let t = self.post_timer.start();
@@ -171,21 +187,24 @@ impl Finisher {
         let t = self.dma_timer.start();
         let (frame, next, copy) = stage(work, &self.out.spare);
         let out = &mut self.out;
-        self.dma
-            .push(frame, next, copy, &mut |f, n| out.release(f, n, commits));
+        self.dma.push(frame, next, copy, &mut |f, n, ok| {
+            out.release(f, n, ok, commits)
+        });
         self.dma_timer.stop(t);
     }
 
     /// Releases the items whose copies completed; how many.
     pub(crate) fn poll_dma(&mut self, commits: &mut Vec<Commit>) -> usize {
         let out = &mut self.out;
-        self.dma.poll(&mut |f, n| out.release(f, n, commits))
+        self.dma
+            .poll(&mut |f, n, ok| out.release(f, n, ok, commits))
     }
 
     /// Waits for every copy in flight and releases everything (shutdown).
     pub(crate) fn drain(&mut self, commits: &mut Vec<Commit>) {
         let out = &mut self.out;
-        self.dma.drain(&mut |f, n| out.release(f, n, commits));
+        self.dma
+            .drain(&mut |f, n, ok| out.release(f, n, ok, commits));
     }
 
     /// No item waits for its copy.

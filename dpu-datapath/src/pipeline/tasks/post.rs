@@ -81,6 +81,11 @@ impl Task for PostTask {
                             commit: None,
                         }
                     }
+                    PostItem::Commit { stamp, commit } => EgressItem {
+                        stamp,
+                        frame: None,
+                        commit: Some(commit),
+                    },
                 };
                 self.timer.stop(t);
                 self.pending.push_back(out);
