@@ -411,6 +411,8 @@ fn reset_on_failed_copy(topology: Topology) {
     assert_eq!(
         server_rx.digest(),
         <[u8; 32]>::from(Sha256::digest(&stream)),
-        "B's application got bytes A did not send ({got} bytes)"
+        "B's application got bytes A did not send ({got} bytes); run to completion {}, workers {:?}",
+        topology.run_to_completion,
+        topology.workers
     );
 }

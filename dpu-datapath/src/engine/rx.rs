@@ -208,16 +208,21 @@ impl Engine {
             return;
         };
         let failed = Some(crate::app::ConnError::DmaFailed);
-        if !c.finished && (c.error == failed || app.error == failed) {
+        let mut c = c;
+        if app.error == failed {
+            // After a failed copy the commits of the connection's later
+            // segments, already in the pipeline, must not make bytes after
+            // the hole readable (one may also carry the reset's `finished`,
+            // folded in by `push_commit`): only `finished` applies.
+            if !c.finished {
+                return;
+            }
+            (c.delivered, c.tx_freed, c.peer_fin) = (0, 0, false);
+        } else if c.error == failed && !c.finished {
             // A copy for this connection failed in `dma`: bytes the peer
             // sent cannot be delivered, or bytes to send were not fetched.
-            // Its ACK or segment did not leave; reset the connection. The
-            // commits of its later segments, already in the pipeline, must
-            // not make bytes after the hole readable: from here on only
-            // the reset's own (finished) commit applies.
-            if c.error == failed {
-                self.stats.dma_copy_failures += 1;
-            }
+            // Its ACK or segment did not leave; reset the connection.
+            self.stats.dma_copy_failures += 1;
             app.error = failed;
             if let Some(flow) = app.flow {
                 self.abort_flow(flow, crate::app::ConnError::DmaFailed, true);

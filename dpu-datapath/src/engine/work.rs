@@ -28,7 +28,48 @@ pub struct Commit {
 
 impl Commit {
     pub fn is_empty(&self) -> bool {
-        self.delivered == 0 && self.tx_freed == 0 && !self.peer_fin && !self.finished
+        self.delivered == 0
+            && self.tx_freed == 0
+            && !self.peer_fin
+            && !self.finished
+            && self.error.is_none()
+    }
+
+    /// Folds `later`, the next commit in order, into this one when
+    /// applying the two at once leaves the application where applying
+    /// them in turn would: the same connection, this one not its last (not
+    /// finished, no error), and `later` not a failed copy (an error
+    /// without `finished`, which must stay apart: `Engine::commit`).
+    /// Returns whether it did.
+    pub fn absorb(&mut self, later: &Commit) -> bool {
+        let fits = self.conn.is_some()
+            && self.conn == later.conn
+            && !self.finished
+            && self.error.is_none()
+            && (later.error.is_none() || later.finished);
+        let (Some(delivered), Some(tx_freed), true) = (
+            self.delivered.checked_add(later.delivered),
+            self.tx_freed.checked_add(later.tx_freed),
+            fits,
+        ) else {
+            return false;
+        };
+        self.delivered = delivered;
+        self.tx_freed = tx_freed;
+        self.peer_fin |= later.peer_fin;
+        self.finished = later.finished;
+        self.error = later.error;
+        true
+    }
+}
+
+/// Appends `c` to `commits`, folded into the last one when
+/// [`Commit::absorb`] allows: the owner then applies, and the application
+/// is woken for, one commit per connection and burst instead of one per
+/// segment.
+pub fn push_commit(commits: &mut Vec<Commit>, c: Commit) {
+    if !commits.last_mut().is_some_and(|last| last.absorb(&c)) {
+        commits.push(c);
     }
 }
 
@@ -250,5 +291,56 @@ mod tests {
         ];
         assert_eq!(coalesce_acks(&mut work, &mut seen), 0);
         assert_eq!(sent(&work), [(1, 100), (1, 200)]);
+    }
+
+    fn conn(index: u32) -> Option<ConnId> {
+        Some(ConnId {
+            index,
+            generation: 1,
+        })
+    }
+
+    /// Commits of one connection in a burst fold into one; the last of a
+    /// connection, another connection's and a failed copy's stay apart.
+    #[test]
+    fn commits_fold_only_where_applying_them_at_once_is_the_same() {
+        let data = |c, n| Commit {
+            conn: conn(c),
+            delivered: n,
+            tx_freed: 1,
+            ..Commit::default()
+        };
+        let mut all = Vec::new();
+        push_commit(&mut all, data(1, 100));
+        push_commit(&mut all, data(1, 50));
+        push_commit(&mut all, data(2, 10));
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[0].delivered, all[0].tx_freed), (150, 2));
+        // A reset after data folds in (data, then the error)...
+        let reset = Commit {
+            conn: conn(2),
+            finished: true,
+            error: Some(ConnError::Reset),
+            ..Commit::default()
+        };
+        push_commit(&mut all, reset);
+        assert_eq!(all.len(), 2);
+        assert!(all[1].finished && all[1].error == Some(ConnError::Reset));
+        assert_eq!(all[1].delivered, 10);
+        // ...but nothing folds into a finished commit.
+        push_commit(&mut all, data(2, 5));
+        assert_eq!(all.len(), 3);
+        // A failed copy stays apart from the data before it.
+        let failed = Commit {
+            conn: conn(2),
+            error: Some(ConnError::DmaFailed),
+            ..Commit::default()
+        };
+        push_commit(&mut all, failed);
+        assert_eq!(all.len(), 4);
+        assert!(!all[3].is_empty(), "a failed copy's commit is not empty");
+        // Nor does data fold into it.
+        push_commit(&mut all, data(2, 7));
+        assert_eq!(all.len(), 5);
     }
 }

@@ -11,7 +11,7 @@
 use super::dma::{copy_failed, stage, AfterDma};
 use super::SpareFrames;
 use crate::dma::DmaQueue;
-use crate::engine::work::{Commit, Work};
+use crate::engine::work::{push_commit, Commit, Work};
 use crate::engine::Engine;
 use crate::flow::group_of_hash;
 use crate::io::{Frame, Nic};
@@ -162,7 +162,7 @@ impl FinishOut {
                 self.segments += 1;
                 self.tx.extend(ack);
                 if !work.commit.is_empty() {
-                    commits.push(work.commit);
+                    push_commit(commits, work.commit);
                 }
             }
             (AfterDma::Tx { room, work }, Some(mut frame)) => {
@@ -173,7 +173,7 @@ impl FinishOut {
                 self.tx.push(frame);
             }
             (AfterDma::Frame, Some(frame)) => self.tx.push(frame),
-            (AfterDma::Commit(c), _) => commits.push(c),
+            (AfterDma::Commit(c), _) => push_commit(commits, c),
             // Every other item is pushed with its frame.
             (_, None) => {}
         }
