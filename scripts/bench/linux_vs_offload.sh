@@ -66,10 +66,12 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # af_packet: net_af_packet on the root-namespace end of a veth pair.
 # af_xdp   : net_af_xdp on a veth end (needs hugepages: scripts/hugepages.sh).
 # A "-acks2" suffix runs the same port with tcp.coalesce_acks off (an ACK
-# every second segment, as before ACK coalescing), for a same-run ratio; a
+# every second segment, as before ACK coalescing), for a same-run ratio. A
 # "-split" suffix runs it with the split placement (ingress, pre, dma, post,
 # egress pinned to core 0; ingress reorder and the owner to core 1) instead
-# of one run-to-completion worker. Suffixes combine: af_packet-split-acks2.
+# of one run-to-completion worker, a "-pipelined" suffix with the pipelined
+# one (ingress, pre, ingress reorder, owner on core 0; dma, post, egress on
+# core 1). Suffixes combine: af_packet-split-acks2.
 ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
 case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
@@ -81,6 +83,11 @@ offload_run() {
         topology='"topology": {"run_to_completion": false, "workers": [
     {"name": "data", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
     {"name": "proto", "core": 1, "tasks": ["r0.ingress_reorder", "r0.proto0"]}]},' ;;
+    *-pipelined)
+        kind="${kind%-pipelined}"
+        topology='"topology": {"run_to_completion": false, "workers": [
+    {"name": "in", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.ingress_reorder", "r0.proto0"]},
+    {"name": "out", "core": 1, "tasks": ["r0.dma0", "r0.post0", "r0.egress"]}]},' ;;
     esac
     case "$kind" in
         tap) vdev="net_tap0,iface=$tap" ;;
