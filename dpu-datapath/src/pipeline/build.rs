@@ -8,7 +8,7 @@ use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard,
 use super::tasks::{
     dma::DmaTask,
     egress::EgressTask,
-    fused::{FinishOut, Finisher, FusedOwner, Intake, StagePublisher},
+    fused::{FinishOut, Finisher, FusedOwner, Intake, RingFinisher, StagePublisher},
     ingress::IngressTask,
     ingress_reorder::IngressReorderTask,
     owner::OwnerTask,
@@ -364,17 +364,11 @@ impl<'a> Wiring<'a> {
         let data = SplitDataTask {
             live: LiveCounters::new(self.board.clone()),
             intake: self.intake(r),
-            finisher: self.finisher(r, &spare),
+            out: RingFinisher::new(self.finisher(r, &spare), from_owner, commits_out, burst),
             stages: self.stage_publisher(r),
             to_owner,
-            from_owner,
-            commits_out,
             pending_in: VecDeque::new(),
-            pending_commits: VecDeque::new(),
-            burst,
             rx: Vec::with_capacity(burst),
-            batch: Vec::with_capacity(burst),
-            commits: Vec::with_capacity(2 * burst),
         };
         let owner = SplitOwnerTask {
             live: LiveCounters::new(self.board.clone()),
@@ -424,14 +418,8 @@ impl<'a> Wiring<'a> {
         };
         let output = PipelinedOutTask {
             live: LiveCounters::new(self.board.clone()),
-            finisher: self.finisher(r, &spare),
+            out: RingFinisher::new(self.finisher(r, &spare), from_in, commits_out, burst),
             stages: self.stage_publisher(r),
-            from_in,
-            commits_out,
-            pending_commits: VecDeque::new(),
-            batch: Vec::with_capacity(burst),
-            commits: Vec::with_capacity(2 * burst),
-            burst,
         };
         vec![
             (TaskKind::Ingress, Box::new(input)),

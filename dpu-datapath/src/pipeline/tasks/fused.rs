@@ -16,6 +16,7 @@ use crate::engine::Engine;
 use crate::flow::group_of_hash;
 use crate::io::{Frame, Nic};
 use crate::pipeline::items::ShardIn;
+use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
     OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, TaskCounters,
 };
@@ -27,6 +28,7 @@ use crate::proto::Nanos;
 use crate::stats::Stats;
 use crate::wire::ChecksumCaps;
 use crossbeam_queue::ArrayQueue;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -351,11 +353,80 @@ impl StagePublisher {
     }
 }
 
+/// A [`Finisher`] fed by a ring from an owner on another worker: `dma`,
+/// `post` and TX for the owner's output, in its order, and the commits
+/// back on a ring once their frames left. The split's data side and the
+/// pipelined placement's second worker are built on it.
+pub(crate) struct RingFinisher {
+    pub(crate) finisher: Finisher,
+    pub(crate) from_owner: Consumer<Work>,
+    pub(crate) commits_out: Producer<Commit>,
+    /// Commits the ring had no room for yet.
+    pub(crate) pending_commits: VecDeque<Commit>,
+    pub(crate) batch: Vec<Work>,
+    pub(crate) commits: Vec<Commit>,
+    pub(crate) burst: usize,
+}
+
+impl RingFinisher {
+    pub(crate) fn new(
+        finisher: Finisher,
+        from_owner: Consumer<Work>,
+        commits_out: Producer<Commit>,
+        burst: usize,
+    ) -> Self {
+        Self {
+            finisher,
+            from_owner,
+            commits_out,
+            pending_commits: VecDeque::new(),
+            batch: Vec::with_capacity(burst),
+            commits: Vec::with_capacity(2 * burst),
+            burst,
+        }
+    }
+
+    /// The owner's output through `dma`, `post` and TX, then the commits
+    /// back. While the commit ring is full it takes no more output (that
+    /// would add commits). Returns how much moved.
+    pub(crate) fn poll(&mut self) -> usize {
+        let mut n = 0;
+        self.commits_out.push_burst(&mut self.pending_commits);
+        if self.pending_commits.is_empty() {
+            self.batch.clear();
+            n += self.from_owner.pop_burst(&mut self.batch, self.burst);
+            prefetch_frames(&self.batch);
+            for work in self.batch.drain(..) {
+                self.finisher.finish(work, &mut self.commits);
+            }
+        }
+        // Copies that completed: their frames out, their commits back
+        // (after the frames left, as the egress reorder releases them).
+        n += self.finisher.poll_dma(&mut self.commits);
+        self.finisher.transmit();
+        self.pending_commits.extend(self.commits.drain(..));
+        self.commits_out.push_burst(&mut self.pending_commits);
+        n
+    }
+
+    /// Nothing waits for a copy or for room in the commit ring.
+    pub(crate) fn idle(&self) -> bool {
+        self.pending_commits.is_empty() && self.finisher.idle()
+    }
+
+    /// At stop: copies still in flight (a stop after the grace period)
+    /// complete and their frames go out.
+    pub(crate) fn drain(&mut self) {
+        self.finisher.drain(&mut self.commits);
+        self.finisher.transmit();
+    }
+}
+
 /// Starts loading the received frames of a batch of the owner's output
 /// before `dma` reads their payload and `post` writes their ACK: when the
 /// owner ran on another core those lines sit in its cache, and the misses
 /// then overlap instead of stalling one after another.
-pub(crate) fn prefetch_frames(batch: &[Work]) {
+fn prefetch_frames(batch: &[Work]) {
     for work in batch {
         if let Work::Rx { frame, .. } = work {
             frame.prefetch();

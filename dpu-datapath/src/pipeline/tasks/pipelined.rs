@@ -10,7 +10,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::fused::{prefetch_frames, Finisher, FusedOwner, Intake, StagePublisher};
+use super::fused::{FusedOwner, Intake, RingFinisher, StagePublisher};
 use super::SpareFrames;
 use crate::engine::work::{Commit, Work};
 use crate::io::Frame;
@@ -116,55 +116,29 @@ impl Task for PipelinedInTask {
 /// commits back once their frames left.
 pub(crate) struct PipelinedOutTask {
     pub(crate) live: LiveCounters,
-    pub(crate) finisher: Finisher,
+    pub(crate) out: RingFinisher,
     pub(crate) stages: StagePublisher,
-    pub(crate) from_in: Consumer<Work>,
-    pub(crate) commits_out: Producer<Commit>,
-    /// Commits the ring had no room for yet.
-    pub(crate) pending_commits: VecDeque<Commit>,
-    pub(crate) batch: Vec<Work>,
-    pub(crate) commits: Vec<Commit>,
-    pub(crate) burst: usize,
 }
 
 impl Task for PipelinedOutTask {
     fn poll(&mut self) -> usize {
         if self.live.due() {
-            for c in self.finisher.counters() {
+            for c in self.out.finisher.counters() {
                 self.live.publish(c);
             }
         }
-        let mut n = 0;
-        // While the commit ring is full, take no more work (it would add
-        // commits).
-        self.commits_out.push_burst(&mut self.pending_commits);
-        if self.pending_commits.is_empty() {
-            self.batch.clear();
-            n += self.from_in.pop_burst(&mut self.batch, self.burst);
-            prefetch_frames(&self.batch);
-            for work in self.batch.drain(..) {
-                self.finisher.finish(work, &mut self.commits);
-            }
-        }
-        n += self.finisher.poll_dma(&mut self.commits);
-        self.finisher.transmit();
-        // After the frames left, as the egress reorder releases them.
-        self.pending_commits.extend(self.commits.drain(..));
-        self.commits_out.push_burst(&mut self.pending_commits);
-        self.stages.publish(false, None, Some(&self.finisher));
+        let n = self.out.poll();
+        self.stages.publish(false, None, Some(&self.out.finisher));
         n
     }
 
     fn idle(&mut self) -> bool {
-        self.pending_commits.is_empty() && self.from_in.is_empty() && self.finisher.idle()
+        self.out.from_owner.is_empty() && self.out.idle()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
-        // Copies still in flight (a stop after the grace period) complete
-        // and their frames go out.
-        self.finisher.drain(&mut self.commits);
-        self.finisher.transmit();
-        self.stages.publish(true, None, Some(&self.finisher));
-        report.tasks.extend(self.finisher.counters());
+        self.out.drain();
+        self.stages.publish(true, None, Some(&self.out.finisher));
+        report.tasks.extend(self.out.finisher.counters());
     }
 }

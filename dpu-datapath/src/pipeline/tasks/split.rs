@@ -8,7 +8,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::fused::{prefetch_frames, Finisher, FusedOwner, Intake, StagePublisher};
+use super::fused::{FusedOwner, Intake, RingFinisher, StagePublisher};
 use super::SpareFrames;
 use crate::engine::work::{Commit, Work};
 use crate::io::Frame;
@@ -23,26 +23,19 @@ use std::sync::Arc;
 pub(crate) struct SplitDataTask {
     pub(crate) live: LiveCounters,
     pub(crate) intake: Intake,
-    pub(crate) finisher: Finisher,
+    pub(crate) out: RingFinisher,
     pub(crate) stages: StagePublisher,
     pub(crate) to_owner: Producer<ShardIn>,
-    pub(crate) from_owner: Consumer<Work>,
-    pub(crate) commits_out: Producer<Commit>,
     /// Validated frames the owner's ring had no room for yet.
     pub(crate) pending_in: VecDeque<ShardIn>,
-    /// Commits the owner's ring had no room for yet.
-    pub(crate) pending_commits: VecDeque<Commit>,
-    pub(crate) burst: usize,
     pub(crate) rx: Vec<(Nanos, Frame)>,
-    pub(crate) batch: Vec<Work>,
-    pub(crate) commits: Vec<Commit>,
 }
 
 impl SplitDataTask {
     fn counters(&self) -> Vec<TaskCounters> {
         let mut all = Vec::with_capacity(5);
         all.extend(self.intake.counters());
-        all.extend(self.finisher.counters());
+        all.extend(self.out.finisher.counters());
         all
     }
 }
@@ -54,23 +47,8 @@ impl Task for SplitDataTask {
                 self.live.publish(c);
             }
         }
-        let mut n = 0;
-        // The owner's output: frames out, then its commits back. While the
-        // commit ring is full, take no more output (it would add commits).
-        self.commits_out.push_burst(&mut self.pending_commits);
-        if self.pending_commits.is_empty() {
-            self.batch.clear();
-            n += self.from_owner.pop_burst(&mut self.batch, self.burst);
-            prefetch_frames(&self.batch);
-            for work in self.batch.drain(..) {
-                self.finisher.finish(work, &mut self.commits);
-            }
-        }
-        // Copies that completed: their frames out, their commits back.
-        n += self.finisher.poll_dma(&mut self.commits);
-        self.finisher.transmit();
-        self.pending_commits.extend(self.commits.drain(..));
-        self.commits_out.push_burst(&mut self.pending_commits);
+        // The owner's output: frames out, then its commits back.
+        let mut n = self.out.poll();
         // New frames, while the owner keeps up (else they wait in the NIC).
         self.to_owner.push_burst(&mut self.pending_in);
         if self.pending_in.is_empty() {
@@ -83,27 +61,24 @@ impl Task for SplitDataTask {
                         frame,
                         verdict,
                     }),
-                    None => self.finisher.spare().give(frame),
+                    None => self.out.finisher.spare().give(frame),
                 }
             }
             self.to_owner.push_burst(&mut self.pending_in);
         }
         self.stages
-            .publish(false, Some(&self.intake), Some(&self.finisher));
+            .publish(false, Some(&self.intake), Some(&self.out.finisher));
         n
     }
 
     fn idle(&mut self) -> bool {
-        self.pending_in.is_empty() && self.pending_commits.is_empty() && self.finisher.idle()
+        self.pending_in.is_empty() && self.out.idle()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
-        // Copies still in flight (a stop after the grace period) complete
-        // and their frames go out.
-        self.finisher.drain(&mut self.commits);
-        self.finisher.transmit();
+        self.out.drain();
         self.stages
-            .publish(true, Some(&self.intake), Some(&self.finisher));
+            .publish(true, Some(&self.intake), Some(&self.out.finisher));
         report.pre_stats.merge(&self.intake.stats);
         report.tasks.extend(self.counters());
     }
