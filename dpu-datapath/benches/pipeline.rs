@@ -7,12 +7,11 @@
 use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::pipeline::{MemNic, Pipeline, PipelineOptions, Plan};
 use dpu_datapath::sim::sim_engine_config;
-use dpu_datapath::wire::TcpFlags;
 use pipeline_config::Topology;
 
 #[path = "support/pipeline_load.rs"]
 mod pipeline_load;
-use pipeline_load::{frame, handshake, Sink};
+use pipeline_load::{data_batch, handshake, Sink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,20 +80,7 @@ fn measure(name: &str, topology: Topology, conns: usize, frames: usize, payload:
     let mut start = Instant::now();
     let mut busy_before = Vec::new();
     for round in ["warm-up", "timed"] {
-        let batch: Vec<(usize, Vec<u8>)> = (0..frames)
-            .map(|i| {
-                let c = i % conns;
-                let f = frame(
-                    ports[c],
-                    seqs[c],
-                    iss[&ports[c]].wrapping_add(1),
-                    TcpFlags::ACK | TcpFlags::PSH,
-                    &data,
-                );
-                seqs[c] = seqs[c].wrapping_add(payload as u32);
-                (nic.rss_queue(&f), f)
-            })
-            .collect();
+        let batch = data_batch(&nic, &ports, &iss, &mut seqs, &data, frames);
         // Queue every frame first, then release them: the clock runs only
         // while the workers work (this thread then just polls every 200 µs).
         nic.hold(true);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 #[path = "../benches/support/pipeline_load.rs"]
 mod pipeline_load;
-use pipeline_load::{frame, frame_with_window, handshake, Sink};
+use pipeline_load::{data_batch, frame_with_window, handshake, Sink};
 
 /// Counts allocations and reallocations (frees are not counted) made by
 /// threads that did not exclude themselves.
@@ -107,22 +107,7 @@ fn allocations_per_segment(topology: Topology, frames: usize) -> (u64, f64) {
     let iss = handshake(&nic, &pipeline, &ports);
     let data = vec![0x5au8; PAYLOAD];
     let mut seqs = [1001u32; CONNS];
-    let mut batch = |n: usize| -> Vec<(usize, Vec<u8>)> {
-        (0..n)
-            .map(|i| {
-                let c = i % CONNS;
-                let f = frame(
-                    ports[c],
-                    seqs[c],
-                    iss[&ports[c]].wrapping_add(1),
-                    TcpFlags::ACK | TcpFlags::PSH,
-                    &data,
-                );
-                seqs[c] = seqs[c].wrapping_add(PAYLOAD as u32);
-                (nic.rss_queue(&f), f)
-            })
-            .collect()
-    };
+    let mut batch = |n: usize| data_batch(&nic, &ports, &iss, &mut seqs, &data, n);
     let run = |frames: Vec<(usize, Vec<u8>)>| {
         let n = frames.len();
         nic.hold(true);

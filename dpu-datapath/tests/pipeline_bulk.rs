@@ -80,6 +80,69 @@ fn run(
     run_on(two_replicas(), link, seed, bound, |_| {})
 }
 
+/// B: the pipeline with `topology` on its in-memory NIC, a [`BulkServer`]
+/// on every owner; the count of transfers B finished.
+fn start_b(
+    topology: &Topology,
+    seed: u64,
+    tweak: fn(&mut Config),
+    dma: dpu_datapath::dma::DmaConfig,
+) -> (Pipeline, Arc<MemNic>, Arc<AtomicUsize>) {
+    let b_cfg = sim_engine_config(2, seed, |c| {
+        c.topology = topology.clone();
+        tweak(c);
+    });
+    let nic = Arc::new(MemNic::new(&Plan::new(topology), 8192));
+    let opts = PipelineOptions {
+        pin: false,
+        seed,
+        dma,
+        ..PipelineOptions::default()
+    };
+    let finished = Arc::new(AtomicUsize::new(0));
+    let pipeline = Pipeline::start(&b_cfg, topology, opts, nic.clone(), |_| {
+        Box::new(BulkServer {
+            finished: finished.clone(),
+            ..BulkServer::default()
+        })
+    });
+    (pipeline, nic, finished)
+}
+
+/// One turn of the simulated wire: A polls and pumps its streams (once
+/// connected), A's frames go onto the wire, B's transmitted frames too,
+/// and what is due arrives at either end.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    a: &mut Engine,
+    conn: ConnId,
+    tx: &mut StreamSender,
+    rx: &mut StreamReceiver,
+    nic: &MemNic,
+    wire: &mut SimWire,
+    frames: &mut Vec<Vec<u8>>,
+    t: u64,
+) {
+    a.poll(t);
+    if a.conn_state(conn) != Some(dpu_datapath::proto::TcpState::SynSent) {
+        tx.pump(a, conn);
+        rx.pump(a, conn);
+    }
+    a.drain_tx(frames);
+    for f in frames.drain(..) {
+        wire.send(Direction::AtoB, f, t);
+    }
+    for f in nic.take_tx() {
+        wire.send(Direction::BtoA, f, t);
+    }
+    while let Some((dir, f)) = wire.pop_due(t) {
+        match dir {
+            Direction::AtoB => assert!(nic.inject(t, f), "NIC queue overflow"),
+            Direction::BtoA => a.receive(&f, t),
+        }
+    }
+}
+
 fn run_on(
     topology: Topology,
     link: LinkParams,
@@ -87,24 +150,12 @@ fn run_on(
     bound: Duration,
     tweak: fn(&mut Config),
 ) -> (dpu_datapath::stats::Stats, Engine, SimWire) {
-    let b_cfg = sim_engine_config(2, seed, |c| {
-        c.topology = topology.clone();
-        tweak(c);
-    });
-    let plan = Plan::new(&topology);
-    let nic = Arc::new(MemNic::new(&plan, 8192));
-    let opts = PipelineOptions {
-        pin: false,
+    let (pipeline, nic, finished) = start_b(
+        &topology,
         seed,
-        ..PipelineOptions::default()
-    };
-    let finished = Arc::new(AtomicUsize::new(0));
-    let pipeline = Pipeline::start(&b_cfg, &topology, opts, nic.clone(), |_| {
-        Box::new(BulkServer {
-            finished: finished.clone(),
-            ..BulkServer::default()
-        })
-    });
+        tweak,
+        dpu_datapath::dma::DmaConfig::default(),
+    );
     let mut a = Engine::new(sim_engine_config(1, seed, tweak));
     let mut wire = SimWire::new(link, link, seed);
     let start = Instant::now();
@@ -129,24 +180,16 @@ fn run_on(
             a.conn_info(conn),
             a.stats(),
         );
-        a.poll(t);
-        if a.conn_state(conn) != Some(dpu_datapath::proto::TcpState::SynSent) {
-            tx.pump(&mut a, conn);
-            rx.pump(&mut a, conn);
-        }
-        a.drain_tx(&mut frames);
-        for f in frames.drain(..) {
-            wire.send(Direction::AtoB, f, t);
-        }
-        for f in nic.take_tx() {
-            wire.send(Direction::BtoA, f, t);
-        }
-        while let Some((dir, f)) = wire.pop_due(t) {
-            match dir {
-                Direction::AtoB => assert!(nic.inject(t, f), "NIC queue overflow"),
-                Direction::BtoA => a.receive(&f, t),
-            }
-        }
+        step(
+            &mut a,
+            conn,
+            &mut tx,
+            &mut rx,
+            &nic,
+            &mut wire,
+            &mut frames,
+            t,
+        );
         // Done when both ends have everything (the server's own view).
         if rx.eof() && tx.done() && a.all_sent(conn) && finished.load(Ordering::SeqCst) == 1 {
             break;
@@ -329,25 +372,11 @@ fn reset_on_failed_copy(topology: Topology) {
     use rand::{RngCore, SeedableRng};
     use sha2::{Digest, Sha256};
     let seed = 49;
-    let b_cfg = sim_engine_config(2, seed, |c| c.topology = topology.clone());
-    let plan = Plan::new(&topology);
-    let nic = Arc::new(MemNic::new(&plan, 8192));
-    let opts = PipelineOptions {
-        pin: false,
-        seed,
-        dma: dpu_datapath::dma::DmaConfig {
-            fail_every: 300,
-            ..dpu_datapath::dma::DmaConfig::default()
-        },
-        ..PipelineOptions::default()
+    let dma = dpu_datapath::dma::DmaConfig {
+        fail_every: 300,
+        ..dpu_datapath::dma::DmaConfig::default()
     };
-    let finished = Arc::new(AtomicUsize::new(0));
-    let pipeline = Pipeline::start(&b_cfg, &topology, opts, nic.clone(), |_| {
-        Box::new(BulkServer {
-            finished: finished.clone(),
-            ..BulkServer::default()
-        })
-    });
+    let (pipeline, nic, finished) = start_b(&topology, seed, |_| {}, dma);
     let mut a = Engine::new(sim_engine_config(1, seed, |_| {}));
     let mut wire = SimWire::new(LinkParams::default(), LinkParams::default(), seed);
     let start = Instant::now();
@@ -366,24 +395,16 @@ fn reset_on_failed_copy(topology: Topology) {
             a.conn_state(conn)
         );
         let t = now();
-        a.poll(t);
-        if a.conn_state(conn) != Some(dpu_datapath::proto::TcpState::SynSent) {
-            tx.pump(&mut a, conn);
-            rx.pump(&mut a, conn);
-        }
-        a.drain_tx(&mut frames);
-        for f in frames.drain(..) {
-            wire.send(Direction::AtoB, f, t);
-        }
-        for f in nic.take_tx() {
-            wire.send(Direction::BtoA, f, t);
-        }
-        while let Some((dir, f)) = wire.pop_due(t) {
-            match dir {
-                Direction::AtoB => assert!(nic.inject(t, f), "NIC queue overflow"),
-                Direction::BtoA => a.receive(&f, t),
-            }
-        }
+        step(
+            &mut a,
+            conn,
+            &mut tx,
+            &mut rx,
+            &nic,
+            &mut wire,
+            &mut frames,
+            t,
+        );
         std::thread::yield_now();
     }
     assert_eq!(

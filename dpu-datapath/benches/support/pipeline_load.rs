@@ -124,3 +124,31 @@ pub fn handshake(
     }
     iss
 }
+
+/// The next `n` data segments, round-robin over the connections of
+/// `ports` (in order within each: `seqs` holds each one's next sequence
+/// number and advances), each with the RX queue RSS picks for it.
+#[allow(dead_code)]
+pub fn data_batch(
+    nic: &dpu_datapath::pipeline::MemNic,
+    ports: &[u16],
+    iss: &std::collections::HashMap<u16, u32>,
+    seqs: &mut [u32],
+    data: &[u8],
+    n: usize,
+) -> Vec<(usize, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let c = i % ports.len();
+            let f = frame(
+                ports[c],
+                seqs[c],
+                iss[&ports[c]].wrapping_add(1),
+                TcpFlags::ACK | TcpFlags::PSH,
+                data,
+            );
+            seqs[c] = seqs[c].wrapping_add(data.len() as u32);
+            (nic.rss_queue(&f), f)
+        })
+        .collect()
+}
