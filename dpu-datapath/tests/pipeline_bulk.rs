@@ -72,6 +72,28 @@ fn two_replicas() -> Topology {
     }
 }
 
+/// Loss, reordering, duplication and corruption at once.
+fn all_faults() -> LinkParams {
+    LinkParams {
+        loss: 0.02,
+        reorder: 0.25,
+        duplicate: 0.05,
+        corrupt: 0.01,
+        ..Default::default()
+    }
+}
+
+/// [`two_replicas`] with one task of each kind per replica (each replica
+/// then runs fused in any placement that co-locates its tasks).
+fn one_task_each() -> Topology {
+    Topology {
+        pre_workers: 1,
+        post_workers: 1,
+        dma_workers: 1,
+        ..two_replicas()
+    }
+}
+
 fn run(
     link: LinkParams,
     seed: u64,
@@ -295,13 +317,7 @@ fn corruption_1_percent_is_counted_exactly() {
 
 #[test]
 fn all_faults_at_once() {
-    let link = LinkParams {
-        loss: 0.02,
-        reorder: 0.25,
-        duplicate: 0.05,
-        corrupt: 0.01,
-        ..Default::default()
-    };
+    let link = all_faults();
     run(link, 46, Duration::from_secs(120));
 }
 
@@ -311,13 +327,7 @@ fn all_faults_at_once() {
 fn split_placement_all_faults_at_once() {
     let mut topology = two_replicas();
     topology.workers = topology.split_placement(&[]);
-    let link = LinkParams {
-        loss: 0.02,
-        reorder: 0.25,
-        duplicate: 0.05,
-        corrupt: 0.01,
-        ..Default::default()
-    };
+    let link = all_faults();
     run_on(topology, link, 47, Duration::from_secs(400), |_| {});
 }
 
@@ -326,20 +336,9 @@ fn split_placement_all_faults_at_once() {
 /// under every fault at once.
 #[test]
 fn pipelined_placement_all_faults_at_once() {
-    let mut topology = Topology {
-        pre_workers: 1,
-        post_workers: 1,
-        dma_workers: 1,
-        ..two_replicas()
-    };
+    let mut topology = one_task_each();
     topology.workers = topology.pipelined_placement(&[]);
-    let link = LinkParams {
-        loss: 0.02,
-        reorder: 0.25,
-        duplicate: 0.05,
-        corrupt: 0.01,
-        ..Default::default()
-    };
+    let link = all_faults();
     run_on(topology, link, 48, Duration::from_secs(400), |_| {});
 }
 
@@ -350,12 +349,7 @@ fn pipelined_placement_all_faults_at_once() {
 /// (a prefix, hashed); B counts the failure.
 #[test]
 fn failed_dma_copies_reset_the_connection_and_deliver_no_stale_bytes() {
-    let one_each = Topology {
-        pre_workers: 1,
-        post_workers: 1,
-        dma_workers: 1,
-        ..two_replicas()
-    };
+    let one_each = one_task_each();
     // Separate tasks, fused run to completion, fused pipelined.
     let mut pipelined = one_each.clone();
     pipelined.workers = pipelined.pipelined_placement(&[]);
