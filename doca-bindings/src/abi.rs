@@ -160,6 +160,9 @@ pub const OPT_LINGER_ZERO: u64 = 3;
 /// b = `CC_*`: the connection's congestion control from now on
 /// (`TCP_CONGESTION`); -ENOENT for an unknown controller.
 pub const OPT_CONGESTION: u64 = 4;
+/// b = bytes per second: the connection's sending rate is capped there,
+/// its segments paced (`SO_MAX_PACING_RATE`); 0: no cap.
+pub const OPT_MAX_PACING_RATE: u64 = 5;
 
 // Congestion controllers (`OPT_CONGESTION`, `OP_CONNECT` b, `OP_LISTEN` c).
 /// The service's choice (`tcp.congestion_control`, or per listening port).
@@ -168,6 +171,8 @@ pub const CC_DEFAULT: u64 = 0;
 pub const CC_RENO: u64 = 1;
 /// DCTCP (RFC 8257); its handshakes ask for ECN.
 pub const CC_DCTCP: u64 = 2;
+/// TIMELY: a paced rate from the RTT gradient (`tcp.timely`).
+pub const CC_TIMELY: u64 = 3;
 
 /// The `CC_*` value of a Linux `TCP_CONGESTION` name (None: not offered,
 /// ENOENT as on Linux).
@@ -175,6 +180,7 @@ pub fn cc_from_name(name: &[u8]) -> Option<u64> {
     match name {
         b"reno" => Some(CC_RENO),
         b"dctcp" => Some(CC_DCTCP),
+        b"timely" => Some(CC_TIMELY),
         _ => None,
     }
 }
@@ -184,6 +190,7 @@ pub fn cc_name(cc: u64) -> Option<&'static str> {
     match cc {
         CC_RENO => Some("reno"),
         CC_DCTCP => Some("dctcp"),
+        CC_TIMELY => Some("timely"),
         _ => None,
     }
 }

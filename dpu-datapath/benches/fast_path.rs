@@ -217,5 +217,100 @@ fn cc_ack(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rx_segment, stage_cost, cc_ack);
+/// Rate-based congestion control: one TIMELY update (once per round trip
+/// per connection), the pacer's check and accounting per segment, and what
+/// pacing costs a whole transfer: ns per delivered segment of a bulk
+/// connection on the simulated wire (both engines and the wire), unpaced
+/// NewReno vs capped at 5 Gbit/s (a pacing timer per pair of segments) vs
+/// TIMELY.
+fn rate(c: &mut Criterion) {
+    use dpu_datapath::cc::{Pacer, Timely, TimelyParams};
+    use dpu_datapath::sim::workload::{StreamReceiver, StreamSender};
+    use dpu_datapath::sim::{sim_engine_config, LinkParams, SimPair};
+    use pipeline_config::CongestionControl;
+    let mut group = c.benchmark_group("rate");
+    group.throughput(Throughput::Elements(1));
+    let params = TimelyParams::default();
+    let mut timely = Timely::new(&params);
+    let mut i = 0u32;
+    group.bench_function("timely_update", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            // RTTs around the band, rising and falling.
+            let rtt = 20 + (i.wrapping_mul(37) % 180);
+            std::hint::black_box(timely.on_rtt(rtt, &params))
+        })
+    });
+    let mut pacer = Pacer::default();
+    let mut now = 0u64;
+    group.bench_function("pacer_segment", |b| {
+        b.iter(|| {
+            now += 1_200;
+            if pacer.wait_until(now).is_none() {
+                pacer.sent(now, 1448, 10_000_000_000);
+            }
+            std::hint::black_box(&pacer);
+        })
+    });
+    for (name, cap, cc) in [
+        ("sim_segment/reno_unpaced", 0, CongestionControl::Reno),
+        (
+            "sim_segment/reno_paced_5g",
+            5_000_000_000 / 8,
+            CongestionControl::Reno,
+        ),
+        ("sim_segment/timely", 0, CongestionControl::Timely),
+    ] {
+        let tweak = |c: &mut pipeline_config::Config| {
+            c.tcp.congestion_control = cc;
+            c.tcp.rx_buffer = 1 << 20;
+            c.tcp.tx_buffer = 1 << 20;
+            c.tcp.timely.min_rtt_us = 20;
+            c.tcp.timely.t_low_us = 50;
+            c.tcp.timely.t_high_us = 150;
+        };
+        let link = LinkParams {
+            latency_ns: 10_000,
+            ..LinkParams::default()
+        };
+        let mut sim = SimPair::new(
+            sim_engine_config(1, 9, tweak),
+            sim_engine_config(2, 9, tweak),
+            link,
+            link,
+            9,
+        );
+        sim.b.listen(5000, None).unwrap();
+        let a = sim
+            .a
+            .connect("198.18.0.2".parse().unwrap(), 5000, sim.now)
+            .unwrap();
+        let mut b_conn = None;
+        sim.run_until(sim.now + 1_000_000_000, |s| {
+            b_conn = b_conn.or_else(|| s.b.accept(5000));
+            b_conn.is_some()
+        });
+        let b_conn = b_conn.expect("connected");
+        if cap > 0 {
+            sim.a.set_max_pacing_rate(a, cap).unwrap();
+        }
+        let mut sender = StreamSender::new(1, u64::MAX / 2);
+        let mut receiver = StreamReceiver::default();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let until = receiver.received() + iters * 1448;
+                let start = std::time::Instant::now();
+                sim.run_until(u64::MAX / 2, |s| {
+                    sender.pump(&mut s.a, a);
+                    receiver.pump(&mut s.b, b_conn);
+                    receiver.received() >= until
+                });
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, rx_segment, stage_cost, cc_ack, rate);
 criterion_main!(benches);

@@ -19,6 +19,10 @@ fn main() {
         pre + proto + post
     );
     println!(
+        "  a paced connection (TIMELY or SO_MAX_PACING_RATE) adds {} B in the engine's rate table",
+        dpu_datapath::engine::paced_flow_bytes()
+    );
+    println!(
         "application side (host memory): {} B + RX/TX buffers",
         size_of::<dpu_datapath::app::AppConn>()
     );

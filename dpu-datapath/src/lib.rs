@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod capture;
+pub mod cc;
 pub mod control;
 pub mod dma;
 pub mod engine;

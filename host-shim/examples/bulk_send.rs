@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bulk_send --connect 198.18.0.1:9000 --mib 64 [--seed 1] [--kernel]
-//!           [--end close|exit|wait-kill]
+//!           [--end close|exit|wait-kill] [--max-pacing-rate BYTES_PER_SEC]
 //! ```
 //!
 //! `--end exit` prints the line right after the last write and exits without
@@ -43,6 +43,9 @@ struct Args {
     /// after it to be killed (`wait-kill`).
     #[arg(long, value_enum, default_value_t = End::Close)]
     end: End,
+    /// Cap the connection's rate (`SO_MAX_PACING_RATE`), bytes per second.
+    #[arg(long)]
+    max_pacing_rate: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +79,9 @@ fn main() -> io::Result<()> {
     }
     let stack = Stack::open(&args.stack)?;
     let s = stack.connect(common::resolve(&args.connect)?)?;
+    if let Some(rate) = args.max_pacing_rate {
+        s.set_max_pacing_rate(rate)?;
+    }
     let total = args.mib * 1024 * 1024;
     let start = Instant::now();
     let digest = send(&s, total, args.seed, args.chunk)?;

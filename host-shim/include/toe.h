@@ -81,9 +81,13 @@ int toe_close_conn(toe_t *t, int conn);
  * -EAGAIN instead of waiting. Returns 0 or -errno. */
 int toe_set_nonblocking(toe_t *t, int handle, int on);
 
-/* A connection's congestion control by its TCP_CONGESTION name, "reno" or
- * "dctcp". Returns 0, -ENOENT for another name, or -errno. */
+/* A connection's congestion control by its TCP_CONGESTION name, "reno",
+ * "dctcp" or "timely". Returns 0, -ENOENT for another name, or -errno. */
 int toe_set_congestion_control(toe_t *t, int conn, const char *name);
+
+/* Caps a connection's sending rate at bytes_per_sec, its segments paced by
+ * the DPU (SO_MAX_PACING_RATE); 0 removes the cap. Returns 0 or -errno. */
+int toe_set_max_pacing_rate(toe_t *t, int conn, uint64_t bytes_per_sec);
 
 /* Readiness of a connection, without waiting: a mask of POLLIN (data, end
  * of stream or error), POLLOUT (space or error), POLLRDHUP (the peer is done

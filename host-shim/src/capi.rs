@@ -422,7 +422,7 @@ pub unsafe extern "C" fn toe_set_nonblocking(t: *mut ToeC, handle: c_int, on: c_
 }
 
 /// Sets a connection's congestion control by its `TCP_CONGESTION` name
-/// ("reno" or "dctcp"). Returns 0, -ENOENT for another name, -EINVAL for
+/// ("reno", "dctcp" or "timely"). Returns 0, -ENOENT for another name, -EINVAL for
 /// a name that is not valid UTF-8 or NULL, or -errno.
 ///
 /// # Safety
@@ -452,6 +452,33 @@ pub unsafe extern "C" fn toe_set_congestion_control(
             Err(e) => return e,
         };
         ret(s.set_congestion_control(name).map(|()| 0).map_err(errno))
+    })
+}
+
+/// Caps a connection's sending rate at `bytes_per_sec`, its segments paced
+/// by the DPU (`SO_MAX_PACING_RATE`); 0 removes the cap. Returns 0 or
+/// -errno.
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result.
+#[no_mangle]
+pub unsafe extern "C" fn toe_set_max_pacing_rate(
+    t: *mut ToeC,
+    conn: c_int,
+    bytes_per_sec: u64,
+) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let s = match t.stream(conn) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let rate = Some(bytes_per_sec).filter(|&r| r > 0);
+        ret(s.set_max_pacing_rate(rate).map(|()| 0).map_err(errno))
     })
 }
 

@@ -125,7 +125,7 @@ impl TcpStream {
     }
 
     /// Like [`TcpStream::connect`] with the connection's congestion
-    /// control (`TCP_CONGESTION` name: "reno" or "dctcp"; ENOENT
+    /// control (`TCP_CONGESTION` name: "reno", "dctcp" or "timely"; ENOENT
     /// otherwise). DCTCP asks for ECN in the SYN.
     pub fn connect_with_congestion_control(
         toe: &Arc<Toe>,
@@ -470,8 +470,15 @@ impl TcpStream {
         self.setopt(abi::OPT_LINGER_ZERO, u64::from(on))
     }
 
+    /// `SO_MAX_PACING_RATE`: caps the connection's sending rate at
+    /// `bytes_per_sec`, the DPU's flow scheduler spacing its segments (in
+    /// pairs, as Linux's fq); `None` removes the cap.
+    pub fn set_max_pacing_rate(&self, bytes_per_sec: Option<u64>) -> io::Result<()> {
+        self.setopt(abi::OPT_MAX_PACING_RATE, bytes_per_sec.unwrap_or(0))
+    }
+
     /// `TCP_CONGESTION`: the connection's congestion control from now on
-    /// ("reno" or "dctcp"; ENOENT otherwise). Switching an open connection
+    /// ("reno", "dctcp" or "timely"; ENOENT otherwise). Switching an open connection
     /// to DCTCP uses ECN only if its handshake negotiated it.
     pub fn set_congestion_control(&self, name: &str) -> io::Result<()> {
         let cc = congestion_control_id(name)?;

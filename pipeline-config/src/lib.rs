@@ -36,5 +36,5 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Backend, Config, CongestionControl, DmaEngineKind, Dpdk, Host, Identity, Idle, Impairment,
     Impairments, LogFormat, LogLevel, Logging, Metrics, Port, Stage, SynCookies, TaskName, Tcp,
-    Topology, WorkerPlacement, TASK_SYNTAX,
+    Timely, Topology, WorkerPlacement, TASK_SYNTAX,
 };

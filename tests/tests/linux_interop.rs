@@ -1220,6 +1220,182 @@ fn ecn_with_linux_marks_on_the_path_dctcp_reacts_without_loss() {
     assert_eq!(n(&s, "engine.retransmit_segments"), 0, "{e}");
 }
 
+/// TIMELY against Linux: 16 MiB echoed with the engine's side paced at
+/// TIMELY's rate (its RTT probe and updates on a real path), data intact.
+#[test]
+fn timely_with_linux_echo_paced_and_intact() {
+    let _g = serial();
+    skip_unless_ready!("timely_with_linux_echo_paced_and_intact");
+    let config = serde_json::json!({"tcp": {"congestion_control": "timely"}});
+    let mut rig = Rig::start(
+        "timely",
+        Opts {
+            config: Some(config),
+            ..Opts::default()
+        },
+    );
+    let bytes = 16 * MIB;
+    let r = rig.peer(
+        &["echo", "--bytes", &bytes.to_string()],
+        Duration::from_secs(120),
+    );
+    assert!(ok(&r), "echo failed: {r}\n{}", rig.logs());
+    assert_eq!(r["received"].as_u64(), Some(bytes), "bytes lost: {r}");
+    assert_eq!(r["sha256_sent"], r["sha256_received"]);
+    let s = rig.stop();
+    let e = &s["engine"];
+    eprintln!(
+        "timely: {} MiB echoed in {} s ({} Mbit/s); rate changes {}, pacing waits {}, retransmits {}",
+        bytes / MIB,
+        r["seconds"],
+        r["mbit_s"],
+        e["rate_changes"],
+        e["pacing_waits"],
+        e["retransmit_segments"],
+    );
+    assert!(
+        n(&s, "engine.rate_changes") > 0,
+        "TIMELY never updated: {e}"
+    );
+    assert!(n(&s, "engine.pacing_waits") > 0, "never paced: {e}");
+}
+
+/// Frames of `pcap` (a classic little-endian libpcap file) as (time in
+/// ns, length on the wire).
+fn pcap_frames(pcap: &Path) -> Vec<(u64, u32)> {
+    let data = std::fs::read(pcap).expect("capture file");
+    let u32_at = |at: usize| u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+    assert_eq!(u32_at(0), 0xa1b2_c3d4, "a microsecond libpcap file");
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let (secs, usecs, caplen, len) =
+            (u32_at(at), u32_at(at + 4), u32_at(at + 8), u32_at(at + 12));
+        frames.push((
+            u64::from(secs) * 1_000_000_000 + u64::from(usecs) * 1000,
+            len,
+        ));
+        at += 16 + caplen as usize;
+    }
+    frames
+}
+
+/// `SO_MAX_PACING_RATE` from a libtoe application through the DPDK port: a
+/// capture on the Linux receiver's interface shows the connection at the
+/// cap within 5% over 2 s, in pairs (Linux's smallest paced burst), not
+/// window-sized bursts.
+#[test]
+fn max_pacing_rate_from_libtoe_seen_in_a_linux_capture() {
+    const RATE_BYTES: u64 = 12_500_000; // 100 Mbit/s
+    let _g = serial();
+    skip_unless_ready!("max_pacing_rate_from_libtoe_seen_in_a_linux_capture");
+    let (Some(send), Some(recv)) = (example_bin("bulk_send"), example_bin("bulk_recv")) else {
+        flextoe_tests::skip(
+            "max_pacing_rate_from_libtoe_seen_in_a_linux_capture: host-shim examples not built",
+        );
+        return;
+    };
+    if !works("tcpdump", &["--version"]) {
+        flextoe_tests::skip("max_pacing_rate_from_libtoe_seen_in_a_linux_capture: tcpdump missing");
+        return;
+    }
+    let rig = Rig::start("pacing", Opts::default());
+    let pcap = rig.dir.join("paced.pcap");
+    let mut dump = rig
+        .ns_cmd(&[
+            "tcpdump",
+            "-i",
+            &rig.peer_if,
+            "-nn",
+            "-s",
+            "96",
+            "-U",
+            "-w",
+            &pcap.display().to_string(),
+            &format!("tcp and src host {ENGINE_IP} and greater 200"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
+    line_with(&mut dump_err, "listening on", "tcpdump");
+    let mut linux_recv = rig
+        .ns_cmd(&[&recv, "--kernel", "--listen", "198.18.0.1:9102"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut recv_err = BufReader::new(linux_recv.stderr.take().unwrap());
+    line_with(&mut recv_err, "listening on", "bulk_recv --kernel");
+    // About 2.5 s at the cap.
+    let sent = Command::new(&send)
+        .args([
+            "--connect",
+            "198.18.0.1:9102",
+            "--mib",
+            "30",
+            "--max-pacing-rate",
+            &RATE_BYTES.to_string(),
+        ])
+        .env("FLEXTOE_CONTROL", rig.dir.join("control.sock"))
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = linux_recv.wait_with_output().unwrap();
+    assert!(got.status.success());
+    let (s, r) = (last_json(&sent), last_json(&got));
+    assert_eq!(s["sha256"], r["sha256"], "payload intact");
+    let _ = run(&["kill", "-INT", &dump.id().to_string()]);
+    let _ = dump.wait();
+    let frames = pcap_frames(&pcap);
+    // The middle 2 s: past the first window (sent before the cap applied)
+    // and before the end.
+    let t0 = frames[0].0 + 200_000_000;
+    let window: Vec<(u64, u32)> = frames
+        .iter()
+        .copied()
+        .filter(|&(t, _)| t >= t0 && t < t0 + 2_000_000_000)
+        .collect();
+    let bits: u64 = window.iter().map(|&(_, len)| u64::from(len) * 8).sum();
+    let span = (window.last().unwrap().0 - window[0].0) as f64 / 1e9;
+    let rate = bits as f64 / span;
+    let frame_ns = window[0].1 as f64 * 8.0 / (RATE_BYTES * 8) as f64 * 1e9;
+    let mut bursts = vec![0usize; 9];
+    let mut run_len = 1;
+    for w in window.windows(2) {
+        if ((w[1].0 - w[0].0) as f64) < frame_ns / 2.0 {
+            run_len += 1;
+        } else {
+            bursts[run_len.min(8)] += 1;
+            run_len = 1;
+        }
+    }
+    bursts[run_len.min(8)] += 1;
+    let total: usize = bursts.iter().sum();
+    eprintln!(
+        "pacing: cap {} Mbit/s, measured {:.1} Mbit/s over {span:.2} s, {} frames; bursts by \
+         length 1..8+ {:?}",
+        RATE_BYTES * 8 / 1_000_000,
+        rate / 1e6,
+        window.len(),
+        &bursts[1..]
+    );
+    let cap = (RATE_BYTES * 8) as f64;
+    assert!(
+        (rate - cap).abs() <= 0.05 * cap,
+        "measured {rate:.3e} bit/s against a cap of {cap:.3e}"
+    );
+    assert!(
+        bursts[1..=3].iter().sum::<usize>() * 100 >= total * 95,
+        "bursts longer than 3 frames: {bursts:?}"
+    );
+}
+
 // ---------------------------------------------------------------------
 // Options negotiated with Linux, shown from a capture.
 // ---------------------------------------------------------------------

@@ -697,6 +697,121 @@ fn iperf3_chooses_its_congestion_control_with_tcp_congestion() {
     );
 }
 
+/// `iperf3 --fq-rate` sets SO_MAX_PACING_RATE on its data socket: under
+/// flextoe-run the DPU's flow scheduler paces the connection at that rate
+/// (the goodput is the cap less the headers, about 0.956 of it), and
+/// `iperf3 -C timely` runs its data connection with TIMELY, paced.
+#[test]
+fn iperf3_fq_rate_and_timely_pace_the_engine_connection() {
+    let Some(run) = runner() else { return };
+    if !need(&["iperf3"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-iperf-pace", 1) else {
+        return;
+    };
+    let ip = svc.ip.to_string();
+    let port = engine_port(70).to_string();
+    let _srv = spawn_server(
+        under(&run, &svc, "iperf3", &["-s", "-4", "-p", &port]),
+        "iperf3 -s",
+    );
+    wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+    const CAP_BITS: u64 = 200_000_000;
+    let client = under(
+        &run,
+        &svc,
+        "iperf3",
+        &[
+            "-4",
+            "-c",
+            &ip,
+            "-p",
+            &port,
+            "-t",
+            "3",
+            "--fq-rate",
+            "200M",
+            "-J",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("iperf3 client");
+    // The engine shows the cap on the client's data connection.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut paced = Vec::new();
+    while Instant::now() < deadline && paced.is_empty() {
+        paced = conns(&svc)
+            .into_iter()
+            .filter(|r| r["pacing_rate_bps"].as_u64() == Some(CAP_BITS))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = finish(client, Duration::from_secs(60), "iperf3 --fq-rate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!paced.is_empty(), "no connection paced at {CAP_BITS} bit/s");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    let bps = v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    println!("iperf3 --fq-rate 200M: {:.1} Mbit/s received", bps / 1e6);
+    // Frames are paced at the cap: payload is 1448 of every 1514 bytes.
+    let cap = CAP_BITS as f64;
+    assert!(
+        bps <= cap * 1.02 && bps >= cap * 0.956 * 0.9,
+        "{:.1} Mbit/s against a cap of 200",
+        bps / 1e6
+    );
+    // TIMELY chosen by the application, paced by the engine.
+    let client = under(
+        &run,
+        &svc,
+        "iperf3",
+        &[
+            "-4", "-c", &ip, "-p", &port, "-t", "2", "-C", "timely", "-J",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("iperf3 client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut timely = Vec::new();
+    while Instant::now() < deadline && timely.len() < 2 {
+        timely = conns(&svc)
+            .into_iter()
+            .filter(|r| r["cc"] == "timely" && r["pacing_rate_bps"].as_u64().is_some())
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = finish(client, Duration::from_secs(60), "iperf3 -C timely");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        timely.len() >= 2,
+        "the engine never ran both ends with TIMELY: {timely:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    assert_eq!(v["end"]["sender_tcp_congestion"], "timely", "{v}");
+    assert!(v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0) > 0.0);
+    println!(
+        "iperf3 -C timely: {:.1} Mbit/s received",
+        v["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            / 1e6
+    );
+}
+
 /// Runs `c` to completion (bounded), whatever its exit status.
 fn run_ok_or_fail(mut c: Command, what: &str) -> Output {
     let child = c

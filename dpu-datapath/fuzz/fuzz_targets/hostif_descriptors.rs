@@ -55,7 +55,7 @@ use libfuzzer_sys::fuzz_target;
 /// (ENOENT).
 fn model_cc(v: u64) -> Result<(), ()> {
     match v {
-        abi::CC_DEFAULT | abi::CC_RENO | abi::CC_DCTCP => Ok(()),
+        abi::CC_DEFAULT | abi::CC_RENO | abi::CC_DCTCP | abi::CC_TIMELY => Ok(()),
         _ => Err(()),
     }
 }
@@ -66,6 +66,7 @@ fn cc_code(cc: Option<CcAlgorithm>) -> u64 {
         None => abi::CC_DEFAULT,
         Some(CcAlgorithm::Reno) => abi::CC_RENO,
         Some(CcAlgorithm::Dctcp) => abi::CC_DCTCP,
+        Some(CcAlgorithm::Timely) => abi::CC_TIMELY,
     }
 }
 
@@ -1514,8 +1515,9 @@ impl Harness {
                 2 => input.u64() & 0xFFFF_FFFF_FFFF,
                 _ => input.u64(),
             },
-            abi::OP_SETOPT => match asel % 4 {
-                0..=2 => u64::from(asel % 4) + 1,
+            // The options that exist (OPT_* 1..=5), or any.
+            abi::OP_SETOPT => match asel % 6 {
+                0..=4 => u64::from(asel % 6) + 1,
                 _ => input.u64(),
             },
             _ => match asel % 2 {
@@ -1527,14 +1529,14 @@ impl Harness {
             input.u64()
         } else if op == abi::OP_CONNECT {
             // Mostly a controller that exists (CC_*), sometimes not.
-            u64::from(input.u8() % 4)
+            u64::from(input.u8() % 5)
         } else {
             u64::from(input.u8())
         };
         // OP_LISTEN's congestion control: the three that exist, or any.
         let c = match (op, input.u8() % 8) {
-            (abi::OP_LISTEN, i @ 0..=2) => u64::from(i),
-            (abi::OP_LISTEN, 3) => input.u64(),
+            (abi::OP_LISTEN, i @ 0..=3) => u64::from(i),
+            (abi::OP_LISTEN, 4) => input.u64(),
             _ => 0,
         };
         let tag = u64::from(input.u8());

@@ -71,6 +71,9 @@ pub struct Handshake {
     /// The connection's congestion control (the listener's, or the
     /// application's for an active open); DCTCP asks for ECN.
     pub cc: CcAlgorithm,
+    /// The application's cap on the rate (`SO_MAX_PACING_RATE`, bytes per
+    /// second, 0 for none), set before the handshake completed.
+    pub max_pacing_rate: u64,
 }
 
 impl Handshake {
@@ -127,6 +130,7 @@ impl Engine {
             sent_at: 0,
             from_cookie: false,
             cc,
+            max_pacing_rate: 0,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         self.send_handshake_segment(&tuple);
@@ -205,6 +209,7 @@ impl Engine {
             sent_at: 0,
             from_cookie: false,
             cc: cc.unwrap_or(self.cfg.proto.cc),
+            max_pacing_rate: 0,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         match self.resolve(next_hop, tuple) {
@@ -637,6 +642,7 @@ impl Engine {
             sent_at: self.now,
             from_cookie: true,
             cc,
+            max_pacing_rate: 0,
         };
         self.ctrl.handshakes.insert(tuple, hs);
         if self.establish(&tuple).is_some() {

@@ -129,6 +129,7 @@ fn syn_to_a_listener_creates_a_half_open_entry_and_a_syn_ack_with_every_option()
             sent_at: 100 * MS,
             from_cookie: false,
             cc: crate::proto::CcAlgorithm::Reno,
+            max_pacing_rate: 0,
         })
     );
     let l = &eng.ctrl.listeners[&PORT];
@@ -900,6 +901,7 @@ fn active_open_sends_a_syn_offering_every_enabled_option() {
             sent_at: 100 * MS,
             from_cookie: false,
             cc: crate::proto::CcAlgorithm::Reno,
+            max_pacing_rate: 0,
         })
     );
     assert_eq!(
@@ -1098,6 +1100,7 @@ fn crossing_syns(eng: &mut Engine) -> (ConnId, FourTuple, SeqNumber) {
             sent_at: 150 * MS,
             from_cookie: false,
             cc: crate::proto::CcAlgorithm::Reno,
+            max_pacing_rate: 0,
         }
     );
     (c, t, iss)
@@ -1232,6 +1235,7 @@ fn handshake_waiting_for_arp_counts_its_timeouts_and_still_expires() {
             sent_at: 0,
             from_cookie: false,
             cc: crate::proto::CcAlgorithm::Reno,
+            max_pacing_rate: 0,
         }
     );
     at(&mut eng, 1100 * MS);

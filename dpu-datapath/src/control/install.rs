@@ -103,6 +103,7 @@ impl Engine {
             app.flow = Some(id);
             app.phase = ConnPhase::Open;
         }
+        self.refresh_rate(id, Some(h.max_pacing_rate));
         if h.conn.is_some() {
             self.apps
                 .raise(conn, EventKind::CONNECTED | EventKind::WRITABLE);

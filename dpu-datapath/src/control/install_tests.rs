@@ -28,6 +28,7 @@ fn entry(peer: PeerOptions) -> Handshake {
         sent_at: 100 * MS,
         from_cookie: false,
         cc: crate::proto::CcAlgorithm::Reno,
+        max_pacing_rate: 0,
     }
 }
 

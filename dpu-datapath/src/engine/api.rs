@@ -73,6 +73,14 @@ pub struct ConnInfo {
     /// has seen ACKs).
     pub dctcp_alpha: u16,
     pub srtt_us: u32,
+    /// The rate the flow scheduler paces at, bits per second (TIMELY's,
+    /// capped by `SO_MAX_PACING_RATE`); None when unpaced.
+    pub pacing_rate_bps: Option<u64>,
+    /// TIMELY's normalised RTT gradient, in thousandths, and the RTT of
+    /// its last update (its own probe: the path's RTT without the peer's
+    /// delayed-ACK phase), microseconds.
+    pub rtt_gradient_milli: Option<i64>,
+    pub timely_rtt_us: Option<u32>,
     pub readable: usize,
     pub writable: usize,
 }
@@ -116,6 +124,7 @@ impl Engine {
             if let Some(Some(p)) = self.proto.get_mut(flow.index()) {
                 p.set_cc(cc);
             }
+            self.refresh_rate(flow, None);
             return Ok(());
         }
         // In its handshake, or already out of the data path (nothing left
@@ -443,7 +452,9 @@ impl Engine {
     /// A snapshot of the connection for diagnostics.
     pub fn conn_info(&self, conn: ConnId) -> Option<ConnInfo> {
         let app = self.apps.get(conn)?;
-        let p = self.proto.get(app.flow?.index())?.as_ref()?;
+        let flow = app.flow?;
+        let p = self.proto.get(flow.index())?.as_ref()?;
+        let (pacing_rate_bps, gradient) = self.rate_info(flow);
         Some(ConnInfo {
             tuple: app.tuple,
             state: p.state(),
@@ -457,6 +468,9 @@ impl Engine {
             ecn: p.ecn(),
             dctcp_alpha: p.dctcp_alpha(),
             srtt_us: p.srtt_us(),
+            pacing_rate_bps,
+            rtt_gradient_milli: gradient.map(|(g, _)| (g * 1000.0) as i64),
+            timely_rtt_us: gradient.map(|(_, rtt)| rtt),
             readable: app.readable(),
             writable: app.writable(),
         })

@@ -1,5 +1,6 @@
 //! The engine's view of the service configuration, resolved once.
 
+use crate::cc::TimelyParams;
 use crate::proto::{CcAlgorithm, ProtoConfig, RtoBounds};
 use crate::wire::{ChecksumCaps, EthernetAddress};
 use pipeline_config::Config;
@@ -37,6 +38,8 @@ pub struct EngineConfig {
     /// Congestion control of connections accepted on these ports
     /// (`tcp.congestion_control_by_port`), in place of `proto.cc`.
     pub cc_by_port: std::collections::BTreeMap<u16, CcAlgorithm>,
+    /// TIMELY's parameters (`tcp.timely`).
+    pub timely: TimelyParams,
     /// Seeds the ISN secret and ephemeral ports (deterministic simulations).
     pub seed: u64,
 }
@@ -45,10 +48,8 @@ pub struct EngineConfig {
 fn cc_algorithm(cc: pipeline_config::CongestionControl) -> CcAlgorithm {
     match cc {
         pipeline_config::CongestionControl::Dctcp => CcAlgorithm::Dctcp,
-        // TIMELY is not built yet: NewReno stands in (docs).
-        pipeline_config::CongestionControl::Reno | pipeline_config::CongestionControl::Timely => {
-            CcAlgorithm::Reno
-        }
+        pipeline_config::CongestionControl::Timely => CcAlgorithm::Timely,
+        pipeline_config::CongestionControl::Reno => CcAlgorithm::Reno,
     }
 }
 
@@ -100,6 +101,7 @@ impl EngineConfig {
                 .iter()
                 .map(|(&port, &cc)| (port, cc_algorithm(cc)))
                 .collect(),
+            timely: TimelyParams::from_config(&t.timely),
             seed,
         })
     }

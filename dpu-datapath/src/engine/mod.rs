@@ -4,12 +4,14 @@
 //! workers; only the scheduling differs.
 //!
 //! Files: `rx.rs` (ingress: the stage composition), `tx.rs` (flow scheduler
-//! and timers), `api.rs` (what applications call), `config.rs`.
+//! and timers), `rate.rs` (pacing and rate-based control), `api.rs` (what
+//! applications call), `config.rs`.
 
 #![forbid(unsafe_code)]
 
 mod api;
 mod config;
+mod rate;
 mod rx;
 mod timer_wheel;
 mod tx;
@@ -17,6 +19,7 @@ pub mod work;
 
 pub use api::{ApiError, ConnInfo, ConnProgress};
 pub use config::{EngineConfig, SynCookieMode};
+pub use rate::paced_flow_bytes;
 
 use crate::app::AppTable;
 use crate::control::ControlPlane;
@@ -35,6 +38,8 @@ pub(crate) enum TimerKey {
     Handshake(FourTuple),
     TimeWait(FourTuple),
     Arp(Ipv4Addr),
+    /// A paced flow's next departure time.
+    Pace(FlowId),
 }
 
 /// One TCP offload engine instance.
@@ -45,6 +50,10 @@ pub struct Engine {
     pub(crate) pre: PreTable,
     pub(crate) proto: Vec<Option<ProtoFlow>>,
     pub(crate) post: Vec<Option<PostFlow>>,
+    /// Pacing and rate-based control, for the flows that have a rate
+    /// (those whose protocol state says `paced`).
+    pub(crate) rates:
+        std::collections::HashMap<FlowId, rate::RateFlow, foldhash::fast::RandomState>,
     free_flows: Vec<FlowId>,
     pub(crate) apps: AppTable,
     pub(crate) ctrl: ControlPlane,
@@ -80,6 +89,7 @@ impl Engine {
             cfg,
             proto: Vec::new(),
             post: Vec::new(),
+            rates: Default::default(),
             free_flows: Vec::new(),
             apps: AppTable::default(),
             timers: Default::default(),
@@ -220,6 +230,7 @@ impl Engine {
     pub(crate) fn free_flow(&mut self, id: FlowId) {
         self.proto[id.index()] = None;
         self.post[id.index()] = None;
+        self.rates.remove(&id);
         self.pre.remove(id);
         self.free_flows.push(id);
     }

@@ -143,6 +143,7 @@ impl Engine {
         };
         self.stats.fast_path_segments += 1;
         let snap = flow.on_segment(s, now, &self.cfg.proto, &mut self.stats);
+        let paced = flow.paced();
         if let Some(reason) = snap.drop {
             self.stats.drop(reason);
         }
@@ -153,6 +154,9 @@ impl Engine {
         post.account(&snap.cc);
         let conn = post.conn;
         let template = pre.template;
+        if paced && (snap.cc.loss || snap.cc.acked_bytes > 0) {
+            self.rate_feedback(id, &snap.cc);
+        }
         let rx_buf = match snap.place {
             Some(place) => {
                 self.stats.rx_payload_bytes += place.len as u64;

@@ -40,6 +40,9 @@ impl Engine {
                     self.stats.pure_acks_sent += 1;
                     self.send_fields(id, &h, &[]);
                 }
+                if action.timeout {
+                    self.rate_timeout(id);
+                }
                 if action.wake_tx {
                     self.wake(id);
                 }
@@ -48,6 +51,7 @@ impl Engine {
             TimerKey::Handshake(tuple) => self.handshake_timer(tuple),
             TimerKey::TimeWait(tuple) => self.time_wait_timer(tuple),
             TimerKey::Arp(ip) => self.arp_timer(ip),
+            TimerKey::Pace(id) => self.pace_timer(id, at),
         }
     }
 
@@ -74,6 +78,14 @@ impl Engine {
                     break;
                 };
                 p.set_tx_queued(false);
+                // Paced and early: the wheel wakes the flow at its time.
+                let paced = p.paced();
+                if paced && self.pace_hold(id) {
+                    break;
+                }
+                let Some(Some(p)) = self.proto.get_mut(id.index()) else {
+                    break;
+                };
                 let Some(seg) = p.next_segment(now, &self.cfg.proto, &mut self.stats) else {
                     break;
                 };
@@ -87,6 +99,9 @@ impl Engine {
                     ts_val: ack_ts_clock(now),
                 };
                 self.stats.tx_frames += 1;
+                if paced {
+                    self.pace_sent(id, &seg);
+                }
                 if self.staged {
                     self.work_out.push(Work::Tx(work));
                 } else {

@@ -883,6 +883,7 @@ pub(crate) fn cc_of(v: u64) -> Result<Option<crate::proto::CcAlgorithm>, ()> {
         abi::CC_DEFAULT => Ok(None),
         abi::CC_RENO => Ok(Some(CcAlgorithm::Reno)),
         abi::CC_DCTCP => Ok(Some(CcAlgorithm::Dctcp)),
+        abi::CC_TIMELY => Ok(Some(CcAlgorithm::Timely)),
         _ => Err(()),
     }
 }

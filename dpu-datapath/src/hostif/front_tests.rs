@@ -882,7 +882,7 @@ fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
     };
     // Unknown controllers: ENOENT (as Linux's TCP_CONGESTION), not a
     // violation, and nothing reaches the owners.
-    app.post(0, desc(abi::OP_LISTEN, 1, 80, 0, 3));
+    app.post(0, desc(abi::OP_LISTEN, 1, 80, 0, 4));
     app.post(
         0,
         desc(abi::OP_CONNECT, 2, pack_addr(peer(80)), u64::MAX, 0),
@@ -907,6 +907,10 @@ fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
         0,
         desc(abi::OP_CONNECT, 5, pack_addr(peer(82)), abi::CC_DEFAULT, 0),
     );
+    app.post(
+        0,
+        desc(abi::OP_CONNECT, 6, pack_addr(peer(83)), abi::CC_TIMELY, 0),
+    );
     b.pass();
     let sent = b.sent();
     let listen_cc: Vec<_> = sent
@@ -917,14 +921,23 @@ fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
         })
         .collect();
     assert_eq!(listen_cc, vec![Some(CcAlgorithm::Dctcp); 2], "every owner");
-    let connect_cc: Vec<_> = sent
+    let mut connect_cc: Vec<_> = sent
         .iter()
         .filter_map(|(_, s)| match s {
             Sent::Connect { tag, cc, .. } => Some((*tag, *cc)),
             _ => None,
         })
         .collect();
-    assert_eq!(connect_cc, vec![(4, Some(CcAlgorithm::Reno)), (5, None)]);
+    // Each goes to the owner of its tuple: in tag order per owner.
+    connect_cc.sort_unstable_by_key(|&(tag, _)| tag);
+    assert_eq!(
+        connect_cc,
+        vec![
+            (4, Some(CcAlgorithm::Reno)),
+            (5, None),
+            (6, Some(CcAlgorithm::Timely))
+        ]
+    );
     assert_alive(&b, &app);
 }
 

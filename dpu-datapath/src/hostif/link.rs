@@ -96,11 +96,16 @@ pub struct ConnRow {
     pub rcv_wnd: u32,
     pub cwnd: u32,
     pub ssthresh: u32,
-    /// The congestion controller: `reno`, `reno+ecn` or `dctcp` (DCTCP
-    /// without ECN negotiated runs as `reno`).
+    /// The congestion controller: `reno`, `reno+ecn`, `dctcp`,
+    /// `dctcp-noecn` (DCTCP whose peer did not negotiate ECN: it reacts to
+    /// loss only) or `timely`.
     pub cc: &'static str,
     /// DCTCP's alpha, 0..=1 (DCTCP connections only).
     pub dctcp_alpha: Option<f64>,
+    /// The paced rate, bits per second (TIMELY's, capped by
+    /// `SO_MAX_PACING_RATE`), and TIMELY's normalised RTT gradient.
+    pub pacing_rate_bps: Option<u64>,
+    pub rtt_gradient: Option<f64>,
     pub srtt_us: u32,
     pub readable: usize,
     pub writable: usize,

@@ -84,14 +84,12 @@ pub struct HostIfOptions {
     pub dma: crate::dma::DmaConfig,
 }
 
-/// The `TCP_CONGESTION` name of what a configured controller runs as
-/// (TIMELY is not built yet and runs as NewReno).
+/// The `TCP_CONGESTION` name of a configured controller.
 pub fn cc_name(cc: pipeline_config::CongestionControl) -> String {
     match cc {
         pipeline_config::CongestionControl::Dctcp => "dctcp",
-        pipeline_config::CongestionControl::Reno | pipeline_config::CongestionControl::Timely => {
-            "reno"
-        }
+        pipeline_config::CongestionControl::Timely => "timely",
+        pipeline_config::CongestionControl::Reno => "reno",
     }
     .into()
 }

@@ -255,6 +255,9 @@ impl HostIfShard {
                     },
                     abi::OP_CLOSE => self.release(engine, conn, true),
                     abi::OP_ABORT => self.release(engine, conn, false),
+                    abi::OP_SETOPT if a == abi::OPT_MAX_PACING_RATE => {
+                        engine.set_max_pacing_rate(conn, b)
+                    }
                     abi::OP_SETOPT if a == abi::OPT_LINGER_ZERO => {
                         if b != 0 {
                             self.linger_zero.insert(conn);
@@ -297,8 +300,9 @@ impl HostIfShard {
                     .filter_map(|id| {
                         let t = engine.conn_tuple(id)?;
                         let info = engine.conn_info(id);
-                        let dctcp =
-                            engine.congestion_control(id) == Some(crate::proto::CcAlgorithm::Dctcp);
+                        let cc = engine.congestion_control(id);
+                        let dctcp = cc == Some(crate::proto::CcAlgorithm::Dctcp);
+                        let timely = cc == Some(crate::proto::CcAlgorithm::Timely);
                         let state = engine
                             .conn_state(id)
                             .unwrap_or(crate::proto::TcpState::Closed);
@@ -315,16 +319,21 @@ impl HostIfShard {
                             rcv_wnd: info.map(|i| i.rcv_wnd).unwrap_or(0),
                             cwnd: info.map(|i| i.cwnd).unwrap_or(0),
                             ssthresh: info.map(|i| i.ssthresh).unwrap_or(0),
-                            cc: match (info.is_some_and(|i| i.ecn), dctcp) {
-                                (true, true) => "dctcp",
+                            cc: match (info.is_some_and(|i| i.ecn), dctcp, timely) {
+                                (_, _, true) => "timely",
+                                (true, true, _) => "dctcp",
                                 // Without marks DCTCP reacts to loss only.
-                                (false, true) => "dctcp-noecn",
-                                (true, false) => "reno+ecn",
-                                (false, false) => "reno",
+                                (false, true, _) => "dctcp-noecn",
+                                (true, false, _) => "reno+ecn",
+                                (false, false, _) => "reno",
                             },
                             dctcp_alpha: info.filter(|i| i.ecn && dctcp).map(|i| {
                                 f64::from(i.dctcp_alpha) / f64::from(crate::proto::DCTCP_ALPHA_ONE)
                             }),
+                            pacing_rate_bps: info.and_then(|i| i.pacing_rate_bps),
+                            rtt_gradient: info
+                                .and_then(|i| i.rtt_gradient_milli)
+                                .map(|g| g as f64 / 1000.0),
                             srtt_us: info.map(|i| i.srtt_us).unwrap_or(0),
                             readable: engine.readable(id),
                             writable: engine.writable(id),

@@ -142,6 +142,14 @@ spec!(
      window), cwr_sent (segments sent with CWR)."
 );
 spec!(
+    RATE,
+    "flextoe_rate_total",
+    Counter,
+    ["replica", "stage", "worker", "event"],
+    "Rate-based congestion control: pacing_waits (a paced connection held back until \
+     its next departure time), rate_changes (a TIMELY rate update that moved the rate)."
+);
+spec!(
     RSTS,
     "flextoe_rsts_total",
     Counter,
@@ -323,6 +331,7 @@ pub static ALL: &[&Spec] = &[
     &CONNECTIONS,
     &SYN_COOKIES,
     &ECN,
+    &RATE,
     &CHALLENGE_ACKS,
     &RSTS,
     &ZERO_WINDOW_PROBES,

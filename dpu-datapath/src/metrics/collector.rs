@@ -133,6 +133,13 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
         ],
     );
     split(
+        &c::RATE,
+        &[
+            ("pacing_waits", |s| s.pacing_waits),
+            ("rate_changes", |s| s.rate_changes),
+        ],
+    );
+    split(
         &c::RSTS,
         &[("rx", |s| s.rst_received), ("tx", |s| s.rst_sent)],
     );

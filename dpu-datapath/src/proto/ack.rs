@@ -48,7 +48,7 @@ impl ProtoFlow {
         let old_wnd = self.snd_wnd;
         // SND.WL2 <= SEG.ACK holds here: SND.WL2 is never above SND.UNA.
         if ack >= self.snd_una && self.snd_wl1 <= s.seq {
-            self.snd_wnd = (s.window as u32) << self.snd_wscale;
+            self.snd_wnd = (s.window as u32) << self.snd_wscale();
             self.max_snd_wnd_field = self.max_snd_wnd_field.max(s.window);
             self.snd_wl1 = s.seq;
         }
@@ -132,26 +132,32 @@ impl ProtoFlow {
         self.flags.set(Flags::CWND_LIMITED, false);
         let ecn_window_done = self.snd_una >= self.cwr_end;
 
-        // RTT: from the echoed timestamp, else from the timed segment (Karn).
+        // RTT from the echoed timestamp. Our TSval ticks in milliseconds:
+        // 0 says only "under a millisecond", left to the timed segment.
         let mut sample = None;
         if let (true, Some((_, ecr))) = (self.flags.has(Flags::TS), s.ts) {
             if ecr != 0 {
                 let ms = ts_clock(now).wrapping_sub(ecr);
-                if ms < 60_000 {
-                    sample = Some(ms.saturating_mul(1000).max(1));
+                if (1..60_000).contains(&ms) {
+                    sample = Some(ms.saturating_mul(1000));
                 }
             }
         }
-        if sample.is_none() && self.flags.has(Flags::TIMING) && ack >= self.timed_seq {
-            sample = Some(micros(now).wrapping_sub(self.timed_at).max(1));
-        }
+        // The timed segment (one per round trip, Karn's rule) measures
+        // microseconds where TSecr, a millisecond clock, says 0 or 1000 on
+        // a datacenter path: it comes first, for the RTO and for
+        // congestion control (TIMELY's gradient); TSecr fills in when no
+        // segment is timed (during recovery).
+        let timed = (self.flags.has(Flags::TIMING) && ack >= self.timed_seq)
+            .then(|| micros(now).wrapping_sub(self.timed_at).max(1));
         if ack >= self.timed_seq {
             self.flags.set(Flags::TIMING, false);
         }
+        let sample = timed.or(sample);
         if let Some(us) = sample {
             self.rtt.sample(us, &cfg.rto);
-            snap.cc.rtt_sample_us = Some(us);
         }
+        snap.cc.rtt_sample_us = sample;
         self.rto_retries = 0; // and with it the RTO backoff
 
         self.snd_una = ack;
@@ -193,13 +199,14 @@ impl ProtoFlow {
             }
         } else {
             self.dupacks = 0;
-            if !cwnd_limited || ece || !ecn_window_done {
+            if !cwnd_limited || ece || !ecn_window_done || self.cc == CcAlgorithm::Timely {
                 // No growth on an ACK with ECE nor until the window of the
                 // last ECN reduction is acknowledged (RFC 3168 6.1.2; the
                 // CWR state of Linux).
                 // Application-limited or only receiving, an unused window
                 // does not grow either (RFC 7661; Linux's
                 // tcp_is_cwnd_limited).
+                // A rate-based window is set from the rate, never grown.
             } else if self.cwnd < self.ssthresh {
                 self.cwnd = self.cwnd.saturating_add(acked.min(2 * mss));
             } else {
@@ -272,7 +279,7 @@ impl ProtoFlow {
     fn reduce_for_ecn(&mut self) {
         let mss = self.mss as u32;
         let cut = match self.cc() {
-            CcAlgorithm::Reno => self.cwnd / 2,
+            CcAlgorithm::Reno | CcAlgorithm::Timely => self.cwnd / 2,
             CcAlgorithm::Dctcp => {
                 ((u64::from(self.cwnd) * u64::from(self.dctcp_alpha)) >> 17) as u32
             }
@@ -329,6 +336,7 @@ impl ProtoFlow {
         }
         self.flags.set(Flags::TIMING, false);
         stats.fast_retransmits += 1;
+        snap.cc.loss = true;
         snap.wake_tx = true;
     }
 

@@ -126,6 +126,11 @@ pub enum CcAlgorithm {
     /// DCTCP (RFC 8257): on ECE the window shrinks by alpha / 2, alpha the
     /// moving average of the fraction of bytes the network marked.
     Dctcp,
+    /// TIMELY: the engine sets a sending rate from the RTT gradient
+    /// (`cc::timely`) and paces at it; the window does not grow on ACKs but
+    /// is set from the rate ([`ProtoFlow::set_rate_window`]), and loss
+    /// recovery works as NewReno's.
+    Timely,
 }
 
 /// What the control plane negotiated in the handshake; installs a flow.
@@ -182,9 +187,9 @@ impl Flags {
     /// A send was held back by the congestion window since the last ACK:
     /// the window is in use and may grow (RFC 7661).
     const CWND_LIMITED: u16 = 16384;
-    /// This connection's controller is DCTCP (else NewReno); chosen per
-    /// connection (listener, application or configuration default).
-    const DCTCP: u16 = 32768;
+    /// The engine paces this connection (it has a rate: TIMELY's, or the
+    /// application's cap), so the scheduler consults its pacer.
+    const PACED: u16 = 32768;
 
     fn has(self, b: u16) -> bool {
         self.0 & b != 0
@@ -213,12 +218,16 @@ struct LossState {
 pub struct ProtoFlow {
     state: TcpState,
     flags: Flags,
-    snd_wscale: u8,
-    rcv_wscale: u8,
+    /// Window-scale shifts (each at most 14): the peer's in the low four
+    /// bits, ours in the high four (one byte, the state budget).
+    wscales: u8,
     dupacks: u8,
     rto_retries: u8,
     unacked_segments: u8,
     mss: u16,
+    /// This connection's controller, chosen per connection (listener,
+    /// application or configuration default).
+    cc: CcAlgorithm,
     /// DCTCP's alpha, the moving average of the fraction of acknowledged
     /// bytes that were CE-marked, in 1/65536 (RFC 8257 3.3).
     dctcp_alpha: u16,
@@ -286,7 +295,6 @@ impl ProtoFlow {
         let mut flags = Flags::default();
         flags.set(Flags::TS, init.ts_recent.is_some());
         flags.set(Flags::SACK, init.sack);
-        flags.set(Flags::DCTCP, cfg.cc == CcAlgorithm::Dctcp);
         let snd_una = init.iss + 1u32;
         let rcv_nxt = init.irs + 1u32;
         let mss = init.mss.max(64);
@@ -299,12 +307,12 @@ impl ProtoFlow {
         let mut flow = Self {
             state: init.state,
             flags,
-            snd_wscale: init.snd_wscale,
-            rcv_wscale: init.rcv_wscale,
+            wscales: init.snd_wscale.min(14) | init.rcv_wscale.min(14) << 4,
             dupacks: 0,
             rto_retries: 0,
             unacked_segments: 0,
             mss,
+            cc: cfg.cc,
             // RFC 8257 3.3: start at 1 (the first reduction halves, as Reno).
             dctcp_alpha: DCTCP_ALPHA_ONE,
             cwr_end: snd_una,
@@ -368,9 +376,19 @@ impl ProtoFlow {
         self.cwnd
     }
 
+    /// The shift the peer's window fields take (its window scale).
+    fn snd_wscale(&self) -> u8 {
+        self.wscales & 0xf
+    }
+
+    /// The shift our window fields take.
+    fn rcv_wscale(&self) -> u8 {
+        self.wscales >> 4
+    }
+
     /// The largest send window the peer offered (RFC 5961's MAX.SND.WND).
     fn max_snd_wnd(&self) -> u32 {
-        u32::from(self.max_snd_wnd_field) << self.snd_wscale
+        u32::from(self.max_snd_wnd_field) << self.snd_wscale()
     }
 
     pub fn ssthresh(&self) -> u32 {
@@ -379,11 +397,7 @@ impl ProtoFlow {
 
     /// This connection's congestion controller.
     pub fn cc(&self) -> CcAlgorithm {
-        if self.flags.has(Flags::DCTCP) {
-            CcAlgorithm::Dctcp
-        } else {
-            CcAlgorithm::Reno
-        }
+        self.cc
     }
 
     /// Switches the congestion controller. The window carries over; DCTCP
@@ -391,10 +405,29 @@ impl ProtoFlow {
     /// ECE only where ECN was negotiated (without it, it behaves as
     /// NewReno on loss).
     pub fn set_cc(&mut self, cc: CcAlgorithm) {
-        if cc != self.cc() && cc == CcAlgorithm::Dctcp {
+        if cc != self.cc && cc == CcAlgorithm::Dctcp {
             self.dctcp_alpha = DCTCP_ALPHA_ONE;
         }
-        self.flags.set(Flags::DCTCP, cc == CcAlgorithm::Dctcp);
+        self.cc = cc;
+    }
+
+    /// Whether the engine paces this connection.
+    pub fn paced(&self) -> bool {
+        self.flags.has(Flags::PACED)
+    }
+
+    pub fn set_paced(&mut self, on: bool) {
+        self.flags.set(Flags::PACED, on);
+    }
+
+    /// A rate-based controller's window (TIMELY): set from its rate, not
+    /// grown by ACKs. It bounds the flight if ACKs stop while pacing sets
+    /// the speed. Ignored during loss recovery, which keeps NewReno's
+    /// window until it ends.
+    pub fn set_rate_window(&mut self, bytes: u32) {
+        if !self.flags.has(Flags::IN_RECOVERY) {
+            self.cwnd = bytes.max(2 * self.mss as u32);
+        }
     }
 
     /// Turns ECN on (both ends asked for it in the handshake).
@@ -488,7 +521,7 @@ impl ProtoFlow {
     /// (RFC 9293 3.8.6.2.2): the right edge moves only when it can move by
     /// at least min(buffer / 2, MSS).
     fn window_field(&self) -> u16 {
-        let ws = self.rcv_wscale;
+        let ws = self.rcv_wscale();
         let free = self.rcv_free();
         let current = self.rcv_wnd();
         let threshold = (self.rx_size() / 2).min(self.mss as u32);
@@ -508,13 +541,13 @@ impl ProtoFlow {
 
     /// Bytes the window field we would send now stands for.
     fn advertised_window_bytes(&self) -> u32 {
-        (self.window_field() as u32) << self.rcv_wscale
+        (self.window_field() as u32) << self.rcv_wscale()
     }
 
     /// Header fields for a segment we send now (pure ACK by default).
     fn header(&mut self, seq: SeqNumber, flags: crate::wire::TcpFlags) -> HeaderFields {
         let window = self.window_field();
-        let edge = self.rcv_nxt + ((window as u32) << self.rcv_wscale);
+        let edge = self.rcv_nxt + ((window as u32) << self.rcv_wscale());
         if edge > self.rcv_adv {
             self.rcv_adv = edge;
         }
@@ -558,7 +591,7 @@ impl ProtoFlow {
     fn pure_ack(&mut self) -> HeaderFields {
         let wnd_end = self.snd_una + self.snd_wnd;
         let past = self.snd_max.0.wrapping_sub(wnd_end.0);
-        let seq = if self.snd_max <= wnd_end || past < 1u32 << self.rcv_wscale.min(14) {
+        let seq = if self.snd_max <= wnd_end || past < 1u32 << self.rcv_wscale() {
             self.snd_max
         } else {
             wnd_end

@@ -146,7 +146,7 @@ impl ProtoFlow {
                 self.flags.set(Flags::ECE_ECHO, s.ecn_ce);
                 was != s.ecn_ce
             }
-            CcAlgorithm::Reno => {
+            CcAlgorithm::Reno | CcAlgorithm::Timely => {
                 if s.flags.contains(TcpFlags::CWR) {
                     self.flags.set(Flags::ECE_ECHO, false);
                 }

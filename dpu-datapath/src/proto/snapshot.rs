@@ -61,6 +61,8 @@ pub struct CcFeedback {
     /// saw these bytes, or bytes around them, CE-marked.
     pub ecn_marked: bool,
     pub rtt_sample_us: Option<u32>,
+    /// Fast recovery began: a loss (a rate-based controller cuts its rate).
+    pub loss: bool,
 }
 
 /// Result of processing one received segment.

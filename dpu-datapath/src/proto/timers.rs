@@ -15,6 +15,8 @@ pub struct TimerAction {
     pub wake_tx: bool,
     /// Too many timeouts without progress: reset the connection.
     pub abort: bool,
+    /// A retransmission timeout collapsed the window (a loss).
+    pub timeout: bool,
 }
 
 impl ProtoFlow {
@@ -105,6 +107,7 @@ impl ProtoFlow {
         self.arm_rto(now, cfg);
         stats.timeout_retransmits += 1;
         action.wake_tx = true;
+        action.timeout = true;
         action
     }
 }

@@ -62,6 +62,11 @@ pub struct Stats {
     pub ecn_ece_received: u64,
     pub ecn_reductions: u64,
     pub ecn_cwr_sent: u64,
+    /// Pacing: times the flow scheduler held a paced connection back until
+    /// its next departure time, and changes of a rate-based controller's
+    /// rate (TIMELY).
+    pub pacing_waits: u64,
+    pub rate_changes: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -104,6 +109,8 @@ impl Stats {
         self.ecn_ece_received += other.ecn_ece_received;
         self.ecn_reductions += other.ecn_reductions;
         self.ecn_cwr_sent += other.ecn_cwr_sent;
+        self.pacing_waits += other.pacing_waits;
+        self.rate_changes += other.rate_changes;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }

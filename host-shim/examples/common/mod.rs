@@ -127,6 +127,30 @@ impl Stream {
             Stream::Toe(s) => s.peer_addr(),
         }
     }
+
+    /// `SO_MAX_PACING_RATE` in bytes per second.
+    pub fn set_max_pacing_rate(&self, bytes_per_sec: u64) -> io::Result<()> {
+        match self {
+            Stream::Kernel(s) => {
+                use std::os::fd::AsRawFd;
+                // SAFETY: an 8-byte option from a live u64 on a live socket.
+                let r = unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_MAX_PACING_RATE,
+                        (&bytes_per_sec as *const u64).cast(),
+                        8,
+                    )
+                };
+                if r < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            }
+            Stream::Toe(s) => s.set_max_pacing_rate(Some(bytes_per_sec)),
+        }
+    }
 }
 
 impl Read for &Stream {

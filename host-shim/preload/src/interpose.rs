@@ -675,6 +675,23 @@ pub unsafe extern "C" fn setsockopt(
                 let l = unsafe { std::ptr::read_unaligned(v.cast::<libc::linger>()) };
                 io::set_linger_zero(&s, l.l_onoff != 0 && l.l_linger == 0);
             }
+            (libc::SOL_SOCKET, libc::SO_MAX_PACING_RATE) if !v.is_null() && len >= 4 => {
+                // As Linux: a u64 when 8 bytes are given, else a u32;
+                // all ones means no cap.
+                let rate = if len as usize >= 8 {
+                    // SAFETY: 8 bytes of the caller's (validated) option.
+                    unsafe { std::ptr::read_unaligned(v.cast::<u64>()) }
+                } else {
+                    // SAFETY: 4 bytes of the caller's (validated) option.
+                    let r = unsafe { std::ptr::read_unaligned(v.cast::<u32>()) };
+                    if r == u32::MAX {
+                        u64::MAX
+                    } else {
+                        u64::from(r)
+                    }
+                };
+                io::set_max_pacing_rate(&s, if rate == u64::MAX { 0 } else { rate });
+            }
             (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => {
                 if let Some(ns) = timeval_ns(v, len) {
                     s.rcvtimeo.store(ns, Ordering::Relaxed);

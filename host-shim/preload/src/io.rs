@@ -429,7 +429,8 @@ pub(crate) fn accept(
                 .peer_addr()
                 .map(v4)
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            // Accepted sockets inherit TCP_NODELAY and SO_LINGER, as on Linux.
+            // Accepted sockets inherit TCP_NODELAY, SO_LINGER and
+            // SO_MAX_PACING_RATE, as on Linux.
             let nodelay = sock.nodelay.load(Ordering::Relaxed);
             if nodelay {
                 let _ = s.set_nodelay(true);
@@ -437,6 +438,10 @@ pub(crate) fn accept(
             let linger_zero = sock.linger_zero.load(Ordering::Relaxed);
             if linger_zero {
                 let _ = s.set_linger_zero(true);
+            }
+            let pacing = sock.max_pacing_rate.load(Ordering::Relaxed);
+            if pacing > 0 {
+                let _ = s.set_max_pacing_rate(Some(pacing));
             }
             // TCP_CONGESTION set on the listener after listen(): the
             // engine's listener kept the earlier choice, so apply it here.
@@ -457,6 +462,7 @@ pub(crate) fn accept(
             );
             ns.nodelay.store(nodelay, Ordering::Relaxed);
             ns.linger_zero.store(linger_zero, Ordering::Relaxed);
+            ns.max_pacing_rate.store(pacing, Ordering::Relaxed);
             insert(nfd, ns);
             return Ok((nfd, peer));
         }
@@ -668,6 +674,15 @@ pub(crate) fn set_linger_zero(sock: &Sock, on: bool) {
     sock.linger_zero.store(on, Ordering::Relaxed);
     if let Some(s) = sock.stream() {
         let _ = s.set_linger_zero(on);
+    }
+}
+
+/// SO_MAX_PACING_RATE applied to the engine's connection (bytes per
+/// second, 0 for no cap), kept for connect and inherited by accepted ones.
+pub(crate) fn set_max_pacing_rate(sock: &Sock, bytes_per_sec: u64) {
+    sock.max_pacing_rate.store(bytes_per_sec, Ordering::Relaxed);
+    if let Some(s) = sock.stream() {
+        let _ = s.set_max_pacing_rate(Some(bytes_per_sec).filter(|&r| r > 0));
     }
 }
 

@@ -224,6 +224,8 @@ pub(crate) struct Sock {
     pub(crate) linger_zero: AtomicBool,
     /// TCP_CONGESTION chosen (`abi::CC_*`; `CC_DEFAULT`: the service's).
     pub(crate) cc: AtomicU64,
+    /// SO_MAX_PACING_RATE in bytes per second (0: no cap).
+    pub(crate) max_pacing_rate: AtomicU64,
     /// Bytes the application consumed (edge-triggered epoll marks).
     pub(crate) rx_consumed: AtomicU64,
     /// Bytes the application wrote.
@@ -244,6 +246,7 @@ impl Sock {
             nodelay: AtomicBool::new(false),
             linger_zero: AtomicBool::new(false),
             cc: AtomicU64::new(0),
+            max_pacing_rate: AtomicU64::new(0),
             rx_consumed: AtomicU64::new(0),
             tx_written: AtomicU64::new(0),
             peeked: Mutex::new(Vec::new()),
@@ -353,6 +356,10 @@ pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
                     }
                     if sock.linger_zero.load(Ordering::Relaxed) {
                         let _ = s.set_linger_zero(true);
+                    }
+                    let rate = sock.max_pacing_rate.load(Ordering::Relaxed);
+                    if rate > 0 {
+                        let _ = s.set_max_pacing_rate(Some(rate));
                     }
                 }
                 Ok(Some(Err(e))) | Err(e) => {

@@ -31,6 +31,7 @@ fn rust_signatures() -> Vec<(&'static str, &'static str)> {
         sig!(toe_close_conn: unsafe extern "C" fn(*mut ToeC, c_int) -> c_int),
         sig!(toe_set_nonblocking: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
         sig!(toe_set_congestion_control: unsafe extern "C" fn(*mut ToeC, c_int, *const c_char) -> c_int),
+        sig!(toe_set_max_pacing_rate: unsafe extern "C" fn(*mut ToeC, c_int, u64) -> c_int),
         sig!(toe_poll: unsafe extern "C" fn(*mut ToeC, c_int) -> c_int),
     ]
 }
@@ -58,6 +59,7 @@ fn rust_type(c: &str) -> String {
         "const char *" => format!("*const {}", type_name::<c_char>()),
         "int" => type_name::<c_int>().to_string(),
         "uint16_t" => "u16".into(),
+        "uint64_t" => "u64".into(),
         "size_t" => "usize".into(),
         "ssize_t" => type_name::<libc::ssize_t>().to_string(),
         "const void *" => "*const c_void".into(),
@@ -267,6 +269,7 @@ fn null_and_bad_arguments_are_errors() {
             toe_set_congestion_control(null, 0, c"dctcp".as_ptr()),
             -libc::EINVAL
         );
+        assert_eq!(toe_set_max_pacing_rate(null, 0, 1 << 20), -libc::EINVAL);
         assert_eq!(toe_poll(null, 0), -libc::EINVAL);
         assert_eq!(toe_local_ip(null, std::ptr::null_mut()), -libc::EINVAL);
     }

@@ -73,6 +73,8 @@ pub struct Tcp {
     /// socket). A DCTCP listener negotiates ECN whatever `tcp.ecn` says.
     /// Ports `1..=65535`. Default empty.
     pub congestion_control_by_port: std::collections::BTreeMap<u16, CongestionControl>,
+    /// `tcp.timely`: parameters of the `"timely"` controller.
+    pub timely: Timely,
     /// `tcp.ecn`: negotiate explicit congestion notification (RFC 3168).
     /// Default `false`.
     pub ecn: bool,
@@ -103,8 +105,68 @@ impl Default for Tcp {
             ooo_intervals: 8,
             congestion_control: CongestionControl::Reno,
             congestion_control_by_port: Default::default(),
+            timely: Timely::default(),
             ecn: false,
             initial_cwnd_segments: 10,
+        }
+    }
+}
+
+/// `tcp.timely`: TIMELY (Mittal et al., SIGCOMM'15) as FlexTOE and TAS run
+/// it: once per round trip the connection's sending rate follows the RTT
+/// and its gradient, and the flow scheduler paces segments at that rate.
+/// Defaults are TAS's (`tas/slow/cc.c`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timely {
+    /// `tcp.timely.t_low_us`: below this RTT the rate grows additively
+    /// whatever the gradient, `1..=1000000`. Default `30`.
+    pub t_low_us: u32,
+    /// `tcp.timely.t_high_us`: above this RTT the rate is cut in proportion
+    /// to how far above it is, `t_low_us + 1..=1000000`. Default `150`.
+    pub t_high_us: u32,
+    /// `tcp.timely.min_rtt_us`: the RTT that normalises the gradient (the
+    /// fabric's propagation RTT), `1..=1000000`. Default `11`.
+    pub min_rtt_us: u32,
+    /// `tcp.timely.step_mbps`: additive increase per update (TIMELY's
+    /// delta) in Mbit/s, `1..=100000`. Default `10`.
+    pub step_mbps: u32,
+    /// `tcp.timely.beta`: multiplicative decrease factor, `0.0..=1.0`.
+    /// Default `0.8`.
+    pub beta: f64,
+    /// `tcp.timely.ewma_alpha`: weight of the newest RTT difference in the
+    /// gradient's moving average, `0.0..=1.0`. Default `0.02`.
+    pub ewma_alpha: f64,
+    /// `tcp.timely.hai_threshold`: consecutive updates with a non-positive
+    /// gradient after which each increase is five steps (hyperactive
+    /// increase), `1..=255`. Default `5`.
+    pub hai_threshold: u32,
+    /// `tcp.timely.initial_rate_mbps`: rate of a new connection, which
+    /// then doubles per update (slow start) until the RTT passes halfway
+    /// between `t_low_us` and `t_high_us`; `min_rate_mbps..=max_rate_mbps`.
+    /// Default `10`.
+    pub initial_rate_mbps: u32,
+    /// `tcp.timely.min_rate_mbps`: floor of the rate, `1..=max_rate_mbps`.
+    /// Default `10`.
+    pub min_rate_mbps: u32,
+    /// `tcp.timely.max_rate_mbps`: ceiling of the rate (the line rate),
+    /// `1..=400000`. Default `100000`.
+    pub max_rate_mbps: u32,
+}
+
+impl Default for Timely {
+    fn default() -> Self {
+        Timely {
+            t_low_us: 30,
+            t_high_us: 150,
+            min_rtt_us: 11,
+            step_mbps: 10,
+            beta: 0.8,
+            ewma_alpha: 0.02,
+            hai_threshold: 5,
+            initial_rate_mbps: 10,
+            min_rate_mbps: 10,
+            max_rate_mbps: 100_000,
         }
     }
 }
@@ -129,6 +191,7 @@ pub enum CongestionControl {
     Reno,
     /// `"dctcp"`: Data Center TCP (RFC 8257), ECN-based; requires `tcp.ecn`.
     Dctcp,
-    /// `"timely"`: TIMELY, RTT-gradient based.
+    /// `"timely"`: TIMELY, rate-based on the RTT gradient, paced
+    /// (`tcp.timely`).
     Timely,
 }

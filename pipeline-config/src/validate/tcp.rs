@@ -1,7 +1,7 @@
 //! Checks of `tcp`, including how it fits `port.mtu`.
 
 use super::report::Report;
-use crate::{CongestionControl, Tcp};
+use crate::{CongestionControl, Tcp, Timely};
 
 /// IPv4 and TCP headers without options.
 const HEADERS: u32 = 40;
@@ -38,6 +38,61 @@ pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
         tcp.initial_cwnd_segments,
         1..=100,
     );
+    check_timely(&tcp.timely, report);
+}
+
+fn check_timely(t: &Timely, report: &mut Report) {
+    let low_ok = report.range("tcp.timely.t_low_us", t.t_low_us, 1..=1_000_000);
+    if report.range("tcp.timely.t_high_us", t.t_high_us, 2..=1_000_000)
+        && low_ok
+        && t.t_high_us <= t.t_low_us
+    {
+        report.error(
+            "tcp.timely.t_high_us",
+            format!(
+                "{} is not above tcp.timely.t_low_us {}; require t_low_us < t_high_us",
+                t.t_high_us, t.t_low_us
+            ),
+        );
+    }
+    report.range("tcp.timely.min_rtt_us", t.min_rtt_us, 1..=1_000_000);
+    report.range("tcp.timely.step_mbps", t.step_mbps, 1..=100_000);
+    report.probability("tcp.timely.beta", t.beta);
+    report.probability("tcp.timely.ewma_alpha", t.ewma_alpha);
+    report.range("tcp.timely.hai_threshold", t.hai_threshold, 1..=255);
+    let max_ok = report.range("tcp.timely.max_rate_mbps", t.max_rate_mbps, 1..=400_000);
+    let min_ok = report.range("tcp.timely.min_rate_mbps", t.min_rate_mbps, 1..=400_000);
+    let init_ok = report.range(
+        "tcp.timely.initial_rate_mbps",
+        t.initial_rate_mbps,
+        1..=400_000,
+    );
+    let rule = "require min_rate_mbps <= initial_rate_mbps <= max_rate_mbps";
+    if max_ok && min_ok && t.min_rate_mbps > t.max_rate_mbps {
+        report.error(
+            "tcp.timely.min_rate_mbps",
+            format!(
+                "{} is above tcp.timely.max_rate_mbps {}; {rule}",
+                t.min_rate_mbps, t.max_rate_mbps
+            ),
+        );
+    } else if min_ok && init_ok && t.initial_rate_mbps < t.min_rate_mbps {
+        report.error(
+            "tcp.timely.initial_rate_mbps",
+            format!(
+                "{} is below tcp.timely.min_rate_mbps {}; {rule}",
+                t.initial_rate_mbps, t.min_rate_mbps
+            ),
+        );
+    } else if max_ok && init_ok && t.initial_rate_mbps > t.max_rate_mbps {
+        report.error(
+            "tcp.timely.initial_rate_mbps",
+            format!(
+                "{} is above tcp.timely.max_rate_mbps {}; {rule}",
+                t.initial_rate_mbps, t.max_rate_mbps
+            ),
+        );
+    }
 }
 
 fn check_fits_mtu(mss: u16, mtu: u16, report: &mut Report) {

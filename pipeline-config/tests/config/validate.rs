@@ -160,6 +160,31 @@ fn dctcp_needs_ecn() {
 }
 
 #[test]
+fn timely_parameters() {
+    assert_eq!(
+        errors(r#"{"tcp": {"timely": {"t_low_us": 200, "beta": 1.5}}}"#),
+        [
+            "tcp.timely.t_high_us: 150 is not above tcp.timely.t_low_us 200; require t_low_us < t_high_us",
+            "tcp.timely.beta: 1.5 is out of range 0.0..=1.0",
+        ]
+    );
+    assert_eq!(
+        errors(r#"{"tcp": {"timely": {"initial_rate_mbps": 5}}}"#),
+        ["tcp.timely.initial_rate_mbps: 5 is below tcp.timely.min_rate_mbps 10; require min_rate_mbps <= initial_rate_mbps <= max_rate_mbps"]
+    );
+    assert_eq!(
+        errors(r#"{"tcp": {"timely": {"max_rate_mbps": 0, "hai_threshold": 0}}}"#),
+        [
+            "tcp.timely.hai_threshold: 0 is out of range 1..=255",
+            "tcp.timely.max_rate_mbps: 0 is out of range 1..=400000",
+        ]
+    );
+    assert!(
+        errors(r#"{"tcp": {"timely": {"t_hgih_us": 9}}}"#)[0].contains("unknown field `t_hgih_us`")
+    );
+}
+
+#[test]
 fn congestion_control_by_port() {
     let config = Config::from_json_str(
         r#"{"tcp": {"congestion_control_by_port": {"11211": "dctcp", "80": "reno"}}}"#,

@@ -153,6 +153,8 @@ pub fn stats_json(s: &Stats) -> Value {
         ecn_ece_received,
         ecn_reductions,
         ecn_cwr_sent,
+        pacing_waits,
+        rate_changes,
     );
     let drops: serde_json::Map<String, Value> = DropReason::ALL
         .iter()

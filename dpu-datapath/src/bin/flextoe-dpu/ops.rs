@@ -157,15 +157,15 @@ pub fn conns(path: &Path, json: bool) -> Result<(), String> {
     let empty = Vec::new();
     let rows = rows.as_array().unwrap_or(&empty);
     println!(
-        "{:<5} {:<20} {:<21} {:<21} {:<12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:<8} {:>5} {:>8} {:>8} {:>8}",
+        "{:<5} {:<20} {:<21} {:<21} {:<12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:<11} {:>5} {:>9} {:>7} {:>8} {:>8} {:>8}",
         "OWNER", "APP", "LOCAL", "REMOTE", "STATE", "SND.UNA", "SND.NXT", "RCV.NXT", "SND.WND",
-        "RCV.WND", "CWND", "SSTHRESH", "CC", "ALPHA", "SRTT.us", "READ", "WRITE"
+        "RCV.WND", "CWND", "SSTHRESH", "CC", "ALPHA", "RATE.Mb/s", "GRAD", "SRTT.us", "READ", "WRITE"
     );
     for r in rows {
         let s = |k: &str| r[k].as_str().unwrap_or("").to_owned();
         let n = |k: &str| r[k].as_u64().unwrap_or(0);
         println!(
-            "{:<5} {:<20} {:<21} {:<21} {:<12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:<8} {:>5} {:>8} {:>8} {:>8}",
+            "{:<5} {:<20} {:<21} {:<21} {:<12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>10} {:<11} {:>5} {:>9} {:>7} {:>8} {:>8} {:>8}",
             n("owner"),
             s("app"),
             s("local"),
@@ -182,6 +182,14 @@ pub fn conns(path: &Path, json: bool) -> Result<(), String> {
             r["dctcp_alpha"]
                 .as_f64()
                 .map(|a| format!("{a:.3}"))
+                .unwrap_or_else(|| "-".to_owned()),
+            r["pacing_rate_bps"]
+                .as_u64()
+                .map(|b| format!("{:.0}", b as f64 / 1e6))
+                .unwrap_or_else(|| "-".to_owned()),
+            r["rtt_gradient"]
+                .as_f64()
+                .map(|g| format!("{g:.3}"))
                 .unwrap_or_else(|| "-".to_owned()),
             n("srtt_us"),
             n("readable"),
