@@ -173,6 +173,8 @@ pub const CC_RENO: u64 = 1;
 pub const CC_DCTCP: u64 = 2;
 /// TIMELY: a paced rate from the RTT gradient (`tcp.timely`).
 pub const CC_TIMELY: u64 = 3;
+/// DCTCP acting on a paced rate (FlexTOE's `dctcp-rate`); asks for ECN.
+pub const CC_DCTCP_RATE: u64 = 4;
 
 /// The `CC_*` value of a Linux `TCP_CONGESTION` name (None: not offered,
 /// ENOENT as on Linux).
@@ -181,6 +183,7 @@ pub fn cc_from_name(name: &[u8]) -> Option<u64> {
         b"reno" => Some(CC_RENO),
         b"dctcp" => Some(CC_DCTCP),
         b"timely" => Some(CC_TIMELY),
+        b"dctcp-rate" => Some(CC_DCTCP_RATE),
         _ => None,
     }
 }
@@ -191,6 +194,7 @@ pub fn cc_name(cc: u64) -> Option<&'static str> {
         CC_RENO => Some("reno"),
         CC_DCTCP => Some("dctcp"),
         CC_TIMELY => Some("timely"),
+        CC_DCTCP_RATE => Some("dctcp-rate"),
         _ => None,
     }
 }

@@ -234,6 +234,24 @@ fn dctcp_receiver_echoes_exactly_the_ce_state_of_the_last_segment() {
 }
 
 #[test]
+fn dctcp_rate_negotiates_ecn_echoes_as_dctcp_and_paces() {
+    let mut s = Script::with(|c| {
+        assert!(!c.tcp.ecn);
+        c.tcp
+            .congestion_control_by_port
+            .insert(SERVER_PORT, CongestionControl::DctcpRate);
+    });
+    let c = open_ecn(&mut s);
+    assert_eq!(s.eng.congestion_control(c), Some(CcAlgorithm::DctcpRate));
+    s.at(300);
+    // DCTCP's receiver rule: the first unmarked segment ends the echo.
+    assert!(!echo_after_ce_then_ect0(&mut s, 1).contains(ECE));
+    // A rate from the start (tcp.rate_control.initial_rate_mbps).
+    let info = s.eng.conn_info(c).unwrap();
+    assert_eq!(info.pacing_rate_bps, Some(10_000_000));
+}
+
+#[test]
 fn the_window_of_a_connection_that_only_receives_does_not_grow() {
     let mut s = ecn_script(CongestionControl::Reno);
     let c = open_ecn(&mut s);

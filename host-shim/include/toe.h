@@ -82,7 +82,7 @@ int toe_close_conn(toe_t *t, int conn);
 int toe_set_nonblocking(toe_t *t, int handle, int on);
 
 /* A connection's congestion control by its TCP_CONGESTION name, "reno",
- * "dctcp" or "timely". Returns 0, -ENOENT for another name, or -errno. */
+ * "dctcp", "timely" or "dctcp-rate". Returns 0, -ENOENT for another name, or -errno. */
 int toe_set_congestion_control(toe_t *t, int conn, const char *name);
 
 /* Caps a connection's sending rate at bytes_per_sec, its segments paced by

@@ -422,7 +422,7 @@ pub unsafe extern "C" fn toe_set_nonblocking(t: *mut ToeC, handle: c_int, on: c_
 }
 
 /// Sets a connection's congestion control by its `TCP_CONGESTION` name
-/// ("reno", "dctcp" or "timely"). Returns 0, -ENOENT for another name, -EINVAL for
+/// ("reno", "dctcp", "timely" or "dctcp-rate"). Returns 0, -ENOENT for another name, -EINVAL for
 /// a name that is not valid UTF-8 or NULL, or -errno.
 ///
 /// # Safety

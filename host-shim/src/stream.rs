@@ -125,7 +125,7 @@ impl TcpStream {
     }
 
     /// Like [`TcpStream::connect`] with the connection's congestion
-    /// control (`TCP_CONGESTION` name: "reno", "dctcp" or "timely"; ENOENT
+    /// control (`TCP_CONGESTION` name: "reno", "dctcp", "timely" or "dctcp-rate"; ENOENT
     /// otherwise). DCTCP asks for ECN in the SYN.
     pub fn connect_with_congestion_control(
         toe: &Arc<Toe>,
@@ -478,7 +478,7 @@ impl TcpStream {
     }
 
     /// `TCP_CONGESTION`: the connection's congestion control from now on
-    /// ("reno", "dctcp" or "timely"; ENOENT otherwise). Switching an open connection
+    /// ("reno", "dctcp", "timely" or "dctcp-rate"; ENOENT otherwise). Switching an open connection
     /// to DCTCP uses ECN only if its handshake negotiated it.
     pub fn set_congestion_control(&self, name: &str) -> io::Result<()> {
         let cc = congestion_control_id(name)?;

@@ -35,6 +35,6 @@ pub use cpus::CpuSet;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Backend, Config, CongestionControl, DmaEngineKind, Dpdk, Host, Identity, Idle, Impairment,
-    Impairments, LogFormat, LogLevel, Logging, Metrics, Port, Stage, SynCookies, TaskName, Tcp,
-    Timely, Topology, WorkerPlacement, TASK_SYNTAX,
+    Impairments, LogFormat, LogLevel, Logging, Metrics, Port, RateControl, Stage, SynCookies,
+    TaskName, Tcp, Timely, Topology, WorkerPlacement, TASK_SYNTAX,
 };

@@ -55,7 +55,9 @@ use libfuzzer_sys::fuzz_target;
 /// (ENOENT).
 fn model_cc(v: u64) -> Result<(), ()> {
     match v {
-        abi::CC_DEFAULT | abi::CC_RENO | abi::CC_DCTCP | abi::CC_TIMELY => Ok(()),
+        abi::CC_DEFAULT | abi::CC_RENO | abi::CC_DCTCP | abi::CC_TIMELY | abi::CC_DCTCP_RATE => {
+            Ok(())
+        }
         _ => Err(()),
     }
 }
@@ -67,6 +69,7 @@ fn cc_code(cc: Option<CcAlgorithm>) -> u64 {
         Some(CcAlgorithm::Reno) => abi::CC_RENO,
         Some(CcAlgorithm::Dctcp) => abi::CC_DCTCP,
         Some(CcAlgorithm::Timely) => abi::CC_TIMELY,
+        Some(CcAlgorithm::DctcpRate) => abi::CC_DCTCP_RATE,
     }
 }
 
@@ -1529,14 +1532,14 @@ impl Harness {
             input.u64()
         } else if op == abi::OP_CONNECT {
             // Mostly a controller that exists (CC_*), sometimes not.
-            u64::from(input.u8() % 5)
+            u64::from(input.u8() % 6)
         } else {
             u64::from(input.u8())
         };
         // OP_LISTEN's congestion control: the three that exist, or any.
         let c = match (op, input.u8() % 8) {
-            (abi::OP_LISTEN, i @ 0..=3) => u64::from(i),
-            (abi::OP_LISTEN, 4) => input.u64(),
+            (abi::OP_LISTEN, i @ 0..=4) => u64::from(i),
+            (abi::OP_LISTEN, 5) => input.u64(),
             _ => 0,
         };
         let tag = u64::from(input.u8());

@@ -14,7 +14,7 @@
 //! halfway between the thresholds; no update ever cuts the rate below half;
 //! a loss halves it.
 
-use pipeline_config::Timely as TimelyConfig;
+use pipeline_config::{RateControl, Timely as TimelyConfig};
 
 /// TIMELY's parameters, in engine units (`tcp.timely`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -36,25 +36,25 @@ const MBPS: u64 = 1_000_000;
 const HAI_STEPS: u64 = 5;
 
 impl TimelyParams {
-    pub fn from_config(c: &TimelyConfig) -> Self {
+    pub fn from_config(c: &TimelyConfig, r: &RateControl) -> Self {
         Self {
             t_low_us: c.t_low_us,
             t_high_us: c.t_high_us,
             min_rtt_us: c.min_rtt_us.max(1),
-            step_bps: u64::from(c.step_mbps) * MBPS,
+            step_bps: u64::from(r.step_mbps) * MBPS,
             beta: c.beta,
             ewma_alpha: c.ewma_alpha,
             hai_threshold: c.hai_threshold.clamp(1, 255) as u8,
-            initial_bps: u64::from(c.initial_rate_mbps) * MBPS,
-            min_bps: u64::from(c.min_rate_mbps).max(1) * MBPS,
-            max_bps: u64::from(c.max_rate_mbps).max(1) * MBPS,
+            initial_bps: u64::from(r.initial_rate_mbps) * MBPS,
+            min_bps: u64::from(r.min_rate_mbps).max(1) * MBPS,
+            max_bps: u64::from(r.max_rate_mbps).max(1) * MBPS,
         }
     }
 }
 
 impl Default for TimelyParams {
     fn default() -> Self {
-        Self::from_config(&TimelyConfig::default())
+        Self::from_config(&TimelyConfig::default(), &RateControl::default())
     }
 }
 

@@ -80,7 +80,7 @@ impl Handshake {
     /// Whether our SYN or SYN-ACK asks for ECN: `tcp.ecn`, or a DCTCP
     /// connection (which needs the marks, as Linux's DCTCP does).
     pub(crate) fn wants_ecn(&self, cfg_ecn: bool) -> bool {
-        cfg_ecn || self.cc == CcAlgorithm::Dctcp
+        cfg_ecn || self.cc.dctcp_like()
     }
 }
 

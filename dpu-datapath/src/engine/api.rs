@@ -70,7 +70,7 @@ pub struct ConnInfo {
     /// ECN was negotiated.
     pub ecn: bool,
     /// DCTCP's alpha (0..=65535 for 0..=1; 65535 until a DCTCP connection
-    /// has seen ACKs).
+    /// has seen ACKs); under DCTCP-rate, the rate controller's.
     pub dctcp_alpha: u16,
     pub srtt_us: u32,
     /// The rate the flow scheduler paces at, bits per second (TIMELY's,
@@ -454,7 +454,8 @@ impl Engine {
         let app = self.apps.get(conn)?;
         let flow = app.flow?;
         let p = self.proto.get(flow.index())?.as_ref()?;
-        let (pacing_rate_bps, gradient) = self.rate_info(flow);
+        let rate = self.rate_info(flow);
+        let (pacing_rate_bps, gradient) = (rate.rate_bps, rate.timely);
         Some(ConnInfo {
             tuple: app.tuple,
             state: p.state(),
@@ -466,7 +467,10 @@ impl Engine {
             cwnd: p.cwnd(),
             ssthresh: p.ssthresh(),
             ecn: p.ecn(),
-            dctcp_alpha: p.dctcp_alpha(),
+            dctcp_alpha: match rate.dctcp_rate_alpha {
+                Some(a) => (a * f64::from(crate::proto::DCTCP_ALPHA_ONE)) as u16,
+                None => p.dctcp_alpha(),
+            },
             srtt_us: p.srtt_us(),
             pacing_rate_bps,
             rtt_gradient_milli: gradient.map(|(g, _)| (g * 1000.0) as i64),

@@ -38,7 +38,8 @@ pub struct EngineConfig {
     /// Congestion control of connections accepted on these ports
     /// (`tcp.congestion_control_by_port`), in place of `proto.cc`.
     pub cc_by_port: std::collections::BTreeMap<u16, CcAlgorithm>,
-    /// TIMELY's parameters (`tcp.timely`).
+    /// TIMELY's parameters (`tcp.timely`, with the rates and step of
+    /// `tcp.rate_control`, which DCTCP-rate takes from here too).
     pub timely: TimelyParams,
     /// Seeds the ISN secret and ephemeral ports (deterministic simulations).
     pub seed: u64,
@@ -49,6 +50,7 @@ fn cc_algorithm(cc: pipeline_config::CongestionControl) -> CcAlgorithm {
     match cc {
         pipeline_config::CongestionControl::Dctcp => CcAlgorithm::Dctcp,
         pipeline_config::CongestionControl::Timely => CcAlgorithm::Timely,
+        pipeline_config::CongestionControl::DctcpRate => CcAlgorithm::DctcpRate,
         pipeline_config::CongestionControl::Reno => CcAlgorithm::Reno,
     }
 }
@@ -101,7 +103,7 @@ impl EngineConfig {
                 .iter()
                 .map(|(&port, &cc)| (port, cc_algorithm(cc)))
                 .collect(),
-            timely: TimelyParams::from_config(&t.timely),
+            timely: TimelyParams::from_config(&t.timely, &t.rate_control),
             seed,
         })
     }

@@ -884,6 +884,7 @@ pub(crate) fn cc_of(v: u64) -> Result<Option<crate::proto::CcAlgorithm>, ()> {
         abi::CC_RENO => Ok(Some(CcAlgorithm::Reno)),
         abi::CC_DCTCP => Ok(Some(CcAlgorithm::Dctcp)),
         abi::CC_TIMELY => Ok(Some(CcAlgorithm::Timely)),
+        abi::CC_DCTCP_RATE => Ok(Some(CcAlgorithm::DctcpRate)),
         _ => Err(()),
     }
 }

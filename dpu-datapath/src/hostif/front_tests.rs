@@ -882,7 +882,7 @@ fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
     };
     // Unknown controllers: ENOENT (as Linux's TCP_CONGESTION), not a
     // violation, and nothing reaches the owners.
-    app.post(0, desc(abi::OP_LISTEN, 1, 80, 0, 4));
+    app.post(0, desc(abi::OP_LISTEN, 1, 80, 0, 5));
     app.post(
         0,
         desc(abi::OP_CONNECT, 2, pack_addr(peer(80)), u64::MAX, 0),
@@ -911,6 +911,16 @@ fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
         0,
         desc(abi::OP_CONNECT, 6, pack_addr(peer(83)), abi::CC_TIMELY, 0),
     );
+    app.post(
+        0,
+        desc(
+            abi::OP_CONNECT,
+            7,
+            pack_addr(peer(84)),
+            abi::CC_DCTCP_RATE,
+            0,
+        ),
+    );
     b.pass();
     let sent = b.sent();
     let listen_cc: Vec<_> = sent
@@ -935,7 +945,8 @@ fn listen_and_connect_carry_the_congestion_control_and_refuse_unknown_ones() {
         vec![
             (4, Some(CcAlgorithm::Reno)),
             (5, None),
-            (6, Some(CcAlgorithm::Timely))
+            (6, Some(CcAlgorithm::Timely)),
+            (7, Some(CcAlgorithm::DctcpRate))
         ]
     );
     assert_alive(&b, &app);

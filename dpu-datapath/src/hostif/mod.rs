@@ -89,6 +89,7 @@ pub fn cc_name(cc: pipeline_config::CongestionControl) -> String {
     match cc {
         pipeline_config::CongestionControl::Dctcp => "dctcp",
         pipeline_config::CongestionControl::Timely => "timely",
+        pipeline_config::CongestionControl::DctcpRate => "dctcp-rate",
         pipeline_config::CongestionControl::Reno => "reno",
     }
     .into()

@@ -301,8 +301,9 @@ impl HostIfShard {
                         let t = engine.conn_tuple(id)?;
                         let info = engine.conn_info(id);
                         let cc = engine.congestion_control(id);
-                        let dctcp = cc == Some(crate::proto::CcAlgorithm::Dctcp);
+                        let dctcp = cc.is_some_and(|c| c.dctcp_like());
                         let timely = cc == Some(crate::proto::CcAlgorithm::Timely);
+                        let rate = cc == Some(crate::proto::CcAlgorithm::DctcpRate);
                         let state = engine
                             .conn_state(id)
                             .unwrap_or(crate::proto::TcpState::Closed);
@@ -319,13 +320,15 @@ impl HostIfShard {
                             rcv_wnd: info.map(|i| i.rcv_wnd).unwrap_or(0),
                             cwnd: info.map(|i| i.cwnd).unwrap_or(0),
                             ssthresh: info.map(|i| i.ssthresh).unwrap_or(0),
-                            cc: match (info.is_some_and(|i| i.ecn), dctcp, timely) {
-                                (_, _, true) => "timely",
-                                (true, true, _) => "dctcp",
+                            cc: match (info.is_some_and(|i| i.ecn), dctcp, timely, rate) {
+                                (_, _, true, _) => "timely",
+                                (true, _, _, true) => "dctcp-rate",
+                                (false, _, _, true) => "dctcp-rate-noecn",
+                                (true, true, _, _) => "dctcp",
                                 // Without marks DCTCP reacts to loss only.
-                                (false, true, _) => "dctcp-noecn",
-                                (true, false, _) => "reno+ecn",
-                                (false, false, _) => "reno",
+                                (false, true, _, _) => "dctcp-noecn",
+                                (true, false, _, _) => "reno+ecn",
+                                (false, false, _, _) => "reno",
                             },
                             dctcp_alpha: info.filter(|i| i.ecn && dctcp).map(|i| {
                                 f64::from(i.dctcp_alpha) / f64::from(crate::proto::DCTCP_ALPHA_ONE)

@@ -199,7 +199,7 @@ impl ProtoFlow {
             }
         } else {
             self.dupacks = 0;
-            if !cwnd_limited || ece || !ecn_window_done || self.cc == CcAlgorithm::Timely {
+            if !cwnd_limited || ece || !ecn_window_done || self.cc.rate_based() {
                 // No growth on an ACK with ECE nor until the window of the
                 // last ECN reduction is acknowledged (RFC 3168 6.1.2; the
                 // CWR state of Linux).
@@ -279,7 +279,9 @@ impl ProtoFlow {
     fn reduce_for_ecn(&mut self) {
         let mss = self.mss as u32;
         let cut = match self.cc() {
-            CcAlgorithm::Reno | CcAlgorithm::Timely => self.cwnd / 2,
+            CcAlgorithm::Reno => self.cwnd / 2,
+            // The controller cuts its rate (and the window with it).
+            CcAlgorithm::Timely | CcAlgorithm::DctcpRate => 0,
             CcAlgorithm::Dctcp => {
                 ((u64::from(self.cwnd) * u64::from(self.dctcp_alpha)) >> 17) as u32
             }

@@ -131,6 +131,23 @@ pub enum CcAlgorithm {
     /// is set from the rate ([`ProtoFlow::set_rate_window`]), and loss
     /// recovery works as NewReno's.
     Timely,
+    /// DCTCP on a paced rate (FlexTOE's `dctcp-rate`, `cc::dctcp_rate`):
+    /// the receiver side and the handshake as DCTCP's, the window as
+    /// TIMELY's (set from the rate).
+    DctcpRate,
+}
+
+impl CcAlgorithm {
+    /// The engine sets the rate and paces; the window follows the rate.
+    pub fn rate_based(self) -> bool {
+        matches!(self, CcAlgorithm::Timely | CcAlgorithm::DctcpRate)
+    }
+
+    /// DCTCP's ECN behaviour: asks for ECN in its handshake, echoes CE
+    /// accurately.
+    pub fn dctcp_like(self) -> bool {
+        matches!(self, CcAlgorithm::Dctcp | CcAlgorithm::DctcpRate)
+    }
 }
 
 /// What the control plane negotiated in the handshake; installs a flow.

@@ -142,7 +142,7 @@ impl ProtoFlow {
     fn echo_congestion(&mut self, s: &Summary) -> bool {
         let was = self.flags.has(Flags::ECE_ECHO);
         match self.cc() {
-            CcAlgorithm::Dctcp => {
+            CcAlgorithm::Dctcp | CcAlgorithm::DctcpRate => {
                 self.flags.set(Flags::ECE_ECHO, s.ecn_ce);
                 was != s.ecn_ce
             }

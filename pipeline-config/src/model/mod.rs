@@ -17,7 +17,7 @@ pub use logging::{LogFormat, LogLevel, Logging};
 pub use metrics::Metrics;
 pub use placement::{Stage, TaskName, WorkerPlacement, TASK_SYNTAX};
 pub use port::{Backend, Dpdk, Impairment, Impairments, Port};
-pub use tcp::{CongestionControl, SynCookies, Tcp, Timely};
+pub use tcp::{CongestionControl, RateControl, SynCookies, Tcp, Timely};
 pub use topology::{Idle, Topology};
 
 /// The whole service configuration: one JSON object with these sections.

@@ -64,8 +64,8 @@ pub struct Tcp {
     /// `1..=8` (the per-connection interval array is fixed-size so the
     /// state stays small). Default `8`.
     pub ooo_intervals: u32,
-    /// `tcp.congestion_control`: `"reno"`, `"dctcp"` (needs `ecn: true`) or
-    /// `"timely"`. Default `"reno"`.
+    /// `tcp.congestion_control`: `"reno"`, `"dctcp"` or `"dctcp-rate"`
+    /// (both need `ecn: true`), or `"timely"`. Default `"reno"`.
     pub congestion_control: CongestionControl,
     /// `tcp.congestion_control_by_port`: the controller of connections
     /// accepted on given listening ports, e.g. `{"11211": "dctcp"}`, in
@@ -75,6 +75,8 @@ pub struct Tcp {
     pub congestion_control_by_port: std::collections::BTreeMap<u16, CongestionControl>,
     /// `tcp.timely`: parameters of the `"timely"` controller.
     pub timely: Timely,
+    /// `tcp.rate_control`: what the rate-based controllers share.
+    pub rate_control: RateControl,
     /// `tcp.ecn`: negotiate explicit congestion notification (RFC 3168).
     /// Default `false`.
     pub ecn: bool,
@@ -106,6 +108,7 @@ impl Default for Tcp {
             congestion_control: CongestionControl::Reno,
             congestion_control_by_port: Default::default(),
             timely: Timely::default(),
+            rate_control: RateControl::default(),
             ecn: false,
             initial_cwnd_segments: 10,
         }
@@ -114,8 +117,9 @@ impl Default for Tcp {
 
 /// `tcp.timely`: TIMELY (Mittal et al., SIGCOMM'15) as FlexTOE and TAS run
 /// it: once per round trip the connection's sending rate follows the RTT
-/// and its gradient, and the flow scheduler paces segments at that rate.
-/// Defaults are TAS's (`tas/slow/cc.c`).
+/// and its gradient, and the flow scheduler paces segments at that rate
+/// (rates and step in `tcp.rate_control`). Defaults are TAS's
+/// (`tas/slow/cc.c`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timely {
@@ -128,9 +132,6 @@ pub struct Timely {
     /// `tcp.timely.min_rtt_us`: the RTT that normalises the gradient (the
     /// fabric's propagation RTT), `1..=1000000`. Default `11`.
     pub min_rtt_us: u32,
-    /// `tcp.timely.step_mbps`: additive increase per update (TIMELY's
-    /// delta) in Mbit/s, `1..=100000`. Default `10`.
-    pub step_mbps: u32,
     /// `tcp.timely.beta`: multiplicative decrease factor, `0.0..=1.0`.
     /// Default `0.8`.
     pub beta: f64,
@@ -141,17 +142,6 @@ pub struct Timely {
     /// gradient after which each increase is five steps (hyperactive
     /// increase), `1..=255`. Default `5`.
     pub hai_threshold: u32,
-    /// `tcp.timely.initial_rate_mbps`: rate of a new connection, which
-    /// then doubles per update (slow start) until the RTT passes halfway
-    /// between `t_low_us` and `t_high_us`; `min_rate_mbps..=max_rate_mbps`.
-    /// Default `10`.
-    pub initial_rate_mbps: u32,
-    /// `tcp.timely.min_rate_mbps`: floor of the rate, `1..=max_rate_mbps`.
-    /// Default `10`.
-    pub min_rate_mbps: u32,
-    /// `tcp.timely.max_rate_mbps`: ceiling of the rate (the line rate),
-    /// `1..=400000`. Default `100000`.
-    pub max_rate_mbps: u32,
 }
 
 impl Default for Timely {
@@ -160,10 +150,40 @@ impl Default for Timely {
             t_low_us: 30,
             t_high_us: 150,
             min_rtt_us: 11,
-            step_mbps: 10,
             beta: 0.8,
             ewma_alpha: 0.02,
             hai_threshold: 5,
+        }
+    }
+}
+
+/// `tcp.rate_control`: what the rate-based controllers (`"timely"`,
+/// `"dctcp-rate"`) share. A new connection starts at the initial rate and
+/// doubles it per update (slow start) until its controller sees congestion
+/// (TIMELY: the RTT past halfway between its thresholds; DCTCP-rate: a mark
+/// or a loss), then grows by a step per update. Defaults are TAS's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateControl {
+    /// `tcp.rate_control.step_mbps`: additive increase per update
+    /// (TIMELY's delta, DCTCP-rate's step) in Mbit/s, `1..=100000`.
+    /// Default `10`.
+    pub step_mbps: u32,
+    /// `tcp.rate_control.initial_rate_mbps`: rate of a new connection,
+    /// `min_rate_mbps..=max_rate_mbps`. Default `10`.
+    pub initial_rate_mbps: u32,
+    /// `tcp.rate_control.min_rate_mbps`: floor of the rate,
+    /// `1..=max_rate_mbps`. Default `10`.
+    pub min_rate_mbps: u32,
+    /// `tcp.rate_control.max_rate_mbps`: ceiling of the rate (the line
+    /// rate), `1..=400000`. Default `100000`.
+    pub max_rate_mbps: u32,
+}
+
+impl Default for RateControl {
+    fn default() -> Self {
+        RateControl {
+            step_mbps: 10,
             initial_rate_mbps: 10,
             min_rate_mbps: 10,
             max_rate_mbps: 100_000,
@@ -194,4 +214,8 @@ pub enum CongestionControl {
     /// `"timely"`: TIMELY, rate-based on the RTT gradient, paced
     /// (`tcp.timely`).
     Timely,
+    /// `"dctcp-rate"`: DCTCP acting on a paced rate (FlexTOE's and TAS's
+    /// default); requires `tcp.ecn`.
+    #[serde(rename = "dctcp-rate")]
+    DctcpRate,
 }

@@ -1,7 +1,7 @@
 //! Checks of `tcp`, including how it fits `port.mtu`.
 
 use super::report::Report;
-use crate::{CongestionControl, Tcp, Timely};
+use crate::{CongestionControl, RateControl, Tcp, Timely};
 
 /// IPv4 and TCP headers without options.
 const HEADERS: u32 = 40;
@@ -21,11 +21,16 @@ pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
     report.range("tcp.listen_backlog", tcp.listen_backlog, 1..=65535);
     report.range("tcp.synack_retries", tcp.synack_retries, 0..=255);
     report.range("tcp.ooo_intervals", tcp.ooo_intervals, 1..=8);
-    if tcp.congestion_control == CongestionControl::Dctcp && !tcp.ecn {
-        report.error(
+    match (tcp.congestion_control, tcp.ecn) {
+        (CongestionControl::Dctcp, false) => report.error(
             "tcp.congestion_control",
             "\"dctcp\" needs ECN marks; set tcp.ecn to true",
-        );
+        ),
+        (CongestionControl::DctcpRate, false) => report.error(
+            "tcp.congestion_control",
+            "\"dctcp-rate\" needs ECN marks; set tcp.ecn to true",
+        ),
+        _ => {}
     }
     if tcp.congestion_control_by_port.contains_key(&0) {
         report.error(
@@ -39,6 +44,7 @@ pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
         1..=100,
     );
     check_timely(&tcp.timely, report);
+    check_rate_control(&tcp.rate_control, report);
 }
 
 fn check_timely(t: &Timely, report: &mut Report) {
@@ -56,39 +62,50 @@ fn check_timely(t: &Timely, report: &mut Report) {
         );
     }
     report.range("tcp.timely.min_rtt_us", t.min_rtt_us, 1..=1_000_000);
-    report.range("tcp.timely.step_mbps", t.step_mbps, 1..=100_000);
     report.probability("tcp.timely.beta", t.beta);
     report.probability("tcp.timely.ewma_alpha", t.ewma_alpha);
     report.range("tcp.timely.hai_threshold", t.hai_threshold, 1..=255);
-    let max_ok = report.range("tcp.timely.max_rate_mbps", t.max_rate_mbps, 1..=400_000);
-    let min_ok = report.range("tcp.timely.min_rate_mbps", t.min_rate_mbps, 1..=400_000);
+}
+
+fn check_rate_control(t: &RateControl, report: &mut Report) {
+    report.range("tcp.rate_control.step_mbps", t.step_mbps, 1..=100_000);
+    let max_ok = report.range(
+        "tcp.rate_control.max_rate_mbps",
+        t.max_rate_mbps,
+        1..=400_000,
+    );
+    let min_ok = report.range(
+        "tcp.rate_control.min_rate_mbps",
+        t.min_rate_mbps,
+        1..=400_000,
+    );
     let init_ok = report.range(
-        "tcp.timely.initial_rate_mbps",
+        "tcp.rate_control.initial_rate_mbps",
         t.initial_rate_mbps,
         1..=400_000,
     );
     let rule = "require min_rate_mbps <= initial_rate_mbps <= max_rate_mbps";
     if max_ok && min_ok && t.min_rate_mbps > t.max_rate_mbps {
         report.error(
-            "tcp.timely.min_rate_mbps",
+            "tcp.rate_control.min_rate_mbps",
             format!(
-                "{} is above tcp.timely.max_rate_mbps {}; {rule}",
+                "{} is above tcp.rate_control.max_rate_mbps {}; {rule}",
                 t.min_rate_mbps, t.max_rate_mbps
             ),
         );
     } else if min_ok && init_ok && t.initial_rate_mbps < t.min_rate_mbps {
         report.error(
-            "tcp.timely.initial_rate_mbps",
+            "tcp.rate_control.initial_rate_mbps",
             format!(
-                "{} is below tcp.timely.min_rate_mbps {}; {rule}",
+                "{} is below tcp.rate_control.min_rate_mbps {}; {rule}",
                 t.initial_rate_mbps, t.min_rate_mbps
             ),
         );
     } else if max_ok && init_ok && t.initial_rate_mbps > t.max_rate_mbps {
         report.error(
-            "tcp.timely.initial_rate_mbps",
+            "tcp.rate_control.initial_rate_mbps",
             format!(
-                "{} is above tcp.timely.max_rate_mbps {}; {rule}",
+                "{} is above tcp.rate_control.max_rate_mbps {}; {rule}",
                 t.initial_rate_mbps, t.max_rate_mbps
             ),
         );

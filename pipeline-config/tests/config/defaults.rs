@@ -71,9 +71,11 @@ fn default_matches_reference_document() {
             "time_wait_ms": 60000, "listen_backlog": 128, "synack_retries": 5, "syn_cookies": "auto", "window_scale": true, "timestamps": true,
             "sack": true, "ooo_intervals": 8, "congestion_control": "reno", "congestion_control_by_port": {},
             "timely": {
-                "t_low_us": 30, "t_high_us": 150, "min_rtt_us": 11, "step_mbps": 10, "beta": 0.8,
-                "ewma_alpha": 0.02, "hai_threshold": 5, "initial_rate_mbps": 10, "min_rate_mbps": 10,
-                "max_rate_mbps": 100000
+                "t_low_us": 30, "t_high_us": 150, "min_rtt_us": 11, "beta": 0.8,
+                "ewma_alpha": 0.02, "hai_threshold": 5
+            },
+            "rate_control": {
+                "step_mbps": 10, "initial_rate_mbps": 10, "min_rate_mbps": 10, "max_rate_mbps": 100000
             },
             "ecn": false, "initial_cwnd_segments": 10
         },

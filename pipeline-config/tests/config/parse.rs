@@ -47,7 +47,7 @@ fn unknown_variant_lists_allowed_values() {
         errors(r#"{"tcp": {"congestion_control": "cubic"}}"#),
         [
             "tcp.congestion_control: unknown variant `cubic`, expected one of `reno`, `dctcp`, \
-          `timely` at line 1 column 38"
+          `timely`, `dctcp-rate` at line 1 column 38"
         ]
     );
     assert_eq!(

@@ -160,6 +160,19 @@ fn dctcp_needs_ecn() {
 }
 
 #[test]
+fn dctcp_rate_needs_ecn() {
+    assert_eq!(
+        errors(r#"{"tcp": {"congestion_control": "dctcp-rate"}}"#),
+        ["tcp.congestion_control: \"dctcp-rate\" needs ECN marks; set tcp.ecn to true"]
+    );
+    let ok = pipeline_config::Config::from_json_str(
+        r#"{"tcp": {"congestion_control": "dctcp-rate", "ecn": true}}"#,
+    )
+    .unwrap();
+    assert_eq!(ok.validate(), Ok(()));
+}
+
+#[test]
 fn timely_parameters() {
     assert_eq!(
         errors(r#"{"tcp": {"timely": {"t_low_us": 200, "beta": 1.5}}}"#),
@@ -169,14 +182,16 @@ fn timely_parameters() {
         ]
     );
     assert_eq!(
-        errors(r#"{"tcp": {"timely": {"initial_rate_mbps": 5}}}"#),
-        ["tcp.timely.initial_rate_mbps: 5 is below tcp.timely.min_rate_mbps 10; require min_rate_mbps <= initial_rate_mbps <= max_rate_mbps"]
+        errors(r#"{"tcp": {"rate_control": {"initial_rate_mbps": 5}}}"#),
+        ["tcp.rate_control.initial_rate_mbps: 5 is below tcp.rate_control.min_rate_mbps 10; require min_rate_mbps <= initial_rate_mbps <= max_rate_mbps"]
     );
     assert_eq!(
-        errors(r#"{"tcp": {"timely": {"max_rate_mbps": 0, "hai_threshold": 0}}}"#),
+        errors(
+            r#"{"tcp": {"rate_control": {"max_rate_mbps": 0}, "timely": {"hai_threshold": 0}}}"#
+        ),
         [
             "tcp.timely.hai_threshold: 0 is out of range 1..=255",
-            "tcp.timely.max_rate_mbps: 0 is out of range 1..=400000",
+            "tcp.rate_control.max_rate_mbps: 0 is out of range 1..=400000",
         ]
     );
     assert!(
