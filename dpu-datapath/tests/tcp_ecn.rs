@@ -233,6 +233,35 @@ fn dctcp_receiver_echoes_exactly_the_ce_state_of_the_last_segment() {
     s.expect(seg().flags(ACK).ack(301));
 }
 
+/// RFC 8257 3.2: when the CE state changes while an ACK is being delayed,
+/// the delayed segments are acknowledged first with their own state, then
+/// the new segment at once with the new one: the sender can count exactly
+/// which bytes were marked.
+#[test]
+fn dctcp_receiver_acknowledges_delayed_segments_with_their_own_ce_state() {
+    let mut s = Script::with(|c| {
+        c.tcp.ecn = true;
+        c.tcp.congestion_control = CongestionControl::Dctcp;
+        c.tcp.delayed_ack_us = 40_000;
+    });
+    let _c = open_ecn(&mut s);
+    s.at(300);
+    // One unmarked segment: its ACK is delayed.
+    s.inject(seg().flags(ACK).seq(1).ack(1).len(100).ecn(ECT0));
+    s.expect_none();
+    // A marked one: first the delayed ACK without ECE, then ECE at once.
+    s.inject(seg().flags(ACK).seq(101).ack(1).len(100).ecn(CE));
+    s.expect(seg().flags(ACK).ack(101));
+    s.expect(seg().flags(ACK | ECE).ack(201));
+    // One more marked: delayed again (no change), then unmarked with a
+    // delayed ACK pending: ECE for the marked one, then no ECE.
+    s.inject(seg().flags(ACK).seq(201).ack(1).len(100).ecn(CE));
+    s.expect_none();
+    s.inject(seg().flags(ACK).seq(301).ack(1).len(100).ecn(ECT0));
+    s.expect(seg().flags(ACK | ECE).ack(301));
+    s.expect(seg().flags(ACK).ack(401));
+}
+
 #[test]
 fn dctcp_rate_negotiates_ecn_echoes_as_dctcp_and_paces() {
     let mut s = Script::with(|c| {

@@ -699,7 +699,8 @@ fn iperf3_chooses_its_congestion_control_with_tcp_congestion() {
 
 /// `iperf3 --fq-rate` sets SO_MAX_PACING_RATE on its data socket: under
 /// flextoe-run the DPU's flow scheduler paces the connection at that rate
-/// (the goodput is the cap less the headers, about 0.956 of it), and
+/// (never above it; the goodput is the cap less the headers, about 0.956
+/// of it, when the worker is not preempted), and
 /// `iperf3 -C timely` runs its data connection with TIMELY, paced.
 #[test]
 fn iperf3_fq_rate_and_timely_pace_the_engine_connection() {
@@ -761,10 +762,16 @@ fn iperf3_fq_rate_and_timely_pace_the_engine_connection() {
         .as_f64()
         .unwrap_or(0.0);
     println!("iperf3 --fq-rate 200M: {:.1} Mbit/s received", bps / 1e6);
-    // Frames are paced at the cap: payload is 1448 of every 1514 bytes.
+    // Frames are paced at the cap: payload is 1448 of every 1514 bytes, so
+    // 191 Mbit/s when the worker keeps every slot (190.1-190.3 measured
+    // alone). This file's tests run in parallel on 2 cores: a preempted
+    // worker misses slots (a late pacer catches up one segment, not the
+    // lost time; 150 Mbit/s was seen in CI). Never above the cap is exact;
+    // the rate within 5% is checked where nothing else runs
+    // (`linux_interop::max_pacing_rate_from_libtoe_seen_in_a_linux_capture`).
     let cap = CAP_BITS as f64;
     assert!(
-        bps <= cap * 1.02 && bps >= cap * 0.956 * 0.9,
+        bps <= cap * 1.02 && bps >= cap * 0.5,
         "{:.1} Mbit/s against a cap of 200",
         bps / 1e6
     );

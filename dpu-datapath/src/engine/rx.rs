@@ -154,6 +154,11 @@ impl Engine {
         post.account(&snap.cc);
         let conn = post.conn;
         let template = pre.template;
+        if let Some(prior) = snap.prior_ack {
+            // Before this segment's own ACK (RFC 8257 3.2).
+            self.stats.pure_acks_sent += 1;
+            self.send_fields(id, &prior, &[]);
+        }
         if paced && (snap.cc.loss || snap.cc.acked_bytes > 0) {
             self.rate_feedback(id, &snap.cc);
         }

@@ -75,7 +75,7 @@ impl ProtoFlow {
         let mut ack_now = false;
         if self.flags.has(Flags::ECN) && (s.payload_len > 0 || fin) {
             stats.ecn_ce_received += u64::from(s.ecn_ce);
-            ack_now |= self.echo_congestion(s);
+            ack_now |= self.echo_congestion(s, &mut snap);
         }
         if s.payload_len > 0 {
             if self.state.can_receive_data() {
@@ -132,17 +132,21 @@ impl ProtoFlow {
     }
 
     /// Records a CE mark for the ECE echo. RFC 3168 6.1.3: ECE on every
-    /// segment from a CE mark until the sender's CWR. DCTCP (RFC 8257 3.2):
-    /// ECE exactly while the last data segment was CE-marked, and an ACK at
-    /// once when that changes, so the sender learns how many bytes were
-    /// marked despite delayed ACKs (the segment that changes the state is
-    /// acknowledged with the new state; RFC 8257 acknowledges the segments
-    /// before it with the old one first, a second ACK this design does not
-    /// send). Returns whether an immediate ACK is due.
-    fn echo_congestion(&mut self, s: &Summary) -> bool {
+    /// segment from a CE mark until the sender's CWR. DCTCP (RFC 8257 3.2,
+    /// as Linux's `dctcp_ece_ack_update`): ECE exactly while the last data
+    /// segment was CE-marked, and an ACK at once when that changes; if an
+    /// ACK was being delayed, the segments before this one are acknowledged
+    /// first with their own CE state (`prior_ack`), so the sender learns
+    /// exactly how many bytes were marked despite delayed ACKs. Returns
+    /// whether an immediate ACK is due.
+    fn echo_congestion(&mut self, s: &Summary, snap: &mut RxSnapshot) -> bool {
         let was = self.flags.has(Flags::ECE_ECHO);
         match self.cc() {
             CcAlgorithm::Dctcp | CcAlgorithm::DctcpRate => {
+                if was != s.ecn_ce && self.unacked_segments > 0 {
+                    // RCV.NXT is still before this segment, ECE the old state.
+                    snap.prior_ack = Some(self.pure_ack());
+                }
                 self.flags.set(Flags::ECE_ECHO, s.ecn_ce);
                 was != s.ecn_ce
             }

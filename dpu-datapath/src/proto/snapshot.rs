@@ -68,6 +68,10 @@ pub struct CcFeedback {
 /// Result of processing one received segment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RxSnapshot {
+    /// DCTCP (RFC 8257 3.2): the CE state changed while an ACK was delayed;
+    /// send this one first, for the segments before this one with their CE
+    /// state.
+    pub prior_ack: Option<HeaderFields>,
     /// Send an ACK carrying these fields.
     pub ack: Option<HeaderFields>,
     /// The ACK is only the delayed-ACK rule's (every second in-order
