@@ -455,3 +455,108 @@ fn a_receiver_of_one_gib_keeps_its_initial_window() {
     // receive window (256 KiB) plus the growth of one round.
     assert!(sender_cwnd <= 2 * (256 << 10), "sender cwnd {sender_cwnd}");
 }
+
+const QUERY_FLOWS: usize = 16;
+const RESPONSE: usize = 16 * 1024;
+const QUERIES: usize = 20;
+
+/// The DCTCP paper's impairment: two long flows keep the port busy while
+/// a partition-aggregate query, repeated 20 times, makes 16 responders
+/// answer 16 KiB each at once on connections already open. Returns the
+/// retransmission timeouts on the senders' side during the queries, the
+/// port's drops, and the slowest query in ms.
+fn incast_over_background(cc: Option<CongestionControl>) -> (u64, u64, f64) {
+    let link = LinkParams {
+        latency_ns: 20_000,
+        bandwidth_bps: 10_000_000_000,
+        queue_bytes: 200 * FRAME,
+        ecn_mark_bytes: if cc.is_some() { 20 * FRAME } else { 0 },
+        ..LinkParams::default()
+    };
+    let mut sim: SimPair = pair_with(link, 11, |c| {
+        if let Some(cc) = cc {
+            c.tcp.ecn = true;
+            c.tcp.congestion_control = cc;
+        }
+        c.tcp.rx_buffer = 1 << 20;
+        c.tcp.tx_buffer = 1 << 20;
+        c.tcp.min_rto_ms = 10;
+        c.tcp.initial_rto_ms = 10;
+    });
+    let background: Vec<(ConnId, ConnId)> = (0..2).map(|_| connect(&mut sim)).collect();
+    let responders: Vec<(ConnId, ConnId)> = (0..QUERY_FLOWS).map(|_| connect(&mut sim)).collect();
+    let mut bg_send: Vec<StreamSender> = (0..2)
+        .map(|i| StreamSender::new(100 + i, u64::MAX / 2))
+        .collect();
+    let mut bg_recv: Vec<StreamReceiver> = (0..2).map(|_| StreamReceiver::default()).collect();
+    let mut pump_background = |s: &mut SimPair| {
+        for (i, &(a, b)) in background.iter().enumerate() {
+            bg_send[i].pump(&mut s.a, a);
+            bg_recv[i].pump(&mut s.b, b);
+        }
+    };
+    // The long flows fill their windows (and, without ECN, the buffer).
+    sim.run_until(sim.now + 20 * MS, |s| {
+        pump_background(s);
+        false
+    });
+    sim.wire.reset_counters();
+    let timeouts_before = sim.a.stats().timeout_retransmits;
+    let payload = vec![0x5au8; RESPONSE];
+    let mut rbuf = vec![0u8; 64 * 1024];
+    let mut worst = 0u64;
+    for _ in 0..QUERIES {
+        let mut left = [RESPONSE; QUERY_FLOWS];
+        let mut got = [0usize; QUERY_FLOWS];
+        let start = sim.now;
+        let done = sim.run_until(start + 2_000 * MS, |s| {
+            pump_background(s);
+            for (i, &(a, b)) in responders.iter().enumerate() {
+                while left[i] > 0 {
+                    match s.a.send(a, &payload[..left[i]]) {
+                        Ok(n) if n > 0 => left[i] -= n,
+                        _ => break,
+                    }
+                }
+                while let Ok(n @ 1..) = s.b.recv(b, &mut rbuf) {
+                    got[i] += n;
+                }
+            }
+            got.iter().all(|&g| g == RESPONSE)
+        });
+        assert!(done, "a query did not complete");
+        worst = worst.max(sim.now - start);
+        // Background only until the next query.
+        sim.run_until(sim.now + 2 * MS, |s| {
+            pump_background(s);
+            false
+        });
+    }
+    (
+        sim.a.stats().timeout_retransmits - timeouts_before,
+        sim.wire.counters(Direction::AtoB).queue_drops,
+        worst as f64 / 1e6,
+    )
+}
+
+/// With the long flows filling the buffer, NewReno's queries lose the
+/// tails of their short answers and wait for retransmission timeouts;
+/// DCTCP keeps the queue near K, the bursts fit, no query times out (the
+/// DCTCP paper's incast-with-background result).
+#[test]
+fn incast_over_long_flows_dctcp_has_no_timeouts_where_reno_has_them() {
+    let (dctcp_timeouts, dctcp_drops, dctcp_ms) =
+        incast_over_background(Some(CongestionControl::Dctcp));
+    let (reno_timeouts, reno_drops, reno_ms) = incast_over_background(None);
+    eprintln!(
+        "incast over 2 long flows, {QUERIES} queries x {QUERY_FLOWS} x {} KiB: dctcp {dctcp_timeouts} \
+         timeouts, {dctcp_drops} drops, slowest query {dctcp_ms:.2} ms; reno {reno_timeouts} \
+         timeouts, {reno_drops} drops, slowest {reno_ms:.2} ms",
+        RESPONSE / 1024
+    );
+    assert_eq!(dctcp_timeouts, 0, "DCTCP timed out");
+    assert!(
+        reno_timeouts > 0,
+        "NewReno never timed out: the contrast is gone"
+    );
+}
