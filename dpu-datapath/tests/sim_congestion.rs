@@ -303,6 +303,23 @@ fn a_paced_connection_sends_at_its_rate_with_segments_spaced() {
         bursts[2] * 10 >= bursts[1..].iter().sum::<usize>() * 9,
         "not paced in pairs: {bursts:?}"
     );
+    // The cap removed: the connection leaves the pacer at once.
+    sim.b_rx_log = None;
+    sim.a.set_max_pacing_rate(a, 0).unwrap();
+    assert_eq!(sim.a.conn_info(a).unwrap().pacing_rate_bps, None);
+    let before = receiver.received();
+    let from = sim.now;
+    sim.run_until(from + 50 * MS, |s| {
+        sender.pump(&mut s.a, a);
+        receiver.pump(&mut s.b, b);
+        false
+    });
+    let uncapped = (receiver.received() - before) as f64 * 8.0 / ((sim.now - from) as f64 / 1e9);
+    eprintln!("uncapped: {:.3e} bit/s", uncapped);
+    assert!(
+        uncapped > 3.0 * RATE_BITS as f64,
+        "still slow without the cap: {uncapped:.3e}"
+    );
     assert!(sim.a.stats().pacing_waits > 0);
 }
 

@@ -100,7 +100,10 @@ impl Engine {
         };
         p.set_paced(cc.rate_based() || cap_bps > 0);
         if !p.paced() {
-            self.rates.remove(&id);
+            // A flow the pacer was holding back may send now.
+            if self.rates.remove(&id).is_some() {
+                self.wake(id);
+            }
             return;
         }
         let now = self.now;
@@ -160,15 +163,16 @@ impl Engine {
         }
     }
 
-    /// The pacing timer fired: the flow may send again.
+    /// The pacing timer fired: the flow may send again (a superseded
+    /// entry is ignored).
     pub(crate) fn pace_timer(&mut self, id: FlowId, at: Nanos) {
-        let Some(r) = self.rates.get_mut(&id) else {
-            return;
-        };
-        if r.armed_at == Some(at) {
+        if let Some(r) = self.rates.get_mut(&id) {
+            if r.armed_at != Some(at) {
+                return;
+            }
             r.armed_at = None;
-            self.wake(id);
         }
+        self.wake(id);
     }
 
     /// Feedback from one ACK (`proto`). TIMELY updates at most once per
