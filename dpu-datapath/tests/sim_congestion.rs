@@ -375,18 +375,24 @@ fn reno_without_ecn_fills_the_same_queue_until_it_drops() {
 const INCAST_FLOWS: usize = 16;
 const INCAST_BYTES: u64 = 256 * 1024;
 
-/// Sixteen senders answer at once, 256 KiB each, through a shallow port
-/// (200 packets, room for the first windows of all sixteen; marking above
-/// 20): the incast of a partition-aggregate
-/// request. Returns (timeouts, drops, completion time in ms).
-fn incast(cc: Option<CongestionControl>) -> (u64, u64, f64) {
-    let link = LinkParams {
+/// The incast tests' port: 10 Gbit/s, 20 µs each way, a 200-packet
+/// buffer, ECN marking above 20 packets when a controller is given.
+fn shallow_port(cc: Option<CongestionControl>) -> LinkParams {
+    LinkParams {
         latency_ns: 20_000,
         bandwidth_bps: 10_000_000_000,
         queue_bytes: 200 * FRAME,
         ecn_mark_bytes: if cc.is_some() { 20 * FRAME } else { 0 },
         ..LinkParams::default()
-    };
+    }
+}
+
+/// Sixteen senders answer at once, 256 KiB each, through a shallow port
+/// (200 packets, room for the first windows of all sixteen; marking above
+/// 20): the incast of a partition-aggregate
+/// request. Returns (timeouts, drops, completion time in ms).
+fn incast(cc: Option<CongestionControl>) -> (u64, u64, f64) {
+    let link = shallow_port(cc);
     let mut sim: SimPair = pair_with(link, 7, |c| {
         if let Some(cc) = cc {
             c.tcp.ecn = true;
@@ -483,13 +489,7 @@ const QUERIES: usize = 20;
 /// retransmission timeouts on the senders' side during the queries, the
 /// port's drops, and the slowest query in ms.
 fn incast_over_background(cc: Option<CongestionControl>) -> (u64, u64, f64) {
-    let link = LinkParams {
-        latency_ns: 20_000,
-        bandwidth_bps: 10_000_000_000,
-        queue_bytes: 200 * FRAME,
-        ecn_mark_bytes: if cc.is_some() { 20 * FRAME } else { 0 },
-        ..LinkParams::default()
-    };
+    let link = shallow_port(cc);
     let mut sim: SimPair = pair_with(link, 11, |c| {
         if let Some(cc) = cc {
             c.tcp.ecn = true;
