@@ -128,6 +128,13 @@ pub const OP_ABORT: u16 = 8;
 pub const OP_UNLISTEN: u16 = 9;
 /// conn, a = `OPT_*`, b = value. Reply: status (-ENOPROTOOPT if unknown).
 pub const OP_SETOPT: u16 = 10;
+/// conn: this context takes over a connection the process shares with
+/// others (inherited across fork): its events come here from now on, and
+/// the context that had them gets `EV_CONN` with `CONN_MOVED`. Reply: a =
+/// total bytes consumed (the last `OP_RX_POP`), b = total bytes written
+/// (the last `OP_TX_PUSH`), c = slot | sticky `CONN_*` bits << 32; an
+/// `EV_CONN` with the current positions follows.
+pub const OP_ADOPT: u16 = 11;
 
 // Events (DPU -> application).
 /// Reply to the request with `tag`; flags = the request's op.
@@ -149,6 +156,9 @@ pub const CONN_CONNECTED: u16 = 4;
 pub const CONN_PEER_CLOSED: u16 = 8;
 pub const CONN_ERROR: u16 = 16;
 pub const CONN_FINISHED: u16 = 32;
+/// Another process sharing the connection took its events (`OP_ADOPT`):
+/// this context's view is stale until it adopts the connection back.
+pub const CONN_MOVED: u16 = 64;
 
 // OP_SETOPT options.
 pub const OPT_NODELAY: u64 = 1;

@@ -41,6 +41,36 @@ pub enum ControlRequest {
         #[serde(default)]
         filter: String,
     },
+    /// `{"op":"fork"}`, on a registered connection, before `fork()`: the
+    /// service reserves a context for the child and makes it a holder of
+    /// every connection and listener this process holds, so that nothing
+    /// closes under the child before it joins. Answered by a
+    /// [`ForkReply`]; an unjoined ticket expires.
+    Fork,
+    /// `{"op":"join",...}`, from the child on a new connection: it becomes
+    /// a member of the application with the ticket's context, and keeps
+    /// of the parent's holdings only the connections (`conns`, handles)
+    /// and listening ports (`ports`) it still has descriptors for.
+    /// Answered like `register` (a [`RegisterReply`] whose
+    /// `first_context` is the ticket's, one context), with 3 fds.
+    Join {
+        app_id: u32,
+        token: u64,
+        pid: u32,
+        name: String,
+        #[serde(default)]
+        conns: Vec<u64>,
+        #[serde(default)]
+        ports: Vec<u16>,
+    },
+}
+
+/// The reply to `fork`: what the child presents to `join`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForkReply {
+    pub token: u64,
+    /// The context reserved for the child.
+    pub context: u32,
 }
 
 /// Tag byte of a packet frame in a capture stream.
@@ -62,6 +92,14 @@ pub struct RegisterReply {
     /// Ports whose listeners use another one (`tcp.congestion_control_by_port`).
     #[serde(default)]
     pub congestion_control_by_port: std::collections::BTreeMap<u16, String>,
+    /// The contexts this process may use are `first_context ..
+    /// first_context + granted_contexts`; the layout's other contexts are
+    /// reserved for processes forked from it (`fork`/`join`). Absent
+    /// (older services): all of them.
+    #[serde(default)]
+    pub first_context: u32,
+    #[serde(default)]
+    pub granted_contexts: Option<u32>,
 }
 
 fn default_cc_name() -> String {
@@ -225,6 +263,8 @@ mod tests {
             local_ip: "198.18.0.2".parse().unwrap(),
             congestion_control: "reno".into(),
             congestion_control_by_port: Default::default(),
+            first_context: 0,
+            granted_contexts: None,
         };
         let env = ControlReply::success(&reply).unwrap();
         let fds = [

@@ -33,6 +33,9 @@ pub(crate) struct ConnState {
     /// `OP_ABORT` was sent: the DPU forgot the handle, so no request may
     /// name it any more (not even `OP_CLOSE`) and its buffers may be reused.
     pub released: bool,
+    /// Another process sharing the connection adopted it (`CONN_MOVED`):
+    /// this view is stale until this process adopts it back.
+    pub moved: bool,
 }
 
 /// Readiness of a connection, as `poll_events` reports it.
@@ -72,7 +75,24 @@ impl ConnState {
             error: None,
             error_taken: false,
             released: false,
+            moved: false,
         }
+    }
+
+    /// The state of a connection adopted from another process sharing it
+    /// (`OP_ADOPT`'s reply): its positions, and its state bits; the
+    /// readable and acknowledged positions follow in an `EV_CONN`.
+    pub(crate) fn rebase(&mut self, rx_read: u64, tx_written: u64, sticky: u16) {
+        self.rx_read = rx_read;
+        self.rx_ready = rx_read;
+        self.tx_written = tx_written;
+        // At most a buffer's worth is unacknowledged; the EV_CONN that
+        // follows tells the exact figure.
+        self.tx_acked = tx_written.saturating_sub(self.tx_size);
+        self.moved = false;
+        self.connected |= sticky & abi::CONN_CONNECTED != 0;
+        self.peer_closed |= sticky & abi::CONN_PEER_CLOSED != 0;
+        self.finished |= sticky & abi::CONN_FINISHED != 0;
     }
 
     /// Applies an `EV_CONN` event. Positions only move forward and stay
@@ -81,6 +101,12 @@ impl ConnState {
     /// data).
     pub(crate) fn apply(&mut self, flags: u16, rx_ready: u64, tx_acked: u64, status: i32) {
         if self.released {
+            return;
+        }
+        if flags & abi::CONN_MOVED != 0 {
+            self.moved = true;
+        }
+        if self.moved {
             return;
         }
         let rx_limit = self.rx_read.saturating_add(self.rx_size);

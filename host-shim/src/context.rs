@@ -97,11 +97,15 @@ impl CtxInner {
         self.outbox.push_back(d);
     }
 
-    /// The state of a connection bound to this context.
+    /// The state of a connection bound to this context; `EREMCHG` when
+    /// another process sharing it took its events (adopt it back, see
+    /// `TcpStream::here`).
     pub(crate) fn conn(&mut self, conn: u64) -> io::Result<&mut ConnState> {
-        self.conns
-            .get_mut(&conn)
-            .ok_or_else(|| from_errno(libc::EBADF))
+        match self.conns.get_mut(&conn) {
+            Some(c) if c.moved => Err(from_errno(libc::EREMCHG)),
+            Some(c) => Ok(c),
+            None => Err(from_errno(libc::EBADF)),
+        }
     }
 
     /// Consumes everything readable of `conn` (after `shutdown(Read)`).
@@ -313,6 +317,19 @@ impl Context {
     }
 
     fn on_reply(&self, g: &mut CtxInner, mut d: Desc) {
+        if d.flags == abi::OP_ADOPT && d.status == 0 {
+            // Applied in event order: the EV_CONN that follows it updates
+            // the state it sets up.
+            let sticky = (d.c >> 32) as u16;
+            let slot = (d.c & 0xFFFF_FFFF) as u32;
+            let l = &self.shared.layout;
+            if slot < l.slots {
+                g.conns
+                    .entry(d.conn)
+                    .or_insert_with(|| ConnState::new(slot, l.rx_buf_size, l.tx_buf_size))
+                    .rebase(d.a, d.b, sticky);
+            }
+        }
         let creates_conn = matches!(d.flags, abi::OP_ACCEPT | abi::OP_CONNECT) && d.status == 0;
         match g.pending.remove(&d.tag) {
             Some(Pending::Waiting) => {

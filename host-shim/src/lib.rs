@@ -55,5 +55,6 @@ pub use errors::errno_of;
 pub use listener::{Incoming, TcpListener};
 pub use stream::{congestion_control_id, TcpStream};
 pub use toe::{
-    control_path_from_env, Toe, ToeOptions, WakeupGuard, CONTROL_ENV, DEFAULT_CONTROL_PATH,
+    control_path_from_env, ForkTicket, Toe, ToeOptions, WakeupGuard, CONTROL_ENV,
+    DEFAULT_CONTROL_PATH,
 };

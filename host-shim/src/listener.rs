@@ -121,6 +121,30 @@ impl TcpListener {
         self.toe.context(self.ctx)
     }
 
+    /// A listener this process shares with others (inherited across
+    /// `fork`), after the child's [`Toe::join`] kept `addr`'s port: its
+    /// notices come to the joined context, and it accepts as any other.
+    pub fn inherit(toe: &Arc<Toe>, addr: SocketAddrV4, cc: u64) -> io::Result<TcpListener> {
+        // The join made the first context this process's notice context.
+        let ctx = toe.context(toe.first_context());
+        let generation = ctx.shared().add_listener(addr.port())?;
+        // Connections may already wait: the first accept asks.
+        generation.store(1, Ordering::Release);
+        Ok(TcpListener {
+            toe: toe.clone(),
+            ctx: ctx.idx,
+            local: addr,
+            generation,
+            nonblocking: AtomicBool::new(false),
+            cc,
+        })
+    }
+
+    /// `abi::CC_*` of the connections it accepts.
+    pub fn congestion_control_id(&self) -> u64 {
+        self.cc
+    }
+
     /// The context this listener's notices arrive on.
     pub fn context_index(&self) -> u32 {
         self.ctx

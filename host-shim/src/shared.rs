@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// Its EOF tells the service the application is gone; we watch it the
     /// other way round (the service died) while sleeping.
     control: UnixStream,
+    /// One request and its reply at a time on `control` (`fork`).
+    control_exchange: Mutex<()>,
     broken: OnceLock<Broken>,
     next_tag: AtomicU64,
     /// Listening port -> generation bumped by every `EV_ACCEPTABLE`.
@@ -61,6 +63,7 @@ impl Shared {
             layout,
             dpu_doorbell,
             control,
+            control_exchange: Mutex::new(()),
             broken: OnceLock::new(),
             next_tag: AtomicU64::new(1),
             listeners: Mutex::new(HashMap::new()),
@@ -102,6 +105,27 @@ impl Shared {
             self.dpu_doorbell.ring()?;
         }
         Ok(())
+    }
+
+    /// One request on the control socket and its reply (with no fds).
+    pub(crate) fn control_request<T: serde::de::DeserializeOwned>(
+        &self,
+        req: &doca_bindings::control::ControlRequest,
+    ) -> io::Result<T> {
+        use doca_bindings::control::{recv_json, send_json, ControlReply};
+        let _one = lock(&self.control_exchange);
+        self.control
+            .set_read_timeout(Some(Duration::from_secs(10)))?;
+        send_json(&self.control, req, &[])?;
+        let reply = recv_json::<ControlReply>(&self.control, 0);
+        let _ = self.control.set_read_timeout(None);
+        let (envelope, _) = reply?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "libtoe: the DPU service closed the control socket",
+            )
+        })?;
+        envelope.into_result().map_err(io::Error::other)
     }
 
     /// The control socket's raw fd, polled for hang-up while sleeping.

@@ -229,7 +229,11 @@ impl TcpStream {
     /// (refused, timed out, ...).
     pub fn connect_result(&self) -> io::Result<Option<io::Result<()>>> {
         let conn = self.conn;
-        self.ctx().with(|g, _| connect_outcome(g, conn))
+        let r = self.here(|| match self.ctx().with(|g, _| connect_outcome(g, conn))? {
+            Some(Err(e)) if e.raw_os_error() == Some(libc::EREMCHG) => Err(e),
+            r => Ok(r),
+        });
+        r
     }
 
     /// The stream for an accept/connect reply (its state is already tracked
@@ -266,6 +270,72 @@ impl TcpStream {
 
     fn ctx(&self) -> &Context {
         self.toe.context(self.ctx)
+    }
+
+    /// A connection this process shares with others (inherited across
+    /// `fork`) after the child's `join`: adopting it brings its events to
+    /// this process's context (`OP_ADOPT`). `peer` and `local` are what
+    /// the parent knew.
+    pub fn inherit(
+        toe: &Arc<Toe>,
+        handle: u64,
+        peer: SocketAddrV4,
+        local: SocketAddrV4,
+        accepted: bool,
+    ) -> io::Result<TcpStream> {
+        let ctx = toe.thread_context();
+        let mut s = TcpStream {
+            toe: toe.clone(),
+            ctx: ctx.idx,
+            conn: handle,
+            slot: 0,
+            peer,
+            local,
+            nonblocking: AtomicBool::new(false),
+            nodelay: AtomicBool::new(false),
+            cc: AtomicU64::new(abi::CC_DEFAULT),
+            accepted,
+            read_timeout: Timeout::default(),
+            write_timeout: Timeout::default(),
+        };
+        match s.adopt() {
+            Ok(()) => {
+                s.slot = s
+                    .ctx()
+                    .with(|g, _| g.conns.get(&handle).map_or(0, |c| c.slot))?;
+                Ok(s)
+            }
+            Err(e) => {
+                // Not ours to close: the service refused the adoption.
+                std::mem::forget(s);
+                Err(e)
+            }
+        }
+    }
+
+    /// `OP_ADOPT`: this context takes the connection's events over.
+    fn adopt(&self) -> io::Result<()> {
+        let reply = self.ctx().request(
+            Desc {
+                op: abi::OP_ADOPT,
+                conn: self.conn,
+                ..Desc::default()
+            },
+            Wait::FOREVER,
+        )?;
+        check_status(reply.status)
+    }
+
+    /// Runs `f`, adopting the connection back first if another process
+    /// sharing it took its events meanwhile (`EREMCHG` from the state).
+    fn here<T>(&self, mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::EREMCHG) => {
+                self.adopt()?;
+                f()
+            }
+            r => r,
+        }
     }
 
     /// The context this connection's events arrive on.
@@ -359,9 +429,8 @@ impl TcpStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.ctx().wait_for(self.wait(&self.read_timeout), |g, sh| {
-            self.try_read(g, sh, buf)
-        })
+        let wait = self.wait(&self.read_timeout);
+        self.here(|| self.ctx().wait_for(wait, |g, sh| self.try_read(g, sh, buf)))
     }
 
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
@@ -369,9 +438,10 @@ impl TcpStream {
             return Ok(0);
         }
         let wait = self.wait(&self.write_timeout);
-        let n = self
-            .ctx()
-            .wait_for(wait, |g, sh| self.try_write(g, sh, buf))?;
+        let n = self.here(|| {
+            self.ctx()
+                .wait_for(wait, |g, sh| self.try_write(g, sh, buf))
+        })?;
         if !wait.nonblocking && self.ctx().has_backlog() {
             // The data is in the TX buffer, but the ring was full: push its
             // OP_TX_PUSH before returning (a timeout here still reports
@@ -384,6 +454,10 @@ impl TcpStream {
     /// Shuts down the read half (local: later data is discarded), the write
     /// half (FIN after the written data), or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.here(|| self.shutdown_here(how))
+    }
+
+    fn shutdown_here(&self, how: Shutdown) -> io::Result<()> {
         let conn = self.conn;
         if matches!(how, Shutdown::Read | Shutdown::Both) {
             self.ctx().with(|g, _| {
@@ -505,6 +579,10 @@ impl TcpStream {
     }
 
     fn setopt(&self, opt: u64, value: u64) -> io::Result<()> {
+        self.here(|| self.setopt_here(opt, value))
+    }
+
+    fn setopt_here(&self, opt: u64, value: u64) -> io::Result<()> {
         let conn = self.conn;
         let reply = self.ctx().request_if(
             Desc {
@@ -523,6 +601,10 @@ impl TcpStream {
     /// The connection's pending error, cleared by the call (like SO_ERROR).
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         let conn = self.conn;
+        self.here(|| self.take_error_here(conn))
+    }
+
+    fn take_error_here(&self, conn: u64) -> io::Result<Option<io::Error>> {
         self.ctx().with(|g, _| {
             let c = g.conn(conn)?;
             match c.error {
@@ -538,8 +620,10 @@ impl TcpStream {
     /// Readiness after applying pending events (never waits).
     pub fn poll_events(&self) -> io::Result<Readiness> {
         let conn = self.conn;
-        self.ctx()
-            .with(|g, _| g.conn(conn).map(|c| c.readiness()))?
+        self.here(|| {
+            self.ctx()
+                .with(|g, _| g.conn(conn).map(|c| c.readiness()))?
+        })
     }
 
     /// Bytes a read returns now without waiting.
@@ -562,6 +646,16 @@ impl TcpStream {
         self.conn
     }
 
+    /// Accepted from a listener (not connected by this application).
+    pub fn is_accepted(&self) -> bool {
+        self.accepted
+    }
+
+    /// Reads and writes return WouldBlock instead of waiting.
+    pub fn is_nonblocking(&self) -> bool {
+        self.nonblocking.load(Ordering::Relaxed)
+    }
+
     /// The connection's slot (buffers) in the region.
     pub fn slot(&self) -> u32 {
         self.slot
@@ -575,6 +669,10 @@ impl TcpStream {
     /// Resets the connection (RST) at once. Afterwards reads and writes
     /// fail with ConnectionAborted; dropping the stream sends nothing more.
     pub fn abort(&self) -> io::Result<()> {
+        self.here(|| self.abort_here())
+    }
+
+    fn abort_here(&self) -> io::Result<()> {
         let conn = self.conn;
         let reply = self.ctx().request_if(
             Desc {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use doca_bindings::abi::{self, Layout};
-use doca_bindings::control::{self, ControlReply, ControlRequest, RegisterReply};
+use doca_bindings::control::{self, ControlReply, ControlRequest, ForkReply, RegisterReply};
 use doca_bindings::{Doorbell, Region};
 
 use crate::context::Context;
@@ -110,13 +110,24 @@ pub struct Toe {
     cc_default: String,
     cc_by_port: std::collections::BTreeMap<u16, String>,
     shared: Arc<Shared>,
+    /// This process's contexts, `first_ctx ..` in the region.
     contexts: Vec<Context>,
+    first_ctx: u32,
     next_ctx: AtomicU32,
     next_accept: AtomicU32,
 }
 
 fn invalid_data(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// What a process about to fork gets from the service for its child
+/// ([`Toe::fork_ticket`]), and the child presents ([`Toe::join`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForkTicket {
+    pub app_id: u32,
+    pub token: u64,
+    pub context: u32,
 }
 
 impl Toe {
@@ -162,6 +173,58 @@ impl Toe {
         Toe::attach(sock, reply, fds, options.spin).map(Arc::new)
     }
 
+    /// Before `fork()`: asks the service to keep a context for the child
+    /// and to make it a holder of this process's connections and
+    /// listeners, so that they stay open for the child whatever this
+    /// process closes meanwhile. The child calls [`Toe::join`] with the
+    /// ticket (a ticket nobody joins with expires after 10 s).
+    pub fn fork_ticket(&self) -> io::Result<ForkTicket> {
+        self.shared.check_broken()?;
+        let r: ForkReply = self.shared.control_request(&ControlRequest::Fork)?;
+        Ok(ForkTicket {
+            app_id: self.app_id,
+            token: r.token,
+            context: r.context,
+        })
+    }
+
+    /// In a child after `fork()`: joins the parent's application with
+    /// `ticket` through the control socket at `path`, keeping the
+    /// connections (`conns`, handles) and listening `ports` it has
+    /// descriptors for; the parent's other holdings are given back. Use
+    /// [`TcpStream::inherit`](crate::TcpStream::inherit) and
+    /// [`TcpListener::inherit`](crate::TcpListener::inherit) on the
+    /// attachment it returns. The parent's [`Toe`] must not be used in the
+    /// child (its rings are the parent's): forget it, and close its
+    /// [`Toe::control_fd`] so the service sees the parent exit.
+    pub fn join(
+        path: impl AsRef<Path>,
+        ticket: &ForkTicket,
+        conns: Vec<u64>,
+        ports: Vec<u16>,
+        options: ToeOptions,
+    ) -> io::Result<Arc<Toe>> {
+        let sock = UnixStream::connect(path.as_ref())?;
+        sock.set_read_timeout(Some(REGISTER_TIMEOUT))?;
+        let req = ControlRequest::Join {
+            app_id: ticket.app_id,
+            token: ticket.token,
+            pid: std::process::id(),
+            name: options.name.clone(),
+            conns,
+            ports,
+        };
+        control::send_json(&sock, &req, &[])?;
+        let (envelope, fds) = control::recv_json::<ControlReply>(&sock, 3)?.ok_or_else(|| {
+            invalid_data("libtoe: the DPU service closed the control socket".into())
+        })?;
+        let reply: RegisterReply = envelope
+            .into_result()
+            .map_err(|e| io::Error::other(format!("libtoe: {e}")))?;
+        sock.set_read_timeout(None)?;
+        Toe::attach(sock, reply, fds, options.spin).map(Arc::new)
+    }
+
     fn attach(
         sock: UnixStream,
         reply: RegisterReply,
@@ -179,7 +242,19 @@ impl Toe {
         layout
             .validate()
             .map_err(|e| invalid_data(format!("libtoe: {e}")))?;
-        let want = control::REGISTER_FDS_BASE + layout.contexts as usize;
+        let granted = reply.granted_contexts.unwrap_or(layout.contexts);
+        let first_ctx = reply.first_context;
+        if granted == 0
+            || first_ctx
+                .checked_add(granted)
+                .is_none_or(|e| e > layout.contexts)
+        {
+            return Err(invalid_data(format!(
+                "libtoe: granted contexts {first_ctx}..+{granted} outside the layout's {}",
+                layout.contexts
+            )));
+        }
+        let want = control::REGISTER_FDS_BASE + granted as usize;
         if fds.len() != want {
             return Err(invalid_data(format!(
                 "libtoe: registration came with {} fds, expected {want}",
@@ -202,7 +277,9 @@ impl Toe {
         ));
         let contexts = fds
             .enumerate()
-            .map(|(i, fd)| Context::new(i as u32, shared.clone(), Doorbell::from_fd(fd)?))
+            .map(|(i, fd)| {
+                Context::new(first_ctx + i as u32, shared.clone(), Doorbell::from_fd(fd)?)
+            })
             .collect::<io::Result<Vec<_>>>()?;
         Ok(Toe {
             id: NEXT_TOE_ID.fetch_add(1, Ordering::Relaxed),
@@ -212,6 +289,7 @@ impl Toe {
             cc_by_port: reply.congestion_control_by_port,
             shared,
             contexts,
+            first_ctx,
             next_ctx: AtomicU32::new(0),
             next_accept: AtomicU32::new(0),
         })
@@ -242,12 +320,36 @@ impl Toe {
     }
 
     /// Number of contexts granted.
+    /// In a process that joined after `fork` ([`Toe::join`]): lets go of
+    /// an inherited connection it never used (its `close()`), without
+    /// adopting it.
+    pub fn close_inherited(&self, handle: u64) {
+        self.thread_context().post(|g| g.close_conn(handle));
+    }
+
+    /// Like [`Toe::close_inherited`] for an inherited listener.
+    pub fn unlisten_inherited(&self, port: u16) {
+        self.thread_context().post(|g| {
+            g.queue(abi::Desc {
+                op: abi::OP_UNLISTEN,
+                a: port.into(),
+                ..abi::Desc::default()
+            })
+        });
+    }
+
+    /// The region index of this process's first context.
+    pub(crate) fn first_context(&self) -> u32 {
+        self.first_ctx
+    }
+
     pub fn contexts(&self) -> u32 {
         self.contexts.len() as u32
     }
 
+    /// Context `idx` of the region (one of this process's).
     pub(crate) fn context(&self, idx: u32) -> &Context {
-        &self.contexts[idx as usize]
+        &self.contexts[(idx - self.first_ctx) as usize]
     }
 
     /// The calling thread's context, assigned round-robin on first use.
@@ -261,8 +363,9 @@ impl Toe {
         if n <= 1 {
             return &self.contexts[0];
         }
+        let listener_pos = listener_ctx - self.first_ctx;
         let k = self.next_accept.fetch_add(1, Ordering::Relaxed) % (n - 1);
-        let i = if k >= listener_ctx { k + 1 } else { k };
+        let i = if k >= listener_pos { k + 1 } else { k };
         &self.contexts[i as usize]
     }
 

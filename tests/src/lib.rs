@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests in `tests/`.
 
 pub mod hostif;
+pub mod preload;
 
 /// Reports why a test cannot run here and lets it return early. Under
 /// `FLEXTOE_REQUIRE_ALL=1` (set by scripts/test.sh as root, which installs

@@ -545,11 +545,37 @@ struct MConn {
     app: AppKey,
     ctx: Option<u16>,
     flags: u16,
+    sticky: u16,
     rx_ready: u64,
     tx_acked: u64,
     status: i32,
     dirty: bool,
+    rx_read: u64,
+    tx_written: u64,
+    slot: u32,
 }
+
+impl MConn {
+    fn new(app: AppKey, ctx: Option<u16>, slot: u32) -> Self {
+        MConn {
+            app,
+            ctx,
+            flags: 0,
+            sticky: 0,
+            rx_ready: 0,
+            tx_acked: 0,
+            status: 0,
+            dirty: false,
+            rx_read: 0,
+            tx_written: 0,
+            slot,
+        }
+    }
+}
+
+/// `CONN_*` bits that describe a state (told to an adopter).
+const STICKY: u16 =
+    abi::CONN_CONNECTED | abi::CONN_PEER_CLOSED | abi::CONN_ERROR | abi::CONN_FINISHED;
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -749,18 +775,7 @@ impl Model {
                 c,
             } => {
                 if op == abi::OP_CONNECT && status == 0 && self.alive(app) {
-                    self.conns.insert(
-                        conn,
-                        MConn {
-                            app,
-                            ctx: Some(ctx),
-                            flags: 0,
-                            rx_ready: 0,
-                            tx_acked: 0,
-                            status: 0,
-                            dirty: false,
-                        },
-                    );
+                    self.conns.insert(conn, MConn::new(app, Some(ctx), a as u32));
                 }
                 if op == abi::OP_LISTEN && status != 0 {
                     let port = a as u16;
@@ -788,18 +803,7 @@ impl Model {
                     self.abort_quietly(app, conn);
                     return;
                 };
-                self.conns.insert(
-                    conn,
-                    MConn {
-                        app,
-                        ctx: None,
-                        flags: 0,
-                        rx_ready: 0,
-                        tx_acked: 0,
-                        status: 0,
-                        dirty: false,
-                    },
-                );
+                self.conns.insert(conn, MConn::new(app, None, slot));
                 let q = self.accept_q.entry(port).or_default();
                 let was_empty = q.is_empty();
                 q.push_back(Pending {
@@ -822,6 +826,7 @@ impl Model {
             } => {
                 if let Some(c) = self.conns.get_mut(&conn).filter(|c| c.app == app) {
                     c.flags |= flags;
+                    c.sticky |= flags & STICKY;
                     c.rx_ready = c.rx_ready.max(rx_ready);
                     c.tx_acked = c.tx_acked.max(tx_acked);
                     if status != 0 {
@@ -918,9 +923,13 @@ impl Model {
         }
     }
 
-    /// The owner of `conn` if `app` holds it; otherwise a violation.
-    fn owned(&mut self, app: AppKey, conn: u64) -> Result<usize, ()> {
-        let ok = self.conns.get(&conn).is_some_and(|c| c.app == app);
+    /// The owner of `conn` if `app` holds it (accepted or connected) or,
+    /// unless `held`, has it in an accept queue; otherwise a violation.
+    fn owned(&mut self, app: AppKey, conn: u64, held: bool) -> Result<usize, ()> {
+        let ok = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.app == app && (!held || c.ctx.is_some()));
         match handle::decode(conn, OWNERS).filter(|_| ok) {
             Some((owner, _)) => Ok(owner),
             None => {
@@ -933,7 +942,10 @@ impl Model {
     fn request(&mut self, app: AppKey, ctx: u16, d: &Desc) -> Result<(), ()> {
         match d.op {
             abi::OP_TX_PUSH => {
-                let o = self.owned(app, d.conn)?;
+                let o = self.owned(app, d.conn, false)?;
+                if let Some(c) = self.conns.get_mut(&d.conn) {
+                    c.tx_written = d.a;
+                }
                 self.send(
                     o,
                     Cmd::TxPush {
@@ -944,7 +956,10 @@ impl Model {
                 );
             }
             abi::OP_RX_POP => {
-                let o = self.owned(app, d.conn)?;
+                let o = self.owned(app, d.conn, false)?;
+                if let Some(c) = self.conns.get_mut(&d.conn) {
+                    c.rx_read = d.a;
+                }
                 self.send(
                     o,
                     Cmd::RxPop {
@@ -954,8 +969,12 @@ impl Model {
                     },
                 );
             }
+            abi::OP_ADOPT => {
+                self.owned(app, d.conn, true)?;
+                self.adopt(app, ctx, d);
+            }
             abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT => {
-                let o = self.owned(app, d.conn)?;
+                let o = self.owned(app, d.conn, false)?;
                 if d.op == abi::OP_CLOSE || d.op == abi::OP_ABORT {
                     self.conns.remove(&d.conn);
                 }
@@ -1048,6 +1067,52 @@ impl Model {
         Ok(())
     }
 
+    /// `OP_ADOPT`: the old context's requests first, then the reply with
+    /// the positions, the state as an event here, `CONN_MOVED` there.
+    fn adopt(&mut self, app: AppKey, ctx: u16, d: &Desc) {
+        let old = self.conns.get(&d.conn).and_then(|c| c.ctx);
+        if let Some(old) = old.filter(|&o| o != ctx) {
+            let cap = match self.apps.get(&app) {
+                Some(a) if !a.dead => a.layout.ring_entries as usize,
+                _ => return,
+            };
+            if let Ok(batch) = self.pop_many(app, old as usize, cap) {
+                for x in &batch {
+                    if self.request(app, old, x).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let Some(c) = self.conns.get_mut(&d.conn) else {
+            return self.message(app, ctx, reply(d.tag, d.op, -libc::EBADF));
+        };
+        let mut r = reply(d.tag, d.op, 0);
+        (r.conn, r.a, r.b, r.c) = (
+            d.conn,
+            c.rx_read,
+            c.tx_written,
+            u64::from(c.slot) | u64::from(c.sticky) << 32,
+        );
+        c.ctx = Some(ctx);
+        c.flags |= c.sticky | abi::CONN_READABLE | abi::CONN_WRITABLE;
+        c.dirty = false;
+        self.message(app, ctx, r);
+        self.mark_dirty(d.conn);
+        if let Some(old) = old.filter(|&o| o != ctx) {
+            self.message(
+                app,
+                old,
+                Desc {
+                    op: abi::EV_CONN,
+                    flags: abi::CONN_MOVED,
+                    conn: d.conn,
+                    ..Desc::default()
+                },
+            );
+        }
+    }
+
     fn accept(&mut self, app: AppKey, ctx: u16, d: &Desc) {
         let port = d.a as u16;
         let lctx = match self.ports.get(&port) {
@@ -1069,6 +1134,7 @@ impl Model {
         let more = self.accept_q.get(&port).is_some_and(|q| !q.is_empty());
         if let Some(c) = self.conns.get_mut(&p.conn) {
             c.ctx = Some(ctx);
+            c.sticky |= abi::CONN_CONNECTED;
         }
         let mut r = reply(d.tag, d.op, 0);
         (r.conn, r.a, r.b, r.c) = (p.conn, u64::from(p.slot), p.remote, p.local);
@@ -1152,7 +1218,7 @@ impl Model {
                     let Some(&h) = c.dirty.front() else {
                         break;
                     };
-                    let Some(conn) = conns.get_mut(&h) else {
+                    let Some(conn) = conns.get_mut(&h).filter(|x| x.ctx == Some(ci as u16)) else {
                         c.dirty.pop_front();
                         continue;
                     };
@@ -1474,7 +1540,7 @@ impl Harness {
 
     /// A request from A, its fields drawn from the input.
     fn request(&mut self, ctx: usize, input: &mut Input<'_>) {
-        const OPS: [u16; 10] = [
+        const OPS: [u16; 11] = [
             abi::OP_LISTEN,
             abi::OP_ACCEPT,
             abi::OP_CONNECT,
@@ -1485,11 +1551,12 @@ impl Harness {
             abi::OP_ABORT,
             abi::OP_UNLISTEN,
             abi::OP_SETOPT,
+            abi::OP_ADOPT,
         ];
         let sel = input.u8();
         let op = match sel % 16 {
-            i @ 0..=9 => OPS[usize::from(i)],
-            10..=13 => OPS[usize::from(sel / 16 % 10)],
+            i @ 0..=10 => OPS[usize::from(i)],
+            11..=13 => OPS[usize::from(sel / 16 % 11)],
             14 => 0,
             _ => input.u16(),
         };

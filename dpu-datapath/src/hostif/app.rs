@@ -1,6 +1,7 @@
 //! A registered host application as the front sees it: its region, one
-//! request/event ring pair and doorbell per context, and what is waiting
-//! to be posted to each context.
+//! request/event ring pair and doorbell per context, what is waiting to be
+//! posted to each context, and its members: the process that registered
+//! and those forked from it, each with its own contexts.
 
 use super::link::AppKey;
 use super::slots::SlotPool;
@@ -10,6 +11,12 @@ use doca_bindings::{Doorbell, Region, RingError};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
+
+/// One process of an application: the one that registered (its key is
+/// the application's) or one forked from it (the key of its own control
+/// connection).
+pub type MemberKey = u64;
 
 /// One context (an application thread's ring pair), read and written
 /// through DMA as on a DPU (`crate::dma::{RequestRing, EventRing}`).
@@ -17,7 +24,12 @@ use std::sync::Arc;
 pub struct HostCtx {
     pub requests: RequestRing,
     pub events: EventRing,
-    pub bell: Doorbell,
+    /// None for a context kept for a forked process that has not joined.
+    pub bell: Option<Doorbell>,
+    /// The process using it (None: free, kept for a fork).
+    pub member: Option<MemberKey>,
+    /// Its member joined: its rings are polled.
+    pub live: bool,
     /// Replies and notices not yet posted (posted before connection
     /// events, in order).
     pub messages: VecDeque<Desc>,
@@ -38,7 +50,9 @@ impl HostCtx {
         if let Some(flag) = region.atomic_u32(self.waiting_offset) {
             if flag.load(Ordering::SeqCst) != 0 {
                 flag.store(0, Ordering::SeqCst);
-                let _ = self.bell.ring();
+                if let Some(bell) = &self.bell {
+                    let _ = bell.ring();
+                }
             }
         }
     }
@@ -50,6 +64,15 @@ pub struct AppInfo {
     pub key: AppKey,
     pub name: String,
     pub pid: u32,
+}
+
+/// A process forked from a member, between its parent's `fork` request
+/// and its `join` (its holdings are already counted).
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    pub token: u64,
+    pub ctx: u16,
+    pub since: Instant,
 }
 
 /// A registered application.
@@ -65,11 +88,15 @@ pub struct HostApp {
     pub dpu_bell: Doorbell,
     /// Closed for a protocol violation: no longer polled.
     pub dead: bool,
+    /// Forked processes announced by `fork`, not joined yet.
+    pub tickets: Vec<Ticket>,
 }
 
 impl HostApp {
     /// Builds the front's view of a region the service created (rings at
-    /// index 0, header written).
+    /// index 0, header written): the registering process has the first
+    /// `ctx_bells.len()` contexts, the rest of the layout's are kept for
+    /// its forks.
     pub fn new(
         AppInfo { key, name, pid }: AppInfo,
         region: Arc<Region>,
@@ -78,7 +105,9 @@ impl HostApp {
         dpu_bell: Doorbell,
         dma: &DmaConfig,
     ) -> Result<Self, RingError> {
-        let mut ctxs = Vec::with_capacity(ctx_bells.len());
+        let granted = ctx_bells.len();
+        let mut bells = ctx_bells.into_iter();
+        let mut ctxs = Vec::with_capacity(layout.contexts as usize);
         // Each ring has its own DMA queue (as a DOCA context per ring).
         let engine = |salt: u64| {
             DmaConfig {
@@ -87,8 +116,9 @@ impl HostApp {
             }
             .engine()
         };
-        for (i, bell) in ctx_bells.into_iter().enumerate() {
-            let i = i as u32;
+        for i in 0..layout.contexts {
+            let bell = bells.next();
+            let member = (i < granted as u32).then_some(key);
             ctxs.push(HostCtx {
                 requests: RequestRing::new(
                     region.clone(),
@@ -101,6 +131,8 @@ impl HostApp {
                     engine(2 * u64::from(i) + 1),
                 )?,
                 bell,
+                member,
+                live: member.is_some(),
                 messages: VecDeque::new(),
                 dirty: VecDeque::new(),
                 posted: false,
@@ -117,7 +149,78 @@ impl HostApp {
             ctxs,
             dpu_bell,
             dead: false,
+            tickets: Vec::new(),
         })
+    }
+
+    /// The member using context `ctx`, if it joined.
+    pub fn member_of(&self, ctx: u16) -> Option<MemberKey> {
+        self.ctxs
+            .get(ctx as usize)
+            .filter(|c| c.live)
+            .and_then(|c| c.member)
+    }
+
+    /// The first context of `member` (where its listeners' notices go).
+    pub fn first_ctx_of(&self, member: MemberKey) -> Option<u16> {
+        self.ctxs
+            .iter()
+            .position(|c| c.member == Some(member))
+            .map(|i| i as u16)
+    }
+
+    /// Live members (joined processes).
+    pub fn members(&self) -> Vec<MemberKey> {
+        let mut m: Vec<MemberKey> = self
+            .ctxs
+            .iter()
+            .filter(|c| c.live)
+            .filter_map(|c| c.member)
+            .collect();
+        m.dedup();
+        m
+    }
+
+    /// Reserves a free context for a forked process: its rings start
+    /// empty (the application's indices are zeroed too: a previous user of
+    /// the context is gone, and the new one starts at 0).
+    pub fn reserve_ctx(&mut self, member: MemberKey, dma: &DmaConfig) -> Option<u16> {
+        let i = self.ctxs.iter().position(|c| c.member.is_none())?;
+        let l = self.layout;
+        let (req, evt) = (l.request_ring(i as u32), l.event_ring(i as u32));
+        for off in [req.head, evt.tail, l.app_waiting_offset(i as u32)] {
+            self.region.atomic_u32(off)?.store(0, Ordering::SeqCst);
+        }
+        let engine = |salt: u64| {
+            DmaConfig {
+                seed: dma.seed ^ member.wrapping_mul(0x9e37_79b9) ^ salt,
+                ..*dma
+            }
+            .engine()
+        };
+        let requests = RequestRing::new(self.region.clone(), req, engine(2 * i as u64)).ok()?;
+        let events = EventRing::new(self.region.clone(), evt, engine(2 * i as u64 + 1)).ok()?;
+        let c = &mut self.ctxs[i];
+        c.requests = requests;
+        c.events = events;
+        c.bell = None;
+        c.member = Some(member);
+        c.live = false;
+        c.messages.clear();
+        c.dirty.clear();
+        c.posted = false;
+        Some(i as u16)
+    }
+
+    /// `member`'s contexts become free again (it left).
+    pub fn release_member(&mut self, member: MemberKey) {
+        for c in self.ctxs.iter_mut().filter(|c| c.member == Some(member)) {
+            c.member = None;
+            c.live = false;
+            c.bell = None;
+            c.messages.clear();
+            c.dirty.clear();
+        }
     }
 
     /// Sets or clears `dpu_sleeping` in the region.
@@ -134,6 +237,7 @@ impl HostApp {
             && self
                 .ctxs
                 .iter_mut()
+                .filter(|c| c.live)
                 .any(|c| c.requests.pending().map(|n| n > 0).unwrap_or(true))
     }
 
@@ -144,6 +248,7 @@ impl HostApp {
             && self
                 .ctxs
                 .iter()
+                .filter(|c| c.live)
                 .any(|c| c.requests.in_flight() || c.events.in_flight())
     }
 }

@@ -4,11 +4,13 @@
 //! EOF is how the service learns that an application exited or crashed.
 
 use super::app::{AppInfo, HostApp};
-use super::front::{FrontMsg, Inbox};
+use super::front::{FrontMsg, Inbox, JoinRequest};
 use super::link::{FrontWaker, OwnerCmd, OwnerLink};
 use super::{HostIfCounters, HostIfOptions};
 use doca_bindings::abi::Layout;
-use doca_bindings::control::{recv_json, send_json, ControlReply, ControlRequest, RegisterReply};
+use doca_bindings::control::{
+    recv_json, send_json, ControlReply, ControlRequest, ForkReply, RegisterReply,
+};
 use doca_bindings::{Doorbell, Region};
 use parking_lot::Mutex;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -134,6 +136,51 @@ fn client(sock: UnixStream, shared: &Shared) {
                 let reply = ControlReply::success(&connections(shared))
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
                 let _ = send_json(&sock, &reply, &[]);
+            }
+            ControlRequest::Fork => match registered {
+                None => fail(&sock, "fork: not registered on this connection"),
+                Some(member) => {
+                    let reply = match fork(shared, member) {
+                        Ok(r) => ControlReply::success(&r)
+                            .unwrap_or_else(|e| ControlReply::failure(e.to_string())),
+                        Err(msg) => ControlReply::failure(format!("fork: {msg}")),
+                    };
+                    let _ = send_json(&sock, &reply, &[]);
+                }
+            },
+            ControlRequest::Join {
+                app_id,
+                token,
+                pid,
+                name,
+                conns,
+                ports,
+            } => {
+                if registered.is_some() {
+                    fail(&sock, "already registered on this connection");
+                    continue;
+                }
+                let c = &shared.counters.apps_connected;
+                if c.fetch_add(1, Ordering::Relaxed) >= u64::from(shared.opts.max_apps) {
+                    c.fetch_sub(1, Ordering::Relaxed);
+                    fail(&sock, "too many applications (host.max_apps)");
+                    continue;
+                }
+                let req = Join {
+                    app: u64::from(app_id),
+                    token,
+                    pid,
+                    name,
+                    conns,
+                    ports,
+                };
+                match join(&sock, shared, req) {
+                    Ok(key) => registered = Some(key),
+                    Err(msg) => {
+                        c.fetch_sub(1, Ordering::Relaxed);
+                        fail(&sock, format!("join: {msg}"))
+                    }
+                }
             }
         }
     }
@@ -274,7 +321,7 @@ fn register(
     if contexts == 0 {
         return Err("register.contexts: 0 is not allowed (at least 1)".to_owned());
     }
-    // More than allowed: grant the maximum (the layout tells how many).
+    // More than allowed: grant the maximum (the reply tells how many).
     let contexts = contexts.min(o.max_contexts);
     let c = &shared.counters.apps_connected;
     if c.fetch_add(1, Ordering::Relaxed) >= u64::from(o.max_apps) {
@@ -299,8 +346,9 @@ fn create(
     contexts: u32,
 ) -> Result<u64, String> {
     let o = &shared.opts;
+    // The contexts after the granted ones are kept for forked processes.
     let layout = Layout {
-        contexts,
+        contexts: contexts + o.fork_contexts,
         ring_entries: o.ring_entries,
         slots: o.slots,
         rx_buf_size: o.rx_buf_size,
@@ -327,6 +375,8 @@ fn create(
         local_ip: o.local_ip,
         congestion_control: o.congestion_control.clone(),
         congestion_control_by_port: o.congestion_control_by_port.clone(),
+        first_context: 0,
+        granted_contexts: Some(contexts),
     };
     let reply = ControlReply::success(&reply).map_err(|e| e.to_string())?;
     // Everything that can fail happens before the reply: a client told it
@@ -340,7 +390,12 @@ fn create(
         .map_err(|e| format!("setting up rings: {e}"))?;
     {
         let mut fds = vec![app.region.fd(), app.dpu_bell.fd()];
-        fds.extend(app.ctxs.iter().map(|c| c.bell.fd()));
+        fds.extend(
+            app.ctxs
+                .iter()
+                .filter_map(|c| c.bell.as_ref())
+                .map(|b| b.fd()),
+        );
         send_json(sock, &reply, &fds).map_err(|e| err("sending the registration", e))?;
     }
     tracing::info!(app = key, name = %name, pid, contexts, "hostif: application registered");
@@ -350,5 +405,108 @@ fn create(
         .lock()
         .push_back(FrontMsg::Register(Box::new(app)));
     shared.waker.wake();
+    Ok(key)
+}
+
+/// A forked process's `join`, as the client thread received it.
+struct Join {
+    app: u64,
+    token: u64,
+    pid: u32,
+    name: String,
+    conns: Vec<u64>,
+    ports: Vec<u16>,
+}
+
+/// Asks the front to reserve a context for `member`'s child.
+fn fork(shared: &Shared, member: u64) -> Result<ForkReply, String> {
+    let mut token = [0u8; 8];
+    getrandom(&mut token)?;
+    // Never 0, and never a small number that a member key could be.
+    let token = u64::from_le_bytes(token) | 1 << 63;
+    let (tx, rx) = std::sync::mpsc::channel();
+    shared.inbox.lock().push_back(FrontMsg::Fork {
+        member,
+        token,
+        reply: tx,
+    });
+    shared.waker.wake();
+    let ctx = rx
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|_| "the host-interface worker did not answer".to_owned())??;
+    Ok(ForkReply {
+        token,
+        context: u32::from(ctx),
+    })
+}
+
+/// Unpredictable bytes (a fork ticket must not be guessable by another
+/// application).
+fn getrandom(buf: &mut [u8]) -> Result<(), String> {
+    // SAFETY: writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        return Err(format!("getrandom: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// A forked process joins its parent's application with its ticket.
+fn join(sock: &UnixStream, shared: &Shared, j: Join) -> Result<u64, String> {
+    let key = shared.next_key.fetch_add(1, Ordering::Relaxed);
+    let bell = Doorbell::new().map_err(|e| format!("creating a doorbell: {e}"))?;
+    let bell_fd = bell
+        .fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("creating a doorbell: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    shared
+        .inbox
+        .lock()
+        .push_back(FrontMsg::Join(Box::new(JoinRequest {
+            app: j.app,
+            token: j.token,
+            member: key,
+            conns: j.conns,
+            ports: j.ports,
+            bell,
+            reply: tx,
+        })));
+    shared.waker.wake();
+    let grant = rx
+        .recv_timeout(Duration::from_secs(5))
+        .map_err(|_| "the host-interface worker did not answer".to_owned())??;
+    let o = &shared.opts;
+    let reply = RegisterReply {
+        app_id: j.app as u32,
+        abi_version: doca_bindings::abi::ABI_VERSION,
+        layout: grant.layout,
+        local_ip: o.local_ip,
+        congestion_control: o.congestion_control.clone(),
+        congestion_control_by_port: o.congestion_control_by_port.clone(),
+        first_context: u32::from(grant.ctx),
+        granted_contexts: Some(1),
+    };
+    let reply = ControlReply::success(&reply).map_err(|e| e.to_string())?;
+    {
+        use std::os::fd::AsFd;
+        let fds = [grant.region.fd(), grant.dpu_bell.as_fd(), bell_fd.as_fd()];
+        // If this fails the child is gone: the connection's EOF follows
+        // and gives back what it held (so the member is registered anyway).
+        if let Err(e) = send_json(sock, &reply, &fds) {
+            tracing::warn!(error = %e, member = key, "hostif: cannot answer a join");
+        }
+    }
+    tracing::info!(
+        app = j.app,
+        member = key,
+        pid = j.pid,
+        ctx = grant.ctx,
+        "hostif: forked process joined"
+    );
+    shared
+        .names
+        .lock()
+        .insert(key, format!("{}[{}]", j.name, j.pid));
     Ok(key)
 }

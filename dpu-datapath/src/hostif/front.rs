@@ -8,8 +8,15 @@
 //! A descriptor that fails a check closes the application: its contexts get
 //! `EV_FATAL`, its connections are reset and its listeners removed. Other
 //! applications are not affected.
+//!
+//! An application may be several processes (members): the one that
+//! registered and those forked from it, each on its own contexts of the
+//! same region. A connection or listener is held by the members that have
+//! a descriptor for it, as a Linux socket by the processes that share its
+//! file: it closes when the last holder closes it or exits. Its events go
+//! to one context, the last that adopted it (`OP_ADOPT`).
 
-use super::app::{fatal, HostApp};
+use super::app::{fatal, HostApp, MemberKey, Ticket};
 use super::handle;
 use super::link::{AppKey, FrontWaker, OwnerCmd, OwnerEvt, OwnerLink, LINK_CAPACITY};
 use super::HostIfCounters;
@@ -34,8 +41,47 @@ const MAX_SLEEP: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 pub enum FrontMsg {
     Register(Box<HostApp>),
-    Gone(AppKey),
+    /// A member's control connection closed (the registering process's
+    /// key is its application's).
+    Gone(MemberKey),
+    /// `member` is about to fork: reserve a context for the child and make
+    /// it a holder of what `member` holds.
+    Fork {
+        member: MemberKey,
+        token: u64,
+        reply: std::sync::mpsc::Sender<Result<u16, String>>,
+    },
+    /// A forked process presents its ticket.
+    Join(Box<JoinRequest>),
 }
+
+/// What a forked process sends to join its parent's application.
+#[derive(Debug)]
+pub struct JoinRequest {
+    pub app: AppKey,
+    pub token: u64,
+    /// The key of the child's own control connection.
+    pub member: MemberKey,
+    /// Connections and listening ports it still has descriptors for.
+    pub conns: Vec<u64>,
+    pub ports: Vec<u16>,
+    /// Its context's doorbell.
+    pub bell: doca_bindings::Doorbell,
+    pub reply: std::sync::mpsc::Sender<Result<JoinGrant, String>>,
+}
+
+/// What the child gets back: its context and what to map.
+#[derive(Debug)]
+pub struct JoinGrant {
+    pub ctx: u16,
+    pub layout: doca_bindings::abi::Layout,
+    pub region: Arc<doca_bindings::Region>,
+    pub dpu_bell: std::os::fd::OwnedFd,
+}
+
+/// How long a fork ticket waits for its child (a fork that failed, or a
+/// child that died before joining, gives its holdings back then).
+const TICKET_TTL: Duration = Duration::from_secs(10);
 
 /// Shared inbox of [`FrontMsg`]s.
 pub type Inbox = Arc<Mutex<VecDeque<FrontMsg>>>;
@@ -43,7 +89,8 @@ pub type Inbox = Arc<Mutex<VecDeque<FrontMsg>>>;
 #[derive(Debug)]
 struct Listening {
     app: AppKey,
-    ctx: u16,
+    /// The members holding it, each with the context its notices go to.
+    holders: Vec<(MemberKey, u16)>,
 }
 
 /// An accepted connection waiting for `OP_ACCEPT`.
@@ -59,13 +106,48 @@ struct Pending {
 #[derive(Debug)]
 struct FrontConn {
     app: AppKey,
-    /// The context its events go to (None until accepted).
+    /// The context its events go to (None until accepted, or after its
+    /// context's process let go while others hold it).
     ctx: Option<u16>,
+    /// The members with a descriptor for it (empty while in an accept
+    /// queue): it closes when the last one lets go.
+    holders: Vec<MemberKey>,
     flags: u16,
+    /// State bits ever raised (connected, peer closed, error, finished),
+    /// for a process that adopts it.
+    sticky: u16,
     rx_ready: u64,
     tx_acked: u64,
     status: i32,
     dirty: bool,
+    /// The application's positions (its last `OP_RX_POP` and
+    /// `OP_TX_PUSH`), for a process that adopts it.
+    rx_read: u64,
+    tx_written: u64,
+    slot: u32,
+}
+
+/// `CONN_*` bits that describe a state rather than news.
+const STICKY: u16 =
+    abi::CONN_CONNECTED | abi::CONN_PEER_CLOSED | abi::CONN_ERROR | abi::CONN_FINISHED;
+
+impl FrontConn {
+    fn new(app: AppKey, ctx: Option<u16>, holder: Option<MemberKey>, slot: u32) -> Self {
+        FrontConn {
+            app,
+            ctx,
+            holders: holder.into_iter().collect(),
+            flags: 0,
+            sticky: 0,
+            rx_ready: 0,
+            tx_acked: 0,
+            status: 0,
+            dirty: false,
+            rx_read: 0,
+            tx_written: 0,
+            slot,
+        }
+    }
 }
 
 /// The front worker's state.
@@ -76,6 +158,8 @@ pub struct Front {
     waker: Arc<FrontWaker>,
     inbox: Inbox,
     apps: HashMap<AppKey, HostApp>,
+    /// Every member's application.
+    member_app: HashMap<MemberKey, AppKey>,
     ports: HashMap<u16, Listening>,
     accept_q: HashMap<u16, VecDeque<Pending>>,
     conns: HashMap<u64, FrontConn>,
@@ -84,6 +168,8 @@ pub struct Front {
     scratch: Vec<Desc>,
     /// Owners given commands in this pass (their workers get unparked).
     nudge: Vec<bool>,
+    /// How contexts reserved for forked processes reach their rings.
+    dma: crate::dma::DmaConfig,
 }
 
 impl std::fmt::Debug for Front {
@@ -119,6 +205,7 @@ impl Front {
             waker,
             inbox,
             apps: HashMap::new(),
+            member_app: HashMap::new(),
             ports: HashMap::new(),
             accept_q: HashMap::new(),
             conns: HashMap::new(),
@@ -126,7 +213,15 @@ impl Front {
             counters,
             scratch: Vec::new(),
             nudge: vec![false; n_owners],
+            dma: crate::dma::DmaConfig::default(),
         }
+    }
+
+    /// The DMA settings of contexts reserved for forked processes (those
+    /// of registration, `HostIfOptions::dma`).
+    pub fn with_dma(mut self, dma: crate::dma::DmaConfig) -> Self {
+        self.dma = dma;
+        self
     }
 
     /// Runs until `stop`.
@@ -202,19 +297,24 @@ impl Front {
                     self.counters
                         .apps_registered
                         .fetch_add(1, Ordering::Relaxed);
+                    self.member_app.insert(app.key, app.key);
                     self.apps.insert(app.key, *app);
                 }
-                FrontMsg::Gone(key) => {
-                    // What the application posted before exiting still
-                    // counts (its last writes and closes); whatever is
-                    // still open is then closed as Linux closes a
-                    // process's sockets at exit.
-                    self.drain_requests(key);
-                    self.drop_app(key, None);
-                    self.apps.remove(&key);
+                FrontMsg::Gone(member) => self.member_gone(member),
+                FrontMsg::Fork {
+                    member,
+                    token,
+                    reply,
+                } => {
+                    let _ = reply.send(self.fork(member, token));
+                }
+                FrontMsg::Join(j) => {
+                    let reply = j.reply.clone();
+                    let _ = reply.send(self.join(*j));
                 }
             }
         }
+        self.expire_tickets();
         self.counters.apps_active.store(
             self.apps.values().filter(|a| !a.dead).count() as u64,
             Ordering::Relaxed,
@@ -223,11 +323,276 @@ impl Front {
             self.apps
                 .values()
                 .filter(|a| !a.dead)
-                .map(|a| a.ctxs.len() as u64)
+                .map(|a| a.ctxs.iter().filter(|c| c.live).count() as u64)
                 .sum(),
             Ordering::Relaxed,
         );
         n
+    }
+
+    /// A member's control connection closed. The last member's exit
+    /// closes the application; an earlier one's lets go of what it held.
+    fn member_gone(&mut self, member: MemberKey) {
+        let Some(key) = self.member_app.remove(&member) else {
+            return;
+        };
+        let others = self
+            .apps
+            .get(&key)
+            .is_some_and(|a| a.members().iter().any(|&m| m != member) || !a.tickets.is_empty());
+        if !others {
+            // What the application posted before exiting still counts
+            // (its last writes and closes); whatever is still open is
+            // then closed as Linux closes a process's sockets at exit.
+            self.drain_requests(key, None);
+            self.drop_app(key, None);
+            self.apps.remove(&key);
+            self.member_app.retain(|_, a| *a != key);
+            return;
+        }
+        self.drain_requests(key, Some(member));
+        self.let_go(key, member);
+        if let Some(a) = self.apps.get_mut(&key) {
+            a.release_member(member);
+        }
+    }
+
+    /// `member` no longer holds anything (it exited, or its fork ticket
+    /// expired): what nobody else holds is closed as at exit.
+    fn let_go(&mut self, app: AppKey, member: MemberKey) {
+        let ports: Vec<u16> = self
+            .ports
+            .iter()
+            .filter(|(_, l)| l.app == app && l.holders.iter().any(|h| h.0 == member))
+            .map(|(p, _)| *p)
+            .collect();
+        for port in ports {
+            self.drop_listener_holder(app, member, port);
+        }
+        let held: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.app == app && c.holders.contains(&member))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in held {
+            self.drop_holder(app, member, h);
+        }
+    }
+
+    /// `member` lets go of connection `h`; the last holder closes it.
+    fn drop_holder(&mut self, app: AppKey, member: MemberKey, h: u64) {
+        let member_ctxs: Vec<u16> = self
+            .apps
+            .get(&app)
+            .map(|a| {
+                (0..a.ctxs.len() as u16)
+                    .filter(|&i| a.ctxs[i as usize].member == Some(member))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        c.holders.retain(|&m| m != member);
+        if !c.holders.is_empty() {
+            if c.ctx.is_some_and(|x| member_ctxs.contains(&x)) {
+                // Its events wait for the next process that adopts it.
+                c.ctx = None;
+                c.dirty = false;
+            }
+            return;
+        }
+        self.conns.remove(&h);
+        if let Some((owner, id)) = handle::decode(h, self.owners.len()) {
+            self.send(
+                owner,
+                OwnerCmd::ConnOp {
+                    app,
+                    ctx: 0,
+                    tag: 0,
+                    op: abi::OP_CLOSE,
+                    conn: id,
+                    a: 0,
+                    b: 0,
+                    reply: false,
+                },
+            );
+        }
+    }
+
+    /// `member` lets go of the listener on `port`; the last holder stops
+    /// listening.
+    fn drop_listener_holder(&mut self, app: AppKey, member: MemberKey, port: u16) {
+        let Some(l) = self.ports.get_mut(&port).filter(|l| l.app == app) else {
+            return;
+        };
+        l.holders.retain(|h| h.0 != member);
+        if l.holders.is_empty() {
+            self.unlisten(app, port);
+        }
+    }
+
+    /// Before `member` forks: a context for the child, which holds from
+    /// now on what `member` holds (so that the parent closing its copy
+    /// right after the fork closes nothing).
+    fn fork(&mut self, member: MemberKey, token: u64) -> Result<u16, String> {
+        let key = *self
+            .member_app
+            .get(&member)
+            .ok_or("not registered on this connection")?;
+        let dma = self.dma;
+        let app = self
+            .apps
+            .get_mut(&key)
+            .filter(|a| !a.dead)
+            .ok_or("the application was closed")?;
+        let child = token;
+        let ctx = app.reserve_ctx(child, &dma).ok_or_else(|| {
+            format!(
+                "no context left for a forked process ({} in use; host.fork_contexts)",
+                app.ctxs.len()
+            )
+        })?;
+        app.tickets.push(Ticket {
+            token,
+            ctx,
+            since: std::time::Instant::now(),
+        });
+        for c in self.conns.values_mut() {
+            if c.app == key && c.holders.contains(&member) {
+                c.holders.push(child);
+            }
+        }
+        for l in self.ports.values_mut() {
+            if l.app == key && l.holders.iter().any(|h| h.0 == member) {
+                l.holders.push((child, ctx));
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// A forked process joins with its ticket: the ticket's holdings pass
+    /// to it, narrowed to what it still has descriptors for.
+    fn join(&mut self, j: JoinRequest) -> Result<JoinGrant, String> {
+        let app = self
+            .apps
+            .get_mut(&j.app)
+            .filter(|a| !a.dead)
+            .ok_or("no such application")?;
+        let i = app
+            .tickets
+            .iter()
+            .position(|t| t.token == j.token)
+            .ok_or("unknown or expired fork ticket")?;
+        let ticket = app.tickets.swap_remove(i);
+        let dpu_bell = app
+            .dpu_bell
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("duplicating the DPU doorbell: {e}"));
+        let c = &mut app.ctxs[ticket.ctx as usize];
+        let grant = dpu_bell.map(|dpu_bell| JoinGrant {
+            ctx: ticket.ctx,
+            layout: app.layout,
+            region: app.region.clone(),
+            dpu_bell,
+        });
+        if grant.is_ok() {
+            c.member = Some(j.member);
+            c.bell = Some(j.bell);
+            c.live = true;
+        }
+        // The ticket's placeholder key becomes the member's.
+        let (old, new) = (j.token, j.member);
+        let keep: std::collections::HashSet<u64> = j.conns.iter().copied().collect();
+        let held: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.app == j.app && c.holders.contains(&old))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in held {
+            if grant.is_ok() && keep.contains(&h) {
+                if let Some(c) = self.conns.get_mut(&h) {
+                    for m in c.holders.iter_mut().filter(|m| **m == old) {
+                        *m = new;
+                    }
+                }
+            } else {
+                self.drop_holder(j.app, old, h);
+            }
+        }
+        let ports: Vec<u16> = self
+            .ports
+            .iter()
+            .filter(|(_, l)| l.app == j.app && l.holders.iter().any(|h| h.0 == old))
+            .map(|(p, _)| *p)
+            .collect();
+        for port in ports {
+            if grant.is_ok() && j.ports.contains(&port) {
+                if let Some(l) = self.ports.get_mut(&port) {
+                    for h in l.holders.iter_mut().filter(|h| h.0 == old) {
+                        h.0 = new;
+                    }
+                }
+                // Connections already waiting: the child hears of them.
+                if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
+                    self.message(
+                        j.app,
+                        ticket.ctx,
+                        Desc {
+                            op: abi::EV_ACCEPTABLE,
+                            a: u64::from(port),
+                            ..Desc::default()
+                        },
+                    );
+                }
+            } else {
+                self.drop_listener_holder(j.app, old, port);
+            }
+        }
+        match grant {
+            Ok(g) => {
+                self.member_app.insert(new, j.app);
+                Ok(g)
+            }
+            Err(e) => {
+                if let Some(a) = self.apps.get_mut(&j.app) {
+                    a.release_member(old);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Tickets whose child never joined give their holdings back.
+    fn expire_tickets(&mut self) {
+        if self.apps.values().all(|a| a.tickets.is_empty()) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut expired = Vec::new();
+        for a in self.apps.values_mut() {
+            a.tickets.retain(|t| {
+                let keep = now.duration_since(t.since) < TICKET_TTL;
+                if !keep {
+                    expired.push((a.key, t.token));
+                }
+                keep
+            });
+        }
+        for (app, token) in expired {
+            self.let_go(app, token);
+            if let Some(a) = self.apps.get_mut(&app) {
+                a.release_member(token);
+            }
+            // The last member may have left while the ticket waited.
+            if self.apps.get(&app).is_some_and(|a| a.members().is_empty()) {
+                self.drop_app(app, None);
+                self.apps.remove(&app);
+            }
+        }
     }
 
     fn send(&mut self, owner: usize, cmd: OwnerCmd) {
@@ -300,20 +665,15 @@ impl Front {
                 b,
                 c,
             } => {
-                let alive = self.apps.get(&app).is_some_and(|x| !x.dead);
-                if op == abi::OP_CONNECT && status == 0 && alive {
-                    self.conns.insert(
-                        conn,
-                        FrontConn {
-                            app,
-                            ctx: Some(ctx),
-                            flags: 0,
-                            rx_ready: 0,
-                            tx_acked: 0,
-                            status: 0,
-                            dirty: false,
-                        },
-                    );
+                let alive = self.apps.get(&app).filter(|x| !x.dead);
+                let member = alive.and_then(|x| x.member_of(ctx));
+                if op == abi::OP_CONNECT && status == 0 && member.is_some() {
+                    self.conns
+                        .insert(conn, FrontConn::new(app, Some(ctx), member, a as u32));
+                } else if op == abi::OP_CONNECT && status == 0 && alive.is_some() {
+                    // Its process left meanwhile (the others keep the
+                    // application, so nothing else closes it).
+                    self.abort_quietly(app, conn);
                 }
                 if op == abi::OP_LISTEN && status != 0 {
                     let port = a as u16;
@@ -336,28 +696,14 @@ impl Front {
                 remote,
                 local,
             } => {
-                let listener = self
-                    .ports
-                    .get(&port)
-                    .filter(|l| l.app == app)
-                    .map(|l| l.ctx);
-                let Some(lctx) = listener.filter(|_| self.apps.contains_key(&app)) else {
+                let listening = self.ports.get(&port).is_some_and(|l| l.app == app);
+                if !listening || !self.apps.contains_key(&app) {
                     // The listener went away meanwhile: reset it.
                     self.abort_quietly(app, conn);
                     return;
-                };
-                self.conns.insert(
-                    conn,
-                    FrontConn {
-                        app,
-                        ctx: None,
-                        flags: 0,
-                        rx_ready: 0,
-                        tx_acked: 0,
-                        status: 0,
-                        dirty: false,
-                    },
-                );
+                }
+                self.conns
+                    .insert(conn, FrontConn::new(app, None, None, slot));
                 let q = self.accept_q.entry(port).or_default();
                 let was_empty = q.is_empty();
                 q.push_back(Pending {
@@ -367,7 +713,7 @@ impl Front {
                     local,
                 });
                 if was_empty {
-                    self.acceptable(app, lctx, port);
+                    self.acceptable(app, port);
                 }
             }
             OwnerEvt::Conn {
@@ -380,6 +726,7 @@ impl Front {
             } => {
                 if let Some(c) = self.conns.get_mut(&conn).filter(|c| c.app == app) {
                     c.flags |= flags;
+                    c.sticky |= flags & STICKY;
                     c.rx_ready = c.rx_ready.max(rx_ready);
                     c.tx_acked = c.tx_acked.max(tx_acked);
                     if status != 0 {
@@ -396,16 +743,24 @@ impl Front {
         }
     }
 
-    fn acceptable(&mut self, app: AppKey, ctx: u16, port: u16) {
-        self.message(
-            app,
-            ctx,
-            Desc {
-                op: abi::EV_ACCEPTABLE,
-                a: u64::from(port),
-                ..Desc::default()
-            },
-        );
+    /// Tells every holder of the listener on `port` that a connection
+    /// waits (they race for it, as processes sharing a Linux listener).
+    fn acceptable(&mut self, app: AppKey, port: u16) {
+        let ctxs: Vec<u16> = match self.ports.get(&port) {
+            Some(l) if l.app == app => l.holders.iter().map(|h| h.1).collect(),
+            _ => return,
+        };
+        for ctx in ctxs {
+            self.message(
+                app,
+                ctx,
+                Desc {
+                    op: abi::EV_ACCEPTABLE,
+                    a: u64::from(port),
+                    ..Desc::default()
+                },
+            );
+        }
     }
 
     fn abort_quietly(&mut self, app: AppKey, conn: u64) {
@@ -426,25 +781,33 @@ impl Front {
         }
     }
 
-    /// Handles every request an application left in its rings.
-    fn drain_requests(&mut self, key: AppKey) {
-        let ctxs = match self.apps.get(&key) {
-            Some(a) if !a.dead => a.ctxs.len(),
+    /// Handles every request an application (or one of its members) left
+    /// in its rings.
+    fn drain_requests(&mut self, key: AppKey, member: Option<MemberKey>) {
+        let ctxs: Vec<usize> = match self.apps.get(&key) {
+            Some(a) if !a.dead => (0..a.ctxs.len())
+                .filter(|&i| a.ctxs[i].live && member.is_none_or(|m| a.ctxs[i].member == Some(m)))
+                .collect(),
             _ => return,
         };
-        for ctx in 0..ctxs {
-            let mut batch = Vec::new();
-            let got = match self.apps.get_mut(&key) {
-                Some(a) if !a.dead => a.ctxs[ctx].requests.pop_all(&mut batch),
-                _ => return,
-            };
-            if got.is_err() {
+        for ctx in ctxs {
+            self.drain_ctx(key, ctx);
+        }
+    }
+
+    /// Handles every request waiting in one context.
+    fn drain_ctx(&mut self, key: AppKey, ctx: usize) {
+        let mut batch = Vec::new();
+        let got = match self.apps.get_mut(&key) {
+            Some(a) if !a.dead && a.ctxs[ctx].live => a.ctxs[ctx].requests.pop_all(&mut batch),
+            _ => return,
+        };
+        if got.is_err() {
+            return;
+        }
+        for d in &batch {
+            if self.request(key, ctx as u16, d).is_err() {
                 return;
-            }
-            for d in &batch {
-                if self.request(key, ctx as u16, d).is_err() {
-                    return;
-                }
             }
         }
     }
@@ -461,7 +824,7 @@ impl Front {
                 let mut batch = std::mem::take(&mut self.scratch);
                 batch.clear();
                 let got = match self.apps.get_mut(&key) {
-                    Some(a) if !a.dead => {
+                    Some(a) if !a.dead && a.ctxs[ctx].live => {
                         let c = &mut a.ctxs[ctx];
                         if c.messages.len() >= a.layout.ring_entries as usize {
                             // The application does not drain its events:
@@ -497,9 +860,23 @@ impl Front {
         n
     }
 
-    /// The connection a request names, if this application owns it.
-    fn owned(&mut self, app: AppKey, conn: u64) -> Result<(usize, crate::app::ConnId), ()> {
-        let ok = self.conns.get(&conn).is_some_and(|c| c.app == app);
+    /// The connection a request names, if the process behind context
+    /// `ctx` holds it (or, unless `held`, if it waits in one of the
+    /// application's accept queues: it may be closed before it is
+    /// accepted).
+    fn owned(
+        &mut self,
+        app: AppKey,
+        ctx: u16,
+        conn: u64,
+        held: bool,
+    ) -> Result<(usize, crate::app::ConnId), ()> {
+        let member = self.apps.get(&app).and_then(|a| a.member_of(ctx));
+        let ok = self.conns.get(&conn).is_some_and(|c| {
+            c.app == app
+                && (member.is_some_and(|m| c.holders.contains(&m))
+                    || (!held && c.holders.is_empty()))
+        });
         match handle::decode(conn, self.owners.len()).filter(|_| ok) {
             Some(x) => Ok(x),
             None => {
@@ -517,7 +894,10 @@ impl Front {
     fn request(&mut self, app: AppKey, ctx: u16, d: &Desc) -> Result<(), ()> {
         match d.op {
             abi::OP_TX_PUSH => {
-                let (owner, conn) = self.owned(app, d.conn)?;
+                let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
+                if let Some(c) = self.conns.get_mut(&d.conn) {
+                    c.tx_written = d.a;
+                }
                 self.send(
                     owner,
                     OwnerCmd::TxPush {
@@ -528,7 +908,10 @@ impl Front {
                 );
             }
             abi::OP_RX_POP => {
-                let (owner, conn) = self.owned(app, d.conn)?;
+                let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
+                if let Some(c) = self.conns.get_mut(&d.conn) {
+                    c.rx_read = d.a;
+                }
                 self.send(
                     owner,
                     OwnerCmd::RxPop {
@@ -538,9 +921,25 @@ impl Front {
                     },
                 );
             }
+            abi::OP_ADOPT => {
+                self.owned(app, ctx, d.conn, true)?;
+                self.adopt(app, ctx, d);
+            }
             abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT => {
-                let (owner, conn) = self.owned(app, d.conn)?;
+                let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
                 if d.op == abi::OP_CLOSE || d.op == abi::OP_ABORT {
+                    let shared = self.conns.get(&d.conn).is_some_and(|c| c.holders.len() > 1);
+                    if shared {
+                        // Another process still has it: only this one's
+                        // descriptor goes, as close() of a shared socket
+                        // (a reset, too, waits for the last holder).
+                        let member = self.apps.get(&app).and_then(|a| a.member_of(ctx));
+                        if let Some(m) = member {
+                            self.drop_holder(app, m, d.conn);
+                        }
+                        self.message(app, ctx, reply(d.tag, d.op, 0));
+                        return Ok(());
+                    }
                     self.conns.remove(&d.conn);
                 }
                 self.send(
@@ -560,12 +959,17 @@ impl Front {
             abi::OP_LISTEN => self.listen(app, ctx, d),
             abi::OP_UNLISTEN => {
                 let port = d.a as u16;
-                let status = if d.a <= 0xFFFF && self.ports.get(&port).is_some_and(|l| l.app == app)
-                {
-                    self.unlisten(app, port);
-                    0
-                } else {
-                    -libc::EINVAL
+                let member = self.apps.get(&app).and_then(|a| a.member_of(ctx));
+                let held = d.a <= 0xFFFF
+                    && self.ports.get(&port).is_some_and(|l| {
+                        l.app == app && l.holders.iter().any(|h| Some(h.0) == member)
+                    });
+                let status = match member {
+                    Some(m) if held => {
+                        self.drop_listener_holder(app, m, port);
+                        0
+                    }
+                    _ => -libc::EINVAL,
                 };
                 self.message(app, ctx, reply(d.tag, d.op, status));
             }
@@ -613,10 +1017,20 @@ impl Front {
         if self.ports.contains_key(&port) {
             return self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
         }
-        let Some(source) = self.apps.get(&app).map(|a| a.slots.clone()) else {
+        let Some((source, member)) = self
+            .apps
+            .get(&app)
+            .and_then(|a| Some((a.slots.clone(), a.member_of(ctx)?)))
+        else {
             return;
         };
-        self.ports.insert(port, Listening { app, ctx });
+        self.ports.insert(
+            port,
+            Listening {
+                app,
+                holders: vec![(member, ctx)],
+            },
+        );
         for o in 0..self.owners.len() {
             self.send(
                 o,
@@ -647,8 +1061,13 @@ impl Front {
 
     fn accept(&mut self, app: AppKey, ctx: u16, d: &Desc) {
         let port = d.a as u16;
-        let lctx = match self.ports.get(&port) {
-            Some(l) if l.app == app && d.a <= 0xFFFF => l.ctx,
+        let member = self.apps.get(&app).and_then(|a| a.member_of(ctx));
+        let member = match (self.ports.get(&port), member) {
+            (Some(l), Some(m))
+                if l.app == app && d.a <= 0xFFFF && l.holders.iter().any(|h| h.0 == m) =>
+            {
+                m
+            }
             _ => return self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL)),
         };
         // Entries the application closed or aborted before accepting them
@@ -668,13 +1087,55 @@ impl Front {
         let more = self.accept_q.get(&port).is_some_and(|q| !q.is_empty());
         if let Some(c) = self.conns.get_mut(&p.conn) {
             c.ctx = Some(ctx);
+            c.holders = vec![member];
+            // Established (the application learns it from the reply).
+            c.sticky |= abi::CONN_CONNECTED;
         }
         let mut r = reply(d.tag, d.op, 0);
         (r.conn, r.a, r.b, r.c) = (p.conn, u64::from(p.slot), p.remote, p.local);
         self.message(app, ctx, r);
         self.mark_dirty(p.conn);
         if more {
-            self.acceptable(app, lctx, port);
+            self.acceptable(app, port);
+        }
+    }
+
+    /// `OP_ADOPT`: the connection's events come to `ctx` from now on. What
+    /// its previous context's process had posted is handled first, so the
+    /// positions told to the adopter include its last reads and writes.
+    fn adopt(&mut self, app: AppKey, ctx: u16, d: &Desc) {
+        let old = self.conns.get(&d.conn).and_then(|c| c.ctx);
+        if let Some(old) = old.filter(|&o| o != ctx) {
+            self.drain_ctx(app, old as usize);
+        }
+        let Some(c) = self.conns.get_mut(&d.conn) else {
+            // Closed by a request the drain handled.
+            return self.message(app, ctx, reply(d.tag, d.op, -libc::EBADF));
+        };
+        let mut r = reply(d.tag, d.op, 0);
+        (r.conn, r.a, r.b, r.c) = (
+            d.conn,
+            c.rx_read,
+            c.tx_written,
+            u64::from(c.slot) | u64::from(c.sticky) << 32,
+        );
+        c.ctx = Some(ctx);
+        c.flags |= c.sticky | abi::CONN_READABLE | abi::CONN_WRITABLE;
+        // A stale entry in the old context's list is skipped there.
+        c.dirty = false;
+        self.message(app, ctx, r);
+        self.mark_dirty(d.conn);
+        if let Some(old) = old.filter(|&o| o != ctx) {
+            self.message(
+                app,
+                old,
+                Desc {
+                    op: abi::EV_CONN,
+                    flags: abi::CONN_MOVED,
+                    conn: d.conn,
+                    ..Desc::default()
+                },
+            );
         }
     }
 
@@ -710,8 +1171,9 @@ impl Front {
             return;
         }
         app.dead = true;
+        app.tickets.clear();
         if let Some(reason) = reason {
-            for c in &mut app.ctxs {
+            for c in app.ctxs.iter_mut().filter(|c| c.live) {
                 let _ = c.events.push(&fatal(reason));
                 c.events.flush();
                 c.posted = true;
@@ -747,7 +1209,10 @@ impl Front {
         let mut posted = 0u64;
         let mut broken = Vec::new();
         for app in self.apps.values_mut().filter(|a| !a.dead) {
-            for c in &mut app.ctxs {
+            for (ci, c) in app.ctxs.iter_mut().enumerate() {
+                if !c.live {
+                    continue;
+                }
                 while let Some(d) = c.messages.front() {
                     match c.events.push(d) {
                         Ok(true) => {
@@ -765,7 +1230,9 @@ impl Front {
                     let Some(&h) = c.dirty.front() else {
                         break;
                     };
-                    let Some(conn) = self.conns.get_mut(&h) else {
+                    let Some(conn) = self.conns.get_mut(&h).filter(|x| x.ctx == Some(ci as u16))
+                    else {
+                        // Closed, or adopted by another context since.
                         c.dirty.pop_front();
                         continue;
                     };
@@ -830,7 +1297,7 @@ impl Front {
             !a.dead
                 && a.ctxs
                     .iter()
-                    .any(|c| !c.messages.is_empty() || !c.dirty.is_empty())
+                    .any(|c| c.live && (!c.messages.is_empty() || !c.dirty.is_empty()))
         });
         let timeout = if backlogged {
             Duration::from_micros(200)

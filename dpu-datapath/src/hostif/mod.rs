@@ -70,6 +70,9 @@ pub struct HostIfOptions {
     pub socket: PathBuf,
     pub max_apps: u32,
     pub max_contexts: u32,
+    /// Contexts of each region kept for processes forked from the
+    /// application (`host.fork_contexts`).
+    pub fork_contexts: u32,
     pub ring_entries: u32,
     /// Connection slots per application.
     pub slots: u32,
@@ -102,6 +105,7 @@ impl HostIfOptions {
             socket: PathBuf::from(&c.host.control_socket),
             max_apps: c.host.max_apps,
             max_contexts: c.host.max_contexts_per_app,
+            fork_contexts: c.host.fork_contexts,
             ring_entries: c.host.ring_entries,
             slots: c.host.connections_per_app,
             rx_buf_size: c.tcp.rx_buffer,
@@ -153,6 +157,7 @@ impl HostInterface {
     /// Give each owner its shard with [`HostInterface::shard`].
     pub fn start(opts: HostIfOptions, owners: usize) -> Result<Self, String> {
         let path = opts.socket.clone();
+        let dma = opts.dma;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 format!("host.control_socket: cannot create {}: {e}", dir.display())
@@ -194,7 +199,7 @@ impl HostInterface {
             tap: tap.clone(),
             stop: stop.clone(),
         };
-        let front = Front::new(links.clone(), waker, inbox, counters.clone());
+        let front = Front::new(links.clone(), waker, inbox, counters.clone()).with_dma(dma);
         let mut threads = Vec::new();
         let s = stop.clone();
         threads.push(

@@ -10,7 +10,7 @@ use std::sync::{Arc, LockResult, MutexGuard, PoisonError, RwLockWriteGuard};
 
 use libc::c_int;
 use parking_lot::Mutex;
-use toe::{TcpListener, TcpStream, Toe};
+use toe::{ForkTicket, TcpListener, TcpStream, Toe};
 
 use crate::real;
 
@@ -142,9 +142,12 @@ fn install_atfork() {
 /// `fork_child` (all three handlers run in the forking thread). Fields drop
 /// in order: the reverse of the order they were taken.
 struct ForkGuards {
-    _fds: RwLockWriteGuard<'static, Vec<Option<Arc<Sock>>>>,
+    fds: RwLockWriteGuard<'static, Vec<Option<Arc<Sock>>>>,
     epolls: RwLockWriteGuard<'static, Option<HashMap<c_int, Arc<EpollSet>>>>,
-    _toe: MutexGuard<'static, ToeState>,
+    toe: MutexGuard<'static, ToeState>,
+    /// The service's ticket for the child, when this process has offloaded
+    /// sockets to share with it.
+    ticket: Option<(ForkTicket, Arc<Toe>)>,
 }
 
 thread_local! {
@@ -161,17 +164,48 @@ thread_local! {
 /// and its (eventually fair) unlock hands the lock to the first queued
 /// thread: in the child, a thread that does not exist there, holding it
 /// forever (seen with a thread writing to stdout during the fork).
+///
+/// With offloaded sockets open, it also asks the service for a ticket:
+/// the child joins with it and shares them (see `fork_child`).
 unsafe extern "C" fn fork_prepare() {
     let _ = FORK_GUARDS.try_with(|g| {
         let toe = relock(TOE.lock());
+        // Before the table locks: the request goes through interposed
+        // calls (setsockopt, sendmsg) that read the table.
+        let ticket = fork_ticket(&toe);
         let epolls = relock(EPOLLS.write());
         let fds = relock(FDS.write());
         *g.borrow_mut() = Some(ForkGuards {
-            _fds: fds,
+            fds,
             epolls,
-            _toe: toe,
+            toe,
+            ticket,
         });
     });
+}
+
+/// A ticket for the child if this process has sockets to share.
+fn fork_ticket(t: &ToeState) -> Option<(ForkTicket, Arc<Toe>)> {
+    let Attach::Ready(toe) = &t.attach else {
+        return None;
+    };
+    let shared =
+        ANY.load(Ordering::Relaxed) && relock(FDS.read()).iter().flatten().any(|s| !s.stale());
+    if t.epoch != EPOCH.load(Ordering::SeqCst) || !shared {
+        return None;
+    }
+    match toe.fork_ticket() {
+        Ok(ticket) => Some((ticket, toe.clone())),
+        Err(e) => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                warn(&format!(
+                    "libtoe_preload: fork: the child cannot share this process's sockets ({e})"
+                ))
+            });
+            None
+        }
+    }
 }
 
 unsafe extern "C" fn fork_parent() {
@@ -179,7 +213,7 @@ unsafe extern "C" fn fork_parent() {
 }
 
 unsafe extern "C" fn fork_child() {
-    EPOCH.fetch_add(1, Ordering::SeqCst);
+    let old_epoch = EPOCH.fetch_add(1, Ordering::SeqCst);
     let _ = FORK_GUARDS.try_with(|g| {
         if let Some(mut locks) = g.borrow_mut().take() {
             // The parent's epoll sets: their offloaded members are stale
@@ -187,9 +221,166 @@ unsafe extern "C" fn fork_child() {
             // threads of the parent. Forgotten (not dropped): epoll fds
             // inherited by the child are the kernel's alone.
             std::mem::forget(locks.epolls.take());
-            drop(locks);
+            let ForkGuards {
+                fds,
+                epolls,
+                mut toe,
+                ticket,
+            } = locks;
+            let socks = ticket.as_ref().map(|_| inherited_socks(&fds, old_epoch));
+            // The join goes through interposed calls that read the table.
+            drop(fds);
+            drop(epolls);
+            if let (Some((ticket, parent)), Some(socks)) = (ticket, socks) {
+                join_parent(&mut toe, old_epoch, ticket, parent, socks);
+            }
+            drop(toe);
         }
     });
+}
+
+/// The parent's sockets in the table, each once.
+fn inherited_socks(fds: &[Option<Arc<Sock>>], old_epoch: u32) -> Vec<Arc<Sock>> {
+    let mut socks: Vec<Arc<Sock>> = Vec::new();
+    for s in fds.iter().flatten() {
+        if s.epoch.load(Ordering::SeqCst) == old_epoch && !socks.iter().any(|x| Arc::ptr_eq(x, s)) {
+            socks.push(s.clone());
+        }
+    }
+    socks
+}
+
+/// In the child: joins the parent's application with the ticket, so the
+/// sockets inherited from it keep working here (each adopted at its first
+/// use, see `lookup`).
+fn join_parent(
+    t: &mut ToeState,
+    old_epoch: u32,
+    ticket: ForkTicket,
+    parent: Arc<Toe>,
+    socks: Vec<Arc<Sock>>,
+) {
+    // The parent's control connection: the service must see the parent
+    // exit even while this child lives. Its rings are the parent's: the
+    // attachment is forgotten, never dropped.
+    // SAFETY: closes an fd this process inherited and never uses again
+    // (the leaked attachment that owns it is never dropped).
+    unsafe { real::close(parent.control_fd()) };
+    let (mut conns, mut ports) = (Vec::new(), Vec::new());
+    for s in &socks {
+        // A lock held by a parent thread at the fork stays held here: such
+        // a socket is not kept (it stays unusable, EBADF).
+        match s.state.try_lock().as_deref() {
+            Some(State::Stream {
+                s, failed: None, ..
+            }) => conns.push(s.handle()),
+            Some(State::Listening { l, .. }) => {
+                if let Ok(std::net::SocketAddr::V4(a)) = l.local_addr() {
+                    ports.push(a.port());
+                }
+            }
+            _ => {}
+        }
+    }
+    let path = toe::control_path_from_env();
+    match Toe::join(&path, &ticket, conns, ports, toe::ToeOptions::from_env()) {
+        Ok(child) => {
+            let epoch = old_epoch.wrapping_add(1);
+            for s in &socks {
+                s.epoch.store(epoch, Ordering::SeqCst);
+                s.inherited.store(true, Ordering::SeqCst);
+            }
+            if let Attach::Ready(old) = std::mem::replace(&mut t.attach, Attach::Ready(child)) {
+                std::mem::forget(old);
+            }
+            t.epoch = epoch;
+        }
+        Err(e) => warn(&format!(
+            "libtoe_preload: fork: the child cannot share the parent's sockets ({e})"
+        )),
+    }
+    std::mem::forget(parent);
+}
+
+/// The first use of a socket inherited across fork in the child: its
+/// connection or listener is adopted by this process's attachment. The
+/// parent's objects are forgotten (dropping them would act on the
+/// parent's rings).
+fn adopt_inherited(sock: &Sock) {
+    let Some(toe) = toe() else { return };
+    let Some(mut st) = sock
+        .state
+        .try_lock_for(std::time::Duration::from_millis(100))
+    else {
+        return unusable(sock);
+    };
+    if !sock.inherited.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let new = match &mut *st {
+        State::Fresh { .. } => return,
+        State::Listening { l, .. } => {
+            let Ok(std::net::SocketAddr::V4(addr)) = l.local_addr() else {
+                return unusable(sock);
+            };
+            match TcpListener::inherit(&toe, addr, l.congestion_control_id()) {
+                Ok(nl) => {
+                    let _ = nl.set_nonblocking(true);
+                    State::Listening {
+                        l: nl,
+                        pending: VecDeque::new(),
+                        seen: 0,
+                    }
+                }
+                Err(_) => return unusable(sock),
+            }
+        }
+        State::Stream {
+            s,
+            connecting,
+            failed,
+            reported,
+        } => {
+            let (Ok(std::net::SocketAddr::V4(peer)), Ok(std::net::SocketAddr::V4(local))) =
+                (s.peer_addr(), s.local_addr())
+            else {
+                return unusable(sock);
+            };
+            match TcpStream::inherit(&toe, s.handle(), peer, local, s.is_accepted()) {
+                Ok(ns) => {
+                    let _ = ns.set_nonblocking(s.is_nonblocking());
+                    ns.inherit_congestion_control(sock.cc.load(Ordering::Relaxed));
+                    State::Stream {
+                        s: Arc::new(ns),
+                        connecting: *connecting,
+                        failed: *failed,
+                        reported: *reported,
+                    }
+                }
+                Err(_) => return unusable(sock),
+            }
+        }
+    };
+    let old = std::mem::replace(&mut *st, new);
+    forget_state(old);
+}
+
+/// The parent's engine objects inside a state, forgotten.
+fn forget_state(st: State) {
+    match st {
+        State::Listening { l, pending, .. } => {
+            std::mem::forget(l);
+            pending.into_iter().for_each(std::mem::forget);
+        }
+        State::Stream { s, .. } => std::mem::forget(s),
+        State::Fresh { .. } => {}
+    }
+}
+
+/// An inherited socket that could not be adopted: EBADF from now on.
+fn unusable(sock: &Sock) {
+    sock.inherited.store(false, Ordering::SeqCst);
+    sock.epoch.store(u32::MAX, Ordering::SeqCst);
 }
 
 /// What an offloaded socket is.
@@ -235,7 +426,12 @@ pub(crate) struct Sock {
     /// SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none).
     pub(crate) rcvtimeo: AtomicU64,
     pub(crate) sndtimeo: AtomicU64,
-    pub(crate) epoch: u32,
+    /// The fork epoch it belongs to: from an older one it is the parent's
+    /// (unusable) unless the child joined and took it over.
+    pub(crate) epoch: AtomicU32,
+    /// Inherited across fork and not used here yet: its first use adopts
+    /// it (`adopt_inherited`), its close lets go of it without.
+    pub(crate) inherited: AtomicBool,
 }
 
 impl Sock {
@@ -252,13 +448,14 @@ impl Sock {
             peeked: Mutex::new(Vec::new()),
             rcvtimeo: AtomicU64::new(0),
             sndtimeo: AtomicU64::new(0),
-            epoch: EPOCH.load(Ordering::SeqCst),
+            epoch: AtomicU32::new(EPOCH.load(Ordering::SeqCst)),
+            inherited: AtomicBool::new(false),
         })
     }
 
-    /// Inherited across fork: unusable here.
+    /// Inherited across fork and not shared with this process: unusable.
     pub(crate) fn stale(&self) -> bool {
-        self.epoch != EPOCH.load(Ordering::SeqCst)
+        self.epoch.load(Ordering::Relaxed) != EPOCH.load(Ordering::SeqCst)
     }
 
     /// The libtoe context this socket's events arrive on (None before it
@@ -287,7 +484,11 @@ pub(crate) fn lookup(fd: c_int) -> Option<Arc<Sock>> {
     if fd < 0 || !ANY.load(Ordering::Relaxed) {
         return None;
     }
-    relock(FDS.read()).get(fd as usize).cloned().flatten()
+    let s = relock(FDS.read()).get(fd as usize).cloned().flatten()?;
+    if s.inherited.load(Ordering::Relaxed) {
+        adopt_inherited(&s);
+    }
+    Some(s)
 }
 
 pub(crate) fn insert(fd: c_int, sock: Arc<Sock>) {
@@ -312,11 +513,35 @@ pub(crate) fn remove(fd: c_int) -> Option<Arc<Sock>> {
     Some(s)
 }
 
-/// Drops a socket whose last fd went away: a stale one (inherited across
-/// fork) is leaked, since closing it would act on the parent's rings.
+/// Drops a socket whose fd went away: a stale one (inherited across fork,
+/// not shared) is leaked, since closing it would act on the parent's
+/// rings; an inherited one never used here is let go of without adopting
+/// it.
 pub(crate) fn release(sock: Arc<Sock>) {
     if sock.stale() {
         std::mem::forget(sock);
+        return;
+    }
+    if sock.inherited.load(Ordering::SeqCst) && Arc::strong_count(&sock) == 1 {
+        let Some(mut st) = sock
+            .state
+            .try_lock_for(std::time::Duration::from_millis(100))
+        else {
+            return std::mem::forget(sock);
+        };
+        if let Some(toe) = toe() {
+            match &*st {
+                State::Stream { s, .. } => toe.close_inherited(s.handle()),
+                State::Listening { l, .. } => {
+                    if let Ok(std::net::SocketAddr::V4(a)) = l.local_addr() {
+                        toe.unlisten_inherited(a.port());
+                    }
+                }
+                State::Fresh { .. } => {}
+            }
+        }
+        let old = std::mem::replace(&mut *st, State::Fresh { bound: None });
+        forget_state(old);
     }
 }
 
@@ -371,18 +596,25 @@ pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
     }
 }
 
-/// Moves connections waiting on a listener into its queue (one round trip
-/// per connection, only after an `EV_ACCEPTABLE` moved the generation).
+/// Accepts one connection ahead into an empty queue, only after an
+/// `EV_ACCEPTABLE` moved the generation (the service sends another while
+/// more wait). One, not all: processes sharing the listener (pre-fork
+/// servers) each take their own, and a process that exits leaves the rest
+/// for the others.
 pub(crate) fn refill(l: &TcpListener, pending: &mut VecDeque<TcpStream>, seen: &mut u64) {
+    if !pending.is_empty() {
+        return;
+    }
     let Ok(g) = l.accept_generation() else { return };
     if g == *seen {
         return;
     }
-    while let Ok((s, _)) = l.accept() {
+    // Before accepting: a notice arriving meanwhile moves it again.
+    *seen = g;
+    if let Ok((s, _)) = l.accept() {
         let _ = s.set_nonblocking(true);
         pending.push_back(s);
     }
-    *seen = g;
 }
 
 pub(crate) fn eval(sock: &Sock) -> Eval {

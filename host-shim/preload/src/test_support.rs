@@ -482,6 +482,8 @@ pub(crate) fn serve_registration(listener: &UnixListener, app_id: u32) -> Dpu {
         local_ip: LOCAL_IP.into(),
         congestion_control: "reno".into(),
         congestion_control_by_port: Default::default(),
+        first_context: 0,
+        granted_contexts: None,
     })
     .unwrap();
     let fds = [

@@ -103,6 +103,8 @@ fn attach(spin: Duration) -> (Arc<Toe>, Dpu) {
         local_ip: "198.18.0.1".parse().unwrap(),
         congestion_control: "reno".into(),
         congestion_control_by_port: Default::default(),
+        first_context: 0,
+        granted_contexts: None,
     };
     let fds = vec![dup(region.fd()), dup(dpu_bell.fd()), dup(ctx_bell.fd())];
     let toe = Arc::new(Toe::attach(app_sock, reply, fds, spin).unwrap());
@@ -142,6 +144,8 @@ fn registration_rejects_a_bad_reply() {
         local_ip: "198.18.0.1".parse().unwrap(),
         congestion_control: "reno".into(),
         congestion_control_by_port: Default::default(),
+        first_context: 0,
+        granted_contexts: None,
     };
     let fds = || vec![dup(region.fd()), dup(bell.fd()), dup(bell.fd())];
     let sock = || UnixStream::pair().unwrap().0;

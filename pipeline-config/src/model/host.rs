@@ -16,6 +16,12 @@ pub struct Host {
     /// `host.max_contexts_per_app`: queue contexts per application,
     /// `1..=256`. Default `16`.
     pub max_contexts_per_app: u32,
+    /// `host.fork_contexts`: contexts of each application's region kept
+    /// for the processes it forks (one each while it lives), so that a
+    /// child shares the sockets it inherits; `0..=255`, and
+    /// `max_contexts_per_app + fork_contexts` at most 256. 0: sockets
+    /// inherited across fork are unusable in the child. Default `64`.
+    pub fork_contexts: u32,
     /// `host.ring_entries`: descriptors per request ring and per event
     /// ring of each context, a power of two in `8..=65536`. Default `1024`.
     pub ring_entries: u32,
@@ -52,6 +58,7 @@ impl Default for Host {
             control_socket: "/run/flextoe/control.sock".to_owned(),
             max_apps: 64,
             max_contexts_per_app: 16,
+            fork_contexts: 64,
             ring_entries: 1024,
             connections_per_app: 1024,
             dma_latency_ns: 1_000,

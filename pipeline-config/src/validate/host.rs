@@ -35,6 +35,21 @@ pub(crate) fn check_host(host: &Host, report: &mut Report) {
         host.max_contexts_per_app,
         1..=256,
     );
+    report.range("host.fork_contexts", host.fork_contexts, 0..=255);
+    if host.max_contexts_per_app <= 256
+        && host.fork_contexts <= 255
+        && host.max_contexts_per_app + host.fork_contexts > 256
+    {
+        report.error(
+            "host.fork_contexts",
+            format!(
+                "{} plus host.max_contexts_per_app {} is {}; a region holds at most 256 contexts",
+                host.fork_contexts,
+                host.max_contexts_per_app,
+                host.max_contexts_per_app + host.fork_contexts
+            ),
+        );
+    }
     report.power_of_two("host.ring_entries", u64::from(host.ring_entries), 8..=65536);
     report.range(
         "host.connections_per_app",

@@ -333,6 +333,16 @@ fn host_interface_limits_are_checked_by_name() {
             "host.dma_max_outstanding: 0 is out of range 1..=65536",
         ]
     );
+    let doc = r#"{"host": {"max_contexts_per_app": 200, "fork_contexts": 64}}"#;
+    assert_eq!(
+        errors(doc),
+        ["host.fork_contexts: 64 plus host.max_contexts_per_app 200 is 264; a region holds at most 256 contexts"]
+    );
+    let doc = r#"{"host": {"fork_contexts": 300}}"#;
+    assert_eq!(
+        errors(doc),
+        ["host.fork_contexts: 300 is out of range 0..=255"]
+    );
     let doc = r#"{"host": {"ring_entries": 4}, "port": {"backend": "loopback"}}"#;
     assert_eq!(
         errors(doc),

@@ -1,0 +1,261 @@
+/* Fork conformance for libtoe_preload: sockets shared by a parent and the
+ * processes it forks, as a Linux socket is shared by the processes holding
+ * its file. Prints what it observed; the output must be identical on the
+ * kernel (127.0.0.1) and under flextoe-run (the service's IP). Nothing
+ * printed depends on addresses, ports, pids or timing; every wait is for a
+ * condition (a read, waitpid), bounded by alarm().
+ *
+ * usage: fork_conformance IP PORT   (uses PORT and PORT+1)
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *ip;
+static int port;
+
+#define CHECK(c) do { if (!(c)) { printf("FAILED %s at line %d (errno %s)\n", #c, __LINE__, strerrorname_np(errno) ? strerrorname_np(errno) : "?"); fflush(stdout); _exit(1); } } while (0)
+
+static const char *ename(int e) { if (e == 0) return "0"; const char *n = strerrorname_np(e); return n ? n : "?"; }
+
+static struct sockaddr_in addr_of(int p) {
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(p);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    return a;
+}
+
+static int listener(int p) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    int one = 1;
+    CHECK(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+    struct sockaddr_in a = addr_of(p);
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(fd, 16) == 0);
+    return fd;
+}
+
+static int connect_to(int p) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = addr_of(p);
+    CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+/* Reads exactly n bytes (or up to EOF/error); returns what read returned last
+ * when short. */
+static long read_n(int fd, char *buf, long n) {
+    long got = 0;
+    while (got < n) {
+        long r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            return got > 0 ? got : r;
+        got += r;
+    }
+    return got;
+}
+
+static void write_all(int fd, const char *s, long n) {
+    while (n > 0) {
+        long w = write(fd, s, n);
+        CHECK(w > 0);
+        s += w;
+        n -= w;
+    }
+}
+
+static int child_status(pid_t pid) {
+    int st = 0;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* A connected pair through listener l: client c, server side s. */
+static void pair(int l, int p, int *c, int *s) {
+    *c = connect_to(p);
+    *s = accept(l, NULL, NULL);
+    CHECK(*s >= 0);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s IP PORT\n", argv[0]);
+        return 2;
+    }
+    ip = argv[1];
+    port = atoi(argv[2]);
+    setvbuf(stdout, NULL, _IONBF, 0);
+    alarm(60);
+    signal(SIGPIPE, SIG_IGN);
+    char buf[256];
+    int l = listener(port);
+    int c, s;
+
+    /* 1. The child closes its copies and exits: the parent's connection
+     *    and listener stay open. */
+    pair(l, port, &c, &s);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(s);
+        close(c);
+        close(l);
+        _exit(0);
+    }
+    printf("1 child exit %d\n", child_status(pid));
+    write_all(c, "ping", 4);
+    long r = read_n(s, buf, 4);
+    printf("1 parent reads after the child closed: %ld %.4s\n", r, buf);
+    write_all(s, "pong", 4);
+    r = read_n(c, buf, 4);
+    printf("1 and back: %ld %.4s\n", r, buf);
+    close(c);
+    close(s);
+
+    /* 2. Fork per connection: the parent closes the accepted socket at once,
+     *    the child serves it (poll, read, write, shutdown, close). */
+    pair(l, port, &c, &s);
+    write_all(c, "hello", 5);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(l);
+        close(c);
+        struct pollfd p = {.fd = s, .events = POLLIN};
+        int n = poll(&p, 1, 10000);
+        char b[64];
+        long k = read_n(s, b, 5);
+        char out[64];
+        int len = snprintf(out, sizeof out, "child %d %d %ld %.5s", n, (p.revents & POLLIN) != 0, k, b);
+        write_all(s, out, len);
+        shutdown(s, SHUT_WR);
+        close(s);
+        _exit(0);
+    }
+    close(s);
+    memset(buf, 0, sizeof buf);
+    r = read_n(c, buf, sizeof buf - 1);
+    printf("2 the child served it: %ld [%s]\n", r, buf);
+    errno = 0;
+    r = read(c, buf, 1);
+    printf("2 then EOF: %ld %s\n", r, ename(errno));
+    printf("2 child exit %d\n", child_status(pid));
+    close(c);
+
+    /* 3. A child that exits without closing anything (redis' BGSAVE child)
+     *    leaves the connection open for the parent. */
+    pair(l, port, &c, &s);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0)
+        _exit(7);
+    printf("3 child exit %d\n", child_status(pid));
+    write_all(c, "after", 5);
+    r = read_n(s, buf, 5);
+    printf("3 parent still reads: %ld %.5s\n", r, buf);
+
+    /* 4. Both write, one after the other: the bytes arrive in order. Then the
+     *    parent reads what arrived while the child had the connection. */
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        write_all(s, "child-", 6);
+        char b[8];
+        long k = read_n(s, b, 3);
+        _exit(k == 3 && memcmp(b, "abc", 3) == 0 ? 0 : 1);
+    }
+    r = read_n(c, buf, 6);
+    printf("4 from the child: %ld %.6s\n", r, buf);
+    write_all(c, "abc", 3);
+    printf("4 child read its part: exit %d\n", child_status(pid));
+    write_all(s, "parent", 6);
+    r = read_n(c, buf, 6);
+    printf("4 then from the parent: %ld %.6s\n", r, buf);
+    write_all(c, "xyz", 3);
+    r = read_n(s, buf, 3);
+    printf("4 parent reads after the child: %ld %.3s\n", r, buf);
+    close(c);
+    close(s);
+
+    /* 5. Pre-fork: two workers accept on the inherited listener, each
+     *    serves one connection; the parent only connects. */
+    int l2 = listener(port + 1);
+    pid_t w[2];
+    for (int i = 0; i < 2; i++) {
+        w[i] = fork();
+        CHECK(w[i] >= 0);
+        if (w[i] == 0) {
+            close(l);
+            int a = accept(l2, NULL, NULL);
+            CHECK(a >= 0);
+            char b[8];
+            long k = read_n(a, b, 4);
+            char out[16];
+            snprintf(out, sizeof out, "got:%.4s", b);
+            write_all(a, out, 8);
+            close(a);
+            _exit(k == 4 ? 10 + i : 1);
+        }
+    }
+    int c1 = connect_to(port + 1), c2 = connect_to(port + 1);
+    write_all(c1, "abcd", 4);
+    write_all(c2, "efgh", 4);
+    r = read_n(c1, buf, 8);
+    printf("5 first client: %ld %.8s\n", r, buf);
+    r = read_n(c2, buf, 8);
+    printf("5 second client: %ld %.8s\n", r, buf);
+    int e0 = child_status(w[0]), e1 = child_status(w[1]);
+    printf("5 workers exit %d %d\n", e0, e1);
+    close(c1);
+    close(c2);
+
+    /* 6. The last holder closing with SO_LINGER 0 resets. */
+    pair(l, port, &c, &s);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(s);
+        _exit(0);
+    }
+    printf("6 child exit %d\n", child_status(pid));
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    close(s);
+    errno = 0;
+    r = read(c, buf, 1);
+    printf("6 peer after linger-0 close: %ld %s\n", r, ename(errno));
+    close(c);
+
+    /* 7. The listener stays with the parent after a child closed it. */
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(l);
+        close(l2);
+        _exit(0);
+    }
+    printf("7 child exit %d\n", child_status(pid));
+    pair(l, port, &c, &s);
+    write_all(c, "ok", 2);
+    r = read_n(s, buf, 2);
+    printf("7 parent accepts after: %ld %.2s\n", r, buf);
+    close(c);
+    close(s);
+    close(l);
+    close(l2);
+    printf("done\n");
+    return 0;
+}
