@@ -161,4 +161,3 @@ pub fn free_kernel_ports() -> u16 {
     }
     panic!("no free ports");
 }
-

@@ -41,6 +41,44 @@ pub struct HostCtx {
 }
 
 impl HostCtx {
+    /// Context `i` of `layout` for `member`, its rings at index 0 (not
+    /// live until its process joined).
+    fn new(
+        region: &Arc<Region>,
+        layout: Layout,
+        i: u32,
+        member: MemberKey,
+        dma: &DmaConfig,
+    ) -> Result<Self, RingError> {
+        // Each ring has its own DMA queue (as a DOCA context per ring).
+        let engine = |salt: u64| {
+            DmaConfig {
+                seed: dma.seed ^ member.wrapping_mul(0x9e37_79b9) ^ salt,
+                ..*dma
+            }
+            .engine()
+        };
+        Ok(HostCtx {
+            requests: RequestRing::new(
+                region.clone(),
+                layout.request_ring(i),
+                engine(2 * u64::from(i)),
+            )?,
+            events: EventRing::new(
+                region.clone(),
+                layout.event_ring(i),
+                engine(2 * u64::from(i) + 1),
+            )?,
+            bell: None,
+            member: Some(member),
+            live: false,
+            messages: VecDeque::new(),
+            dirty: VecDeque::new(),
+            posted: false,
+            waiting_offset: layout.app_waiting_offset(i),
+        })
+    }
+
     /// Rings the application's doorbell if a thread sleeps on it.
     pub fn notify(&mut self, region: &Region) {
         if !std::mem::take(&mut self.posted) {
@@ -105,39 +143,14 @@ impl HostApp {
         dpu_bell: Doorbell,
         dma: &DmaConfig,
     ) -> Result<Self, RingError> {
-        let granted = ctx_bells.len();
-        let mut bells = ctx_bells.into_iter();
-        let mut ctxs = Vec::with_capacity(layout.contexts as usize);
-        // Each ring has its own DMA queue (as a DOCA context per ring).
-        let engine = |salt: u64| {
-            DmaConfig {
-                seed: dma.seed ^ key.wrapping_mul(0x9e37_79b9) ^ salt,
-                ..*dma
-            }
-            .engine()
-        };
-        for i in 0..layout.contexts {
-            let bell = bells.next();
-            let member = (i < granted as u32).then_some(key);
-            ctxs.push(HostCtx {
-                requests: RequestRing::new(
-                    region.clone(),
-                    layout.request_ring(i),
-                    engine(2 * u64::from(i)),
-                )?,
-                events: EventRing::new(
-                    region.clone(),
-                    layout.event_ring(i),
-                    engine(2 * u64::from(i) + 1),
-                )?,
-                bell,
-                member,
-                live: member.is_some(),
-                messages: VecDeque::new(),
-                dirty: VecDeque::new(),
-                posted: false,
-                waiting_offset: layout.app_waiting_offset(i),
-            });
+        // Only the granted contexts are set up now: those kept for forks
+        // are, when a fork reserves one (`reserve_ctx`).
+        let mut ctxs = Vec::with_capacity(ctx_bells.len());
+        for (i, bell) in ctx_bells.into_iter().enumerate() {
+            let mut c = HostCtx::new(&region, layout, i as u32, key, dma)?;
+            c.bell = Some(bell);
+            c.live = true;
+            ctxs.push(c);
         }
         Ok(Self {
             key,
@@ -185,30 +198,22 @@ impl HostApp {
     /// empty (the application's indices are zeroed too: a previous user of
     /// the context is gone, and the new one starts at 0).
     pub fn reserve_ctx(&mut self, member: MemberKey, dma: &DmaConfig) -> Option<u16> {
-        let i = self.ctxs.iter().position(|c| c.member.is_none())?;
+        let i = match self.ctxs.iter().position(|c| c.member.is_none()) {
+            Some(i) => i,
+            None if self.ctxs.len() < self.layout.contexts as usize => self.ctxs.len(),
+            None => return None,
+        };
         let l = self.layout;
         let (req, evt) = (l.request_ring(i as u32), l.event_ring(i as u32));
         for off in [req.head, evt.tail, l.app_waiting_offset(i as u32)] {
             self.region.atomic_u32(off)?.store(0, Ordering::SeqCst);
         }
-        let engine = |salt: u64| {
-            DmaConfig {
-                seed: dma.seed ^ member.wrapping_mul(0x9e37_79b9) ^ salt,
-                ..*dma
-            }
-            .engine()
-        };
-        let requests = RequestRing::new(self.region.clone(), req, engine(2 * i as u64)).ok()?;
-        let events = EventRing::new(self.region.clone(), evt, engine(2 * i as u64 + 1)).ok()?;
-        let c = &mut self.ctxs[i];
-        c.requests = requests;
-        c.events = events;
-        c.bell = None;
-        c.member = Some(member);
-        c.live = false;
-        c.messages.clear();
-        c.dirty.clear();
-        c.posted = false;
+        let c = HostCtx::new(&self.region, l, i as u32, member, dma).ok()?;
+        if i == self.ctxs.len() {
+            self.ctxs.push(c);
+        } else {
+            self.ctxs[i] = c;
+        }
         Some(i as u16)
     }
 

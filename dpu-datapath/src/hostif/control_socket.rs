@@ -93,6 +93,8 @@ fn fail(sock: &UnixStream, msg: impl Into<String>) {
 
 fn client(sock: UnixStream, shared: &Shared) {
     let mut registered = None;
+    // A forked process (its exit is logged at debug level, as its join).
+    let mut forked = false;
     loop {
         let req = match recv_json::<ControlRequest>(&sock, 0) {
             Ok(Some((req, _))) => req,
@@ -175,7 +177,10 @@ fn client(sock: UnixStream, shared: &Shared) {
                     ports,
                 };
                 match join(&sock, shared, req) {
-                    Ok(key) => registered = Some(key),
+                    Ok(key) => {
+                        registered = Some(key);
+                        forked = true;
+                    }
                     Err(msg) => {
                         c.fetch_sub(1, Ordering::Relaxed);
                         fail(&sock, format!("join: {msg}"))
@@ -185,10 +190,14 @@ fn client(sock: UnixStream, shared: &Shared) {
         }
     }
     if let Some(key) = registered {
-        tracing::info!(
-            app = key,
-            "hostif: application left (control socket closed)"
-        );
+        if forked {
+            tracing::debug!(member = key, "hostif: forked process left");
+        } else {
+            tracing::info!(
+                app = key,
+                "hostif: application left (control socket closed)"
+            );
+        }
         shared.inbox.lock().push_back(FrontMsg::Gone(key));
         shared.waker.wake();
         shared.names.lock().remove(&key);
@@ -497,7 +506,7 @@ fn join(sock: &UnixStream, shared: &Shared, j: Join) -> Result<u64, String> {
             tracing::warn!(error = %e, member = key, "hostif: cannot answer a join");
         }
     }
-    tracing::info!(
+    tracing::debug!(
         app = j.app,
         member = key,
         pid = j.pid,

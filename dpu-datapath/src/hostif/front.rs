@@ -799,7 +799,10 @@ impl Front {
     fn drain_ctx(&mut self, key: AppKey, ctx: usize) {
         let mut batch = Vec::new();
         let got = match self.apps.get_mut(&key) {
-            Some(a) if !a.dead && a.ctxs[ctx].live => a.ctxs[ctx].requests.pop_all(&mut batch),
+            Some(a) if !a.dead => match a.ctxs.get_mut(ctx).filter(|c| c.live) {
+                Some(c) => c.requests.pop_all(&mut batch),
+                None => return,
+            },
             _ => return,
         };
         if got.is_err() {

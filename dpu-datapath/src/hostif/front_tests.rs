@@ -203,7 +203,8 @@ impl Bench {
             .collect();
         let counters = Arc::new(HostIfCounters::default());
         let inbox: Inbox = Arc::new(Mutex::new(VecDeque::new()));
-        let front = Front::new(links.clone(), waker, inbox.clone(), counters.clone());
+        let front = Front::new(links.clone(), waker, inbox.clone(), counters.clone())
+            .with_dma(crate::dma::DmaConfig::immediate());
         Bench {
             front,
             links,
@@ -1806,3 +1807,6 @@ mod bounds {
         w.assert_closed_for(abi::VIOLATION_RX_BOUNDS);
     }
 }
+
+#[path = "front_fork_tests.rs"]
+mod fork;

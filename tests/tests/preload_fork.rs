@@ -1,0 +1,412 @@
+//! Sockets shared across `fork()` under `flextoe-run`, as on Linux: a
+//! conformance program (identical output on the kernel and on the engine),
+//! a forking Python server (one process per connection), nginx with its
+//! master process and two workers sharing the listener, and redis forking
+//! its BGSAVE child during a benchmark. Each test skips (printing why) when
+//! a binary is missing.
+
+use flextoe_tests::hostif::Service;
+use flextoe_tests::preload::*;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn sha256_hex(d: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(d)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn cmd(prog: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(prog);
+    c.args(args);
+    c
+}
+
+/// Every process of the test gone: no application, context or connection
+/// left in the service (the children's exits gave back what they held).
+fn wait_drained(svc: &Service) {
+    let left = |s: &serde_json::Value| {
+        let h = &s["hostif"];
+        [
+            h["apps_active"].as_u64(),
+            h["contexts"].as_u64(),
+            s["app_conns"].as_u64(),
+        ]
+    };
+    let (ok, s) = svc.wait_stat(Duration::from_secs(30), |s| {
+        left(s) == [Some(0), Some(0), Some(0)]
+    });
+    assert!(
+        ok,
+        "left in the service (apps, contexts, connections): {:?}",
+        left(&s)
+    );
+}
+
+#[test]
+fn fork_conformance_identical_on_kernel_and_engine() {
+    let Some(run) = runner() else { return };
+    if !need(&["cc"]) {
+        return;
+    }
+    let dir = tmpdir("forkconf");
+    let bin = dir.join("fork_conformance");
+    let src = repo().join("host-shim/preload/tests/fork_conformance.c");
+    run_ok(
+        {
+            let mut c = Command::new("cc");
+            c.args(["-O1", "-Wall", "-o"]).arg(&bin).arg(&src);
+            c
+        },
+        Duration::from_secs(60),
+        "cc fork_conformance.c",
+    );
+    let kport = free_kernel_ports();
+    let kernel = run_ok(
+        cmd(bin.to_str().unwrap(), &["127.0.0.1", &kport.to_string()]),
+        Duration::from_secs(60),
+        "fork_conformance (kernel)",
+    );
+    let Some(svc) = Service::start("preload-forkconf", 1) else {
+        return;
+    };
+    let toe = run_ok(
+        under(
+            &run,
+            &svc,
+            bin.to_str().unwrap(),
+            &[&svc.ip.to_string(), &engine_port(0).to_string()],
+        ),
+        Duration::from_secs(60),
+        "fork_conformance (flextoe-run)",
+    );
+    let (k, e) = (
+        String::from_utf8_lossy(&kernel.stdout),
+        String::from_utf8_lossy(&toe.stdout),
+    );
+    println!("kernel:\n{k}\nengine:\n{e}");
+    assert!(k.trim_end().ends_with("done"), "kernel run incomplete");
+    assert_eq!(k, e, "output differs between the kernel and the engine");
+    assert!(
+        !String::from_utf8_lossy(&toe.stderr).contains("libtoe_preload"),
+        "preload warned: {}",
+        String::from_utf8_lossy(&toe.stderr)
+    );
+    wait_drained(&svc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn forking_python_server_echoes_50_concurrent_clients() {
+    let Some(run) = runner() else { return };
+    if !need(&["python3"]) {
+        return;
+    }
+    let script = repo().join("scripts/fork_echo.py");
+    let script = script.to_str().unwrap();
+    let clients = |ip: &str, port: u16, c: Command| {
+        let _ = (ip, port);
+        run_ok(c, Duration::from_secs(120), "fork_echo clients")
+    };
+    // Linux first.
+    let kport = free_kernel_ports();
+    let ks = kport.to_string();
+    let _kernel_server = spawn_server(
+        cmd("python3", &[script, "server", "127.0.0.1", &ks]),
+        "fork_echo server (kernel)",
+    );
+    let probe = format!(
+        "import socket,time,sys\nfor i in range(200):\n  try:\n    socket.create_connection(('127.0.0.1',{kport}),timeout=2).close(); sys.exit(0)\n  except OSError:\n    time.sleep(0.05)\nsys.exit(1)"
+    );
+    run_ok(
+        cmd("python3", &["-c", &probe]),
+        Duration::from_secs(30),
+        "probe",
+    );
+    let kernel = clients(
+        "127.0.0.1",
+        kport,
+        cmd(
+            "python3",
+            &[script, "clients", "127.0.0.1", &ks, "50", "65536"],
+        ),
+    );
+    let Some(svc) = Service::start("preload-forkecho", 1) else {
+        return;
+    };
+    let ip = svc.ip.to_string();
+    let port = engine_port(10);
+    let ps = port.to_string();
+    let server = spawn_server(
+        under(&run, &svc, "python3", &[script, "server", &ip, &ps]),
+        "fork_echo server (engine)",
+    );
+    wait_listening(&run, &svc, svc.ip, port);
+    let t = Instant::now();
+    let engine = clients(
+        &ip,
+        port,
+        under(
+            &run,
+            &svc,
+            "python3",
+            &[script, "clients", &ip, &ps, "50", "65536"],
+        ),
+    );
+    let (k, e) = (
+        String::from_utf8_lossy(&kernel.stdout),
+        String::from_utf8_lossy(&engine.stdout),
+    );
+    println!(
+        "engine ({:?}): {}",
+        t.elapsed(),
+        e.lines().last().unwrap_or("")
+    );
+    assert!(k.contains("50 of 50 clients echoed"), "kernel run: {k}");
+    assert_eq!(k, e, "output differs between the kernel and the engine");
+    drop(server);
+    wait_drained(&svc);
+}
+
+#[test]
+fn nginx_master_and_two_workers_serve_200_parallel_downloads() {
+    let Some(run) = runner() else { return };
+    if !need(&["nginx", "curl"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-nginx-workers", 1) else {
+        return;
+    };
+    let dir = tmpdir("nginx-workers");
+    let www = dir.join("www");
+    let out = dir.join("out");
+    for d in [&www, &out, &dir.join("tmp")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let mut body = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    for chunk in body.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(www.join("f.bin"), &body).unwrap();
+    let port = engine_port(20);
+    let ip = svc.ip;
+    let d = dir.display();
+    // nginx's default process model: the master opens the listener and
+    // forks the workers, which all accept on it.
+    let conf = format!(
+        "daemon off;\nmaster_process on;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; use epoll; }}\n\
+         http {{\n log_format p '$pid $status $body_bytes_sent';\n access_log {d}/access.log p;\n sendfile on;\n\
+         client_body_temp_path {d}/tmp;\n proxy_temp_path {d}/tmp;\n fastcgi_temp_path {d}/tmp;\n uwsgi_temp_path {d}/tmp;\n scgi_temp_path {d}/tmp;\n\
+         server {{ listen {ip}:{port}; root {www}; }}\n}}\n",
+        www = www.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let server = spawn_server(
+        under(
+            &run,
+            &svc,
+            "nginx",
+            &[
+                "-p",
+                dir.to_str().unwrap(),
+                "-c",
+                dir.join("nginx.conf").to_str().unwrap(),
+            ],
+        ),
+        "nginx",
+    );
+    wait_listening(&run, &svc, ip, port);
+    let url = format!("http://{ip}:{port}/f.bin");
+    let files: Vec<String> = (0..200)
+        .map(|i| out.join(format!("{i}.bin")).display().to_string())
+        .collect();
+    let mut args = vec!["-sS", "--fail", "-Z", "--parallel-max", "200"];
+    for f in &files {
+        args.extend(["-o", f.as_str(), url.as_str()]);
+    }
+    let t = Instant::now();
+    run_ok(
+        under(&run, &svc, "curl", &args),
+        Duration::from_secs(180),
+        "curl -Z (200 downloads)",
+    );
+    println!("200 x 1 MiB in {:?}", t.elapsed());
+    let want = sha256_hex(&body);
+    for f in &files {
+        let got = std::fs::read(f).unwrap_or_default();
+        assert_eq!(sha256_hex(&got), want, "{f}: {} bytes", got.len());
+    }
+    // Served by both workers (the log's first field is the worker's pid).
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+    let mut by_worker: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains(" 200 ")) {
+        *by_worker
+            .entry(line.split(' ').next().unwrap_or(""))
+            .or_default() += 1;
+    }
+    println!("requests per worker: {by_worker:?}");
+    assert_eq!(by_worker.values().sum::<usize>(), 200, "{log}");
+    assert_eq!(by_worker.len(), 2, "both workers accepted: {by_worker:?}");
+    // SIGTERM: the master stops its workers (SIGKILL would orphan them).
+    let mut server = server;
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    unsafe { libc::kill(server.0.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(server);
+    wait_drained(&svc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redis_bgsave_children_during_a_benchmark_drop_nothing() {
+    let Some(run) = runner() else { return };
+    if !need(&["redis-server", "redis-cli", "redis-benchmark"]) {
+        return;
+    }
+    let Some(svc) = Service::start("preload-redis-bgsave", 1) else {
+        return;
+    };
+    let dir = tmpdir("redis-bgsave");
+    let port = engine_port(30).to_string();
+    let ip = svc.ip.to_string();
+    let log = dir.join("redis.log");
+    let server = spawn_server(
+        under(
+            &run,
+            &svc,
+            "redis-server",
+            &[
+                "--port",
+                &port,
+                "--bind",
+                &ip,
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--logfile",
+                log.to_str().unwrap(),
+            ],
+        ),
+        "redis-server",
+    );
+    wait_listening(&run, &svc, svc.ip, port.parse().unwrap());
+    let cli = |args: &[&str]| {
+        let mut a = vec!["-h", ip.as_str(), "-p", port.as_str()];
+        a.extend_from_slice(args);
+        let out = run_ok(
+            under(&run, &svc, "redis-cli", &a),
+            Duration::from_secs(30),
+            "redis-cli",
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // One long-lived client that the BGSAVE children inherit: it must see
+    // every reply, before, during and after the forks.
+    let watcher = format!(
+        "import socket,sys\n\
+         s=socket.create_connection(('{ip}',{port}))\n\
+         f=s.makefile('rwb')\n\
+         ok=0\n\
+         for i in range(400):\n\
+         \x20 f.write(b'*3\\r\\n$3\\r\\nSET\\r\\n$4\\r\\nw%03d\\r\\n$1\\r\\nx\\r\\n' % (i%1000)); f.flush()\n\
+         \x20 ok += f.readline()==b'+OK\\r\\n'\n\
+         print(ok)"
+    );
+    let watcher = under(&run, &svc, "python3", &["-c", &watcher])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let saver = {
+        let (run, sock, ip, port) = (run.clone(), svc.socket.clone(), ip.clone(), port.clone());
+        std::thread::spawn(move || {
+            let mut started = 0;
+            for _ in 0..20 {
+                let out = Command::new(&run)
+                    .arg("--control")
+                    .arg(&sock)
+                    .args(["--", "redis-cli", "-h", &ip, "-p", &port, "BGSAVE"])
+                    .output()
+                    .expect("redis-cli BGSAVE");
+                started += usize::from(String::from_utf8_lossy(&out.stdout).contains("started"));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            started
+        })
+    };
+    let bench = run_ok(
+        under(
+            &run,
+            &svc,
+            "redis-benchmark",
+            &[
+                "-h", &ip, "-p", &port, "-n", "40000", "-c", "20", "-t", "set,get", "-q",
+            ],
+        ),
+        Duration::from_secs(120),
+        "redis-benchmark",
+    );
+    let started = saver.join().unwrap();
+    let watched = finish(watcher, Duration::from_secs(60), "long-lived client");
+    let text = String::from_utf8_lossy(&bench.stdout);
+    println!(
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("requests per second"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        text.matches("requests per second").count() == 2,
+        "both benchmark runs completed: {text}"
+    );
+    assert!(
+        !text.to_lowercase().contains("error"),
+        "the benchmark saw an error: {text}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&watched.stdout).trim(),
+        "400",
+        "every reply on the inherited connection"
+    );
+    // Wait for the last child to finish, then check that forks happened.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let info = loop {
+        let info = cli(&["INFO", "persistence"]);
+        if info.contains("rdb_bgsave_in_progress:0") || Instant::now() > deadline {
+            break info;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let saves: usize = info
+        .lines()
+        .find_map(|l| l.strip_prefix("rdb_saves:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    println!("BGSAVE started {started} times, {saves} saves completed");
+    assert!(started >= 5 && saves >= 5, "{info}");
+    assert!(info.contains("rdb_last_bgsave_status:ok"), "{info}");
+    let stats = cli(&["INFO", "stats"]);
+    assert!(stats.contains("rejected_connections:0"), "{stats}");
+    drop(server);
+    wait_drained(&svc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
