@@ -1307,3 +1307,36 @@ pub unsafe extern "C" fn syscall(
         }
     }
 }
+
+// ---- signals (SA_RESTART, see signals.rs) --------------------------------
+
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: the caller's contract is sigaction(2)'s.
+    unsafe { crate::signals::sigaction(sig, act, old) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: the caller's contract is signal(2)'s.
+    unsafe { crate::signals::signal(sig, handler, true) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    // SAFETY: as `signal`.
+    unsafe { crate::signals::signal(sig, handler, true) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sysv_signal(
+    sig: c_int,
+    handler: libc::sighandler_t,
+) -> libc::sighandler_t {
+    // SAFETY: as `signal`.
+    unsafe { crate::signals::signal(sig, handler, false) }
+}

@@ -12,6 +12,7 @@
 mod interpose;
 mod io;
 mod real;
+mod signals;
 mod state;
 #[cfg(test)]
 mod test_support;

@@ -85,4 +85,5 @@ real! {
     dup2(a: c_int, b: c_int) -> c_int;
     dup3(a: c_int, b: c_int, f: c_int) -> c_int;
     syscall(n: c_long, a: c_long, b: c_long, c: c_long, d: c_long, e: c_long, f: c_long) -> c_long;
+    sigaction(s: c_int, a: *const libc::sigaction, o: *mut libc::sigaction) -> c_int;
 }

@@ -282,8 +282,10 @@ pub(crate) fn poll_core(
     }
 }
 
-/// Waits until `sock` (fd `fd`) reports one of `events`; Err(EINTR) on a
-/// signal, Err(EAGAIN) when `deadline` passes.
+/// Waits until `sock` (fd `fd`) reports one of `events`; Err(EAGAIN) when
+/// `deadline` passes; Err(EINTR) on a signal, unless its handler asked for
+/// `SA_RESTART` and no timeout is set (then it waits on, as the kernel
+/// restarts the call).
 pub(crate) fn wait_one(
     fd: c_int,
     sock: &Arc<Sock>,
@@ -295,7 +297,18 @@ pub(crate) fn wait_one(
         events,
         revents: 0,
     }];
-    match poll_core(&mut p, &[Some(sock.clone())], deadline, std::ptr::null())? {
+    // A restarted call leaves errno as it found it, as the kernel's does.
+    let saved = errno();
+    let n = loop {
+        crate::signals::clear();
+        match poll_core(&mut p, &[Some(sock.clone())], deadline, std::ptr::null()) {
+            Err(libc::EINTR) if deadline.is_none() && !crate::signals::interrupted() => {
+                set_errno(saved)
+            }
+            r => break r?,
+        }
+    };
+    match n {
         0 => Err(libc::EAGAIN),
         _ => Ok(()),
     }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,6 +76,40 @@ static void write_all(int fd, const char *s, long n) {
         s += w;
         n -= w;
     }
+}
+
+static int alarm_pipe = -1;
+static volatile sig_atomic_t alarms;
+
+/* Counts the signal and tells a waiting child through a pipe (a write to a
+ * pipe is safe in a handler). */
+static void on_signal(int sig) {
+    (void)sig;
+    alarms++;
+    if (alarm_pipe >= 0) {
+        char z = 1;
+        if (write(alarm_pipe, &z, 1) != 1) {
+            /* nothing to do in a handler */
+        }
+    }
+}
+
+/* A child that writes `msg` to `fd` once the parent's handler ran. */
+static pid_t writer_after_signal(int fd, int pipe_rd, const char *msg) {
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        char z;
+        CHECK(read(pipe_rd, &z, 1) == 1);
+        write_all(fd, msg, strlen(msg));
+        _exit(0);
+    }
+    return pid;
+}
+
+static void arm_timer(void) {
+    struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 50000}};
+    CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
 }
 
 static int child_status(pid_t pid) {
@@ -254,6 +289,74 @@ int main(int argc, char **argv) {
     printf("7 parent accepts after: %ld %.2s\n", r, buf);
     close(c);
     close(s);
+
+    /* 8. Signals during a blocking read: SA_RESTART (sigaction, and signal()'s
+     *    BSD semantics) continues the read, which returns the data sent
+     *    after the handler ran; without it the read fails with EINTR. */
+    int pp[2];
+    CHECK(pipe(pp) == 0);
+    alarm_pipe = pp[1];
+    const char *how[3] = {"sigaction SA_RESTART", "signal()", "sigaction without SA_RESTART"};
+    for (int k = 0; k < 3; k++) {
+        if (k == 1) {
+            CHECK(signal(SIGALRM, on_signal) != SIG_ERR);
+        } else {
+            struct sigaction act;
+            memset(&act, 0, sizeof act);
+            act.sa_handler = on_signal;
+            act.sa_flags = k == 0 ? SA_RESTART : 0;
+            CHECK(sigaction(SIGALRM, &act, NULL) == 0);
+        }
+        struct sigaction seen;
+        CHECK(sigaction(SIGALRM, NULL, &seen) == 0);
+        printf("8 %s: handler reads back %s, SA_RESTART %d\n", how[k],
+               seen.sa_handler == on_signal ? "as installed" : "changed",
+               (seen.sa_flags & SA_RESTART) != 0);
+        pair(l, port, &c, &s);
+        alarms = 0;
+        pid = writer_after_signal(c, pp[0], "late");
+        arm_timer();
+        memset(buf, 0, sizeof buf);
+        errno = 0;
+        r = read(s, buf, 4);
+        printf("8 %s: read %ld %s [%.4s] signals=%d\n", how[k], r, ename(errno), r > 0 ? buf : "", (int)alarms);
+        if (r < 0) {
+            r = read_n(s, buf, 4);
+            printf("8 %s: read again %ld [%.4s]\n", how[k], r, buf);
+        }
+        printf("8 writer exit %d\n", child_status(pid));
+        close(c);
+        close(s);
+    }
+
+    /* 9. A blocking accept across SIGCHLD (signal(): restarted), as a
+     *    fork-per-connection server reaping its children. */
+    CHECK(signal(SIGCHLD, on_signal) != SIG_ERR);
+    alarms = 0;
+    pid_t connector = fork();
+    CHECK(connector >= 0);
+    if (connector == 0) {
+        char z;
+        CHECK(read(pp[0], &z, 1) == 1);
+        int k = connect_to(port);
+        write_all(k, "hi", 2);
+        close(k);
+        _exit(0);
+    }
+    pid_t quick = fork();
+    CHECK(quick >= 0);
+    if (quick == 0)
+        _exit(3);
+    errno = 0;
+    s = accept(l, NULL, NULL);
+    printf("9 accept across SIGCHLD: %s %s signals>=1 %d\n", s >= 0 ? "ok" : "failed", ename(errno), alarms >= 1);
+    if (s >= 0) {
+        r = read_n(s, buf, 2);
+        printf("9 read %ld %.2s\n", r, buf);
+        close(s);
+    }
+    signal(SIGCHLD, SIG_DFL);
+    printf("9 children exit %d %d\n", child_status(quick), child_status(connector));
     close(l);
     close(l2);
     printf("done\n");
