@@ -219,6 +219,28 @@ mod tests {
             ControlRequest::Conns
         );
         assert!(serde_json::from_str::<ControlRequest>(r#"{"op":"nope"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<ControlRequest>(r#"{"op":"fork"}"#).unwrap(),
+            ControlRequest::Fork
+        );
+        let join = ControlRequest::Join {
+            app_id: 7,
+            token: 1 << 63,
+            pid: 43,
+            name: "nginx".into(),
+            conns: vec![5],
+            ports: vec![80],
+        };
+        assert_eq!(
+            serde_json::to_value(&join).unwrap(),
+            json!({"op":"join","app_id":7,"token":1u64 << 63,"pid":43,"name":"nginx","conns":[5],"ports":[80]})
+        );
+        // What a child keeps may be omitted (nothing).
+        let bare = r#"{"op":"join","app_id":7,"token":9,"pid":43,"name":"x"}"#;
+        assert!(matches!(
+            serde_json::from_str::<ControlRequest>(bare).unwrap(),
+            ControlRequest::Join { conns, ports, .. } if conns.is_empty() && ports.is_empty()
+        ));
     }
 
     #[test]
