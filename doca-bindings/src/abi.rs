@@ -135,6 +135,12 @@ pub const OP_SETOPT: u16 = 10;
 /// (the last `OP_TX_PUSH`), c = slot | sticky `CONN_*` bits << 32; an
 /// `EV_CONN` with the current positions follows.
 pub const OP_ADOPT: u16 = 11;
+/// conn: the connection's TCP state, for `TCP_INFO`. Reply: a = state
+/// (Linux's `TCP_ESTABLISHED`.. numbering) | RTO backoff << 8 | MSS << 16
+/// | smoothed RTT (µs) << 32, b = RTT variance (µs) | congestion window
+/// (bytes) << 32, c = slow-start threshold (bytes) | send window (bytes)
+/// << 32 (each 32-bit field saturates).
+pub const OP_INFO: u16 = 12;
 
 // Events (DPU -> application).
 /// Reply to the request with `tag`; flags = the request's op.

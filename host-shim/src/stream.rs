@@ -64,6 +64,37 @@ pub struct TcpStream {
     write_timeout: Timeout,
 }
 
+/// A connection's TCP state as the engine sees it (what Linux's
+/// `TCP_INFO` reports; [`TcpStream::tcp_info`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// Linux's numbering: 1 `TCP_ESTABLISHED` .. 11 `TCP_CLOSING`.
+    pub state: u8,
+    /// Retransmission timeouts since the last ACK of new data.
+    pub rto_backoff: u8,
+    pub mss: u16,
+    pub rtt_us: u32,
+    pub rttvar_us: u32,
+    pub cwnd_bytes: u32,
+    pub ssthresh_bytes: u32,
+    pub snd_wnd_bytes: u32,
+}
+
+impl TcpInfo {
+    fn from_reply(d: &Desc) -> TcpInfo {
+        TcpInfo {
+            state: d.a as u8,
+            rto_backoff: (d.a >> 8) as u8,
+            mss: (d.a >> 16) as u16,
+            rtt_us: (d.a >> 32) as u32,
+            rttvar_us: d.b as u32,
+            cwnd_bytes: (d.b >> 32) as u32,
+            ssthresh_bytes: d.c as u32,
+            snd_wnd_bytes: (d.c >> 32) as u32,
+        }
+    }
+}
+
 /// The `abi::CC_*` value of a `TCP_CONGESTION` name: ENOENT for a
 /// controller the engine does not have (as Linux answers).
 pub fn congestion_control_id(name: &str) -> io::Result<u64> {
@@ -596,6 +627,53 @@ impl TcpStream {
             |g| g.live_conn(conn).map(|_| ()),
         )?;
         check_status(reply.status)
+    }
+
+    /// Waits until the peer acknowledged every byte written (what
+    /// `SO_LINGER` with a timeout waits for at close): Ok(false) when
+    /// `timeout` passed first, or the connection failed or was reset.
+    pub fn wait_acknowledged(&self, timeout: Duration) -> io::Result<bool> {
+        let conn = self.conn;
+        let wait = Wait::new(false, Some(timeout), libc::ETIMEDOUT);
+        let r = self.here(|| {
+            self.ctx().wait_for(wait, |g, _| match g.conn(conn) {
+                Err(e) => Some(Err(e)),
+                Ok(c) if c.tx_acked >= c.tx_written => Some(Ok(true)),
+                Ok(c) if c.error.is_some() || c.finished => Some(Ok(false)),
+                Ok(_) => None,
+            })
+        });
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => Ok(false),
+            r => r,
+        }
+    }
+
+    /// The connection's TCP state from the engine (one round trip), as
+    /// Linux's `TCP_INFO`.
+    pub fn tcp_info(&self) -> io::Result<TcpInfo> {
+        let conn = self.conn;
+        let reply = self.ctx().request_if(
+            Desc {
+                op: abi::OP_INFO,
+                conn,
+                ..Desc::default()
+            },
+            Wait::FOREVER,
+            |g| {
+                g.conns
+                    .get(&conn)
+                    .map_or(Err(from_errno(libc::EBADF)), |c| {
+                        if c.released {
+                            Err(from_errno(libc::ENOTCONN))
+                        } else {
+                            Ok(())
+                        }
+                    })
+            },
+        )?;
+        check_status(reply.status)?;
+        Ok(TcpInfo::from_reply(&reply))
     }
 
     /// The connection's pending error, cleared by the call (like SO_ERROR).

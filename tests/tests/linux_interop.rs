@@ -2025,6 +2025,7 @@ fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
     );
     let control = rig.dir.join("control.sock");
     let stat = || flextoe_tests::hostif::stat(&control).expect("stat");
+    let before = stat();
     let out = syn_flood(&rig, &["--count", "3000"])
         .output()
         .expect("syn_flood.py");
@@ -2054,6 +2055,7 @@ fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
         std::thread::sleep(Duration::from_millis(50));
     };
     eprintln!("synflood: backlog drained {drained:?} after the flood");
+    let after_flood = stat();
     assert!(drained <= Duration::from_secs(4), "drained in {drained:?}");
     // Real clients connect and their data is right.
     let r = rig.peer(
@@ -2063,12 +2065,19 @@ fn spoofed_syn_flood_backlog_drains_then_clients_connect() {
     assert!(ok(&r), "real clients after the flood: {r}\n{}", rig.logs());
     let s = rig.stop();
     assert!(n(&s, "engine.handshakes_expired") >= 128, "{s}");
-    // Every SYN beyond the backlog is dropped and counted (a few may be
-    // lost before the engine, in the TAP's queue).
-    let sent = flooded["sent"].as_u64().unwrap();
+    // Every SYN that reached the port beyond the backlog is dropped and
+    // counted. A burst this fast overflows the TAP's kernel queue before
+    // DPDK reads it (in one CI run 1,680 of 3,000 never reached the port),
+    // so the count is checked against what the port received.
+    let reached = n(&after_flood, "port.rx_frames") - n(&before, "port.rx_frames");
+    let counted = n(&after_flood, "engine.drops.listen_overflow") + 128;
+    eprintln!(
+        "synflood: {reached} of {} SYNs reached the port, {counted} counted",
+        flooded["sent"]
+    );
     assert!(
-        n(&s, "engine.drops.listen_overflow") >= sent / 2,
-        "the flood was counted: {s}"
+        counted + 2 >= reached && reached > 128,
+        "the flood was counted ({counted} of {reached} frames received): {after_flood}"
     );
 }
 

@@ -740,7 +740,15 @@ impl Model {
             a: u64::from(port),
             ..Desc::default()
         };
-        self.message(app, ctx, d);
+        // Not queued twice for one context.
+        let queued = self
+            .apps
+            .get(&app)
+            .and_then(|a| a.ctxs.get(usize::from(ctx)))
+            .is_some_and(|c| c.messages.iter().any(|m| *m == d));
+        if !queued {
+            self.message(app, ctx, d);
+        }
     }
 
     fn abort_quietly(&mut self, app: AppKey, conn: u64) {
@@ -973,7 +981,7 @@ impl Model {
                 self.owned(app, d.conn, true)?;
                 self.adopt(app, ctx, d);
             }
-            abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT => {
+            abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT | abi::OP_INFO => {
                 let o = self.owned(app, d.conn, false)?;
                 if d.op == abi::OP_CLOSE || d.op == abi::OP_ABORT {
                     self.conns.remove(&d.conn);
@@ -1540,7 +1548,7 @@ impl Harness {
 
     /// A request from A, its fields drawn from the input.
     fn request(&mut self, ctx: usize, input: &mut Input<'_>) {
-        const OPS: [u16; 11] = [
+        const OPS: [u16; 12] = [
             abi::OP_LISTEN,
             abi::OP_ACCEPT,
             abi::OP_CONNECT,
@@ -1552,11 +1560,12 @@ impl Harness {
             abi::OP_UNLISTEN,
             abi::OP_SETOPT,
             abi::OP_ADOPT,
+            abi::OP_INFO,
         ];
         let sel = input.u8();
         let op = match sel % 16 {
-            i @ 0..=10 => OPS[usize::from(i)],
-            11..=13 => OPS[usize::from(sel / 16 % 11)],
+            i @ 0..=11 => OPS[usize::from(i)],
+            12..=13 => OPS[usize::from(sel / 16 % 12)],
             14 => 0,
             _ => input.u16(),
         };

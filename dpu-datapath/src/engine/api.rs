@@ -73,6 +73,10 @@ pub struct ConnInfo {
     /// has seen ACKs); under DCTCP-rate, the rate controller's.
     pub dctcp_alpha: u16,
     pub srtt_us: u32,
+    pub rttvar_us: u32,
+    pub mss: u16,
+    /// Retransmission timeouts since the last ACK of new data.
+    pub rto_backoff: u8,
     /// The rate the flow scheduler paces at, bits per second (TIMELY's,
     /// capped by `SO_MAX_PACING_RATE`); None when unpaced.
     pub pacing_rate_bps: Option<u64>,
@@ -472,6 +476,9 @@ impl Engine {
                 None => p.dctcp_alpha(),
             },
             srtt_us: p.srtt_us(),
+            rttvar_us: p.rttvar_us(),
+            mss: p.mss(),
+            rto_backoff: p.rto_backoff(),
             pacing_rate_bps,
             rtt_gradient_milli: gradient.map(|(g, _)| (g * 1000.0) as i64),
             timely_rtt_us: gradient.map(|(_, rtt)| rtt),

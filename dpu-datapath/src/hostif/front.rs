@@ -750,16 +750,23 @@ impl Front {
             Some(l) if l.app == app => l.holders.iter().map(|h| h.1).collect(),
             _ => return,
         };
+        let d = Desc {
+            op: abi::EV_ACCEPTABLE,
+            a: u64::from(port),
+            ..Desc::default()
+        };
         for ctx in ctxs {
-            self.message(
-                app,
-                ctx,
-                Desc {
-                    op: abi::EV_ACCEPTABLE,
-                    a: u64::from(port),
-                    ..Desc::default()
-                },
-            );
+            // Not queued twice for one context: a holder that never polls
+            // (nginx's master) must not grow the queue with every
+            // connection.
+            let queued = self
+                .apps
+                .get(&app)
+                .and_then(|a| a.ctxs.get(ctx as usize))
+                .is_some_and(|c| c.messages.iter().any(|m| *m == d));
+            if !queued {
+                self.message(app, ctx, d);
+            }
         }
     }
 
@@ -928,7 +935,7 @@ impl Front {
                 self.owned(app, ctx, d.conn, true)?;
                 self.adopt(app, ctx, d);
             }
-            abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT => {
+            abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT | abi::OP_INFO => {
                 let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
                 if d.op == abi::OP_CLOSE || d.op == abi::OP_ABORT {
                     let shared = self.conns.get(&d.conn).is_some_and(|c| c.holders.len() > 1);

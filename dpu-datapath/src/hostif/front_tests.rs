@@ -513,7 +513,7 @@ fn unknown_ops_close_the_app() {
     // Below the first op, just past the last, the event range, the top.
     for op in [
         0,
-        abi::OP_ADOPT + 1,
+        abi::OP_INFO + 1,
         0x7FFF,
         abi::EV_REPLY,
         abi::EV_FATAL,

@@ -42,6 +42,30 @@ fn conn_errno(e: ConnError) -> i32 {
     }
 }
 
+/// `OP_INFO`'s reply fields (see `abi::OP_INFO`).
+fn tcp_info_fields(i: &crate::engine::ConnInfo) -> (u64, u64, u64) {
+    use crate::proto::TcpState as S;
+    // Linux's numbering (include/net/tcp_states.h), which TCP_INFO reports.
+    let state: u64 = match i.state {
+        S::Established => 1,
+        S::SynSent => 2,
+        S::SynReceived => 3,
+        S::FinWait1 => 4,
+        S::FinWait2 => 5,
+        S::TimeWait => 6,
+        S::Closed => 7,
+        S::CloseWait => 8,
+        S::LastAck => 9,
+        S::Listen => 10,
+        S::Closing => 11,
+    };
+    let a =
+        state | u64::from(i.rto_backoff) << 8 | u64::from(i.mss) << 16 | u64::from(i.srtt_us) << 32;
+    let b = u64::from(i.rttvar_us) | u64::from(i.cwnd) << 32;
+    let c = u64::from(i.ssthresh) | u64::from(i.snd_wnd) << 32;
+    (a, b, c)
+}
+
 fn addr(ip: std::net::Ipv4Addr, port: u16) -> u64 {
     abi::pack_addr(SocketAddrV4::new(ip, port))
 }
@@ -243,7 +267,15 @@ impl HostIfShard {
                 // An unknown controller is ENOENT, as Linux answers
                 // TCP_CONGESTION (every other failed option: ENOPROTOOPT).
                 let mut unknown_cc = false;
+                let mut fields = (0, 0, 0);
                 let result = match op {
+                    abi::OP_INFO => match engine.conn_info(conn) {
+                        Some(i) => {
+                            fields = tcp_info_fields(&i);
+                            Ok(())
+                        }
+                        None => Err(ApiError::InvalidArgument),
+                    },
                     abi::OP_SHUTDOWN => engine.shutdown_write(conn),
                     abi::OP_SETOPT if a == abi::OPT_CONGESTION => match super::front::cc_of(b) {
                         Ok(cc) => engine
@@ -288,9 +320,9 @@ impl HostIfShard {
                     op,
                     status,
                     conn: handle::encode(self.owner, conn),
-                    a: 0,
-                    b: 0,
-                    c: 0,
+                    a: fields.0,
+                    b: fields.1,
+                    c: fields.2,
                 });
             }
             OwnerCmd::Dump { reply } => {

@@ -470,6 +470,16 @@ impl ProtoFlow {
         self.mss
     }
 
+    pub fn rttvar_us(&self) -> u32 {
+        self.rtt.rttvar_us()
+    }
+
+    /// Retransmission timeouts since the last ACK of new data (the RTO's
+    /// backoff).
+    pub fn rto_backoff(&self) -> u8 {
+        self.rto_retries
+    }
+
     /// Out-of-order intervals currently held.
     pub fn ooo_intervals(&self) -> usize {
         self.ooo().len()

@@ -41,6 +41,11 @@ impl RttEstimator {
         self.srtt_us
     }
 
+    /// RTT variation (RFC 6298's RTTVAR), 0 before the first sample.
+    pub fn rttvar_us(&self) -> u32 {
+        self.rttvar_us
+    }
+
     /// Current timeout after `backoff` expiries (RFC 6298 5.5: each one
     /// doubles it), within the bounds.
     pub fn rto_us(&self, bounds: &RtoBounds, backoff: u8) -> u32 {

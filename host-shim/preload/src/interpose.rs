@@ -239,6 +239,7 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if let Some(s) = state::remove(fd) {
+        io::linger(&s);
         state::release(s);
     }
     state::epoll_closed(fd);
@@ -674,6 +675,13 @@ pub unsafe extern "C" fn setsockopt(
                 // SAFETY: a struct linger (size checked, validated by the kernel).
                 let l = unsafe { std::ptr::read_unaligned(v.cast::<libc::linger>()) };
                 io::set_linger_zero(&s, l.l_onoff != 0 && l.l_linger == 0);
+                let secs = if l.l_onoff != 0 {
+                    l.l_linger.max(0) as u32
+                } else {
+                    0
+                };
+                s.linger_secs
+                    .store(secs, std::sync::atomic::Ordering::Relaxed);
             }
             (libc::SOL_SOCKET, libc::SO_MAX_PACING_RATE) if !v.is_null() && len >= 4 => {
                 // As Linux: a u64 when 8 bytes are given, else a u32;
@@ -738,7 +746,25 @@ pub unsafe extern "C" fn getsockopt(
             }
             return 0;
         }
+        if (level, name) == (libc::IPPROTO_TCP, libc::TCP_INFO) {
+            if v.is_null() || len.is_null() {
+                return fail(libc::EFAULT);
+            }
+            let t = io::tcp_info(&s);
+            // SAFETY: the caller's buffer of `*len` bytes; `t` is plain data.
+            unsafe {
+                let n = (*len as usize).min(std::mem::size_of_val(&t));
+                std::ptr::copy_nonoverlapping(
+                    (&t as *const libc::tcp_info).cast::<u8>(),
+                    v.cast::<u8>(),
+                    n,
+                );
+                *len = n as socklen_t;
+            }
+            return 0;
+        }
         let int_opt = match (level, name) {
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => io::mss(&s),
             (libc::SOL_SOCKET, libc::SO_ERROR) => Some(io::take_error(&s)),
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => Some(c_int::from(io::is_listening(&s))),
             _ => None,

@@ -462,6 +462,8 @@ pub(crate) fn accept(
             );
             ns.nodelay.store(nodelay, Ordering::Relaxed);
             ns.linger_zero.store(linger_zero, Ordering::Relaxed);
+            ns.linger_secs
+                .store(sock.linger_secs.load(Ordering::Relaxed), Ordering::Relaxed);
             ns.max_pacing_rate.store(pacing, Ordering::Relaxed);
             insert(nfd, ns);
             return Ok((nfd, peer));
@@ -668,6 +670,23 @@ pub(crate) fn set_nodelay(sock: &Sock, on: bool) {
     }
 }
 
+/// The last close of a connection with SO_LINGER and a timeout: waits up
+/// to that long for the peer to acknowledge what was written, as Linux's
+/// close waits (Linux also waits for the FIN's ACK). A shared socket
+/// (another fd, or another process after fork) does not wait.
+pub(crate) fn linger(sock: &Arc<Sock>) {
+    let secs = sock.linger_secs.load(Ordering::Relaxed);
+    if secs == 0 || Arc::strong_count(sock) > 1 || sock.stale() {
+        return;
+    }
+    if sock.inherited.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(s) = sock.stream() {
+        let _ = s.wait_acknowledged(std::time::Duration::from_secs(secs.into()));
+    }
+}
+
 /// SO_LINGER applied to the engine's connection: only a zero timeout
 /// changes what the DPU does (close and exit reset the connection).
 pub(crate) fn set_linger_zero(sock: &Sock, on: bool) {
@@ -717,6 +736,43 @@ pub(crate) fn congestion_control(sock: &Sock) -> String {
         Some(toe) => toe.default_congestion_control(port).into(),
         None => "reno".into(),
     }
+}
+
+/// What getsockopt(TCP_INFO) reads: the engine's view of an open
+/// connection (one round trip); a listener is `TCP_LISTEN`, anything else
+/// `TCP_CLOSE`. Fields the engine does not keep are 0.
+pub(crate) fn tcp_info(sock: &Sock) -> libc::tcp_info {
+    // SAFETY: tcp_info is plain integers; all zeros is a valid value.
+    let mut t: libc::tcp_info = unsafe { std::mem::zeroed() };
+    t.tcpi_state = 7; // TCP_CLOSE
+    if is_listening(sock) {
+        t.tcpi_state = 10; // TCP_LISTEN
+        return t;
+    }
+    let Some(i) = sock.stream().and_then(|s| s.tcp_info().ok()) else {
+        return t;
+    };
+    let mss = u32::from(i.mss.max(1));
+    t.tcpi_state = i.state;
+    t.tcpi_retransmits = i.rto_backoff;
+    t.tcpi_backoff = i.rto_backoff;
+    t.tcpi_snd_mss = mss;
+    t.tcpi_rcv_mss = mss;
+    t.tcpi_advmss = mss;
+    t.tcpi_pmtu = mss + 40;
+    t.tcpi_rtt = i.rtt_us;
+    t.tcpi_rttvar = i.rttvar_us;
+    t.tcpi_snd_cwnd = i.cwnd_bytes / mss;
+    // Linux reports an unset threshold as TCP_INFINITE_SSTHRESH.
+    t.tcpi_snd_ssthresh = (i.ssthresh_bytes / mss).min(0x7fff_ffff);
+    t
+}
+
+/// getsockopt(TCP_MAXSEG) of a connection: the engine's MSS (None before
+/// it is connected: the placeholder's answer, 536 as Linux's).
+pub(crate) fn mss(sock: &Sock) -> Option<c_int> {
+    let s = sock.stream()?;
+    s.tcp_info().ok().map(|i| c_int::from(i.mss))
 }
 
 /// Whether the socket listens (SO_ACCEPTCONN).

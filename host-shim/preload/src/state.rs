@@ -413,6 +413,9 @@ pub(crate) struct Sock {
     pub(crate) nodelay: AtomicBool,
     /// SO_LINGER with a zero timeout: close (and exit) reset.
     pub(crate) linger_zero: AtomicBool,
+    /// SO_LINGER with a timeout, in seconds (0: off): the last close
+    /// waits up to that long for the written data to be acknowledged.
+    pub(crate) linger_secs: AtomicU32,
     /// TCP_CONGESTION chosen (`abi::CC_*`; `CC_DEFAULT`: the service's).
     pub(crate) cc: AtomicU64,
     /// SO_MAX_PACING_RATE in bytes per second (0: no cap).
@@ -441,6 +444,7 @@ impl Sock {
             nonblock: AtomicBool::new(nonblock),
             nodelay: AtomicBool::new(false),
             linger_zero: AtomicBool::new(false),
+            linger_secs: AtomicU32::new(0),
             cc: AtomicU64::new(0),
             max_pacing_rate: AtomicU64::new(0),
             rx_consumed: AtomicU64::new(0),

@@ -391,6 +391,41 @@ int main(int argc, char **argv) {
     SHOW("blocking refused connect: %ld %s\n", connect(rb, (struct sockaddr *)&a, sizeof a));
     close(rb);
 
+    /* --- TCP_INFO and TCP_MAXSEG (values differ: only their shape is
+     *     printed) --- */
+    int ti = socket(AF_INET, SOCK_STREAM, 0);
+    vl = sizeof v;
+    CHECK(getsockopt(ti, IPPROTO_TCP, TCP_MAXSEG, &v, &vl) == 0);
+    printf("TCP_MAXSEG unconnected: %d\n", v);
+    struct tcp_info info;
+    socklen_t il = sizeof info;
+    CHECK(getsockopt(ti, IPPROTO_TCP, TCP_INFO, &info, &il) == 0);
+    printf("TCP_INFO unconnected: state %d\n", info.tcpi_state);
+    close(ti);
+    CHECK(fcntl(lfd, F_SETFL, 0) == 0);
+    int tc = connect_to(port);
+    int tsv = accept(lfd, NULL, NULL);
+    CHECK(tsv >= 0);
+    CHECK(fcntl(tsv, F_SETFL, 0) == 0);
+    for (int i = 0; i < 4; i++) {
+        CHECK(write(tc, "ping", 4) == 4);
+        CHECK(read(tsv, buf, 4) == 4);
+        CHECK(write(tsv, "pong", 4) == 4);
+        CHECK(read(tc, buf, 4) == 4);
+    }
+    il = sizeof info;
+    CHECK(getsockopt(tc, IPPROTO_TCP, TCP_INFO, &info, &il) == 0);
+    printf("TCP_INFO: len %d state %d rtt>0 %d snd_mss>0 %d cwnd>0 %d retransmits %d\n", il == sizeof info,
+           info.tcpi_state, info.tcpi_rtt > 0, info.tcpi_snd_mss > 0, info.tcpi_snd_cwnd > 0, info.tcpi_retransmits);
+    vl = sizeof v;
+    CHECK(getsockopt(tc, IPPROTO_TCP, TCP_MAXSEG, &v, &vl) == 0);
+    printf("TCP_MAXSEG connected: %d\n", v > 536 && (unsigned)v == info.tcpi_snd_mss);
+    il = 8;
+    CHECK(getsockopt(tc, IPPROTO_TCP, TCP_INFO, &info, &il) == 0);
+    printf("TCP_INFO short buffer: len %d\n", (int)il);
+    close(tc);
+    close(tsv);
+
     close(ep); close(ep2); close(pipefd[0]); close(pipefd[1]); close(lfd);
     printf("done\n");
     return 0;

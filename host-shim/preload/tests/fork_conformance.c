@@ -10,6 +10,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -110,6 +112,12 @@ static pid_t writer_after_signal(int fd, int pipe_rd, const char *msg) {
 static void arm_timer(void) {
     struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 50000}};
     CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
 }
 
 static int child_status(pid_t pid) {
@@ -357,6 +365,56 @@ int main(int argc, char **argv) {
     }
     signal(SIGCHLD, SIG_DFL);
     printf("9 children exit %d %d\n", child_status(quick), child_status(connector));
+    /* 10. SO_LINGER with a timeout: the last close waits until what was
+     *     written is acknowledged, at most the timeout (then the connection
+     *     goes on in the background and the data still arrives). */
+    pair(l, port, &c, &s);
+    CHECK(fcntl(c, F_SETFL, O_NONBLOCK) == 0);
+    static char big[65536];
+    memset(big, 'z', sizeof big);
+    long total = 0, wr;
+    /* Until nothing more goes for 300 ms: both buffers full, the peer's
+     * window closed. */
+    for (;;) {
+        while ((wr = write(c, big, sizeof big)) > 0)
+            total += wr;
+        CHECK(errno == EAGAIN);
+        struct pollfd pw = {.fd = c, .events = POLLOUT};
+        if (poll(&pw, 1, 300) == 0)
+            break;
+    }
+    struct linger lg1 = {.l_onoff = 1, .l_linger = 1};
+    CHECK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg1, sizeof lg1) == 0);
+    double t0 = now_s();
+    r = close(c);
+    double dt = now_s() - t0;
+    printf("10 close with nobody reading: %ld, waited the linger time %d\n", r, dt > 0.8 && dt < 5);
+    long got = 0;
+    while ((r = read(s, big, sizeof big)) > 0)
+        got += r;
+    printf("10 the peer still gets everything: %d, then %ld\n", got == total, r);
+    close(s);
+    pair(l, port, &c, &s);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(c);
+        long n = 0, k;
+        while ((k = read(s, big, sizeof big)) > 0)
+            n += k;
+        _exit(n == 4L << 20 ? 0 : 1);
+    }
+    close(s);
+    for (int i = 0; i < 64; i++)
+        write_all(c, big, sizeof big);
+    struct linger lg5 = {.l_onoff = 1, .l_linger = 5};
+    CHECK(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg5, sizeof lg5) == 0);
+    t0 = now_s();
+    r = close(c);
+    dt = now_s() - t0;
+    printf("10 close with a reader: %ld, returned before the timeout %d\n", r, dt < 4);
+    printf("10 reader exit %d\n", child_status(pid));
+
     close(l);
     close(l2);
     printf("done\n");
