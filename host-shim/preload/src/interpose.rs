@@ -177,10 +177,12 @@ pub unsafe extern "C" fn accept4(
         // SAFETY: forwards the caller's arguments.
         return unsafe { real::accept4(fd, a, len, flags) };
     };
+    let saved = crate::wait::errno();
     match io::accept(fd, &s, flags) {
         Ok((nfd, peer)) => {
             // SAFETY: the caller's address buffer and length.
             unsafe { write_addr(peer, a, len) };
+            crate::wait::set_errno(saved);
             nfd
         }
         Err(e) => fail(e),
@@ -203,8 +205,12 @@ pub unsafe extern "C" fn connect(fd: c_int, a: *const sockaddr, len: socklen_t) 
         // placeholder socket.
         Err(_) => return unsafe { real::connect(fd, a, len) },
     };
+    let saved = crate::wait::errno();
     match io::connect(fd, &s, addr) {
-        Ok(io::Connected::Done) => 0,
+        Ok(io::Connected::Done) => {
+            crate::wait::set_errno(saved);
+            0
+        }
         Ok(io::Connected::Kernel(bound)) => {
             state::to_kernel(fd);
             if let Some(b) = bound {
@@ -265,7 +271,8 @@ unsafe fn recv_impl(
         // SAFETY: the caller's buffer of `n` bytes.
         unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), n) }
     };
-    ret_size(io::read(fd, s, b, flags))
+    let saved = crate::wait::errno();
+    crate::wait::ret_size_kept(io::read(fd, s, b, flags), saved)
 }
 
 #[no_mangle]
@@ -432,7 +439,8 @@ unsafe fn send_impl(
         // SAFETY: the caller's buffer of `n` bytes.
         unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), n) }
     };
-    ret_size(io::write(fd, s, b, flags))
+    let saved = crate::wait::errno();
+    crate::wait::ret_size_kept(io::write(fd, s, b, flags), saved)
 }
 
 #[no_mangle]
@@ -486,7 +494,8 @@ unsafe fn writev_impl(
         Err(e) => return fail(e) as ssize_t,
     };
     let bufs: Vec<&[u8]> = bufs.into_iter().map(|b| &*b).collect();
-    ret_size(io::writev(fd, s, &bufs, flags))
+    let saved = crate::wait::errno();
+    crate::wait::ret_size_kept(io::writev(fd, s, &bufs, flags), saved)
 }
 
 #[no_mangle]

@@ -139,7 +139,7 @@ fn drain_waiter(epfd: c_int) {
     }
 }
 
-fn set_errno(e: c_int) {
+pub(crate) fn set_errno(e: c_int) {
     // SAFETY: errno is thread-local.
     unsafe { *libc::__errno_location() = e };
 }
@@ -445,6 +445,16 @@ pub(crate) fn ret_size(r: Result<usize, c_int>) -> libc::ssize_t {
             -1
         }
     }
+}
+
+/// `ret_size` for a call that may have slept: on success errno is left as
+/// the caller had it (`saved`), as the kernel never changes it then
+/// (signals handled meanwhile, with `SA_RESTART`, set it inside).
+pub(crate) fn ret_size_kept(r: Result<usize, c_int>, saved: c_int) -> libc::ssize_t {
+    if r.is_ok() {
+        set_errno(saved);
+    }
+    ret_size(r)
 }
 
 pub(crate) fn fail(e: c_int) -> c_int {

@@ -415,6 +415,29 @@ int main(int argc, char **argv) {
     printf("10 close with a reader: %ld, returned before the timeout %d\n", r, dt < 4);
     printf("10 reader exit %d\n", child_status(pid));
 
+    /* 11. A grandchild: the child forks again without touching the socket;
+     *     the grandchild writes on it, the parent reads. */
+    pair(l, port, &c, &s);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        pid_t g = fork();
+        CHECK(g >= 0);
+        if (g == 0) {
+            write_all(s, "grand", 5);
+            _exit(0);
+        }
+        _exit(child_status(g));
+    }
+    printf("11 child and grandchild exit %d\n", child_status(pid));
+    r = read_n(c, buf, 5);
+    printf("11 from the grandchild: %ld %.5s\n", r, buf);
+    write_all(s, "back", 4);
+    r = read_n(c, buf, 4);
+    printf("11 then from the parent: %ld %.4s\n", r, buf);
+    close(c);
+    close(s);
+
     close(l);
     close(l2);
     printf("done\n");
