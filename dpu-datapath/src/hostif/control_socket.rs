@@ -76,15 +76,27 @@ pub(super) fn accept_loop(listener: UnixListener, shared: Shared, stop: Arc<Atom
                     tracing::warn!(error = %e, "hostif: cannot start a control client thread");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_readable(&listener),
             Err(e) => {
                 tracing::warn!(error = %e, "hostif: control socket accept failed");
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
+}
+
+/// Until a client connects (or 100 ms pass, to look at `stop` again): a
+/// registration, or a forked process's join, is answered at once.
+fn wait_readable(listener: &UnixListener) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the listening socket, which outlives
+    // the call.
+    unsafe { libc::poll(&mut p, 1, 100) };
 }
 
 fn fail(sock: &UnixStream, msg: impl Into<String>) {
