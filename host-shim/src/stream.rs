@@ -142,6 +142,21 @@ fn connect_outcome(g: &mut CtxInner, conn: u64) -> Option<io::Result<()>> {
     }
 }
 
+/// `OP_ADOPT` of `conn` on `ctx`: its reply (the state it sets up is
+/// applied by the context, see `Context::on_reply`).
+fn adopt(ctx: &Context, conn: u64) -> io::Result<Desc> {
+    let reply = ctx.request(
+        Desc {
+            op: abi::OP_ADOPT,
+            conn,
+            ..Desc::default()
+        },
+        Wait::FOREVER,
+    )?;
+    check_status(reply.status)?;
+    Ok(reply)
+}
+
 /// A packed address from a reply, unless it is absent (0) or malformed.
 fn known(packed: u64) -> Option<SocketAddrV4> {
     abi::unpack_addr(packed).filter(|a| a.port() != 0)
@@ -260,11 +275,10 @@ impl TcpStream {
     /// (refused, timed out, ...).
     pub fn connect_result(&self) -> io::Result<Option<io::Result<()>>> {
         let conn = self.conn;
-        let r = self.here(|| match self.ctx().with(|g, _| connect_outcome(g, conn))? {
+        self.here(|| match self.ctx().with(|g, _| connect_outcome(g, conn))? {
             Some(Err(e)) if e.raw_os_error() == Some(libc::EREMCHG) => Err(e),
             r => Ok(r),
-        });
-        r
+        })
     }
 
     /// The stream for an accept/connect reply (its state is already tracked
@@ -315,11 +329,14 @@ impl TcpStream {
         accepted: bool,
     ) -> io::Result<TcpStream> {
         let ctx = toe.thread_context();
-        let mut s = TcpStream {
+        // Adopted before the stream exists: one the service refuses is not
+        // this process's to close.
+        let reply = adopt(ctx, handle)?;
+        Ok(TcpStream {
             toe: toe.clone(),
             ctx: ctx.idx,
             conn: handle,
-            slot: 0,
+            slot: (reply.c & 0xFFFF_FFFF) as u32,
             peer,
             local,
             nonblocking: AtomicBool::new(false),
@@ -328,33 +345,12 @@ impl TcpStream {
             accepted,
             read_timeout: Timeout::default(),
             write_timeout: Timeout::default(),
-        };
-        match s.adopt() {
-            Ok(()) => {
-                s.slot = s
-                    .ctx()
-                    .with(|g, _| g.conns.get(&handle).map_or(0, |c| c.slot))?;
-                Ok(s)
-            }
-            Err(e) => {
-                // Not ours to close: the service refused the adoption.
-                std::mem::forget(s);
-                Err(e)
-            }
-        }
+        })
     }
 
     /// `OP_ADOPT`: this context takes the connection's events over.
     fn adopt(&self) -> io::Result<()> {
-        let reply = self.ctx().request(
-            Desc {
-                op: abi::OP_ADOPT,
-                conn: self.conn,
-                ..Desc::default()
-            },
-            Wait::FOREVER,
-        )?;
-        check_status(reply.status)
+        adopt(self.ctx(), self.conn).map(|_| ())
     }
 
     /// Runs `f`, adopting the connection back first if another process

@@ -538,15 +538,7 @@ impl Front {
                 }
                 // Connections already waiting: the child hears of them.
                 if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
-                    self.message(
-                        j.app,
-                        ticket.ctx,
-                        Desc {
-                            op: abi::EV_ACCEPTABLE,
-                            a: u64::from(port),
-                            ..Desc::default()
-                        },
-                    );
+                    self.acceptable_on(j.app, ticket.ctx, port);
                 }
             } else {
                 self.drop_listener_holder(j.app, old, port);
@@ -750,23 +742,27 @@ impl Front {
             Some(l) if l.app == app => l.holders.iter().map(|h| h.1).collect(),
             _ => return,
         };
+        for ctx in ctxs {
+            self.acceptable_on(app, ctx, port);
+        }
+    }
+
+    /// `EV_ACCEPTABLE` for `port` on one context, unless one is already
+    /// queued there: a holder that never polls (nginx's master) must not
+    /// grow the queue with every connection.
+    fn acceptable_on(&mut self, app: AppKey, ctx: u16, port: u16) {
         let d = Desc {
             op: abi::EV_ACCEPTABLE,
             a: u64::from(port),
             ..Desc::default()
         };
-        for ctx in ctxs {
-            // Not queued twice for one context: a holder that never polls
-            // (nginx's master) must not grow the queue with every
-            // connection.
-            let queued = self
-                .apps
-                .get(&app)
-                .and_then(|a| a.ctxs.get(ctx as usize))
-                .is_some_and(|c| c.messages.iter().any(|m| *m == d));
-            if !queued {
-                self.message(app, ctx, d);
-            }
+        let queued = self
+            .apps
+            .get(&app)
+            .and_then(|a| a.ctxs.get(ctx as usize))
+            .is_some_and(|c| c.messages.iter().any(|m| *m == d));
+        if !queued {
+            self.message(app, ctx, d);
         }
     }
 
