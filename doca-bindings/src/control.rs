@@ -63,6 +63,36 @@ pub enum ControlRequest {
         #[serde(default)]
         ports: Vec<u16>,
     },
+    /// `{"op":"bpf","cmd":"load","file":"/abs/fw.o","hook":"ingress"}`: an
+    /// operator's command for the XDP-style hook ([`BpfCommand`]), answered
+    /// with a JSON document.
+    Bpf(BpfCommand),
+}
+
+/// `flextoe-dpu bpf ...`: `cmd` is one of `load` (`file`, `hook`,
+/// `section`), `list`, `unload` (`id`), `map_show`, `map_dump` (`map`),
+/// `map_update` (`map`, `key`, `value`, `replica`), `map_delete` (`map`,
+/// `key`, `replica`). Keys and values are hexadecimal bytes in memory
+/// order.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct BpfCommand {
+    pub cmd: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hook: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub section: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub map: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<u32>,
 }
 
 /// The reply to `fork`: what the child presents to `join`.

@@ -68,6 +68,11 @@ const FUNCTIONS: &[&str] = &[
     "rte_pktmbuf_free(_bulk)?",
     "rte_pktmbuf_(append|prepend|adj|trim|reset)",
     "rte_mempool_(free|lookup|avail_count|in_use_count)",
+    // eBPF programs of the XDP-style hook (`xdp::runtime`).
+    "rte_bpf_(load|elf_load|exec|destroy|get_jit)",
+    // The validator's messages go to DPDK's log; a load reads them back.
+    "rte_openlog_stream",
+    "rte_log_get_stream",
 ];
 
 /// Types named directly (everything they reference comes along).
@@ -85,6 +90,9 @@ const TYPES: &[&str] = &[
     "rte_eth_rx_mq_mode",
     "rte_eth_tx_mq_mode",
     "rte_proc_type_t",
+    "rte_bpf_prm",
+    "rte_bpf_xsym",
+    "rte_bpf_jit",
 ];
 
 /// Constants: object-like macros bindgen can evaluate, plus wrapper.h's copies.
@@ -100,6 +108,7 @@ const VARS: &[&str] = &[
     "SOCKET_ID_ANY",
     "LCORE_ID_ANY",
     "DPDK_SYS_.*",
+    "EBPF_FUNC_MAX_ARGS",
 ];
 
 fn pkg_config(args: &[&str]) -> String {

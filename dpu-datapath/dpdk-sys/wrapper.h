@@ -10,10 +10,12 @@
 #include <stdint.h>
 
 #include <rte_build_config.h>
+#include <rte_bpf.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_log.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_version.h>

@@ -26,5 +26,6 @@ pub mod services;
 pub mod sim;
 pub mod stats;
 pub mod wire;
+pub mod xdp;
 
 pub use engine::{ApiError, Engine, EngineConfig};

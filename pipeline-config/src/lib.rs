@@ -36,5 +36,5 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Backend, Config, CongestionControl, DmaEngineKind, Dpdk, Host, Identity, Idle, Impairment,
     Impairments, LogFormat, LogLevel, Logging, Metrics, Port, RateControl, Stage, SynCookies,
-    TaskName, Tcp, Timely, Topology, WorkerPlacement, TASK_SYNTAX,
+    TaskName, Tcp, Timely, Topology, WorkerPlacement, Xdp, XdpProgram, TASK_SYNTAX,
 };

@@ -2,6 +2,7 @@
 
 pub mod hostif;
 pub mod preload;
+pub mod rig;
 
 /// Reports why a test cannot run here and lets it return early. Under
 /// `FLEXTOE_REQUIRE_ALL=1` (set by scripts/test.sh as root, which installs

@@ -37,6 +37,8 @@ pub(super) struct Shared {
     pub names: Arc<Mutex<std::collections::HashMap<u64, String>>>,
     /// The NIC's capture tap (set by the service).
     pub tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
+    /// The port's XDP hooks (set by a service that has a port).
+    pub xdp: Arc<Mutex<Option<Arc<crate::xdp::XdpHooks>>>>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -134,10 +136,13 @@ fn client(sock: UnixStream, shared: &Shared) {
                 }
             }
             ControlRequest::Stats => {
-                let doc = match shared.stats.lock().as_ref() {
+                let mut doc = match shared.stats.lock().as_ref() {
                     Some(f) => f(),
                     None => serde_json::json!({}),
                 };
+                if let (Some(h), Some(map)) = (shared.xdp.lock().clone(), doc.as_object_mut()) {
+                    map.insert("xdp".into(), h.json());
+                }
                 let reply = ControlReply::success(&doc)
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
                 let _ = send_json(&sock, &reply, &[]);
@@ -149,6 +154,20 @@ fn client(sock: UnixStream, shared: &Shared) {
             ControlRequest::Conns => {
                 let reply = ControlReply::success(&connections(shared))
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
+                let _ = send_json(&sock, &reply, &[]);
+            }
+            ControlRequest::Bpf(cmd) => {
+                let hooks = shared.xdp.lock().clone();
+                let reply = match hooks {
+                    None => ControlReply::failure(
+                        "bpf: this service has no port, so no XDP hooks (port.backend \"loopback\")",
+                    ),
+                    Some(h) => match crate::xdp::ops::handle(&h, &cmd) {
+                        Ok(doc) => ControlReply::success(&doc)
+                            .unwrap_or_else(|e| ControlReply::failure(e.to_string())),
+                        Err(msg) => ControlReply::failure(format!("bpf {}: {msg}", cmd.cmd)),
+                    },
+                };
                 let _ = send_json(&sock, &reply, &[]);
             }
             ControlRequest::Fork => match registered {

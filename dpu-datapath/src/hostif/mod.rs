@@ -137,6 +137,7 @@ pub struct HostInterface {
     stats: Arc<Mutex<Option<StatsFn>>>,
     clients: Arc<Mutex<std::collections::HashMap<u64, UnixStreamHandle>>>,
     tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
+    xdp: Arc<Mutex<Option<Arc<crate::xdp::XdpHooks>>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     socket: PathBuf,
@@ -185,6 +186,7 @@ impl HostInterface {
         let stats = Arc::new(Mutex::new(None));
         let clients = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let tap = Arc::new(Mutex::new(None));
+        let xdp = Arc::new(Mutex::new(None));
         let shared = Shared {
             opts,
             inbox: inbox.clone(),
@@ -197,6 +199,7 @@ impl HostInterface {
             links: links.clone(),
             names: Arc::new(Mutex::new(std::collections::HashMap::new())),
             tap: tap.clone(),
+            xdp: xdp.clone(),
             stop: stop.clone(),
         };
         let front = Front::new(links.clone(), waker, inbox, counters.clone()).with_dma(dma);
@@ -221,6 +224,7 @@ impl HostInterface {
             stats,
             clients,
             tap,
+            xdp,
             stop,
             threads,
             socket: path,
@@ -249,6 +253,11 @@ impl HostInterface {
     /// Lets `flextoe-dpu capture` use the NIC's tap.
     pub fn set_capture_tap(&self, tap: Arc<crate::capture::CaptureTap>) {
         *self.tap.lock() = Some(tap);
+    }
+
+    /// Lets `flextoe-dpu bpf` reach the port's hooks.
+    pub fn set_xdp_hooks(&self, hooks: Arc<crate::xdp::XdpHooks>) {
+        *self.xdp.lock() = Some(hooks);
     }
 
     /// Stops the threads and removes the socket. Applications still

@@ -193,6 +193,35 @@ impl Frame {
         }
     }
 
+    /// The frame's bytes followed by spare room, `window` bytes in all, for
+    /// an XDP-style program that may rewrite, shorten or lengthen the frame
+    /// in place (`xdp`); the caller sets the final length with
+    /// [`Frame::truncate`]. None when the frame is longer than `window`.
+    /// Heap frames are zero-filled past their length; an mbuf shows its
+    /// buffer's earlier bytes there (one too small becomes a heap frame).
+    pub fn window(&mut self, window: usize) -> Option<&mut [u8]> {
+        if self.len() > window {
+            return None;
+        }
+        #[cfg(feature = "dpdk")]
+        if let Repr::Mbuf(m) = &self.0 {
+            if m.room() < window {
+                self.heap(window);
+            }
+        }
+        match &mut self.0 {
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => {
+                m.set_data_len(window);
+                Some(m.data_mut())
+            }
+            Repr::Heap(v) => {
+                v.resize(window, 0);
+                Some(&mut v[..])
+            }
+        }
+    }
+
     /// Appends `data`.
     pub fn extend_from_slice(&mut self, data: &[u8]) {
         match &mut self.0 {

@@ -8,6 +8,7 @@ mod placement;
 mod port;
 mod tcp;
 mod topology;
+mod xdp;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,7 @@ pub use placement::{Stage, TaskName, WorkerPlacement, TASK_SYNTAX};
 pub use port::{Backend, Dpdk, Impairment, Impairments, Port};
 pub use tcp::{CongestionControl, RateControl, SynCookies, Tcp, Timely};
 pub use topology::{Idle, Topology};
+pub use xdp::{Xdp, XdpProgram};
 
 /// The whole service configuration: one JSON object with these sections.
 ///
@@ -50,4 +52,7 @@ pub struct Config {
     /// `logging`: log level and format.
     #[serde(deserialize_with = "crate::object::deserialize")]
     pub logging: Logging,
+    /// `xdp`: eBPF programs attached at start.
+    #[serde(deserialize_with = "crate::object::deserialize")]
+    pub xdp: Xdp,
 }

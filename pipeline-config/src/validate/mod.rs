@@ -6,6 +6,7 @@ mod port;
 mod report;
 mod tcp;
 mod topology;
+mod xdp;
 
 use crate::{Config, ConfigErrors, CpuSet};
 use report::Report;
@@ -22,6 +23,7 @@ impl Config {
         tcp::check(&self.tcp, mtu, &mut report);
         host::check_host(&self.host, &mut report);
         host::check_metrics(&self.metrics, &mut report);
+        xdp::check(&self.xdp, &mut report);
         report.finish()
     }
 }

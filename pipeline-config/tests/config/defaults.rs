@@ -85,7 +85,8 @@ fn default_matches_reference_document() {
             "dma_max_outstanding": 256, "dma_engine": "emulated", "dma_reorder": false
         },
         "metrics": {"enabled": true, "listen": "127.0.0.1:9464"},
-        "logging": {"level": "info", "format": "text"}
+        "logging": {"level": "info", "format": "text"},
+        "xdp": {"programs": []}
     });
     assert_eq!(serde_json::to_value(Config::default()).unwrap(), reference);
 }

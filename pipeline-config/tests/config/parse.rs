@@ -25,7 +25,7 @@ fn unknown_top_level_field() {
         errors(r#"{"tcpp": {}}"#),
         [
             "tcpp: unknown field `tcpp`, expected one of `identity`, `port`, `topology`, `tcp`, \
-          `host`, `metrics`, `logging` at line 1 column 7"
+          `host`, `metrics`, `logging`, `xdp` at line 1 column 7"
         ]
     );
 }

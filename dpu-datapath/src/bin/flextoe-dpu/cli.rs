@@ -63,6 +63,74 @@ pub enum Command {
         /// [src|dst] port N, and, or, not, parentheses.
         filter: Vec<String>,
     },
+    /// eBPF programs at the port's XDP-style hooks of a running service:
+    /// load, list, unload, and their maps (docs/xdp.md).
+    Bpf {
+        #[command(flatten)]
+        control: ControlArg,
+        #[command(subcommand)]
+        command: BpfCommand,
+    },
+}
+
+/// `flextoe-dpu bpf ...`.
+#[derive(Debug, Subcommand)]
+pub enum BpfCommand {
+    /// Load a BPF object (`clang -target bpf -O2 -c`) at a hook, replacing
+    /// the program there between two bursts.
+    Load {
+        /// The object file.
+        file: PathBuf,
+        /// `ingress` (frames from the port) or `egress` (frames to it).
+        #[arg(long, default_value = "ingress", value_parser = ["ingress", "egress"])]
+        hook: String,
+        /// The program's code section.
+        #[arg(long, default_value = "xdp")]
+        section: String,
+    },
+    /// The loaded programs with their counters.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detach a program (frames then pass untouched).
+    Unload {
+        /// Its id, from `bpf list`.
+        id: u64,
+    },
+    /// Maps of the loaded programs.
+    Map {
+        #[command(subcommand)]
+        command: MapCommand,
+    },
+}
+
+/// `flextoe-dpu bpf map ...`: keys and values are hexadecimal bytes in
+/// memory order (an array's u32 index is little-endian: index 1 is
+/// `01000000`).
+#[derive(Debug, Subcommand)]
+pub enum MapCommand {
+    /// Every map: kind, sizes, entries in use.
+    Show,
+    /// A map's entries (JSON).
+    Dump { name: String },
+    /// Set an entry.
+    Update {
+        name: String,
+        key: String,
+        value: String,
+        /// Only this replica's copy (per-replica maps; default: every copy).
+        #[arg(long)]
+        replica: Option<u32>,
+    },
+    /// Remove an entry (arrays: set it to zero).
+    Delete {
+        name: String,
+        key: String,
+        #[arg(long)]
+        replica: Option<u32>,
+    },
 }
 
 /// Where the running service listens.

@@ -24,6 +24,7 @@ use dpu_datapath::io::impair::{is_active, DirSnapshot};
 use dpu_datapath::io::{ImpairCounters, ImpairedNic, IoStats};
 use dpu_datapath::pipeline::{LoopbackNic, Nic, OwnerSnapshot, Pipeline, Plan, SteeredNic};
 use dpu_datapath::services::{ProbeApp, ProbeState, Services};
+use dpu_datapath::xdp::{HookPoint, XdpHooks, XdpNic};
 use dpu_datapath::EngineConfig;
 use pipeline_config::Config;
 use serde_json::{json, Value};
@@ -166,6 +167,22 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     } else {
         port_nic.clone()
     };
+    // eBPF programs see what crosses the port (not looped-back frames).
+    let xdp = XdpHooks::new(replicas);
+    let wire: Arc<dyn Nic> = Arc::new(XdpNic::new(wire, xdp.clone()));
+    for p in &config.xdp.programs {
+        let hook = HookPoint::parse(&p.hook)?;
+        let a = xdp
+            .load(std::path::Path::new(&p.file), hook, &p.section)
+            .map_err(|e| format!("xdp.programs: {}: {e}", p.file))?;
+        println!(
+            "flextoe-dpu: xdp program {} at {} ({} instructions, {})",
+            p.file,
+            hook.name(),
+            a.insns,
+            if a.jit { "JIT" } else { "interpreted" }
+        );
+    }
     // Connections to our own address (host applications talking to each
     // other) never reach the wire.
     let looped = Arc::new(LoopbackNic::new(
@@ -177,6 +194,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let metrics_endpoint = start_metrics(config)?;
     let hostif = start_host_interface(config, Plan::new(topology).owners())?;
     hostif.set_capture_tap(looped.capture_tap());
+    hostif.set_xdp_hooks(xdp.clone());
     let nic: Arc<dyn Nic> = looped;
 
     let probe = args.probe;

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.
 
+mod bpf;
 mod cli;
 mod common;
 #[cfg(feature = "dpdk")]
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             write.as_deref(),
             &filter.join(" "),
         )),
+        Command::Bpf { control, command } => report(bpf::run(&control.path(), command)),
         Command::DefaultConfig => {
             print!("{}", Config::default().to_json_pretty());
             ExitCode::SUCCESS

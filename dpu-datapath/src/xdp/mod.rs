@@ -1,0 +1,36 @@
+//! The XDP-style hook: eBPF programs, written in C and compiled with clang,
+//! that see every frame from the port before the stack does (`ingress`)
+//! and every frame the stack sends before the port does (`egress`), and
+//! decide: pass (as rewritten), drop, send back out, or hand to another
+//! replica. Programs share state with the service and operators through
+//! maps. This is the F of FlexTOE; docs/xdp.md is the guide.
+//!
+//! - `object`: reads a program object (maps, sections, external names);
+//! - `maps`: array, hash and per-replica array maps;
+//! - `runtime`: DPDK's librte_bpf (validator, JIT), the only unsafe file;
+//! - `hooks`: which program runs where, loading and replacing, faults;
+//! - `nic`: the hooks as a wrapper of the port;
+//! - `ops`: the control-socket operations behind `flextoe-dpu bpf`.
+
+pub mod hooks;
+pub mod maps;
+pub mod nic;
+pub mod object;
+pub mod ops;
+
+#[cfg(feature = "dpdk")]
+mod runtime;
+#[cfg(feature = "dpdk")]
+pub use runtime::{Instance, Md, WINDOW};
+
+#[cfg(not(feature = "dpdk"))]
+mod no_runtime;
+#[cfg(not(feature = "dpdk"))]
+pub use no_runtime::{Instance, Md, WINDOW};
+
+pub use hooks::{Attached, HookPoint, VerdictCounters, XdpHooks};
+pub use maps::{Map, MapDef, MapKind};
+pub use nic::XdpNic;
+
+#[cfg(all(test, feature = "dpdk"))]
+mod tests;
