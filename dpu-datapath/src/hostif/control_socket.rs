@@ -159,6 +159,11 @@ fn client(sock: UnixStream, shared: &Shared) {
             ControlRequest::Bpf(cmd) => {
                 let hooks = shared.xdp.lock().clone();
                 let reply = match hooks {
+                    // Programs see every frame: an operator's act, not an
+                    // application's, whatever the socket's file mode.
+                    _ if !is_operator(&sock) => ControlReply::failure(
+                        "bpf: only root or the service's own user may load programs or touch maps",
+                    ),
                     None => ControlReply::failure(
                         "bpf: this service has no port, so no XDP hooks (port.backend \"loopback\")",
                     ),
@@ -237,6 +242,30 @@ fn client(sock: UnixStream, shared: &Shared) {
             .apps_connected
             .fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// True when the peer runs as root or as the service's own user.
+fn is_operator(sock: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of a ucred; the fd is
+    // the connected socket, alive for the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: geteuid has no preconditions.
+    rc == 0 && (cred.uid == 0 || cred.uid == unsafe { libc::geteuid() })
 }
 
 /// True when the client hung up (or sent something: a capture client only

@@ -141,10 +141,22 @@ pub struct Attached {
     pub loaded_at: std::time::SystemTime,
 }
 
-/// One queue's program at one hook, and the poller's scratch space.
-#[derive(Debug, Default)]
+/// One queue's program at one hook, and the poller's scratch window.
+#[derive(Debug)]
 pub struct QueueState {
     pub prog: Option<(Arc<Attached>, Instance)>,
+    /// A heap frame (not a NIC buffer) is run here: copied in and back,
+    /// instead of growing its buffer to the window and zeroing it.
+    pub scratch: Box<[u8]>,
+}
+
+impl Default for QueueState {
+    fn default() -> Self {
+        QueueState {
+            prog: None,
+            scratch: vec![0u8; super::WINDOW].into_boxed_slice(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]

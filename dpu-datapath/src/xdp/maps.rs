@@ -13,10 +13,8 @@
 
 #![forbid(unsafe_code)]
 
-use parking_lot::RwLock;
-use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use super::hash_table::HashTable;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest key, value and map the service creates.
 pub const MAX_KEY_SIZE: u32 = 64;
@@ -24,8 +22,6 @@ pub const MAX_VALUE_SIZE: u32 = 1024;
 pub const MAX_ENTRIES: u32 = 1 << 20;
 /// Array bytes (all replicas) one map may take.
 pub const MAX_ARRAY_BYTES: u64 = 256 << 20;
-/// Shards of a hash map's lock (lookups from several cores rarely meet).
-const HASH_SHARDS: usize = 16;
 
 /// A map's kind, numbered as in `flextoe_xdp.h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,19 +136,13 @@ impl std::fmt::Display for MapError {
     }
 }
 
-type HashShard = RwLock<HashMap<Box<[u8]>, Box<[AtomicU64]>>>;
-
 enum Store {
     /// `copies` arrays (1, or one per replica) of `max_entries` values.
     Array {
         copies: usize,
         words: Box<[AtomicU64]>,
     },
-    Hash {
-        shards: Box<[HashShard]>,
-        count: AtomicUsize,
-        hasher: foldhash::fast::FixedState,
-    },
+    Hash(HashTable),
 }
 
 /// One map, named as in the program.
@@ -183,6 +173,18 @@ fn store_bytes(words: &[AtomicU64], bytes: &[u8]) {
     }
 }
 
+/// `bytes` as native-endian words, the last one zero-padded.
+fn words_of(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            u64::from_ne_bytes(b)
+        })
+        .collect()
+}
+
 fn load_bytes(words: &[AtomicU64], out: &mut [u8]) {
     for (w, chunk) in words.iter().zip(out.chunks_mut(8)) {
         let b = w.load(Ordering::Relaxed).to_ne_bytes();
@@ -207,13 +209,11 @@ impl Map {
                     words: zeroed(copies * def.max_entries as usize * words),
                 }
             }
-            MapKind::Hash => Store::Hash {
-                shards: (0..HASH_SHARDS)
-                    .map(|_| RwLock::new(HashMap::new()))
-                    .collect(),
-                count: AtomicUsize::new(0),
-                hasher: foldhash::fast::FixedState::with_seed(0x5eed),
-            },
+            MapKind::Hash => Store::Hash(HashTable::new(
+                def.key_size as usize,
+                words,
+                def.max_entries as usize,
+            )),
         };
         Map {
             name: name.to_owned(),
@@ -240,13 +240,6 @@ impl Map {
         Ok(&words[at..at + w])
     }
 
-    fn shard(&self, key: &[u8]) -> &HashShard {
-        let Store::Hash { shards, hasher, .. } = &self.store else {
-            unreachable!("shard() of an array map")
-        };
-        &shards[(hasher.hash_one(key) as usize) % shards.len()]
-    }
-
     fn check(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), MapError> {
         let value_ok = value.is_none_or(|v| v.len() == self.def.value_size as usize);
         if key.len() != self.def.key_size as usize || !value_ok {
@@ -261,9 +254,10 @@ impl Map {
         self.check(key, Some(out))?;
         match &self.store {
             Store::Array { .. } => load_bytes(self.slot(replica, key)?, out),
-            Store::Hash { .. } => {
-                let shard = self.shard(key).read();
-                load_bytes(shard.get(key).ok_or(MapError::NotFound)?, out)
+            Store::Hash(t) => {
+                if !t.lookup(key, out) {
+                    return Err(MapError::NotFound);
+                }
             }
         }
         Ok(())
@@ -281,19 +275,10 @@ impl Map {
                     }
                 }
             },
-            Store::Hash { count, .. } => {
-                let mut shard = self.shard(key).write();
-                if let Some(words) = shard.get(key) {
-                    store_bytes(words, value);
-                    return Ok(());
-                }
-                if count.fetch_add(1, Ordering::Relaxed) >= self.def.max_entries as usize {
-                    count.fetch_sub(1, Ordering::Relaxed);
+            Store::Hash(t) => {
+                if !t.upsert(key, &words_of(value)) {
                     return Err(MapError::Full);
                 }
-                let words = zeroed(self.def.words() as usize);
-                store_bytes(&words, value);
-                shard.insert(key.into(), words);
             }
         }
         Ok(())
@@ -306,13 +291,12 @@ impl Map {
         let zero = vec![0u8; self.def.value_size as usize];
         match &self.store {
             Store::Array { .. } => self.update(replica, key, &zero),
-            Store::Hash { count, .. } => {
-                self.shard(key)
-                    .write()
-                    .remove(key)
-                    .ok_or(MapError::NotFound)?;
-                count.fetch_sub(1, Ordering::Relaxed);
-                Ok(())
+            Store::Hash(t) => {
+                if t.remove(key) {
+                    Ok(())
+                } else {
+                    Err(MapError::NotFound)
+                }
             }
         }
     }
@@ -329,18 +313,16 @@ impl Map {
             Store::Array { .. } => {
                 self.slot(replica, key)?[word].fetch_add(delta, Ordering::Relaxed);
             }
-            Store::Hash { .. } => {
-                if let Some(words) = self.shard(key).read().get(key) {
-                    words[word].fetch_add(delta, Ordering::Relaxed);
+            Store::Hash(t) => {
+                if t.add_existing(key, word, delta) {
                     return Ok(());
                 }
-                let zero = vec![0u8; self.def.value_size as usize];
-                match self.update(None, key, &zero) {
-                    Ok(()) => {}
-                    Err(e) => return Err(e),
-                }
-                if let Some(words) = self.shard(key).read().get(key) {
-                    words[word].fetch_add(delta, Ordering::Relaxed);
+                let mut value = [0u64; MAX_VALUE_SIZE as usize / 8];
+                let value = &mut value[..self.def.words() as usize];
+                value[word] = delta;
+                // A new key, or one inserted by another core meanwhile.
+                if !t.upsert_or_add(key, value, word, delta) {
+                    return Err(MapError::Full);
                 }
             }
         }
@@ -351,7 +333,7 @@ impl Map {
     pub fn len(&self) -> usize {
         match &self.store {
             Store::Array { .. } => self.def.max_entries as usize,
-            Store::Hash { count, .. } => count.load(Ordering::Relaxed),
+            Store::Hash(t) => t.len(),
         }
     }
 
@@ -381,15 +363,14 @@ impl Map {
                     }
                 }
             }
-            Store::Hash { shards, .. } => {
-                for shard in shards.iter() {
-                    for (k, words) in shard.read().iter() {
-                        let mut v = vec![0u8; vs];
-                        load_bytes(words, &mut v);
-                        out.push((k.to_vec(), vec![v]));
+            Store::Hash(t) => {
+                for (k, words) in t.entries(self.def.key_size as usize) {
+                    let mut v = vec![0u8; vs];
+                    for (chunk, w) in v.chunks_mut(8).zip(&words) {
+                        chunk.copy_from_slice(&w.to_ne_bytes()[..chunk.len()]);
                     }
+                    out.push((k, vec![v]));
                 }
-                out.sort();
             }
         }
         out

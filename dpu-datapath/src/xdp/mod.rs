@@ -12,6 +12,7 @@
 //! - `nic`: the hooks as a wrapper of the port;
 //! - `ops`: the control-socket operations behind `flextoe-dpu bpf`.
 
+mod hash_table;
 pub mod hooks;
 pub mod maps;
 pub mod nic;

@@ -19,7 +19,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::hooks::{Attached, HookPoint, Tally, XdpHooks};
+use super::hooks::{HookPoint, QueueState, Tally, XdpHooks};
 use super::{Md, WINDOW};
 use crate::io::{Frame, FrameSource, IoStats, Nic};
 use crate::proto::Nanos;
@@ -78,38 +78,53 @@ impl<N: Nic> XdpNic<N> {
         &self.hooks
     }
 
-    /// Runs `attached`'s copy on `frame`; counts into `t`.
+    /// Runs the queue's program on `frame`; counts into `t`.
     fn run_one(
         &self,
         hook: HookPoint,
         q: usize,
         now: u64,
-        prog: &mut (Arc<Attached>, super::Instance),
+        st: &mut QueueState,
         frame: &mut Frame,
         t: &mut Tally,
     ) -> Action {
+        let QueueState { prog, scratch } = st;
+        let Some(prog) = prog.as_mut() else {
+            return Action::Keep;
+        };
         if prog.0.faulted.load(Ordering::Relaxed) {
             // Unloaded at this burst's end; the rest of the burst passes.
             return Action::Keep;
         }
         let len = frame.len();
-        let rss = frame.nic_rss_hash().unwrap_or(0);
-        let Some(window) = frame.window(WINDOW) else {
+        if len > WINDOW {
             t.too_long += 1;
             return Action::Keep;
-        };
+        }
         t.frames += 1;
         let md = Md {
             len: len as u32,
             replica: q as u32,
             hook: hook as u32,
             redirect: q as u32,
-            rss,
+            rss: frame.nic_rss_hash().unwrap_or(0),
             reserved: 0,
             now_ns: now,
         };
-        let (verdict, md) = prog.1.run(window, md);
-        frame.truncate((md.len as usize).min(WINDOW));
+        let (verdict, md) = if frame.is_nic_buffer() {
+            // In place: an mbuf has the room (else it becomes a heap frame).
+            let window = frame.window(WINDOW).expect("length checked above");
+            let (v, md) = prog.1.run(window, md);
+            frame.truncate((md.len as usize).min(WINDOW));
+            (v, md)
+        } else {
+            scratch[..len].copy_from_slice(frame);
+            let (v, md) = prog.1.run(scratch, md);
+            let new_len = (md.len as usize).min(WINDOW);
+            frame.clear();
+            frame.extend_from_slice(&scratch[..new_len]);
+            (v, md)
+        };
         let fault = |t: &mut Tally, detail: &str| {
             t.aborted += 1;
             self.hooks.fault(&prog.0, verdict, detail);
@@ -171,7 +186,7 @@ impl<N: Nic> Nic for XdpNic<N> {
             return n + from_port;
         }
         let mut st = slot.state.lock();
-        let Some(prog) = st.prog.as_mut() else {
+        let Some(prog) = st.prog.as_ref() else {
             return n + from_port;
         };
         if prog.0.faulted.load(Ordering::Acquire) {
@@ -187,7 +202,7 @@ impl<N: Nic> Nic for XdpNic<N> {
         let start = first + n;
         let mut keep = start;
         for i in start..out.len() {
-            let action = self.run_one(HookPoint::Ingress, q, now, prog, &mut out[i].1, &mut t);
+            let action = self.run_one(HookPoint::Ingress, q, now, &mut st, &mut out[i].1, &mut t);
             match action {
                 Action::Keep => {
                     out.swap(keep, i);
@@ -203,8 +218,9 @@ impl<N: Nic> Nic for XdpNic<N> {
                 }
             }
         }
-        let counters = &prog.0.counters;
-        counters.add(&t);
+        if let Some((a, _)) = &st.prog {
+            a.counters.add(&t);
+        }
         drop(st);
         self.hooks.counters[HookPoint::Ingress as usize].add(&t);
         // Dropped and moved frames (now empty) go back to their pools here.
@@ -219,27 +235,39 @@ impl<N: Nic> Nic for XdpNic<N> {
         let slot = &self.hooks.slots[HookPoint::Egress as usize][q];
         if !frames.is_empty() && slot.armed.load(Ordering::Acquire) {
             let mut st = slot.state.lock();
-            if let Some(prog) = st.prog.as_mut() {
-                if prog.0.faulted.load(Ordering::Acquire) {
+            let faulted = st
+                .prog
+                .as_ref()
+                .map(|(a, _)| a.faulted.load(Ordering::Acquire));
+            match faulted {
+                None => {}
+                Some(true) => {
                     slot.armed.store(false, Ordering::Release);
                     let old = st.prog.take();
                     drop(st);
                     drop(old);
-                } else {
+                }
+                Some(false) => {
                     let now = self.hooks.now_ns();
                     let mut t = Tally::default();
                     let mut keep = 0;
                     for i in 0..frames.len() {
-                        match self.run_one(HookPoint::Egress, q, now, prog, &mut frames[i], &mut t)
-                        {
-                            Action::Drop => {}
-                            _ => {
-                                frames.swap(keep, i);
-                                keep += 1;
-                            }
+                        let action = self.run_one(
+                            HookPoint::Egress,
+                            q,
+                            now,
+                            &mut st,
+                            &mut frames[i],
+                            &mut t,
+                        );
+                        if !matches!(action, Action::Drop) {
+                            frames.swap(keep, i);
+                            keep += 1;
                         }
                     }
-                    prog.0.counters.add(&t);
+                    if let Some((a, _)) = &st.prog {
+                        a.counters.add(&t);
+                    }
                     drop(st);
                     self.hooks.counters[HookPoint::Egress as usize].add(&t);
                     frames.truncate(keep);

@@ -40,6 +40,10 @@ impl Instance {
         )
     }
 
+    pub fn interpreted(self) -> Instance {
+        self
+    }
+
     pub fn jitted(&self) -> bool {
         false
     }

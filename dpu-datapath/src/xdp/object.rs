@@ -58,9 +58,10 @@ pub fn inspect(bytes: &[u8]) -> Result<ObjectInfo, String> {
                 let data = maps
                     .data()
                     .map_err(|e| format!("cannot read section maps: {e}"))?;
-                let at = sym.address() as usize;
-                let raw = data
-                    .get(at..at + 16)
+                let at = usize::try_from(sym.address()).unwrap_or(usize::MAX);
+                let raw = at
+                    .checked_add(16)
+                    .and_then(|end| data.get(at..end))
                     .ok_or_else(|| format!("map {name}: definition shorter than 16 bytes"))?;
                 let word = |i: usize| u32::from_le_bytes(raw[i * 4..i * 4 + 4].try_into().unwrap());
                 let kind = MapKind::from_code(word(0)).ok_or_else(|| {

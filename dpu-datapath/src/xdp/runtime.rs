@@ -71,20 +71,20 @@ fn with_run(f: impl FnOnce(&Run<'_>) -> Option<u64>) -> u64 {
 
 /// Copies the program's key into a buffer of our own, so that a key and an
 /// output value at overlapping addresses never alias a `&mut`.
-fn key_of(map: &Map, key: u64) -> [u8; 64] {
-    let mut buf = [0u8; 64];
+#[inline(always)]
+fn key_of(map: &Map, key: u64, buf: &mut [u8; 64]) {
     let n = map.def.key_size as usize;
     // SAFETY: the validator checked that `key` points at `key_size`
     // readable bytes (the argument's size in this function's xsym entry is
     // this map's key size); key_size <= 64 (`MapDef::validate`).
     buf[..n].copy_from_slice(unsafe { std::slice::from_raw_parts(key as *const u8, n) });
-    buf
 }
 
 extern "C" fn map_lookup<const I: usize>(key: u64, out: u64, _: u64, _: u64, _: u64) -> u64 {
     with_run(|run| {
         let map = run.maps.get(I)?;
-        let k = key_of(map, key);
+        let mut k = [0u8; 64];
+        key_of(map, key, &mut k);
         // SAFETY: the validator checked that `out` points at `value_size`
         // writable bytes; nothing else refers to them during this call.
         let out =
@@ -98,7 +98,8 @@ extern "C" fn map_lookup<const I: usize>(key: u64, out: u64, _: u64, _: u64, _: 
 extern "C" fn map_update<const I: usize>(key: u64, value: u64, _: u64, _: u64, _: u64) -> u64 {
     with_run(|run| {
         let map = run.maps.get(I)?;
-        let k = key_of(map, key);
+        let mut k = [0u8; 64];
+        key_of(map, key, &mut k);
         // SAFETY: the validator checked that `value` points at
         // `value_size` readable bytes.
         let v =
@@ -113,7 +114,8 @@ extern "C" fn map_update<const I: usize>(key: u64, value: u64, _: u64, _: u64, _
 extern "C" fn map_delete<const I: usize>(key: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
     with_run(|run| {
         let map = run.maps.get(I)?;
-        let k = key_of(map, key);
+        let mut k = [0u8; 64];
+        key_of(map, key, &mut k);
         let replica = (map.def.kind == super::maps::MapKind::PerReplica).then_some(run.replica);
         map.delete(replica, &k[..map.def.key_size as usize])
             .ok()
@@ -124,7 +126,8 @@ extern "C" fn map_delete<const I: usize>(key: u64, _: u64, _: u64, _: u64, _: u6
 extern "C" fn map_add<const I: usize>(key: u64, word: u64, delta: u64, _: u64, _: u64) -> u64 {
     with_run(|run| {
         let map = run.maps.get(I)?;
-        let k = key_of(map, key);
+        let mut k = [0u8; 64];
+        key_of(map, key, &mut k);
         map.add(run.replica, &k[..map.def.key_size as usize], word, delta)
             .ok()
             .map(|_| 0)
@@ -349,6 +352,13 @@ impl Instance {
             md,
             maps,
         })
+    }
+
+    /// This copy without its machine code: runs in the interpreter (to
+    /// measure it, or where no JIT exists).
+    pub fn interpreted(mut self) -> Instance {
+        self.jit = None;
+        self
     }
 
     /// True when the program runs as machine code (else interpreted).

@@ -1,0 +1,342 @@
+//! The XDP-style hook of the real service on a DPDK TAP port, with the
+//! Linux TCP stack as the peer in a namespace (the rig of
+//! `linux_interop`), driven the way an operator does: programs from
+//! `dpu-datapath/xdp/examples` compiled by clang, loaded from the
+//! configuration or with `flextoe-dpu bpf`, maps changed with
+//! `flextoe-dpu bpf map` while traffic runs.
+
+use flextoe_tests::rig::*;
+use flextoe_tests::skip_unless_ready;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Compiles an example module into `dir`.
+fn module(dir: &Path, name: &str) -> PathBuf {
+    let root = repo().join("dpu-datapath/xdp");
+    let out = dir.join(format!("{name}.o"));
+    let status = Command::new("clang")
+        .args(["-target", "bpf", "-O2", "-g", "-I"])
+        .arg(root.join("include"))
+        .arg("-c")
+        .arg(root.join(format!("examples/{name}.c")))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("clang (scripts/setup.sh installs it)");
+    assert!(status.success(), "clang {name}.c failed");
+    out
+}
+
+/// `flextoe-dpu bpf ARGS` against the rig's service.
+fn bpf(rig: &Rig, args: &[&str]) -> Output {
+    let out = Command::new(binary().unwrap())
+        .arg("bpf")
+        .arg("--control")
+        .arg(rig.dir.join("control.sock"))
+        .args(args)
+        .output()
+        .expect("run flextoe-dpu bpf");
+    eprintln!(
+        "{}: bpf {args:?} -> {}\n{}{}",
+        rig.name,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn bpf_ok(rig: &Rig, args: &[&str]) -> String {
+    let out = bpf(rig, args);
+    assert!(out.status.success(), "{}: bpf {args:?} failed", rig.name);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn xdp_stat(rig: &Rig) -> Value {
+    flextoe_tests::hostif::stat(&rig.dir.join("control.sock")).unwrap_or_default()["xdp"].clone()
+}
+
+/// A connect from the namespace with a timeout: Ok, or the error text.
+fn try_connect(rig: &Rig, secs: u32) -> Result<(), String> {
+    let code = format!(
+        "import socket\ns = socket.create_connection(('{ENGINE_IP}', 7), timeout={secs})\n\
+         s.sendall(b'x'); assert s.recv(1) == b'x'"
+    );
+    let out = rig
+        .ns_cmd(&["timeout", &(secs + 5).to_string(), "python3", "-c", &code])
+        .output()
+        .expect("python3");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The key of `fw_prefixes` for `len` bits of `addr`.
+fn prefix_key(len: u32, addr: [u8; 4]) -> String {
+    let mut k: Vec<u8> = len.to_le_bytes().to_vec();
+    k.extend_from_slice(&addr);
+    k.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn firewall_denies_a_linux_client_at_run_time_then_lets_it_back() {
+    let _g = serial();
+    skip_unless_ready!("firewall_denies_a_linux_client_at_run_time_then_lets_it_back");
+    let dir = std::env::temp_dir().join(format!("ftoe-xdp-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fw = module(&dir, "firewall");
+    let mut rig = Rig::start(
+        "xdp_firewall",
+        Opts {
+            config: Some(json!({"xdp": {"programs": [{"file": fw.display().to_string()}]}})),
+            ..Default::default()
+        },
+    );
+    let r = rig.peer(
+        &["echo", "--bytes", &(4 * MIB).to_string()],
+        Duration::from_secs(30),
+    );
+    assert!(ok(&r), "echo through the firewall without rules: {r}");
+    let accepted_before = rig.wait_stat("echo connection counted and closed", |s| {
+        s["flows"] == 0 && s["engine"]["connections_accepted"].as_u64() >= Some(1)
+    });
+
+    // Deny the peer's /24 while the service runs.
+    let key = prefix_key(24, [198, 18, 0, 0]);
+    bpf_ok(
+        &rig,
+        &["map", "update", "fw_prefixes", &key, "0000000000000000"],
+    );
+    let t0 = Instant::now();
+    let denied = try_connect(&rig, 2);
+    assert!(
+        denied.as_ref().is_err_and(|e| e.contains("timed out")),
+        "a denied client must time out: {denied:?}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(2));
+    let x = xdp_stat(&rig);
+    assert!(x["ingress"]["drop"].as_u64().unwrap() >= 1, "{x}");
+    let now = flextoe_tests::hostif::stat(&rig.dir.join("control.sock")).unwrap();
+    assert_eq!(
+        now["engine"]["connections_accepted"], accepted_before["engine"]["connections_accepted"],
+        "a denied SYN reached the engine"
+    );
+    let dump: Value = serde_json::from_str(&bpf_ok(&rig, &["map", "dump", "fw_prefixes"])).unwrap();
+    assert!(
+        dump["entries"][0]["words"][0].as_u64().unwrap() >= 1,
+        "{dump}"
+    );
+    let list = bpf_ok(&rig, &["list"]);
+    assert!(
+        list.contains("firewall.o") && list.contains("1 program(s)"),
+        "{list}"
+    );
+
+    // A hostile program is refused with the validator's reason; the
+    // firewall stays and traffic goes on.
+    let bad = dir.join("oob.c");
+    std::fs::write(
+        &bad,
+        "#include \"flextoe_xdp.h\"\nSEC(\"xdp\") u64 p(u8 *pkt) { return pkt[4000]; }\n",
+    )
+    .unwrap();
+    let bad_o = dir.join("oob.o");
+    let built = Command::new("clang")
+        .args(["-target", "bpf", "-O2", "-I"])
+        .arg(repo().join("dpu-datapath/xdp/include"))
+        .arg("-c")
+        .arg(&bad)
+        .arg("-o")
+        .arg(&bad_o)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let refused = bpf(&rig, &["load", &bad_o.display().to_string()]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("memory boundary violation"), "{err}");
+
+    // Another user, even one the socket's mode lets in, may not touch the
+    // hooks: programs see every frame.
+    let sock = rig.dir.join("control.sock");
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        &rig.dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let other = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(binary().unwrap())
+        .args(["bpf", "--control"])
+        .arg(&sock)
+        .args(["map", "delete", "fw_prefixes", &key])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("only root or the service's own user"),
+        "user 65534: {} {err}",
+        other.status
+    );
+
+    // Rule removed: the same client connects again.
+    bpf_ok(&rig, &["map", "delete", "fw_prefixes", &key]);
+    try_connect(&rig, 5).expect("connect after the rule is removed");
+    let r = rig.peer(
+        &["echo", "--bytes", &MIB.to_string()],
+        Duration::from_secs(30),
+    );
+    assert!(ok(&r), "{r}");
+    rig.settled();
+    let stats = rig.stop();
+    assert_eq!(n(&stats, "engine.connections_reset"), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn live_replace_under_bulk_transfer_keeps_connection_and_maps() {
+    let _g = serial();
+    skip_unless_ready!("live_replace_under_bulk_transfer_keeps_connection_and_maps");
+    let dir = std::env::temp_dir().join(format!("ftoe-xdp-it2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stats_o = module(&dir, "flow_stats");
+    let pass_o = module(&dir, "pass");
+    let mut rig = Rig::start("xdp_replace", Opts::default());
+    let ingress = stats_o.display().to_string();
+    bpf_ok(&rig, &["load", &ingress]);
+    bpf_ok(&rig, &["load", &ingress, "--hook", "egress"]);
+
+    // 256 MiB echoed while the programs are replaced, back and forth.
+    let ns = rig.ns.clone();
+    let script = repo().join("scripts/peer.py");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns, "timeout", "120", "python3"])
+        .arg(&script)
+        .args(["echo", "--bytes", &(256 * MIB).to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut replaced = 0;
+    let mut last_packets = 0;
+    let deadline = Instant::now() + Duration::from_secs(100);
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        let obj = if replaced % 3 == 2 { &pass_o } else { &stats_o };
+        bpf_ok(&rig, &["load", &obj.display().to_string()]);
+        replaced += 1;
+        // flow_stats stays declared by the egress program: its counts only
+        // grow, whichever ingress program runs.
+        let dump: Value =
+            serde_json::from_str(&bpf_ok(&rig, &["map", "dump", "flow_stats"])).unwrap();
+        let packets: u64 = dump["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["words"][0].as_u64().unwrap())
+            .sum();
+        assert!(
+            packets >= last_packets,
+            "flow_stats went back: {packets} < {last_packets}"
+        );
+        last_packets = packets;
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap_or_default();
+    assert!(
+        ok(&r),
+        "echo during {replaced} replacements: {r}\n{}",
+        rig.logs()
+    );
+    assert_eq!(r["sha256_sent"], r["sha256_received"]);
+    assert!(
+        replaced >= 5,
+        "only {replaced} replacements during the transfer"
+    );
+    let x = xdp_stat(&rig);
+    assert_eq!(x["ingress"]["aborted"], 0, "{x}");
+    assert!(
+        x["egress"]["frames"].as_u64().unwrap() > 1000,
+        "egress program ran: {x}"
+    );
+    assert!(
+        last_packets > 1000,
+        "flow_stats counted {last_packets} packets"
+    );
+    rig.settled();
+    let stats = rig.stop();
+    assert_eq!(n(&stats, "engine.connections_reset"), 0);
+    eprintln!(
+        "xdp_replace: {replaced} replacements during 256 MiB, {last_packets} packets counted"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// This machine's kernel has no 802.1Q (`CONFIG_VLAN_8021Q` is off), so
+/// the VLAN peer is `scripts/vlan_peer.py`: tagged ARP and ICMP echo
+/// frames through an AF_PACKET socket on the TAP's namespace end, the
+/// answers' tags read back from the kernel's packet metadata.
+#[test]
+fn vlan_module_tags_and_untags_for_a_vlan_peer() {
+    let _g = serial();
+    skip_unless_ready!("vlan_module_tags_and_untags_for_a_vlan_peer");
+    let dir = std::env::temp_dir().join(format!("ftoe-xdp-it3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vlan = module(&dir, "vlan").display().to_string();
+    let mut rig = Rig::start(
+        "xdp_vlan",
+        Opts {
+            config: Some(json!({"xdp": {"programs": [
+                {"file": vlan, "hook": "ingress"},
+                {"file": vlan, "hook": "egress", "section": "xdp_egress"}
+            ]}})),
+            ..Default::default()
+        },
+    );
+    bpf_ok(
+        &rig,
+        &["map", "update", "vlan_cfg", "00000000", "6400000000000000"],
+    );
+    let script = repo().join("scripts/vlan_peer.py").display().to_string();
+    let out = rig
+        .ns_cmd(&[
+            "timeout",
+            "30",
+            "python3",
+            &script,
+            "--iface",
+            &rig.peer_if,
+            "--vid",
+            "100",
+            "--pings",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("xdp_vlan: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap_or_default();
+    assert!(ok(&r), "VLAN peer: {r}\n{}", rig.logs());
+    let dump: Value = serde_json::from_str(&bpf_ok(&rig, &["map", "dump", "vlan_cfg"])).unwrap();
+    let word = |i: u64| {
+        dump["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == format!("{:02x}000000", i))
+            .map(|e| e["words"][0].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    // [vid, stripped, tagged, other VLANs dropped]
+    assert_eq!(word(0), 100);
+    assert!(word(1) >= 21 && word(2) >= 21, "{dump}");
+    assert_eq!(word(3), 1, "the VLAN 200 frame: {dump}");
+    let stats = rig.stop();
+    assert!(n(&stats, "engine.icmp_echo_replies") >= 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
