@@ -75,6 +75,18 @@ fn try_connect(rig: &Rig, secs: u32) -> Result<(), String> {
     }
 }
 
+/// `GET /metrics` of the service's endpoint.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
+}
+
 /// The key of `fw_prefixes` for `len` bits of `addr`.
 fn prefix_key(len: u32, addr: [u8; 4]) -> String {
     let mut k: Vec<u8> = len.to_le_bytes().to_vec();
@@ -89,10 +101,18 @@ fn firewall_denies_a_linux_client_at_run_time_then_lets_it_back() {
     let dir = std::env::temp_dir().join(format!("ftoe-xdp-it-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fw = module(&dir, "firewall");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut rig = Rig::start(
         "xdp_firewall",
         Opts {
-            config: Some(json!({"xdp": {"programs": [{"file": fw.display().to_string()}]}})),
+            config: Some(json!({
+                "xdp": {"programs": [{"file": fw.display().to_string()}]},
+                "metrics": {"enabled": true, "listen": format!("127.0.0.1:{metrics_port}")},
+            })),
             ..Default::default()
         },
     );
@@ -130,6 +150,29 @@ fn firewall_denies_a_linux_client_at_run_time_then_lets_it_back() {
         dump["entries"][0]["words"][0].as_u64().unwrap() >= 1,
         "{dump}"
     );
+    // Prometheus sees the drops (published every 100 ms).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = scrape(metrics_port);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(r#"flextoe_xdp_frames_total{hook="ingress",verdict="drop"}"#))
+            .unwrap_or("");
+        let drops: f64 = line
+            .rsplit(' ')
+            .next()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        if drops >= 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no XDP drops in /metrics:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let list = bpf_ok(&rig, &["list"]);
     assert!(
         list.contains("firewall.o") && list.contains("1 program(s)"),

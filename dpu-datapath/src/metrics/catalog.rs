@@ -306,6 +306,15 @@ spec!(
     "Times the host-interface front went to sleep on its doorbells (no work)."
 );
 spec!(
+    XDP_FRAMES,
+    "flextoe_xdp_frames_total",
+    Counter,
+    ["hook", "verdict"],
+    "Frames the eBPF programs at the port's hooks decided on (docs/xdp.md): pass, drop, \
+     tx, redirect, aborted (a fault: the program was unloaded), too_long (not run: \
+     longer than the window), redirect_full (the target replica's inbox was full)."
+);
+spec!(
     SNAPSHOT_TIMESTAMP,
     "flextoe_snapshot_timestamp_seconds",
     Gauge,
@@ -355,6 +364,7 @@ pub static ALL: &[&Spec] = &[
     &HOST_DESCRIPTORS,
     &HOST_VIOLATIONS,
     &HOST_FRONT_SLEEPS,
+    &XDP_FRAMES,
     &SNAPSHOT_TIMESTAMP,
 ];
 

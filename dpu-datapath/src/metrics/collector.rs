@@ -213,6 +213,11 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
     }
     out.push(stage.build());
     out.extend(hostif_families(snap.hostif.as_ref()));
+    let mut xdp = FamilyBuilder::new(&c::XDP_FRAMES);
+    for (hook, verdict, n) in &snap.xdp {
+        xdp.add(&[hook, verdict], *n as f64);
+    }
+    out.push(xdp.build());
 
     let mut ts = FamilyBuilder::new(&c::SNAPSHOT_TIMESTAMP);
     if let Some(at) = published {
@@ -290,6 +295,7 @@ mod tests {
                 hist: Default::default(),
             }],
             hostif: Some(HostIfSample::default()),
+            xdp: vec![("ingress", "drop", 3)],
         }
     }
 

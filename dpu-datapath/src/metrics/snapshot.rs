@@ -258,6 +258,9 @@ pub struct Snapshot {
     pub stage_times: Vec<StageTimeSample>,
     /// The host interface (pipeline backends).
     pub hostif: Option<HostIfSample>,
+    /// The XDP hooks' verdicts: (hook, verdict, frames), services with a
+    /// port.
+    pub xdp: Vec<(&'static str, &'static str, u64)>,
 }
 
 impl Snapshot {
@@ -334,6 +337,16 @@ impl Snapshot {
                 .map(|w| w.with_busy_ns(s.busy_ns.load(Ordering::Relaxed)))
             })
             .collect();
+        self
+    }
+
+    /// Adds the XDP hooks' verdict counters.
+    pub fn with_xdp(mut self, hooks: &crate::xdp::XdpHooks) -> Self {
+        for (hook, counters) in ["ingress", "egress"].into_iter().zip(&hooks.counters) {
+            for (verdict, n) in counters.pairs() {
+                self.xdp.push((hook, verdict, n));
+            }
+        }
         self
     }
 

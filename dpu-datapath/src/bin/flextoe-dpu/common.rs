@@ -50,6 +50,7 @@ pub struct PipelineMetrics {
     plan: Plan,
     workers: Vec<(String, Arc<WorkerStatus>)>,
     hostif: Arc<HostIfCounters>,
+    xdp: Option<Arc<dpu_datapath::xdp::XdpHooks>>,
     last: Instant,
 }
 
@@ -67,10 +68,18 @@ impl PipelineMetrics {
             plan: pipeline.plan().clone(),
             workers: pipeline.worker_statuses(),
             hostif,
+            xdp: None,
             last: Instant::now(),
         };
         m.publish();
         m
+    }
+
+    /// Also exports the port's XDP verdict counters.
+    pub fn with_xdp(mut self, hooks: Arc<dpu_datapath::xdp::XdpHooks>) -> Self {
+        self.xdp = Some(hooks);
+        self.publish();
+        self
     }
 
     /// Publishes if [`METRICS_PERIOD`] has passed (call from the loop).
@@ -83,9 +92,12 @@ impl PipelineMetrics {
     /// Publishes now (also after the pipeline's shutdown: the board then
     /// holds the final counters).
     pub fn publish(&mut self) {
-        let snap = Snapshot::from_board(&self.board, &self.plan)
+        let mut snap = Snapshot::from_board(&self.board, &self.plan)
             .with_worker_statuses(&self.workers)
             .with_hostif(&self.hostif);
+        if let Some(h) = &self.xdp {
+            snap = snap.with_xdp(h);
+        }
         self.exporter.publish(snap);
         self.last = Instant::now();
     }

@@ -213,7 +213,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, probe)))
     });
     let board = pipeline.stats_board();
-    let mut metrics = observe(&hostif, &pipeline, metrics_endpoint);
+    let mut metrics =
+        observe(&hostif, &pipeline, metrics_endpoint).map(|m| m.with_xdp(xdp.clone()));
     println!(
         "flextoe-dpu: ready: {} {}/{} on DPDK port {port_id} ({driver}, mac {}, {} queue(s){}){}; \
          services echo 7, discard 9, source 19; control socket {}; workers {}; Ctrl-C to stop",
