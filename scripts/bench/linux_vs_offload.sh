@@ -71,13 +71,21 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # egress pinned to core 0; ingress reorder and the owner to core 1) instead
 # of one run-to-completion worker, a "-pipelined" suffix with the pipelined
 # one (ingress, pre, ingress reorder, owner on core 0; dma, post, egress on
-# core 1). Suffixes combine: af_packet-split-acks2.
+# core 1). A "-fw" suffix loads the firewall module (dpu-datapath/xdp/
+# examples/firewall.c, no rule matching the peer: five map lookups per
+# frame) at the ingress hook. Suffixes combine: af_packet-split-acks2.
 ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
 case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
 offload_run() {
-    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology=""
+    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp=""
     case "$kind" in *-acks2) coalesce=false; kind="${kind%-acks2}" ;; esac
+    case "$kind" in *-fw)
+        kind="${kind%-fw}"
+        clang -target bpf -O2 -I dpu-datapath/xdp/include -c dpu-datapath/xdp/examples/firewall.c \
+            -o "$work/firewall.o"
+        xdp="\"xdp\": {\"programs\": [{\"file\": \"$work/firewall.o\"}]}," ;;
+    esac
     case "$kind" in *-split)
         kind="${kind%-split}"
         topology='"topology": {"run_to_completion": false, "workers": [
@@ -110,6 +118,7 @@ offload_run() {
            "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"]}},
   "tcp": {"coalesce_acks": $coalesce},
   $topology
+  $xdp
   "metrics": {"enabled": false},
   "host": {"control_socket": "$work/control.sock"}
 }

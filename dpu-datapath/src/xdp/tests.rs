@@ -145,6 +145,9 @@ fn firewall_rules_change_while_it_runs() {
     let r = rig(1);
     let loaded = r.load(&example("firewall"), "ingress", "").unwrap();
     assert!(loaded["insns"].as_u64().unwrap() > 20, "{loaded}");
+    // librte_bpf has a JIT for x86_64 and arm64 (the latter runs here
+    // under qemu in scripts/aarch64.sh).
+    assert_eq!(loaded["jit"], true, "{loaded}");
     let syn = tcp_frame(PEER, 40000, ENGINE, 7, 0);
     let other = tcp_frame([198, 18, 1, 9], 40000, ENGINE, 7, 0);
     assert_eq!(r.receive(0, &[syn.clone(), other.clone()]).len(), 2);
