@@ -72,7 +72,9 @@ pub enum ControlRequest {
 /// `flextoe-dpu bpf ...`: `cmd` is one of `load` (`file`, `hook`,
 /// `section`), `list`, `unload` (`id`), `map_show`, `map_dump` (`map`),
 /// `map_update` (`map`, `key`, `value`, `replica`), `map_delete` (`map`,
-/// `key`, `replica`). Keys and values are hexadecimal bytes in memory
+/// `key`, `replica`), `capture` (`count`: then a stream as for
+/// [`ControlRequest::Capture`], of the frames programs pass to
+/// `flextoe_capture`). Keys and values are hexadecimal bytes in memory
 /// order.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct BpfCommand {
@@ -93,6 +95,8 @@ pub struct BpfCommand {
     pub value: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// The reply to `fork`: what the child presents to `join`.

@@ -98,7 +98,14 @@ fn program(c: &mut Criterion) {
         };
         for (label, src) in cases {
             for jit in [true, false] {
-                let mut inst = Instance::load(&obj, "xdp", &names, attached.maps.clone()).unwrap();
+                let mut inst = Instance::load(
+                    &obj,
+                    "xdp",
+                    &names,
+                    attached.maps.clone(),
+                    hooks.capture.clone(),
+                )
+                .unwrap();
                 if !jit {
                     inst = inst.interpreted();
                 }

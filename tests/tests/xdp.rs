@@ -383,3 +383,108 @@ fn vlan_module_tags_and_untags_for_a_vlan_peer() {
     assert!(n(&stats, "engine.icmp_echo_replies") >= 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn capture_module_writes_a_sampled_pcap_tcpdump_reads() {
+    let _g = serial();
+    skip_unless_ready!("capture_module_writes_a_sampled_pcap_tcpdump_reads");
+    let dir = std::env::temp_dir().join(format!("ftoe-xdp-it4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cap = module(&dir, "capture").display().to_string();
+    let mut rig = Rig::start(
+        "xdp_capture",
+        Opts {
+            config: Some(json!({"xdp": {"programs": [
+                {"file": cap, "hook": "ingress"},
+                {"file": cap, "hook": "egress"}
+            ]}})),
+            ..Default::default()
+        },
+    );
+    // One frame in 4 of port 7, both directions, 96 bytes of each.
+    for (i, v) in [(0u32, 4u64), (1, 7), (2, 96)] {
+        let key: String = i.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let val: String = v.to_ne_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        bpf_ok(&rig, &["map", "update", "cap_cfg", &key, &val]);
+    }
+    let pcap = dir.join("sample.pcap");
+    let mut reader = Command::new(binary().unwrap())
+        .arg("bpf")
+        .arg("--control")
+        .arg(rig.dir.join("control.sock"))
+        .args(["capture", "-c", "40", "-w"])
+        .arg(&pcap)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Traffic once the reader is attached (it says so, as tcpdump does).
+    {
+        use std::io::{BufRead, BufReader};
+        let mut err = BufReader::new(reader.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(line.contains("listening"), "{line}");
+        std::thread::spawn(move || for _ in err.lines() {});
+    }
+    let r = rig.peer(
+        &["echo", "--bytes", &MIB.to_string()],
+        Duration::from_secs(30),
+    );
+    assert!(ok(&r), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reader.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "bpf capture did not end after 40 frames"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(reader.wait().unwrap().success());
+    let out = Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(&pcap)
+        .output()
+        .expect("tcpdump");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        40,
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(".7 >") || l.contains(".7:")),
+        "only port 7: {text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("198.18.0.2.7 >"))
+            && lines.iter().any(|l| l.contains("> 198.18.0.2.7:")),
+        "both directions: {text}"
+    );
+    // Each record holds at most the 96 bytes asked for.
+    let bytes = std::fs::read(&pcap).unwrap();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        assert!(caplen <= 96, "a record of {caplen} bytes");
+        at += 16 + caplen;
+    }
+    assert_eq!(at, bytes.len());
+    let dump: Value = serde_json::from_str(&bpf_ok(&rig, &["map", "dump", "cap_seen"])).unwrap();
+    let seen: u64 = dump["entries"][0]["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[0].as_u64().unwrap())
+        .sum();
+    assert!(
+        seen >= 4 * 40,
+        "at least 160 frames of port 7 seen for 40 captured: {dump}"
+    );
+    rig.settled();
+    rig.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

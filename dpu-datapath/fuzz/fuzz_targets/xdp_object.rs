@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             let names = provided_names(&info.maps);
-            assert_eq!(names.len(), 2 + 4 * info.maps.len());
+            assert_eq!(names.len(), 3 + 4 * info.maps.len());
             for section in ["xdp", ".text"] {
                 if let Err(e) = info.check(section) {
                     assert!(!e.is_empty());

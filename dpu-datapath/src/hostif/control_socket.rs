@@ -156,6 +156,17 @@ fn client(sock: UnixStream, shared: &Shared) {
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
                 let _ = send_json(&sock, &reply, &[]);
             }
+            ControlRequest::Bpf(cmd) if cmd.cmd == "capture" => {
+                match shared.xdp.lock().clone() {
+                    _ if !is_operator(&sock) => fail(
+                        &sock,
+                        "bpf: only root or the service's own user may load programs or touch maps",
+                    ),
+                    None => fail(&sock, "bpf: this service has no port, so no XDP hooks"),
+                    Some(h) => bpf_capture(&sock, shared, &h, cmd.count.unwrap_or(0)),
+                }
+                break;
+            }
             ControlRequest::Bpf(cmd) => {
                 let hooks = shared.xdp.lock().clone();
                 let reply = match hooks {
@@ -284,8 +295,6 @@ fn client_gone(sock: &UnixStream) -> bool {
 
 /// Streams captured frames to the client (see `ControlRequest::Capture`).
 fn capture(sock: &UnixStream, shared: &Shared, count: u64, filter: &str) {
-    use doca_bindings::control::{CAPTURE_END, CAPTURE_PACKET};
-    use doca_bindings::fdpass::send_frame;
     let filter = match crate::capture::Filter::parse(filter) {
         Ok(f) => f,
         Err(e) => return fail(sock, format!("capture filter: {e}")),
@@ -297,6 +306,48 @@ fn capture(sock: &UnixStream, shared: &Shared, count: u64, filter: &str) {
         return fail(sock, "a capture is already running (one at a time)");
     };
     tracing::info!(count, "capture: started");
+    stream(
+        sock,
+        shared,
+        count,
+        || session.frames.pop(),
+        || session.dropped.load(Ordering::Relaxed),
+    );
+    tap.stop();
+}
+
+/// `bpf capture`: the frames programs pass to `flextoe_capture`.
+fn bpf_capture(sock: &UnixStream, shared: &Shared, hooks: &crate::xdp::XdpHooks, count: u64) {
+    let ring = &hooks.capture;
+    if !ring.start() {
+        return fail(
+            sock,
+            "bpf capture: a capture is already running (one at a time)",
+        );
+    }
+    tracing::info!(count, "bpf capture: started");
+    stream(
+        sock,
+        shared,
+        count,
+        || ring.pop(),
+        || ring.dropped.load(Ordering::Relaxed),
+    );
+    ring.stop();
+}
+
+/// Sends an ok reply, then each frame `pop` gives as
+/// `[CAPTURE_PACKET] + ns timestamp + frame` until `count` (0: until the
+/// client leaves or the service stops), then `[CAPTURE_END] + JSON`.
+fn stream(
+    sock: &UnixStream,
+    shared: &Shared,
+    count: u64,
+    mut pop: impl FnMut() -> Option<(u64, Vec<u8>)>,
+    dropped: impl Fn() -> u64,
+) {
+    use doca_bindings::control::{CAPTURE_END, CAPTURE_PACKET};
+    use doca_bindings::fdpass::send_frame;
     let ok = ControlReply::success(&serde_json::json!({ "capturing": true }))
         .unwrap_or_else(|e| ControlReply::failure(e.to_string()));
     let mut sent = 0u64;
@@ -304,7 +355,7 @@ fn capture(sock: &UnixStream, shared: &Shared, count: u64, filter: &str) {
     let mut idle = 0u32;
     let mut buf = Vec::new();
     while alive && (count == 0 || sent < count) && !shared.stop.load(Ordering::Relaxed) {
-        match session.frames.pop() {
+        match pop() {
             Some((ts, frame)) => {
                 idle = 0;
                 buf.clear();
@@ -323,8 +374,7 @@ fn capture(sock: &UnixStream, shared: &Shared, count: u64, filter: &str) {
             }
         }
     }
-    tap.stop();
-    let dropped = session.dropped.load(Ordering::Relaxed);
+    let dropped = dropped();
     tracing::info!(sent, dropped, "capture: ended");
     if alive {
         let end = serde_json::json!({ "captured": sent, "dropped": dropped });

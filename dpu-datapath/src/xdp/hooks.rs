@@ -184,6 +184,8 @@ pub struct XdpHooks {
     registry: Mutex<Registry>,
     next_id: AtomicU64,
     started: std::time::Instant,
+    /// Where programs' `flextoe_capture` puts frames.
+    pub capture: Arc<super::capture::CaptureRing>,
 }
 
 impl XdpHooks {
@@ -197,6 +199,7 @@ impl XdpHooks {
             registry: Mutex::new(Registry::default()),
             next_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
+            capture: Arc::default(),
         })
     }
 
@@ -227,7 +230,13 @@ impl XdpHooks {
         let names: Vec<String> = info.maps.iter().map(|(n, _)| n.clone()).collect();
         let mut copies = Vec::with_capacity(self.replicas);
         for _ in 0..self.replicas {
-            copies.push(Instance::load(path, section, &names, maps.clone())?);
+            copies.push(Instance::load(
+                path,
+                section,
+                &names,
+                maps.clone(),
+                self.capture.clone(),
+            )?);
         }
         let attached = Arc::new(Attached {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),

@@ -7,11 +7,13 @@
 //!
 //! - `object`: reads a program object (maps, sections, external names);
 //! - `maps`: array, hash and per-replica array maps;
+//! - `capture`: the ring programs capture frames to (`bpf capture`);
 //! - `runtime`: DPDK's librte_bpf (validator, JIT), the only unsafe file;
 //! - `hooks`: which program runs where, loading and replacing, faults;
 //! - `nic`: the hooks as a wrapper of the port;
 //! - `ops`: the control-socket operations behind `flextoe-dpu bpf`.
 
+pub mod capture;
 mod hash_table;
 pub mod hooks;
 pub mod maps;

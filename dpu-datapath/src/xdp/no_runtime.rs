@@ -32,6 +32,7 @@ impl Instance {
         _section: &str,
         _map_names: &[String],
         _maps: Vec<Arc<Map>>,
+        _capture: Arc<super::capture::CaptureRing>,
     ) -> Result<Instance, String> {
         Err(
             "this build has no eBPF runtime (built without the `dpdk` feature, which brings \

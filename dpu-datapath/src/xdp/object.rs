@@ -95,7 +95,11 @@ pub fn inspect(bytes: &[u8]) -> Result<ObjectInfo, String> {
 
 /// The external names a program with `maps` may use.
 pub fn provided_names(maps: &[(String, MapDef)]) -> Vec<String> {
-    let mut names = vec!["flextoe_md".to_owned(), "flextoe_adjust_head".to_owned()];
+    let mut names = vec![
+        "flextoe_md".to_owned(),
+        "flextoe_adjust_head".to_owned(),
+        "flextoe_capture".to_owned(),
+    ];
     for (m, _) in maps {
         for op in ["lookup", "update", "delete", "add"] {
             names.push(format!("{m}_{op}"));
@@ -136,7 +140,8 @@ impl ObjectInfo {
             if !provided.contains(name) {
                 return Err(format!(
                     "unknown function or variable {name:?}: the service provides \
-                     flextoe_md, flextoe_adjust_head and, for each declared map M, \
+                     flextoe_md, flextoe_adjust_head, flextoe_capture and, for each \
+                     declared map M, \
                      M_lookup, M_update, M_delete and M_add (flextoe_xdp.h)"
                 ));
             }

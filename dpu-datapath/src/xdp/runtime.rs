@@ -15,6 +15,7 @@
 //! This is the only file of the hook with `unsafe`: the FFI calls and the
 //! pointers the validated program hands back to the map functions.
 
+use super::capture::CaptureRing;
 use super::maps::Map;
 use super::object::MAX_MAPS;
 use dpdk_sys as sys;
@@ -45,6 +46,7 @@ pub struct Md {
 /// What the external functions see of the running copy.
 struct Run<'a> {
     maps: &'a [Arc<Map>],
+    capture: &'a CaptureRing,
     replica: usize,
     window: *mut u8,
     md: *mut Md,
@@ -163,6 +165,16 @@ extern "C" fn adjust_head(delta: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
     })
 }
 
+extern "C" fn capture(snaplen: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+    with_run(|run| {
+        // SAFETY: as in `adjust_head`: the running copy's window and
+        // metadata, lent for the execution.
+        let (window, md) = unsafe { (std::slice::from_raw_parts(run.window, WINDOW), &*run.md) };
+        let n = (md.len as usize).min(WINDOW).min(snaplen as usize);
+        run.capture.push(&window[..n]).then_some(0)
+    })
+}
+
 type Helper = extern "C" fn(u64, u64, u64, u64, u64) -> u64;
 
 /// DPDK 22.11's x86_64 JIT calls external functions with the stack
@@ -215,6 +227,7 @@ per_map!(DELETE, map_delete, 0 de0, 1 de1, 2 de2, 3 de3, 4 de4, 5 de5, 6 de6, 7 
 per_map!(ADD, map_add, 0 ad0, 1 ad1, 2 ad2, 3 ad3, 4 ad4, 5 ad5, 6 ad6, 7 ad7, 8 ad8,
     9 ad9, 10 ad10, 11 ad11, 12 ad12, 13 ad13, 14 ad14, 15 ad15);
 aligned!(adjust_head_aligned, adjust_head);
+aligned!(capture_aligned, capture);
 
 fn raw() -> sys::rte_bpf_arg {
     sys::rte_bpf_arg {
@@ -263,6 +276,7 @@ pub struct Instance {
     /// `flextoe_md` of this copy (its address is in the code).
     md: Box<Md>,
     maps: Vec<Arc<Map>>,
+    capture: Arc<CaptureRing>,
 }
 
 // SAFETY: an `rte_bpf` is immutable after load and its code uses only its
@@ -289,11 +303,13 @@ impl Instance {
         section: &str,
         map_names: &[String],
         maps: Vec<Arc<Map>>,
+        capture: Arc<CaptureRing>,
     ) -> Result<Instance, String> {
         let mut md = Box::new(Md::default());
         let cname = |s: &str| CString::new(s).map_err(|_| format!("a NUL in {s:?}"));
         let md_name = cname("flextoe_md")?;
         let adjust_name = cname("flextoe_adjust_head")?;
+        let capture_name = cname("flextoe_capture")?;
         let mut names = Vec::new();
         for (i, (name, map)) in map_names.iter().zip(&maps).enumerate().take(MAX_MAPS) {
             let k = ptr(map.def.key_size as usize);
@@ -319,6 +335,7 @@ impl Instance {
                 },
             },
             func(&adjust_name, adjust_head_aligned, &[raw()]),
+            func(&capture_name, capture_aligned, &[raw()]),
         ];
         for (name, f, args) in &names {
             xsyms.push(func(name, *f, args));
@@ -351,6 +368,7 @@ impl Instance {
             jit: if jitted { jit.func } else { None },
             md,
             maps,
+            capture,
         })
     }
 
@@ -373,6 +391,7 @@ impl Instance {
         *self.md = md;
         let run = Run {
             maps: &self.maps,
+            capture: &self.capture,
             replica: md.replica as usize,
             window: window.as_mut_ptr(),
             md: &mut *self.md,

@@ -452,3 +452,41 @@ fn per_replica_counters_stay_apart() {
     let d = r.bpf("map_dump", |c| c.map = "seen".into()).unwrap();
     assert_eq!(d["entries"][0]["values"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn capture_module_samples_its_port_into_the_ring() {
+    let r = rig(1);
+    r.load(&example("capture"), "ingress", "").unwrap();
+    let set = |i: u32, v: u64| {
+        r.bpf("map_update", |c| {
+            c.map = "cap_cfg".into();
+            c.key = ops::hex(&i.to_le_bytes());
+            c.value = ops::hex(&v.to_ne_bytes());
+        })
+        .unwrap();
+    };
+    set(0, 2); // one in two
+    set(1, 7); // port 7
+    set(2, 60); // snaplen
+    let to7 = tcp_frame(PEER, 40000, ENGINE, 7, 100);
+    let to9 = tcp_frame(PEER, 40000, ENGINE, 9, 100);
+    // No reader: nothing is copied.
+    r.receive(0, &[to7.clone(), to7.clone()]);
+    assert!(r.hooks.capture.pop().is_none());
+    assert!(r.hooks.capture.start());
+    assert!(!r.hooks.capture.start(), "one reader at a time");
+    let mut burst = vec![to7.clone(); 10];
+    burst.extend(vec![to9.clone(); 5]);
+    assert_eq!(r.receive(0, &burst).len(), 15, "capture never drops");
+    let mut got = Vec::new();
+    while let Some((ts, f)) = r.hooks.capture.pop() {
+        assert!(ts > 1_600_000_000_000_000_000, "wall-clock ns");
+        got.push(f);
+    }
+    assert_eq!(got.len(), 5, "every second port-7 frame");
+    assert!(got.iter().all(|f| f[..] == to7[..60]));
+    let seen = r.words("cap_seen");
+    assert_eq!(seen[0].1, serde_json::json!([[12]]), "port-7 frames seen");
+    assert_eq!(seen[1].1, serde_json::json!([[5]]), "captured");
+    r.hooks.capture.stop();
+}

@@ -70,6 +70,12 @@ extern struct flextoe_md flextoe_md;
  * would be shorter than 14 bytes or longer than the window. */
 extern s64 flextoe_adjust_head(s64 delta);
 
+/* Copies the frame's first min(len, snaplen) bytes, with the time, to the
+ * service's capture ring, which `flextoe-dpu bpf capture` writes as pcap:
+ * the program is the capture's filter and sampler. Returns 0, or -1 when
+ * no reader is attached or the ring is full (counted). */
+extern s64 flextoe_capture(u64 snaplen);
+
 /* Map kinds. */
 #define FLEXTOE_MAP_ARRAY 1       /* key u32 index < entries, values zeroed at creation */
 #define FLEXTOE_MAP_HASH 2        /* any key; at most `entries` keys */

@@ -8,6 +8,19 @@ use serde_json::Value;
 use std::path::Path;
 
 pub fn run(control: &Path, command: BpfCommand) -> Result<(), String> {
+    if let BpfCommand::Capture { count, write } = command {
+        let req = Request {
+            cmd: "capture".into(),
+            count,
+            ..Default::default()
+        };
+        return crate::ops::capture_stream(
+            control,
+            &ControlRequest::Bpf(req),
+            write.as_deref(),
+            "flextoe-dpu bpf capture",
+        );
+    }
     let (req, table) = request(command)?;
     let doc = query(control, &ControlRequest::Bpf(req))?;
     match table {
@@ -45,6 +58,7 @@ fn request(command: BpfCommand) -> Result<(Request, Option<Table>), String> {
             r.cmd = "list".into();
             table = (!json).then_some(Table::Programs);
         }
+        BpfCommand::Capture { .. } => unreachable!("handled by run"),
         BpfCommand::Unload { id } => {
             r.cmd = "unload".into();
             r.id = Some(id);

@@ -99,6 +99,16 @@ pub enum BpfCommand {
         /// Its id, from `bpf list`.
         id: u64,
     },
+    /// The frames programs pass to `flextoe_capture` (e.g. the capture
+    /// module, which filters and samples), as pcap or one line each.
+    Capture {
+        /// Stop after this many frames (default: until Ctrl-C).
+        #[arg(short = 'c', long)]
+        count: Option<u64>,
+        /// Write pcap to this file (`-` for stdout) instead of printing.
+        #[arg(short = 'w', long)]
+        write: Option<PathBuf>,
+    },
     /// Maps of the loaded programs.
     Map {
         #[command(subcommand)]

@@ -256,23 +256,34 @@ pub fn summary(ts_ns: u64, f: &[u8]) -> String {
 /// `flextoe-dpu capture`: pcap (nanosecond timestamps) to `write`, or one
 /// line per packet on stdout.
 pub fn capture(path: &Path, count: u64, write: Option<&Path>, filter: &str) -> Result<(), String> {
+    let req = ControlRequest::Capture {
+        count,
+        filter: filter.to_owned(),
+    };
+    capture_stream(path, &req, write, "flextoe-dpu capture")
+}
+
+/// Sends `req` (a capture request), then writes the frames the service
+/// streams back: pcap to `write`, or one line per packet.
+pub fn capture_stream(
+    path: &Path,
+    req: &ControlRequest,
+    write: Option<&Path>,
+    what: &str,
+) -> Result<(), String> {
     use doca_bindings::control::{CAPTURE_END, CAPTURE_PACKET};
     use dpu_datapath::sim::PcapWriter;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let sock = UnixStream::connect(path)
         .map_err(|e| format!("cannot reach the service at {} ({e})", path.display()))?;
-    let req = ControlRequest::Capture {
-        count,
-        filter: filter.to_owned(),
-    };
-    send_json(&sock, &req, &[]).map_err(|e| e.to_string())?;
+    send_json(&sock, req, &[]).map_err(|e| e.to_string())?;
     let (reply, _) = recv_json::<ControlReply>(&sock, 0)
         .map_err(|e| e.to_string())?
         .ok_or("the service closed the control socket")?;
     reply.into_result::<Value>()?;
     // Like tcpdump's: the tap is on from here (scripts wait for this line).
-    eprintln!("flextoe-dpu capture: listening (Ctrl-C to stop)");
+    eprintln!("{what}: listening (Ctrl-C to stop)");
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
