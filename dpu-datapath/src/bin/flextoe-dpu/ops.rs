@@ -111,6 +111,20 @@ pub fn render(now: &Value, before: &Value, secs: f64) -> String {
             d("reorder_holds"),
         );
     }
+    for hook in ["ingress", "egress"] {
+        let x = |k: &str| rate(now, before, &["xdp", hook, k], secs);
+        if now["xdp"][hook]["frames"].as_u64().unwrap_or(0) > 0 {
+            out += &format!(
+                "xdp {hook:<7} {:>10.0} frames/s | pass {:.0}/s drop {:.0}/s tx {:.0}/s redirect {:.0}/s | aborted {}\n",
+                x("frames"),
+                x("pass"),
+                x("drop"),
+                x("tx"),
+                x("redirect"),
+                num(now, &["xdp", hook, "aborted"]),
+            );
+        }
+    }
     if let Some(drops) = now["engine"]["drops"].as_object() {
         let parts: Vec<String> = drops
             .iter()
