@@ -58,10 +58,19 @@ def stream(seed, n, chunk=1 << 16):
         i += 1
 
 
-def echo_once(host, port, nbytes, seed, timeout, shutdown=True):
-    """Sends nbytes and reads them back concurrently; returns a result dict."""
+def echo_once(host, port, nbytes, seed, timeout, shutdown=True, start_after=None):
+    """Sends nbytes and reads them back concurrently; returns a result dict.
+    With start_after, the transfer starts once that file exists (the
+    connection is open before)."""
     s = connect(host, port, timeout)
     s.settimeout(timeout)
+    if start_after:
+        print(json.dumps({"connected": s.getsockname()[1]}), flush=True)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(start_after):
+            if time.monotonic() > deadline:
+                out({"error": f"{start_after} never appeared"}, False)
+            time.sleep(0.01)
     sent_hash = hashlib.sha256()
     errors = []
 
@@ -110,7 +119,7 @@ def echo_once(host, port, nbytes, seed, timeout, shutdown=True):
 
 
 def cmd_echo(a):
-    r = echo_once(a.host, a.port, a.bytes, a.seed, a.timeout)
+    r = echo_once(a.host, a.port, a.bytes, a.seed, a.timeout, start_after=a.start_after)
     out(r, r["match"] and not r["errors"] and r["eof"])
 
 
@@ -379,6 +388,7 @@ def main():
     e = sub.add_parser("echo")
     e.add_argument("--port", type=int, default=7)
     e.add_argument("--bytes", type=int, default=1 << 20)
+    e.add_argument("--start-after", help="connect, then wait for this file before sending")
     c = sub.add_parser("concurrent")
     c.add_argument("--port", type=int, default=7)
     c.add_argument("--conns", type=int, default=200)

@@ -488,3 +488,322 @@ fn capture_module_writes_a_sampled_pcap_tcpdump_reads() {
     rig.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A network namespace removed on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = flextoe_tests::run(&["ip", "netns", "del", &self.0]);
+    }
+}
+
+/// A child killed on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The first line of `child`'s stdout, as JSON.
+fn first_json(
+    child: &mut std::process::Child,
+    what: &str,
+) -> (Value, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let v = serde_json::from_str(line.trim()).unwrap_or_else(|_| panic!("{what}: {line:?}"));
+    (v, out)
+}
+
+fn next_json(out: &mut std::io::BufReader<std::process::ChildStdout>, what: &str) -> Value {
+    use std::io::BufRead;
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    serde_json::from_str(line.trim()).unwrap_or_else(|_| panic!("{what}: {line:?}"))
+}
+
+fn mac_of(ns: &str, dev: &str) -> Vec<u8> {
+    let out = rig_run(&[
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "cat",
+        &format!("/sys/class/net/{dev}/address"),
+    ]);
+    out.trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect()
+}
+
+fn rig_run(args: &[&str]) -> String {
+    let out = flextoe_tests::run(args).unwrap_or_else(|e| panic!("{e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn addr_bytes(text: &str) -> (Vec<u8>, u16) {
+    let (ip, port) = text.rsplit_once(':').unwrap();
+    let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+    (ip.octets().to_vec(), port.parse().unwrap())
+}
+
+fn hexs(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn splice_moves_64mib_between_two_linux_peers_past_the_proxy() {
+    let _g = serial();
+    skip_unless_ready!("splice_moves_64mib_between_two_linux_peers_past_the_proxy");
+    let Some(run) = flextoe_tests::preload::runner() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ftoe-xdp-it5-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let splice = module(&dir, "splice").display().to_string();
+    let rig = Rig::start(
+        "xdp_splice",
+        Opts {
+            config: Some(json!({
+                "tcp": {"timestamps": false, "sack": false, "window_scale": false},
+                "xdp": {"programs": [{"file": splice}]},
+            })),
+            ..Default::default()
+        },
+    );
+    // Client A stays in the rig's namespace, now behind a bridge that also
+    // holds a veth to server B's own namespace: B is reachable from the
+    // service, and A talks only to the service.
+    let ns = rig.ns.clone();
+    let ns_b = Netns(format!("{ns}-b"));
+    let sh = |args: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", &ns];
+        full.extend_from_slice(args);
+        rig_run(&full);
+    };
+    sh(&["ip", "link", "add", "br0", "type", "bridge"]);
+    sh(&["ip", "addr", "del", PEER_CIDR, "dev", &rig.peer_if]);
+    sh(&["ip", "link", "set", &rig.peer_if, "master", "br0"]);
+    sh(&["ip", "addr", "add", PEER_CIDR, "dev", "br0"]);
+    sh(&["ip", "link", "set", "br0", "up"]);
+    rig_run(&["ip", "netns", "add", &ns_b.0]);
+    sh(&[
+        "ip", "link", "add", "vba", "type", "veth", "peer", "name", "vbb", "netns", &ns_b.0,
+    ]);
+    sh(&["ip", "link", "set", "vba", "master", "br0"]);
+    sh(&["ip", "link", "set", "vba", "up"]);
+    let shb = |args: &[&str]| {
+        let mut full = vec!["ip", "netns", "exec", &ns_b.0];
+        full.extend_from_slice(args);
+        rig_run(&full);
+    };
+    shb(&["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]);
+    shb(&["ip", "addr", "add", "198.18.0.3/24", "dev", "vbb"]);
+    shb(&["ip", "link", "set", "vbb", "up"]);
+    shb(&["ip", "link", "set", "lo", "up"]);
+    let _ = flextoe_tests::run(&[
+        "ip", "netns", "exec", &ns_b.0, "ethtool", "-K", "vbb", "tso", "off", "gso", "off", "tx",
+        "off",
+    ]);
+    let _ = flextoe_tests::run(&[
+        "ip", "netns", "exec", &ns, "ethtool", "-K", "vba", "tso", "off", "gso", "off", "tx", "off",
+    ]);
+    let mac_a = mac_of(&ns, "br0");
+    let mac_b = mac_of(&ns_b.0, "vbb");
+    let ours: Vec<u8> = ENGINE_MAC
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    let peer_py = repo().join("scripts/peer.py").display().to_string();
+    let proxy_py = repo().join("scripts/splice_proxy.py").display().to_string();
+    let control = rig.dir.join("control.sock");
+
+    let mut goodput = Vec::new();
+    for (mode, port, server_port) in [("splice", "8000", "7007"), ("copy", "8001", "7008")] {
+        let mut b = Killed(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns_b.0,
+                    "python3",
+                    &peer_py,
+                    "--host",
+                    "198.18.0.3",
+                ])
+                .args(["--timeout", "60", "listen", "--port", server_port])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let (listening, _b_out) = first_json(&mut b.0, "server B");
+        assert_eq!(listening["listening"].as_u64(), server_port.parse().ok());
+        let mut proxy_cmd = Command::new(&run);
+        proxy_cmd
+            .arg("--control")
+            .arg(&control)
+            .args(["--", "python3", &proxy_py])
+            .args(["--listen", &format!("{ENGINE_IP}:{port}")])
+            .args(["--to", &format!("198.18.0.3:{server_port}")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        if mode == "copy" {
+            proxy_cmd.arg("--copy");
+        }
+        let mut proxy = Killed(proxy_cmd.spawn().unwrap());
+        let (_, mut proxy_out) = first_json(&mut proxy.0, "proxy");
+        let trigger = dir.join(format!("go-{mode}"));
+        let mut a_cmd = Command::new("ip");
+        a_cmd
+            .args([
+                "netns", "exec", &ns, "python3", &peer_py, "--host", ENGINE_IP,
+            ])
+            .args(["--timeout", "60", "echo", "--port", port])
+            .args(["--bytes", &(64 * MIB).to_string()])
+            .stdout(std::process::Stdio::piped());
+        if mode == "splice" {
+            a_cmd.arg("--start-after").arg(&trigger);
+        }
+        let mut a = Killed(a_cmd.spawn().unwrap());
+        let tuples = next_json(&mut proxy_out, "proxy's connections");
+        let (mut a_out, before) = if mode == "splice" {
+            let (connected, a_out) = first_json(&mut a.0, "client A");
+            assert!(connected["connected"].as_u64().is_some(), "{connected}");
+            // Both connections idle (nothing in flight), read from the
+            // engine's table: the offsets between their sequence spaces.
+            let conns: Value = serde_json::from_str(&bpf_conns(&control)).expect("conns --json");
+            let row = |c: &Value| {
+                conns
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["local"] == c["local"] && r["remote"] == c["remote"])
+                    .unwrap_or_else(|| panic!("no row for {c} in {conns}"))
+                    .clone()
+            };
+            let (c1, c2) = (row(&tuples["c1"]), row(&tuples["c2"]));
+            for c in [&c1, &c2] {
+                assert_eq!(c["snd_una"], c["snd_nxt"], "not idle: {c}");
+            }
+            let u = |c: &Value, k: &str| c[k].as_u64().unwrap() as u32;
+            let (a_ip, a_port) = addr_bytes(tuples["c1"]["remote"].as_str().unwrap());
+            let (our_ip, p1) = addr_bytes(tuples["c1"]["local"].as_str().unwrap());
+            let (_, p2) = addr_bytes(tuples["c2"]["local"].as_str().unwrap());
+            let (b_ip, b_port) = addr_bytes(tuples["c2"]["remote"].as_str().unwrap());
+            let entry = |src: (&[u8], u16),
+                         dst: (&[u8], u16),
+                         mac: &[u8],
+                         to_src: u16,
+                         to_dst: (&[u8], u16),
+                         seq: u32,
+                         ack: u32| {
+                let mut k = Vec::new();
+                k.extend_from_slice(src.0);
+                k.extend_from_slice(dst.0);
+                k.extend_from_slice(&src.1.to_be_bytes());
+                k.extend_from_slice(&dst.1.to_be_bytes());
+                let mut v = Vec::new();
+                v.extend_from_slice(mac);
+                v.extend_from_slice(&ours);
+                v.extend_from_slice(&our_ip);
+                v.extend_from_slice(to_dst.0);
+                v.extend_from_slice(&to_src.to_be_bytes());
+                v.extend_from_slice(&to_dst.1.to_be_bytes());
+                v.extend_from_slice(&seq.to_le_bytes());
+                v.extend_from_slice(&ack.to_le_bytes());
+                (hexs(&k), hexs(&v))
+            };
+            // A -> B: A's bytes continue C2's send space, A's ACKs cover
+            // what C1 sent (B's bytes in C2's receive space).
+            let ab = entry(
+                (&a_ip, a_port),
+                (&our_ip, p1),
+                &mac_b,
+                p2,
+                (&b_ip, b_port),
+                u(&c2, "snd_nxt").wrapping_sub(u(&c1, "rcv_nxt")),
+                u(&c2, "rcv_nxt").wrapping_sub(u(&c1, "snd_nxt")),
+            );
+            let ba = entry(
+                (&b_ip, b_port),
+                (&our_ip, p2),
+                &mac_a,
+                p1,
+                (&a_ip, a_port),
+                u(&c1, "snd_nxt").wrapping_sub(u(&c2, "rcv_nxt")),
+                u(&c1, "rcv_nxt").wrapping_sub(u(&c2, "snd_nxt")),
+            );
+            for (k, v) in [&ab, &ba] {
+                bpf_ok(&rig, &["map", "update", "splice", k, v]);
+            }
+            std::fs::write(&trigger, b"go").unwrap();
+            (a_out, Some((c1, c2)))
+        } else {
+            (std::io::BufReader::new(a.0.stdout.take().unwrap()), None)
+        };
+        let r = next_json(&mut a_out, "client A's result");
+        assert!(
+            ok(&r),
+            "{mode}: echo through the proxy: {r}\n{}",
+            rig.logs()
+        );
+        assert_eq!(r["sha256_sent"], r["sha256_received"], "{mode}");
+        goodput.push((mode, r["mbit_s"].as_f64().unwrap_or(0.0)));
+        if let Some((c1, c2)) = before {
+            // The engine never saw the spliced bytes.
+            let conns: Value = serde_json::from_str(&bpf_conns(&control)).unwrap();
+            for c in [&c1, &c2] {
+                if let Some(now) = conns
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["local"] == c["local"] && r["remote"] == c["remote"])
+                {
+                    assert_eq!(
+                        now["rcv_nxt"], c["rcv_nxt"],
+                        "the engine received spliced data"
+                    );
+                }
+            }
+            let dump: Value =
+                serde_json::from_str(&bpf_ok(&rig, &["map", "dump", "splice_stats"])).unwrap();
+            let bytes = dump["entries"][1]["words"][0][0].as_u64().unwrap_or(0);
+            assert!(
+                bytes >= 2 * 64 * MIB,
+                "spliced payload {bytes} < 128 MiB: {dump}"
+            );
+        }
+        drop(proxy.0.stdin.take());
+        let mut last = next_json(&mut proxy_out, "proxy's end");
+        if last.get("copied").is_some() {
+            last = next_json(&mut proxy_out, "proxy's CPU time");
+        }
+        let cpu = last["cpu_s"].as_f64().unwrap_or(f64::NAN);
+        let _ = proxy.0.wait();
+        goodput.push((mode, cpu));
+    }
+    eprintln!(
+        "xdp_splice: goodput through the proxy (Mbit/s, both ways at once) and the proxy's \
+         CPU seconds: {goodput:?}"
+    );
+    drop(rig);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `flextoe-dpu conns --json`.
+fn bpf_conns(control: &Path) -> String {
+    let out = Command::new(binary().unwrap())
+        .args(["conns", "--json", "--control"])
+        .arg(control)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -490,3 +490,97 @@ fn capture_module_samples_its_port_into_the_ring() {
     assert_eq!(seen[1].1, serde_json::json!([[5]]), "captured");
     r.hooks.capture.stop();
 }
+
+/// Fills the IPv4 and TCP checksums of an option-less frame.
+fn checksummed(mut f: Vec<u8>) -> Vec<u8> {
+    let sum = |data: &[u8], mut s: u32| {
+        for c in data.chunks(2) {
+            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while s >> 16 != 0 {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    };
+    f[24..26].fill(0);
+    let ip = sum(&f[14..34], 0);
+    f[24..26].copy_from_slice(&ip.to_be_bytes());
+    f[50..52].fill(0);
+    let tcp_len = f.len() - 34;
+    let mut pseudo = f[26..34].to_vec();
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+    pseudo.extend_from_slice(&f[34..]);
+    let tcp = sum(&pseudo, 0);
+    f[50..52].copy_from_slice(&tcp.to_be_bytes());
+    f
+}
+
+#[test]
+fn splice_rewrites_a_segment_with_valid_checksums() {
+    use crate::wire::{parse_ingress, ChecksumCaps, L3, L4};
+    let r = rig(1);
+    r.load(&example("splice"), "ingress", "").unwrap();
+    let server = [198, 18, 0, 3];
+    let mut key = Vec::new();
+    key.extend_from_slice(&PEER);
+    key.extend_from_slice(&ENGINE);
+    key.extend_from_slice(&40000u16.to_be_bytes());
+    key.extend_from_slice(&8000u16.to_be_bytes());
+    let mut to = Vec::new();
+    to.extend_from_slice(&[2, 0, 0xc6, 0x12, 0, 3]); // server's MAC
+    to.extend_from_slice(&[2, 0, 0xc6, 0x12, 0, 2]); // ours
+    to.extend_from_slice(&ENGINE);
+    to.extend_from_slice(&server);
+    to.extend_from_slice(&51000u16.to_be_bytes());
+    to.extend_from_slice(&7007u16.to_be_bytes());
+    to.extend_from_slice(&0x8000_0010u32.to_le_bytes()); // seq delta (wraps)
+    to.extend_from_slice(&0x1234u32.to_le_bytes()); // ack delta
+    r.bpf("map_update", |c| {
+        c.map = "splice".into();
+        c.key = ops::hex(&key);
+        c.value = ops::hex(&to);
+    })
+    .unwrap();
+    for (payload, seq, ack) in [
+        (0usize, 1u32, 2u32),
+        (1000, 0x9000_0000, 0xffff_fff0),
+        (7, 5, 6),
+    ] {
+        let mut f = tcp_frame(PEER, 40000, ENGINE, 8000, payload);
+        f[38..42].copy_from_slice(&seq.to_be_bytes());
+        f[42..46].copy_from_slice(&ack.to_be_bytes());
+        f[47] = 0x18; // PSH ACK
+        for (i, b) in f[54..].iter_mut().enumerate() {
+            *b = (i * 7) as u8;
+        }
+        let f = checksummed(f);
+        assert!(
+            parse_ingress(&f, &ChecksumCaps::default()).is_ok(),
+            "input valid"
+        );
+        assert!(
+            r.receive(0, &[f.clone()]).is_empty(),
+            "spliced, not passed up"
+        );
+        let out = r.mem.take_tx();
+        assert_eq!(out.len(), 1);
+        let o = &out[0];
+        let p = parse_ingress(o, &ChecksumCaps::default()).expect("checksums valid");
+        let L3::Ipv4 { ip, l4: L4::Tcp(t) } = p.l3 else {
+            panic!("not TCP")
+        };
+        assert_eq!((ip.src.octets(), ip.dst.octets()), (ENGINE, server));
+        assert_eq!((t.src_port, t.dst_port), (51000, 7007));
+        assert_eq!(t.seq.0, seq.wrapping_add(0x8000_0010));
+        assert_eq!(t.ack.0, ack.wrapping_add(0x1234));
+        assert_eq!(&o[0..6], &[2, 0, 0xc6, 0x12, 0, 3]);
+        assert_eq!(&o[54..], &f[54..], "payload untouched");
+    }
+    let stats = r.words("splice_stats");
+    assert_eq!(stats[0].1, serde_json::json!([[3]]));
+    assert_eq!(stats[1].1, serde_json::json!([[1007]]));
+    // Another flow passes.
+    let other = checksummed(tcp_frame(PEER, 40001, ENGINE, 8000, 0));
+    assert_eq!(r.receive(0, std::slice::from_ref(&other)), vec![other]);
+}
