@@ -560,7 +560,7 @@ fn splice_rewrites_a_segment_with_valid_checksums() {
             "input valid"
         );
         assert!(
-            r.receive(0, &[f.clone()]).is_empty(),
+            r.receive(0, std::slice::from_ref(&f)).is_empty(),
             "spliced, not passed up"
         );
         let out = r.mem.take_tx();
