@@ -12,7 +12,7 @@
 
 use super::maps::{Map, MapDef};
 use super::object::{inspect, ObjectInfo};
-use super::Instance;
+use super::program::{Program, Runtime};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -144,7 +144,7 @@ pub struct Attached {
 /// One queue's program at one hook, and the poller's scratch window.
 #[derive(Debug)]
 pub struct QueueState {
-    pub prog: Option<(Arc<Attached>, Instance)>,
+    pub prog: Option<(Arc<Attached>, Box<dyn Program>)>,
     /// A heap frame (not a NIC buffer) is run here: copied in and back,
     /// instead of growing its buffer to the window and zeroing it.
     pub scratch: Box<[u8]>,
@@ -186,6 +186,7 @@ pub struct XdpHooks {
     started: std::time::Instant,
     /// Where programs' `flextoe_capture` puts frames.
     pub capture: Arc<super::capture::CaptureRing>,
+    runtime: Box<dyn Runtime>,
 }
 
 impl XdpHooks {
@@ -200,6 +201,7 @@ impl XdpHooks {
             next_id: AtomicU64::new(1),
             started: std::time::Instant::now(),
             capture: Arc::default(),
+            runtime: Box::new(super::DefaultRuntime::default()),
         })
     }
 
@@ -230,7 +232,7 @@ impl XdpHooks {
         let names: Vec<String> = info.maps.iter().map(|(n, _)| n.clone()).collect();
         let mut copies = Vec::with_capacity(self.replicas);
         for _ in 0..self.replicas {
-            copies.push(Instance::load(
+            copies.push(self.runtime.load(
                 path,
                 section,
                 &names,

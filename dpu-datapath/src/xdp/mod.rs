@@ -8,6 +8,7 @@
 //! - `object`: reads a program object (maps, sections, external names);
 //! - `maps`: array, hash and per-replica array maps;
 //! - `capture`: the ring programs capture frames to (`bpf capture`);
+//! - `program`: what the hooks need of a runtime (two traits), `Md`;
 //! - `runtime`: DPDK's librte_bpf (validator, JIT), the only unsafe file;
 //! - `hooks`: which program runs where, loading and replacing, faults;
 //! - `nic`: the hooks as a wrapper of the port;
@@ -21,15 +22,23 @@ pub mod nic;
 pub mod object;
 pub mod ops;
 
+pub mod program;
+pub use program::{Md, Program, Runtime, WINDOW};
+
 #[cfg(feature = "dpdk")]
 mod runtime;
 #[cfg(feature = "dpdk")]
-pub use runtime::{Instance, Md, WINDOW};
+pub use runtime::{Instance, RteBpf};
+/// The runtime the service uses.
+#[cfg(feature = "dpdk")]
+pub type DefaultRuntime = RteBpf;
 
 #[cfg(not(feature = "dpdk"))]
 mod no_runtime;
 #[cfg(not(feature = "dpdk"))]
-pub use no_runtime::{Instance, Md, WINDOW};
+pub use no_runtime::NoRuntime;
+#[cfg(not(feature = "dpdk"))]
+pub type DefaultRuntime = NoRuntime;
 
 pub use hooks::{Attached, HookPoint, VerdictCounters, XdpHooks};
 pub use maps::{Map, MapDef, MapKind};

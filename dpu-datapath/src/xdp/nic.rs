@@ -19,7 +19,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::hooks::{HookPoint, QueueState, Tally, XdpHooks};
+use super::hooks::{HookPoint, QueueSlot, QueueState, Tally, XdpHooks};
 use super::{Md, WINDOW};
 use crate::io::{Frame, FrameSource, IoStats, Nic};
 use crate::proto::Nanos;
@@ -168,6 +168,22 @@ impl<N: Nic> XdpNic<N> {
     }
 }
 
+/// True when the queue has a program to run; a faulted one is dropped
+/// here, by the queue's own poller (under its lock).
+fn runnable(slot: &QueueSlot, st: &mut parking_lot::MutexGuard<'_, QueueState>) -> bool {
+    match &st.prog {
+        None => false,
+        Some((a, _)) if a.faulted.load(Ordering::Acquire) => {
+            slot.armed.store(false, Ordering::Release);
+            // The copy is destroyed after the lock is released.
+            let old = st.prog.take();
+            parking_lot::MutexGuard::unlocked(st, move || drop(old));
+            false
+        }
+        Some(_) => true,
+    }
+}
+
 impl<N: Nic> Nic for XdpNic<N> {
     fn rx_burst(&self, q: usize, max: usize, out: &mut Vec<(Nanos, Frame)>) -> usize {
         let first = out.len();
@@ -186,14 +202,7 @@ impl<N: Nic> Nic for XdpNic<N> {
             return n + from_port;
         }
         let mut st = slot.state.lock();
-        let Some(prog) = st.prog.as_ref() else {
-            return n + from_port;
-        };
-        if prog.0.faulted.load(Ordering::Acquire) {
-            slot.armed.store(false, Ordering::Release);
-            let old = st.prog.take();
-            drop(st);
-            drop(old);
+        if !runnable(slot, &mut st) {
             return n + from_port;
         }
         let now = self.hooks.now_ns();
@@ -235,43 +244,24 @@ impl<N: Nic> Nic for XdpNic<N> {
         let slot = &self.hooks.slots[HookPoint::Egress as usize][q];
         if !frames.is_empty() && slot.armed.load(Ordering::Acquire) {
             let mut st = slot.state.lock();
-            let faulted = st
-                .prog
-                .as_ref()
-                .map(|(a, _)| a.faulted.load(Ordering::Acquire));
-            match faulted {
-                None => {}
-                Some(true) => {
-                    slot.armed.store(false, Ordering::Release);
-                    let old = st.prog.take();
-                    drop(st);
-                    drop(old);
-                }
-                Some(false) => {
-                    let now = self.hooks.now_ns();
-                    let mut t = Tally::default();
-                    let mut keep = 0;
-                    for i in 0..frames.len() {
-                        let action = self.run_one(
-                            HookPoint::Egress,
-                            q,
-                            now,
-                            &mut st,
-                            &mut frames[i],
-                            &mut t,
-                        );
-                        if !matches!(action, Action::Drop) {
-                            frames.swap(keep, i);
-                            keep += 1;
-                        }
+            if runnable(slot, &mut st) {
+                let now = self.hooks.now_ns();
+                let mut t = Tally::default();
+                let mut keep = 0;
+                for i in 0..frames.len() {
+                    let action =
+                        self.run_one(HookPoint::Egress, q, now, &mut st, &mut frames[i], &mut t);
+                    if !matches!(action, Action::Drop) {
+                        frames.swap(keep, i);
+                        keep += 1;
                     }
-                    if let Some((a, _)) = &st.prog {
-                        a.counters.add(&t);
-                    }
-                    drop(st);
-                    self.hooks.counters[HookPoint::Egress as usize].add(&t);
-                    frames.truncate(keep);
                 }
+                if let Some((a, _)) = &st.prog {
+                    a.counters.add(&t);
+                }
+                drop(st);
+                self.hooks.counters[HookPoint::Egress as usize].add(&t);
+                frames.truncate(keep);
             }
         }
         self.send(q, frames);

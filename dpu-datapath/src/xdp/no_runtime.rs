@@ -7,49 +7,25 @@ use super::maps::Map;
 use std::path::Path;
 use std::sync::Arc;
 
-pub const WINDOW: usize = 2048;
+use super::program::{Program, Runtime};
 
-/// `struct flextoe_md` of `flextoe_xdp.h`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Md {
-    pub len: u32,
-    pub replica: u32,
-    pub hook: u32,
-    pub redirect: u32,
-    pub rss: u32,
-    pub reserved: u32,
-    pub now_ns: u64,
-}
+/// No runtime: every load is refused with the reason.
+#[derive(Debug, Default)]
+pub struct NoRuntime;
 
-/// Never constructed in this build.
-#[derive(Debug)]
-pub struct Instance(());
-
-impl Instance {
-    pub fn load(
+impl Runtime for NoRuntime {
+    fn load(
+        &self,
         _path: &Path,
         _section: &str,
         _map_names: &[String],
         _maps: Vec<Arc<Map>>,
         _capture: Arc<super::capture::CaptureRing>,
-    ) -> Result<Instance, String> {
+    ) -> Result<Box<dyn Program>, String> {
         Err(
             "this build has no eBPF runtime (built without the `dpdk` feature, which brings \
              librte_bpf)"
                 .into(),
         )
-    }
-
-    pub fn interpreted(self) -> Instance {
-        self
-    }
-
-    pub fn jitted(&self) -> bool {
-        false
-    }
-
-    pub fn run(&mut self, _window: &mut [u8], md: Md) -> (u64, Md) {
-        (2, md)
     }
 }

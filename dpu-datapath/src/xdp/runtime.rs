@@ -18,6 +18,7 @@
 use super::capture::CaptureRing;
 use super::maps::Map;
 use super::object::MAX_MAPS;
+use super::program::{Md, Program, Runtime, WINDOW};
 use dpdk_sys as sys;
 use std::cell::Cell;
 use std::ffi::{c_void, CString};
@@ -25,23 +26,8 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-/// Bytes of a frame's buffer a program sees (`FLEXTOE_WINDOW`).
-pub const WINDOW: usize = 2048;
 /// Shortest frame `flextoe_adjust_head` leaves (an Ethernet header).
 const MIN_FRAME: usize = 14;
-
-/// `struct flextoe_md` of `flextoe_xdp.h`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Md {
-    pub len: u32,
-    pub replica: u32,
-    pub hook: u32,
-    pub redirect: u32,
-    pub rss: u32,
-    pub reserved: u32,
-    pub now_ns: u64,
-}
 
 /// What the external functions see of the running copy.
 struct Run<'a> {
@@ -408,6 +394,35 @@ impl Instance {
         };
         CURRENT.with(|c| c.set(std::ptr::null()));
         (verdict, *self.md)
+    }
+}
+
+impl Program for Instance {
+    fn run(&mut self, window: &mut [u8], md: Md) -> (u64, Md) {
+        Instance::run(self, window, md)
+    }
+
+    fn jitted(&self) -> bool {
+        Instance::jitted(self)
+    }
+}
+
+/// DPDK's librte_bpf.
+#[derive(Debug, Default)]
+pub struct RteBpf;
+
+impl Runtime for RteBpf {
+    fn load(
+        &self,
+        path: &Path,
+        section: &str,
+        map_names: &[String],
+        maps: Vec<Arc<Map>>,
+        capture: Arc<CaptureRing>,
+    ) -> Result<Box<dyn Program>, String> {
+        Ok(Box::new(Instance::load(
+            path, section, map_names, maps, capture,
+        )?))
     }
 }
 
