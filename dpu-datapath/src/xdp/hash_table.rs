@@ -60,6 +60,18 @@ fn words_of(bytes: &[u8], w: &mut [u64; 8]) -> usize {
     n
 }
 
+/// Stores `bytes` (native order) into `words`, zero past them.
+fn store_value(words: &[AtomicU64], bytes: &[u8]) {
+    for (i, w) in words.iter().enumerate() {
+        let mut b = [0u8; 8];
+        if let Some(chunk) = bytes.get(i * 8..) {
+            let n = chunk.len().min(8);
+            b[..n].copy_from_slice(&chunk[..n]);
+        }
+        w.store(u64::from_ne_bytes(b), Ordering::Relaxed);
+    }
+}
+
 impl HashTable {
     /// Room for `max_entries` keys of `key_size` bytes with values of
     /// `val_words` words; twice as many slots, so probes stay short.
@@ -180,17 +192,15 @@ impl HashTable {
 
     /// Sets `key`'s value to `value` (words), inserting it; false when the
     /// table holds `max_entries` keys already.
-    pub fn upsert(&self, key: &[u8], value: &[u64]) -> bool {
+    pub fn upsert(&self, key: &[u8], value: &[u8]) -> bool {
         let mut k = [0u64; 8];
         let n = words_of(key, &mut k);
         let _w = self.writer.lock();
         if let Some((slot, _)) = self.find_held(&k[..n]) {
-            for (w, v) in self.value_at(slot).iter().zip(value) {
-                w.store(*v, Ordering::Relaxed);
-            }
+            store_value(self.value_at(slot), value);
             return true;
         }
-        self.insert_held(&k[..n], value)
+        self.insert_held(&k[..n], value).is_some()
     }
 
     /// `find` by a writer (holding the writer lock: nothing changes).
@@ -210,10 +220,11 @@ impl HashTable {
     }
 
     /// Puts an absent `key` in the first free slot of its probe sequence
-    /// (writer lock held); false when full.
-    fn insert_held(&self, key: &[u64], value: &[u64]) -> bool {
+    /// (writer lock held), with `value` (bytes; zero past them); its slot,
+    /// or None when full.
+    fn insert_held(&self, key: &[u64], value: &[u8]) -> Option<usize> {
         if self.count.load(Ordering::Relaxed) >= self.max_entries {
-            return false;
+            return None;
         }
         let home = self.home(key);
         let mut free = None;
@@ -225,35 +236,34 @@ impl HashTable {
                 break;
             }
         }
-        let Some((slot, old)) = free else {
-            return false;
-        };
+        let (slot, old) = free?;
         let generation = (old >> 2) + 1;
         self.states[slot].store(BUSY, Ordering::Relaxed);
         fence(Ordering::Release);
         for (w, v) in self.key_at(slot).iter().zip(key) {
             w.store(*v, Ordering::Relaxed);
         }
-        for (i, w) in self.value_at(slot).iter().enumerate() {
-            w.store(value.get(i).copied().unwrap_or(0), Ordering::Relaxed);
-        }
+        store_value(self.value_at(slot), value);
         self.states[slot].store((generation << 2) | FULL, Ordering::Release);
         self.count.fetch_add(1, Ordering::Relaxed);
-        true
+        Some(slot)
     }
 
-    /// Adds `delta` to word `word` of `key`'s value, inserting `value`
-    /// (which holds the delta already) when the key is absent; false when
-    /// the table is full.
-    pub fn upsert_or_add(&self, key: &[u8], value: &[u64], word: usize, delta: u64) -> bool {
+    /// Adds `delta` to word `word` of `key`'s value, inserting a zero
+    /// value first when the key is absent; false when the table is full.
+    pub fn upsert_or_add(&self, key: &[u8], word: usize, delta: u64) -> bool {
         let _w = self.writer.lock();
         let mut k = [0u64; 8];
         let n = words_of(key, &mut k);
-        if let Some((slot, _)) = self.find_held(&k[..n]) {
-            self.value_at(slot)[word].fetch_add(delta, Ordering::Relaxed);
-            return true;
-        }
-        self.insert_held(&k[..n], value)
+        let slot = match self.find_held(&k[..n]) {
+            Some((slot, _)) => slot,
+            None => match self.insert_held(&k[..n], &[]) {
+                Some(slot) => slot,
+                None => return false,
+            },
+        };
+        self.value_at(slot)[word].fetch_add(delta, Ordering::Relaxed);
+        true
     }
 
     /// Removes `key`; false if absent.
@@ -326,14 +336,19 @@ impl HashTable {
 mod tests {
     use super::*;
 
+    /// Value words as the bytes `upsert` takes.
+    fn bytes(words: &[u64]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_ne_bytes()).collect()
+    }
+
     #[test]
     fn insert_find_delete_reuse() {
         let t = HashTable::new(12, 2, 8);
         let key = |i: u8| [i; 12];
         for i in 0..8 {
-            assert!(t.upsert(&key(i), &[u64::from(i), 1]));
+            assert!(t.upsert(&key(i), &bytes(&[u64::from(i), 1])));
         }
-        assert!(!t.upsert(&key(9), &[0, 0]), "full at max_entries");
+        assert!(!t.upsert(&key(9), &bytes(&[0, 0])), "full at max_entries");
         let mut v = [0u8; 16];
         let words = |v: &[u8; 16]| {
             [
@@ -347,7 +362,7 @@ mod tests {
         assert!(t.remove(&key(5)));
         assert!(!t.remove(&key(5)));
         assert!(!t.lookup(&key(5), &mut v));
-        assert!(t.upsert(&key(9), &[9, 9]), "a slot is free again");
+        assert!(t.upsert(&key(9), &bytes(&[9, 9])), "a slot is free again");
         assert_eq!(t.len(), 8);
         assert_eq!(t.entries(12).len(), 8);
     }
@@ -358,7 +373,7 @@ mod tests {
         // tombstones are cleared, so the table never fills with them.
         let t = HashTable::new(8, 1, 4);
         for i in 0u64..10_000 {
-            assert!(t.upsert(&i.to_ne_bytes(), &[i]), "insert {i}");
+            assert!(t.upsert(&i.to_ne_bytes(), &bytes(&[i])), "insert {i}");
             assert!(t.remove(&i.to_ne_bytes()));
         }
         assert_eq!(t.len(), 0);
@@ -374,7 +389,7 @@ mod tests {
     fn readers_and_a_writer_on_two_threads() {
         let t = std::sync::Arc::new(HashTable::new(8, 1, 64));
         for i in 0u64..32 {
-            t.upsert(&i.to_ne_bytes(), &[i * 1000]);
+            t.upsert(&i.to_ne_bytes(), &bytes(&[i * 1000]));
         }
         let reader = {
             let t = t.clone();
@@ -396,7 +411,7 @@ mod tests {
         for round in 0..20_000u64 {
             let i = 16 + round % 16;
             t.remove(&i.to_ne_bytes());
-            t.upsert(&i.to_ne_bytes(), &[i * 1000]);
+            t.upsert(&i.to_ne_bytes(), &bytes(&[i * 1000]));
         }
         reader.join().unwrap();
     }

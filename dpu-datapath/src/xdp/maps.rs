@@ -173,18 +173,6 @@ fn store_bytes(words: &[AtomicU64], bytes: &[u8]) {
     }
 }
 
-/// `bytes` as native-endian words, the last one zero-padded.
-fn words_of(bytes: &[u8]) -> Vec<u64> {
-    bytes
-        .chunks(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            u64::from_ne_bytes(b)
-        })
-        .collect()
-}
-
 fn load_bytes(words: &[AtomicU64], out: &mut [u8]) {
     for (w, chunk) in words.iter().zip(out.chunks_mut(8)) {
         let b = w.load(Ordering::Relaxed).to_ne_bytes();
@@ -276,7 +264,7 @@ impl Map {
                 }
             },
             Store::Hash(t) => {
-                if !t.upsert(key, &words_of(value)) {
+                if !t.upsert(key, value) {
                     return Err(MapError::Full);
                 }
             }
@@ -288,9 +276,16 @@ impl Map {
     /// when `replica` is None).
     pub fn delete(&self, replica: Option<usize>, key: &[u8]) -> Result<(), MapError> {
         self.check(key, None)?;
-        let zero = vec![0u8; self.def.value_size as usize];
         match &self.store {
-            Store::Array { .. } => self.update(replica, key, &zero),
+            Store::Array { copies, .. } => {
+                let all = 0..*copies;
+                for r in replica.map_or(all, |r| r..r + 1) {
+                    for w in self.slot(r, key)? {
+                        w.store(0, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }
             Store::Hash(t) => {
                 if t.remove(key) {
                     Ok(())
@@ -317,11 +312,8 @@ impl Map {
                 if t.add_existing(key, word, delta) {
                     return Ok(());
                 }
-                let mut value = [0u64; MAX_VALUE_SIZE as usize / 8];
-                let value = &mut value[..self.def.words() as usize];
-                value[word] = delta;
                 // A new key, or one inserted by another core meanwhile.
-                if !t.upsert_or_add(key, value, word, delta) {
+                if !t.upsert_or_add(key, word, delta) {
                     return Err(MapError::Full);
                 }
             }
