@@ -496,7 +496,11 @@ fn half_close_both_ways() {
     assert!(ok(&r), "{r}\n{}", rig.logs());
     rig.settled();
     // The source closed first, so it goes through TIME-WAIT (1 s here).
-    rig.wait_stat("TIME-WAIT over", |s| s["time_wait"] == 0);
+    // Read from a stat document published after both connections closed
+    // (an earlier one, from before the TIME-WAIT began, also shows 0).
+    rig.wait_stat("TIME-WAIT over", |s| {
+        s["engine"]["connections_closed"].as_u64() >= Some(2) && s["time_wait"] == 0
+    });
     let s = rig.stop();
     // The source kept reading after its FIN: everything Linux sent arrived.
     assert_eq!(n(&s, "services.source.sent"), MIB);
