@@ -117,6 +117,11 @@ impl Service {
         stat(&self.socket).expect("stat")
     }
 
+    /// A `stat` document whose counters were taken after this call began.
+    pub fn fresh_stat(&self) -> Value {
+        self.wait_stat(Duration::from_secs(10), |_| true).1
+    }
+
     /// Resident memory of the service process, in KiB.
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -131,9 +136,10 @@ impl Service {
     /// Waits until `pred(stat)` holds; the last document either way.
     pub fn wait_stat(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> (bool, Value) {
         let deadline = Instant::now() + timeout;
+        let since = self.stat();
         loop {
             let s = self.stat();
-            if pred(&s) {
+            if refreshed_since(&since, &s) && pred(&s) {
                 return (true, s);
             }
             if Instant::now() > deadline {
@@ -168,6 +174,16 @@ impl Drop for Service {
 }
 
 /// Asks the control socket at `path` for its `stat` document.
+/// True when `now` holds counters taken after `since` was served: the
+/// engines publish every 100 ms, so a document may predate what a test just
+/// did (two publications later, every owner has published after it).
+pub fn refreshed_since(since: &Value, now: &Value) -> bool {
+    match (since["refreshes"].as_u64(), now["refreshes"].as_u64()) {
+        (Some(a), Some(b)) => b >= a + 2,
+        _ => true,
+    }
+}
+
 pub fn stat(path: &Path) -> Result<Value, String> {
     let sock = UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
     send_json(&sock, &ControlRequest::Stats, &[]).map_err(|e| e.to_string())?;

@@ -423,12 +423,18 @@ impl Rig {
 
     /// Waits until `pred` holds for the running service's `stat` (over the
     /// control socket); panics after 10 s, naming `what`.
+    /// A `stat` document whose counters were taken after this call began.
+    pub fn fresh_stat(&self) -> Value {
+        self.wait_stat("a fresh stat document", |_| true)
+    }
+
     pub fn wait_stat(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let control = self.dir.join("control.sock");
         let deadline = Instant::now() + Duration::from_secs(10);
+        let since = crate::hostif::stat(&control).unwrap_or_default();
         loop {
             let s = crate::hostif::stat(&control).unwrap_or_default();
-            if pred(&s) {
+            if crate::hostif::refreshed_since(&since, &s) && pred(&s) {
                 return s;
             }
             assert!(

@@ -7,6 +7,7 @@
 
 use doca_bindings::abi::{self, Desc};
 use flextoe_tests::hostif::{RawApp, Service};
+use serde_json::Value;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
@@ -85,15 +86,13 @@ fn fatal_reason(app: &mut RawApp, ctx: usize) -> Option<u64> {
         })
 }
 
-fn violations(svc: &Service) -> u64 {
-    svc.stat()["hostif"]["violations"].as_u64().unwrap()
+fn violations(s: &Value) -> u64 {
+    s["hostif"]["violations"].as_u64().unwrap()
 }
 
-fn resets(svc: &Service) -> u64 {
-    svc.stat()["engine"]["connections_reset"]
-        .as_u64()
-        .unwrap_or(0)
-        + svc.stat()["engine"]["rst_sent"].as_u64().unwrap_or(0)
+fn resets(s: &Value) -> u64 {
+    s["engine"]["connections_reset"].as_u64().unwrap_or(0)
+        + s["engine"]["rst_sent"].as_u64().unwrap_or(0)
 }
 
 /// Runs `attack` from a fresh application holding one open echo
@@ -110,7 +109,8 @@ fn expect_violation(
     let kept = echo_once(&mut bystander, 0, to, b"before");
     let mut bad = RawApp::register(&svc.socket, name, 2).expect("register");
     let (conn, slot) = bad.connect(0, to).expect("connect");
-    let (before_v, before_rst) = (violations(svc), resets(svc));
+    let before = svc.fresh_stat();
+    let (before_v, before_rst) = (violations(&before), resets(&before));
     attack(&mut bad, conn, slot);
     assert_eq!(
         fatal_reason(&mut bad, 1),
@@ -122,7 +122,7 @@ fn expect_violation(
     });
     assert!(ok, "{name}: violation counted: {s}");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while resets(svc) <= before_rst {
+    while resets(&svc.stat()) <= before_rst {
         assert!(
             std::time::Instant::now() < deadline,
             "{name}: its connection was not reset"

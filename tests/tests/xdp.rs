@@ -140,7 +140,7 @@ fn firewall_denies_a_linux_client_at_run_time_then_lets_it_back() {
     assert!(t0.elapsed() >= Duration::from_secs(2));
     let x = xdp_stat(&rig);
     assert!(x["ingress"]["drop"].as_u64().unwrap() >= 1, "{x}");
-    let now = flextoe_tests::hostif::stat(&rig.dir.join("control.sock")).unwrap();
+    let now = rig.fresh_stat();
     assert_eq!(
         now["engine"]["connections_accepted"], accepted_before["engine"]["connections_accepted"],
         "a denied SYN reached the engine"

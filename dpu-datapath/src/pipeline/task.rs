@@ -38,6 +38,10 @@ pub struct OwnerSnapshot {
     pub handshakes: usize,
     /// TIME-WAIT entries.
     pub time_wait: usize,
+    /// How many times this owner has published; in [`StatsBoard::total`],
+    /// the fewest of any owner. A reader that needs counters taken after
+    /// some moment waits until this has grown by two.
+    pub refreshes: u64,
 }
 
 impl OwnerSnapshot {
@@ -50,6 +54,7 @@ impl OwnerSnapshot {
             app_conns: engine.app_conn_count(),
             handshakes,
             time_wait,
+            refreshes: 0,
         }
     }
 }
@@ -84,6 +89,14 @@ impl StatsBoard {
         }
     }
 
+    /// Replaces owner `index`'s published snapshot with what `engine` holds.
+    pub fn publish_owner(&self, index: usize, engine: &Engine) {
+        let mut snap = OwnerSnapshot::of(engine);
+        let mut slot = self.owners[index].lock();
+        snap.refreshes = slot.refreshes + 1;
+        *slot = snap;
+    }
+
     /// Replaces a task's published counters (matched by name).
     pub fn publish_task(&self, counters: TaskCounters) {
         let mut tasks = self.tasks.lock();
@@ -95,9 +108,13 @@ impl StatsBoard {
 
     /// Sum over owners, with `pre`'s drops merged into the stats.
     pub fn total(&self) -> OwnerSnapshot {
-        let mut total = OwnerSnapshot::default();
+        let mut total = OwnerSnapshot {
+            refreshes: u64::MAX,
+            ..OwnerSnapshot::default()
+        };
         for o in &self.owners {
             let o = o.lock();
+            total.refreshes = total.refreshes.min(o.refreshes);
             total.stats.merge(&o.stats);
             total.flows += o.flows;
             total.app_conns += o.app_conns;
@@ -106,6 +123,9 @@ impl StatsBoard {
         }
         for p in &self.pre {
             total.stats.merge(&p.lock());
+        }
+        if self.owners.is_empty() {
+            total.refreshes = 0;
         }
         total
     }

@@ -270,6 +270,7 @@ fn stat_source(
             "app_conns": t.app_conns,
             "handshakes": t.handshakes,
             "time_wait": t.time_wait,
+            "refreshes": t.refreshes,
             "hostif": hostif_json(&hostif),
         })
     })

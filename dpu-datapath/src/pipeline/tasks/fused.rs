@@ -17,9 +17,7 @@ use crate::flow::group_of_hash;
 use crate::io::{Frame, Nic};
 use crate::pipeline::items::ShardIn;
 use crate::pipeline::ring::{Consumer, Producer};
-use crate::pipeline::task::{
-    OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, TaskCounters,
-};
+use crate::pipeline::task::{PipelineReport, Publisher, ShardApp, StatsBoard, TaskCounters};
 use crate::pipeline::timing::StageTimer;
 use crate::pipeline::topology::Plan;
 use crate::pipeline::Clock;
@@ -305,7 +303,7 @@ impl FusedOwner {
             return;
         }
         self.timer.publish(&self.board);
-        *self.board.owners[self.index].lock() = OwnerSnapshot::of(&self.engine);
+        self.board.publish_owner(self.index, &self.engine);
     }
 
     /// Counters under the separate tasks' names.

@@ -10,8 +10,7 @@ use crate::engine::Engine;
 use crate::pipeline::items::{EgressItem, ShardIn, Stamp, StampedWork};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
-    LiveCounters, OwnerSnapshot, PipelineReport, Publisher, ShardApp, StatsBoard, Task,
-    TaskCounters,
+    LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task, TaskCounters,
 };
 use crate::pipeline::timing::StageTimer;
 use crate::pipeline::Clock;
@@ -56,7 +55,7 @@ impl OwnerTask {
             return;
         }
         self.timer.publish(&self.board);
-        *self.board.owners[self.index].lock() = OwnerSnapshot::of(&self.engine);
+        self.board.publish_owner(self.index, &self.engine);
     }
 
     fn flush(&mut self) -> bool {
