@@ -1,28 +1,36 @@
-//! RPC client: N connections, each making M request/response exchanges of
-//! S bytes against an echo server (one thread per connection). Prints one
-//! JSON line: requests/s, p50/p99 latency, and the process CPU time per
-//! request (getrusage(RUSAGE_SELF) before and after).
+//! Request/response load: N connections, each making M exchanges (one
+//! thread per connection), against an echo server (default), memcached
+//! (`--protocol memcached`: nine gets to one set of an S-byte value) or an
+//! HTTP server (`--protocol http`, keep-alive GETs of `--path`). Closed
+//! loop by default; `--rate R` offers R requests/s in total, on a fixed
+//! schedule per connection (so two stacks can be compared at the same
+//! load). Prints one JSON line: requests/s, p50/p99 latency, and the
+//! process CPU time per request (getrusage(RUSAGE_SELF) before and after).
 //!
 //! ```text
 //! rpc_client --connect 198.18.0.1:7777 --conns 4 --requests 10000 --size 64 [--kernel]
+//! rpc_client --connect 198.18.0.2:11211 --protocol memcached --size 100 --rate 20000
 //! ```
 
 mod common;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{ByteGen, Stack, StackArgs, Stream};
+use common::exchange::{Exchanger, Protocol};
+use common::{Stack, StackArgs, Stream};
 
 #[derive(Parser, Debug)]
-#[command(about = "Request/response load against an echo server (libtoe or --kernel)")]
+#[command(
+    about = "Request/response load against an echo, memcached or HTTP server (libtoe or --kernel)"
+)]
 struct Args {
     #[command(flatten)]
     stack: StackArgs,
-    /// Echo server address.
+    /// Server address.
     #[arg(long)]
     connect: String,
     /// Concurrent connections (one thread each).
@@ -31,39 +39,59 @@ struct Args {
     /// Requests per connection.
     #[arg(long, default_value_t = 10_000)]
     requests: u64,
-    /// Request (and response) size in bytes.
+    /// Echo: request (and response) size. Memcached: value size.
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// What the server speaks.
+    #[arg(long, value_enum, default_value_t = Protocol::Echo)]
+    protocol: Protocol,
+    /// HTTP: the path to GET.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Requests per second offered in total (0: as fast as the replies
+    /// come). Each connection sends on its own fixed schedule; a late
+    /// request goes at once.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 /// `requests` exchanges on one connection; returns their latencies.
-fn run_conn(mut s: &Stream, requests: u64, size: usize, seed: u64) -> io::Result<Vec<Duration>> {
-    let mut req = vec![0u8; size.div_ceil(8) * 8];
-    ByteGen::new(seed).fill(&mut req);
-    req.truncate(size);
-    let mut resp = vec![0u8; size];
+fn run_conn(
+    s: &Stream,
+    mut ex: Exchanger,
+    requests: u64,
+    interval: Option<Duration>,
+    phase: Duration,
+    start: &Barrier,
+) -> io::Result<Vec<Duration>> {
+    let prepared = ex.prepare(s);
+    start.wait();
+    prepared?;
+    let t0 = Instant::now() + phase;
     let mut lat = Vec::with_capacity(requests as usize);
-    for _ in 0..requests {
-        let t = Instant::now();
-        s.write_all(&req)?;
-        s.read_exact(&mut resp)?;
-        lat.push(t.elapsed());
-        if resp != req {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "response differs from request",
-            ));
+    for k in 0..requests {
+        if let Some(i) = interval {
+            let due = t0 + i.mul_f64(k as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
         }
+        let t = Instant::now();
+        ex.one(s)?;
+        lat.push(t.elapsed());
     }
-    s.shutdown(Shutdown::Write)?;
-    common::drain_to_eof(s)?;
+    if ex.closes_by_shutdown() {
+        s.shutdown(Shutdown::Write)?;
+        common::drain_to_eof(s)?;
+    }
     Ok(lat)
 }
 
 fn main() -> io::Result<()> {
     let args = Args::parse();
-    if args.size == 0 || args.conns == 0 {
-        eprintln!("rpc_client: --size and --conns must be positive");
+    if args.conns == 0 || (args.size == 0 && args.protocol != Protocol::Http) {
+        eprintln!("rpc_client: --conns and --size (echo, memcached) must be positive");
         std::process::exit(2);
     }
     let stack = Stack::open(&args.stack)?;
@@ -71,17 +99,27 @@ fn main() -> io::Result<()> {
     // Each worker connects from its own thread (with libtoe the connection
     // is bound to that thread's context); timing starts once all are up.
     let barrier = Arc::new(Barrier::new(args.conns + 1));
+    let interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(args.conns as f64 / args.rate));
     let workers: Vec<_> = (0..args.conns)
         .map(|i| {
             let (barrier, stack) = (barrier.clone(), stack.clone());
-            let (requests, size) = (args.requests, args.size);
+            let (requests, conns) = (args.requests, args.conns);
+            let ex = Exchanger::new(args.protocol, args.size, i as u64 + 1, &args.path);
             std::thread::spawn(move || {
                 let s = stack.connect(addr).and_then(|s| {
                     s.set_nodelay(true)?;
                     Ok(s)
                 });
-                barrier.wait();
-                run_conn(&s?, requests, size, i as u64 + 1)
+                // Connections take turns, not bursts: i/conns of an interval apart.
+                let phase = interval.map_or(Duration::ZERO, |d| d.mul_f64(i as f64 / conns as f64));
+                match s {
+                    Ok(s) => run_conn(&s, ex, requests, interval, phase, &barrier),
+                    Err(e) => {
+                        barrier.wait();
+                        Err(e)
+                    }
+                }
             })
         })
         .collect();
@@ -107,6 +145,8 @@ fn main() -> io::Result<()> {
             "conns": args.conns,
             "requests": lat.len(),
             "size": args.size,
+            "protocol": format!("{:?}", args.protocol).to_lowercase(),
+            "offered_rps": args.rate,
             "secs": secs,
             "rps": n / secs.max(1e-9),
             "p50_us": us(common::percentile(&lat, 50.0)),

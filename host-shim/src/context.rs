@@ -9,7 +9,8 @@
 //! thread per context; others sharing the context wait for it to wake),
 //! never holding the mutex while sleeping.
 
-use std::collections::{HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
@@ -74,9 +75,11 @@ pub(crate) struct CtxInner {
     evt: RingConsumer,
     /// Requests not yet in the ring (it was full), in order.
     outbox: VecDeque<Desc>,
-    pending: HashMap<u64, Pending>,
-    /// Connections bound to this context, by handle.
-    pub(crate) conns: HashMap<u64, ConnState>,
+    pending: FxHashMap<u64, Pending>,
+    /// Connections bound to this context, by handle (FxHash: a handle is
+    /// the service's, not an attacker's, and SipHash showed in profiles of
+    /// every read and write).
+    pub(crate) conns: FxHashMap<u64, ConnState>,
     /// Set by `EV_FATAL` (the violation code).
     fatal: Option<u64>,
     scratch: Vec<Desc>,
@@ -207,8 +210,8 @@ impl Context {
                 req,
                 evt,
                 outbox: VecDeque::new(),
-                pending: HashMap::new(),
-                conns: HashMap::new(),
+                pending: FxHashMap::default(),
+                conns: FxHashMap::default(),
                 fatal: None,
                 scratch: Vec::new(),
             }),
@@ -529,6 +532,15 @@ impl Context {
         let r = f(&mut g, &self.shared);
         self.flush(&mut g)?;
         Ok(r)
+    }
+
+    /// Like [`Context::with`] without polling the rings first: `f` sees the
+    /// state as of the last poll (for a caller that just polled, e.g. once
+    /// per context in an epoll pass).
+    pub(crate) fn with_unpolled<T>(&self, f: impl FnOnce(&mut CtxInner) -> T) -> io::Result<T> {
+        let mut g = self.lock();
+        self.shared.check_broken()?;
+        Ok(f(&mut g))
     }
 
     /// Queues a request whose reply nobody waits for and pushes what fits.

@@ -700,6 +700,17 @@ impl TcpStream {
         })
     }
 
+    /// [`TcpStream::poll_events`] from the context's state as of its last
+    /// poll, without polling its rings: for a caller that polled this
+    /// connection's context just before (see [`TcpStream::context_index`]).
+    pub fn poll_events_unpolled(&self) -> io::Result<Readiness> {
+        let conn = self.conn;
+        self.here(|| {
+            self.ctx()
+                .with_unpolled(|g| g.conn(conn).map(|c| c.readiness()))?
+        })
+    }
+
     /// Bytes a read returns now without waiting.
     pub fn readable_bytes(&self) -> io::Result<u64> {
         Ok(self.poll_events()?.readable_bytes)

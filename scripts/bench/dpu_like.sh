@@ -21,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN_S=${1:-8}
 CONNS=${2:-16}
-BIN=target/release
+BIN=${BIN:-target/release}  # another build for A/B runs (flextoe-dpu, flextoe-run, libtoe_preload.so, examples/)
 EX=$BIN/examples
 cargo build --release -q -p dpu-datapath --bin flextoe-dpu -p host-shim --lib --examples
 cargo build --release -q -p toe-preload
@@ -62,33 +62,23 @@ measure() {
   python3 -c "
 ops = float('$ops'); dt = $t1 - $t0
 app = ($a1 - $a0) / $TICK; core = ($c1 - $c0) / $TICK
-print(f'{\"$label\":34} {ops/dt:10.0f} op/s  app CPU {app/ops*1e6:7.2f} us/op  core 1 {core/ops*1e6:7.2f} us/op  ({app:.2f} s / {core:.2f} s of {dt:.1f} s)')" | tee -a "$dir/results"
+print(f'{\"$label\":38} {ops/dt:10.0f} op/s  app CPU {app/ops*1e6:7.2f} us/op  core 1 {core/ops*1e6:7.2f} us/op  ({app:.2f} s / {core:.2f} s of {dt:.1f} s)')" | tee -a "$dir/results"
 }
 
-# --- memcached ------------------------------------------------------------
-memcached_ops() { # HOST PORT [prefix...]
-  local host=$1 port=$2; shift 2
-  "$@" taskset -c 0 memcaslap -s "$host:$port" -T 1 -c "$CONNS" -t "${RUN_S}s" -X 100 2>&1 |
-    awk '/^Run time/ {for (i = 1; i <= NF; i++) if ($i == "Ops:") print $(i + 1)}' | tail -1
-}
-memcached_case() { # LABEL HOST PORT [prefix...]
-  local label=$1 host=$2 port=$3; shift 3
-  "$@" taskset -c 1 memcached -l "$host" -p "$port" -U 0 -t 1 -u root &
-  local pid=$!
-  pids+=("$pid")
-  sleep 1
-  if [ $# -gt 0 ]; then
-    measure "$label" "$pid" memcached_ops "$host" "$port" "${RUN[@]}"
-  else
-    measure "$label" "$pid" memcached_ops "$host" "$port"
-  fi
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-}
-
-# --- nginx -----------------------------------------------------------------
+# --- the applications, each started on core 1 -----------------------------
+# start_APP STACK PORT (STACK: linux or toe) sets APP_PID; stop_app ends it.
 mkdir -p "$dir/www" "$dir/tmp"
 head -c 1024 /dev/urandom >"$dir/www/1k"
-nginx_conf() { # HOST PORT
+host_of() { if [ "$1" = linux ]; then echo 127.0.0.1; else echo "$IP"; fi; }
+prefix_of() { if [ "$1" = toe ]; then echo "${RUN[*]}"; fi; }
+started() { APP_PID=$1; pids+=("$APP_PID"); sleep 1; }
+stop_app() { kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; }
+start_memcached() { # STACK PORT
+  # shellcheck disable=SC2046 # the prefix is a word list
+  $(prefix_of "$1") taskset -c 1 memcached -l "$(host_of "$1")" -p "$2" -U 0 -t 1 -u root &
+  started $!
+}
+start_nginx() { # STACK PORT
   cat >"$dir/nginx-$2.conf" <<EOF
 daemon off; master_process off; worker_processes 1;
 pid $dir/nginx-$2.pid; error_log $dir/nginx-error.log;
@@ -96,62 +86,84 @@ events { worker_connections 256; use epoll; }
 http { access_log off; keepalive_requests 1000000;
   client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
   uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
-  server { listen $1:$2; root $dir/www; } }
+  server { listen $(host_of "$1"):$2; root $dir/www; } }
 EOF
+  # shellcheck disable=SC2046
+  $(prefix_of "$1") taskset -c 1 nginx -c "$dir/nginx-$2.conf" &
+  started $!
 }
-nginx_ops() { # HOST PORT [prefix...]
-  local host=$1 port=$2; shift 2
-  "$@" taskset -c 0 wrk -t1 -c"$CONNS" -d"${RUN_S}s" "http://$host:$port/1k" 2>&1 |
-    awk '/requests in/ {print $1}'
-}
-nginx_case() { # LABEL HOST PORT [prefix...]
-  local label=$1 host=$2 port=$3; shift 3
-  nginx_conf "$host" "$port"
-  "$@" taskset -c 1 nginx -c "$dir/nginx-$port.conf" &
-  local pid=$!
-  pids+=("$pid")
-  sleep 1
-  if [ $# -gt 0 ]; then
-    measure "$label" "$pid" nginx_ops "$host" "$port" "${RUN[@]}"
+start_echo() { # STACK PORT (the libtoe example: libtoe itself, no preload)
+  if [ "$1" = linux ]; then
+    taskset -c 1 "$EX"/echo_server --kernel --listen "127.0.0.1:$2" >/dev/null 2>&1 &
   else
-    measure "$label" "$pid" nginx_ops "$host" "$port"
+    taskset -c 1 "$EX"/echo_server --listen "0.0.0.0:$2" >/dev/null 2>&1 &
   fi
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+  started $!
 }
 
-# --- libtoe RPC example --------------------------------------------------
-rpc_ops() { # FLAG ADDR (requests are per connection)
+# --- the loads, on core 0; each prints the operation count ----------------
+# Standard generators, closed loop (under flextoe-run for the offload: the
+# service's address is reachable only through it).
+load_memcached() { # STACK PORT
+  # shellcheck disable=SC2046
+  $(prefix_of "$1") taskset -c 0 memcaslap -s "$(host_of "$1"):$2" -T 1 -c "$CONNS" -t "${RUN_S}s" -X 100 2>&1 |
+    awk '/^Run time/ {for (i = 1; i <= NF; i++) if ($i == "Ops:") print $(i + 1)}' | tail -1
+}
+load_nginx() { # STACK PORT
+  # shellcheck disable=SC2046
+  $(prefix_of "$1") taskset -c 0 wrk -t1 -c"$CONNS" -d"${RUN_S}s" "http://$(host_of "$1"):$2/1k" 2>&1 |
+    awk '/requests in/ {print $1}'
+}
+# The libtoe load generator (host-shim/examples/rpc_client.rs, always this
+# tree's build, also when BIN names another for the application), libtoe for
+# the offload and --kernel for Linux. RATE 0: closed loop; otherwise the
+# requests/s offered in total, so both stacks carry the same load.
+load_rpc() { # PROTOCOL SIZE RATE STACK PORT
+  local flag="" n
+  [ "$4" = linux ] && flag=--kernel
+  if [ "$3" = 0 ]; then n=$((2500 * RUN_S)); else n=$(python3 -c "print(max(1, int($3 * $RUN_S / $CONNS)))"); fi
   # shellcheck disable=SC2086 # an empty FLAG is no argument
-  taskset -c 0 $EX/rpc_client $1 --connect "$2" --conns "$CONNS" --requests $((2500 * RUN_S)) --size 64 |
+  taskset -c 0 target/release/examples/rpc_client $flag --connect "$(host_of "$4"):$5" --conns "$CONNS" --requests "$n" \
+    --protocol "$1" --size "$2" --path /1k --rate "$3" |
     python3 -c "import json, sys; print(json.load(sys.stdin)['requests'])"
 }
-rpc_case() { # LABEL FLAG LISTEN CONNECT
-  # shellcheck disable=SC2086 # an empty FLAG is no argument
-  taskset -c 1 $EX/echo_server $2 --listen "$3" >"$dir/echo.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  sleep 1
-  measure "$1" "$pid" rpc_ops "$2" "$4"
-  kill "$pid"; wait "$pid" 2>/dev/null || true
+load_echo() { load_rpc echo 64 0 "$@"; }
+
+# run APP STACK PORT LABEL LOAD...: one measured case.
+run() {
+  local app=$1 stack=$2 port=$3 label=$4; shift 4
+  "start_$app" "$stack" "$port"
+  measure "$label" "$APP_PID" "$@" "$stack" "$port"
+  stop_app
+}
+# pair NAME APP PROTOCOL SIZE PORT: the application's standard load at full
+# speed on both stacks, then the libtoe generator on both at SAME_LOAD
+# (default 0.8) of the offload's full-speed rate: CPU per operation at the
+# same load, where neither side is saturated.
+pair() {
+  local name=$1 app=$2 proto=$3 size=$4 port=$5 rate
+  run "$app" linux "$port" "$name, Linux" "load_$app"
+  run "$app" toe $((port + 1)) "$name, offload" "load_$app"
+  rate=$(tail -1 "$dir/results" | awk -v f="${SAME_LOAD:-0.8}" '{for (i = 2; i <= NF; i++) if ($i == "op/s") print int($(i - 1) * f)}')
+  run "$app" linux $((port + 2)) "$name @ $rate/s, Linux" load_rpc "$proto" "$size" "$rate"
+  run "$app" toe $((port + 3)) "$name @ $rate/s, offload" load_rpc "$proto" "$size" "$rate"
 }
 
 echo "command: $0 $RUN_S $CONNS  (core 0: service + load; core 1: the application)"
-memcached_case "memcached, Linux" 127.0.0.1 21211
-memcached_case "memcached, flextoe-run" "$IP" 21212 "${RUN[@]}"
-nginx_case "nginx, Linux" 127.0.0.1 28080
-nginx_case "nginx, flextoe-run" "$IP" 28081 "${RUN[@]}"
-rpc_case "libtoe RPC echo, Linux" --kernel 127.0.0.1:27001 127.0.0.1:27001
-rpc_case "libtoe RPC echo, offload" "" 0.0.0.0:27002 "$IP:27002"
+pair memcached memcached memcached 100 21211
+pair nginx nginx http 0 28080
+pair "libtoe RPC echo" echo echo 64 27001
+
 python3 - "$dir/results" <<'EOF'
 import re, sys
 rows = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(.+?), (Linux|flextoe-run|offload)\s+(\d+) op/s\s+app CPU\s+([\d.]+) us/op\s+core 1\s+([\d.]+)", line)
+    m = re.match(r"(.+?), (Linux|offload)\s+(\d+) op/s\s+app CPU\s+([\d.]+) us/op\s+core 1\s+([\d.]+)", line)
     if m:
         rows.setdefault(m.group(1), {})["linux" if m.group(2) == "Linux" else "toe"] = tuple(map(float, m.group(3, 4, 5)))
 print("== offload / Linux (ratios: throughput, app CPU per op, core 1 per op)")
 for app, r in rows.items():
     if "linux" in r and "toe" in r:
         (lt, la, lc), (tt, ta, tc) = r["linux"], r["toe"]
-        print(f"{app:24} throughput {tt/lt:5.2f}x  app CPU/op {ta/la:5.2f}x  core 1/op {tc/lc:5.2f}x")
+        print(f"{app:30} throughput {tt/lt:5.2f}x  app CPU/op {ta/la:5.2f}x  core 1/op {tc/lc:5.2f}x")
 EOF

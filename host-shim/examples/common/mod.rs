@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod exchange;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;

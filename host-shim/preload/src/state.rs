@@ -621,7 +621,44 @@ pub(crate) fn refill(l: &TcpListener, pending: &mut VecDeque<TcpStream>, seen: &
     }
 }
 
+/// The contexts polled so far in one pass over many sockets (an epoll
+/// wait): each is polled once per pass, not once per socket.
+#[derive(Default)]
+pub(crate) struct Polled(Vec<u64>);
+
+impl Polled {
+    /// Marks `ctx`; true the first time in this pass.
+    pub(crate) fn first(&mut self, ctx: u32) -> bool {
+        let (word, bit) = (ctx as usize / 64, 1u64 << (ctx % 64));
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        let first = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        first
+    }
+
+    /// The contexts marked, in order.
+    pub(crate) fn contexts(&self) -> Vec<u32> {
+        let mut v = Vec::new();
+        for (w, &bits) in self.0.iter().enumerate() {
+            for b in 0..64 {
+                if bits & (1 << b) != 0 {
+                    v.push((w * 64 + b) as u32);
+                }
+            }
+        }
+        v
+    }
+}
+
 pub(crate) fn eval(sock: &Sock) -> Eval {
+    eval_in(sock, &mut Polled::default())
+}
+
+/// [`eval`] within a pass: a context already polled in `polled` is not
+/// polled again.
+pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
     if sock.stale() {
         return Eval {
             revents: libc::POLLNVAL as u32,
@@ -637,6 +674,7 @@ pub(crate) fn eval(sock: &Sock) -> Eval {
             ..Eval::default()
         },
         State::Listening { l, pending, seen } => {
+            polled.first(l.context_index());
             refill(l, pending, seen);
             Eval {
                 revents: if pending.is_empty() { 0 } else { IN },
@@ -650,6 +688,7 @@ pub(crate) fn eval(sock: &Sock) -> Eval {
             failed,
             ..
         } => {
+            let fresh = polled.first(s.context_index());
             if failed.is_some() || lost {
                 return Eval {
                     revents: IN | OUT | ERR | HUP | RDHUP,
@@ -660,7 +699,12 @@ pub(crate) fn eval(sock: &Sock) -> Eval {
                 return Eval::default();
             }
             let peeked = sock.peeked.lock().len() as u64;
-            let Ok(p) = s.poll_events() else {
+            let p = if fresh {
+                s.poll_events()
+            } else {
+                s.poll_events_unpolled()
+            };
+            let Ok(p) = p else {
                 return Eval {
                     revents: IN | OUT | ERR | HUP,
                     ..Eval::default()
@@ -711,6 +755,8 @@ pub(crate) struct Reg {
 #[derive(Default)]
 pub(crate) struct EpollSet {
     pub regs: Mutex<HashMap<c_int, Reg>>,
+    /// Waits that found offloaded events (see `wait::epoll_core`).
+    pub calls: std::sync::atomic::AtomicU32,
 }
 
 static EPOLLS: std::sync::RwLock<Option<HashMap<c_int, Arc<EpollSet>>>> =

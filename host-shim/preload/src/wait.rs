@@ -20,11 +20,15 @@ use libc::{c_int, pollfd, sigset_t};
 use toe::Toe;
 
 use crate::real;
-use crate::state::{eval, EpollSet, Sock, EPOCH, SERVICE_LOST};
+use crate::state::{eval, eval_in, EpollSet, Polled, Sock, EPOCH, SERVICE_LOST};
 
 /// Longest single sleep: a safety net against a missed doorbell (e.g. the
 /// library's own sleep lowering `app_waiting` between our arm and sleep).
 const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// With offloaded events ready, an epoll wait also asks the kernel for its
+/// members' events on one call in this many.
+const KERNEL_CHECK_EVERY: u32 = 4;
 
 /// The control socket's registration in the waiter.
 const CONTROL_TOKEN: u64 = u64::MAX;
@@ -317,6 +321,18 @@ pub(crate) fn wait_one(
 /// The offloaded members' events, in the kernel's epoll semantics (level,
 /// EPOLLET, EPOLLONESHOT); at most `max`.
 pub(crate) fn epoll_collect(set: &EpollSet, out: &mut Vec<libc::epoll_event>, max: usize) {
+    epoll_collect_in(set, out, max, &mut Polled::default());
+}
+
+/// [`epoll_collect`] polling each context once; `polled` ends up holding
+/// the contexts of the registrations it evaluated (all of them, when
+/// `out` stays short of `max`).
+fn epoll_collect_in(
+    set: &EpollSet,
+    out: &mut Vec<libc::epoll_event>,
+    max: usize,
+    polled: &mut Polled,
+) {
     let mut regs = set.regs.lock();
     let mut gone = Vec::new();
     for (&fd, r) in regs.iter_mut() {
@@ -330,7 +346,7 @@ pub(crate) fn epoll_collect(set: &EpollSet, out: &mut Vec<libc::epoll_event>, ma
             gone.push(fd);
             continue;
         };
-        let e = eval(&sock);
+        let e = eval_in(&sock, polled);
         let want = r.events | (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         let cur = e.revents & want & !(libc::POLLNVAL as u32);
         let fire = if r.events & libc::EPOLLET as u32 != 0 {
@@ -376,13 +392,24 @@ pub(crate) fn epoll_core(
     let mut got: Vec<libc::epoll_event> = Vec::new();
     loop {
         got.clear();
-        epoll_collect(set, &mut got, max);
+        let mut polled = Polled::default();
+        epoll_collect_in(set, &mut got, max, &mut polled);
         let n = got.len();
+        // With offloaded events in hand, the kernel's members are checked
+        // every KERNEL_CHECK_EVERY-th call only: a system call per wait
+        // was the largest cost of a busy event loop, and a ready kernel fd
+        // still shows within a few calls (epoll never promises every
+        // ready fd in one call).
+        let check_kernel = n == 0
+            || set
+                .calls
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(KERNEL_CHECK_EVERY);
         // SAFETY: the caller's array has room for `max` events; we write
         // at most `n` there and let the kernel fill at most `max - n` after.
         unsafe {
             std::ptr::copy_nonoverlapping(got.as_ptr(), events, n);
-            if n < max {
+            if n < max && check_kernel {
                 let k = real::epoll_wait(epfd, events.add(n), (max - n) as c_int, 0);
                 if k < 0 {
                     return Err(errno());
@@ -404,15 +431,9 @@ pub(crate) fn epoll_core(
             revents: 0,
         }];
         let mut early = Vec::new();
-        let ctxs = {
-            let regs = set.regs.lock();
-            let socks: Vec<Arc<Sock>> = regs
-                .iter()
-                .filter(|(_, r)| !r.disabled)
-                .filter_map(|(fd, _)| crate::state::lookup(*fd))
-                .collect();
-            contexts_of(socks.iter())
-        };
+        // Nothing was collected, so every live registration was evaluated
+        // and `polled` holds their contexts.
+        let ctxs = polled.contexts();
         sleep(toe, &ctxs, &mut kernel, deadline, sigmask, || {
             epoll_collect(set, &mut early, max);
             !early.is_empty()
