@@ -153,11 +153,18 @@ pub fn tmpdir(name: &str) -> PathBuf {
 
 /// Four consecutive free kernel ports on 127.0.0.1.
 pub fn free_kernel_ports() -> u16 {
-    for base in (30000..40000).step_by(7) {
-        let base = base + (std::process::id() % 1000) as u16;
+    // The tests of one binary run as threads of one process: each call
+    // tries its own candidates, so two calls never both find one base free
+    // before either binds it (two fork tests once shared a port that way and
+    // talked to each other's servers).
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let offset = (std::process::id() % 1000) as u16;
+    loop {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(k < 1400, "no free ports");
+        let base = 30000 + (k * 7 + offset) % 9990;
         if (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
     }
-    panic!("no free ports");
 }

@@ -621,27 +621,43 @@ pub(crate) fn refill(l: &TcpListener, pending: &mut VecDeque<TcpStream>, seen: &
     }
 }
 
-/// The contexts polled so far in one pass over many sockets (an epoll
-/// wait): each is polled once per pass, not once per socket.
+/// One pass over many sockets (an epoll wait): the contexts polled so far
+/// (each is polled once per pass, not once per socket) and the contexts
+/// the sockets evaluated depend on (whose doorbells a sleep must watch).
 #[derive(Default)]
-pub(crate) struct Polled(Vec<u64>);
+pub(crate) struct Polled {
+    polled: Vec<u64>,
+    watched: Vec<u64>,
+}
+
+/// Sets `ctx`'s bit; true if it was clear.
+fn mark(bits: &mut Vec<u64>, ctx: u32) -> bool {
+    let (word, bit) = (ctx as usize / 64, 1u64 << (ctx % 64));
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    let first = bits[word] & bit == 0;
+    bits[word] |= bit;
+    first
+}
 
 impl Polled {
-    /// Marks `ctx`; true the first time in this pass.
-    pub(crate) fn first(&mut self, ctx: u32) -> bool {
-        let (word, bit) = (ctx as usize / 64, 1u64 << (ctx % 64));
-        if self.0.len() <= word {
-            self.0.resize(word + 1, 0);
-        }
-        let first = self.0[word] & bit == 0;
-        self.0[word] |= bit;
-        first
+    /// A socket of `ctx` was evaluated.
+    pub(crate) fn watch(&mut self, ctx: u32) {
+        mark(&mut self.watched, ctx);
     }
 
-    /// The contexts marked, in order.
+    /// True if `ctx` must be polled now (the first time in this pass); the
+    /// caller polls it.
+    pub(crate) fn poll_now(&mut self, ctx: u32) -> bool {
+        self.watch(ctx);
+        mark(&mut self.polled, ctx)
+    }
+
+    /// The contexts watched, in order.
     pub(crate) fn contexts(&self) -> Vec<u32> {
         let mut v = Vec::new();
-        for (w, &bits) in self.0.iter().enumerate() {
+        for (w, &bits) in self.watched.iter().enumerate() {
             for b in 0..64 {
                 if bits & (1 << b) != 0 {
                     v.push((w * 64 + b) as u32);
@@ -674,7 +690,7 @@ pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
             ..Eval::default()
         },
         State::Listening { l, pending, seen } => {
-            polled.first(l.context_index());
+            polled.watch(l.context_index());
             refill(l, pending, seen);
             Eval {
                 revents: if pending.is_empty() { 0 } else { IN },
@@ -688,7 +704,7 @@ pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
             failed,
             ..
         } => {
-            let fresh = polled.first(s.context_index());
+            polled.watch(s.context_index());
             if failed.is_some() || lost {
                 return Eval {
                     revents: IN | OUT | ERR | HUP | RDHUP,
@@ -699,7 +715,7 @@ pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
                 return Eval::default();
             }
             let peeked = sock.peeked.lock().len() as u64;
-            let p = if fresh {
+            let p = if polled.poll_now(s.context_index()) {
                 s.poll_events()
             } else {
                 s.poll_events_unpolled()

@@ -559,6 +559,47 @@ fn epoll_wait_sleeps_until_the_dpu_posts() {
     close(ep).unwrap();
 }
 
+/// An epoll pass polls each context once, for the first member that reads
+/// its state. A member evaluated without a poll (here a listener with a
+/// connection already accepted ahead) must not count as that poll: a
+/// stream after it on the same context would read stale state and miss
+/// its data. Each round is a new set, so a new iteration order.
+#[test]
+fn members_after_one_that_needs_no_poll_still_see_fresh_events() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let _a = Attached::ready(toe.clone());
+    let l = dpu.listen(&toe, 8081);
+    let (ahead, _) = dpu.connect(&toe, true);
+    let lfd = kernel_socket();
+    let ls = Sock::new(
+        State::Listening {
+            l,
+            pending: VecDeque::from([ahead]),
+            seen: 0,
+        },
+        true,
+    );
+    crate::state::insert(lfd, ls);
+    let (fd, _s, mut c) = connected(&toe, &mut dpu);
+    for round in 0..12 {
+        let ep = kernel_epoll();
+        epoll_ctl(ep, ADD, lfd, Some((IN, 2))).unwrap();
+        epoll_ctl(ep, ADD, fd, Some((IN, 1))).unwrap();
+        assert_eq!(collect(ep, 8), vec![(IN, 2)], "round {round}: the listener");
+        dpu.deliver(&mut c, b"x");
+        assert_eq!(
+            sorted(collect(ep, 8)),
+            vec![(IN, 1), (IN, 2)],
+            "round {round}: the stream's data"
+        );
+        assert_eq!(read(fd, 8).unwrap(), b"x");
+        close(ep).unwrap();
+    }
+    close(fd).unwrap();
+    close(lfd).unwrap();
+}
+
 #[test]
 fn epoll_wait_times_out_on_members_that_never_become_ready() {
     let _g = serial();
