@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,11 @@ pub(crate) struct CtxInner {
     /// the service's, not an attacker's, and SipHash showed in profiles of
     /// every read and write).
     pub(crate) conns: FxHashMap<u64, ConnState>,
+    /// Per connection, a count of the events it received, shared with
+    /// whoever asked (`TcpStream::activity`): a reader that saw the same
+    /// count before knows nothing arrived since. Created on first request,
+    /// kept across an adoption's new state, dropped with the connection.
+    activity: FxHashMap<u64, Arc<AtomicU64>>,
     /// Set by `EV_FATAL` (the violation code).
     fatal: Option<u64>,
     scratch: Vec<Desc>,
@@ -98,6 +103,18 @@ impl CtxInner {
             }
         }
         self.outbox.push_back(d);
+    }
+
+    /// `conn`'s event count (see `activity`).
+    pub(crate) fn activity(&mut self, conn: u64) -> Arc<AtomicU64> {
+        self.activity.entry(conn).or_default().clone()
+    }
+
+    /// Something arrived for `conn`.
+    fn bump(&self, conn: u64) {
+        if let Some(a) = self.activity.get(&conn) {
+            a.fetch_add(1, Ordering::Release);
+        }
     }
 
     /// The state of a connection bound to this context; `EREMCHG` when
@@ -143,6 +160,9 @@ impl CtxInner {
     /// unless the DPU already released it (`OP_ABORT`): a request naming a
     /// released connection is a protocol violation.
     pub(crate) fn close_conn(&mut self, conn: u64) {
+        if let Some(a) = self.activity.remove(&conn) {
+            a.fetch_add(1, Ordering::Release);
+        }
         if self.conns.remove(&conn).is_some_and(|c| c.released) {
             return;
         }
@@ -212,6 +232,7 @@ impl Context {
                 outbox: VecDeque::new(),
                 pending: FxHashMap::default(),
                 conns: FxHashMap::default(),
+                activity: FxHashMap::default(),
                 fatal: None,
                 scratch: Vec::new(),
             }),
@@ -293,8 +314,12 @@ impl Context {
 
     fn dispatch(&self, g: &mut CtxInner, d: Desc) {
         match d.op {
-            abi::EV_REPLY => self.on_reply(g, d),
+            abi::EV_REPLY => {
+                g.bump(d.conn);
+                self.on_reply(g, d)
+            }
             abi::EV_CONN => {
+                g.bump(d.conn);
                 if let Some(c) = g.conns.get_mut(&d.conn) {
                     c.apply(d.flags, d.a, d.b, d.status);
                     if c.shut_rd {
@@ -312,6 +337,9 @@ impl Context {
                 g.fatal = Some(d.a);
                 for c in g.conns.values_mut() {
                     c.fail(libc::EPROTO);
+                }
+                for a in g.activity.values() {
+                    a.fetch_add(1, Ordering::Release);
                 }
             }
             // Unknown events are ignored (newer DPU, informational).

@@ -711,6 +711,16 @@ impl TcpStream {
         })
     }
 
+    /// A count that grows with every event this connection receives (data,
+    /// space, FIN, errors, replies), readable without locking: a caller
+    /// that saw the same value before knows its readiness changed only by
+    /// its own calls since (an epoll emulation skips such members).
+    /// Counted only once it is polled (`Toe::poll_context`).
+    pub fn activity(&self) -> io::Result<Arc<AtomicU64>> {
+        let conn = self.conn;
+        self.ctx().with_unpolled(|g| g.activity(conn))
+    }
+
     /// Bytes a read returns now without waiting.
     pub fn readable_bytes(&self) -> io::Result<u64> {
         Ok(self.poll_events()?.readable_bytes)

@@ -348,6 +348,19 @@ impl Toe {
     }
 
     /// Context `idx` of the region (one of this process's).
+    /// Takes context `idx`'s pending events (and pushes its queued
+    /// requests), as any call on one of its connections does first. A
+    /// context this process does not have is ignored.
+    pub fn poll_context(&self, idx: u32) -> io::Result<()> {
+        match idx
+            .checked_sub(self.first_ctx)
+            .and_then(|i| self.contexts.get(i as usize))
+        {
+            Some(c) => c.with(|_, _| ()),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn context(&self, idx: u32) -> &Context {
         &self.contexts[(idx - self.first_ctx) as usize]
     }

@@ -12,9 +12,17 @@
 # time (on a DPU it is the Arm cores', not the host's).
 #
 # Applications: memcached (1 thread) under memcaslap, nginx (1 process,
-# 1 KiB file) under wrk, and the libtoe RPC example (64 B echo).
+# 1 KiB file) under wrk, and the libtoe RPC example (64 B echo), each at
+# full speed; then each again at the same offered load on both stacks
+# (SAME_LOAD, default 0.8, of the offload's full-speed rate), offered by the
+# libtoe example rpc_client (--protocol memcached|http|echo, --rate): CPU
+# per operation depends on load, and at full speed Linux's application is
+# saturated while the offloaded one is not.
 #
 # Usage: scripts/bench/dpu_like.sh [SECONDS] [CONNS]
+# BIN, when set, is another build directory for the service, flextoe-run,
+# libtoe_preload.so and the echo server (A/B runs); the load generator is
+# always this tree's.
 # IDLE_SPIN / IDLE_PARK_US, when set, are the service workers'
 # `topology.idle.spin_polls` / `park_after_us` (they share core 0).
 set -euo pipefail

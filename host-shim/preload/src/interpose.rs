@@ -1171,17 +1171,7 @@ pub unsafe extern "C" fn epoll_ctl(
             if op == libc::EPOLL_CTL_MOD && !exists {
                 return fail(libc::ENOENT);
             }
-            regs.insert(
-                fd,
-                state::Reg {
-                    events: e.events,
-                    data: e.u64,
-                    prev: 0,
-                    rx_mark: 0,
-                    tx_mark: 0,
-                    disabled: false,
-                },
-            );
+            regs.insert(fd, state::Reg::new(e.events, e.u64));
             0
         }
         libc::EPOLL_CTL_DEL => {

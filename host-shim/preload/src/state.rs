@@ -435,6 +435,10 @@ pub(crate) struct Sock {
     /// Inherited across fork and not used here yet: its first use adopts
     /// it (`adopt_inherited`), its close lets go of it without.
     pub(crate) inherited: AtomicBool,
+    /// Calls the application made on it (every `lookup`): with libtoe's
+    /// event count, an epoll pass knows when its readiness cannot have
+    /// changed (see `Seen`).
+    pub(crate) ops: AtomicU64,
 }
 
 impl Sock {
@@ -454,6 +458,7 @@ impl Sock {
             sndtimeo: AtomicU64::new(0),
             epoch: AtomicU32::new(EPOCH.load(Ordering::SeqCst)),
             inherited: AtomicBool::new(false),
+            ops: AtomicU64::new(0),
         })
     }
 
@@ -484,7 +489,16 @@ impl Sock {
 /// Offloaded fds, indexed by fd number.
 static FDS: std::sync::RwLock<Vec<Option<Arc<Sock>>>> = std::sync::RwLock::new(Vec::new());
 
+/// The offloaded socket of `fd`, for a call the application makes on it
+/// (counted in `Sock::ops`).
 pub(crate) fn lookup(fd: c_int) -> Option<Arc<Sock>> {
+    let s = lookup_quiet(fd)?;
+    s.ops.fetch_add(1, Ordering::Release);
+    Some(s)
+}
+
+/// [`lookup`] for the library's own look (an epoll pass): not counted.
+pub(crate) fn lookup_quiet(fd: c_int) -> Option<Arc<Sock>> {
     if fd < 0 || !ANY.load(Ordering::Relaxed) {
         return None;
     }
@@ -654,6 +668,13 @@ impl Polled {
         mark(&mut self.polled, ctx)
     }
 
+    /// Whether `ctx` was polled in this pass.
+    pub(crate) fn was_polled(&self, ctx: u32) -> bool {
+        self.polled
+            .get(ctx as usize / 64)
+            .is_some_and(|w| w & (1 << (ctx % 64)) != 0)
+    }
+
     /// The contexts watched, in order.
     pub(crate) fn contexts(&self) -> Vec<u32> {
         let mut v = Vec::new();
@@ -672,9 +693,15 @@ pub(crate) fn eval(sock: &Sock) -> Eval {
     eval_in(sock, &mut Polled::default())
 }
 
+/// Evaluations so far (tests check that an epoll pass skips members).
+#[cfg(test)]
+pub(crate) static EVALUATIONS: AtomicU64 = AtomicU64::new(0);
+
 /// [`eval`] within a pass: a context already polled in `polled` is not
 /// polled again.
 pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
+    #[cfg(test)]
+    EVALUATIONS.fetch_add(1, Ordering::Relaxed);
     if sock.stale() {
         return Eval {
             revents: libc::POLLNVAL as u32,
@@ -754,7 +781,7 @@ pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
 // ---- epoll emulation --------------------------------------------------
 
 /// One offloaded fd in an epoll set.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Reg {
     pub events: u32,
     pub data: u64,
@@ -764,6 +791,68 @@ pub(crate) struct Reg {
     pub tx_mark: u64,
     /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
     pub disabled: bool,
+    /// The last evaluation of an established stream, reused while nothing
+    /// could have changed it.
+    pub seen: Option<Seen>,
+}
+
+impl Reg {
+    pub(crate) fn new(events: u32, data: u64) -> Reg {
+        Reg {
+            events,
+            data,
+            prev: 0,
+            rx_mark: 0,
+            tx_mark: 0,
+            disabled: false,
+            seen: None,
+        }
+    }
+}
+
+/// What an epoll pass learned of an established stream member. Its
+/// readiness changes only by an event for its connection (libtoe counts
+/// them in `activity`, once its context is polled), a call of the
+/// application on it (`Sock::ops`), the service going away or a fork: while
+/// none happened, the last evaluation stands, and the pass does not lock
+/// the socket or its context to find that out.
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    pub activity: Arc<AtomicU64>,
+    /// `activity` and `Sock::ops` read before that evaluation.
+    pub events: u64,
+    pub ops: u64,
+    pub ctx: u32,
+    pub eval: Eval,
+}
+
+impl Seen {
+    /// Nothing happened to `sock` since, and its context was polled in
+    /// this pass (so events that arrived are counted).
+    pub(crate) fn holds(&self, sock: &Sock, polled: &Polled) -> bool {
+        polled.was_polled(self.ctx)
+            && self.activity.load(Ordering::Acquire) == self.events
+            && sock.ops.load(Ordering::Acquire) == self.ops
+            && !sock.stale()
+            && !SERVICE_LOST.load(Ordering::Relaxed)
+    }
+
+    /// Before evaluating `sock`: what to compare with later (None unless
+    /// it is an established stream).
+    pub(crate) fn before_eval(sock: &Sock) -> Option<(Arc<AtomicU64>, u32, u64, u64)> {
+        let ops = sock.ops.load(Ordering::Acquire);
+        let (activity, ctx) = match &*sock.state.lock() {
+            State::Stream {
+                s,
+                connecting: false,
+                failed: None,
+                ..
+            } => (s.activity().ok()?, s.context_index()),
+            _ => return None,
+        };
+        let events = activity.load(Ordering::Acquire);
+        Some((activity, ctx, events, ops))
+    }
 }
 
 /// The offloaded members of one epoll fd (kernel fds are in the kernel's
@@ -771,6 +860,9 @@ pub(crate) struct Reg {
 #[derive(Default)]
 pub(crate) struct EpollSet {
     pub regs: Mutex<HashMap<c_int, Reg>>,
+    /// The contexts the last complete pass watched: the next pass polls
+    /// them first, so the members' event counts are current.
+    pub contexts: Mutex<Vec<u32>>,
     /// Waits that found offloaded events (see `wait::epoll_core`).
     pub calls: std::sync::atomic::AtomicU32,
 }

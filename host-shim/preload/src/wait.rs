@@ -20,7 +20,7 @@ use libc::{c_int, pollfd, sigset_t};
 use toe::Toe;
 
 use crate::real;
-use crate::state::{eval, eval_in, EpollSet, Polled, Sock, EPOCH, SERVICE_LOST};
+use crate::state::{eval, eval_in, EpollSet, Polled, Seen, Sock, EPOCH, SERVICE_LOST};
 
 /// Longest single sleep: a safety net against a missed doorbell (e.g. the
 /// library's own sleep lowering `app_waiting` between our arm and sleep).
@@ -334,19 +334,47 @@ fn epoll_collect_in(
     polled: &mut Polled,
 ) {
     let mut regs = set.regs.lock();
+    // Events reach the members' counts only when their contexts are
+    // polled: the contexts of the last pass first, once each.
+    if let Some(toe) = crate::state::toe() {
+        for &ctx in set.contexts.lock().iter() {
+            if polled.poll_now(ctx) {
+                let _ = toe.poll_context(ctx);
+            }
+        }
+    }
     let mut gone = Vec::new();
+    let mut complete = true;
     for (&fd, r) in regs.iter_mut() {
         if out.len() >= max {
+            complete = false;
             break;
         }
         if r.disabled {
             continue;
         }
-        let Some(sock) = crate::state::lookup(fd) else {
+        let Some(sock) = crate::state::lookup_quiet(fd) else {
             gone.push(fd);
             continue;
         };
-        let e = eval_in(&sock, polled);
+        let e = match &r.seen {
+            Some(seen) if seen.holds(&sock, polled) => {
+                polled.watch(seen.ctx);
+                seen.eval
+            }
+            _ => {
+                let before = Seen::before_eval(&sock);
+                let e = eval_in(&sock, polled);
+                r.seen = before.map(|(activity, ctx, events, ops)| Seen {
+                    activity,
+                    events,
+                    ops,
+                    ctx,
+                    eval: e,
+                });
+                e
+            }
+        };
         let want = r.events | (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         let cur = e.revents & want & !(libc::POLLNVAL as u32);
         let fire = if r.events & libc::EPOLLET as u32 != 0 {
@@ -372,6 +400,9 @@ fn epoll_collect_in(
     }
     for fd in gone {
         regs.remove(&fd);
+    }
+    if complete {
+        *set.contexts.lock() = polled.contexts();
     }
 }
 

@@ -26,7 +26,7 @@ const DEL: c_int = libc::EPOLL_CTL_DEL;
 
 /// The library's registration of `fd` in `ep`.
 fn reg(ep: c_int, fd: c_int) -> Option<Reg> {
-    epoll_set(ep)?.regs.lock().get(&fd).copied()
+    epoll_set(ep)?.regs.lock().get(&fd).cloned()
 }
 
 /// One evaluation of `ep`'s offloaded members: (events, data).
@@ -313,14 +313,7 @@ fn a_registration_whose_fd_vanished_is_dropped_at_the_next_wait() {
     epoll_ctl(ep, ADD, fd, Some((OUT, 1))).unwrap();
     let gone = kernel_socket();
     real_close(gone);
-    let r = Reg {
-        events: OUT,
-        data: 2,
-        prev: 0,
-        rx_mark: 0,
-        tx_mark: 0,
-        disabled: false,
-    };
+    let r = Reg::new(OUT, 2);
     epoll_set(ep).unwrap().regs.lock().insert(gone, r);
     assert_eq!(collect(ep, 8), vec![(OUT | HUP, 1)]);
     assert!(reg(ep, gone).is_none());
@@ -598,6 +591,59 @@ fn members_after_one_that_needs_no_poll_still_see_fresh_events() {
     }
     close(fd).unwrap();
     close(lfd).unwrap();
+}
+
+/// An epoll pass evaluates only the members something happened to: an
+/// event for their connection, or a call of the application on them.
+/// Level-triggered members stay reported from what was seen; the rest cost
+/// no lock of their socket or context.
+#[test]
+fn a_pass_evaluates_only_members_with_news() {
+    use crate::state::EVALUATIONS;
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let _a = Attached::ready(toe.clone());
+    let mut members: Vec<_> = (0..16).map(|_| connected(&toe, &mut dpu)).collect();
+    let ep = kernel_epoll();
+    for (i, (fd, _, _)) in members.iter().enumerate() {
+        epoll_ctl(ep, ADD, *fd, Some((IN, i as u64))).unwrap();
+    }
+    let evals = || EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(collect(ep, 64), vec![]);
+    let e0 = evals();
+    assert_eq!(collect(ep, 64), vec![], "nothing happened");
+    assert_eq!(evals(), e0, "so nothing was evaluated again");
+    let (fd3, _, c3) = &mut members[3];
+    let fd3 = *fd3;
+    dpu.deliver(c3, b"abc");
+    assert_eq!(collect(ep, 64), vec![(IN, 3)]);
+    assert_eq!(evals(), e0 + 1, "data for one member: one evaluation");
+    assert_eq!(
+        collect(ep, 64),
+        vec![(IN, 3)],
+        "level-triggered, still there"
+    );
+    assert_eq!(evals(), e0 + 1);
+    assert_eq!(read(fd3, 2).unwrap(), b"ab");
+    assert_eq!(collect(ep, 64), vec![(IN, 3)], "one byte left");
+    assert_eq!(evals(), e0 + 2, "the application's read: one evaluation");
+    assert_eq!(read(fd3, 2).unwrap(), b"c");
+    assert_eq!(collect(ep, 64), vec![]);
+    let (_, _, c9) = &mut members[9];
+    dpu.fin(c9);
+    assert_eq!(collect(ep, 64), vec![(IN, 9)], "a FIN is news too");
+    crate::state::SERVICE_LOST.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lost = collect(ep, 64);
+    crate::state::SERVICE_LOST.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        lost.len(),
+        16,
+        "the service gone: every member evaluated: {lost:?}"
+    );
+    for (fd, _, _) in members {
+        close(fd).unwrap();
+    }
+    close(ep).unwrap();
 }
 
 #[test]
