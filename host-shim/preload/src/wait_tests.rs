@@ -646,6 +646,62 @@ fn a_pass_evaluates_only_members_with_news() {
     close(ep).unwrap();
 }
 
+/// Not a check, a measurement (`cargo test --release -p toe-preload --lib
+/// -- --ignored --nocapture pass_cost`): the cost of an epoll pass over N
+/// established members with no news, reusing their last evaluation
+/// against evaluating every member (what a pass did before `Seen`).
+#[test]
+#[ignore]
+fn pass_cost() {
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let _a = Attached::ready(toe.clone());
+    for n in [16usize, 64, 256] {
+        let members: Vec<_> = (0..n)
+            .map(|_| {
+                let m = connected(&toe, &mut dpu);
+                // The test layout's event ring holds 64: take them as we go.
+                toe.poll().unwrap();
+                m
+            })
+            .collect();
+        let ep = kernel_epoll();
+        for (i, (fd, _, _)) in members.iter().enumerate() {
+            epoll_ctl(ep, ADD, *fd, Some((IN, i as u64))).unwrap();
+        }
+        let set = epoll_set(ep).unwrap();
+        let mut out = Vec::new();
+        let rounds = 2000;
+        let mut per_pass = [0.0f64; 2];
+        for (k, forget) in [false, true].into_iter().enumerate() {
+            let t = Instant::now();
+            for _ in 0..rounds {
+                if forget {
+                    for r in set.regs.lock().values_mut() {
+                        r.seen = None;
+                    }
+                }
+                out.clear();
+                epoll_collect(&set, &mut out, 64);
+            }
+            per_pass[k] = t.elapsed().as_secs_f64() / rounds as f64 * 1e9;
+        }
+        println!(
+            "pass over {n} idle members: {:.0} ns reusing evaluations, {:.0} ns evaluating all ({:.1} vs {:.1} ns per member)",
+            per_pass[0],
+            per_pass[1],
+            per_pass[0] / n as f64,
+            per_pass[1] / n as f64
+        );
+        for (fd, _, _) in members {
+            close(fd).unwrap();
+        }
+        close(ep).unwrap();
+        // The closes' requests, before the next round's connects.
+        dpu.take_requests();
+    }
+}
+
 #[test]
 fn epoll_wait_times_out_on_members_that_never_become_ready() {
     let _g = serial();
