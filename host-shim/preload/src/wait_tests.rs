@@ -593,6 +593,28 @@ fn members_after_one_that_needs_no_poll_still_see_fresh_events() {
     close(lfd).unwrap();
 }
 
+/// `n` established streams in a new epoll set, each registered for IN
+/// with its index as data.
+fn registered_members(
+    toe: &Arc<Toe>,
+    dpu: &mut Dpu,
+    n: usize,
+) -> (c_int, Vec<(c_int, Arc<Sock>, Conn)>) {
+    let members: Vec<_> = (0..n)
+        .map(|_| {
+            let m = connected(toe, dpu);
+            // The test layout's event ring holds 64: take them as we go.
+            toe.poll().unwrap();
+            m
+        })
+        .collect();
+    let ep = kernel_epoll();
+    for (i, (fd, _, _)) in members.iter().enumerate() {
+        epoll_ctl(ep, ADD, *fd, Some((IN, i as u64))).unwrap();
+    }
+    (ep, members)
+}
+
 /// An epoll pass evaluates only the members something happened to: an
 /// event for their connection, or a call of the application on them.
 /// Level-triggered members stay reported from what was seen; the rest cost
@@ -603,11 +625,7 @@ fn a_pass_evaluates_only_members_with_news() {
     let _g = serial();
     let (toe, mut dpu) = attach();
     let _a = Attached::ready(toe.clone());
-    let mut members: Vec<_> = (0..16).map(|_| connected(&toe, &mut dpu)).collect();
-    let ep = kernel_epoll();
-    for (i, (fd, _, _)) in members.iter().enumerate() {
-        epoll_ctl(ep, ADD, *fd, Some((IN, i as u64))).unwrap();
-    }
+    let (ep, mut members) = registered_members(&toe, &mut dpu, 16);
     let evals = || EVALUATIONS.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(collect(ep, 64), vec![]);
     let e0 = evals();
@@ -659,18 +677,7 @@ fn pass_cost_over_idle_members() {
     let (toe, mut dpu) = attach();
     let _a = Attached::ready(toe.clone());
     for n in [16usize, 64, 256] {
-        let members: Vec<_> = (0..n)
-            .map(|_| {
-                let m = connected(&toe, &mut dpu);
-                // The test layout's event ring holds 64: take them as we go.
-                toe.poll().unwrap();
-                m
-            })
-            .collect();
-        let ep = kernel_epoll();
-        for (i, (fd, _, _)) in members.iter().enumerate() {
-            epoll_ctl(ep, ADD, *fd, Some((IN, i as u64))).unwrap();
-        }
+        let (ep, members) = registered_members(&toe, &mut dpu, n);
         let set = epoll_set(ep).unwrap();
         let rounds = 2000;
         let mut per_pass = [0.0f64; 2];
