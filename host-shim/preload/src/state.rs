@@ -838,8 +838,8 @@ impl Seen {
     }
 
     /// Before evaluating `sock`: what to compare with later (None unless
-    /// it is an established stream).
-    pub(crate) fn before_eval(sock: &Sock) -> Option<(Arc<AtomicU64>, u32, u64, u64)> {
+    /// it is an established stream); the caller fills in `eval`.
+    pub(crate) fn before_eval(sock: &Sock) -> Option<Seen> {
         let ops = sock.ops.load(Ordering::Acquire);
         let (activity, ctx) = match &*sock.state.lock() {
             State::Stream {
@@ -851,7 +851,13 @@ impl Seen {
             _ => return None,
         };
         let events = activity.load(Ordering::Acquire);
-        Some((activity, ctx, events, ops))
+        Some(Seen {
+            activity,
+            events,
+            ops,
+            ctx,
+            eval: Eval::default(),
+        })
     }
 }
 

@@ -365,13 +365,7 @@ fn epoll_collect_in(
             _ => {
                 let before = Seen::before_eval(&sock);
                 let e = eval_in(&sock, polled);
-                r.seen = before.map(|(activity, ctx, events, ops)| Seen {
-                    activity,
-                    events,
-                    ops,
-                    ctx,
-                    eval: e,
-                });
+                r.seen = before.map(|seen| Seen { eval: e, ..seen });
                 e
             }
         };
