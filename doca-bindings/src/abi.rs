@@ -168,7 +168,17 @@ pub const CONN_MOVED: u16 = 64;
 
 // OP_SETOPT options.
 pub const OPT_NODELAY: u64 = 1;
+/// b = keepalive settings (`SO_KEEPALIVE` with `TCP_KEEPIDLE`,
+/// `TCP_KEEPINTVL`, `TCP_KEEPCNT`): bits 0-15 the idle time and 16-31 the
+/// interval in seconds (1-32767 each), 32-39 the probe count (1-127);
+/// b = 0 turns keepalive off. Other values: -EINVAL.
 pub const OPT_KEEPALIVE: u64 = 2;
+
+/// `OPT_KEEPALIVE`'s value for these settings (not checked here: the
+/// service refuses values out of range).
+pub fn pack_keepalive(idle_secs: u16, interval_secs: u16, count: u8) -> u64 {
+    u64::from(idle_secs) | u64::from(interval_secs) << 16 | u64::from(count) << 32
+}
 /// b = 1: SO_LINGER with a zero timeout (closing the connection, or the
 /// application's exit, resets it instead of sending what is queued and a
 /// FIN); b = 0: the default graceful close.

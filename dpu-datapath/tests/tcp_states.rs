@@ -1396,6 +1396,92 @@ fn established_zero_window_persist_probes_then_window_opens() {
 }
 
 #[test]
+fn established_keepalive_probes_a_silent_peer_and_resets_it_after_the_count() {
+    use dpu_datapath::engine::Keepalive;
+    let mut s = Script::new();
+    let c = open_plain(&mut s);
+    // 0.200 setsockopt(SO_KEEPALIVE, TCP_KEEPIDLE 10, TCP_KEEPINTVL 2, TCP_KEEPCNT 3)
+    let k = Keepalive {
+        idle_secs: 10,
+        interval_secs: 2,
+        count: 3,
+    };
+    s.eng.set_keepalive(c, Some(k)).unwrap();
+    assert_eq!(s.eng.keepalive(c), Some(k));
+    s.at(10_199);
+    s.expect_none();
+    s.at(10_200);
+    // 10.200 > . 0:0(0) ack 1                  (probe: SND.UNA - 1, no data)
+    s.expect(seg().flags(ACK).seq(0).ack(1).len(0));
+    s.expect_none();
+    // 10.200 < . 1:1(0) ack 1 win 65535        (the peer answers at once)
+    s.inject(seg().flags(ACK).seq(1).ack(1).win(65535));
+    s.expect_none();
+    // The answer restarts the idle time: nothing until 20.200.
+    s.at(20_199);
+    s.expect_none();
+    s.at(20_200);
+    // 20.200 > . 0:0(0) ack 1
+    s.expect(seg().flags(ACK).seq(0).ack(1).len(0));
+    s.at(20_250);
+    // 20.250 < . 1:1(0) ack 1 win 65535        (answered 50 ms later)
+    s.inject(seg().flags(ACK).seq(1).ack(1).win(65535));
+    s.at(30_249);
+    s.expect_none();
+    s.at(30_250);
+    // 30.250 > . 0:0(0) ack 1
+    s.expect(seg().flags(ACK).seq(0).ack(1).len(0));
+    // The peer is gone: two more probes, one interval apart...
+    s.at(32_250);
+    s.expect(seg().flags(ACK).seq(0).ack(1).len(0));
+    s.at(34_250);
+    s.expect(seg().flags(ACK).seq(0).ack(1).len(0));
+    s.expect_none();
+    assert_eq!(st(&s, c), Established);
+    s.at(36_250);
+    // 36.250 > R. 1:1(0) ack 1                 (third probe unanswered: reset)
+    s.expect(seg().flags(RST | ACK).seq(1).ack(1));
+    assert_eq!(s.error(c), Some(ConnError::TimedOut));
+    assert_eq!(s.eng.stats().keepalive_probes, 5);
+    assert_eq!(s.eng.stats().keepalive_timeouts, 1);
+    s.at(60_000);
+    s.expect_none();
+}
+
+#[test]
+fn established_keepalive_waits_while_data_is_in_flight_and_off_stops_it() {
+    use dpu_datapath::engine::Keepalive;
+    let mut s = Script::new();
+    let c = open_plain(&mut s);
+    let k = Keepalive {
+        idle_secs: 1,
+        interval_secs: 1,
+        count: 1,
+    };
+    s.eng.set_keepalive(c, Some(k)).unwrap();
+    s.at(300);
+    // 0.300 write(100) / > P. 1:101(100) ack 1
+    s.send(c, &bytes(100, 3));
+    s.expect(seg().flags(PSH | ACK).seq(1).ack(1).len(100));
+    s.at(1_250);
+    // 1.200: data in flight, no probe: the RTO (300 ms, backed off) resends it.
+    assert!(s.discard_all() >= 1, "the RTO resent the data");
+    assert_eq!(s.eng.stats().keepalive_probes, 0);
+    s.at(1_260);
+    // 1.260 < . 1:1(0) ack 101                 (acknowledged at last)
+    s.inject(seg().flags(ACK).seq(1).ack(101).win(65535));
+    s.at(2_200);
+    s.expect_none();
+    // Off: no probe however long the silence.
+    s.eng.set_keepalive(c, None).unwrap();
+    assert_eq!(s.eng.keepalive(c), None);
+    s.at(30_000);
+    s.expect_none();
+    assert_eq!(s.eng.stats().keepalive_probes, 0);
+    assert_eq!(st(&s, c), Established);
+}
+
+#[test]
 fn established_ack_stays_inside_a_window_that_closed_behind_lost_data() {
     // Linux's tcp_acceptable_seq: a peer whose window closed accepts an
     // empty segment only at its RCV.NXT, so our ACKs must not carry

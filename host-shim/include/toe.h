@@ -89,6 +89,13 @@ int toe_set_congestion_control(toe_t *t, int conn, const char *name);
  * the DPU (SO_MAX_PACING_RATE); 0 removes the cap. Returns 0 or -errno. */
 int toe_set_max_pacing_rate(toe_t *t, int conn, uint64_t bytes_per_sec);
 
+/* TCP keepalive (SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT):
+ * after idle_secs without a segment from the peer, probes every
+ * interval_secs; after count unanswered probes the connection is reset and
+ * calls fail with -ETIMEDOUT. idle_secs = 0 turns it off. Returns 0, -EINVAL
+ * (idle and interval 1-32767, count 1-127), or -errno. */
+int toe_set_keepalive(toe_t *t, int conn, int idle_secs, int interval_secs, int count);
+
 /* Readiness of a connection, without waiting: a mask of POLLIN (data, end
  * of stream or error), POLLOUT (space or error), POLLRDHUP (the peer is done
  * sending), POLLERR and POLLHUP from <poll.h>, or -errno. */

@@ -482,6 +482,52 @@ pub unsafe extern "C" fn toe_set_max_pacing_rate(
     })
 }
 
+/// TCP keepalive on a connection (`SO_KEEPALIVE` with `TCP_KEEPIDLE`,
+/// `TCP_KEEPINTVL`, `TCP_KEEPCNT`): probes after `idle_secs` of silence,
+/// every `interval_secs`, the connection reset after `count` unanswered;
+/// `idle_secs` = 0 turns it off. Returns 0, -EINVAL for values out of
+/// Linux's ranges, or -errno.
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result.
+#[no_mangle]
+pub unsafe extern "C" fn toe_set_keepalive(
+    t: *mut ToeC,
+    conn: c_int,
+    idle_secs: c_int,
+    interval_secs: c_int,
+    count: c_int,
+) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        let s = match t.stream(conn) {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        let settings = if idle_secs == 0 {
+            None
+        } else {
+            let in_range = |v: c_int, max: c_int| (1..=max).contains(&v);
+            if !in_range(idle_secs, 32767)
+                || !in_range(interval_secs, 32767)
+                || !in_range(count, 127)
+            {
+                return -libc::EINVAL;
+            }
+            Some(crate::Keepalive {
+                idle: std::time::Duration::from_secs(idle_secs as u64),
+                interval: std::time::Duration::from_secs(interval_secs as u64),
+                count: count as u32,
+            })
+        };
+        ret(s.set_keepalive(settings).map(|()| 0).map_err(errno))
+    })
+}
+
 /// Readiness of a connection, without waiting: a mask of POLLIN (data, EOF
 /// or error), POLLOUT (space or error), POLLRDHUP (peer done sending),
 /// POLLERR and POLLHUP, or -errno.

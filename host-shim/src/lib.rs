@@ -53,7 +53,7 @@ pub use conn::Readiness;
 pub use doca_bindings::abi::{cc_from_name, cc_name};
 pub use errors::errno_of;
 pub use listener::{Incoming, TcpListener};
-pub use stream::{congestion_control_id, TcpInfo, TcpStream};
+pub use stream::{congestion_control_id, Keepalive, TcpInfo, TcpStream};
 pub use toe::{
     control_path_from_env, ForkTicket, Toe, ToeOptions, WakeupGuard, CONTROL_ENV,
     DEFAULT_CONTROL_PATH,

@@ -64,6 +64,28 @@ pub struct TcpStream {
     write_timeout: Timeout,
 }
 
+/// Keepalive settings ([`TcpStream::set_keepalive`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence from the peer before the first probe (`TCP_KEEPIDLE`).
+    pub idle: Duration,
+    /// Between unanswered probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is reset (`TCP_KEEPCNT`).
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    /// Linux's defaults: 2 hours, 75 s, 9 probes.
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
+}
+
 /// A connection's TCP state as the engine sees it (what Linux's
 /// `TCP_INFO` reports; [`TcpStream::tcp_info`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -574,6 +596,24 @@ impl TcpStream {
     /// `SO_MAX_PACING_RATE`: caps the connection's sending rate at
     /// `bytes_per_sec`, the DPU's flow scheduler spacing its segments (in
     /// pairs, as Linux's fq); `None` removes the cap.
+    /// `SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and
+    /// `TCP_KEEPCNT`: after `idle` without a segment from the peer (and
+    /// nothing in flight), the DPU probes every `interval`; after `count`
+    /// unanswered probes it resets the connection and reads and writes
+    /// fail with `TimedOut`. Whole seconds, 1-32767 (idle, interval) and
+    /// 1-127 (count), as on Linux; `None` turns it off.
+    pub fn set_keepalive(&self, settings: Option<Keepalive>) -> io::Result<()> {
+        let packed = match settings {
+            None => 0,
+            Some(k) => {
+                let secs = |d: Duration| u16::try_from(d.as_secs()).unwrap_or(u16::MAX);
+                let count = u8::try_from(k.count).unwrap_or(u8::MAX);
+                abi::pack_keepalive(secs(k.idle), secs(k.interval), count)
+            }
+        };
+        self.setopt(abi::OPT_KEEPALIVE, packed)
+    }
+
     pub fn set_max_pacing_rate(&self, bytes_per_sec: Option<u64>) -> io::Result<()> {
         self.setopt(abi::OPT_MAX_PACING_RATE, bytes_per_sec.unwrap_or(0))
     }

@@ -1807,3 +1807,196 @@ fn syn_flood_on_af_xdp_accounted_latency_bounded_recovered() {
         "{name}: frames the port took vs the engine saw"
     );
 }
+
+/// What one run of `keepalive_client.py` showed.
+struct KeepaliveRun {
+    /// Its "options:" line and how its recv ended.
+    said: Vec<String>,
+    /// Probes the client sent while the server answered them.
+    probes_answered: usize,
+    /// From the moment the server stopped answering to the client's error.
+    detected_after: Duration,
+}
+
+/// Pure ACKs in `pcap` matching `filter` (tcpdump syntax).
+fn pure_acks(pcap: &Path, filter: &str) -> usize {
+    let out = Command::new("tcpdump")
+        .args(["-r", &pcap.display().to_string(), "-nn"])
+        .arg(format!("({filter}) and tcp[tcpflags] == tcp-ack"))
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// Runs the keepalive client (`client`, stdout piped) against the server
+/// at 198.18.0.1:9110 with tcpdump on `iface` in the namespace: waits for
+/// three answered probes, then drops everything reaching the server and
+/// times the client's detection of the dead peer.
+fn keepalive_run(rig: &Rig, what: &str, iface: &str, mut client: Command) -> KeepaliveRun {
+    let pcap = rig.dir.join(format!("keepalive-{what}.pcap"));
+    let mut dump = rig
+        .ns_cmd(&[
+            "tcpdump",
+            "-i",
+            iface,
+            "-nn",
+            "-U",
+            "-w",
+            &pcap.display().to_string(),
+            "tcp port 9110",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut dump_err = BufReader::new(dump.stderr.take().unwrap());
+    line_with(&mut dump_err, "listening on", "tcpdump");
+    let mut child = client
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let options = line_with(&mut out, "options:", what);
+    line_with(&mut out, "connected", what);
+    // Idle 1 s, interval 1 s: a probe about every second, each answered.
+    // The handshake's last ACK is the one pure ACK to port 9110 that is
+    // not a probe (the client sends nothing else).
+    let t0 = Instant::now();
+    let probes = loop {
+        let probes = pure_acks(&pcap, "dst port 9110").saturating_sub(1);
+        if probes >= 3 {
+            break probes;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{what}: {probes} keepalive probes in 15 s of silence\n{}",
+            rig.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{what}: the connection ended while the peer answered its probes"
+    );
+    let answers = pure_acks(&pcap, "src port 9110");
+    assert!(
+        answers + 1 >= probes,
+        "{what}: {probes} probes, {answers} answers"
+    );
+    // The peer dies: nothing reaches the server any more.
+    for cmd in [
+        "add table inet ka_test",
+        "add chain inet ka_test input { type filter hook input priority 0 ; }",
+        "add rule inet ka_test input tcp dport 9110 drop",
+    ] {
+        rig.ns_run(&["nft", cmd]).unwrap();
+    }
+    let dead = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            dead.elapsed() < Duration::from_secs(30),
+            "{what}: a dead peer not detected in 30 s\n{}",
+            rig.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let detected_after = dead.elapsed();
+    rig.ns_run(&["nft", "delete table inet ka_test"]).unwrap();
+    let _ = dump.kill();
+    let _ = dump.wait();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "{what}: client {status}");
+    let mut said = vec![options];
+    said.extend(rest.lines().map(str::to_owned));
+    eprintln!(
+        "{what}: {said:?}, {probes} probes answered, dead peer detected after {detected_after:?}"
+    );
+    KeepaliveRun {
+        said,
+        probes_answered: probes,
+        detected_after,
+    }
+}
+
+/// Issue 15: SO_KEEPALIVE with TCP_KEEPIDLE/KEEPINTVL/KEEPCNT acts, as on
+/// Linux. The same Python client runs under flextoe-run (over the DPDK
+/// port) and on Linux (in the namespace, over its loopback) against one
+/// Linux server: the probes of an idle connection are seen in a capture and
+/// answered (the connection stays open); then nftables drops everything
+/// reaching the server, and recv fails with ETIMEDOUT after the count of
+/// unanswered probes, within idle + count x interval of the last answer.
+#[test]
+fn keepalive_probes_answered_by_linux_then_a_dead_peer_detected_as_on_linux() {
+    let _g = serial();
+    skip_unless_ready!("keepalive_probes_answered_by_linux_then_a_dead_peer_detected_as_on_linux");
+    let run = repo().join("target/release/flextoe-run");
+    if !run.exists() || !repo().join("target/release/libtoe_preload.so").exists() {
+        flextoe_tests::skip("keepalive: toe-preload not built");
+        return;
+    }
+    for (tool, arg) in [("tcpdump", "--version"), ("nft", "--version")] {
+        if !works(tool, &[arg]) {
+            flextoe_tests::skip(format!("keepalive: {tool} missing"));
+            return;
+        }
+    }
+    let rig = Rig::start("keepalive", Opts::default());
+    let server_code = "import socket\nl=socket.socket()\nl.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\nl.bind(('198.18.0.1',9110))\nl.listen(8)\nprint('listening',flush=True)\nheld=[]\nwhile True:\n  held.append(l.accept()[0])\n";
+    let mut server = rig
+        .ns_cmd(&["python3", "-c", server_code])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server_out = BufReader::new(server.stdout.take().unwrap());
+    line_with(&mut server_out, "listening", "server");
+    let client = repo().join("host-shim/preload/tests/keepalive_client.py");
+    let client = client.display().to_string();
+    let args = [client.as_str(), "198.18.0.1", "9110", "1", "1", "3"];
+
+    let mut offloaded = Command::new(&run);
+    offloaded
+        .arg("--control")
+        .arg(rig.dir.join("control.sock"))
+        .arg("--no-fallback")
+        .arg("--")
+        .arg("python3")
+        .args(args);
+    let toe = keepalive_run(&rig, "offload", &rig.peer_if, offloaded);
+    let mut on_linux = rig.ns_cmd(&["python3"]);
+    on_linux.args(args);
+    let linux = keepalive_run(&rig, "linux", "lo", on_linux);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    assert_eq!(
+        toe.said, linux.said,
+        "the same program's output on both stacks"
+    );
+    assert_eq!(
+        linux.said,
+        ["options: True 1 1 3", "recv failed: ETIMEDOUT"],
+        "the program's output on Linux"
+    );
+    for r in [&toe, &linux] {
+        assert!(r.probes_answered >= 3);
+        // The last answer came at most one interval before the drop; three
+        // unanswered probes one interval apart, then the reset.
+        assert!(
+            r.detected_after >= Duration::from_millis(2500)
+                && r.detected_after <= Duration::from_millis(6500),
+            "dead peer detected after {:?} (idle 1 s + 3 x 1 s from the last answer)",
+            r.detected_after
+        );
+    }
+    let stats = rig.fresh_stat();
+    assert!(
+        n(&stats, "engine.keepalive_probes") >= 6 && n(&stats, "engine.keepalive_timeouts") == 1,
+        "keepalive counters: {stats}"
+    );
+}

@@ -981,6 +981,7 @@ fn syn_ack_with_the_right_ack_establishes_and_is_acked() {
         &eng.cfg.proto,
     );
     want.challenge_ack();
+    want.note_rx(eng.now());
     assert_eq!(installed(&eng, &t), want);
 }
 
@@ -1148,6 +1149,7 @@ fn simultaneous_open_is_completed_by_the_peers_syn_ack() {
         &eng.cfg.proto,
     );
     want.challenge_ack();
+    want.note_rx(eng.now());
     assert_eq!(installed(&eng, &t), want);
 }
 

@@ -64,6 +64,8 @@ impl Engine {
         };
         let mut proto = ProtoFlow::new(&init, &cfg.proto);
         proto.set_cc(h.cc);
+        // The handshake's last segment arrived now (keepalive's idle time).
+        proto.note_rx(self.now);
         // Both ends asked for ECN in the handshake (our SYN or SYN-ACK
         // carried the request only with `tcp.ecn` on or for DCTCP).
         if h.wants_ecn(cfg.proto.ecn) && h.peer.ecn && !h.from_cookie {

@@ -75,7 +75,10 @@ fn want(eng: &Engine, f: impl FnOnce(&mut ProtoInit)) -> ProtoFlow {
         syn_window: 65535,
     };
     f(&mut init);
-    ProtoFlow::new(&init, &eng.cfg.proto)
+    let mut flow = ProtoFlow::new(&init, &eng.cfg.proto);
+    // Installed by the handshake's last segment, which arrived now.
+    flow.note_rx(eng.now());
+    flow
 }
 
 fn flow(eng: &Engine, id: FlowId) -> &ProtoFlow {

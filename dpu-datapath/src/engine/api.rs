@@ -373,6 +373,7 @@ impl Engine {
                     self.cancel_handshake(&tuple);
                 }
                 self.apps.remove(conn);
+                self.keepalive.remove(&conn);
                 Ok(())
             }
             (_, Some(_)) if app.readable() > 0 => self.abort(conn),
@@ -398,6 +399,7 @@ impl Engine {
             self.cancel_handshake(&tuple);
         }
         self.apps.remove(conn);
+        self.keepalive.remove(&conn);
         Ok(())
     }
 

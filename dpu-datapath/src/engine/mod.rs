@@ -11,6 +11,7 @@
 
 mod api;
 mod config;
+mod keepalive;
 mod rate;
 mod rx;
 mod timer_wheel;
@@ -19,6 +20,7 @@ pub mod work;
 
 pub use api::{ApiError, ConnInfo, ConnProgress};
 pub use config::{EngineConfig, SynCookieMode};
+pub use keepalive::Keepalive;
 pub use rate::paced_flow_bytes;
 
 use crate::app::AppTable;
@@ -40,6 +42,8 @@ pub(crate) enum TimerKey {
     Arp(Ipv4Addr),
     /// A paced flow's next departure time.
     Pace(FlowId),
+    /// A connection's keepalive check (`keepalive.rs`).
+    Keepalive(crate::app::ConnId),
 }
 
 /// One TCP offload engine instance.
@@ -56,6 +60,12 @@ pub struct Engine {
         std::collections::HashMap<FlowId, rate::RateFlow, foldhash::fast::RandomState>,
     free_flows: Vec<FlowId>,
     pub(crate) apps: AppTable,
+    /// Connections with keepalive on.
+    pub(crate) keepalive: std::collections::HashMap<
+        crate::app::ConnId,
+        keepalive::KeepaliveConn,
+        foldhash::fast::RandomState,
+    >,
     pub(crate) ctrl: ControlPlane,
     timers: timer_wheel::TimerWheel<TimerKey>,
     txq: VecDeque<FlowId>,
@@ -90,6 +100,7 @@ impl Engine {
             proto: Vec::new(),
             post: Vec::new(),
             rates: Default::default(),
+            keepalive: Default::default(),
             free_flows: Vec::new(),
             apps: AppTable::default(),
             timers: Default::default(),

@@ -275,6 +275,7 @@ impl Engine {
             kinds |= EventKind::FINISHED;
             if app.app_closed {
                 self.apps.remove(conn);
+                self.keepalive.remove(&conn);
                 kinds = 0;
             }
         }

@@ -52,6 +52,7 @@ impl Engine {
             TimerKey::TimeWait(tuple) => self.time_wait_timer(tuple),
             TimerKey::Arp(ip) => self.arp_timer(ip),
             TimerKey::Pace(id) => self.pace_timer(id, at),
+            TimerKey::Keepalive(conn) => self.keepalive_timer(conn, at),
         }
     }
 

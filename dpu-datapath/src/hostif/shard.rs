@@ -267,6 +267,7 @@ impl HostIfShard {
                 // An unknown controller is ENOENT, as Linux answers
                 // TCP_CONGESTION (every other failed option: ENOPROTOOPT).
                 let mut unknown_cc = false;
+                let mut bad_value = false;
                 let mut fields = (0, 0, 0);
                 let result = match op {
                     abi::OP_INFO => match engine.conn_info(conn) {
@@ -298,15 +299,25 @@ impl HostIfShard {
                         }
                         Ok(())
                     }
+                    abi::OP_SETOPT if a == abi::OPT_KEEPALIVE => {
+                        match crate::engine::Keepalive::from_packed(b) {
+                            Ok(k) => engine.set_keepalive(conn, k),
+                            Err(e) => {
+                                bad_value = true;
+                                Err(e)
+                            }
+                        }
+                    }
                     // Nagle is not implemented (segments go out as soon as
-                    // the window allows) and keepalive is accepted.
-                    abi::OP_SETOPT if a == abi::OPT_NODELAY || a == abi::OPT_KEEPALIVE => Ok(()),
+                    // the window allows).
+                    abi::OP_SETOPT if a == abi::OPT_NODELAY => Ok(()),
                     abi::OP_SETOPT => Err(ApiError::InvalidArgument),
                     _ => Err(ApiError::InvalidArgument),
                 };
                 let status = match (op, result) {
                     (_, Ok(())) => 0,
                     (abi::OP_SETOPT, Err(_)) if unknown_cc => -libc::ENOENT,
+                    (abi::OP_SETOPT, Err(_)) if bad_value => -libc::EINVAL,
                     (abi::OP_SETOPT, Err(_)) => -libc::ENOPROTOOPT,
                     (_, Err(e)) => errno_of(e),
                 };

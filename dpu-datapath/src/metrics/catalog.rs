@@ -164,6 +164,13 @@ spec!(
     "Zero-window probes sent to peers advertising no receive space."
 );
 spec!(
+    KEEPALIVE,
+    "flextoe_keepalive_total",
+    Counter,
+    ["replica", "stage", "worker", "event"],
+    "TCP keepalive (SO_KEEPALIVE): probes sent to idle peers, connections reset after unanswered probes."
+);
+spec!(
     WINDOW_UPDATES,
     "flextoe_window_updates_total",
     Counter,
@@ -344,6 +351,7 @@ pub static ALL: &[&Spec] = &[
     &CHALLENGE_ACKS,
     &RSTS,
     &ZERO_WINDOW_PROBES,
+    &KEEPALIVE,
     &WINDOW_UPDATES,
     &ARP_SENT,
     &ICMP_ECHO_REPLIES,

@@ -116,6 +116,13 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
         ],
     );
     split(
+        &c::KEEPALIVE,
+        &[
+            ("probes", |s| s.keepalive_probes),
+            ("timeouts", |s| s.keepalive_timeouts),
+        ],
+    );
+    split(
         &c::SYN_COOKIES,
         &[
             ("sent", |s| s.syn_cookies_sent),

@@ -155,7 +155,7 @@ impl ProtoFlow {
         }
         let sample = timed.or(sample);
         if let Some(us) = sample {
-            self.rtt.sample(us, &cfg.rto);
+            self.rtt.sample(us);
         }
         snap.cc.rtt_sample_us = sample;
         self.rto_retries = 0; // and with it the RTO backoff

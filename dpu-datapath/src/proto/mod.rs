@@ -14,6 +14,7 @@
 
 mod ack;
 pub mod deadline;
+pub mod keepalive;
 mod loss_pool;
 pub mod ranges;
 pub mod rtt;
@@ -295,6 +296,9 @@ pub struct ProtoFlow {
     rx_size_log2: u8,
     rx_fin_seq: SeqNumber,
     ts_recent: u32,
+    /// When the last acceptable segment arrived, in [`keepalive::ticks`]
+    /// (about a millisecond; wraps after 52 days): keepalive's idle time.
+    last_rx: u32,
     /// Out-of-order intervals and SACK scoreboard, only while in use.
     loss: Option<Box<LossState>>,
 
@@ -317,7 +321,7 @@ impl ProtoFlow {
         let mss = init.mss.max(64);
         let mut rtt = RttEstimator::new(&cfg.rto);
         if let Some(sample) = init.rtt_us {
-            rtt.sample(sample, &cfg.rto);
+            rtt.sample(sample);
         } else if init.syn_retransmitted {
             rtt = RttEstimator::with_rto(3_000_000, &cfg.rto);
         }
@@ -360,6 +364,7 @@ impl ProtoFlow {
             rx_size_log2: init.rx_size.trailing_zeros() as u8,
             rx_fin_seq: rcv_nxt,
             ts_recent: init.ts_recent.unwrap_or(0),
+            last_rx: 0,
             loss: None,
             rto_at: Deadline::OFF,
             delack_at: Deadline::OFF,

@@ -61,6 +61,8 @@ impl ProtoFlow {
             return snap;
         }
 
+        self.last_rx = super::keepalive::ticks(now);
+
         // TS.Recent (RFC 7323 4.3): only from a segment covering RCV.NXT.
         if let (true, Some((ts_val, _))) = (self.flags.has(Flags::TS), s.ts) {
             if s.seq <= self.rcv_nxt {

@@ -34,6 +34,9 @@ pub struct Stats {
     pub fast_retransmits: u64,
     pub timeout_retransmits: u64,
     pub zero_window_probes: u64,
+    /// Keepalive probes sent, and connections reset for want of answers.
+    pub keepalive_probes: u64,
+    pub keepalive_timeouts: u64,
     pub window_updates: u64,
     pub challenge_acks: u64,
     pub rst_sent: u64,
@@ -88,6 +91,8 @@ impl Stats {
         self.fast_retransmits += other.fast_retransmits;
         self.timeout_retransmits += other.timeout_retransmits;
         self.zero_window_probes += other.zero_window_probes;
+        self.keepalive_probes += other.keepalive_probes;
+        self.keepalive_timeouts += other.keepalive_timeouts;
         self.window_updates += other.window_updates;
         self.challenge_acks += other.challenge_acks;
         self.rst_sent += other.rst_sent;

@@ -709,6 +709,10 @@ pub unsafe extern "C" fn setsockopt(
                 };
                 io::set_max_pacing_rate(&s, if rate == u64::MAX { 0 } else { rate });
             }
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
+            | (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT) => {
+                io::set_keepalive(fd, &s)
+            }
             (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => {
                 if let Some(ns) = timeval_ns(v, len) {
                     s.rcvtimeo.store(ns, Ordering::Relaxed);

@@ -443,6 +443,13 @@ pub(crate) fn accept(
             if pacing > 0 {
                 let _ = s.set_max_pacing_rate(Some(pacing));
             }
+            // SO_KEEPALIVE and its timers too: on the new placeholder (so
+            // getsockopt reads them back) and in the engine.
+            let keepalive = sock.keepalive.load(Ordering::Relaxed);
+            if keepalive != 0 {
+                copy_keepalive_options(fd, nfd);
+                let _ = s.set_keepalive(keepalive_settings(keepalive));
+            }
             // TCP_CONGESTION set on the listener after listen(): the
             // engine's listener kept the earlier choice, so apply it here.
             let cc = sock.cc.load(Ordering::Relaxed);
@@ -465,6 +472,7 @@ pub(crate) fn accept(
             ns.linger_secs
                 .store(sock.linger_secs.load(Ordering::Relaxed), Ordering::Relaxed);
             ns.max_pacing_rate.store(pacing, Ordering::Relaxed);
+            ns.keepalive.store(keepalive, Ordering::Relaxed);
             insert(nfd, ns);
             return Ok((nfd, peer));
         }
@@ -668,6 +676,74 @@ pub(crate) fn set_nodelay(sock: &Sock, on: bool) {
     if let Some(s) = sock.stream() {
         let _ = s.set_nodelay(on);
     }
+}
+
+/// SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT, as the
+/// placeholder kernel socket `fd` holds them (it validated them and keeps
+/// them for getsockopt), packed as idle | interval << 16 | count << 32;
+/// 0 when keepalive is off.
+pub(crate) fn placeholder_keepalive(fd: c_int) -> u64 {
+    let get = |level: c_int, name: c_int| -> c_int {
+        let mut v: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: an int option into a local of the size given.
+        let r = unsafe { real::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+        if r < 0 {
+            0
+        } else {
+            v
+        }
+    };
+    if get(libc::SOL_SOCKET, libc::SO_KEEPALIVE) == 0 {
+        return 0;
+    }
+    let secs = |v: c_int| v.clamp(1, 32767) as u64;
+    secs(get(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE))
+        | secs(get(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL)) << 16
+        | (get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT).clamp(1, 127) as u64) << 32
+}
+
+/// Copies the keepalive options of placeholder `from` to `to`.
+fn copy_keepalive_options(from: c_int, to: c_int) {
+    for (level, name) in [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    ] {
+        let mut v: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: int options between two of our placeholder sockets, into
+        // and out of a local of the size given.
+        unsafe {
+            if real::getsockopt(from, level, name, (&raw mut v).cast(), &mut len) == 0 {
+                real::setsockopt(to, level, name, (&raw const v).cast(), len);
+            }
+        }
+    }
+}
+
+/// A keepalive option was set on `fd`: the engine's connection follows
+/// the placeholder's settings (kept for a connect still to complete).
+pub(crate) fn set_keepalive(fd: c_int, sock: &Sock) {
+    sock.keepalive
+        .store(placeholder_keepalive(fd), Ordering::Relaxed);
+    if let Some(s) = sock.stream() {
+        apply_keepalive(sock, &s);
+    }
+}
+
+/// Gives the engine's connection the socket's keepalive settings.
+pub(crate) fn apply_keepalive(sock: &Sock, s: &TcpStream) {
+    let _ = s.set_keepalive(keepalive_settings(sock.keepalive.load(Ordering::Relaxed)));
+}
+
+fn keepalive_settings(packed: u64) -> Option<toe::Keepalive> {
+    (packed != 0).then(|| toe::Keepalive {
+        idle: Duration::from_secs(packed & 0xffff),
+        interval: Duration::from_secs((packed >> 16) & 0xffff),
+        count: ((packed >> 32) & 0xff) as u32,
+    })
 }
 
 /// The last close of a connection with SO_LINGER and a timeout: waits up

@@ -420,6 +420,9 @@ pub(crate) struct Sock {
     pub(crate) cc: AtomicU64,
     /// SO_MAX_PACING_RATE in bytes per second (0: no cap).
     pub(crate) max_pacing_rate: AtomicU64,
+    /// Keepalive settings (`io::placeholder_keepalive`; 0: off), read from
+    /// the placeholder kernel socket's options.
+    pub(crate) keepalive: AtomicU64,
     /// Bytes the application consumed (edge-triggered epoll marks).
     pub(crate) rx_consumed: AtomicU64,
     /// Bytes the application wrote.
@@ -451,6 +454,7 @@ impl Sock {
             linger_secs: AtomicU32::new(0),
             cc: AtomicU64::new(0),
             max_pacing_rate: AtomicU64::new(0),
+            keepalive: AtomicU64::new(0),
             rx_consumed: AtomicU64::new(0),
             tx_written: AtomicU64::new(0),
             peeked: Mutex::new(Vec::new()),
@@ -603,6 +607,9 @@ pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
                     let rate = sock.max_pacing_rate.load(Ordering::Relaxed);
                     if rate > 0 {
                         let _ = s.set_max_pacing_rate(Some(rate));
+                    }
+                    if sock.keepalive.load(Ordering::Relaxed) != 0 {
+                        crate::io::apply_keepalive(sock, s);
                     }
                 }
                 Ok(Some(Err(e))) | Err(e) => {

@@ -145,6 +145,8 @@ pub fn stats_json(s: &Stats) -> Value {
         fast_retransmits,
         timeout_retransmits,
         zero_window_probes,
+        keepalive_probes,
+        keepalive_timeouts,
         window_updates,
         challenge_acks,
         rst_sent,
