@@ -46,15 +46,19 @@ fn wait_drained(svc: &Service) {
     );
 }
 
-#[test]
-fn fork_conformance_identical_on_kernel_and_engine() {
+/// Compiles the conformance program `file` (host-shim/preload/tests), runs
+/// it on the kernel and under flextoe-run, and checks the outputs are
+/// identical and complete, the preload said nothing, and the service was
+/// left with nothing.
+fn conformance(file: &str) {
     let Some(run) = runner() else { return };
     if !need(&["cc"]) {
         return;
     }
-    let dir = tmpdir("forkconf");
-    let bin = dir.join("fork_conformance");
-    let src = repo().join("host-shim/preload/tests/fork_conformance.c");
+    let name = file.trim_end_matches(".c");
+    let dir = tmpdir(name);
+    let bin = dir.join(name);
+    let src = repo().join("host-shim/preload/tests").join(file);
     run_ok(
         {
             let mut c = Command::new("cc");
@@ -62,15 +66,15 @@ fn fork_conformance_identical_on_kernel_and_engine() {
             c
         },
         Duration::from_secs(60),
-        "cc fork_conformance.c",
+        &format!("cc {file}"),
     );
     let kport = free_kernel_ports();
     let kernel = run_ok(
         cmd(bin.to_str().unwrap(), &["127.0.0.1", &kport.to_string()]),
         Duration::from_secs(60),
-        "fork_conformance (kernel)",
+        &format!("{name} (kernel)"),
     );
-    let Some(svc) = Service::start("preload-forkconf", 1) else {
+    let Some(svc) = Service::start(&format!("preload-{name}"), 1) else {
         return;
     };
     let toe = run_ok(
@@ -81,7 +85,7 @@ fn fork_conformance_identical_on_kernel_and_engine() {
             &[&svc.ip.to_string(), &engine_port(0).to_string()],
         ),
         Duration::from_secs(60),
-        "fork_conformance (flextoe-run)",
+        &format!("{name} (flextoe-run)"),
     );
     let (k, e) = (
         String::from_utf8_lossy(&kernel.stdout),
@@ -97,6 +101,20 @@ fn fork_conformance_identical_on_kernel_and_engine() {
     );
     wait_drained(&svc);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fork_conformance_identical_on_kernel_and_engine() {
+    conformance("fork_conformance.c");
+}
+
+/// Sockets across exec: an inetd-style child serving its stdin/stdout
+/// after execl, a CLOEXEC socket closed in the exec'd program and kept by
+/// the parent (execlp), and a process that execve's itself with a listener
+/// and both ends of a connection holding unread data.
+#[test]
+fn exec_conformance_identical_on_kernel_and_engine() {
+    conformance("exec_conformance.c");
 }
 
 #[test]

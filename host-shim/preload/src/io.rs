@@ -703,6 +703,44 @@ pub(crate) fn placeholder_keepalive(fd: c_int) -> u64 {
         | (get(libc::IPPROTO_TCP, libc::TCP_KEEPCNT).clamp(1, 127) as u64) << 32
 }
 
+/// The preload-side options of a socket adopted after an exec, from its
+/// placeholder kernel socket (which kept what the program set): TCP_NODELAY,
+/// SO_LINGER, SO_RCVTIMEO/SO_SNDTIMEO and keepalive (the engine kept its
+/// own side of them).
+pub(crate) fn options_from_placeholder(fd: c_int, sock: &Sock) {
+    fn get<T: Default>(fd: c_int, level: c_int, name: c_int) -> Option<T> {
+        let mut v = T::default();
+        let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+        // SAFETY: the option is read into a local of the size given.
+        let r = unsafe { real::getsockopt(fd, level, name, (&raw mut v).cast(), &mut len) };
+        (r == 0).then_some(v)
+    }
+    let nodelay: c_int = get(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY).unwrap_or(0);
+    sock.nodelay.store(nodelay != 0, Ordering::Relaxed);
+    let linger = get::<[c_int; 2]>(fd, libc::SOL_SOCKET, libc::SO_LINGER).unwrap_or([0, 0]);
+    sock.linger_zero
+        .store(linger[0] != 0 && linger[1] == 0, Ordering::Relaxed);
+    let secs = if linger[0] != 0 {
+        linger[1].max(0) as u32
+    } else {
+        0
+    };
+    sock.linger_secs.store(secs, Ordering::Relaxed);
+    for (name, slot) in [
+        (libc::SO_RCVTIMEO, &sock.rcvtimeo),
+        (libc::SO_SNDTIMEO, &sock.sndtimeo),
+    ] {
+        if let Some(tv) = get::<[i64; 2]>(fd, libc::SOL_SOCKET, name) {
+            slot.store(
+                tv[0].max(0) as u64 * 1_000_000_000 + tv[1].max(0) as u64 * 1000,
+                Ordering::Relaxed,
+            );
+        }
+    }
+    sock.keepalive
+        .store(placeholder_keepalive(fd), Ordering::Relaxed);
+}
+
 /// Copies the keepalive options of placeholder `from` to `to`.
 fn copy_keepalive_options(from: c_int, to: c_int) {
     for (level, name) in [

@@ -3,8 +3,8 @@
 //! constructors). Resolution takes no lock and allocates nothing.
 
 use libc::{
-    c_int, c_long, c_ulong, c_void, epoll_event, fd_set, iovec, msghdr, nfds_t, off_t, pollfd,
-    sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval,
+    c_char, c_int, c_long, c_ulong, c_void, epoll_event, fd_set, iovec, msghdr, nfds_t, off_t,
+    pollfd, sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,6 +46,9 @@ macro_rules! real {
 
 real! {
     socket(d: c_int, t: c_int, p: c_int) -> c_int;
+    execve(p: *const c_char, a: *const *const c_char, e: *const *const c_char) -> c_int;
+    execvpe(f: *const c_char, a: *const *const c_char, e: *const *const c_char) -> c_int;
+    fexecve(fd: c_int, a: *const *const c_char, e: *const *const c_char) -> c_int;
     bind(fd: c_int, a: *const sockaddr, l: socklen_t) -> c_int;
     listen(fd: c_int, b: c_int) -> c_int;
     accept4(fd: c_int, a: *mut sockaddr, l: *mut socklen_t, f: c_int) -> c_int;

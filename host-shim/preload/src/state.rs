@@ -513,6 +513,24 @@ pub(crate) fn lookup_quiet(fd: c_int) -> Option<Arc<Sock>> {
     Some(s)
 }
 
+/// Every offloaded descriptor and its socket (exec).
+pub(crate) fn offloaded_fds() -> Vec<(c_int, Arc<Sock>)> {
+    relock(FDS.read())
+        .iter()
+        .enumerate()
+        .filter_map(|(fd, s)| Some((fd as c_int, s.clone()?)))
+        .collect()
+}
+
+/// The attachment a program started by an exec joined with (see
+/// `exec::join_at_start`).
+pub(crate) fn attach_joined(toe: Arc<Toe>) {
+    install_atfork();
+    let mut t = relock(TOE.lock());
+    t.epoch = EPOCH.load(Ordering::SeqCst);
+    t.attach = Attach::Ready(toe);
+}
+
 pub(crate) fn insert(fd: c_int, sock: Arc<Sock>) {
     let Ok(i) = usize::try_from(fd) else { return };
     let mut t = relock(FDS.write());
