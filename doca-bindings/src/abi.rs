@@ -167,6 +167,9 @@ pub const CONN_FINISHED: u16 = 32;
 pub const CONN_MOVED: u16 = 64;
 
 // OP_SETOPT options.
+/// b = 0: Nagle's algorithm (RFC 896) on the connection: a segment shorter
+/// than the MSS waits while data is unacknowledged; b = 1 (the default):
+/// segments leave as soon as the windows allow.
 pub const OPT_NODELAY: u64 = 1;
 /// b = keepalive settings (`SO_KEEPALIVE` with `TCP_KEEPIDLE`,
 /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`): bits 0-15 the idle time and 16-31 the
@@ -189,6 +192,9 @@ pub const OPT_CONGESTION: u64 = 4;
 /// b = bytes per second: the connection's sending rate is capped there,
 /// its segments paced (`SO_MAX_PACING_RATE`); 0: no cap.
 pub const OPT_MAX_PACING_RATE: u64 = 5;
+/// b = 1: `TCP_CORK` (segments shorter than the MSS wait until the cork
+/// comes off or a FIN follows them); b = 0 sends what waited.
+pub const OPT_CORK: u64 = 6;
 
 // Congestion controllers (`OPT_CONGESTION`, `OP_CONNECT` b, `OP_LISTEN` c).
 /// The service's choice (`tcp.congestion_control`, or per listening port).

@@ -1482,6 +1482,66 @@ fn established_keepalive_waits_while_data_is_in_flight_and_off_stops_it() {
 }
 
 #[test]
+fn established_nagle_holds_a_short_segment_while_data_is_unacknowledged() {
+    let mut s = Script::new();
+    let c = open_plain(&mut s);
+    // 0.200 setsockopt(TCP_NODELAY, 0)
+    s.eng.set_tx_options(c, Some(false), None).unwrap();
+    s.at(300);
+    // 0.300 write(100) / > P. 1:101(100) ack 1     (nothing in flight: goes)
+    s.send(c, &bytes(100, 1));
+    s.expect(seg().flags(PSH | ACK).seq(1).ack(1).len(100));
+    s.at(310);
+    // 0.310 write(100)                           (100 unacknowledged: waits)
+    s.send(c, &bytes(100, 2));
+    s.expect_none();
+    // 0.320 write(2000): a full segment goes, its short tail waits
+    s.at(320);
+    s.send(c, &bytes(2000, 3));
+    s.expect(seg().flags(ACK).seq(101).ack(1).len(1448));
+    s.expect_none();
+    s.at(350);
+    // 0.350 < . 1:1(0) ack 101 win 65535 / nothing yet: 1448 bytes in flight
+    s.inject(seg().flags(ACK).seq(1).ack(101).win(65535));
+    s.expect_none();
+    s.at(360);
+    // 0.360 < . 1:1(0) ack 1549 win 65535 / > P. 1549:2201(652) ack 1
+    s.inject(seg().flags(ACK).seq(1).ack(1549).win(65535));
+    s.expect(seg().flags(PSH | ACK).seq(1549).ack(1).len(652));
+    // 0.370 setsockopt(TCP_NODELAY, 1): short segments go at once again
+    s.at(370);
+    s.eng.set_tx_options(c, Some(true), None).unwrap();
+    s.send(c, &bytes(10, 4));
+    s.expect(seg().flags(PSH | ACK).seq(2201).ack(1).len(10));
+}
+
+#[test]
+fn established_cork_holds_short_segments_until_it_comes_off() {
+    let mut s = Script::new();
+    let c = open_plain(&mut s);
+    // 0.200 setsockopt(TCP_CORK, 1)
+    s.eng.set_tx_options(c, None, Some(true)).unwrap();
+    s.at(300);
+    // 0.300 write(100)                           (corked: waits, nothing in flight)
+    s.send(c, &bytes(100, 1));
+    s.expect_none();
+    s.at(310);
+    // 0.310 write(1400) / > . 1:1449(1448) ack 1 (a full segment goes)
+    s.send(c, &bytes(1400, 2));
+    s.expect(seg().flags(ACK).seq(1).ack(1).len(1448));
+    s.expect_none();
+    s.at(350);
+    // 0.350 < . 1:1(0) ack 1449 win 65535        (acknowledged; the tail still waits)
+    s.inject(seg().flags(ACK).seq(1).ack(1449).win(65535));
+    s.expect_none();
+    s.at(5_000);
+    s.expect_none();
+    // 5.000 setsockopt(TCP_CORK, 0) / > P. 1449:1501(52) ack 1
+    s.eng.set_tx_options(c, None, Some(false)).unwrap();
+    s.expect(seg().flags(PSH | ACK).seq(1449).ack(1).len(52));
+}
+
+#[test]
 fn established_ack_stays_inside_a_window_that_closed_behind_lost_data() {
     // Linux's tcp_acceptable_seq: a peer whose window closed accepts an
     // empty segment only at its RCV.NXT, so our ACKs must not carry

@@ -89,6 +89,13 @@ int toe_set_congestion_control(toe_t *t, int conn, const char *name);
  * the DPU (SO_MAX_PACING_RATE); 0 removes the cap. Returns 0 or -errno. */
 int toe_set_max_pacing_rate(toe_t *t, int conn, uint64_t bytes_per_sec);
 
+/* TCP_NODELAY: on = 0 turns Nagle's algorithm on (a segment shorter than the
+ * MSS waits while data is unacknowledged); the default is on = 1 (no Nagle).
+ * TCP_CORK: on = 1 holds segments shorter than the MSS until on = 0.
+ * Return 0 or -errno. */
+int toe_set_nodelay(toe_t *t, int conn, int on);
+int toe_set_cork(toe_t *t, int conn, int on);
+
 /* TCP keepalive (SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT):
  * after idle_secs without a segment from the peer, probes every
  * interval_secs; after count unanswered probes the connection is reset and

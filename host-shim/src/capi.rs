@@ -482,6 +482,45 @@ pub unsafe extern "C" fn toe_set_max_pacing_rate(
     })
 }
 
+/// TCP_NODELAY (`on` = 0 turns Nagle's algorithm on; the default is 1)
+/// and TCP_CORK on a connection. Returns 0 or -errno.
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result.
+#[no_mangle]
+pub unsafe extern "C" fn toe_set_nodelay(t: *mut ToeC, conn: c_int, on: c_int) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        match t.stream(conn) {
+            Ok(s) => ret(s.set_nodelay(on != 0).map(|()| 0).map_err(errno)),
+            Err(e) => e,
+        }
+    })
+}
+
+/// See [`toe_set_nodelay`].
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result.
+#[no_mangle]
+pub unsafe extern "C" fn toe_set_cork(t: *mut ToeC, conn: c_int, on: c_int) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        match t.stream(conn) {
+            Ok(s) => ret(s.set_cork(on != 0).map(|()| 0).map_err(errno)),
+            Err(e) => e,
+        }
+    })
+}
+
 /// TCP keepalive on a connection (`SO_KEEPALIVE` with `TCP_KEEPIDLE`,
 /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`): probes after `idle_secs` of silence,
 /// every `interval_secs`, the connection reset after `count` unanswered;

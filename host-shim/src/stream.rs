@@ -322,7 +322,7 @@ impl TcpStream {
                 .unwrap_or(SocketAddrV4::new(0.into(), 0)),
             local: known(reply.c).unwrap_or(SocketAddrV4::new(toe.local_ip(), 0)),
             nonblocking: AtomicBool::new(false),
-            nodelay: AtomicBool::new(false),
+            nodelay: AtomicBool::new(true),
             cc: AtomicU64::new(abi::CC_DEFAULT),
             accepted: peer.is_none(),
             read_timeout: Timeout::default(),
@@ -362,7 +362,7 @@ impl TcpStream {
             peer,
             local,
             nonblocking: AtomicBool::new(false),
-            nodelay: AtomicBool::new(false),
+            nodelay: AtomicBool::new(true),
             cc: AtomicU64::new(abi::CC_DEFAULT),
             accepted,
             read_timeout: Timeout::default(),
@@ -573,7 +573,10 @@ impl TcpStream {
         Ok(self.write_timeout.get())
     }
 
-    /// TCP_NODELAY on the engine's side of the connection.
+    /// TCP_NODELAY on the engine's side of the connection: off turns
+    /// Nagle's algorithm on (a segment shorter than the MSS waits while
+    /// data is unacknowledged). On by default: the engine has no Nagle
+    /// unless asked.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.setopt(abi::OPT_NODELAY, u64::from(on))?;
         self.nodelay.store(on, Ordering::Relaxed);
@@ -582,6 +585,13 @@ impl TcpStream {
 
     pub fn nodelay(&self) -> io::Result<bool> {
         Ok(self.nodelay.load(Ordering::Relaxed))
+    }
+
+    /// TCP_CORK: segments shorter than the MSS wait until the cork comes
+    /// off (or the stream is shut down for writing); taking it off sends
+    /// what waited.
+    pub fn set_cork(&self, on: bool) -> io::Result<()> {
+        self.setopt(abi::OPT_CORK, u64::from(on))
     }
 
     /// SO_LINGER with a zero timeout: closing the stream (or the process

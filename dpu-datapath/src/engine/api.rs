@@ -139,6 +139,32 @@ impl Engine {
         Ok(())
     }
 
+    /// `TCP_NODELAY` (`nodelay` false turns Nagle's algorithm on) and
+    /// `TCP_CORK`. Settings made during the handshake are not kept (the
+    /// host applies them once the connection is established). Turning
+    /// either off sends what waited.
+    pub fn set_tx_options(
+        &mut self,
+        conn: ConnId,
+        nodelay: Option<bool>,
+        cork: Option<bool>,
+    ) -> Result<(), ApiError> {
+        let app = self.apps.get(conn).ok_or(ApiError::InvalidHandle)?;
+        let Some(id) = app.flow else {
+            return Ok(());
+        };
+        if let Some(Some(p)) = self.proto.get_mut(id.index()) {
+            if let Some(nodelay) = nodelay {
+                p.set_nagle(!nodelay);
+            }
+            if let Some(cork) = cork {
+                p.set_cork(cork);
+            }
+        }
+        self.wake(id);
+        Ok(())
+    }
+
     /// A connection's congestion control (None for an unknown handle or a
     /// connection that has left the data path).
     pub fn congestion_control(&self, conn: ConnId) -> Option<CcAlgorithm> {

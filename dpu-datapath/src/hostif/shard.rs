@@ -308,9 +308,12 @@ impl HostIfShard {
                             }
                         }
                     }
-                    // Nagle is not implemented (segments go out as soon as
-                    // the window allows).
-                    abi::OP_SETOPT if a == abi::OPT_NODELAY => Ok(()),
+                    abi::OP_SETOPT if a == abi::OPT_NODELAY => {
+                        engine.set_tx_options(conn, Some(b != 0), None)
+                    }
+                    abi::OP_SETOPT if a == abi::OPT_CORK => {
+                        engine.set_tx_options(conn, None, Some(b != 0))
+                    }
                     abi::OP_SETOPT => Err(ApiError::InvalidArgument),
                     _ => Err(ApiError::InvalidArgument),
                 };

@@ -48,6 +48,14 @@ pub const SACK_RANGES: usize = 4;
 /// How long an orphaned connection waits in FIN-WAIT-2 for the peer's FIN.
 pub const FIN_WAIT_2_TIMEOUT_NS: Nanos = 60_000_000_000;
 
+/// `ProtoFlow::tx_conf`: log2 of the TX buffer size.
+const TX_LOG2: u8 = 0x1f;
+/// Nagle's algorithm (RFC 896; `TCP_NODELAY` off): a short segment waits
+/// while data is unacknowledged. Off by default (see `set_nagle`).
+const TX_NAGLE: u8 = 0x20;
+/// `TCP_CORK`: short segments wait until the cork is removed.
+const TX_CORK: u8 = 0x40;
+
 /// Verdict on a received RST (RFC 5961 3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RstCheck {
@@ -260,8 +268,10 @@ pub struct ProtoFlow {
     /// End of the data the application has written (the FIN goes here).
     tx_end: SeqNumber,
     tx_base: SeqNumber,
-    /// log2 of the TX buffer size (a power of two).
-    tx_size_log2: u8,
+    /// log2 of the TX buffer size (a power of two) in the low five bits
+    /// (`TX_LOG2`), and the application's `TX_NAGLE` and `TX_CORK` (one
+    /// byte: the state budget of issue 13).
+    tx_conf: u8,
     snd_wnd: u32,
     /// The largest window field the peer sent (MAX.SND.WND, RFC 5961 5,
     /// kept unscaled in 16 bits: the state budget of issue 13).
@@ -342,7 +352,7 @@ impl ProtoFlow {
             snd_max: snd_una,
             tx_end: snd_una,
             tx_base: snd_una,
-            tx_size_log2: init.tx_size.trailing_zeros() as u8,
+            tx_conf: init.tx_size.trailing_zeros() as u8,
             snd_wnd: init.peer_window as u32,
             // The SYN's window is not scaled: its field equivalent, rounded up.
             max_snd_wnd_field: (u32::from(init.peer_window).div_ceil(1 << init.snd_wscale.min(14)))
@@ -431,6 +441,34 @@ impl ProtoFlow {
             self.dctcp_alpha = DCTCP_ALPHA_ONE;
         }
         self.cc = cc;
+    }
+
+    /// Nagle's algorithm on (`TCP_NODELAY` off) or off. Off by default, as
+    /// if every application had set TCP_NODELAY (FlexTOE and TAS have no
+    /// Nagle; the engine's clients are latency-bound RPC servers).
+    pub fn set_nagle(&mut self, on: bool) {
+        self.set_tx_bit(TX_NAGLE, on);
+    }
+
+    /// `TCP_CORK` on or off.
+    pub fn set_cork(&mut self, on: bool) {
+        self.set_tx_bit(TX_CORK, on);
+    }
+
+    pub fn nagle(&self) -> bool {
+        self.tx_conf & TX_NAGLE != 0
+    }
+
+    pub fn corked(&self) -> bool {
+        self.tx_conf & TX_CORK != 0
+    }
+
+    fn set_tx_bit(&mut self, bit: u8, on: bool) {
+        if on {
+            self.tx_conf |= bit;
+        } else {
+            self.tx_conf &= !bit;
+        }
     }
 
     /// Whether the engine paces this connection.
@@ -638,7 +676,7 @@ impl ProtoFlow {
 
     /// TX buffer offset of a sequence number.
     fn tx_pos(&self, seq: SeqNumber) -> u32 {
-        (seq - self.tx_base) as u32 & ((1u32 << self.tx_size_log2) - 1)
+        (seq - self.tx_base) as u32 & ((1u32 << (self.tx_conf & TX_LOG2)) - 1)
     }
 
     /// The application consumed `n` bytes of received data. Returns a window

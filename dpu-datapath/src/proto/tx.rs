@@ -110,6 +110,18 @@ impl ProtoFlow {
         if len < data_left.min(mss) && flight > 0 {
             return None;
         }
+        // Nagle (TCP_NODELAY off) and TCP_CORK: the short tail of the data
+        // waits, while data is unacknowledged (Nagle: the ACK wakes the
+        // flow) or until the cork comes off. A FIN to send, a resend and a
+        // full segment go at once.
+        let short_tail =
+            len < mss && len == data_left && !fin_wanted && self.snd_nxt >= self.snd_max;
+        if short_tail
+            && (self.tx_conf & super::TX_CORK != 0
+                || (self.tx_conf & super::TX_NAGLE != 0 && self.snd_max != self.snd_una))
+        {
+            return None;
+        }
         let fin_here = fin_wanted && self.snd_nxt + len == self.tx_end;
         let span = len + fin_here as u32;
         let seq = self.snd_nxt;

@@ -678,6 +678,11 @@ pub unsafe extern "C" fn setsockopt(
                 let on = unsafe { std::ptr::read_unaligned(v.cast::<c_int>()) } != 0;
                 io::set_nodelay(&s, on);
             }
+            (libc::IPPROTO_TCP, libc::TCP_CORK) if !v.is_null() && len as usize >= 4 => {
+                // SAFETY: an int option (validated by the kernel).
+                let on = unsafe { std::ptr::read_unaligned(v.cast::<c_int>()) } != 0;
+                io::set_cork(&s, on);
+            }
             (libc::SOL_SOCKET, libc::SO_LINGER)
                 if !v.is_null() && len as usize >= std::mem::size_of::<libc::linger>() =>
             {

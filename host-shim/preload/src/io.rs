@@ -429,11 +429,19 @@ pub(crate) fn accept(
                 .peer_addr()
                 .map(v4)
                 .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-            // Accepted sockets inherit TCP_NODELAY, SO_LINGER and
-            // SO_MAX_PACING_RATE, as on Linux.
+            // Accepted sockets inherit TCP_NODELAY, TCP_CORK, SO_LINGER
+            // and SO_MAX_PACING_RATE, as on Linux (TCP_NODELAY on is the
+            // engine's default).
             let nodelay = sock.nodelay.load(Ordering::Relaxed);
-            if nodelay {
-                let _ = s.set_nodelay(true);
+            let (nagle, cork) = (
+                sock.nagle.load(Ordering::Relaxed),
+                sock.cork.load(Ordering::Relaxed),
+            );
+            if nagle {
+                let _ = s.set_nodelay(false);
+            }
+            if cork {
+                let _ = s.set_cork(true);
             }
             let linger_zero = sock.linger_zero.load(Ordering::Relaxed);
             if linger_zero {
@@ -468,6 +476,8 @@ pub(crate) fn accept(
                 flags & libc::SOCK_NONBLOCK != 0,
             );
             ns.nodelay.store(nodelay, Ordering::Relaxed);
+            ns.nagle.store(nagle, Ordering::Relaxed);
+            ns.cork.store(cork, Ordering::Relaxed);
             ns.linger_zero.store(linger_zero, Ordering::Relaxed);
             ns.linger_secs
                 .store(sock.linger_secs.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -670,11 +680,21 @@ pub(crate) fn readable(sock: &Sock) -> Result<c_int, c_int> {
     }
 }
 
-/// TCP_NODELAY applied to the engine's connection.
+/// TCP_NODELAY applied to the engine's connection (off: Nagle's
+/// algorithm).
 pub(crate) fn set_nodelay(sock: &Sock, on: bool) {
     sock.nodelay.store(on, Ordering::Relaxed);
+    sock.nagle.store(!on, Ordering::Relaxed);
     if let Some(s) = sock.stream() {
         let _ = s.set_nodelay(on);
+    }
+}
+
+/// TCP_CORK applied to the engine's connection.
+pub(crate) fn set_cork(sock: &Sock, on: bool) {
+    sock.cork.store(on, Ordering::Relaxed);
+    if let Some(s) = sock.stream() {
+        let _ = s.set_cork(on);
     }
 }
 

@@ -411,6 +411,11 @@ pub(crate) struct Sock {
     pub(crate) state: Mutex<State>,
     pub(crate) nonblock: AtomicBool,
     pub(crate) nodelay: AtomicBool,
+    /// The program turned TCP_NODELAY off itself: Nagle's algorithm on
+    /// (the engine's default is off; Linux's on, see docs/preload.md).
+    pub(crate) nagle: AtomicBool,
+    /// TCP_CORK.
+    pub(crate) cork: AtomicBool,
     /// SO_LINGER with a zero timeout: close (and exit) reset.
     pub(crate) linger_zero: AtomicBool,
     /// SO_LINGER with a timeout, in seconds (0: off): the last close
@@ -450,6 +455,8 @@ impl Sock {
             state: Mutex::new(state),
             nonblock: AtomicBool::new(nonblock),
             nodelay: AtomicBool::new(false),
+            nagle: AtomicBool::new(false),
+            cork: AtomicBool::new(false),
             linger_zero: AtomicBool::new(false),
             linger_secs: AtomicU32::new(0),
             cc: AtomicU64::new(0),
@@ -616,8 +623,12 @@ pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
                 Ok(None) => {}
                 Ok(Some(Ok(()))) => {
                     *connecting = false;
-                    if sock.nodelay.load(Ordering::Relaxed) {
-                        let _ = s.set_nodelay(true);
+                    // TCP_NODELAY on is the engine's default.
+                    if sock.nagle.load(Ordering::Relaxed) {
+                        let _ = s.set_nodelay(false);
+                    }
+                    if sock.cork.load(Ordering::Relaxed) {
+                        let _ = s.set_cork(true);
                     }
                     if sock.linger_zero.load(Ordering::Relaxed) {
                         let _ = s.set_linger_zero(true);

@@ -32,6 +32,8 @@ fn rust_signatures() -> Vec<(&'static str, &'static str)> {
         sig!(toe_set_nonblocking: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
         sig!(toe_set_congestion_control: unsafe extern "C" fn(*mut ToeC, c_int, *const c_char) -> c_int),
         sig!(toe_set_max_pacing_rate: unsafe extern "C" fn(*mut ToeC, c_int, u64) -> c_int),
+        sig!(toe_set_nodelay: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
+        sig!(toe_set_cork: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
         sig!(toe_set_keepalive: unsafe extern "C" fn(*mut ToeC, c_int, c_int, c_int, c_int) -> c_int),
         sig!(toe_poll: unsafe extern "C" fn(*mut ToeC, c_int) -> c_int),
     ]
@@ -272,6 +274,8 @@ fn null_and_bad_arguments_are_errors() {
         );
         assert_eq!(toe_set_max_pacing_rate(null, 0, 1 << 20), -libc::EINVAL);
         assert_eq!(toe_set_keepalive(null, 0, 10, 10, 3), -libc::EINVAL);
+        assert_eq!(toe_set_nodelay(null, 0, 1), -libc::EINVAL);
+        assert_eq!(toe_set_cork(null, 0, 1), -libc::EINVAL);
         assert_eq!(toe_poll(null, 0), -libc::EINVAL);
         assert_eq!(toe_local_ip(null, std::ptr::null_mut()), -libc::EINVAL);
     }
