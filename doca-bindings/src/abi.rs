@@ -195,6 +195,10 @@ pub const OPT_MAX_PACING_RATE: u64 = 5;
 /// b = 1: `TCP_CORK` (segments shorter than the MSS wait until the cork
 /// comes off or a FIN follows them); b = 0 sends what waited.
 pub const OPT_CORK: u64 = 6;
+/// b = bytes: `SO_RCVBUF`, the connection's advertised window is held to
+/// at most b (rounded down to a power of two, at least 1/128 of the RX
+/// buffer; the buffer keeps its size).
+pub const OPT_RCVBUF: u64 = 7;
 
 // Congestion controllers (`OPT_CONGESTION`, `OP_CONNECT` b, `OP_LISTEN` c).
 /// The service's choice (`tcp.congestion_control`, or per listening port).

@@ -1621,6 +1621,46 @@ fn established_receive_window_closes_and_reopens_after_read() {
 }
 
 #[test]
+fn established_rcvbuf_holds_the_window_without_taking_back_an_edge() {
+    let mut s = Script::new();
+    let c = open_plain(&mut s);
+    // 0.200 setsockopt(SO_RCVBUF, 16384)   (65535 already offered: kept)
+    s.eng.set_rcvbuf(c, 16384).unwrap();
+    let d = bytes(2 * 1448, 4);
+    s.at(300);
+    // 0.300 < . 1:1449(1448) ack 1 win 65535
+    s.inject(seg().flags(ACK).seq(1).ack(1).payload(&d[..1448]));
+    // 0.300 > . 1:1(0) ack 1449 win 64087     (the old edge stays)
+    s.expect(seg().flags(ACK).seq(1).ack(1449).win(64087));
+    // 0.300 read(1448): the window the update offers is SO_RCVBUF's
+    assert_eq!(s.recv(c, 1448).unwrap(), d[..1448]);
+    // 0.300 < . 1449:2897(1448) ack 1 win 65535
+    s.inject(seg().flags(ACK).seq(1449).ack(1).payload(&d[1448..]));
+    // 0.300 > . 1:1(0) ack 2897 win 62639
+    s.expect(seg().flags(ACK).seq(1).ack(2897).win(62639));
+    // Once the peer used up the old edge, offers follow SO_RCVBUF.
+    let mut seq = 2897u32;
+    let mut left = 62639u32;
+    while left > 0 {
+        let n = left.min(1448);
+        s.inject(
+            seg()
+                .flags(ACK)
+                .seq(seq)
+                .ack(1)
+                .payload(&bytes(n as usize, 5)),
+        );
+        seq += n;
+        left -= n;
+    }
+    s.discard_all();
+    s.at(400);
+    // 0.400 read(all) / > . 1:1(0) ack 65536 win 16384   (window update)
+    assert_eq!(s.recv(c, 70_000).unwrap().len(), 62639 + 1448);
+    s.expect(seg().flags(ACK).seq(1).ack(65536).win(16384));
+}
+
+#[test]
 fn established_receiver_sws_avoidance_no_tiny_window_update() {
     let mut s = Script::with(|c| c.tcp.rx_buffer = 4096);
     s.listen(None);

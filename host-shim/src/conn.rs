@@ -11,6 +11,9 @@ pub(crate) struct ConnState {
     pub slot: u32,
     pub rx_size: u64,
     pub tx_size: u64,
+    /// Unacknowledged bytes allowed at once: the TX buffer, or less with
+    /// `SO_SNDBUF` ([`crate::TcpStream::set_send_buffer_size`]).
+    pub tx_limit: u64,
     /// Total bytes the DPU made readable (RX stream offset).
     pub rx_ready: u64,
     /// Total bytes the application consumed.
@@ -63,6 +66,7 @@ impl ConnState {
             slot,
             rx_size: rx_size.into(),
             tx_size: tx_size.into(),
+            tx_limit: tx_size.into(),
             rx_ready: 0,
             rx_read: 0,
             tx_written: 0,
@@ -148,7 +152,9 @@ impl ConnState {
         if self.shut_wr || self.error.is_some() || self.finished || !self.connected {
             return 0;
         }
-        self.tx_size - (self.tx_written - self.tx_acked)
+        self.tx_limit
+            .min(self.tx_size)
+            .saturating_sub(self.tx_written - self.tx_acked)
     }
 
     /// No more data will become readable.
@@ -213,6 +219,19 @@ mod tests {
         assert_eq!(c.writable(), 8192 - 600);
         c.apply(abi::CONN_WRITABLE, 100, 300, 0);
         assert_eq!(c.tx_acked, 400);
+    }
+
+    #[test]
+    fn the_send_limit_bounds_what_is_unacknowledged() {
+        let mut c = conn();
+        c.tx_limit = 2048;
+        c.tx_written = 1500;
+        assert_eq!(c.writable(), 548);
+        c.apply(abi::CONN_WRITABLE, 0, 1000, 0);
+        assert_eq!(c.writable(), 2048 - 500);
+        // Lowered below what is in flight: nothing until the ACKs come.
+        c.tx_limit = 256;
+        assert_eq!(c.writable(), 0);
     }
 
     #[test]

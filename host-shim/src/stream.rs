@@ -606,6 +606,25 @@ impl TcpStream {
     /// `SO_MAX_PACING_RATE`: caps the connection's sending rate at
     /// `bytes_per_sec`, the DPU's flow scheduler spacing its segments (in
     /// pairs, as Linux's fq); `None` removes the cap.
+    /// `SO_SNDBUF`: at most `bytes` written and not yet acknowledged
+    /// (between 2 KiB and the connection's TX buffer); writes wait, or
+    /// return WouldBlock, beyond it.
+    pub fn set_send_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        let conn = self.conn;
+        self.ctx().with(|g, _| {
+            g.conn(conn).map(|c| {
+                c.tx_limit = (bytes as u64).clamp(2048, c.tx_size);
+            })
+        })?
+    }
+
+    /// `SO_RCVBUF`: the DPU offers the peer a window of at most `bytes`
+    /// (rounded down to a power of two, at least 1/128 of the RX buffer;
+    /// a window already offered is not taken back).
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> io::Result<()> {
+        self.setopt(abi::OPT_RCVBUF, bytes as u64)
+    }
+
     /// `SO_KEEPALIVE` with `TCP_KEEPIDLE`, `TCP_KEEPINTVL` and
     /// `TCP_KEEPCNT`: after `idle` without a segment from the peer (and
     /// nothing in flight), the DPU probes every `interval`; after `count`

@@ -165,6 +165,18 @@ impl Engine {
         Ok(())
     }
 
+    /// `SO_RCVBUF`: the connection's advertised window is held to at most
+    /// `bytes` (see `ProtoFlow::set_rx_window`; the buffer itself keeps its
+    /// size). During the handshake it is not kept (the host applies it
+    /// once the connection is established).
+    pub fn set_rcvbuf(&mut self, conn: ConnId, bytes: u32) -> Result<(), ApiError> {
+        let app = self.apps.get(conn).ok_or(ApiError::InvalidHandle)?;
+        if let Some(Some(p)) = app.flow.and_then(|id| self.proto.get_mut(id.index())) {
+            p.set_rx_window(bytes);
+        }
+        Ok(())
+    }
+
     /// A connection's congestion control (None for an unknown handle or a
     /// connection that has left the data path).
     pub fn congestion_control(&self, conn: ConnId) -> Option<CcAlgorithm> {

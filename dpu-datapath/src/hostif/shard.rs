@@ -314,6 +314,9 @@ impl HostIfShard {
                     abi::OP_SETOPT if a == abi::OPT_CORK => {
                         engine.set_tx_options(conn, None, Some(b != 0))
                     }
+                    abi::OP_SETOPT if a == abi::OPT_RCVBUF => {
+                        engine.set_rcvbuf(conn, b.min(u64::from(u32::MAX)) as u32)
+                    }
                     abi::OP_SETOPT => Err(ApiError::InvalidArgument),
                     _ => Err(ApiError::InvalidArgument),
                 };

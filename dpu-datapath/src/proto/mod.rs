@@ -48,6 +48,10 @@ pub const SACK_RANGES: usize = 4;
 /// How long an orphaned connection waits in FIN-WAIT-2 for the peer's FIN.
 pub const FIN_WAIT_2_TIMEOUT_NS: Nanos = 60_000_000_000;
 
+/// `ProtoFlow::rx_conf`: log2 of the RX buffer size, and the shift of the
+/// window's halvings above it.
+const RX_LOG2: u8 = 0x1f;
+const RX_CLAMP_SHIFT: u8 = 5;
 /// `ProtoFlow::tx_conf`: log2 of the TX buffer size.
 const TX_LOG2: u8 = 0x1f;
 /// Nagle's algorithm (RFC 896; `TCP_NODELAY` off): a short segment waits
@@ -302,8 +306,10 @@ pub struct ProtoFlow {
     /// Right window edge last advertised.
     rcv_adv: SeqNumber,
     rx_base: SeqNumber,
-    /// log2 of the RX buffer size (a power of two).
-    rx_size_log2: u8,
+    /// log2 of the RX buffer size (a power of two) in the low five bits
+    /// (`RX_LOG2`), and above them how many halvings of it the advertised
+    /// window is held to (`SO_RCVBUF`, at most 7).
+    rx_conf: u8,
     rx_fin_seq: SeqNumber,
     ts_recent: u32,
     /// When the last acceptable segment arrived, in [`keepalive::ticks`]
@@ -371,7 +377,7 @@ impl ProtoFlow {
             rcv_consumed: rcv_nxt,
             rcv_adv: rcv_nxt,
             rx_base: rcv_nxt,
-            rx_size_log2: init.rx_size.trailing_zeros() as u8,
+            rx_conf: init.rx_size.trailing_zeros() as u8,
             rx_fin_seq: rcv_nxt,
             ts_recent: init.ts_recent.unwrap_or(0),
             last_rx: 0,
@@ -570,14 +576,32 @@ impl ProtoFlow {
 
     /// RX buffer size in bytes.
     fn rx_size(&self) -> u32 {
-        1 << self.rx_size_log2
+        1 << (self.rx_conf & RX_LOG2)
     }
 
-    /// Free receive buffer space in bytes.
+    /// The most the window may offer: the buffer, or less with `SO_RCVBUF`.
+    fn rx_window_max(&self) -> u32 {
+        self.rx_size() >> (self.rx_conf >> RX_CLAMP_SHIFT)
+    }
+
+    /// Holds the advertised window to at most `bytes` (`SO_RCVBUF`),
+    /// rounded down to a power of two between the buffer and 1/128 of it.
+    /// An edge already advertised is never taken back: a smaller window
+    /// takes effect as data fills the old one.
+    pub fn set_rx_window(&mut self, bytes: u32) {
+        let size = self.rx_size();
+        let mut halvings = 0u8;
+        while halvings < 7 && size >> halvings > bytes {
+            halvings += 1;
+        }
+        self.rx_conf = (self.rx_conf & RX_LOG2) | halvings << RX_CLAMP_SHIFT;
+    }
+
+    /// Free receive buffer space in bytes (within `SO_RCVBUF`).
     pub fn rcv_free(&self) -> u32 {
         // A FIN at the right edge of a full buffer takes a sequence number
         // but no byte: saturate instead of wrapping.
-        self.rx_size()
+        self.rx_window_max()
             .saturating_sub((self.rcv_nxt - self.rcv_consumed) as u32)
     }
 
@@ -594,17 +618,21 @@ impl ProtoFlow {
         let ws = self.rcv_wscale();
         let free = self.rcv_free();
         let current = self.rcv_wnd();
-        let threshold = (self.rx_size() / 2).min(self.mss as u32);
+        let threshold = (self.rx_window_max() / 2).min(self.mss as u32);
         let bytes = if free >= current + threshold {
             free
         } else {
             current
         };
         // Round up to the scale unit so the edge never moves left, but
-        // never beyond the free space.
+        // never beyond the buffer's free space (SO_RCVBUF limits how far
+        // the edge grows, not an edge already offered).
+        let buf_free = self
+            .rx_size()
+            .saturating_sub((self.rcv_nxt - self.rcv_consumed) as u32);
         let mut field = (bytes + (1u32 << ws) - 1) >> ws;
-        if field << ws > free {
-            field = free >> ws;
+        if field << ws > buf_free {
+            field = buf_free >> ws;
         }
         field.min(u16::MAX as u32) as u16
     }

@@ -173,7 +173,14 @@ impl ProtoFlow {
         if self.flags.has(Flags::RX_FIN) {
             end = end.min(self.rx_fin_seq);
         }
-        debug_assert!(self.rcv_wnd() <= self.rcv_free());
+        // The window offered fits the buffer (SO_RCVBUF may have lowered
+        // what is offered since, never what was).
+        debug_assert!(
+            self.rcv_wnd()
+                <= self
+                    .rx_size()
+                    .saturating_sub((self.rcv_nxt - self.rcv_consumed) as u32)
+        );
         // Take only the first run of bytes we do not hold yet: bytes already
         // placed by an earlier (out-of-order) segment are never written again,
         // so two DMA workers never write the same bytes (and a peer cannot

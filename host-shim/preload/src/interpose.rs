@@ -714,6 +714,9 @@ pub unsafe extern "C" fn setsockopt(
                 };
                 io::set_max_pacing_rate(&s, if rate == u64::MAX { 0 } else { rate });
             }
+            (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_SNDBUF) => {
+                io::set_buffer_size(fd, &s, name)
+            }
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
             | (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT) => {
                 io::set_keepalive(fd, &s)

@@ -451,12 +451,25 @@ pub(crate) fn accept(
             if pacing > 0 {
                 let _ = s.set_max_pacing_rate(Some(pacing));
             }
-            // SO_KEEPALIVE and its timers too: on the new placeholder (so
-            // getsockopt reads them back) and in the engine.
+            // SO_KEEPALIVE with its timers and the buffer sizes too: on the
+            // new placeholder (so getsockopt reads them back) and in the
+            // engine.
             let keepalive = sock.keepalive.load(Ordering::Relaxed);
+            let (rcvbuf, sndbuf) = (
+                sock.rcvbuf.load(Ordering::Relaxed),
+                sock.sndbuf.load(Ordering::Relaxed),
+            );
+            if keepalive != 0 || rcvbuf != 0 || sndbuf != 0 {
+                copy_inherited_options(fd, nfd);
+            }
             if keepalive != 0 {
-                copy_keepalive_options(fd, nfd);
                 let _ = s.set_keepalive(keepalive_settings(keepalive));
+            }
+            if rcvbuf != 0 {
+                let _ = s.set_recv_buffer_size(rcvbuf as usize);
+            }
+            if sndbuf != 0 {
+                let _ = s.set_send_buffer_size(sndbuf as usize);
             }
             // TCP_CONGESTION set on the listener after listen(): the
             // engine's listener kept the earlier choice, so apply it here.
@@ -483,6 +496,8 @@ pub(crate) fn accept(
                 .store(sock.linger_secs.load(Ordering::Relaxed), Ordering::Relaxed);
             ns.max_pacing_rate.store(pacing, Ordering::Relaxed);
             ns.keepalive.store(keepalive, Ordering::Relaxed);
+            ns.rcvbuf.store(rcvbuf, Ordering::Relaxed);
+            ns.sndbuf.store(sndbuf, Ordering::Relaxed);
             insert(nfd, ns);
             return Ok((nfd, peer));
         }
@@ -761,9 +776,12 @@ pub(crate) fn options_from_placeholder(fd: c_int, sock: &Sock) {
         .store(placeholder_keepalive(fd), Ordering::Relaxed);
 }
 
-/// Copies the keepalive options of placeholder `from` to `to`.
-fn copy_keepalive_options(from: c_int, to: c_int) {
+/// Copies the options an accepted socket inherits from its listener
+/// (keepalive, buffer sizes) from placeholder `from` to `to`.
+fn copy_inherited_options(from: c_int, to: c_int) {
     for (level, name) in [
+        (libc::SOL_SOCKET, libc::SO_RCVBUF),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF),
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
@@ -778,6 +796,40 @@ fn copy_keepalive_options(from: c_int, to: c_int) {
                 real::setsockopt(to, level, name, (&raw const v).cast(), len);
             }
         }
+    }
+}
+
+/// SO_RCVBUF or SO_SNDBUF was set on `fd`: the placeholder's value (the
+/// kernel doubles what it is given, to leave room for its overhead) halved
+/// is what the engine's connection gets, as the payload Linux would hold.
+pub(crate) fn set_buffer_size(fd: c_int, sock: &Sock, name: c_int) {
+    let mut v: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: an int option into a local of the size given.
+    if unsafe { real::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut v).cast(), &mut len) } < 0 {
+        return;
+    }
+    let bytes = (v.max(0) / 2) as u32;
+    let slot = if name == libc::SO_RCVBUF {
+        &sock.rcvbuf
+    } else {
+        &sock.sndbuf
+    };
+    slot.store(bytes, Ordering::Relaxed);
+    if let Some(s) = sock.stream() {
+        apply_buffer_sizes(sock, &s);
+    }
+}
+
+/// Gives the engine's connection the socket's SO_RCVBUF and SO_SNDBUF.
+pub(crate) fn apply_buffer_sizes(sock: &Sock, s: &TcpStream) {
+    let rcv = sock.rcvbuf.load(Ordering::Relaxed);
+    if rcv != 0 {
+        let _ = s.set_recv_buffer_size(rcv as usize);
+    }
+    let snd = sock.sndbuf.load(Ordering::Relaxed);
+    if snd != 0 {
+        let _ = s.set_send_buffer_size(snd as usize);
     }
 }
 

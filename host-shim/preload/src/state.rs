@@ -416,6 +416,10 @@ pub(crate) struct Sock {
     pub(crate) nagle: AtomicBool,
     /// TCP_CORK.
     pub(crate) cork: AtomicBool,
+    /// SO_RCVBUF and SO_SNDBUF as the program asked (the placeholder's
+    /// doubled values halved, as Linux's payload share of them), 0: unset.
+    pub(crate) rcvbuf: AtomicU32,
+    pub(crate) sndbuf: AtomicU32,
     /// SO_LINGER with a zero timeout: close (and exit) reset.
     pub(crate) linger_zero: AtomicBool,
     /// SO_LINGER with a timeout, in seconds (0: off): the last close
@@ -457,6 +461,8 @@ impl Sock {
             nodelay: AtomicBool::new(false),
             nagle: AtomicBool::new(false),
             cork: AtomicBool::new(false),
+            rcvbuf: AtomicU32::new(0),
+            sndbuf: AtomicU32::new(0),
             linger_zero: AtomicBool::new(false),
             linger_secs: AtomicU32::new(0),
             cc: AtomicU64::new(0),
@@ -630,6 +636,7 @@ pub(crate) fn settle_connect(sock: &Sock, st: &mut State) {
                     if sock.cork.load(Ordering::Relaxed) {
                         let _ = s.set_cork(true);
                     }
+                    crate::io::apply_buffer_sizes(sock, s);
                     if sock.linger_zero.load(Ordering::Relaxed) {
                         let _ = s.set_linger_zero(true);
                     }

@@ -216,6 +216,41 @@ int main(int argc, char **argv) {
     read_exact(s, buf, 6);
     printf("TCP_CORK: '%.6s'\n", buf);
 
+    /* SO_RCVBUF (reader) and SO_SNDBUF (writer) bound what a nonblocking
+     * writer can queue: the second round, once the windows offered before
+     * the options are used up, stays far below the default buffers. */
+    {
+        int rc = connect_to(port);
+        int ws = accept(lfd, NULL, NULL);
+        CHECK(ws >= 0);
+        int small = 8192;
+        CHECK(setsockopt(rc, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+        CHECK(setsockopt(ws, SOL_SOCKET, SO_SNDBUF, &small, sizeof small) == 0);
+        CHECK(fcntl(ws, F_SETFL, O_NONBLOCK) == 0);
+        static char chunk[1024], sink[65536];
+        long rounds[2] = {0, 0};
+        for (int r = 0; r < 2; r++) {
+            for (;;) {
+                ssize_t w = write(ws, chunk, sizeof chunk);
+                if (w < 0) {
+                    CHECK(errno == EAGAIN);
+                    break;
+                }
+                rounds[r] += w;
+                CHECK(rounds[r] < (64L << 20));
+            }
+            long got = 0;
+            while (got < rounds[r]) {
+                ssize_t g = read(rc, sink, sizeof sink);
+                CHECK(g > 0);
+                got += g;
+            }
+        }
+        printf("SO_RCVBUF/SO_SNDBUF: second round queued under 128 KiB: %d\n", rounds[1] < 128 * 1024);
+        close(ws);
+        close(rc);
+    }
+
     /* sendfile from a temporary file */
     char tmpl[] = "/tmp/conformanceXXXXXX";
     int tf = mkstemp(tmpl);
