@@ -102,8 +102,9 @@ const _: () = assert!(std::mem::size_of::<CtxHeader>() == 320);
 
 // Requests (application -> DPU). Field use per op:
 /// a = port, b = backlog (0: service default), c = congestion control
-/// of accepted connections (`CC_*`, 0: the service's for the port).
-/// Reply: status (-ENOENT for an unknown controller).
+/// of accepted connections (`CC_*`, 0: the service's for the port), with
+/// [`LISTEN_REUSEPORT`]. Reply: status (-ENOENT for an unknown controller,
+/// -EADDRINUSE for a port already listened on, unless shared).
 pub const OP_LISTEN: u16 = 1;
 /// a = port. Reply: conn, a = slot, b = remote addr, c = local addr
 /// (see [`pack_addr`]), status -EAGAIN when the queue is empty.
@@ -199,6 +200,12 @@ pub const OPT_CORK: u64 = 6;
 /// at most b (rounded down to a power of two, at least 1/128 of the RX
 /// buffer; the buffer keeps its size).
 pub const OPT_RCVBUF: u64 = 7;
+
+/// `OP_LISTEN` c, with the controller in the low bits: `SO_REUSEPORT`. A
+/// listener of the same application on the port that was also opened with
+/// it is shared instead of refused (EADDRINUSE): each opener holds it and
+/// hears of waiting connections, and it stops with the last holder.
+pub const LISTEN_REUSEPORT: u64 = 1 << 32;
 
 // Congestion controllers (`OPT_CONGESTION`, `OP_CONNECT` b, `OP_LISTEN` c).
 /// The service's choice (`tcp.congestion_control`, or per listening port).

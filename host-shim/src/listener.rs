@@ -64,7 +64,7 @@ impl TcpListener {
         backlog: u32,
     ) -> io::Result<TcpListener> {
         each_v4(addr, |a| {
-            TcpListener::bind_v4(toe, a, backlog, abi::CC_DEFAULT)
+            TcpListener::bind_v4(toe, a, backlog, abi::CC_DEFAULT, false)
         })
     }
 
@@ -77,7 +77,20 @@ impl TcpListener {
         backlog: u32,
         cc: u64,
     ) -> io::Result<TcpListener> {
-        each_v4(addr, |a| TcpListener::bind_v4(toe, a, backlog, cc))
+        each_v4(addr, |a| TcpListener::bind_v4(toe, a, backlog, cc, false))
+    }
+
+    /// Like [`TcpListener::bind_with`] with `SO_REUSEPORT`: another
+    /// listener of this application on the port, opened the same way, is
+    /// shared (each accepts the connections waiting on the port, whoever
+    /// comes first) instead of refused with EADDRINUSE.
+    pub fn bind_reuseport(
+        toe: &Arc<Toe>,
+        addr: impl ToSocketAddrs,
+        backlog: u32,
+        cc: u64,
+    ) -> io::Result<TcpListener> {
+        each_v4(addr, |a| TcpListener::bind_v4(toe, a, backlog, cc, true))
     }
 
     fn bind_v4(
@@ -85,18 +98,20 @@ impl TcpListener {
         addr: SocketAddrV4,
         backlog: u32,
         cc: u64,
+        reuseport: bool,
     ) -> io::Result<TcpListener> {
         check_listen_addr(toe.local_ip(), addr)?;
         let ctx = toe.thread_context();
         // Registered before the request: an EV_ACCEPTABLE may follow the
         // reply at once.
-        let generation = ctx.shared().add_listener(addr.port())?;
+        let generation = ctx.shared().add_listener(addr.port(), reuseport)?;
+        let flags = if reuseport { abi::LISTEN_REUSEPORT } else { 0 };
         let reply = ctx.request(
             Desc {
                 op: abi::OP_LISTEN,
                 a: addr.port().into(),
                 b: backlog.into(),
-                c: cc,
+                c: cc | flags,
                 ..Desc::default()
             },
             Wait::FOREVER,
@@ -127,7 +142,7 @@ impl TcpListener {
     pub fn inherit(toe: &Arc<Toe>, addr: SocketAddrV4, cc: u64) -> io::Result<TcpListener> {
         // The join made the first context this process's notice context.
         let ctx = toe.context(toe.first_context());
-        let generation = ctx.shared().add_listener(addr.port())?;
+        let generation = ctx.shared().add_listener(addr.port(), true)?;
         // Connections may already wait: the first accept asks.
         generation.store(1, Ordering::Release);
         Ok(TcpListener {

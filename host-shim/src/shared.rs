@@ -33,8 +33,9 @@ pub(crate) struct Shared {
     control_exchange: Mutex<()>,
     broken: OnceLock<Broken>,
     next_tag: AtomicU64,
-    /// Listening port -> generation bumped by every `EV_ACCEPTABLE`.
-    listeners: Mutex<HashMap<u16, Arc<AtomicU64>>>,
+    /// Per listening port: its generation, bumped by every `EV_ACCEPTABLE`,
+    /// and how many listeners of this process share it.
+    listeners: Mutex<HashMap<u16, (Arc<AtomicU64>, usize)>>,
     /// How long blocking calls poll before sleeping on a doorbell.
     pub(crate) spin: Duration,
     /// Threads sleeping outside this crate on the doorbells (see
@@ -135,23 +136,36 @@ impl Shared {
 
     /// Tracks a new listener; EADDRINUSE if this application already
     /// listens on `port`.
-    pub(crate) fn add_listener(&self, port: u16) -> io::Result<Arc<AtomicU64>> {
+    /// Registers a listener on `port` (its `EV_ACCEPTABLE` generation);
+    /// with `shared` (SO_REUSEPORT, or inherited across fork) a port this
+    /// process already listens on is counted once more instead of refused.
+    pub(crate) fn add_listener(&self, port: u16, shared: bool) -> io::Result<Arc<AtomicU64>> {
         let mut l = lock(&self.listeners);
-        if l.contains_key(&port) {
-            return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        if let Some((g, n)) = l.get_mut(&port) {
+            if !shared {
+                return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+            }
+            *n += 1;
+            return Ok(g.clone());
         }
         let g = Arc::new(AtomicU64::new(0));
-        l.insert(port, g.clone());
+        l.insert(port, (g.clone(), 1));
         Ok(g)
     }
 
     pub(crate) fn remove_listener(&self, port: u16) {
-        lock(&self.listeners).remove(&port);
+        let mut l = lock(&self.listeners);
+        if let Some((_, n)) = l.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                l.remove(&port);
+            }
+        }
     }
 
     /// `EV_ACCEPTABLE` for `port`.
     pub(crate) fn acceptable(&self, port: u16) {
-        if let Some(g) = lock(&self.listeners).get(&port) {
+        if let Some((g, _)) = lock(&self.listeners).get(&port) {
             g.fetch_add(1, Ordering::Release);
         }
     }

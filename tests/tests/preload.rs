@@ -675,3 +675,77 @@ fn run_ok_or_fail(mut c: Command, what: &str) -> Output {
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     finish(child, Duration::from_secs(60), what)
 }
+
+/// Issue 15: the service dying under a running application. A read
+/// blocked on an offloaded socket fails with ECONNRESET and a write then
+/// fails with EPIPE (never a hang), and a service started again at the
+/// same control socket serves new applications without anything else
+/// being restarted.
+#[test]
+fn service_dying_fails_blocked_calls_and_a_new_one_serves() {
+    let Some(run) = runner() else { return };
+    if !need(&["python3"]) {
+        return;
+    }
+    let Some(mut svc) = Service::start("preload-svcdeath", 1) else {
+        return;
+    };
+    // Talks to the service's echo (port 7), then blocks in recv.
+    let code = r#"import errno, socket, sys
+s = socket.create_connection((sys.argv[1], 7), timeout=10)
+s.settimeout(None)
+s.sendall(b"hi")
+assert s.recv(2) == b"hi"
+print("echo ok", flush=True)
+for what, call in (("recv", lambda: s.recv(1)), ("send", lambda: s.send(b"x"))):
+    try:
+        print(what, "returned", call(), flush=True)
+    except OSError as e:
+        print(what, "failed:", errno.errorcode.get(e.errno), flush=True)
+"#;
+    let ip = svc.ip.to_string();
+    let mut client = under(&run, &svc, "python3", &["-c", code, &ip])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the client");
+    let mut out = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "echo ok");
+    // The client is (about to be) blocked in recv: the service dies.
+    svc.child.kill().unwrap();
+    svc.child.wait().unwrap();
+    let died = Instant::now();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+        let _ = tx.send((rest, client.wait()));
+    });
+    let (rest, status) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the application hung after the service died");
+    println!("after the service died ({:?}):\n{rest}", died.elapsed());
+    assert!(status.unwrap().success());
+    assert_eq!(
+        rest.lines().collect::<Vec<_>>(),
+        ["recv failed: ECONNRESET", "send failed: EPIPE"]
+    );
+    drop(svc);
+    // A new service at the same control socket serves a new application.
+    let Some(svc) = Service::start("preload-svcdeath", 1) else {
+        return;
+    };
+    let again = r#"import socket, sys
+s = socket.create_connection((sys.argv[1], 7), timeout=10)
+s.sendall(b"again")
+print(s.recv(5).decode())
+"#;
+    let out = run_ok(
+        under(&run, &svc, "python3", &["-c", again, &ip]),
+        Duration::from_secs(30),
+        "a client of the new service",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "again");
+}

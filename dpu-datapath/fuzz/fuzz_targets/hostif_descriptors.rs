@@ -53,6 +53,14 @@ use libfuzzer_sys::fuzz_target;
 
 /// The front's rule for a `CC_*` value: Err for one no controller has
 /// (ENOENT).
+/// A listening port in the model.
+#[derive(Debug)]
+struct MListen {
+    app: AppKey,
+    ctxs: Vec<u16>,
+    reuse: bool,
+}
+
 fn model_cc(v: u64) -> Result<(), ()> {
     match v {
         abi::CC_DEFAULT | abi::CC_RENO | abi::CC_DCTCP | abi::CC_TIMELY | abi::CC_DCTCP_RATE => {
@@ -590,7 +598,10 @@ struct Model {
     apps: BTreeMap<AppKey, MApp>,
     /// Applications that left (their last pass is still checked).
     left: BTreeMap<AppKey, MApp>,
-    ports: BTreeMap<u16, (AppKey, u16)>,
+    /// Listening ports: the application, the contexts of its listening
+    /// sockets (one per socket: several with `LISTEN_REUSEPORT`), and
+    /// whether it was opened with `LISTEN_REUSEPORT`.
+    ports: BTreeMap<u16, MListen>,
     accept_q: BTreeMap<u16, VecDeque<Pending>>,
     conns: BTreeMap<u64, MConn>,
     next_owner: usize,
@@ -787,7 +798,7 @@ impl Model {
                 }
                 if op == abi::OP_LISTEN && status != 0 {
                     let port = a as u16;
-                    if self.ports.get(&port).is_some_and(|l| l.0 == app) {
+                    if self.ports.get(&port).is_some_and(|l| l.app == app) {
                         self.ports.remove(&port);
                         for o in 0..OWNERS {
                             self.send(o, Cmd::Unlisten { app, port });
@@ -806,8 +817,11 @@ impl Model {
                 remote,
                 local,
             } => {
-                let listener = self.ports.get(&port).filter(|l| l.0 == app).map(|l| l.1);
-                let Some(lctx) = listener.filter(|_| self.apps.contains_key(&app)) else {
+                let listener = self.ports.get(&port).filter(|l| l.app == app);
+                let Some(lctxs) = listener
+                    .map(|l| l.ctxs.clone())
+                    .filter(|_| self.apps.contains_key(&app))
+                else {
                     self.abort_quietly(app, conn);
                     return;
                 };
@@ -821,7 +835,9 @@ impl Model {
                     local,
                 });
                 if was_empty {
-                    self.acceptable(app, lctx, port);
+                    for lctx in lctxs {
+                        self.acceptable(app, lctx, port);
+                    }
                 }
             }
             Evt::Conn {
@@ -1004,12 +1020,30 @@ impl Model {
                 let port = d.a as u16;
                 if d.a == 0 || d.a > 0xFFFF || d.b > u64::from(u32::MAX) {
                     self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL));
-                } else if model_cc(d.c).is_err() {
+                } else if model_cc(d.c & !abi::LISTEN_REUSEPORT).is_err() {
                     self.message(app, ctx, reply(d.tag, d.op, -libc::ENOENT));
-                } else if self.ports.contains_key(&port) {
-                    self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
+                } else if let Some(l) = self.ports.get_mut(&port) {
+                    // SO_REUSEPORT on both, same application: one more
+                    // holder; otherwise the port is taken.
+                    let reuse = d.c & abi::LISTEN_REUSEPORT != 0;
+                    if l.app == app && l.reuse && reuse {
+                        l.ctxs.push(ctx);
+                        self.message(app, ctx, reply(d.tag, d.op, 0));
+                        if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
+                            self.acceptable(app, ctx, port);
+                        }
+                    } else {
+                        self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
+                    }
                 } else if self.apps.contains_key(&app) {
-                    self.ports.insert(port, (app, ctx));
+                    self.ports.insert(
+                        port,
+                        MListen {
+                            app,
+                            ctxs: vec![ctx],
+                            reuse: d.c & abi::LISTEN_REUSEPORT != 0,
+                        },
+                    );
                     for o in 0..OWNERS {
                         self.send(
                             o,
@@ -1019,7 +1053,7 @@ impl Model {
                                 tag: d.tag,
                                 port,
                                 backlog: d.b as u32,
-                                cc: d.c,
+                                cc: d.c & !abi::LISTEN_REUSEPORT,
                                 reply: o == 0,
                             },
                         );
@@ -1028,14 +1062,22 @@ impl Model {
             }
             abi::OP_UNLISTEN => {
                 let port = d.a as u16;
-                let status = if d.a <= 0xFFFF && self.ports.get(&port).is_some_and(|l| l.0 == app) {
-                    self.ports.remove(&port);
-                    for o in 0..OWNERS {
-                        self.send(o, Cmd::Unlisten { app, port });
-                    }
-                    for p in self.accept_q.remove(&port).unwrap_or_default() {
-                        self.conns.remove(&p.conn);
-                        self.abort_quietly(app, p.conn);
+                let held = d.a <= 0xFFFF && self.ports.get(&port).is_some_and(|l| l.app == app);
+                let status = if held {
+                    // One socket's hold goes (the one on this context if
+                    // any); the last stops the listener.
+                    let l = self.ports.get_mut(&port).expect("held");
+                    let at = l.ctxs.iter().position(|c| *c == ctx).unwrap_or(0);
+                    l.ctxs.remove(at);
+                    if l.ctxs.is_empty() {
+                        self.ports.remove(&port);
+                        for o in 0..OWNERS {
+                            self.send(o, Cmd::Unlisten { app, port });
+                        }
+                        for p in self.accept_q.remove(&port).unwrap_or_default() {
+                            self.conns.remove(&p.conn);
+                            self.abort_quietly(app, p.conn);
+                        }
                     }
                     0
                 } else {
@@ -1123,8 +1165,8 @@ impl Model {
 
     fn accept(&mut self, app: AppKey, ctx: u16, d: &Desc) {
         let port = d.a as u16;
-        let lctx = match self.ports.get(&port) {
-            Some(l) if l.0 == app && d.a <= 0xFFFF => l.1,
+        let lctxs = match self.ports.get(&port) {
+            Some(l) if l.app == app && d.a <= 0xFFFF => l.ctxs.clone(),
             _ => return self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL)),
         };
         let conns = &self.conns;
@@ -1149,7 +1191,9 @@ impl Model {
         self.message(app, ctx, r);
         self.mark_dirty(p.conn);
         if more {
-            self.acceptable(app, lctx, port);
+            for lctx in lctxs {
+                self.acceptable(app, lctx, port);
+            }
         }
     }
 
@@ -1179,7 +1223,7 @@ impl Model {
         let ports: Vec<u16> = self
             .ports
             .iter()
-            .filter(|(_, l)| l.0 == key)
+            .filter(|(_, l)| l.app == key)
             .map(|(p, _)| *p)
             .collect();
         for port in ports {

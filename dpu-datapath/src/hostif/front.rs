@@ -89,8 +89,13 @@ pub type Inbox = Arc<Mutex<VecDeque<FrontMsg>>>;
 #[derive(Debug)]
 struct Listening {
     app: AppKey,
-    /// The members holding it, each with the context its notices go to.
+    /// The members holding it, each with the context its notices go to;
+    /// a member appears once per listening socket it opened or inherited
+    /// (several with `SO_REUSEPORT`).
     holders: Vec<(MemberKey, u16)>,
+    /// Opened with `LISTEN_REUSEPORT`: more sockets of the application
+    /// may listen on the port (and share it).
+    reuseport: bool,
 }
 
 /// An accepted connection waiting for `OP_ACCEPT`.
@@ -433,6 +438,26 @@ impl Front {
         }
     }
 
+    /// One listening socket of `member` on `port` closed (`OP_UNLISTEN`):
+    /// one of its holds goes (the one on `ctx` if any); the last holder
+    /// stops listening.
+    fn drop_one_listener_holder(&mut self, app: AppKey, member: MemberKey, ctx: u16, port: u16) {
+        let Some(l) = self.ports.get_mut(&port).filter(|l| l.app == app) else {
+            return;
+        };
+        let at = l
+            .holders
+            .iter()
+            .position(|h| *h == (member, ctx))
+            .or_else(|| l.holders.iter().position(|h| h.0 == member));
+        if let Some(i) = at {
+            l.holders.remove(i);
+        }
+        if l.holders.is_empty() {
+            self.unlisten(app, port);
+        }
+    }
+
     /// Before `member` forks: a context for the child, which holds from
     /// now on what `member` holds (so that the parent closing its copy
     /// right after the fork closes nothing).
@@ -465,8 +490,10 @@ impl Front {
             }
         }
         for l in self.ports.values_mut() {
-            if l.app == key && l.holders.iter().any(|h| h.0 == member) {
-                l.holders.push((child, ctx));
+            // As many holds as the parent has listening sockets there.
+            let held = l.holders.iter().filter(|h| h.0 == member).count();
+            if l.app == key {
+                l.holders.extend(std::iter::repeat_n((child, ctx), held));
             }
         }
         Ok(ctx)
@@ -972,7 +999,7 @@ impl Front {
                     });
                 let status = match member {
                     Some(m) if held => {
-                        self.drop_listener_holder(app, m, port);
+                        self.drop_one_listener_holder(app, m, ctx, port);
                         0
                     }
                     _ => -libc::EINVAL,
@@ -1017,11 +1044,23 @@ impl Front {
         if d.a == 0 || d.a > 0xFFFF || d.b > u64::from(u32::MAX) {
             return self.message(app, ctx, reply(d.tag, d.op, -libc::EINVAL));
         }
-        let Ok(cc) = cc_of(d.c) else {
+        let reuseport = d.c & abi::LISTEN_REUSEPORT != 0;
+        let Ok(cc) = cc_of(d.c & !abi::LISTEN_REUSEPORT) else {
             return self.message(app, ctx, reply(d.tag, d.op, -libc::ENOENT));
         };
-        if self.ports.contains_key(&port) {
-            return self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
+        if let Some(l) = self.ports.get_mut(&port) {
+            // SO_REUSEPORT on both: one more holder of the same listener
+            // (they race to accept, as one listener shared across fork).
+            let member = self.apps.get(&app).and_then(|a| a.member_of(ctx));
+            let (true, true, Some(m)) = (l.app == app, l.reuseport && reuseport, member) else {
+                return self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
+            };
+            l.holders.push((m, ctx));
+            self.message(app, ctx, reply(d.tag, d.op, 0));
+            if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
+                self.acceptable_on(app, ctx, port);
+            }
+            return;
         }
         let Some((source, member)) = self
             .apps
@@ -1035,6 +1074,7 @@ impl Front {
             Listening {
                 app,
                 holders: vec![(member, ctx)],
+                reuseport,
             },
         );
         for o in 0..self.owners.len() {

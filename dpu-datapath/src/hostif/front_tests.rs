@@ -976,6 +976,80 @@ fn a_port_in_use_is_eaddrinuse_for_anyone() {
 }
 
 #[test]
+fn reuseport_listeners_of_one_application_share_the_port_until_the_last_closes() {
+    let mut b = Bench::new(2);
+    let mut app = b.register(1);
+    let mut other = b.register(2);
+    let listen = |tag: u64, flags: u64| Desc {
+        op: abi::OP_LISTEN,
+        tag,
+        a: 7000,
+        c: flags,
+        ..Desc::default()
+    };
+    app.post(0, listen(1, abi::LISTEN_REUSEPORT));
+    b.pass();
+    assert_eq!(b.sent().len(), 2, "one Listen per owner");
+    // A second socket with SO_REUSEPORT, on another context: shared, and
+    // nothing new for the owners. Without it, or from another
+    // application: EADDRINUSE.
+    app.post(1, listen(2, abi::LISTEN_REUSEPORT));
+    app.post(1, listen(3, 0));
+    other.post(0, listen(4, abi::LISTEN_REUSEPORT));
+    b.pass();
+    assert_eq!(
+        app.events(1),
+        vec![
+            reply(2, abi::OP_LISTEN, 0),
+            reply(3, abi::OP_LISTEN, -libc::EADDRINUSE)
+        ]
+    );
+    assert_eq!(
+        other.events(0),
+        vec![reply(4, abi::OP_LISTEN, -libc::EADDRINUSE)]
+    );
+    assert_eq!(b.sent(), vec![]);
+    // A connection arrives: both sockets hear of it.
+    let c1 = handle::encode(0, id(1, 1));
+    b.owner_event(
+        0,
+        OwnerEvt::Accepted {
+            app: 1,
+            port: 7000,
+            conn: c1,
+            slot: 2,
+            remote: pack_addr(peer(5555)),
+            local: pack_addr(local(7000)),
+        },
+    );
+    b.pass();
+    let acceptable = Desc {
+        op: abi::EV_ACCEPTABLE,
+        a: 7000,
+        ..Desc::default()
+    };
+    assert_eq!(app.events(0), vec![acceptable]);
+    assert_eq!(app.events(1), vec![acceptable]);
+    // One socket closes: the port stays listened on, the other accepts.
+    app.op(0, abi::OP_UNLISTEN, 5, 0, 7000, 0);
+    b.pass();
+    assert_eq!(app.events(0), vec![reply(5, abi::OP_UNLISTEN, 0)]);
+    assert_eq!(b.sent(), vec![]);
+    app.op(1, abi::OP_ACCEPT, 6, 0, 7000, 0);
+    b.pass();
+    let mut r = reply(6, abi::OP_ACCEPT, 0);
+    (r.conn, r.a, r.b, r.c) = (c1, 2, pack_addr(peer(5555)), pack_addr(local(7000)));
+    assert_eq!(app.events(1), vec![r]);
+    // The last one closes: the owners stop listening.
+    app.op(1, abi::OP_UNLISTEN, 7, 0, 7000, 0);
+    b.pass();
+    assert_eq!(app.events(1), vec![reply(7, abi::OP_UNLISTEN, 0)]);
+    assert!(!b.front.ports.contains_key(&7000));
+    assert_eq!(b.sent().len(), 2, "one Unlisten per owner");
+    assert_eq!(b.counters.violations_total(), 0);
+}
+
+#[test]
 fn a_listen_the_owner_refused_frees_the_port() {
     let mut b = Bench::new(2);
     let mut app = b.register(1);

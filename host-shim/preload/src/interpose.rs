@@ -156,7 +156,7 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         return unsafe { real::listen(fd, backlog) };
     };
     ret(stale_check(&s)
-        .and_then(|()| io::listen(&s, backlog))
+        .and_then(|()| io::listen(fd, &s, backlog))
         .map(|()| 0))
 }
 

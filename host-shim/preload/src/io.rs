@@ -351,9 +351,34 @@ pub(crate) fn bind(sock: &Sock, addr: SocketAddrV4) -> Result<BindTo, c_int> {
     }
 }
 
-pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
+pub(crate) fn listen(fd: c_int, sock: &Sock, backlog: c_int) -> Result<(), c_int> {
     let Some(toe) = state::toe() else {
         return Err(libc::EBADF);
+    };
+    // SO_REUSEPORT, as the placeholder kept it: several sockets of this
+    // application may listen on the port (and share its connections).
+    let reuseport = {
+        let mut v: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+        // SAFETY: an int option into a local of the size given.
+        let r = unsafe {
+            real::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEPORT,
+                (&raw mut v).cast(),
+                &mut len,
+            )
+        };
+        r == 0 && v != 0
+    };
+    let bind = |addr: SocketAddrV4| {
+        let cc = sock.cc.load(Ordering::Relaxed);
+        if reuseport {
+            TcpListener::bind_reuseport(&toe, addr, backlog_u32(backlog), cc)
+        } else {
+            TcpListener::bind_with(&toe, addr, backlog_u32(backlog), cc)
+        }
     };
     let mut st = sock.state.lock();
     let bound = match &*st {
@@ -362,7 +387,6 @@ pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
         State::Stream { .. } => return Err(libc::EINVAL),
     };
     let addr = bound.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-    let backlog = u32::try_from(backlog).unwrap_or(0);
     let l = if addr.port() == 0 {
         // Ephemeral port: the engine wants an explicit one.
         let mut seed = u64::from(std::process::id()) ^ (Instant::now().elapsed().as_nanos() as u64);
@@ -374,7 +398,7 @@ pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
                 .wrapping_add(1442695040888963407);
             let port = 32768 + ((seed >> 33) % 28000) as u16;
             let addr = SocketAddrV4::new(*addr.ip(), port);
-            match TcpListener::bind_with(&toe, addr, backlog, sock.cc.load(Ordering::Relaxed)) {
+            match bind(addr) {
                 Ok(l) => {
                     found = Some(l);
                     break;
@@ -384,8 +408,7 @@ pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
         }
         found.ok_or(last)?
     } else {
-        TcpListener::bind_with(&toe, addr, backlog, sock.cc.load(Ordering::Relaxed))
-            .map_err(|e| errno_of(&e))?
+        bind(addr).map_err(|e| errno_of(&e))?
     };
     let _ = l.set_nonblocking(true);
     *st = State::Listening {
@@ -394,6 +417,10 @@ pub(crate) fn listen(sock: &Sock, backlog: c_int) -> Result<(), c_int> {
         seen: 0,
     };
     Ok(())
+}
+
+fn backlog_u32(backlog: c_int) -> u32 {
+    u32::try_from(backlog).unwrap_or(0)
 }
 
 /// Accepts a connection; the new fd is a placeholder kernel socket.

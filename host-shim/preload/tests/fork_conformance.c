@@ -438,6 +438,80 @@ int main(int argc, char **argv) {
     close(c);
     close(s);
 
+    /* 12. SO_REUSEPORT: two listening sockets on one port (PORT+2), each
+     *     kept by one of two pre-forked workers (nginx's `reuseport`); a
+     *     socket without the option cannot join them. Each connection is
+     *     served by one worker, whichever; after one worker closed its
+     *     socket, the other still serves the port. */
+    int one = 1;
+    int rl[2];
+    for (int i = 0; i < 2; i++) {
+        rl[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(rl[i] >= 0);
+        CHECK(setsockopt(rl[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) == 0);
+        struct sockaddr_in a = addr_of(port + 2);
+        CHECK(bind(rl[i], (struct sockaddr *)&a, sizeof a) == 0);
+        CHECK(listen(rl[i], 16) == 0);
+    }
+    printf("12 two SO_REUSEPORT listeners on one port: ok\n");
+    {
+        int x = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = addr_of(port + 2);
+        errno = 0;
+        int e = bind(x, (struct sockaddr *)&a, sizeof a) == 0 ? listen(x, 16) : -1;
+        printf("12 a third without SO_REUSEPORT: bind or listen %d %s\n", e, ename(errno));
+        close(x);
+    }
+    pid_t workers[2];
+    for (int i = 0; i < 2; i++) {
+        fflush(stdout);
+        workers[i] = fork();
+        CHECK(workers[i] >= 0);
+        if (workers[i] == 0) {
+            close(rl[1 - i]);
+            /* Serves until the parent says stop: a connection whose first
+             * byte is 'q'. */
+            for (;;) {
+                int a = accept(rl[i], NULL, NULL);
+                CHECK(a >= 0);
+                char q;
+                CHECK(read(a, &q, 1) == 1);
+                write_all(a, q == 'q' ? "bye" : "hi!", 3);
+                close(a);
+                if (q == 'q')
+                    _exit(0);
+            }
+        }
+    }
+    close(rl[0]);
+    close(rl[1]);
+    int served = 0;
+    for (int i = 0; i < 8; i++) {
+        int k = connect_to(port + 2);
+        write_all(k, "x", 1);
+        if (read_n(k, buf, 3) == 3 && memcmp(buf, "hi!", 3) == 0)
+            served++;
+        close(k);
+    }
+    printf("12 served %d of 8\n", served);
+    /* Stop one worker, then the port is still served by the other. */
+    int k = connect_to(port + 2);
+    write_all(k, "q", 1);
+    CHECK(read_n(k, buf, 3) == 3);
+    close(k);
+    int stopped = waitpid(-1, NULL, 0);
+    CHECK(stopped == workers[0] || stopped == workers[1]);
+    k = connect_to(port + 2);
+    write_all(k, "x", 1);
+    r = read_n(k, buf, 3);
+    printf("12 after one worker left: %ld %.3s\n", r, buf);
+    close(k);
+    k = connect_to(port + 2);
+    write_all(k, "q", 1);
+    CHECK(read_n(k, buf, 3) == 3);
+    close(k);
+    CHECK(waitpid(-1, NULL, 0) > 0);
+
     close(l);
     close(l2);
     printf("done\n");
