@@ -194,7 +194,8 @@ pub const OPT_CONGESTION: u64 = 4;
 /// its segments paced (`SO_MAX_PACING_RATE`); 0: no cap.
 pub const OPT_MAX_PACING_RATE: u64 = 5;
 /// b = 1: `TCP_CORK` (segments shorter than the MSS wait until the cork
-/// comes off or a FIN follows them); b = 0 sends what waited.
+/// comes off, a FIN follows them, or 200 ms passed); b = 0 sends what
+/// waited.
 pub const OPT_CORK: u64 = 6;
 /// b = bytes: `SO_RCVBUF`, the connection's advertised window is held to
 /// at most b (rounded down to a power of two, at least 1/128 of the RX

@@ -57,8 +57,13 @@ const TX_LOG2: u8 = 0x1f;
 /// Nagle's algorithm (RFC 896; `TCP_NODELAY` off): a short segment waits
 /// while data is unacknowledged. Off by default (see `set_nagle`).
 const TX_NAGLE: u8 = 0x20;
-/// `TCP_CORK`: short segments wait until the cork is removed.
+/// `TCP_CORK`: short segments wait until the cork is removed, or for at
+/// most `CORK_CEILING_NS` (Linux's 200 ms ceiling).
 const TX_CORK: u8 = 0x40;
+/// The cork's ceiling passed: the short tail held now may go.
+const TX_CORK_FLUSH: u8 = 0x80;
+/// How long TCP_CORK holds a short tail at most (as Linux).
+const CORK_CEILING_NS: u64 = 200_000_000;
 
 /// Verdict on a received RST (RFC 5961 3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,8 +278,8 @@ pub struct ProtoFlow {
     tx_end: SeqNumber,
     tx_base: SeqNumber,
     /// log2 of the TX buffer size (a power of two) in the low five bits
-    /// (`TX_LOG2`), and the application's `TX_NAGLE` and `TX_CORK` (one
-    /// byte: the state budget of issue 13).
+    /// (`TX_LOG2`), and the application's `TX_NAGLE` and `TX_CORK` with
+    /// `TX_CORK_FLUSH` (one byte: the state budget of issue 13).
     tx_conf: u8,
     snd_wnd: u32,
     /// The largest window field the peer sent (MAX.SND.WND, RFC 5961 5,

@@ -58,6 +58,11 @@ impl ProtoFlow {
             return action;
         }
         if self.snd_max == self.snd_una {
+            // TCP_CORK's ceiling: the short tail it held goes now.
+            if self.tx_conf & super::TX_CORK != 0 && self.tx_end > self.snd_nxt {
+                self.tx_conf |= super::TX_CORK_FLUSH;
+                action.wake_tx = true;
+            }
             // An orphan in FIN-WAIT-2 whose peer never sent its FIN.
             if self.state == super::TcpState::FinWait2 && self.flags.has(Flags::ORPHAN) {
                 action.abort = true;

@@ -2,7 +2,7 @@
 //! new data (or go-back-N resends after a timeout) within the peer's window
 //! and the congestion window, then our FIN.
 
-use super::deadline::micros;
+use super::deadline::{micros, Deadline};
 use super::{Flags, Nanos, ProtoConfig, ProtoFlow, TcpState, TxSegment};
 use crate::stats::Stats;
 use crate::wire::{SeqNumber, TcpFlags};
@@ -112,15 +112,27 @@ impl ProtoFlow {
         }
         // Nagle (TCP_NODELAY off) and TCP_CORK: the short tail of the data
         // waits, while data is unacknowledged (Nagle: the ACK wakes the
-        // flow) or until the cork comes off. A FIN to send, a resend and a
-        // full segment go at once.
+        // flow) or until the cork comes off, at most 200 ms once nothing
+        // is in flight (the idle retransmission timer counts it, see
+        // `on_timers`). A FIN to send, a resend and a full segment go at
+        // once.
         let short_tail =
             len < mss && len == data_left && !fin_wanted && self.snd_nxt >= self.snd_max;
-        if short_tail
-            && (self.tx_conf & super::TX_CORK != 0
-                || (self.tx_conf & super::TX_NAGLE != 0 && self.snd_max != self.snd_una))
-        {
-            return None;
+        if short_tail {
+            let cork_bits = super::TX_CORK | super::TX_CORK_FLUSH;
+            let corked = self.tx_conf & cork_bits == super::TX_CORK;
+            if corked && self.snd_max == self.snd_una && !self.rto_at.is_set() {
+                self.rto_at = Deadline::after(now, super::CORK_CEILING_NS);
+            }
+            if corked || (self.tx_conf & super::TX_NAGLE != 0 && self.snd_max != self.snd_una) {
+                return None;
+            }
+        }
+        self.tx_conf &= !super::TX_CORK_FLUSH;
+        if self.snd_max == self.snd_una && !self.flags.has(Flags::PERSIST) {
+            // Nothing in flight: the timer may hold the cork's ceiling;
+            // this segment gets a retransmission timeout of its own.
+            self.rto_at = Deadline::OFF;
         }
         let fin_here = fin_wanted && self.snd_nxt + len == self.tx_end;
         let span = len + fin_here as u32;
