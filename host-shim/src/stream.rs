@@ -603,9 +603,6 @@ impl TcpStream {
         self.setopt(abi::OPT_LINGER_ZERO, u64::from(on))
     }
 
-    /// `SO_MAX_PACING_RATE`: caps the connection's sending rate at
-    /// `bytes_per_sec`, the DPU's flow scheduler spacing its segments (in
-    /// pairs, as Linux's fq); `None` removes the cap.
     /// `SO_SNDBUF`: at most `bytes` written and not yet acknowledged
     /// (between 2 KiB and the connection's TX buffer); writes wait, or
     /// return WouldBlock, beyond it.
@@ -637,12 +634,20 @@ impl TcpStream {
             Some(k) => {
                 let secs = |d: Duration| u16::try_from(d.as_secs()).unwrap_or(u16::MAX);
                 let count = u8::try_from(k.count).unwrap_or(u8::MAX);
+                if secs(k.idle) == 0 || secs(k.interval) == 0 || count == 0 {
+                    return Err(invalid_input(
+                        "keepalive: idle and interval of at least 1 s, count at least 1",
+                    ));
+                }
                 abi::pack_keepalive(secs(k.idle), secs(k.interval), count)
             }
         };
         self.setopt(abi::OPT_KEEPALIVE, packed)
     }
 
+    /// `SO_MAX_PACING_RATE`: caps the connection's sending rate at
+    /// `bytes_per_sec`, the DPU's flow scheduler spacing its segments (in
+    /// pairs, as Linux's fq); `None` removes the cap.
     pub fn set_max_pacing_rate(&self, bytes_per_sec: Option<u64>) -> io::Result<()> {
         self.setopt(abi::OPT_MAX_PACING_RATE, bytes_per_sec.unwrap_or(0))
     }

@@ -53,12 +53,24 @@ use libfuzzer_sys::fuzz_target;
 
 /// The front's rule for a `CC_*` value: Err for one no controller has
 /// (ENOENT).
+/// An `OP_LISTEN` answer with a = the port (as the owners answer).
+fn listen_reply(tag: u64, port: u16, status: i32) -> Desc {
+    Desc {
+        a: port.into(),
+        ..reply(tag, abi::OP_LISTEN, status)
+    }
+}
+
 /// A listening port in the model.
 #[derive(Debug)]
 struct MListen {
     app: AppKey,
     ctxs: Vec<u16>,
     reuse: bool,
+    /// The owners' reply to the first listen came.
+    confirmed: bool,
+    /// `LISTEN_REUSEPORT` listens that came before it: context and tag.
+    joining: Vec<(u16, u64)>,
 }
 
 fn model_cc(v: u64) -> Result<(), ()> {
@@ -796,12 +808,27 @@ impl Model {
                 if op == abi::OP_CONNECT && status == 0 && self.alive(app) {
                     self.conns.insert(conn, MConn::new(app, Some(ctx), a as u32));
                 }
-                if op == abi::OP_LISTEN && status != 0 {
+                if op == abi::OP_LISTEN {
+                    // The verdict, for the listen and for the sockets that
+                    // joined it meanwhile.
                     let port = a as u16;
-                    if self.ports.get(&port).is_some_and(|l| l.app == app) {
-                        self.ports.remove(&port);
-                        for o in 0..OWNERS {
-                            self.send(o, Cmd::Unlisten { app, port });
+                    if let Some(l) = self.ports.get_mut(&port).filter(|l| l.app == app) {
+                        let joining = std::mem::take(&mut l.joining);
+                        if status == 0 {
+                            l.confirmed = true;
+                            l.ctxs.extend(joining.iter().map(|j| j.0));
+                        } else {
+                            self.ports.remove(&port);
+                            for o in 0..OWNERS {
+                                self.send(o, Cmd::Unlisten { app, port });
+                            }
+                        }
+                        let waiting = self.accept_q.get(&port).is_some_and(|q| !q.is_empty());
+                        for (jctx, jtag) in joining {
+                            self.message(app, jctx, listen_reply(jtag, port, status));
+                            if status == 0 && waiting {
+                                self.acceptable(app, jctx, port);
+                            }
                         }
                     }
                 }
@@ -964,6 +991,12 @@ impl Model {
     }
 
     fn request(&mut self, app: AppKey, ctx: u16, d: &Desc) -> Result<(), ()> {
+        // Nothing more for an application closed meanwhile (the front's
+        // rule: a request drained by another context's `OP_ADOPT` may have
+        // closed it in the middle of a batch).
+        if !self.alive(app) {
+            return Err(());
+        }
         match d.op {
             abi::OP_TX_PUSH => {
                 let o = self.owned(app, d.conn, false)?;
@@ -1026,9 +1059,11 @@ impl Model {
                     // SO_REUSEPORT on both, same application: one more
                     // holder; otherwise the port is taken.
                     let reuse = d.c & abi::LISTEN_REUSEPORT != 0;
-                    if l.app == app && l.reuse && reuse {
+                    if l.app == app && l.reuse && reuse && !l.confirmed {
+                        l.joining.push((ctx, d.tag));
+                    } else if l.app == app && l.reuse && reuse {
                         l.ctxs.push(ctx);
-                        self.message(app, ctx, reply(d.tag, d.op, 0));
+                        self.message(app, ctx, listen_reply(d.tag, port, 0));
                         if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
                             self.acceptable(app, ctx, port);
                         }
@@ -1042,6 +1077,8 @@ impl Model {
                             app,
                             ctxs: vec![ctx],
                             reuse: d.c & abi::LISTEN_REUSEPORT != 0,
+                            confirmed: false,
+                            joining: Vec::new(),
                         },
                     );
                     for o in 0..OWNERS {
@@ -1070,6 +1107,9 @@ impl Model {
                     let at = l.ctxs.iter().position(|c| *c == ctx).unwrap_or(0);
                     l.ctxs.remove(at);
                     if l.ctxs.is_empty() {
+                        for (jctx, jtag) in std::mem::take(&mut l.joining) {
+                            self.message(app, jctx, listen_reply(jtag, port, -libc::EADDRINUSE));
+                        }
                         self.ports.remove(&port);
                         for o in 0..OWNERS {
                             self.send(o, Cmd::Unlisten { app, port });

@@ -95,15 +95,28 @@ impl Engine {
             return Ok(());
         };
         // As Linux: the first check is one idle time after the change,
-        // counted from the last segment received.
+        // counted from the last segment received (the check works out how
+        // long the peer has been silent with the settings of the moment).
         let at = self.now + u64::from(settings.idle_secs) * SEC;
-        let entry = KeepaliveConn {
-            settings,
-            probes_out: 0,
-            probed_at: 0,
-            armed_at: at,
-        };
-        self.keepalive.insert(conn, entry);
+        if let Some(k) = self.keepalive.get_mut(&conn) {
+            k.settings = settings;
+            if k.armed_at <= at {
+                // The timer armed fires first: no other entry (a program
+                // setting the options in a loop must not grow the queue).
+                return Ok(());
+            }
+            k.armed_at = at;
+        } else {
+            self.keepalive.insert(
+                conn,
+                KeepaliveConn {
+                    settings,
+                    probes_out: 0,
+                    probed_at: 0,
+                    armed_at: at,
+                },
+            );
+        }
         self.push_timer(at, TimerKey::Keepalive(conn));
         Ok(())
     }
@@ -140,7 +153,7 @@ impl Engine {
                 // The peer sent something since the last probe went out:
                 // it answered (an answer comes within microseconds, so
                 // "less than an interval ago" would miss it at the tick).
-                if k.probes_out > 0 && p.rx_since(k.probed_at) {
+                if k.probes_out > 0 && p.rx_since(k.probed_at, now) {
                     next.probes_out = 0;
                 }
                 if quiet < idle && next.probes_out == 0 {

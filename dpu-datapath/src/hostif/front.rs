@@ -96,6 +96,11 @@ struct Listening {
     /// Opened with `LISTEN_REUSEPORT`: more sockets of the application
     /// may listen on the port (and share it).
     reuseport: bool,
+    /// The owners confirmed the listen (owner 0's reply).
+    confirmed: bool,
+    /// `LISTEN_REUSEPORT` requests that came before the confirmation:
+    /// member, context and tag, answered with the owners' verdict.
+    joining: Vec<(MemberKey, u16, u64)>,
 }
 
 /// An accepted connection waiting for `OP_ACCEPT`.
@@ -183,6 +188,15 @@ impl std::fmt::Debug for Front {
             .field("apps", &self.apps.len())
             .field("conns", &self.conns.len())
             .finish()
+    }
+}
+
+/// The answer to an `OP_LISTEN` a socket joined (`LISTEN_REUSEPORT`):
+/// as the owners answer a listen, with a = the port.
+fn listen_reply(tag: u64, port: u16, status: i32) -> Desc {
+    Desc {
+        a: port.into(),
+        ..reply(tag, abi::OP_LISTEN, status)
     }
 }
 
@@ -557,11 +571,19 @@ impl Front {
             .map(|(p, _)| *p)
             .collect();
         for port in ports {
-            if grant.is_ok() && j.ports.contains(&port) {
+            // One hold per listening socket it still has on the port.
+            let keep = j.ports.iter().filter(|p| **p == port).count();
+            if grant.is_ok() && keep > 0 {
                 if let Some(l) = self.ports.get_mut(&port) {
-                    for h in l.holders.iter_mut().filter(|h| h.0 == old) {
+                    let mut kept = 0;
+                    l.holders.retain_mut(|h| {
+                        if h.0 != old {
+                            return true;
+                        }
+                        kept += 1;
                         h.0 = new;
-                    }
+                        kept <= keep
+                    });
                 }
                 // Connections already waiting: the child hears of them.
                 if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
@@ -694,14 +716,8 @@ impl Front {
                     // application, so nothing else closes it).
                     self.abort_quietly(app, conn);
                 }
-                if op == abi::OP_LISTEN && status != 0 {
-                    let port = a as u16;
-                    if self.ports.get(&port).is_some_and(|l| l.app == app) {
-                        self.ports.remove(&port);
-                        for o in 0..self.owners.len() {
-                            self.send(o, OwnerCmd::Unlisten { app, port });
-                        }
-                    }
+                if op == abi::OP_LISTEN {
+                    self.listen_answered(app, a as u16, status);
                 }
                 let mut d = reply(tag, op, status);
                 (d.conn, d.a, d.b, d.c) = (conn, a, b, c);
@@ -925,6 +941,13 @@ impl Front {
 
     /// Handles one request; `Err` when the application was closed.
     fn request(&mut self, app: AppKey, ctx: u16, d: &Desc) -> Result<(), ()> {
+        // An application closed for a violation while its batch was being
+        // handled (possibly by a request that drained another context of
+        // it first, `OP_ADOPT`) gets nothing more done: a listen or a
+        // connect now would outlive its cleanup.
+        if self.apps.get(&app).is_none_or(|a| a.dead) {
+            return Err(());
+        }
         match d.op {
             abi::OP_TX_PUSH => {
                 let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
@@ -1055,8 +1078,13 @@ impl Front {
             let (true, true, Some(m)) = (l.app == app, l.reuseport && reuseport, member) else {
                 return self.message(app, ctx, reply(d.tag, d.op, -libc::EADDRINUSE));
             };
+            if !l.confirmed {
+                // Answered with the first listen's verdict.
+                l.joining.push((m, ctx, d.tag));
+                return;
+            }
             l.holders.push((m, ctx));
-            self.message(app, ctx, reply(d.tag, d.op, 0));
+            self.message(app, ctx, listen_reply(d.tag, port, 0));
             if self.accept_q.get(&port).is_some_and(|q| !q.is_empty()) {
                 self.acceptable_on(app, ctx, port);
             }
@@ -1075,6 +1103,8 @@ impl Front {
                 app,
                 holders: vec![(member, ctx)],
                 reuseport,
+                confirmed: false,
+                joining: Vec::new(),
             },
         );
         for o in 0..self.owners.len() {
@@ -1094,7 +1124,42 @@ impl Front {
         }
     }
 
+    /// The owners' verdict on a listen: sockets that joined it meanwhile
+    /// (`LISTEN_REUSEPORT`) get the same answer; a refused listen frees
+    /// the port.
+    fn listen_answered(&mut self, app: AppKey, port: u16, status: i32) {
+        let Some(l) = self.ports.get_mut(&port).filter(|l| l.app == app) else {
+            return;
+        };
+        let joining = std::mem::take(&mut l.joining);
+        if status == 0 {
+            l.confirmed = true;
+            l.holders.extend(joining.iter().map(|&(m, c, _)| (m, c)));
+        } else {
+            self.ports.remove(&port);
+            for o in 0..self.owners.len() {
+                self.send(o, OwnerCmd::Unlisten { app, port });
+            }
+        }
+        let waiting = self.accept_q.get(&port).is_some_and(|q| !q.is_empty());
+        for (_, ctx, tag) in joining {
+            self.message(app, ctx, listen_reply(tag, port, status));
+            if status == 0 && waiting {
+                self.acceptable_on(app, ctx, port);
+            }
+        }
+    }
+
     fn unlisten(&mut self, app: AppKey, port: u16) {
+        // Sockets still waiting to join it are refused, not left waiting.
+        let joining = self
+            .ports
+            .get_mut(&port)
+            .map(|l| std::mem::take(&mut l.joining))
+            .unwrap_or_default();
+        for (_, ctx, tag) in joining {
+            self.message(app, ctx, listen_reply(tag, port, -libc::EADDRINUSE));
+        }
         self.ports.remove(&port);
         for o in 0..self.owners.len() {
             self.send(o, OwnerCmd::Unlisten { app, port });

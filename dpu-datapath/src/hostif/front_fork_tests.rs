@@ -317,3 +317,59 @@ fn tickets_are_single_use_expire_and_are_bounded() {
     assert_eq!(b.fork(1, TOKEN + 3), Ok(3), "its context is free again");
     assert_alive(&b, &app);
 }
+
+#[test]
+fn a_child_keeps_one_hold_per_listening_socket_it_names() {
+    let mut b = Bench::new(1);
+    let mut app = register_forking(&mut b, 1);
+    // Two SO_REUSEPORT sockets on one port in the parent.
+    let listen = |tag: u64| Desc {
+        op: abi::OP_LISTEN,
+        tag,
+        a: 6100,
+        c: abi::LISTEN_REUSEPORT,
+        ..Desc::default()
+    };
+    app.post(1, listen(1));
+    b.pass();
+    b.sent();
+    b.owner_event(
+        0,
+        OwnerEvt::Reply {
+            app: 1,
+            ctx: 1,
+            tag: 1,
+            op: abi::OP_LISTEN,
+            status: 0,
+            conn: 0,
+            a: 6100,
+            b: 0,
+            c: 0,
+        },
+    );
+    app.post(1, listen(2));
+    b.pass();
+    assert_eq!(b.front.ports[&6100].holders.len(), 2);
+    // A fork copies both holds; the child (or the program it execs) kept
+    // one of the two sockets and names the port once.
+    b.fork(1, TOKEN).unwrap();
+    assert_eq!(b.front.ports[&6100].holders.len(), 4);
+    let ctx = b.join(1, TOKEN, &[], &[6100]).unwrap();
+    let child_holds = |b: &Bench| {
+        b.front.ports[&6100]
+            .holders
+            .iter()
+            .filter(|h| h.1 == ctx)
+            .count()
+    };
+    assert_eq!(child_holds(&b), 1);
+    // The parent closes both sockets; the child's one close stops the port.
+    app.op(1, abi::OP_UNLISTEN, 3, 0, 6100, 0);
+    app.op(1, abi::OP_UNLISTEN, 4, 0, 6100, 0);
+    b.pass();
+    assert_eq!(b.sent(), vec![]);
+    app.op(ctx as usize, abi::OP_UNLISTEN, 5, 0, 6100, 0);
+    b.pass();
+    assert!(!b.front.ports.contains_key(&6100));
+    assert_alive(&b, &app);
+}

@@ -990,19 +990,40 @@ fn reuseport_listeners_of_one_application_share_the_port_until_the_last_closes()
     app.post(0, listen(1, abi::LISTEN_REUSEPORT));
     b.pass();
     assert_eq!(b.sent().len(), 2, "one Listen per owner");
-    // A second socket with SO_REUSEPORT, on another context: shared, and
-    // nothing new for the owners. Without it, or from another
-    // application: EADDRINUSE.
+    // A second socket with SO_REUSEPORT, on another context, before the
+    // owners answered the first: it gets their answer with it, and nothing
+    // new goes to the owners.
     app.post(1, listen(2, abi::LISTEN_REUSEPORT));
+    b.pass();
+    assert_eq!(app.events(1), vec![]);
+    b.owner_event(
+        0,
+        OwnerEvt::Reply {
+            app: 1,
+            ctx: 0,
+            tag: 1,
+            op: abi::OP_LISTEN,
+            status: 0,
+            conn: 0,
+            a: 7000,
+            b: 0,
+            c: 0,
+        },
+    );
+    b.pass();
+    let answer = |tag: u64, status: i32| Desc {
+        a: 7000,
+        ..reply(tag, abi::OP_LISTEN, status)
+    };
+    assert_eq!(app.events(0), vec![answer(1, 0)]);
+    assert_eq!(app.events(1), vec![answer(2, 0)]);
+    // Without SO_REUSEPORT, or from another application: EADDRINUSE.
     app.post(1, listen(3, 0));
     other.post(0, listen(4, abi::LISTEN_REUSEPORT));
     b.pass();
     assert_eq!(
         app.events(1),
-        vec![
-            reply(2, abi::OP_LISTEN, 0),
-            reply(3, abi::OP_LISTEN, -libc::EADDRINUSE)
-        ]
+        vec![reply(3, abi::OP_LISTEN, -libc::EADDRINUSE)]
     );
     assert_eq!(
         other.events(0),
@@ -1047,6 +1068,46 @@ fn reuseport_listeners_of_one_application_share_the_port_until_the_last_closes()
     assert!(!b.front.ports.contains_key(&7000));
     assert_eq!(b.sent().len(), 2, "one Unlisten per owner");
     assert_eq!(b.counters.violations_total(), 0);
+}
+
+#[test]
+fn a_reuseport_socket_joining_a_refused_listen_is_refused_too() {
+    let mut b = Bench::new(1);
+    let mut app = b.register(1);
+    let listen = |tag: u64| Desc {
+        op: abi::OP_LISTEN,
+        tag,
+        a: 7,
+        c: abi::LISTEN_REUSEPORT,
+        ..Desc::default()
+    };
+    app.post(0, listen(1));
+    app.post(1, listen(2));
+    b.pass();
+    b.sent();
+    // The owner refuses (a service of its own listens there).
+    b.owner_event(
+        0,
+        OwnerEvt::Reply {
+            app: 1,
+            ctx: 0,
+            tag: 1,
+            op: abi::OP_LISTEN,
+            status: -libc::EADDRINUSE,
+            conn: 0,
+            a: 7,
+            b: 0,
+            c: 0,
+        },
+    );
+    b.pass();
+    let refused = |tag: u64| Desc {
+        a: 7,
+        ..reply(tag, abi::OP_LISTEN, -libc::EADDRINUSE)
+    };
+    assert_eq!(app.events(0), vec![refused(1)]);
+    assert_eq!(app.events(1), vec![refused(2)]);
+    assert!(!b.front.ports.contains_key(&7));
 }
 
 #[test]

@@ -29,9 +29,11 @@ impl ProtoFlow {
         u64::from(ticks(now).wrapping_sub(self.last_rx)) * TICK_NS
     }
 
-    /// An acceptable segment arrived at or after `at` (to the tick).
-    pub fn rx_since(&self, at: Nanos) -> bool {
-        self.last_rx.wrapping_sub(ticks(at)) as i32 >= 0
+    /// An acceptable segment arrived at or after `at` (to the tick), told
+    /// apart for `now - at` up to 49 days.
+    pub fn rx_since(&self, at: Nanos, now: Nanos) -> bool {
+        let now = ticks(now);
+        now.wrapping_sub(self.last_rx) <= now.wrapping_sub(ticks(at))
     }
 
     /// A keepalive probe, when the connection is one to probe: synchronized,

@@ -318,7 +318,7 @@ pub struct ProtoFlow {
     rx_fin_seq: SeqNumber,
     ts_recent: u32,
     /// When the last acceptable segment arrived, in [`keepalive::ticks`]
-    /// (about a millisecond; wraps after 52 days): keepalive's idle time.
+    /// (a millisecond; wraps after 49 days): keepalive's idle time.
     last_rx: u32,
     /// Out-of-order intervals and SACK scoreboard, only while in use.
     loss: Option<Box<LossState>>,

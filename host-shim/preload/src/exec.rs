@@ -197,7 +197,11 @@ fn entries() -> Vec<Entry> {
                     local,
                     cc: l.congestion_control_id(),
                 });
-                for p in pending {
+                // An inherited listener not adopted here still holds the
+                // parent's accepted-ahead connections: the parent's to
+                // accept, not this process's.
+                let inherited = sock.inherited.load(Ordering::Relaxed);
+                for p in pending.iter().filter(|_| !inherited) {
                     if let (Some(peer), Some(local)) = (v4(p.peer_addr()), v4(p.local_addr())) {
                         out.push(Entry::Pending {
                             listener,
@@ -346,6 +350,11 @@ fn adopt(toe: &Arc<Toe>, e: &Entry) {
             };
             let _ = s.set_nonblocking(true);
             s.inherit_congestion_control(*cc);
+            let sndbuf = crate::io::placeholder_buffer_size(fds[0], libc::SO_SNDBUF);
+            if sndbuf != 0 {
+                // Kept by the library, not the engine: set again.
+                let _ = s.set_send_buffer_size(sndbuf as usize);
+            }
             let sock = Sock::new(
                 State::Stream {
                     s: Arc::new(s),

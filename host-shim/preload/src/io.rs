@@ -398,7 +398,13 @@ pub(crate) fn listen(fd: c_int, sock: &Sock, backlog: c_int) -> Result<(), c_int
                 .wrapping_add(1442695040888963407);
             let port = 32768 + ((seed >> 33) % 28000) as u16;
             let addr = SocketAddrV4::new(*addr.ip(), port);
-            match bind(addr) {
+            // A port picked here is never shared (as Linux's).
+            match TcpListener::bind_with(
+                &toe,
+                addr,
+                backlog_u32(backlog),
+                sock.cc.load(Ordering::Relaxed),
+            ) {
                 Ok(l) => {
                     found = Some(l);
                     break;
@@ -801,6 +807,16 @@ pub(crate) fn options_from_placeholder(fd: c_int, sock: &Sock) {
     }
     sock.keepalive
         .store(placeholder_keepalive(fd), Ordering::Relaxed);
+    let cork: c_int = get(fd, libc::IPPROTO_TCP, libc::TCP_CORK).unwrap_or(0);
+    sock.cork.store(cork != 0, Ordering::Relaxed);
+    sock.rcvbuf.store(
+        placeholder_buffer_size(fd, libc::SO_RCVBUF),
+        Ordering::Relaxed,
+    );
+    sock.sndbuf.store(
+        placeholder_buffer_size(fd, libc::SO_SNDBUF),
+        Ordering::Relaxed,
+    );
 }
 
 /// Copies the options an accepted socket inherits from its listener
@@ -820,6 +836,11 @@ fn copy_inherited_options(from: c_int, to: c_int) {
         // and out of a local of the size given.
         unsafe {
             if real::getsockopt(from, level, name, (&raw mut v).cast(), &mut len) == 0 {
+                // The kernel reports buffer sizes doubled and doubles what
+                // it is given: hand it back what the program set.
+                if name == libc::SO_RCVBUF || name == libc::SO_SNDBUF {
+                    v /= 2;
+                }
                 real::setsockopt(to, level, name, (&raw const v).cast(), len);
             }
         }
@@ -830,13 +851,7 @@ fn copy_inherited_options(from: c_int, to: c_int) {
 /// kernel doubles what it is given, to leave room for its overhead) halved
 /// is what the engine's connection gets, as the payload Linux would hold.
 pub(crate) fn set_buffer_size(fd: c_int, sock: &Sock, name: c_int) {
-    let mut v: c_int = 0;
-    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: an int option into a local of the size given.
-    if unsafe { real::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut v).cast(), &mut len) } < 0 {
-        return;
-    }
-    let bytes = (v.max(0) / 2) as u32;
+    let bytes = placeholder_buffer_size(fd, name);
     let slot = if name == libc::SO_RCVBUF {
         &sock.rcvbuf
     } else {
@@ -846,6 +861,18 @@ pub(crate) fn set_buffer_size(fd: c_int, sock: &Sock, name: c_int) {
     if let Some(s) = sock.stream() {
         apply_buffer_sizes(sock, &s);
     }
+}
+
+/// SO_RCVBUF or SO_SNDBUF of the placeholder, halved (see
+/// [`set_buffer_size`]); 0 when unreadable.
+pub(crate) fn placeholder_buffer_size(fd: c_int, name: c_int) -> u32 {
+    let mut v: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: an int option into a local of the size given.
+    if unsafe { real::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut v).cast(), &mut len) } < 0 {
+        return 0;
+    }
+    (v.max(0) / 2) as u32
 }
 
 /// Gives the engine's connection the socket's SO_RCVBUF and SO_SNDBUF.

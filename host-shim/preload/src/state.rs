@@ -350,6 +350,11 @@ fn adopt_inherited(sock: &Sock) {
                 Ok(ns) => {
                     let _ = ns.set_nonblocking(s.is_nonblocking());
                     ns.inherit_congestion_control(sock.cc.load(Ordering::Relaxed));
+                    // SO_SNDBUF is the library's, not the engine's.
+                    let sndbuf = sock.sndbuf.load(Ordering::Relaxed);
+                    if sndbuf != 0 {
+                        let _ = ns.set_send_buffer_size(sndbuf as usize);
+                    }
                     State::Stream {
                         s: Arc::new(ns),
                         connecting: *connecting,
