@@ -83,6 +83,25 @@ fn ret(r: Result<c_int, c_int>) -> c_int {
     r.unwrap_or_else(|e| e)
 }
 
+/// `f` on connection `conn` of `t` (its result), or the -errno of a NULL
+/// `t`, an unknown handle or a listener; -EIO if it panicked.
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result.
+unsafe fn on_stream(t: *mut ToeC, conn: c_int, f: impl FnOnce(&TcpStream) -> c_int) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        match t.stream(conn) {
+            Ok(s) => f(&s),
+            Err(e) => e,
+        }
+    })
+}
+
 fn ret_ssize(r: Result<usize, c_int>) -> libc::ssize_t {
     match r {
         Ok(n) => n as libc::ssize_t,
@@ -467,19 +486,13 @@ pub unsafe extern "C" fn toe_set_max_pacing_rate(
     conn: c_int,
     bytes_per_sec: u64,
 ) -> c_int {
-    guard(-libc::EIO, || {
-        // SAFETY: forwarded contract.
-        let t = match unsafe { toe_ref(t) } {
-            Ok(t) => t,
-            Err(e) => return e,
-        };
-        let s = match t.stream(conn) {
-            Ok(s) => s,
-            Err(e) => return e,
-        };
-        let rate = Some(bytes_per_sec).filter(|&r| r > 0);
-        ret(s.set_max_pacing_rate(rate).map(|()| 0).map_err(errno))
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_stream(t, conn, |s| {
+            let rate = Some(bytes_per_sec).filter(|&r| r > 0);
+            ret(s.set_max_pacing_rate(rate).map(|()| 0).map_err(errno))
+        })
+    }
 }
 
 /// TCP_NODELAY (`on` = 0 turns Nagle's algorithm on; the default is 1)
@@ -489,17 +502,12 @@ pub unsafe extern "C" fn toe_set_max_pacing_rate(
 /// `t` is NULL or a live `toe_open` result.
 #[no_mangle]
 pub unsafe extern "C" fn toe_set_nodelay(t: *mut ToeC, conn: c_int, on: c_int) -> c_int {
-    guard(-libc::EIO, || {
-        // SAFETY: forwarded contract.
-        let t = match unsafe { toe_ref(t) } {
-            Ok(t) => t,
-            Err(e) => return e,
-        };
-        match t.stream(conn) {
-            Ok(s) => ret(s.set_nodelay(on != 0).map(|()| 0).map_err(errno)),
-            Err(e) => e,
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_stream(t, conn, |s| {
+            ret(s.set_nodelay(on != 0).map(|()| 0).map_err(errno))
+        })
+    }
 }
 
 /// See [`toe_set_nodelay`].
@@ -508,17 +516,12 @@ pub unsafe extern "C" fn toe_set_nodelay(t: *mut ToeC, conn: c_int, on: c_int) -
 /// `t` is NULL or a live `toe_open` result.
 #[no_mangle]
 pub unsafe extern "C" fn toe_set_cork(t: *mut ToeC, conn: c_int, on: c_int) -> c_int {
-    guard(-libc::EIO, || {
-        // SAFETY: forwarded contract.
-        let t = match unsafe { toe_ref(t) } {
-            Ok(t) => t,
-            Err(e) => return e,
-        };
-        match t.stream(conn) {
-            Ok(s) => ret(s.set_cork(on != 0).map(|()| 0).map_err(errno)),
-            Err(e) => e,
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_stream(t, conn, |s| {
+            ret(s.set_cork(on != 0).map(|()| 0).map_err(errno))
+        })
+    }
 }
 
 /// TCP keepalive on a connection (`SO_KEEPALIVE` with `TCP_KEEPIDLE`,
@@ -537,34 +540,28 @@ pub unsafe extern "C" fn toe_set_keepalive(
     interval_secs: c_int,
     count: c_int,
 ) -> c_int {
-    guard(-libc::EIO, || {
-        // SAFETY: forwarded contract.
-        let t = match unsafe { toe_ref(t) } {
-            Ok(t) => t,
-            Err(e) => return e,
-        };
-        let s = match t.stream(conn) {
-            Ok(s) => s,
-            Err(e) => return e,
-        };
-        let settings = if idle_secs == 0 {
-            None
-        } else {
-            let in_range = |v: c_int, max: c_int| (1..=max).contains(&v);
-            if !in_range(idle_secs, 32767)
-                || !in_range(interval_secs, 32767)
-                || !in_range(count, 127)
-            {
-                return -libc::EINVAL;
-            }
-            Some(crate::Keepalive {
-                idle: std::time::Duration::from_secs(idle_secs as u64),
-                interval: std::time::Duration::from_secs(interval_secs as u64),
-                count: count as u32,
-            })
-        };
-        ret(s.set_keepalive(settings).map(|()| 0).map_err(errno))
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        on_stream(t, conn, |s| {
+            let settings = if idle_secs == 0 {
+                None
+            } else {
+                let in_range = |v: c_int, max: c_int| (1..=max).contains(&v);
+                if !in_range(idle_secs, 32767)
+                    || !in_range(interval_secs, 32767)
+                    || !in_range(count, 127)
+                {
+                    return -libc::EINVAL;
+                }
+                Some(crate::Keepalive {
+                    idle: std::time::Duration::from_secs(idle_secs as u64),
+                    interval: std::time::Duration::from_secs(interval_secs as u64),
+                    count: count as u32,
+                })
+            };
+            ret(s.set_keepalive(settings).map(|()| 0).map_err(errno))
+        })
+    }
 }
 
 /// Readiness of a connection, without waiting: a mask of POLLIN (data, EOF
