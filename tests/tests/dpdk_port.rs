@@ -221,6 +221,8 @@ fn dpdk_tap_port_answers_kernel_ping() {
         rx_descriptors: dpdk.rx_descriptors,
         tx_descriptors: dpdk.tx_descriptors,
         mempool_mbufs: dpdk.mempool_mbufs,
+        flow_groups: 64,
+        software_rss: false,
     };
     let port =
         DpdkPort::open(eal, ports[0], &port_cfg).unwrap_or_else(|e| panic!("open port: {e}"));

@@ -5,7 +5,10 @@
 
 mod hash;
 
-pub use hash::{flow_group, frame_rss_hash, group_of_hash, rss_hash, toeplitz_hash, RSS_KEY};
+pub use hash::{
+    flow_group, frame_rss_hash, group_of_hash, rss_hash, rss_hash_with, select_hash_key,
+    selected_hash_key, toeplitz_hash, HashKey, NET_TAP_RSS_KEY, RSS_KEY,
+};
 
 use std::net::Ipv4Addr;
 

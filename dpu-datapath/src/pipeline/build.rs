@@ -279,7 +279,6 @@ impl<'a> Wiring<'a> {
             timer: self.timer(r, PRE, 0),
             stats: Stats::default(),
             arp_learn_dropped: 0,
-            misrouted: 0,
             items: 0,
         }
     }
@@ -512,6 +511,8 @@ impl<'a> Wiring<'a> {
         Box::new(PreTask {
             live: LiveCounters::new(self.board.clone()),
             name: format!("r{r}-pre{i}"),
+            replica: r,
+            plan: self.plan.clone(),
             input,
             output,
             local: self.local,
@@ -553,7 +554,6 @@ impl<'a> Wiring<'a> {
             batch: Vec::new(),
             items: 0,
             arp_learn_dropped: 0,
-            misrouted: 0,
         })
     }
 

@@ -55,6 +55,7 @@ drop_reasons! {
     IcmpUnsupported => "icmp_unsupported", "ICMP other than echo request.";
     ArpIgnored => "arp_ignored", "ARP not about our address.";
     AppGone => "app_gone", "Payload for a connection the application already closed.";
+    Misrouted => "misrouted", "TCP frame on the queue of a replica that does not own its flow group: the port's RSS disagrees with the plan.";
 }
 
 impl From<ParseError> for DropReason {

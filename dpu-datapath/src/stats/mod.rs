@@ -70,7 +70,17 @@ pub struct Stats {
     /// rate (TIMELY).
     pub pacing_waits: u64,
     pub rate_changes: u64,
-    drops: [u64; DropReason::COUNT],
+    drops: DropCounts,
+}
+
+/// One counter per [`DropReason`] (a newtype: arrays over 32 have no `Default`).
+#[derive(Clone, Debug)]
+struct DropCounts([u64; DropReason::COUNT]);
+
+impl Default for DropCounts {
+    fn default() -> Self {
+        DropCounts([0; DropReason::COUNT])
+    }
 }
 
 impl Stats {
@@ -116,24 +126,24 @@ impl Stats {
         self.ecn_cwr_sent += other.ecn_cwr_sent;
         self.pacing_waits += other.pacing_waits;
         self.rate_changes += other.rate_changes;
-        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+        for (a, b) in self.drops.0.iter_mut().zip(other.drops.0.iter()) {
             *a += b;
         }
     }
 
     /// Counts one dropped packet.
     pub fn drop(&mut self, reason: DropReason) {
-        self.drops[reason as usize] += 1;
+        self.drops.0[reason as usize] += 1;
     }
 
     /// Drops counted under `reason`.
     pub fn drops(&self, reason: DropReason) -> u64 {
-        self.drops[reason as usize]
+        self.drops.0[reason as usize]
     }
 
     /// All drops, whatever the reason.
     pub fn total_drops(&self) -> u64 {
-        self.drops.iter().sum()
+        self.drops.0.iter().sum()
     }
 
     /// Non-zero drop counters with their labels.

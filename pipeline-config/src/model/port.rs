@@ -76,6 +76,12 @@ pub struct Dpdk {
     /// `port.dpdk.tx_descriptors`: TX ring size, a power of two in
     /// `64..=16384`. Default `1024`.
     pub tx_descriptors: u16,
+    /// `port.dpdk.software_rss`: with several replicas, leave the port's
+    /// queues as the driver fills them and steer frames to their replica in
+    /// software, even where the port could do it (an RSS indirection table,
+    /// or a `net_tap` RSS rule). For comparison and for drivers whose RSS
+    /// misbehaves. Default `false`.
+    pub software_rss: bool,
 }
 
 impl Default for Dpdk {
@@ -89,6 +95,7 @@ impl Default for Dpdk {
             mempool_mbufs: 8191,
             rx_descriptors: 1024,
             tx_descriptors: 1024,
+            software_rss: false,
         }
     }
 }

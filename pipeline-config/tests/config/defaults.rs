@@ -52,7 +52,8 @@ fn default_matches_reference_document() {
             "backend": "dpdk", "mtu": 1500,
             "dpdk": {
                 "eal_args": [], "vdevs": ["net_tap0,iface=ftoe0"], "allow": [], "no_huge": true,
-                "memory_mb": 256, "mempool_mbufs": 8191, "rx_descriptors": 1024, "tx_descriptors": 1024
+                "memory_mb": 256, "mempool_mbufs": 8191, "rx_descriptors": 1024, "tx_descriptors": 1024,
+                "software_rss": false
             },
             "impairment": {
                 "seed": 1,

@@ -131,14 +131,17 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let port = DpdkPort::open(
         eal,
         port_id,
-        &DpdkPortConfig::from_port(&config.port, queues),
+        &DpdkPortConfig::from_port(&config.port, queues, topology.flow_groups),
     )
     .map_err(|e| format!("opening DPDK port {port_id}: {e}"))?;
     let engine_cfg = EngineConfig::from_config(config, isn_seed())?;
     let port_mac = port.mac();
     let mbufs = port.mempool();
     let driver = port.driver().to_owned();
-    let steer = replicas > 1 && (driver == "net_tap" || !port.rss_enabled());
+    let steering = port.steering().clone();
+    let steer = !steering.follows_flow_groups();
+    // Our flow hash must be the one that chose the queue.
+    dpu_datapath::flow::select_hash_key(steering.hash_key());
     if driver != "net_tap" && port_mac != engine_cfg.mac.0 {
         tracing::warn!(
             port_mac = %mac_text(&port_mac),
@@ -225,7 +228,11 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         engine_cfg.prefix_len,
         mac_text(&port_mac),
         replicas,
-        if steer { ", software RSS" } else { "" },
+        if replicas > 1 {
+            format!(", {}", steering.describe())
+        } else {
+            String::new()
+        },
         if impaired { "; impairment ON" } else { "" },
         config.host.control_socket,
         pipeline.plan().workers.len(),
@@ -372,6 +379,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
                 "reorder_leftover": report.reorder_leftover(),
                 "reorder_holds": report.reorder_holds(),
                 "workers": report.workers.iter().map(|(n, b, i)| json!({"name": n, "busy_polls": b, "idle_polls": i})).collect::<Vec<_>>(),
+                "tasks": report.tasks.iter().map(|t| json!({"name": t.name, "items": t.items})).collect::<Vec<_>>(),
             },
         })
     });

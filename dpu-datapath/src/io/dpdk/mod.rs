@@ -6,6 +6,7 @@
 //! - `mempool`: the packet-buffer pool ([`Mempool`]), never freed, so frames may outlive the port;
 //! - `mbuf`: RAII [`Mbuf`] and the burst array handed to `rte_eth_{rx,tx}_burst`;
 //! - `port`: port configuration (queues, RSS, offloads, MTU), start, link, close;
+//! - `rss`: which queue a frame lands on (indirection table, net_tap flow rule, or software);
 //! - `queue`: `impl Nic for DpdkPort` (mbufs in and out as frames, retrying TX);
 //! - `signals`: turns off the TAP driver's per-frame RX signal.
 //!
@@ -18,6 +19,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod queue;
+mod rss;
 mod signals;
 
 pub use eal::{eal_args, init_eal, init_eal_with_args, pmd_plugins, Eal};
@@ -25,6 +27,7 @@ pub use error::DpdkError;
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{DpdkPort, DpdkPortConfig, LinkStatus, Offloads};
+pub use rss::{reta_entries, RxSteering};
 
 /// Most mbufs moved by one `rte_eth_rx_burst` / `rte_eth_tx_burst` call.
 pub const MAX_BURST: usize = 64;

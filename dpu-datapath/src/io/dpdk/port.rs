@@ -7,6 +7,7 @@ use dpdk_sys::{rte_eth_conf, rte_eth_dev_info, rte_eth_link, rte_ether_addr};
 use super::eal::Eal;
 use super::error::{DpdkError, EINVAL, ENODEV, ENOTSUP};
 use super::mempool::Mempool;
+use super::rss::{self, RxSteering};
 use super::MAX_BURST;
 use crate::flow::RSS_KEY;
 use crate::io::IoStats;
@@ -30,17 +31,24 @@ pub struct DpdkPortConfig {
     pub tx_descriptors: u16,
     /// Mbufs in the port's pool (shared by all its queues).
     pub mempool_mbufs: u32,
+    /// Flow groups of the plan: queue r must receive the groups `g % queues == r`.
+    pub flow_groups: u32,
+    /// Leave the queues to the driver and steer in software even where the port
+    /// could follow the flow groups (`port.dpdk.software_rss`).
+    pub software_rss: bool,
 }
 
 impl DpdkPortConfig {
     /// From the `port` section of the pipeline configuration.
-    pub fn from_port(port: &pipeline_config::Port, queues: u16) -> Self {
+    pub fn from_port(port: &pipeline_config::Port, queues: u16, flow_groups: u32) -> Self {
         DpdkPortConfig {
             queues,
             mtu: port.mtu,
             rx_descriptors: port.dpdk.rx_descriptors,
             tx_descriptors: port.dpdk.tx_descriptors,
             mempool_mbufs: port.dpdk.mempool_mbufs,
+            flow_groups,
+            software_rss: port.dpdk.software_rss,
         }
     }
 }
@@ -85,6 +93,7 @@ pub struct DpdkPort {
     driver: String,
     offloads: Offloads,
     rss: bool,
+    steering: RxSteering,
     pub(super) locks: Vec<QueueLocks>,
     /// Whether the stages may use the NIC's RSS hash as our flow hash: RSS runs
     /// with our key, and the first [`HASH_CHECKS`] TCP frames' hashes matched the
@@ -231,6 +240,7 @@ impl DpdkPort {
             driver,
             offloads: conf_offloads,
             rss,
+            steering: RxSteering::OneQueue,
             locks: (0..cfg.queues).map(|_| QueueLocks::default()).collect(),
             trust_hash: std::sync::atomic::AtomicBool::new(rss),
             hash_checks_left: std::sync::atomic::AtomicU32::new(HASH_CHECKS),
@@ -238,7 +248,27 @@ impl DpdkPort {
         };
         port.setup_queues(&info, rxd, txd, socket)?;
         port.start()?;
+        port.steering = port.choose_steering(&info, cfg);
+        tracing::info!(port_id, steering = %port.steering.describe(), "RX queues");
         Ok(port)
+    }
+
+    /// Makes queue r receive replica r's flow groups where the port can (see `rss`).
+    fn choose_steering(&self, info: &rte_eth_dev_info, cfg: &DpdkPortConfig) -> RxSteering {
+        let (port_id, queues) = (self.port_id, self.queues);
+        if queues <= 1 {
+            RxSteering::OneQueue
+        } else if cfg.software_rss {
+            RxSteering::Software("port.dpdk.software_rss".into())
+        } else if self.driver == "net_tap" {
+            rss::tap_flow_rule(port_id, queues)
+                .unwrap_or_else(|why| RxSteering::Software(format!("net_tap RSS rule: {why}")))
+        } else if self.rss {
+            rss::program_reta(port_id, info.reta_size, queues, cfg.flow_groups)
+                .unwrap_or_else(|why| RxSteering::Software(format!("indirection table: {why}")))
+        } else {
+            RxSteering::Software("the port has no IPv4/TCP RSS".into())
+        }
     }
 
     fn setup_queues(
@@ -357,6 +387,11 @@ impl DpdkPort {
     /// Whether RSS on IPv4/TCP with [`RSS_KEY`] is on.
     pub fn rss_enabled(&self) -> bool {
         self.rss
+    }
+
+    /// How received frames reach their flow group's queue.
+    pub fn steering(&self) -> &RxSteering {
+        &self.steering
     }
 
     /// The port's mbuf pool (lives for the process).
@@ -479,6 +514,9 @@ fn format_mac(mac: &[u8; 6]) -> String {
 impl Drop for DpdkPort {
     fn drop(&mut self) {
         let port_id = self.port_id;
+        if self.steering == RxSteering::TapFlowRule {
+            rss::flush_flow_rules(port_id);
+        }
         // SAFETY: we configured this port and, with `&mut self`, no burst call is running;
         // stopping a port that never started is harmless. Closing frees its queues and
         // returns the mbufs they held to the pool (which stays: see the field).

@@ -23,7 +23,7 @@ use crate::pipeline::topology::Plan;
 use crate::pipeline::Clock;
 use crate::pre::{validate_hashed, LocalAddrs, Verdict};
 use crate::proto::Nanos;
-use crate::stats::Stats;
+use crate::stats::{DropReason, Stats};
 use crate::wire::ChecksumCaps;
 use crossbeam_queue::ArrayQueue;
 use std::collections::VecDeque;
@@ -48,8 +48,6 @@ pub(crate) struct Intake {
     /// Drops counted by `pre` (malformed frames never reach the engine).
     pub(crate) stats: Stats,
     pub(crate) arp_learn_dropped: u64,
-    /// Frames of flow groups this replica does not own (dropped).
-    pub(crate) misrouted: u64,
     /// Frames taken from the NIC.
     pub(crate) items: u64,
 }
@@ -85,8 +83,8 @@ impl Intake {
             Verdict::Tcp { rss, .. } => {
                 let g = group_of_hash(*rss, self.plan.flow_groups);
                 if self.plan.owner_of_group(g) != self.owner {
-                    // The NIC's indirection table disagrees with the plan.
-                    self.misrouted += 1;
+                    // The port's RSS disagrees with the plan.
+                    self.stats.drop(DropReason::Misrouted);
                     return None;
                 }
             }

@@ -34,8 +34,6 @@ pub(crate) struct IngressReorderTask {
     pub(crate) batch: Vec<PreItem>,
     pub(crate) items: u64,
     pub(crate) arp_learn_dropped: u64,
-    /// Frames of flow groups this replica does not own (dropped).
-    pub(crate) misrouted: u64,
 }
 
 impl IngressReorderTask {
@@ -50,12 +48,9 @@ impl IngressReorderTask {
                     .checked_sub(self.replica * self.plan.proto)
                 {
                     Some(local) if local < self.owners.len() => local,
-                    // RSS delivered a foreign flow group to this queue: the
-                    // NIC's indirection table disagrees with the plan.
-                    _ => {
-                        self.misrouted += 1;
-                        return;
-                    }
+                    // Not this replica's group: `pre` turned those into
+                    // drops (misrouted), so this cannot happen.
+                    _ => return,
                 }
             }
             Verdict::Control => {

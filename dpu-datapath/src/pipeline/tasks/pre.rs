@@ -1,13 +1,16 @@
 //! The data-parallel half of `pre`: parse, validate, checksum and summarise
 //! (no flow state), then on to the ingress reorder.
 
+use crate::flow::group_of_hash;
 use crate::pipeline::items::{IngressItem, PreItem};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
     LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
 };
 use crate::pipeline::timing::StageTimer;
+use crate::pipeline::Plan;
 use crate::pre::{validate_hashed, LocalAddrs, Verdict};
+use crate::stats::DropReason;
 use crate::stats::Stats;
 use crate::wire::ChecksumCaps;
 use std::sync::Arc;
@@ -16,6 +19,9 @@ pub(crate) struct PreTask {
     /// Live counters for `stat` and `/metrics`.
     pub(crate) live: LiveCounters,
     pub(crate) name: String,
+    /// Frames of flow groups other replicas own are dropped as misrouted.
+    pub(crate) replica: usize,
+    pub(crate) plan: Plan,
     pub(crate) input: Consumer<IngressItem>,
     pub(crate) output: Producer<PreItem>,
     pub(crate) local: LocalAddrs,
@@ -67,8 +73,15 @@ impl Task for PreTask {
             n += 1;
             self.delay.apply();
             let t = self.timer.start();
-            let verdict =
+            let mut verdict =
                 validate_hashed(&it.frame, &self.local, &self.caps, it.frame.nic_rss_hash());
+            if let Verdict::Tcp { rss, .. } = verdict {
+                let group = group_of_hash(rss, self.plan.flow_groups);
+                if self.plan.replica_of_group(group) != self.replica {
+                    // The port's RSS disagrees with the plan.
+                    verdict = Verdict::Drop(DropReason::Misrouted);
+                }
+            }
             if let Verdict::Drop(reason) = verdict {
                 // Counted here; the item still travels so its sequence
                 // number is released in order.
