@@ -174,3 +174,37 @@ fn sigint_shuts_the_sim_service_down_cleanly() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("summary"), "{stdout}");
 }
+
+/// The start names the placement it chose from the CPUs: always with
+/// `topology.auto: true`; by default only on three CPUs or more (on two the
+/// default stays one unpinned replica).
+#[test]
+fn the_placement_chosen_from_the_cpus_is_printed_at_start() {
+    let cpus = pipeline_config::CpuSet::allowed().cpus().len();
+    for (auto, expected) in [
+        (
+            serde_json::Value::Null,
+            (cpus >= 3).then_some("the default placement on CPUs"),
+        ),
+        (true.into(), Some("topology.auto on CPUs")),
+        (false.into(), None),
+    ] {
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&bin().arg("default-config").output().unwrap().stdout).unwrap();
+        cfg["port"]["backend"] = "sim".into();
+        cfg["metrics"]["listen"] = "127.0.0.1:0".into();
+        cfg["topology"]["auto"] = auto.clone();
+        let path = write(&format!("placement-{auto}.json"), &cfg.to_string());
+        let out = bin()
+            .args(["run", "--duration", "0.5", "--connections", "1", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        match expected {
+            Some(line) => assert!(stdout.contains(line), "auto {auto}: {stdout}"),
+            None => assert!(!stdout.contains(" on CPUs "), "auto {auto}: {stdout}"),
+        }
+    }
+}

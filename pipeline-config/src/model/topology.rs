@@ -48,8 +48,11 @@ pub struct Topology {
     /// the CPUs it may run on ([`Topology::auto_for`]): it replaces
     /// `replicas`, `run_to_completion`, the per-stage worker counts and
     /// `cores`, and raises `flow_groups` to at least 4 per replica; then
-    /// `cores` and `workers` must be empty. Default `false`.
-    pub auto: bool,
+    /// `cores` and `workers` must be empty. `true`: always; `false`: never;
+    /// absent (the default, `null`): when the topology places nothing itself
+    /// and the service has at least [`Topology::AUTO_MIN_CPUS`] CPUs (see
+    /// [`Topology::chosen_for`]).
+    pub auto: Option<bool>,
     /// `topology.ring_size`: entries per inter-stage ring, a power of two in
     /// `64..=65536`, at least `burst`. Default `1024`.
     pub ring_size: u32,
@@ -73,7 +76,7 @@ impl Default for Topology {
             run_to_completion: true,
             cores: Vec::new(),
             workers: Vec::new(),
-            auto: false,
+            auto: None,
             ring_size: 1024,
             burst: 32,
             idle: Idle::default(),
@@ -121,8 +124,49 @@ impl Topology {
             run_to_completion: true,
             cores,
             workers: Vec::new(),
-            auto: false,
+            auto: Some(false),
             ..self.clone()
+        }
+    }
+
+    /// Fewest CPUs on which the default (`auto` absent) chooses the
+    /// placement. On two CPUs the service shares both with the host
+    /// applications (and here with the tests' Linux peer and load
+    /// generators), and one unpinned replica measured best: pinned workers
+    /// on both cores left the Linux sender no core of its own
+    /// (docs/benchmarks.md, "Stage placement").
+    pub const AUTO_MIN_CPUS: usize = 3;
+
+    /// Whether the topology places anything itself: replicas, stage worker
+    /// counts, run to completion off, cores or workers differ from the
+    /// defaults.
+    pub fn places_workers(&self) -> bool {
+        let d = Topology::default();
+        self.replicas != d.replicas
+            || self.run_to_completion != d.run_to_completion
+            || [
+                self.pre_workers,
+                self.proto_workers,
+                self.post_workers,
+                self.dma_workers,
+            ] != [1, 1, 1, 1]
+            || !self.cores.is_empty()
+            || !self.workers.is_empty()
+    }
+
+    /// The topology the service runs on `cpus` (the CPUs it may use,
+    /// ascending), and whether it was chosen from them: [`Topology::auto_for`]
+    /// when `auto` is `true`, or absent while the topology places nothing and
+    /// there are at least [`Topology::AUTO_MIN_CPUS`] CPUs; `self` otherwise.
+    pub fn chosen_for(&self, cpus: &[u32]) -> (Topology, bool) {
+        let choose = match self.auto {
+            Some(on) => on,
+            None => !self.places_workers() && cpus.len() >= Self::AUTO_MIN_CPUS,
+        };
+        if choose {
+            (self.auto_for(cpus), true)
+        } else {
+            (self.clone(), false)
         }
     }
 

@@ -42,7 +42,7 @@ pub(crate) fn check(topology: &Topology, cpus: &CpuSet, report: &mut Report) {
             );
         }
     }
-    if t.auto && (!t.workers.is_empty() || !t.cores.is_empty()) {
+    if t.auto == Some(true) && (!t.workers.is_empty() || !t.cores.is_empty()) {
         report.error(
             "topology.auto",
             "chooses the placement from the CPUs available at start, so topology.workers and \

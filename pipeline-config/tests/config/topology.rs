@@ -1,6 +1,6 @@
 //! Impossible topologies and CPU pinning.
 
-use pipeline_config::{Config, CpuSet};
+use pipeline_config::{Config, CpuSet, Topology};
 
 use super::{errors, invalid};
 
@@ -222,7 +222,7 @@ fn auto_with_cores_or_workers_is_an_error() {
         [msg]
     );
     let config = Config::from_json_str(r#"{"topology": {"auto": true}}"#).unwrap();
-    assert!(config.topology.auto);
+    assert_eq!(config.topology.auto, Some(true));
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn auto_gives_cores_to_pinned_replicas_and_one_to_the_rest() {
             let doc = serde_json::json!({ "topology": t });
             Config::from_json_str(&doc.to_string()).unwrap_or_else(|e| panic!("{cpus:?}: {e}"));
         }
-        assert!(t.run_to_completion && !t.auto && t.workers.is_empty());
+        assert!(t.run_to_completion && t.auto == Some(false) && t.workers.is_empty());
         assert_eq!(t.ring_size, 256, "the rest is kept");
         (t.replicas, t.flow_groups, t.cores)
     };
@@ -251,4 +251,45 @@ fn auto_gives_cores_to_pinned_replicas_and_one_to_the_rest() {
     // A cpuset: only the CPUs given.
     assert_eq!(pick(&[2, 5, 9]), (2, 8, vec![5, 9]));
     assert_eq!(pick(&(0..200).collect::<Vec<_>>()).0, 64);
+}
+
+#[test]
+fn by_default_the_placement_is_chosen_on_three_cpus_or_more_unless_the_topology_places_workers() {
+    let default = Topology::default();
+    let eight: Vec<u32> = (0..8).collect();
+    assert_eq!(
+        default.chosen_for(&[0, 1]),
+        (default.clone(), false),
+        "two CPUs: one unpinned replica"
+    );
+    let (t, chosen) = default.chosen_for(&[0, 1, 2, 3]);
+    assert!(chosen);
+    assert_eq!((t.replicas, t.flow_groups, t.cores), (2, 8, vec![2, 3]));
+    assert_eq!(default.chosen_for(&eight).0.replicas, 4);
+
+    let two = Topology {
+        replicas: 2,
+        flow_groups: 8,
+        ..Topology::default()
+    };
+    assert_eq!(two.chosen_for(&eight), (two.clone(), false), "replicas set");
+    let staged = Topology {
+        run_to_completion: false,
+        ..Topology::default()
+    };
+    assert!(!staged.chosen_for(&eight).1, "run_to_completion set");
+    let off = Topology {
+        auto: Some(false),
+        ..Topology::default()
+    };
+    assert!(!off.chosen_for(&eight).1, "auto: false");
+    let on = Topology {
+        auto: Some(true),
+        ..Topology::default()
+    };
+    assert_eq!(
+        on.chosen_for(&[0, 1]).0.cores,
+        vec![1],
+        "auto: true on two CPUs"
+    );
 }

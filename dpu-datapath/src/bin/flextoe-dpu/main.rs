@@ -75,13 +75,18 @@ fn main() -> ExitCode {
             if let Some(path) = &args.control {
                 config.host.control_socket = path.display().to_string();
             }
-            if config.topology.auto {
-                let cpus = pipeline_config::CpuSet::allowed();
-                config.topology = config.topology.auto_for(&cpus.cpus());
+            let cpus = pipeline_config::CpuSet::allowed();
+            let (topology, chosen) = config.topology.chosen_for(&cpus.cpus());
+            if chosen {
+                let why = match config.topology.auto {
+                    Some(true) => "topology.auto",
+                    _ => "the default placement",
+                };
+                config.topology = topology;
                 let t = &config.topology;
                 println!(
-                    "flextoe-dpu: topology.auto on CPUs {cpus}: {} run-to-completion replica(s), \
-                     {} flow groups, pinned to {:?}",
+                    "flextoe-dpu: {why} on CPUs {cpus}: {} run-to-completion replica(s), {} \
+                     flow groups, pinned to {:?}",
                     t.replicas, t.flow_groups, t.cores
                 );
             }
