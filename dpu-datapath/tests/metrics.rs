@@ -496,7 +496,8 @@ fn sim_service_serves_growing_counters_that_match_its_summary() {
             || name == "flextoe_reorder_holds_total"
             || name == "flextoe_worker_polls_total"
             || name == "flextoe_worker_busy_seconds_total"
-            || name == "flextoe_xdp_frames_total";
+            || name == "flextoe_xdp_frames_total"
+            || name.starts_with("flextoe_port_");
         assert_eq!(
             last_text.contains(&format!("# TYPE {name} ")),
             !pipeline_only,

@@ -223,6 +223,7 @@ fn dpdk_tap_port_answers_kernel_ping() {
         mempool_mbufs: dpdk.mempool_mbufs,
         flow_groups: 64,
         software_rss: false,
+        devargs: None,
     };
     let port =
         DpdkPort::open(eal, ports[0], &port_cfg).unwrap_or_else(|e| panic!("open port: {e}"));

@@ -164,12 +164,18 @@ fn firewall_denies_a_linux_client_at_run_time_then_lets_it_back() {
             .unwrap_or("0")
             .parse()
             .unwrap_or(0.0);
-        if drops >= 1.0 {
+        // The port's own counters are there too.
+        let port_rx = text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"flextoe_port_frames_total{direction="rx"} "#))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if drops >= 1.0 && port_rx >= 1.0 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "no XDP drops in /metrics:\n{text}"
+            "no XDP drops or port frames in /metrics:\n{text}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -36,6 +36,9 @@ pub struct IoStats {
     pub rx_missed: u64,
     /// NIC: erroneous received frames.
     pub rx_errors: u64,
+    /// Frames the Linux interface under a software port dropped before the
+    /// PMD could take them (`io::dpdk::KernelDrops`; 0 for other ports).
+    pub rx_dropped_kernel: u64,
     /// Frames the NIC accepted in `tx_burst`.
     pub tx_frames: u64,
     /// Bytes of those frames.
@@ -65,6 +68,7 @@ impl IoStats {
         self.rx_nombuf += other.rx_nombuf;
         self.rx_missed += other.rx_missed;
         self.rx_errors += other.rx_errors;
+        self.rx_dropped_kernel += other.rx_dropped_kernel;
         self.tx_frames += other.tx_frames;
         self.tx_bytes += other.tx_bytes;
         self.tx_dropped_full += other.tx_dropped_full;

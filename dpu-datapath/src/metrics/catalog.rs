@@ -322,6 +322,30 @@ spec!(
      longer than the window), redirect_full (the target replica's inbox was full)."
 );
 spec!(
+    PORT_FRAMES,
+    "flextoe_port_frames_total",
+    Counter,
+    ["direction"],
+    "Frames the port handed to the pipeline (rx) and took from it (tx)."
+);
+spec!(
+    PORT_DROPS,
+    "flextoe_port_drops_total",
+    Counter,
+    ["reason"],
+    "Frames lost at the port, by reason: rx_missed (the NIC's RX ring was full), \
+     rx_nombuf (no packet buffer), rx_errors, rx_kernel (dropped by the Linux interface \
+     under a software port before the PMD took them: the TAP's queue, the veth an XDP \
+     socket reads), tx_ring_full, tx_no_buffer, tx_oversize, tx_bad_queue, tx_errors."
+);
+spec!(
+    PORT_BUFFERS,
+    "flextoe_port_buffers",
+    Gauge,
+    ["state"],
+    "Packet buffers of the port's pool: in_use (NIC rings, frames in flight) and free."
+);
+spec!(
     SNAPSHOT_TIMESTAMP,
     "flextoe_snapshot_timestamp_seconds",
     Gauge,
@@ -373,6 +397,9 @@ pub static ALL: &[&Spec] = &[
     &HOST_VIOLATIONS,
     &HOST_FRONT_SLEEPS,
     &XDP_FRAMES,
+    &PORT_FRAMES,
+    &PORT_DROPS,
+    &PORT_BUFFERS,
     &SNAPSHOT_TIMESTAMP,
 ];
 

@@ -225,6 +225,7 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
         xdp.add(&[hook, verdict], *n as f64);
     }
     out.push(xdp.build());
+    out.extend(port_families(snap.port.as_ref()));
 
     let mut ts = FamilyBuilder::new(&c::SNAPSHOT_TIMESTAMP);
     if let Some(at) = published {
@@ -269,6 +270,34 @@ fn hostif_families(h: Option<&HostIfSample>) -> Vec<MetricFamily> {
     out
 }
 
+/// The port's frames, drops by reason and buffers; empty families for
+/// services without a port.
+fn port_families(p: Option<&crate::io::IoStats>) -> Vec<MetricFamily> {
+    let mut frames = FamilyBuilder::new(&c::PORT_FRAMES);
+    let mut drops = FamilyBuilder::new(&c::PORT_DROPS);
+    let mut buffers = FamilyBuilder::new(&c::PORT_BUFFERS);
+    if let Some(p) = p {
+        frames.add(&["rx"], p.rx_frames as f64);
+        frames.add(&["tx"], p.tx_frames as f64);
+        for (reason, n) in [
+            ("rx_missed", p.rx_missed),
+            ("rx_nombuf", p.rx_nombuf),
+            ("rx_errors", p.rx_errors),
+            ("rx_kernel", p.rx_dropped_kernel),
+            ("tx_ring_full", p.tx_dropped_full),
+            ("tx_no_buffer", p.tx_dropped_nombuf),
+            ("tx_oversize", p.tx_dropped_oversize),
+            ("tx_bad_queue", p.tx_dropped_bad_queue),
+            ("tx_errors", p.tx_errors),
+        ] {
+            drops.add(&[reason], n as f64);
+        }
+        buffers.add(&["in_use"], p.pool_in_use as f64);
+        buffers.add(&["free"], p.pool_free as f64);
+    }
+    vec![frames.build(), drops.build(), buffers.build()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +332,10 @@ mod tests {
             }],
             hostif: Some(HostIfSample::default()),
             xdp: vec![("ingress", "drop", 3)],
+            port: Some(crate::io::IoStats {
+                rx_dropped_kernel: 7,
+                ..Default::default()
+            }),
         }
     }
 

@@ -261,6 +261,8 @@ pub struct Snapshot {
     /// The XDP hooks' verdicts: (hook, verdict, frames), services with a
     /// port.
     pub xdp: Vec<(&'static str, &'static str, u64)>,
+    /// The port's counters (services with a port).
+    pub port: Option<crate::io::IoStats>,
 }
 
 impl Snapshot {
@@ -347,6 +349,12 @@ impl Snapshot {
                 self.xdp.push((hook, verdict, n));
             }
         }
+        self
+    }
+
+    /// Adds the port's counters.
+    pub fn with_port(mut self, stats: crate::io::IoStats) -> Self {
+        self.port = Some(stats);
         self
     }
 

@@ -4,6 +4,7 @@
 
 use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::hostif::{HostIfCounters, HostIfOptions, HostInterface, StatsFn};
+use dpu_datapath::io::{IoStats, Nic};
 use dpu_datapath::metrics::{Exporter, MetricsServer, Snapshot};
 use dpu_datapath::pipeline::worker::WorkerStatus;
 use dpu_datapath::pipeline::{Pipeline, PipelineOptions, Plan, StatsBoard};
@@ -51,6 +52,7 @@ pub struct PipelineMetrics {
     workers: Vec<(String, Arc<WorkerStatus>)>,
     hostif: Arc<HostIfCounters>,
     xdp: Option<Arc<dpu_datapath::xdp::XdpHooks>>,
+    port: Option<Arc<dyn Nic>>,
     last: Instant,
 }
 
@@ -69,6 +71,7 @@ impl PipelineMetrics {
             workers: pipeline.worker_statuses(),
             hostif,
             xdp: None,
+            port: None,
             last: Instant::now(),
         };
         m.publish();
@@ -78,6 +81,13 @@ impl PipelineMetrics {
     /// Also exports the port's XDP verdict counters.
     pub fn with_xdp(mut self, hooks: Arc<dpu_datapath::xdp::XdpHooks>) -> Self {
         self.xdp = Some(hooks);
+        self.publish();
+        self
+    }
+
+    /// Also exports the port's counters.
+    pub fn with_port(mut self, port: Arc<dyn Nic>) -> Self {
+        self.port = Some(port);
         self.publish();
         self
     }
@@ -97,6 +107,9 @@ impl PipelineMetrics {
             .with_hostif(&self.hostif);
         if let Some(h) = &self.xdp {
             snap = snap.with_xdp(h);
+        }
+        if let Some(p) = &self.port {
+            snap = snap.with_port(p.stats());
         }
         self.exporter.publish(snap);
         self.last = Instant::now();
@@ -222,13 +235,45 @@ pub fn observe(
     hostif: &HostInterface,
     pipeline: &Pipeline,
     endpoint: Option<(Arc<Exporter>, MetricsServer)>,
+    port: Option<Arc<dyn Nic>>,
 ) -> Option<PipelineMetrics> {
     hostif.set_stats(stat_source(
         pipeline.stats_board(),
         hostif.counters(),
         pipeline.worker_statuses(),
+        port.clone(),
     ));
-    endpoint.map(|m| PipelineMetrics::new(m, pipeline, hostif.counters()))
+    endpoint.map(|m| {
+        let metrics = PipelineMetrics::new(m, pipeline, hostif.counters());
+        match port {
+            Some(p) => metrics.with_port(p),
+            None => metrics,
+        }
+    })
+}
+
+/// The port's counters as the summary, `stat` and `--stats-json` show them.
+pub fn io_json(s: &IoStats) -> Value {
+    json!({
+        "rx_frames": s.rx_frames,
+        "rx_bytes": s.rx_bytes,
+        "rx_csum_bad": s.rx_csum_bad,
+        "rx_nombuf": s.rx_nombuf,
+        "rx_missed": s.rx_missed,
+        "rx_errors": s.rx_errors,
+        "rx_dropped_kernel": s.rx_dropped_kernel,
+        "tx_frames": s.tx_frames,
+        "tx_bytes": s.tx_bytes,
+        "tx_dropped": s.tx_dropped(),
+        // Why, as every drop is counted by its reason.
+        "tx_dropped_ring_full": s.tx_dropped_full,
+        "tx_dropped_no_buffer": s.tx_dropped_nombuf,
+        "tx_dropped_oversize": s.tx_dropped_oversize,
+        "tx_dropped_bad_queue": s.tx_dropped_bad_queue,
+        "tx_errors": s.tx_errors,
+        "pool_in_use": s.pool_in_use,
+        "pool_free": s.pool_free,
+    })
 }
 
 /// What `stat` on the control socket returns: engine and host-interface
@@ -237,6 +282,7 @@ fn stat_source(
     board: Arc<StatsBoard>,
     hostif: Arc<HostIfCounters>,
     workers: Vec<(String, Arc<WorkerStatus>)>,
+    port: Option<Arc<dyn Nic>>,
 ) -> StatsFn {
     Box::new(move || {
         let t = board.total();
@@ -265,6 +311,7 @@ fn stat_source(
             })
             .collect();
         json!({
+            "port": port.as_ref().map(|p| io_json(&p.stats())),
             "tasks": tasks,
             "workers": workers,
             "engine": stats_json(&t.stats),

@@ -17,7 +17,7 @@
 
 use crate::cli::RunArgs;
 use crate::common::{
-    isn_seed, observe, pipeline_options, start_host_interface, start_metrics, stats_json,
+    io_json, isn_seed, observe, pipeline_options, start_host_interface, start_metrics, stats_json,
 };
 use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
@@ -216,8 +216,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, probe)))
     });
     let board = pipeline.stats_board();
-    let mut metrics =
-        observe(&hostif, &pipeline, metrics_endpoint).map(|m| m.with_xdp(xdp.clone()));
+    let mut metrics = observe(&hostif, &pipeline, metrics_endpoint, Some(port_nic.clone()))
+        .map(|m| m.with_xdp(xdp.clone()));
     println!(
         "flextoe-dpu: ready: {} {}/{} on DPDK port {port_id} ({driver}, mac {}, {} queue(s){}){}; \
          services echo 7, discard 9, source 19; control socket {}; workers {}; Ctrl-C to stop",
@@ -297,8 +297,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
 
     println!("--- summary after {:.1} s ---", elapsed.as_secs_f64());
     println!(
-        "port: rx {} frames / {} bytes, tx {} frames / {} bytes, tx dropped {}, rx missed {}, rx nombuf {}",
-        io.rx_frames, io.rx_bytes, io.tx_frames, io.tx_bytes, io.tx_dropped(), io.rx_missed, io.rx_nombuf
+        "port: rx {} frames / {} bytes, tx {} frames / {} bytes, tx dropped {}, rx missed {}, rx nombuf {}, \
+         dropped by the kernel interface {}",
+        io.rx_frames, io.rx_bytes, io.tx_frames, io.tx_bytes, io.tx_dropped(), io.rx_missed, io.rx_nombuf,
+        io.rx_dropped_kernel
     );
     println!(
         "engine: connections accepted {}, opened {}, closed {}, reset {}; retransmits {} (fast {}, timeout {}); rst sent {}, received {}",
@@ -415,28 +417,6 @@ fn dir_json(d: &DirSnapshot) -> Value {
         "reordered": d.reordered,
         "corrupted": d.corrupted,
         "delayed": d.delayed,
-    })
-}
-
-fn io_json(s: &IoStats) -> Value {
-    json!({
-        "rx_frames": s.rx_frames,
-        "rx_bytes": s.rx_bytes,
-        "rx_csum_bad": s.rx_csum_bad,
-        "rx_nombuf": s.rx_nombuf,
-        "rx_missed": s.rx_missed,
-        "rx_errors": s.rx_errors,
-        "tx_frames": s.tx_frames,
-        "tx_bytes": s.tx_bytes,
-        "tx_dropped": s.tx_dropped(),
-        // Why, as every drop is counted by its reason.
-        "tx_dropped_ring_full": s.tx_dropped_full,
-        "tx_dropped_no_buffer": s.tx_dropped_nombuf,
-        "tx_dropped_oversize": s.tx_dropped_oversize,
-        "tx_dropped_bad_queue": s.tx_dropped_bad_queue,
-        "tx_errors": s.tx_errors,
-        "pool_in_use": s.pool_in_use,
-        "pool_free": s.pool_free,
     })
 }
 

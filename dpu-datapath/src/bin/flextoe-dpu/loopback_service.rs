@@ -42,7 +42,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         hostif.shard(owner, Box::new(Services::new(source_bytes, None)))
     });
     let board = pipeline.stats_board();
-    let mut metrics = observe(&hostif, &pipeline, metrics_endpoint);
+    let mut metrics = observe(&hostif, &pipeline, metrics_endpoint, None);
     for line in pipeline.plan().describe().lines() {
         println!("flextoe-dpu: worker {line}");
     }

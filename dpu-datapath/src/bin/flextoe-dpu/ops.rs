@@ -61,6 +61,22 @@ pub fn render(now: &Value, before: &Value, secs: f64) -> String {
         e("connections_opened"),
         e("connections_reset"),
     );
+    if now["port"].is_object() {
+        let p = |k: &str| rate(now, before, &["port", k], secs);
+        // Frames lost below the engine: the NIC's ring or pool, the kernel
+        // interface under a software port, or TX giving up.
+        out += &format!(
+            "port        rx {:>10.0} pps | tx {:>10.0} pps | lost rx missed {:.0}/s nombuf {:.0}/s kernel {:.0}/s, tx {:.0}/s | buffers {} in use, {} free\n",
+            p("rx_frames"),
+            p("tx_frames"),
+            p("rx_missed"),
+            p("rx_nombuf"),
+            p("rx_dropped_kernel"),
+            p("tx_dropped"),
+            num(now, &["port", "pool_in_use"]),
+            num(now, &["port", "pool_free"]),
+        );
+    }
     let h = |k: &str| rate(now, before, &["hostif", k], secs);
     out += &format!(
         "host        apps {} | requests {:.0}/s | events {:.0}/s | sleeps {:.0}/s | violations {}\n",

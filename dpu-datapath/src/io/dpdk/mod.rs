@@ -7,6 +7,7 @@
 //! - `mbuf`: RAII [`Mbuf`] and the burst array handed to `rte_eth_{rx,tx}_burst`;
 //! - `port`: port configuration (queues, RSS, offloads, MTU), start, link, close;
 //! - `rss`: which queue a frame lands on (indirection table, net_tap flow rule, or software);
+//! - `kernel_if`: drops of the Linux interface under a software PMD (TAP, veth);
 //! - `queue`: `impl Nic for DpdkPort` (mbufs in and out as frames, retrying TX);
 //! - `signals`: turns off the TAP driver's per-frame RX signal.
 //!
@@ -15,6 +16,7 @@
 
 mod eal;
 mod error;
+mod kernel_if;
 mod mbuf;
 mod mempool;
 mod port;
@@ -24,6 +26,7 @@ mod signals;
 
 pub use eal::{eal_args, init_eal, init_eal_with_args, pmd_plugins, Eal};
 pub use error::DpdkError;
+pub use kernel_if::{kernel_iface, KernelDrops};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{DpdkPort, DpdkPortConfig, LinkStatus, Offloads};

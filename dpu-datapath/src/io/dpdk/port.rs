@@ -6,6 +6,7 @@ use dpdk_sys::{rte_eth_conf, rte_eth_dev_info, rte_eth_link, rte_ether_addr};
 
 use super::eal::Eal;
 use super::error::{DpdkError, EINVAL, ENODEV, ENOTSUP};
+use super::kernel_if::{kernel_iface, KernelDrops};
 use super::mempool::Mempool;
 use super::rss::{self, RxSteering};
 use super::MAX_BURST;
@@ -36,6 +37,9 @@ pub struct DpdkPortConfig {
     /// Leave the queues to the driver and steer in software even where the port
     /// could follow the flow groups (`port.dpdk.software_rss`).
     pub software_rss: bool,
+    /// The device's arguments (the first `port.dpdk.vdevs` entry), which name
+    /// the Linux interface under a software PMD (see `kernel_if`).
+    pub devargs: Option<String>,
 }
 
 impl DpdkPortConfig {
@@ -49,6 +53,7 @@ impl DpdkPortConfig {
             mempool_mbufs: port.dpdk.mempool_mbufs,
             flow_groups,
             software_rss: port.dpdk.software_rss,
+            devargs: port.dpdk.vdevs.first().cloned(),
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct DpdkPort {
     offloads: Offloads,
     rss: bool,
     steering: RxSteering,
+    /// Drops of the Linux interface under a software PMD.
+    pub(super) kernel_drops: Option<KernelDrops>,
     pub(super) locks: Vec<QueueLocks>,
     /// Whether the stages may use the NIC's RSS hash as our flow hash: RSS runs
     /// with our key, and the first [`HASH_CHECKS`] TCP frames' hashes matched the
@@ -241,6 +248,7 @@ impl DpdkPort {
             offloads: conf_offloads,
             rss,
             steering: RxSteering::OneQueue,
+            kernel_drops: None,
             locks: (0..cfg.queues).map(|_| QueueLocks::default()).collect(),
             trust_hash: std::sync::atomic::AtomicBool::new(rss),
             hash_checks_left: std::sync::atomic::AtomicU32::new(HASH_CHECKS),
@@ -249,6 +257,17 @@ impl DpdkPort {
         port.setup_queues(&info, rxd, txd, socket)?;
         port.start()?;
         port.steering = port.choose_steering(&info, cfg);
+        port.kernel_drops = cfg
+            .devargs
+            .as_deref()
+            .and_then(|args| kernel_iface(&port.driver, args))
+            .and_then(|iface| match KernelDrops::open(&port.driver, &iface) {
+                Ok(drops) => Some(drops),
+                Err(err) => {
+                    tracing::warn!(%iface, %err, "cannot read the interface's drop counter");
+                    None
+                }
+            });
         tracing::info!(port_id, steering = %port.steering.describe(), "RX queues");
         Ok(port)
     }
