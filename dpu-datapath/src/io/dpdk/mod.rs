@@ -8,6 +8,7 @@
 //! - `port`: port configuration (queues, RSS, offloads, MTU), start, link, close;
 //! - `rss`: which queue a frame lands on (indirection table, net_tap flow rule, or software);
 //! - `kernel_if`: drops of the Linux interface under a software PMD (TAP, veth);
+//! - `packet_sockets`: drops of the af_packet PMD's sockets (`PACKET_STATISTICS`);
 //! - `queue`: `impl Nic for DpdkPort` (mbufs in and out as frames, retrying TX);
 //! - `signals`: turns off the TAP driver's per-frame RX signal.
 //!
@@ -19,6 +20,7 @@ mod error;
 mod kernel_if;
 mod mbuf;
 mod mempool;
+mod packet_sockets;
 mod port;
 mod queue;
 mod rss;
@@ -29,6 +31,7 @@ pub use error::DpdkError;
 pub use kernel_if::{kernel_iface, KernelDrops};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
+pub use packet_sockets::PacketSocketDrops;
 pub use port::{DpdkPort, DpdkPortConfig, LinkStatus, Offloads};
 pub use rss::{reta_entries, RxSteering};
 

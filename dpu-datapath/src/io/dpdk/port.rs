@@ -8,6 +8,7 @@ use super::eal::Eal;
 use super::error::{DpdkError, EINVAL, ENODEV, ENOTSUP};
 use super::kernel_if::{kernel_iface, KernelDrops};
 use super::mempool::Mempool;
+use super::packet_sockets::PacketSocketDrops;
 use super::rss::{self, RxSteering};
 use super::MAX_BURST;
 use crate::flow::RSS_KEY;
@@ -101,6 +102,8 @@ pub struct DpdkPort {
     steering: RxSteering,
     /// Drops of the Linux interface under a software PMD.
     pub(super) kernel_drops: Option<KernelDrops>,
+    /// Drops of the af_packet PMD's sockets.
+    pub(super) packet_drops: Option<PacketSocketDrops>,
     pub(super) locks: Vec<QueueLocks>,
     /// Whether the stages may use the NIC's RSS hash as our flow hash: RSS runs
     /// with our key, and the first [`HASH_CHECKS`] TCP frames' hashes matched the
@@ -249,6 +252,7 @@ impl DpdkPort {
             rss,
             steering: RxSteering::OneQueue,
             kernel_drops: None,
+            packet_drops: None,
             locks: (0..cfg.queues).map(|_| QueueLocks::default()).collect(),
             trust_hash: std::sync::atomic::AtomicBool::new(rss),
             hash_checks_left: std::sync::atomic::AtomicU32::new(HASH_CHECKS),
@@ -257,17 +261,27 @@ impl DpdkPort {
         port.setup_queues(&info, rxd, txd, socket)?;
         port.start()?;
         port.steering = port.choose_steering(&info, cfg);
-        port.kernel_drops = cfg
+        let iface = cfg
             .devargs
             .as_deref()
-            .and_then(|args| kernel_iface(&port.driver, args))
-            .and_then(|iface| match KernelDrops::open(&port.driver, &iface) {
-                Ok(drops) => Some(drops),
-                Err(err) => {
-                    tracing::warn!(%iface, %err, "cannot read the interface's drop counter");
-                    None
-                }
-            });
+            .and_then(|args| kernel_iface(&port.driver, args));
+        if let Some(iface) = iface {
+            port.kernel_drops = KernelDrops::open(&port.driver, &iface)
+                .inspect_err(
+                    |err| tracing::warn!(%iface, %err, "cannot read the interface's drop counter"),
+                )
+                .ok();
+            if port.driver == "net_af_packet" {
+                port.packet_drops = PacketSocketDrops::find(&iface)
+                    .inspect(|p| {
+                        tracing::info!(%iface, sockets = p.sockets(), "counting the packet sockets' drops")
+                    })
+                    .inspect_err(|err| {
+                        tracing::warn!(%iface, %err, "cannot read the packet sockets' drops")
+                    })
+                    .ok();
+            }
+        }
         tracing::info!(port_id, steering = %port.steering.describe(), "RX queues");
         Ok(port)
     }

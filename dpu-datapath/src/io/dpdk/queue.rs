@@ -198,7 +198,8 @@ impl Nic for DpdkPort {
             stats.add(&locks.rx.lock());
             stats.add(&locks.tx.lock());
         }
-        stats.rx_dropped_kernel = self.kernel_drops.as_ref().map_or(0, |k| k.since_start());
+        stats.rx_dropped_kernel = self.kernel_drops.as_ref().map_or(0, |k| k.since_start())
+            + self.packet_drops.as_ref().map_or(0, |p| p.read());
         stats.pool_in_use = u64::from(self.pool.in_use());
         stats.pool_free = u64::from(self.pool.available());
         let mut hw = dpdk_sys::rte_eth_stats::default();
