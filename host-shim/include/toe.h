@@ -108,6 +108,27 @@ int toe_set_keepalive(toe_t *t, int conn, int idle_secs, int interval_secs, int 
  * sending), POLLERR and POLLHUP from <poll.h>, or -errno. */
 int toe_poll(toe_t *t, int conn);
 
+/* One receive or send of toe_submit. */
+#define TOE_OP_RECV 0
+#define TOE_OP_SEND 1
+struct toe_op {
+    int conn;       /* connection handle */
+    int op;         /* TOE_OP_RECV or TOE_OP_SEND */
+    void *buf;      /* where to read into, or what to send */
+    size_t len;
+    ssize_t result; /* out: what toe_recv/toe_send would return, never
+                     * waiting (-EAGAIN where they would wait) */
+};
+
+/* Runs n receives and sends, on any connections of t, in one call that
+ * never waits (as an event loop handles what one wait returned): per
+ * context one lock, one poll of its events and one push of the requests,
+ * with at most one doorbell, where separate calls pay each per call.
+ * Operations on one connection run in their order. Each op's result is set
+ * (-EBADF for a bad handle, -EINVAL for a bad op). Returns 0, or -errno
+ * (-EINVAL: t is NULL; -EFAULT: ops is NULL with n > 0). */
+int toe_submit(toe_t *t, struct toe_op *ops, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::errors::neg_errno;
 use crate::shared::lock;
 use crate::slab::Slab;
-use crate::{TcpListener, TcpStream, Toe};
+use crate::{BatchOp, TcpListener, TcpStream, Toe};
 
 /// What a handle names.
 #[derive(Clone, Debug)]
@@ -605,3 +605,96 @@ pub unsafe extern "C" fn toe_poll(t: *mut ToeC, conn: c_int) -> c_int {
 
 #[cfg(test)]
 mod tests;
+
+/// `struct toe_op` of toe.h: one receive or send of [`toe_submit`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct ToeOp {
+    pub conn: c_int,
+    pub op: c_int,
+    pub buf: *mut c_void,
+    pub len: usize,
+    pub result: libc::ssize_t,
+}
+
+/// `TOE_OP_RECV` and `TOE_OP_SEND` of toe.h.
+pub const TOE_OP_RECV: c_int = 0;
+pub const TOE_OP_SEND: c_int = 1;
+
+/// Runs `n` receives and sends in one call that never waits
+/// ([`Toe::submit`]); sets each op's `result`. Returns 0 or -errno.
+///
+/// # Safety
+/// `t` is NULL or a live `toe_open` result; `ops` points to `n` writable
+/// `struct toe_op`, each `buf` valid for `len` bytes (writable for
+/// receives), none overlapping another op's buffer or the ops array.
+#[no_mangle]
+pub unsafe extern "C" fn toe_submit(t: *mut ToeC, ops: *mut ToeOp, n: usize) -> c_int {
+    guard(-libc::EIO, || {
+        // SAFETY: forwarded contract.
+        let t = match unsafe { toe_ref(t) } {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        if n == 0 {
+            return 0;
+        }
+        if ops.is_null() {
+            return -libc::EFAULT;
+        }
+        // SAFETY: `ops` points to `n` writable toe_op per the contract.
+        let ops = unsafe { std::slice::from_raw_parts_mut(ops, n) };
+        let streams: Vec<Result<Arc<TcpStream>, c_int>> =
+            ops.iter().map(|op| t.stream(op.conn)).collect();
+        let mut batch = Vec::with_capacity(n);
+        let mut index = Vec::with_capacity(n);
+        for (i, (op, stream)) in ops.iter_mut().zip(&streams).enumerate() {
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    op.result = *e as libc::ssize_t;
+                    continue;
+                }
+            };
+            let len = op.len.min(isize::MAX as usize);
+            if op.buf.is_null() && len > 0 {
+                op.result = -libc::EFAULT as libc::ssize_t;
+                continue;
+            }
+            let item = match op.op {
+                TOE_OP_RECV => {
+                    let buf: &mut [u8] = if len == 0 {
+                        &mut []
+                    } else {
+                        // SAFETY: writable for `len` bytes and exclusively ours
+                        // during the call (buffers do not overlap, per the contract).
+                        unsafe { std::slice::from_raw_parts_mut(op.buf.cast::<u8>(), len) }
+                    };
+                    BatchOp::Read { stream, buf }
+                }
+                TOE_OP_SEND => {
+                    let buf: &[u8] = if len == 0 {
+                        &[]
+                    } else {
+                        // SAFETY: readable for `len` bytes per the contract.
+                        unsafe { std::slice::from_raw_parts(op.buf.cast::<u8>(), len) }
+                    };
+                    BatchOp::Write { stream, buf }
+                }
+                _ => {
+                    op.result = -libc::EINVAL as libc::ssize_t;
+                    continue;
+                }
+            };
+            batch.push(item);
+            index.push(i);
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        t.toe.submit(&mut batch, &mut results);
+        drop(batch);
+        for (i, r) in index.into_iter().zip(results) {
+            ops[i].result = ret_ssize(r.map_err(errno));
+        }
+        0
+    })
+}

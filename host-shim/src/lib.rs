@@ -37,6 +37,7 @@
 //!
 //! The C API (`include/toe.h`) is in [`capi`].
 
+mod batch;
 mod bufpos;
 pub mod capi;
 mod conn;
@@ -49,6 +50,7 @@ mod sleep;
 mod stream;
 mod toe;
 
+pub use batch::BatchOp;
 pub use conn::Readiness;
 pub use doca_bindings::abi::{cc_from_name, cc_name};
 pub use errors::errno_of;

@@ -400,6 +400,63 @@ impl TcpStream {
         )
     }
 
+    /// This stream's context (batches group their operations by it).
+    pub(crate) fn ctx_index(&self) -> u32 {
+        self.ctx
+    }
+
+    /// The attachment this stream belongs to.
+    pub(crate) fn toe_ptr(&self) -> &Toe {
+        &self.toe
+    }
+
+    /// [`TcpStream::try_read`] for a batch (`None`: would block).
+    pub(crate) fn try_read_locked(
+        &self,
+        g: &mut CtxInner,
+        sh: &Shared,
+        buf: &mut [u8],
+    ) -> Option<io::Result<usize>> {
+        if buf.is_empty() {
+            return Some(Ok(0));
+        }
+        self.try_read(g, sh, buf)
+    }
+
+    /// [`TcpStream::try_write`] for a batch (`None`: would block).
+    pub(crate) fn try_write_locked(
+        &self,
+        g: &mut CtxInner,
+        sh: &Shared,
+        buf: &[u8],
+    ) -> Option<io::Result<usize>> {
+        if buf.is_empty() {
+            return Some(Ok(0));
+        }
+        self.try_write(g, sh, buf)
+    }
+
+    /// One read that never waits, whatever the stream's mode.
+    pub(crate) fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let wait = Wait::new(true, None, libc::EAGAIN);
+        self.here(|| self.ctx().wait_for(wait, |g, sh| self.try_read(g, sh, buf)))
+    }
+
+    /// One write that never waits, whatever the stream's mode.
+    pub(crate) fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let wait = Wait::new(true, None, libc::EAGAIN);
+        self.here(|| {
+            self.ctx()
+                .wait_for(wait, |g, sh| self.try_write(g, sh, buf))
+        })
+    }
+
     /// One read attempt on the locked context state.
     fn try_read(&self, g: &mut CtxInner, sh: &Shared, buf: &mut [u8]) -> Option<io::Result<usize>> {
         let conn = self.conn;

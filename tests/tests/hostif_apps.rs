@@ -265,6 +265,18 @@ fn c_program_on_toe_h_echoes() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("ok 1048576"));
     }
+    // ... and a C client moving data on eight connections at once, every
+    // round's sends and receives each in one toe_submit batch.
+    let many = finish(
+        spawn(&svc, &bin, &["many", &ip, "7301", "8", "1048576"]),
+        Duration::from_secs(60),
+    );
+    let out = String::from_utf8_lossy(&many.stdout);
+    assert!(
+        many.status.success() && out.contains("ok 1048576 x 8"),
+        "echo many: {out}{}",
+        String::from_utf8_lossy(&many.stderr)
+    );
     let mut server = server;
     let _ = server.kill();
     let _ = server.wait();

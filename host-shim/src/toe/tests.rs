@@ -5,7 +5,7 @@
 //! EOF, sleeping and doorbells, and what is sent on drop.
 
 use super::*;
-use crate::{TcpListener, TcpStream};
+use crate::{BatchOp, TcpListener, TcpStream};
 use doca_bindings::abi::Desc;
 use doca_bindings::{RingConsumer, RingProducer};
 use std::io::{Read, Write};
@@ -29,6 +29,8 @@ struct Dpu {
     req: RingConsumer,
     evt: RingProducer,
     bell: Doorbell,
+    /// What the application rings to wake the DPU.
+    dpu_bell: Doorbell,
     _control: UnixStream,
 }
 
@@ -113,6 +115,7 @@ fn attach(spin: Duration) -> (Arc<Toe>, Dpu) {
         evt: RingProducer::new(region.clone(), LAYOUT.event_ring(0)).unwrap(),
         region,
         bell: ctx_bell,
+        dpu_bell,
         _control: dpu_sock,
     };
     (toe, dpu)
@@ -120,13 +123,18 @@ fn attach(spin: Duration) -> (Arc<Toe>, Dpu) {
 
 /// Connects through the script: returns the stream (conn 7, slot 1).
 fn connected(toe: &Arc<Toe>, dpu: &mut Dpu) -> TcpStream {
+    connected_as(toe, dpu, 7, 1)
+}
+
+/// Connects through the script as connection `conn` in buffer slot `slot`.
+fn connected_as(toe: &Arc<Toe>, dpu: &mut Dpu, conn: u64, slot: u64) -> TcpStream {
     let t = toe.clone();
     let app = std::thread::spawn(move || TcpStream::connect(&t, REMOTE));
     let req = dpu.next_request();
     assert_eq!(req.op, abi::OP_CONNECT);
     assert_eq!(abi::unpack_addr(req.a), Some(REMOTE.parse().unwrap()));
-    dpu.reply(&req, 0, 7, 1);
-    dpu.conn_event(7, abi::CONN_CONNECTED | abi::CONN_WRITABLE, 0, 0);
+    dpu.reply(&req, 0, conn, slot);
+    dpu.conn_event(conn, abi::CONN_CONNECTED | abi::CONN_WRITABLE, 0, 0);
     let s = app.join().unwrap().unwrap();
     assert_eq!(s.peer_addr().unwrap(), REMOTE.parse().unwrap());
     assert_eq!(s.local_addr().unwrap(), LOCAL.parse().unwrap());
@@ -435,4 +443,128 @@ fn full_request_ring_queues_and_coalesces() {
         h.join().unwrap().unwrap();
     });
     assert_eq!(dpu.next_request().a, 29);
+}
+
+/// A batch of reads and writes on two streams of one context: every result
+/// as the calls alone would give it, the four requests (`OP_RX_POP` and
+/// `OP_TX_PUSH` for each stream) pushed together behind one doorbell where
+/// four calls ring it four times, and `WouldBlock` where a call would wait.
+#[test]
+fn a_batch_takes_one_poll_and_one_doorbell_per_context() {
+    let (toe, mut dpu) = attach(Duration::ZERO);
+    let a = connected_as(&toe, &mut dpu, 7, 1);
+    let b = connected_as(&toe, &mut dpu, 8, 0);
+    // The DPU sleeps: every push rings its doorbell.
+    dpu.region
+        .atomic_u32(LAYOUT.dpu_sleeping_offset())
+        .unwrap()
+        .store(1, Ordering::SeqCst);
+    dpu.dpu_bell.drain().ok();
+    dpu.region.write(LAYOUT.rx_buf_offset(1), b"hello").unwrap();
+    dpu.region
+        .write(LAYOUT.rx_buf_offset(0), b"world!")
+        .unwrap();
+    dpu.conn_event(7, abi::CONN_WRITABLE, 5, 0);
+    dpu.conn_event(8, abi::CONN_WRITABLE, 6, 0);
+
+    let (mut ra, mut rb, mut rc) = ([0u8; 16], [0u8; 16], [0u8; 16]);
+    let mut ops = [
+        BatchOp::Read {
+            stream: &a,
+            buf: &mut ra,
+        },
+        BatchOp::Read {
+            stream: &b,
+            buf: &mut rb,
+        },
+        BatchOp::Write {
+            stream: &a,
+            buf: b"one",
+        },
+        BatchOp::Write {
+            stream: &b,
+            buf: b"two!",
+        },
+        BatchOp::Read {
+            stream: &a,
+            buf: &mut rc,
+        },
+    ];
+    let mut results = Vec::new();
+    toe.submit(&mut ops, &mut results);
+    let moved: Vec<_> = results.iter().map(|r| r.as_ref().ok().copied()).collect();
+    assert_eq!(moved, [Some(5), Some(6), Some(3), Some(4), None]);
+    assert_eq!(
+        results[4].as_ref().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing more to read: the batch does not wait"
+    );
+    drop(ops);
+    assert_eq!((&ra[..5], &rb[..6]), (&b"hello"[..], &b"world!"[..]));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let d = dpu.next_request();
+        seen.push((d.op, d.conn, d.a));
+    }
+    seen.sort_unstable();
+    let mut expected = vec![
+        (abi::OP_RX_POP, 7, 5),
+        (abi::OP_RX_POP, 8, 6),
+        (abi::OP_TX_PUSH, 7, 3),
+        (abi::OP_TX_PUSH, 8, 4),
+    ];
+    expected.sort_unstable();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        dpu.dpu_bell.drain().unwrap(),
+        1,
+        "one doorbell for the batch"
+    );
+
+    // The same four operations as single calls ring four times.
+    dpu.conn_event(7, abi::CONN_WRITABLE, 10, 3);
+    dpu.conn_event(8, abi::CONN_WRITABLE, 12, 4);
+    let mut buf = [0u8; 16];
+    (&a).read(&mut buf).unwrap();
+    (&b).read(&mut buf).unwrap();
+    (&a).write_all(b"x").unwrap();
+    (&b).write_all(b"y").unwrap();
+    for _ in 0..4 {
+        dpu.next_request();
+    }
+    assert_eq!(dpu.dpu_bell.drain().unwrap(), 4);
+}
+
+/// Operations that cannot run say why, without disturbing the others.
+#[test]
+fn a_batch_reports_each_operation_on_its_own() {
+    let (toe, mut dpu) = attach(Duration::ZERO);
+    let a = connected(&toe, &mut dpu);
+    let (other, mut other_dpu) = attach(Duration::ZERO);
+    let foreign = connected(&other, &mut other_dpu);
+    let mut empty = [0u8; 0];
+    let mut ops = [
+        BatchOp::Write {
+            stream: &foreign,
+            buf: b"x",
+        },
+        BatchOp::Read {
+            stream: &a,
+            buf: &mut empty,
+        },
+        BatchOp::Write {
+            stream: &a,
+            buf: b"ok",
+        },
+    ];
+    let mut results = Vec::new();
+    toe.submit(&mut ops, &mut results);
+    assert_eq!(
+        results[0].as_ref().unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    assert_eq!(results[1].as_ref().ok(), Some(&0));
+    assert_eq!(results[2].as_ref().ok(), Some(&2));
+    let d = dpu.next_request();
+    assert_eq!((d.op, d.a), (abi::OP_TX_PUSH, 2));
 }

@@ -7,6 +7,13 @@
  *                                 (default 1 MiB) and check the echo
  *   echo server PORT              echo every connection until killed
  *   echo client HOST PORT [BYTES] send BYTES to HOST:PORT, check the echo
+ *   echo many HOST PORT CONNS BYTES [CHUNK [single]]
+ *                                 the same on CONNS connections at once,
+ *                                 every send and receive of a round in one
+ *                                 toe_submit batch (non-blocking), CHUNK
+ *                                 bytes per send (default 16384); "single":
+ *                                 one toe_submit per operation instead (the
+ *                                 cost of separate calls, for comparison)
  *
  * The control socket comes from $FLEXTOE_CONTROL (default
  * /run/flextoe/control.sock). Exit status 0 and "ok BYTES" on success.
@@ -24,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "toe.h"
 
@@ -146,6 +154,136 @@ static int run_client(const struct sockaddr_in *addr, uint64_t total) {
     return 0;
 }
 
+#define MAX_CONNS 64
+
+/* CONNS connections moving BYTES each, every round one toe_submit of a send
+ * per connection with data left, then batches of receives until each has
+ * its echo: checks the results and the data. */
+static size_t chunk = CHUNK;
+static int single;
+static uint64_t ns_in_calls;
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* One batch, or (single) one call per operation; times the calls. */
+static void submit(struct toe_op *ops, int n) {
+    uint64_t start = now_ns();
+    for (int j = 0; j < (single ? n : 1); j++) {
+        int r = single ? toe_submit(toe, ops + j, 1) : toe_submit(toe, ops, (size_t)n);
+        if (r < 0)
+            die("submit", r);
+    }
+    ns_in_calls += now_ns() - start;
+}
+
+static int run_many(const struct sockaddr_in *addr, int conns, uint64_t total) {
+    int conn[MAX_CONNS];
+    static unsigned char out[MAX_CONNS][CHUNK], in[MAX_CONNS][CHUNK];
+    uint64_t sent[MAX_CONNS] = {0}, echoed[MAX_CONNS] = {0};
+    size_t pending[MAX_CONNS] = {0}; /* bytes sent this round, echo awaited */
+    struct toe_op ops[MAX_CONNS];
+    for (int i = 0; i < conns; i++) {
+        conn[i] = toe_connect(toe, addr);
+        if (conn[i] < 0)
+            die("connect", conn[i]);
+        int r = toe_set_nonblocking(toe, conn[i], 1);
+        if (r < 0)
+            die("set_nonblocking", r);
+    }
+    uint64_t batches = 0, ops_run = 0, moved = 0;
+    for (;;) {
+        int n = 0;
+        for (int i = 0; i < conns; i++) {
+            if (pending[i] > 0 || sent[i] == total)
+                continue;
+            size_t len = total - sent[i] < chunk ? (size_t)(total - sent[i]) : chunk;
+            for (size_t k = 0; k < len; k++)
+                out[i][k] = pattern(sent[i] + k);
+            ops[n++] = (struct toe_op){conn[i], TOE_OP_SEND, out[i], len, 0};
+        }
+        if (n > 0) {
+            submit(ops, n);
+            batches++;
+            ops_run += (uint64_t)n;
+            for (int j = 0; j < n; j++) {
+                int i = 0;
+                while (conn[i] != ops[j].conn)
+                    i++;
+                if (ops[j].result == -EAGAIN)
+                    continue;
+                if (ops[j].result <= 0)
+                    die("batched send", (long)ops[j].result);
+                moved++;
+                /* A short send: the rest goes in the next round. */
+                pending[i] = (size_t)ops[j].result;
+                sent[i] += pending[i];
+            }
+        }
+        n = 0;
+        for (int i = 0; i < conns; i++) {
+            if (pending[i] > 0) {
+                size_t got = (size_t)(echoed[i] - (sent[i] - pending[i]));
+                ops[n++] = (struct toe_op){conn[i], TOE_OP_RECV, in[i] + got,
+                                           pending[i] - got, 0};
+            }
+        }
+        if (n == 0) {
+            int done = 1;
+            for (int i = 0; i < conns; i++)
+                done &= sent[i] == total;
+            if (done)
+                break;
+            continue;
+        }
+        submit(ops, n);
+        batches++;
+        ops_run += (uint64_t)n;
+        for (int j = 0; j < n; j++) {
+            int i = 0;
+            while (conn[i] != ops[j].conn)
+                i++;
+            if (ops[j].result == -EAGAIN)
+                continue;
+            if (ops[j].result <= 0) {
+                fprintf(stderr, "echo: batched recv on connection %d: %zd\n", i,
+                        ops[j].result);
+                return 1;
+            }
+            echoed[i] += (uint64_t)ops[j].result;
+            moved++;
+            uint64_t start = sent[i] - pending[i];
+            if (echoed[i] == sent[i]) {
+                for (size_t k = 0; k < pending[i]; k++) {
+                    if (in[i][k] != pattern(start + k)) {
+                        fprintf(stderr, "echo: connection %d: byte %llu differs\n", i,
+                                (unsigned long long)(start + k));
+                        return 1;
+                    }
+                }
+                pending[i] = 0;
+            }
+        }
+    }
+    /* A bad op and a bad handle are reported per op. */
+    unsigned char byte = 0;
+    struct toe_op bad[2] = {{conn[0], 7, &byte, 1, 0}, {-1, TOE_OP_RECV, &byte, 1, 0}};
+    if (toe_submit(toe, bad, 2) != 0 || bad[0].result != -EINVAL || bad[1].result != -EBADF) {
+        fprintf(stderr, "echo: bad ops gave %zd %zd\n", bad[0].result, bad[1].result);
+        return 1;
+    }
+    for (int i = 0; i < conns; i++)
+        toe_close_conn(toe, conn[i]);
+    printf("ok %llu x %d in %llu batches of %llu ops, %llu moved data, %llu ns in the calls\n",
+           (unsigned long long)total, conns, (unsigned long long)batches,
+           (unsigned long long)ops_run, (unsigned long long)moved,
+           (unsigned long long)ns_in_calls);
+    return 0;
+}
+
 static uint16_t parse_port(const char *s) {
     long p = strtol(s, NULL, 10);
     if (p <= 0 || p > 65535) {
@@ -157,7 +295,8 @@ static uint16_t parse_port(const char *s) {
 
 static int usage(void) {
     fprintf(stderr, "usage: echo both PORT [BYTES] | echo server PORT | "
-                    "echo client HOST PORT [BYTES]\n");
+                    "echo client HOST PORT [BYTES] | "
+                    "echo many HOST PORT CONNS BYTES [CHUNK [single]]\n");
     return 2;
 }
 
@@ -203,6 +342,28 @@ int main(int argc, char **argv) {
             pthread_join(server, NULL);
         }
         toe_close_conn(toe, listener);
+    } else if (strcmp(argv[1], "many") == 0 && argc >= 6) {
+        struct sockaddr_in addr;
+        memset(&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(parse_port(argv[3]));
+        if (inet_pton(AF_INET, argv[2], &addr.sin_addr) != 1) {
+            fprintf(stderr, "echo: bad host %s\n", argv[2]);
+            return 2;
+        }
+        int conns = atoi(argv[4]);
+        if (conns < 1 || conns > MAX_CONNS) {
+            fprintf(stderr, "echo: 1..%d connections\n", MAX_CONNS);
+            return 2;
+        }
+        if (argc > 6)
+            chunk = (size_t)strtoull(argv[6], NULL, 10);
+        if (chunk < 1 || chunk > CHUNK) {
+            fprintf(stderr, "echo: chunk 1..%d\n", CHUNK);
+            return 2;
+        }
+        single = argc > 7 && strcmp(argv[7], "single") == 0;
+        status = run_many(&addr, conns, strtoull(argv[5], NULL, 10));
     } else if (strcmp(argv[1], "client") == 0 && argc >= 4) {
         struct sockaddr_in addr;
         memset(&addr, 0, sizeof addr);
