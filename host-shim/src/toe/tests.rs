@@ -525,8 +525,8 @@ fn a_batch_takes_one_poll_and_one_doorbell_per_context() {
     dpu.conn_event(7, abi::CONN_WRITABLE, 10, 3);
     dpu.conn_event(8, abi::CONN_WRITABLE, 12, 4);
     let mut buf = [0u8; 16];
-    (&a).read(&mut buf).unwrap();
-    (&b).read(&mut buf).unwrap();
+    assert_eq!((&a).read(&mut buf).unwrap(), 5);
+    assert_eq!((&b).read(&mut buf).unwrap(), 6);
     (&a).write_all(b"x").unwrap();
     (&b).write_all(b"y").unwrap();
     for _ in 0..4 {
