@@ -499,7 +499,6 @@ fn a_batch_takes_one_poll_and_one_doorbell_per_context() {
         std::io::ErrorKind::WouldBlock,
         "nothing more to read: the batch does not wait"
     );
-    drop(ops);
     assert_eq!((&ra[..5], &rb[..6]), (&b"hello"[..], &b"world!"[..]));
     let mut seen = Vec::new();
     for _ in 0..4 {
