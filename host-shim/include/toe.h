@@ -125,8 +125,9 @@ struct toe_op {
  * context one lock, one poll of its events and one push of the requests,
  * with at most one doorbell, where separate calls pay each per call.
  * Operations on one connection run in their order. Each op's result is set
- * (-EBADF for a bad handle, -EINVAL for a bad op). Returns 0, or -errno
- * (-EINVAL: t is NULL; -EFAULT: ops is NULL with n > 0). */
+ * (-EBADF for a bad handle, -EINVAL for a bad op or a receive buffer that
+ * overlaps another receive's; buffers must not overlap the ops array).
+ * Returns 0, or -errno (-EINVAL: t is NULL; -EFAULT: ops is NULL with n > 0). */
 int toe_submit(toe_t *t, struct toe_op *ops, size_t n);
 
 #ifdef __cplusplus

@@ -85,8 +85,14 @@ impl Toe {
                         BatchOp::Read { stream, buf } => stream.try_read_locked(g, sh, buf),
                         BatchOp::Write { stream, buf } => stream.try_write_locked(g, sh, buf),
                     };
-                    if let Some(r) = r {
-                        *result = r;
+                    match r {
+                        Some(r) => *result = r,
+                        // A context the service gave up on never unblocks:
+                        // what a call alone would say (not WouldBlock forever).
+                        None if g.fatal.is_some() => {
+                            *result = Err(io::Error::from_raw_os_error(libc::EPROTO))
+                        }
+                        None => {}
                     }
                 }
             });

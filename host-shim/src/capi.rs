@@ -646,6 +646,7 @@ pub unsafe extern "C" fn toe_submit(t: *mut ToeC, ops: *mut ToeOp, n: usize) -> 
         let ops = unsafe { std::slice::from_raw_parts_mut(ops, n) };
         let streams: Vec<Result<Arc<TcpStream>, c_int>> =
             ops.iter().map(|op| t.stream(op.conn)).collect();
+        let overlapping = overlapping_receives(ops);
         let mut batch = Vec::with_capacity(n);
         let mut index = Vec::with_capacity(n);
         for (i, (op, stream)) in ops.iter_mut().zip(&streams).enumerate() {
@@ -659,6 +660,11 @@ pub unsafe extern "C" fn toe_submit(t: *mut ToeC, ops: *mut ToeOp, n: usize) -> 
             let len = op.len.min(isize::MAX as usize);
             if op.buf.is_null() && len > 0 {
                 op.result = -libc::EFAULT as libc::ssize_t;
+                continue;
+            }
+            if overlapping.contains(&i) {
+                // Two receives into the same bytes: refused, not raced.
+                op.result = -libc::EINVAL as libc::ssize_t;
                 continue;
             }
             let item = match op.op {
@@ -697,4 +703,29 @@ pub unsafe extern "C" fn toe_submit(t: *mut ToeC, ops: *mut ToeOp, n: usize) -> 
         }
         0
     })
+}
+
+/// Receives of a batch to refuse so that the others' buffers are disjoint:
+/// in address order, each one that overlaps a receive already kept.
+fn overlapping_receives(ops: &[ToeOp]) -> Vec<usize> {
+    let mut spans: Vec<(usize, usize, usize)> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| op.op == TOE_OP_RECV && op.len > 0 && !op.buf.is_null())
+        .map(|(i, op)| {
+            let start = op.buf as usize;
+            (start, start.saturating_add(op.len), i)
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut refused = Vec::new();
+    let mut kept_end = 0usize;
+    for (start, end, i) in spans {
+        if start < kept_end {
+            refused.push(i);
+        } else {
+            kept_end = end;
+        }
+    }
+    refused
 }

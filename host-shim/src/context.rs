@@ -86,7 +86,7 @@ pub(crate) struct CtxInner {
     /// kept across an adoption's new state, dropped with the connection.
     activity: FxHashMap<u64, Arc<AtomicU64>>,
     /// Set by `EV_FATAL` (the violation code).
-    fatal: Option<u64>,
+    pub(crate) fatal: Option<u64>,
     scratch: Vec<Desc>,
 }
 

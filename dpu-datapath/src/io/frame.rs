@@ -14,6 +14,7 @@
 //! to the allocator); a frame has one owner, so a buffer cannot be freed
 //! twice or leaked by any stage that drops it.
 
+use crate::wire::ChecksumCaps;
 use core::ops::{Deref, DerefMut};
 
 #[cfg(feature = "dpdk")]
@@ -102,6 +103,42 @@ impl Frame {
             Repr::Heap(_) => None,
             #[cfg(feature = "dpdk")]
             Repr::Mbuf(m) => m.rss_hash(),
+        }
+    }
+
+    /// Whether the NIC verified this frame's IPv4 and TCP checksums (good).
+    pub fn nic_checksums_good(&self) -> bool {
+        match &self.0 {
+            Repr::Heap(_) => false,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.checksums_good(),
+        }
+    }
+
+    /// Forgets what the NIC said about the received bytes (checksum
+    /// verdicts, RSS hash): call after changing a received frame, or before
+    /// handing it back as a received one (a reply built in it and looped
+    /// back), so that a rewritten or corrupted frame is neither taken as
+    /// verified nor hashed as the old tuple.
+    pub fn forget_nic_rx_offloads(&mut self) {
+        match &mut self.0 {
+            Repr::Heap(_) => {}
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => {
+                m.clear_checksum_flags();
+                m.clear_rss_hash();
+            }
+        }
+    }
+
+    /// The checksum checks `pre` must still make on this frame: `caps`
+    /// without the receive check when the NIC already verified both sums
+    /// (drivers set the L4 verdict for TCP and UDP only, so an ICMP frame is
+    /// still checked).
+    pub fn rx_caps(&self, caps: &ChecksumCaps) -> ChecksumCaps {
+        ChecksumCaps {
+            verify_rx: caps.verify_rx && !self.nic_checksums_good(),
+            ..*caps
         }
     }
 

@@ -160,6 +160,8 @@ impl Direction {
         let delay_ns = p.delay_us.saturating_mul(1000);
         for mut f in copies {
             if self.chance(p.corrupt) && flip_tcp_bit(&mut f, &mut self.rng) {
+                // The NIC's checksum verdict and hash no longer hold.
+                f.forget_nic_rx_offloads();
                 DirCounters::add(&counters.corrupted);
             }
             if self.chance(p.reorder) {

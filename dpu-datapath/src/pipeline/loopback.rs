@@ -93,6 +93,9 @@ impl<N: Nic> Nic for LoopbackNic<N> {
                 return true;
             }
             let target = rss_queue(f, self.flow_groups, replicas);
+            // A reply built in a received buffer still carries what the NIC
+            // said about the frame it was.
+            f.forget_nic_rx_offloads();
             match self.queues[target].push(std::mem::take(f)) {
                 Ok(()) => looped += 1,
                 Err(_) => dropped += 1,

@@ -211,6 +211,9 @@ impl<N: Nic> Nic for XdpNic<N> {
         let start = first + n;
         let mut keep = start;
         for i in start..out.len() {
+            // The program may rewrite the frame: the NIC's checksum verdict
+            // and RSS hash no longer vouch for it.
+            out[i].1.forget_nic_rx_offloads();
             let action = self.run_one(HookPoint::Ingress, q, now, &mut st, &mut out[i].1, &mut t);
             match action {
                 Action::Keep => {

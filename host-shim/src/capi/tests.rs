@@ -36,6 +36,7 @@ fn rust_signatures() -> Vec<(&'static str, &'static str)> {
         sig!(toe_set_cork: unsafe extern "C" fn(*mut ToeC, c_int, c_int) -> c_int),
         sig!(toe_set_keepalive: unsafe extern "C" fn(*mut ToeC, c_int, c_int, c_int, c_int) -> c_int),
         sig!(toe_poll: unsafe extern "C" fn(*mut ToeC, c_int) -> c_int),
+        sig!(toe_submit: unsafe extern "C" fn(*mut ToeC, *mut ToeOp, usize) -> c_int),
     ]
 }
 
@@ -70,6 +71,7 @@ fn rust_type(c: &str) -> String {
         "struct sockaddr_in *" => "*mut sockaddr_in".into(),
         "const struct sockaddr_in *" => "*const sockaddr_in".into(),
         "struct in_addr *" => "*mut in_addr".into(),
+        "struct toe_op *" => "*mut ToeOp".into(),
         other => panic!("C type {other:?} has no mapping in this test"),
     };
     strip_paths(&t)
@@ -297,4 +299,18 @@ fn open_without_a_service_sets_errno() {
 fn panics_do_not_cross_the_boundary() {
     assert_eq!(guard(-libc::EIO, || panic!("boom")), -libc::EIO);
     assert_eq!(guard(-libc::EIO, || 3), 3);
+}
+
+/// `struct toe_op` has the layout toe.h gives it on LP64 (int, int, then
+/// pointer-sized fields, no padding beyond the C compiler's).
+#[test]
+fn toe_op_has_the_c_layout() {
+    use std::mem::{align_of, offset_of, size_of};
+    assert_eq!(offset_of!(ToeOp, conn), 0);
+    assert_eq!(offset_of!(ToeOp, op), 4);
+    assert_eq!(offset_of!(ToeOp, buf), 8);
+    assert_eq!(offset_of!(ToeOp, len), 8 + size_of::<usize>());
+    assert_eq!(offset_of!(ToeOp, result), 8 + 2 * size_of::<usize>());
+    assert_eq!(size_of::<ToeOp>(), 8 + 3 * size_of::<usize>());
+    assert_eq!(align_of::<ToeOp>(), align_of::<usize>());
 }

@@ -275,6 +275,15 @@ static int run_many(const struct sockaddr_in *addr, int conns, uint64_t total) {
         fprintf(stderr, "echo: bad ops gave %zd %zd\n", bad[0].result, bad[1].result);
         return 1;
     }
+    /* Two receives into the same byte: one is refused. */
+    struct toe_op twice[2] = {{conn[0], TOE_OP_RECV, &byte, 1, 0},
+                              {conn[conns - 1], TOE_OP_RECV, &byte, 1, 0}};
+    if (toe_submit(toe, twice, 2) != 0 ||
+        (twice[0].result == -EINVAL) + (twice[1].result == -EINVAL) != 1) {
+        fprintf(stderr, "echo: overlapping receives gave %zd %zd\n", twice[0].result,
+                twice[1].result);
+        return 1;
+    }
     for (int i = 0; i < conns; i++)
         toe_close_conn(toe, conn[i]);
     printf("ok %llu x %d in %llu batches of %llu ops, %llu moved data, %llu ns in the calls\n",

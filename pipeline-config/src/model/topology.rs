@@ -102,10 +102,16 @@ impl Topology {
     /// service carries many connections: cores go to replicas. A few heavy
     /// connections may do better with an explicit split placement.
     pub fn auto_for(&self, cpus: &[u32]) -> Topology {
+        self.auto_for_at_most(cpus, 64)
+    }
+
+    /// [`Topology::auto_for`] with at most `max_replicas` replicas (a port
+    /// with that many queue pairs).
+    pub fn auto_for_at_most(&self, cpus: &[u32], max_replicas: usize) -> Topology {
         let spare = cpus.get(1..).unwrap_or(&[]);
-        let replicas = match spare.len() {
+        let replicas = match spare.len().min(max_replicas.clamp(1, 64)) {
             0 => 1,
-            n => 1 << n.min(64).ilog2(),
+            n => 1 << n.ilog2(),
         };
         let cores = match spare.len() {
             0 => Vec::new(),
@@ -155,16 +161,17 @@ impl Topology {
     }
 
     /// The topology the service runs on `cpus` (the CPUs it may use,
-    /// ascending), and whether it was chosen from them: [`Topology::auto_for`]
-    /// when `auto` is `true`, or absent while the topology places nothing and
-    /// there are at least [`Topology::AUTO_MIN_CPUS`] CPUs; `self` otherwise.
-    pub fn chosen_for(&self, cpus: &[u32]) -> (Topology, bool) {
+    /// ascending) with a port of `max_replicas` queue pairs, and whether it
+    /// was chosen from them: [`Topology::auto_for_at_most`] when `auto` is
+    /// `true`, or absent while the topology places nothing and there are at
+    /// least [`Topology::AUTO_MIN_CPUS`] CPUs; `self` otherwise.
+    pub fn chosen_for(&self, cpus: &[u32], max_replicas: usize) -> (Topology, bool) {
         let choose = match self.auto {
             Some(on) => on,
             None => !self.places_workers() && cpus.len() >= Self::AUTO_MIN_CPUS,
         };
         if choose {
-            (self.auto_for(cpus), true)
+            (self.auto_for_at_most(cpus, max_replicas), true)
         } else {
             (self.clone(), false)
         }

@@ -258,37 +258,46 @@ fn by_default_the_placement_is_chosen_on_three_cpus_or_more_unless_the_topology_
     let default = Topology::default();
     let eight: Vec<u32> = (0..8).collect();
     assert_eq!(
-        default.chosen_for(&[0, 1]),
+        default.chosen_for(&[0, 1], 64),
         (default.clone(), false),
         "two CPUs: one unpinned replica"
     );
-    let (t, chosen) = default.chosen_for(&[0, 1, 2, 3]);
+    let (t, chosen) = default.chosen_for(&[0, 1, 2, 3], 64);
     assert!(chosen);
     assert_eq!((t.replicas, t.flow_groups, t.cores), (2, 8, vec![2, 3]));
-    assert_eq!(default.chosen_for(&eight).0.replicas, 4);
+    assert_eq!(default.chosen_for(&eight, 64).0.replicas, 4);
+    // A port with one queue pair: one replica, on the last CPU.
+    let (t, chosen) = default.chosen_for(&eight, 1);
+    assert!(chosen);
+    assert_eq!((t.replicas, t.cores), (1, vec![7]));
+    assert_eq!(default.chosen_for(&eight, 3).0.replicas, 2);
 
     let two = Topology {
         replicas: 2,
         flow_groups: 8,
         ..Topology::default()
     };
-    assert_eq!(two.chosen_for(&eight), (two.clone(), false), "replicas set");
+    assert_eq!(
+        two.chosen_for(&eight, 64),
+        (two.clone(), false),
+        "replicas set"
+    );
     let staged = Topology {
         run_to_completion: false,
         ..Topology::default()
     };
-    assert!(!staged.chosen_for(&eight).1, "run_to_completion set");
+    assert!(!staged.chosen_for(&eight, 64).1, "run_to_completion set");
     let off = Topology {
         auto: Some(false),
         ..Topology::default()
     };
-    assert!(!off.chosen_for(&eight).1, "auto: false");
+    assert!(!off.chosen_for(&eight, 64).1, "auto: false");
     let on = Topology {
         auto: Some(true),
         ..Topology::default()
     };
     assert_eq!(
-        on.chosen_for(&[0, 1]).0.cores,
+        on.chosen_for(&[0, 1], 64).0.cores,
         vec![1],
         "auto: true on two CPUs"
     );

@@ -209,6 +209,29 @@ pub fn hostif_json(c: &HostIfCounters) -> Value {
 /// Starts the host interface (control socket + front) for `owners` owners.
 /// How the service runs its pipeline: workers pinned where the placement
 /// names a core, stage timing with metrics, the DMA engine of `host.dma_*`.
+/// Applies the placement chosen from the CPUs this process may use
+/// (`topology.auto`, or the default on enough CPUs: see
+/// `Topology::chosen_for`), with at most `max_replicas` replicas, and says
+/// so.
+pub fn choose_placement(config: &mut Config, max_replicas: usize) {
+    let cpus = pipeline_config::CpuSet::allowed();
+    let (topology, chosen) = config.topology.chosen_for(&cpus.cpus(), max_replicas);
+    if !chosen {
+        return;
+    }
+    let why = match config.topology.auto {
+        Some(true) => "topology.auto",
+        _ => "the default placement",
+    };
+    config.topology = topology;
+    let t = &config.topology;
+    println!(
+        "flextoe-dpu: {why} on CPUs {cpus}: {} run-to-completion replica(s), {} flow groups, \
+         pinned to {:?}",
+        t.replicas, t.flow_groups, t.cores
+    );
+}
+
 pub fn pipeline_options(config: &Config) -> PipelineOptions {
     PipelineOptions {
         pin: true,

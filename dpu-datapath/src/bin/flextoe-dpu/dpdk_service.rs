@@ -17,9 +17,10 @@
 
 use crate::cli::RunArgs;
 use crate::common::{
-    io_json, isn_seed, observe, pipeline_options, start_host_interface, start_metrics, stats_json,
+    choose_placement, io_json, isn_seed, observe, pipeline_options, start_host_interface,
+    start_metrics, stats_json,
 };
-use dpu_datapath::io::dpdk::{init_eal, DpdkPort, DpdkPortConfig};
+use dpu_datapath::io::dpdk::{init_eal, max_queue_pairs, DpdkPort, DpdkPortConfig};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
 use dpu_datapath::io::{ImpairCounters, ImpairedNic, IoStats};
 use dpu_datapath::pipeline::{LoopbackNic, Nic, OwnerSnapshot, Pipeline, Plan, SteeredNic};
@@ -111,8 +112,6 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
-    let topology = &config.topology;
-    let replicas = topology.replicas.max(1) as usize;
     let dpdk = &config.port.dpdk;
     let affinity = AffinityGuard::save();
     let eal = init_eal(dpdk).map_err(|e| format!("DPDK EAL init: {e}"))?;
@@ -127,6 +126,15 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         .ports()
         .first()
         .ok_or("DPDK found no port (check port.dpdk.vdevs / port.dpdk.allow)")?;
+    // The placement chosen from the CPUs has no more replicas than the port
+    // has queue pairs.
+    let max_queues =
+        max_queue_pairs(eal, port_id).map_err(|e| format!("DPDK port {port_id}: {e}"))?;
+    let mut config = config.clone();
+    choose_placement(&mut config, usize::from(max_queues));
+    let config = &config;
+    let topology = &config.topology;
+    let replicas = topology.replicas.max(1) as usize;
     let queues = u16::try_from(replicas).map_err(|_| "too many replicas")?;
     let port = DpdkPort::open(
         eal,

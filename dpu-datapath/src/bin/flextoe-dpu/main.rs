@@ -75,21 +75,6 @@ fn main() -> ExitCode {
             if let Some(path) = &args.control {
                 config.host.control_socket = path.display().to_string();
             }
-            let cpus = pipeline_config::CpuSet::allowed();
-            let (topology, chosen) = config.topology.chosen_for(&cpus.cpus());
-            if chosen {
-                let why = match config.topology.auto {
-                    Some(true) => "topology.auto",
-                    _ => "the default placement",
-                };
-                config.topology = topology;
-                let t = &config.topology;
-                println!(
-                    "flextoe-dpu: {why} on CPUs {cpus}: {} run-to-completion replica(s), {} \
-                     flow groups, pinned to {:?}",
-                    t.replicas, t.flow_groups, t.cores
-                );
-            }
             init_logging(&config);
             let backend = match args.backend.as_deref() {
                 Some("sim") => pipeline_config::Backend::Sim,
@@ -97,6 +82,10 @@ fn main() -> ExitCode {
                 Some(_) => pipeline_config::Backend::Dpdk,
                 None => config.port.backend,
             };
+            // The DPDK service chooses once it knows its port's queues.
+            if backend != pipeline_config::Backend::Dpdk {
+                common::choose_placement(&mut config, 64);
+            }
             let result = match backend {
                 pipeline_config::Backend::Sim => sim_service::run(&config, &args),
                 pipeline_config::Backend::Loopback => loopback_service::run(&config, &args),

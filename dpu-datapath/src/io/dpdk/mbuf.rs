@@ -4,6 +4,11 @@ use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
+const RX_IP_CKSUM_GOOD: u64 = dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64;
+const RX_IP_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
+const RX_L4_CKSUM_GOOD: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD as u64;
+const RX_L4_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK as u64;
+
 use dpdk_sys::rte_mbuf;
 
 use super::mempool::Mempool;
@@ -96,6 +101,21 @@ impl<'pool> Mbuf<'pool> {
         // SAFETY: we own the mbuf exclusively (`&mut self`); only a flag bit changes.
         let m = unsafe { self.raw.as_mut() };
         m.ol_flags &= !u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH);
+    }
+
+    /// Whether the NIC checked the IPv4 header checksum and the L4 checksum
+    /// and found both good (the stages then skip their own check).
+    pub fn checksums_good(&self) -> bool {
+        let f = self.head().ol_flags;
+        f & RX_IP_CKSUM_MASK == RX_IP_CKSUM_GOOD && f & RX_L4_CKSUM_MASK == RX_L4_CKSUM_GOOD
+    }
+
+    /// Forgets the NIC's checksum verdicts: the bytes changed after it
+    /// checked them (fault injection, an eBPF program).
+    pub fn clear_checksum_flags(&mut self) {
+        // SAFETY: we own the mbuf exclusively (`&mut self`); only flag bits change.
+        let m = unsafe { self.raw.as_mut() };
+        m.ol_flags &= !(RX_IP_CKSUM_MASK | RX_L4_CKSUM_MASK);
     }
 
     /// The NIC's RSS hash of the packet, when it computed one.

@@ -127,6 +127,12 @@ fn dev_info(port_id: u16) -> Result<rte_eth_dev_info, DpdkError> {
     Ok(info)
 }
 
+/// The most RX/TX queue pairs port `port_id` offers.
+pub fn max_queue_pairs(_eal: &Eal, port_id: u16) -> Result<u16, DpdkError> {
+    let info = dev_info(port_id)?;
+    Ok(info.max_rx_queues.min(info.max_tx_queues).max(1))
+}
+
 /// Mbuf data room (headroom included) that holds a whole frame of `mtu`.
 fn data_room_for(mtu: u16) -> Result<u16, DpdkError> {
     let frame = (u32::from(mtu) + L2_OVERHEAD).max(dpdk_sys::RTE_MBUF_DEFAULT_DATAROOM);
@@ -297,7 +303,9 @@ impl DpdkPort {
             rss::tap_flow_rule(port_id, queues)
                 .unwrap_or_else(|why| RxSteering::Software(format!("net_tap RSS rule: {why}")))
         } else if self.rss {
-            rss::program_reta(port_id, info.reta_size, queues, cfg.flow_groups)
+            // Some drivers report the table's size only once configured.
+            let entries = dev_info(port_id).map_or(info.reta_size, |i| i.reta_size);
+            rss::program_reta(port_id, entries, queues, cfg.flow_groups)
                 .unwrap_or_else(|why| RxSteering::Software(format!("indirection table: {why}")))
         } else {
             RxSteering::Software("the port has no IPv4/TCP RSS".into())

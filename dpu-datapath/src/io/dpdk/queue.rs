@@ -58,6 +58,15 @@ impl DpdkPort {
             our_hash = ours,
             "the NIC's RSS hash is not our flow hash; computing it in software"
         );
+        if matches!(self.steering(), super::RxSteering::Reta { .. }) {
+            // The queues were chosen by that other hash: frames land on
+            // replicas that do not own them (dropped, counted as misrouted).
+            tracing::error!(
+                port_id = self.port_id,
+                "the NIC spreads frames over its queues with another hash than ours: \
+                 frames will be dropped as misrouted; set port.dpdk.software_rss to true"
+            );
+        }
         false
     }
 

@@ -11,7 +11,11 @@
 //! - a `net_tap` port has no RETA, but its RSS program (an rte_flow rule) puts
 //!   a frame on `queues[hash % n]`: a rule listing queues `0..n` sends group
 //!   `g` to `g % n` too, provided the flow hash uses the tap's key
-//!   ([`HashKey::NetTap`]);
+//!   ([`HashKey::NetTap`]). The program reads the ports at a fixed offset,
+//!   as if the IPv4 header had no options: a TCP frame with IP options lands
+//!   on a queue chosen from option bytes and, when that is another
+//!   replica's, is dropped as misrouted (such frames are rare; use
+//!   `port.dpdk.software_rss` where they are not);
 //! - anything else fills queues its own way, and the pipeline steers in
 //!   software (`pipeline::SteeredNic`).
 

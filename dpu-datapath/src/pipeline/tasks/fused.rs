@@ -73,7 +73,8 @@ impl Intake {
     /// for this replica's owner, None when it was dropped (and counted).
     pub(crate) fn check(&mut self, time: Nanos, frame: &Frame) -> Option<Verdict> {
         let t = self.timer.start();
-        let verdict = validate_hashed(frame, &self.local, &self.caps, frame.nic_rss_hash());
+        let caps = frame.rx_caps(&self.caps);
+        let verdict = validate_hashed(frame, &self.local, &caps, frame.nic_rss_hash());
         self.timer.stop(t);
         match &verdict {
             Verdict::Drop(reason) => {

@@ -73,8 +73,9 @@ impl Task for PreTask {
             n += 1;
             self.delay.apply();
             let t = self.timer.start();
+            let caps = it.frame.rx_caps(&self.caps);
             let mut verdict =
-                validate_hashed(&it.frame, &self.local, &self.caps, it.frame.nic_rss_hash());
+                validate_hashed(&it.frame, &self.local, &caps, it.frame.nic_rss_hash());
             if let Verdict::Tcp { rss, .. } = verdict {
                 let group = group_of_hash(rss, self.plan.flow_groups);
                 if self.plan.replica_of_group(group) != self.replica {
