@@ -1852,16 +1852,26 @@ fn flood_accounted_latency_bounded_recovered(name: &str, port: PortKind) {
             ..Opts::default()
         },
     );
-    // The no-flood figure, same connection kind, for comparison.
+    // The no-flood figures, same connection kinds, for comparison.
     let quiet = rig.peer(
         &["rpc", "--port", "7", "--count", "3000"],
         Duration::from_secs(60),
     );
     assert!(ok(&quiet), "RPCs before the flood: {quiet}");
+    let bulk = (16 * MIB).to_string();
+    let quiet_bulk = rig.peer(&["echo", "--bytes", &bulk], Duration::from_secs(60));
+    assert!(ok(&quiet_bulk), "echo before the flood: {quiet_bulk}");
     let flooder = flood_filling_the_backlog(&rig, 6);
     let during = rig.peer(
         &["rpc", "--port", "7", "--count", "3000"],
         Duration::from_secs(60),
+    );
+    // Goodput while the flood runs (it lasts at least 6 s), data checked.
+    let flood_bulk = rig.peer(&["echo", "--bytes", &bulk], Duration::from_secs(60));
+    assert!(ok(&flood_bulk), "echo during the flood: {flood_bulk}");
+    eprintln!(
+        "{name}: echo goodput {} Mbit/s quiet, {} Mbit/s during the flood",
+        quiet_bulk["mbit_s"], flood_bulk["mbit_s"]
     );
     let out = flooder.wait_with_output().expect("flood result");
     let flooded: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
