@@ -166,20 +166,25 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    /// The table-driven hash equals the bitwise Toeplitz on any tuple.
-    #[test]
-    fn table_hash_equals_the_bitwise_hash() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..10_000 {
+    /// `n` pseudo-random tuples (xorshift from `seed`).
+    fn tuples(mut x: u64, n: usize) -> impl Iterator<Item = FourTuple> {
+        (0..n).map(move |_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let t = FourTuple {
+            FourTuple {
                 local_ip: Ipv4Addr::from((x >> 32) as u32),
                 local_port: (x >> 16) as u16,
                 remote_ip: Ipv4Addr::from(x as u32),
                 remote_port: (x >> 48) as u16,
-            };
+            }
+        })
+    }
+
+    /// The table-driven hash equals the bitwise Toeplitz on any tuple.
+    #[test]
+    fn table_hash_equals_the_bitwise_hash() {
+        for t in tuples(0x9e37_79b9_7f4a_7c15, 10_000) {
             let mut input = [0u8; 12];
             input[0..4].copy_from_slice(&t.remote_ip.octets());
             input[4..8].copy_from_slice(&t.local_ip.octets());
@@ -232,17 +237,7 @@ mod tests {
             }
             hash
         };
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        for _ in 0..10_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let t = FourTuple {
-                local_ip: Ipv4Addr::from((x >> 32) as u32),
-                local_port: (x >> 16) as u16,
-                remote_ip: Ipv4Addr::from(x as u32),
-                remote_port: (x >> 48) as u16,
-            };
+        for t in tuples(0x2545_f491_4f6c_dd1d, 10_000) {
             assert_eq!(rss_hash_with(HashKey::NetTap, &t), tap_hash(&t));
         }
     }

@@ -161,7 +161,7 @@ static int run_client(const struct sockaddr_in *addr, uint64_t total) {
  * its echo: checks the results and the data. */
 static size_t chunk = CHUNK;
 static int single;
-static uint64_t ns_in_calls;
+static uint64_t ns_in_calls, batches, ops_run;
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -169,8 +169,10 @@ static uint64_t now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* One batch, or (single) one call per operation; times the calls. */
+/* One batch, or (single) one call per operation; times and counts them. */
 static void submit(struct toe_op *ops, int n) {
+    batches++;
+    ops_run += (uint64_t)n;
     uint64_t start = now_ns();
     for (int j = 0; j < (single ? n : 1); j++) {
         int r = single ? toe_submit(toe, ops + j, 1) : toe_submit(toe, ops, (size_t)n);
@@ -178,6 +180,14 @@ static void submit(struct toe_op *ops, int n) {
             die("submit", r);
     }
     ns_in_calls += now_ns() - start;
+}
+
+/* Which of the connections `handle` is (it is one of them). */
+static int index_of(const int *conn, int handle) {
+    int i = 0;
+    while (conn[i] != handle)
+        i++;
+    return i;
 }
 
 static int run_many(const struct sockaddr_in *addr, int conns, uint64_t total) {
@@ -194,7 +204,7 @@ static int run_many(const struct sockaddr_in *addr, int conns, uint64_t total) {
         if (r < 0)
             die("set_nonblocking", r);
     }
-    uint64_t batches = 0, ops_run = 0, moved = 0;
+    uint64_t moved = 0;
     for (;;) {
         int n = 0;
         for (int i = 0; i < conns; i++) {
@@ -207,12 +217,8 @@ static int run_many(const struct sockaddr_in *addr, int conns, uint64_t total) {
         }
         if (n > 0) {
             submit(ops, n);
-            batches++;
-            ops_run += (uint64_t)n;
             for (int j = 0; j < n; j++) {
-                int i = 0;
-                while (conn[i] != ops[j].conn)
-                    i++;
+                int i = index_of(conn, ops[j].conn);
                 if (ops[j].result == -EAGAIN)
                     continue;
                 if (ops[j].result <= 0)
@@ -240,12 +246,8 @@ static int run_many(const struct sockaddr_in *addr, int conns, uint64_t total) {
             continue;
         }
         submit(ops, n);
-        batches++;
-        ops_run += (uint64_t)n;
         for (int j = 0; j < n; j++) {
-            int i = 0;
-            while (conn[i] != ops[j].conn)
-                i++;
+            int i = index_of(conn, ops[j].conn);
             if (ops[j].result == -EAGAIN)
                 continue;
             if (ops[j].result <= 0) {
