@@ -304,6 +304,19 @@ static uint16_t parse_port(const char *s) {
     return (uint16_t)p;
 }
 
+/* HOST PORT as an address; exits with status 2 on a bad one. */
+static struct sockaddr_in parse_addr(const char *host, const char *port) {
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(parse_port(port));
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
+        fprintf(stderr, "echo: bad host %s\n", host);
+        exit(2);
+    }
+    return addr;
+}
+
 static int usage(void) {
     fprintf(stderr, "usage: echo both PORT [BYTES] | echo server PORT | "
                     "echo client HOST PORT [BYTES] | "
@@ -354,14 +367,7 @@ int main(int argc, char **argv) {
         }
         toe_close_conn(toe, listener);
     } else if (strcmp(argv[1], "many") == 0 && argc >= 6) {
-        struct sockaddr_in addr;
-        memset(&addr, 0, sizeof addr);
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(parse_port(argv[3]));
-        if (inet_pton(AF_INET, argv[2], &addr.sin_addr) != 1) {
-            fprintf(stderr, "echo: bad host %s\n", argv[2]);
-            return 2;
-        }
+        struct sockaddr_in addr = parse_addr(argv[2], argv[3]);
         int conns = atoi(argv[4]);
         if (conns < 1 || conns > MAX_CONNS) {
             fprintf(stderr, "echo: 1..%d connections\n", MAX_CONNS);
@@ -376,14 +382,7 @@ int main(int argc, char **argv) {
         single = argc > 7 && strcmp(argv[7], "single") == 0;
         status = run_many(&addr, conns, strtoull(argv[5], NULL, 10));
     } else if (strcmp(argv[1], "client") == 0 && argc >= 4) {
-        struct sockaddr_in addr;
-        memset(&addr, 0, sizeof addr);
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(parse_port(argv[3]));
-        if (inet_pton(AF_INET, argv[2], &addr.sin_addr) != 1) {
-            fprintf(stderr, "echo: bad host %s\n", argv[2]);
-            return 2;
-        }
+        struct sockaddr_in addr = parse_addr(argv[2], argv[3]);
         uint64_t total = argc > 4 ? strtoull(argv[4], NULL, 10) : 1u << 20;
         status = run_client(&addr, total);
     } else {
