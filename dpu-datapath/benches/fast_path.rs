@@ -65,7 +65,8 @@ fn rx_segment(c: &mut Criterion) {
 /// bottleneck stage of the pipeline is known.
 fn stage_cost(c: &mut Criterion) {
     use dpu_datapath::dma::rx_now;
-    use dpu_datapath::engine::work::{post_rx, Work};
+    use dpu_datapath::engine::work::Work;
+    use dpu_datapath::post::post_rx;
     use dpu_datapath::pre::{validate, LocalAddrs};
     use dpu_datapath::wire::{ChecksumCaps, EthernetAddress};
     let mut group = c.benchmark_group("stage_cost");

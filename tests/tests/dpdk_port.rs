@@ -223,6 +223,7 @@ fn dpdk_tap_port_answers_kernel_ping() {
         mempool_mbufs: dpdk.mempool_mbufs,
         flow_groups: 64,
         software_rss: false,
+        tx_checksum_offload: true,
         devargs: None,
     };
     let port =

@@ -172,6 +172,10 @@ fn echo_64mib_no_faults() {
     skip_unless_ready!("echo_64mib_no_faults");
     let (_, s) = echo_under("echo_64mib", None, 64 * MIB, Duration::from_secs(30));
     assert_eq!(n(&s, "engine.drops.tcp_bad_checksum"), 0);
+    // Issue 13: the TAP computed the checksums of the segments `post` wrote
+    // in its buffers (TX checksum offload), and Linux accepted every one
+    // (the SHA-256 above).
+    assert!(n(&s, "port.tx_csum_offloaded") > 0, "{}", s["port"]);
 }
 
 /// Issue 13: the veth ports. net_af_xdp once stalled after about 2.7 MB
@@ -267,11 +271,13 @@ fn echo_16mib_staged_pipeline() {
 fn echo_16mib_split_placement() {
     let _g = serial();
     skip_unless_ready!("echo_16mib_split_placement");
+    // And the checksums in software (`tx_checksum_offload: false`).
     let config = serde_json::json!({"topology": {"run_to_completion": false, "workers": [
         {"name": "data", "core": 0, "tasks": ["r0.ingress", "r0.pre0", "r0.dma0", "r0.post0", "r0.egress"]},
         {"name": "proto", "core": 1, "tasks": ["r0.ingress_reorder", "r0.proto0"]}
-    ]}});
+    ]}, "port": {"dpdk": {"tx_checksum_offload": false}}});
     let (rig, stats) = echo_16mib_with("echo_split", config);
+    assert_eq!(n(&stats, "port.tx_csum_offloaded"), 0, "{}", stats["port"]);
     let names: Vec<&str> = stats["pipeline"]["workers"]
         .as_array()
         .map(|w| w.iter().filter_map(|x| x["name"].as_str()).collect())
@@ -364,6 +370,10 @@ fn echo_64mib_1pct_corruption() {
         n(&s, "engine.retransmit_segments") > 0,
         "TX corruption is loss to Linux"
     );
+    // With TX checksum offload the impairment layer computes a frame's
+    // checksums before it flips the bit: had the port computed them after,
+    // Linux would have taken the corrupted bytes (the SHA-256 would differ).
+    assert!(n(&s, "port.tx_csum_offloaded") > 0, "{}", s["port"]);
 }
 
 // ---------------------------------------------------------------------

@@ -70,6 +70,7 @@ fn frame(
     let caps = ChecksumCaps {
         verify_rx: verify,
         fill_tx: true,
+        tx_offload: false,
     };
     let n = emit_tcp_frame(&mut buf, &eth, &ip, &tcp, &caps).unwrap();
     buf.truncate(n);
@@ -90,6 +91,7 @@ pub fn established(n: usize, payload: usize, verify_checksums: bool) -> (Engine,
     cfg.caps = ChecksumCaps {
         verify_rx: verify_checksums,
         fill_tx: true,
+        tx_offload: false,
     };
     let mut e = Engine::new(cfg);
     e.listen(PORT, None).unwrap();

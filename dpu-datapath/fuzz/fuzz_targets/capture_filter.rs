@@ -20,6 +20,7 @@ use libfuzzer_sys::fuzz_target;
 const NO_VERIFY: ChecksumCaps = ChecksumCaps {
     verify_rx: false,
     fill_tx: false,
+    tx_offload: false,
 };
 
 fn matches(text: &str, frame: &[u8]) -> bool {

@@ -35,10 +35,12 @@ use std::net::Ipv4Addr;
 const VERIFY: ChecksumCaps = ChecksumCaps {
     verify_rx: true,
     fill_tx: true,
+    tx_offload: false,
 };
 const NO_VERIFY: ChecksumCaps = ChecksumCaps {
     verify_rx: false,
     fill_tx: false,
+    tx_offload: false,
 };
 
 /// Emits `frame` into a fresh buffer; the bytes written.

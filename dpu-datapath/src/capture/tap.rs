@@ -60,6 +60,12 @@ impl CaptureTap {
         *self.session.lock() = None;
     }
 
+    /// Whether a capture session is running (frames are recorded).
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
     /// Called by the NIC wrapper with each burst.
     #[inline]
     pub fn record<'a>(&self, frames: impl Iterator<Item = &'a [u8]>) {

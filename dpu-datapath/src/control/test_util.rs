@@ -38,6 +38,7 @@ pub(super) const FIN: TcpFlags = TcpFlags::FIN;
 const CAPS: ChecksumCaps = ChecksumCaps {
     verify_rx: true,
     fill_tx: true,
+    tx_offload: false,
 };
 
 /// The engine configuration the tests use: the default one, one ACK per

@@ -3,8 +3,9 @@
 //! `dma` and `post` (inline when running to completion, on other workers in
 //! the pipeline) and is committed to the application afterwards.
 
-use super::work::{post_rx, Commit, RxWork, Work};
+use super::work::{Commit, RxWork, Work};
 use super::Engine;
+use crate::post::post_rx;
 use crate::pre::{self, PreOutcome, Summary};
 use crate::proto::{ack_ts_clock, FlowEvents, Nanos};
 

@@ -2,9 +2,10 @@
 //! once; each turn sends up to a burst of segments (payload read by `dma`
 //! from the TX buffer, headers by `post`), then yields to the next flow.
 
-use super::work::{post_tx, TxWork, Work};
+use super::work::{TxWork, Work};
 use super::{Engine, TimerKey};
 use crate::app::ConnError;
+use crate::post::post_tx;
 use crate::proto::{ack_ts_clock, Deadline, Nanos};
 
 /// Segments one flow may send per scheduler turn (fairness between flows).

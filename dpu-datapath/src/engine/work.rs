@@ -6,10 +6,9 @@
 use crate::app::{ConnError, ConnId};
 use crate::dma::HostBuffer;
 use crate::flow::FlowId;
-use crate::io::{Frame, FrameBuf};
+use crate::io::Frame;
 use crate::pre::HeaderTemplate;
 use crate::proto::{HeaderFields, Placement};
-use crate::wire::ChecksumCaps;
 use std::sync::Arc;
 
 /// Application notifications, applied in stamp order once the DMA is done.
@@ -157,34 +156,6 @@ pub fn coalesce_acks(work: &mut [Work], seen: &mut Vec<FlowId>) -> u64 {
         }
     }
     left_out
-}
-
-/// `post` for a received segment: turns the frame buffer into the ACK (or
-/// empties it when no ACK is due).
-pub fn post_rx<B: FrameBuf>(work: &RxWork, frame: &mut B, caps: &ChecksumCaps) {
-    match &work.ack {
-        Some(h) => crate::post::build_frame(frame, &work.template, h, work.ts_val, &[], caps),
-        None => frame.clear(),
-    }
-}
-
-/// `post` for a segment `dma::tx_copy` prepared with `room` > 0:
-/// headers written in place. False when the shape does not apply (the
-/// caller then builds the frame with [`post_tx`] from the payload).
-pub fn post_tx_in_place(work: &TxWork, frame: &mut [u8], caps: &ChecksumCaps) -> bool {
-    crate::post::write_headers_in_place(frame, &work.template, &work.header, work.ts_val, caps)
-}
-
-/// `post` for a transmitted segment: headers around the fetched payload.
-pub fn post_tx<B: FrameBuf>(work: &TxWork, payload: &[u8], frame: &mut B, caps: &ChecksumCaps) {
-    crate::post::build_frame(
-        frame,
-        &work.template,
-        &work.header,
-        work.ts_val,
-        payload,
-        caps,
-    );
 }
 
 #[cfg(test)]

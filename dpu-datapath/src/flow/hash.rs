@@ -144,6 +144,7 @@ pub fn frame_rss_hash(frame: &[u8]) -> Option<u32> {
     let caps = ChecksumCaps {
         verify_rx: false,
         fill_tx: false,
+        tx_offload: false,
     };
     match parse_ingress(frame, &caps).ok()?.l3 {
         L3::Ipv4 { ip, l4: L4::Tcp(t) } => Some(rss_hash(&FourTuple {

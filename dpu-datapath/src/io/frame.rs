@@ -33,6 +33,16 @@ pub trait FrameBuf: DerefMut<Target = [u8]> {
     fn resize_zeroed(&mut self, len: usize);
     /// Appends `data`.
     fn extend_from_slice(&mut self, data: &[u8]);
+    /// Asks the port to compute the IPv4 header and TCP checksums of this
+    /// IPv4/TCP frame at TX (headers of `l2_len` and `l3_len` bytes).
+    /// True when the buffer carries the request (a NIC buffer): the writer
+    /// then leaves the pseudo-header sum in the TCP checksum field and zero
+    /// in the IPv4 one. False, nothing asked, for any other buffer: the
+    /// writer computes both. Only call it for a port with TX checksum
+    /// offload (`ChecksumCaps::tx_offload`).
+    fn request_tx_checksums(&mut self, _l2_len: u8, _l3_len: u16) -> bool {
+        false
+    }
 }
 
 impl FrameBuf for Vec<u8> {
@@ -142,13 +152,39 @@ impl Frame {
         }
     }
 
+    /// Whether the port is to compute this frame's checksums at TX
+    /// ([`FrameBuf::request_tx_checksums`]): its bytes hold a partial TCP
+    /// checksum until then.
+    pub fn tx_checksums_pending(&self) -> bool {
+        match &self.0 {
+            Repr::Heap(_) => false,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.tx_checksums_requested(),
+        }
+    }
+
+    /// Computes the checksums the port was asked for, in software, and
+    /// withdraws the request: for whatever reads or changes the frame
+    /// before the port (a frame looped back to our own address, the
+    /// impairment layer, an eBPF program at egress, a capture, a copy).
+    pub fn finish_tx_checksums(&mut self) {
+        #[cfg(feature = "dpdk")]
+        if let Repr::Mbuf(m) = &mut self.0 {
+            if m.tx_checksums_requested() {
+                m.clear_tx_checksums();
+                crate::wire::checksum::fill_ipv4_tcp(m.data_mut());
+            }
+        }
+    }
+
     /// True when the frame lives in a NIC buffer (no copy at TX).
     pub fn is_nic_buffer(&self) -> bool {
         !matches!(self.0, Repr::Heap(_))
     }
 
     /// The bytes as a `Vec` (a copy for NIC buffers).
-    pub fn into_vec(self) -> Vec<u8> {
+    pub fn into_vec(mut self) -> Vec<u8> {
+        self.finish_tx_checksums();
         match self.0 {
             Repr::Heap(v) => v,
             #[cfg(feature = "dpdk")]
@@ -160,6 +196,8 @@ impl Frame {
     /// into one (for operations past the mbuf's room).
     #[cfg(feature = "dpdk")]
     fn heap(&mut self, extra: usize) -> &mut Vec<u8> {
+        // A heap frame cannot carry the request to the port.
+        self.finish_tx_checksums();
         if let Repr::Mbuf(m) = &self.0 {
             let mut v = Vec::with_capacity((m.data().len() + extra).max(HEAP_FRAME_CAPACITY));
             v.extend_from_slice(m.data());
@@ -191,12 +229,15 @@ impl Frame {
         }
     }
 
-    /// Empties the frame (keeps its buffer).
+    /// Empties the frame (keeps its buffer; forgets a TX checksum request).
     pub fn clear(&mut self) {
         match &mut self.0 {
             Repr::Heap(v) => v.clear(),
             #[cfg(feature = "dpdk")]
-            Repr::Mbuf(m) => m.set_data_len(0),
+            Repr::Mbuf(m) => {
+                m.set_data_len(0);
+                m.clear_tx_checksums();
+            }
         }
     }
 
@@ -291,6 +332,17 @@ impl FrameBuf for Frame {
     fn extend_from_slice(&mut self, data: &[u8]) {
         Frame::extend_from_slice(self, data)
     }
+
+    fn request_tx_checksums(&mut self, l2_len: u8, l3_len: u16) -> bool {
+        match &mut self.0 {
+            Repr::Heap(_) => false,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => {
+                m.request_tx_checksums(l2_len, l3_len);
+                true
+            }
+        }
+    }
 }
 
 impl Default for Frame {
@@ -331,7 +383,11 @@ impl DerefMut for Frame {
 /// of the impairment layer): NIC buffers are not shared.
 impl Clone for Frame {
     fn clone(&self) -> Self {
-        Frame(Repr::Heap(self.to_vec()))
+        let mut bytes = self.to_vec();
+        if self.tx_checksums_pending() {
+            crate::wire::checksum::fill_ipv4_tcp(&mut bytes);
+        }
+        Frame(Repr::Heap(bytes))
     }
 }
 

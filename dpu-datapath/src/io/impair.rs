@@ -159,7 +159,7 @@ impl Direction {
         };
         let delay_ns = p.delay_us.saturating_mul(1000);
         for mut f in copies {
-            if self.chance(p.corrupt) && flip_tcp_bit(&mut f, &mut self.rng) {
+            if self.chance(p.corrupt) && corrupt(&mut f, &mut self.rng) {
                 // The NIC's checksum verdict and hash no longer hold.
                 f.forget_nic_rx_offloads();
                 DirCounters::add(&counters.corrupted);
@@ -223,6 +223,14 @@ impl Lane {
     fn held(&self) -> usize {
         self.reordered.len() + self.delayed.len() + self.ready.len()
     }
+}
+
+/// Flips one bit of the TCP segment (see [`flip_tcp_bit`]) after computing
+/// checksums left to the port: a port that computed them afterwards would
+/// vouch for the flipped bit.
+fn corrupt(f: &mut Frame, rng: &mut impl Rng) -> bool {
+    f.finish_tx_checksums();
+    flip_tcp_bit(f, rng)
 }
 
 /// Flips one random bit inside the TCP segment of an IPv4/TCP Ethernet

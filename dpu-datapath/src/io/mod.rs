@@ -43,6 +43,9 @@ pub struct IoStats {
     pub tx_frames: u64,
     /// Bytes of those frames.
     pub tx_bytes: u64,
+    /// Of those, frames whose IPv4 and TCP checksums the port computed (TX
+    /// checksum offload, `ChecksumCaps::tx_offload`).
+    pub tx_csum_offloaded: u64,
     /// Frames dropped because the TX ring stayed full (no progress on retry).
     pub tx_dropped_full: u64,
     /// Frames dropped because no transmit buffer could be allocated.
@@ -71,6 +74,7 @@ impl IoStats {
         self.rx_dropped_kernel += other.rx_dropped_kernel;
         self.tx_frames += other.tx_frames;
         self.tx_bytes += other.tx_bytes;
+        self.tx_csum_offloaded += other.tx_csum_offloaded;
         self.tx_dropped_full += other.tx_dropped_full;
         self.tx_dropped_nombuf += other.tx_dropped_nombuf;
         self.tx_dropped_oversize += other.tx_dropped_oversize;

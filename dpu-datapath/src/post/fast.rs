@@ -39,26 +39,20 @@ pub fn write_segment<B: FrameBuf>(
     buf.clear();
     buf.resize_zeroed(headers);
     buf.extend_from_slice(payload);
-    let Some(header_sum) = fill_headers(
-        &mut buf[..headers],
-        template,
-        fields,
-        ts_val,
-        payload.len(),
-        caps,
-    ) else {
+    let Some(sums) = fill_headers(&mut buf[..headers], template, fields, ts_val, payload.len())
+    else {
         buf.clear();
         return false;
     };
-    finish_checksum(buf, headers, header_sum, caps);
+    finish_checksums(buf, headers, sums, caps);
     true
 }
 
 /// Completes a frame whose payload already sits after [`header_len`]
 /// bytes of room (the `dma` stage fetched it there): writes the headers in
 /// front of it. False (frame untouched) when the shape does not apply.
-pub fn write_headers_in_place(
-    frame: &mut [u8],
+pub fn write_headers_in_place<B: FrameBuf>(
+    frame: &mut B,
     template: &HeaderTemplate,
     fields: &HeaderFields,
     ts_val: u32,
@@ -70,24 +64,28 @@ pub fn write_headers_in_place(
     let Some(payload_len) = frame.len().checked_sub(headers) else {
         return false;
     };
-    let Some(header_sum) = fill_headers(
-        &mut frame[..headers],
-        template,
-        fields,
-        ts_val,
-        payload_len,
-        caps,
-    ) else {
+    let Some(sums) = fill_headers(&mut frame[..headers], template, fields, ts_val, payload_len)
+    else {
         return false;
     };
-    finish_checksum(frame, headers, header_sum, caps);
+    finish_checksums(frame, headers, sums, caps);
     true
 }
 
-/// Ethernet, IPv4 (with its checksum) and TCP headers with a zero TCP
-/// checksum into `h` (exactly [`header_len`] bytes); returns the TCP
-/// checksum's sum over the pseudo header and the TCP header. None when the
-/// datagram would exceed 65,535 bytes.
+/// Partial sums of a segment's checksums, from [`fill_headers`].
+#[derive(Clone, Copy)]
+struct HeaderSums {
+    /// The IPv4 header with a zero checksum field.
+    ip: u32,
+    /// The TCP pseudo header.
+    pseudo: u32,
+    /// The TCP header with a zero checksum field.
+    tcp: u32,
+}
+
+/// Ethernet, IPv4 and TCP headers with zero checksum fields into `h`
+/// (exactly [`header_len`] bytes); returns the sums the checksums start
+/// from. None when the datagram would exceed 65,535 bytes.
 ///
 /// Both sums are computed from the values, not read back from `h`: reading
 /// bytes just written with narrower stores stalls on store forwarding,
@@ -98,8 +96,7 @@ fn fill_headers(
     fields: &HeaderFields,
     ts_val: u32,
     payload_len: usize,
-    caps: &ChecksumCaps,
-) -> Option<u32> {
+) -> Option<HeaderSums> {
     let tcp_header = h.len() - 34;
     let ip_total = u16::try_from(20 + tcp_header + payload_len).ok()?;
     let t = &template.tuple;
@@ -118,13 +115,8 @@ fn fill_headers(
     h[20..22].copy_from_slice(&[0x40, 0]);
     h[22] = 64;
     h[23] = 6;
-    let ip_sum = if caps.fill_tx {
-        let sum = 0x4500 + u32::from(tos) + u32::from(ip_total) + 0x4000 + 0x4006 + addr_sum;
-        !checksum::fold(sum)
-    } else {
-        0
-    };
-    h[24..26].copy_from_slice(&ip_sum.to_be_bytes());
+    let ip = 0x4500 + u32::from(tos) + u32::from(ip_total) + 0x4000 + 0x4006 + addr_sum;
+    h[24..26].copy_from_slice(&[0, 0]);
     h[26..30].copy_from_slice(&src);
     h[30..34].copy_from_slice(&dst);
     // TCP.
@@ -141,10 +133,8 @@ fn fill_headers(
     h[46..48].copy_from_slice(&offset_flags.to_be_bytes());
     h[48..50].copy_from_slice(&fields.window.to_be_bytes());
     h[50..54].copy_from_slice(&[0, 0, 0, 0]);
-    let mut tcp_sum = addr_sum
-        + 6
-        + (tcp_header + payload_len) as u32
-        + u32::from(t.local_port)
+    let pseudo = addr_sum + 6 + (tcp_header + payload_len) as u32;
+    let mut tcp_sum = u32::from(t.local_port)
         + u32::from(t.remote_port)
         + words(fields.seq.0)
         + words(ack)
@@ -160,7 +150,11 @@ fn fill_headers(
         h[65] = 1;
         tcp_sum += 0x080a + words(ts_val) + words(ecr) + 0x0101;
     }
-    Some(tcp_sum)
+    Some(HeaderSums {
+        ip,
+        pseudo,
+        tcp: tcp_sum,
+    })
 }
 
 /// The two 16-bit words of `v` added (a ones-complement partial sum).
@@ -168,13 +162,28 @@ fn words(v: u32) -> u32 {
     (v >> 16) + (v & 0xffff)
 }
 
-/// The TCP checksum: `header_sum` (pseudo header and TCP header, from
-/// [`fill_headers`]) plus the payload after `headers` bytes.
-fn finish_checksum(frame: &mut [u8], headers: usize, header_sum: u32, caps: &ChecksumCaps) {
-    if caps.fill_tx {
-        let sum = !checksum::fold(header_sum + checksum::sum(&frame[headers..]));
-        frame[50..52].copy_from_slice(&sum.to_be_bytes());
+/// The checksum fields of a frame [`fill_headers`] wrote: left to the port
+/// when it takes the request (the TCP field then holds the folded pseudo
+/// header sum, as DPDK's `rte_ipv4_phdr_cksum` gives), computed here
+/// otherwise (the TCP one over the payload after `headers` bytes), or left
+/// zero without `fill_tx`.
+fn finish_checksums<B: FrameBuf>(
+    frame: &mut B,
+    headers: usize,
+    sums: HeaderSums,
+    caps: &ChecksumCaps,
+) {
+    if !caps.fill_tx {
+        return;
     }
+    if caps.tx_offload && frame.request_tx_checksums(14, 20) {
+        frame[50..52].copy_from_slice(&checksum::fold(sums.pseudo).to_be_bytes());
+        return;
+    }
+    let ip = !checksum::fold(sums.ip);
+    frame[24..26].copy_from_slice(&ip.to_be_bytes());
+    let tcp = !checksum::fold(sums.pseudo + sums.tcp + checksum::sum(&frame[headers..]));
+    frame[50..52].copy_from_slice(&tcp.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -241,6 +250,7 @@ mod tests {
                 let caps = ChecksumCaps {
                     verify_rx: true,
                     fill_tx,
+                    tx_offload: false,
                 };
                 let mut fast = vec![0xee; 3];
                 assert!(write_segment(
@@ -266,7 +276,95 @@ mod tests {
                     &caps
                 ));
                 assert_eq!(in_place, want, "in place, segment {i} fill_tx {fill_tx}");
+                if !fill_tx {
+                    continue;
+                }
+                // A port that checksums at TX: a buffer that cannot carry
+                // the request gets the software sums; one that can gets
+                // the pseudo-header sum, which the port's computation
+                // (`fill_ipv4_tcp`) turns into the same bytes.
+                let offload = ChecksumCaps {
+                    tx_offload: true,
+                    ..caps
+                };
+                let mut plain = Vec::new();
+                assert!(write_segment(
+                    &mut plain,
+                    &template(),
+                    &fields,
+                    r as u32 ^ 7,
+                    &payload,
+                    &offload
+                ));
+                assert_eq!(plain, want, "a heap buffer, segment {i}");
+                let mut nic = PortBuf::default();
+                assert!(write_segment(
+                    &mut nic,
+                    &template(),
+                    &fields,
+                    r as u32 ^ 7,
+                    &payload,
+                    &offload
+                ));
+                assert!(nic.asked, "segment {i}");
+                assert_eq!(nic.bytes[24..26], [0, 0], "IPv4 checksum left to the port");
+                let mut in_place = PortBuf {
+                    bytes: vec![0xa5u8; hdr],
+                    asked: false,
+                };
+                in_place.bytes.extend_from_slice(&payload);
+                assert!(write_headers_in_place(
+                    &mut in_place,
+                    &template(),
+                    &fields,
+                    r as u32 ^ 7,
+                    &offload
+                ));
+                assert_eq!(in_place.bytes, nic.bytes, "in place, segment {i}");
+                assert!(checksum::fill_ipv4_tcp(&mut nic.bytes));
+                assert_eq!(nic.bytes, want, "as the port fills it, segment {i}");
             }
+        }
+    }
+
+    /// A buffer whose port computes checksums at TX (an mbuf's stand-in).
+    #[derive(Default)]
+    struct PortBuf {
+        bytes: Vec<u8>,
+        asked: bool,
+    }
+
+    impl core::ops::Deref for PortBuf {
+        type Target = [u8];
+        fn deref(&self) -> &[u8] {
+            &self.bytes
+        }
+    }
+
+    impl core::ops::DerefMut for PortBuf {
+        fn deref_mut(&mut self) -> &mut [u8] {
+            &mut self.bytes
+        }
+    }
+
+    impl FrameBuf for PortBuf {
+        fn clear(&mut self) {
+            self.bytes.clear();
+            self.asked = false;
+        }
+        fn truncate(&mut self, len: usize) {
+            self.bytes.truncate(len)
+        }
+        fn resize_zeroed(&mut self, len: usize) {
+            self.bytes.resize(len, 0)
+        }
+        fn extend_from_slice(&mut self, data: &[u8]) {
+            self.bytes.extend_from_slice(data)
+        }
+        fn request_tx_checksums(&mut self, l2_len: u8, l3_len: u16) -> bool {
+            assert_eq!((l2_len, l3_len), (14, 20));
+            self.asked = true;
+            true
         }
     }
 

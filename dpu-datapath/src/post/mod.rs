@@ -8,8 +8,10 @@
 #![forbid(unsafe_code)]
 
 mod fast;
+mod work;
 
 pub use fast::{header_len as fast_header_len, write_headers_in_place};
+pub use work::{post_rx, post_tx, post_tx_in_place};
 
 use crate::app::ConnId;
 use crate::io::FrameBuf;

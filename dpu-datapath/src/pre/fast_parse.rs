@@ -168,6 +168,7 @@ mod tests {
             ChecksumCaps {
                 verify_rx: false,
                 fill_tx: false,
+                tx_offload: false,
             },
         ]
     }

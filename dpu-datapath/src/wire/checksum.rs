@@ -96,6 +96,49 @@ pub fn update_u32(old_checksum: u16, old: u32, new: u32) -> u16 {
     )
 }
 
+/// Where a port that checksums on transmit finds what it needs: the
+/// Ethernet (no VLAN) and IPv4 header lengths of an IPv4/TCP frame. None
+/// for any other frame.
+pub fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
+    let eth = 14;
+    let ip = frame.get(eth..)?;
+    if frame[12..14] != [0x08, 0x00] || ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {
+        return None;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    (ihl >= 20 && total >= ihl + 20 && total <= ip.len()).then_some((eth, ihl))
+}
+
+/// The pseudo-header sum a port expects in the TCP checksum field when it
+/// computes the checksum itself (DPDK's `rte_ipv4_phdr_cksum`: folded, not
+/// complemented), for a segment of `tcp_len` bytes.
+pub fn pseudo_header_partial(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: u32) -> u16 {
+    fold(pseudo_header_v4(src, dst, 6, tcp_len))
+}
+
+/// Computes the IPv4 header checksum and the TCP checksum of an IPv4/TCP
+/// frame in place, from scratch (what a port with TX checksum offload would
+/// have done). False, frame untouched, when the frame is not one
+/// ([`ipv4_tcp_header_lens`]).
+pub fn fill_ipv4_tcp(frame: &mut [u8]) -> bool {
+    let Some((eth, ihl)) = ipv4_tcp_header_lens(frame) else {
+        return false;
+    };
+    let ip = &mut frame[eth..];
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    ip[10..12].fill(0);
+    let ip_sum = data(&ip[..ihl]);
+    ip[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let tcp = &mut ip[ihl..total];
+    tcp[16..18].fill(0);
+    let tcp_sum = !fold(pseudo_header_v4(src, dst, 6, tcp.len() as u32) + sum(tcp));
+    tcp[16..18].copy_from_slice(&tcp_sum.to_be_bytes());
+    true
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -16,6 +16,11 @@ pub struct ChecksumCaps {
     pub verify_rx: bool,
     /// Compute them on transmit (otherwise they are written as 0).
     pub fill_tx: bool,
+    /// With `fill_tx`: the port computes the IPv4 and TCP checksums of the
+    /// frames that ask it to (TX checksum offload); `post` then writes only
+    /// the pseudo-header sum into frames whose buffer can carry the request
+    /// (`io::FrameBuf::request_tx_checksums`), and computes the rest.
+    pub tx_offload: bool,
 }
 
 impl Default for ChecksumCaps {
@@ -23,6 +28,7 @@ impl Default for ChecksumCaps {
         ChecksumCaps {
             verify_rx: true,
             fill_tx: true,
+            tx_offload: false,
         }
     }
 }
@@ -189,6 +195,7 @@ mod tests {
     const VERIFY: ChecksumCaps = ChecksumCaps {
         verify_rx: true,
         fill_tx: true,
+        tx_offload: false,
     };
 
     fn tcp_flags_of(frame: &[u8]) -> TcpFlags {
@@ -301,7 +308,8 @@ mod tests {
             &frame,
             &ChecksumCaps {
                 verify_rx: false,
-                fill_tx: true
+                fill_tx: true,
+                tx_offload: false,
             }
         )
         .is_ok());
@@ -311,6 +319,7 @@ mod tests {
         let no_verify = ChecksumCaps {
             verify_rx: false,
             fill_tx: false,
+            tx_offload: false,
         };
         assert_eq!(
             parse_ingress(&frame, &no_verify).err(),

@@ -107,6 +107,7 @@ mod tests {
     const CAPS: ChecksumCaps = ChecksumCaps {
         verify_rx: true,
         fill_tx: true,
+        tx_offload: false,
     };
 
     #[test]
@@ -212,6 +213,7 @@ mod tests {
         let offload = ChecksumCaps {
             verify_rx: false,
             fill_tx: false,
+            tx_offload: false,
         };
         let mut buf = [0xaau8; 128];
         let len = emit_tcp_frame(&mut buf, &parsed.eth, &ip, &tcp, &offload).unwrap();

@@ -14,10 +14,12 @@ use super::*;
 const VERIFY: ChecksumCaps = ChecksumCaps {
     verify_rx: true,
     fill_tx: true,
+    tx_offload: false,
 };
 const NO_VERIFY: ChecksumCaps = ChecksumCaps {
     verify_rx: false,
     fill_tx: false,
+    tx_offload: false,
 };
 
 const FRAMES: [&[u8]; 11] = [
@@ -425,7 +427,7 @@ proptest! {
         tcp in tcp_repr_strategy(&PAYLOAD),
         fill in any::<bool>(),
     ) {
-        let caps = ChecksumCaps { verify_rx: fill, fill_tx: fill };
+        let caps = ChecksumCaps { verify_rx: fill, fill_tx: fill, tx_offload: false };
         let mut buf = [0u8; 18 + 20 + 60 + 100];
         let len = emit_tcp_frame(&mut buf, &eth, &ip, &tcp, &caps).unwrap();
         let parsed = parse_ingress(&buf[..len], &caps).unwrap();

@@ -252,6 +252,8 @@ impl<N: Nic> Nic for XdpNic<N> {
                 let mut t = Tally::default();
                 let mut keep = 0;
                 for i in 0..frames.len() {
+                    // The program sees the frame as the wire will.
+                    frames[i].finish_tx_checksums();
                     let action =
                         self.run_one(HookPoint::Egress, q, now, &mut st, &mut frames[i], &mut t);
                     if !matches!(action, Action::Drop) {

@@ -61,6 +61,7 @@ pub const CE: u8 = 0b11;
 const CAPS: ChecksumCaps = ChecksumCaps {
     verify_rx: true,
     fill_tx: true,
+    tx_offload: false,
 };
 
 /// A check on one option: not looked at, must be absent, or must equal.

@@ -82,6 +82,11 @@ pub struct Dpdk {
     /// or a `net_tap` RSS rule). For comparison and for drivers whose RSS
     /// misbehaves. Default `false`.
     pub software_rss: bool,
+    /// `port.dpdk.tx_checksum_offload`: let the port compute the IPv4 and
+    /// TCP checksums of the segments `post` writes in its buffers, where the
+    /// driver offers both TX checksum offloads. `false` computes them in
+    /// software always. Default `true`.
+    pub tx_checksum_offload: bool,
 }
 
 impl Default for Dpdk {
@@ -96,6 +101,7 @@ impl Default for Dpdk {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             software_rss: false,
+            tx_checksum_offload: true,
         }
     }
 }

@@ -287,6 +287,7 @@ pub fn io_json(s: &IoStats) -> Value {
         "rx_dropped_kernel": s.rx_dropped_kernel,
         "tx_frames": s.tx_frames,
         "tx_bytes": s.tx_bytes,
+        "tx_csum_offloaded": s.tx_csum_offloaded,
         "tx_dropped": s.tx_dropped(),
         // Why, as every drop is counted by its reason.
         "tx_dropped_ring_full": s.tx_dropped_full,

@@ -142,7 +142,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         &DpdkPortConfig::from_port(&config.port, queues, topology.flow_groups),
     )
     .map_err(|e| format!("opening DPDK port {port_id}: {e}"))?;
-    let engine_cfg = EngineConfig::from_config(config, isn_seed())?;
+    let mut engine_cfg = EngineConfig::from_config(config, isn_seed())?;
+    let offloads = port.offloads();
+    // `post` asks the port for the checksums of the segments it writes.
+    engine_cfg.caps.tx_offload = offloads.tx_ipv4_cksum && offloads.tx_tcp_cksum;
     let port_mac = port.mac();
     let mbufs = port.mempool();
     let driver = port.driver().to_owned();
@@ -248,6 +251,19 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     for line in pipeline.plan().describe().lines() {
         println!("flextoe-dpu: worker {line}");
     }
+    println!(
+        "flextoe-dpu: checksums: received ones {}, sent ones {}",
+        if offloads.rx_ipv4_cksum && offloads.rx_tcp_cksum {
+            "trusted when the port marks them good"
+        } else {
+            "checked in software"
+        },
+        if engine_cfg.caps.tx_offload {
+            "computed by the port (TX checksum offload)"
+        } else {
+            "computed in software"
+        }
+    );
     println!(
         "flextoe-dpu: engine identity {} mac {} (answers ARP with it)",
         engine_cfg.ip,

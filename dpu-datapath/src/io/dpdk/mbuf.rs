@@ -8,6 +8,10 @@ const RX_IP_CKSUM_GOOD: u64 = dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64;
 const RX_IP_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
 const RX_L4_CKSUM_GOOD: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD as u64;
 const RX_L4_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK as u64;
+/// IPv4 frame, IPv4 header checksum and TCP checksum by the port at TX.
+const TX_CKSUM_FLAGS: u64 = dpdk_sys::RTE_MBUF_F_TX_IPV4
+    | dpdk_sys::RTE_MBUF_F_TX_IP_CKSUM
+    | dpdk_sys::RTE_MBUF_F_TX_TCP_CKSUM;
 
 use dpdk_sys::rte_mbuf;
 
@@ -101,6 +105,33 @@ impl<'pool> Mbuf<'pool> {
         // SAFETY: we own the mbuf exclusively (`&mut self`); only a flag bit changes.
         let m = unsafe { self.raw.as_mut() };
         m.ol_flags &= !u64::from(dpdk_sys::RTE_MBUF_F_RX_RSS_HASH);
+    }
+
+    /// Asks the port to compute this IPv4/TCP frame's IPv4 header checksum
+    /// and TCP checksum at TX, the headers being `l2_len` and `l3_len` bytes
+    /// (the TCP checksum field must hold the pseudo-header sum, the IPv4 one
+    /// zero). Only for a port with both TX checksum offloads enabled.
+    pub fn request_tx_checksums(&mut self, l2_len: u8, l3_len: u16) {
+        // SAFETY: we own the mbuf exclusively (`&mut self`); only the offload
+        // flags and the header lengths the driver reads at TX change.
+        let m = unsafe { self.raw.as_mut() };
+        m.ol_flags |= TX_CKSUM_FLAGS;
+        // `tx_offload` packs l2_len (7 bits) then l3_len (9 bits), the
+        // rest (l4_len, TSO, outer lengths) zero.
+        m.__bindgen_anon_3.tx_offload = u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7);
+    }
+
+    /// Whether [`Mbuf::request_tx_checksums`] asked the port for them.
+    pub fn tx_checksums_requested(&self) -> bool {
+        self.head().ol_flags & TX_CKSUM_FLAGS != 0
+    }
+
+    /// Withdraws [`Mbuf::request_tx_checksums`] (the checksums were computed
+    /// in software, or the buffer is being reused).
+    pub fn clear_tx_checksums(&mut self) {
+        // SAFETY: we own the mbuf exclusively (`&mut self`); only flag bits change.
+        let m = unsafe { self.raw.as_mut() };
+        m.ol_flags &= !TX_CKSUM_FLAGS;
     }
 
     /// Whether the NIC checked the IPv4 header checksum and the L4 checksum

@@ -38,6 +38,9 @@ pub struct DpdkPortConfig {
     /// Leave the queues to the driver and steer in software even where the port
     /// could follow the flow groups (`port.dpdk.software_rss`).
     pub software_rss: bool,
+    /// Enable the TX checksum offloads where the driver has them
+    /// (`port.dpdk.tx_checksum_offload`).
+    pub tx_checksum_offload: bool,
     /// The device's arguments (the first `port.dpdk.vdevs` entry), which name
     /// the Linux interface under a software PMD (see `kernel_if`).
     pub devargs: Option<String>,
@@ -54,15 +57,17 @@ impl DpdkPortConfig {
             mempool_mbufs: port.dpdk.mempool_mbufs,
             flow_groups,
             software_rss: port.dpdk.software_rss,
+            tx_checksum_offload: port.dpdk.tx_checksum_offload,
             devargs: port.dpdk.vdevs.first().cloned(),
         }
     }
 }
 
-/// Checksum offloads enabled on the port (those the driver reported).
-///
-/// TX frames do not request offload yet (the engine computes checksums); RX results
-/// are only counted (`IoStats::rx_csum_bad`).
+/// Checksum offloads enabled on the port (those the driver reported; the TX
+/// ones unless `port.dpdk.tx_checksum_offload` is off).
+/// With both TX ones, `post` asks the port for the checksums of the segments
+/// it writes in mbufs (`ChecksumCaps::tx_offload`); a received frame the NIC
+/// marked good for both sums skips `pre`'s check (`Frame::rx_caps`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Offloads {
     pub rx_ipv4_cksum: bool,
@@ -167,17 +172,15 @@ fn enabled(wanted: u64, capa: u64) -> u64 {
 }
 
 /// Port-level configuration; `rss_key` must outlive the `rte_eth_dev_configure` call.
-fn eth_conf(info: &rte_eth_dev_info, mtu: u16, rss: Option<(u64, &mut [u8; 40])>) -> rte_eth_conf {
+fn eth_conf(
+    info: &rte_eth_dev_info,
+    mtu: u16,
+    offloads: Offloads,
+    rss: Option<(u64, &mut [u8; 40])>,
+) -> rte_eth_conf {
     let mut conf = rte_eth_conf::default();
     conf.rxmode.mtu = u32::from(mtu);
-    conf.rxmode.offloads = enabled(
-        dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM | dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM,
-        info.rx_offload_capa,
-    );
-    conf.txmode.offloads = enabled(
-        dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM | dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM,
-        info.tx_offload_capa,
-    );
+    (conf.rxmode.offloads, conf.txmode.offloads) = offloads_bits(offloads);
     if let Some((hf, key)) = rss {
         conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
         conf.rxmode.offloads |=
@@ -215,8 +218,8 @@ impl DpdkPort {
         };
         validate(port_id, &info, cfg)?;
 
-        let rss = configure(port_id, &info, cfg)?;
-        let conf_offloads = offloads_of(&info);
+        let conf_offloads = offloads_of(&info, cfg.tx_checksum_offload);
+        let rss = configure(port_id, &info, cfg, conf_offloads)?;
         let (mut rxd, mut txd) = (cfg.rx_descriptors, cfg.tx_descriptors);
         // SAFETY: both pointers are valid u16 in/out parameters.
         let ret =
@@ -467,9 +470,10 @@ fn validate(port_id: u16, info: &rte_eth_dev_info, cfg: &DpdkPortConfig) -> Resu
     Ok(())
 }
 
-fn offloads_of(info: &rte_eth_dev_info) -> Offloads {
+/// The checksum offloads the driver reports, the TX ones only when `tx` asks.
+fn offloads_of(info: &rte_eth_dev_info, tx: bool) -> Offloads {
     let rx = info.rx_offload_capa;
-    let tx = info.tx_offload_capa;
+    let tx = if tx { info.tx_offload_capa } else { 0 };
     Offloads {
         rx_ipv4_cksum: rx & dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM != 0,
         rx_tcp_cksum: rx & dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM != 0,
@@ -495,6 +499,7 @@ fn configure(
     port_id: u16,
     info: &rte_eth_dev_info,
     cfg: &DpdkPortConfig,
+    offloads: Offloads,
 ) -> Result<bool, DpdkError> {
     let q = cfg.queues;
     let op = || format!("rte_eth_dev_configure(port {port_id}, {q} queue pairs)");
@@ -507,7 +512,7 @@ fn configure(
     };
     loop {
         let mut key = RSS_KEY;
-        let conf = eth_conf(info, cfg.mtu, rss.map(|hf| (hf, &mut key)));
+        let conf = eth_conf(info, cfg.mtu, offloads, rss.map(|hf| (hf, &mut key)));
         // SAFETY: `conf` is a fully initialised rte_eth_conf; the RSS key it points to
         // (`key`) lives until after the call, which copies it.
         let ret = unsafe { dpdk_sys::rte_eth_dev_configure(port_id, q, q, &conf) };
@@ -605,6 +610,7 @@ mod tests {
         let conf = eth_conf(
             &info,
             1500,
+            offloads_of(&info, true),
             Some((dpdk_sys::DPDK_SYS_RSS_NONFRAG_IPV4_TCP, &mut key)),
         );
         assert_eq!(conf.rxmode.mq_mode, dpdk_sys::RTE_ETH_MQ_RX_RSS);
@@ -620,7 +626,7 @@ mod tests {
             tx_offload_capa: u64::MAX,
             ..Default::default()
         };
-        let o = offloads_of(&info);
+        let o = offloads_of(&info, true);
         assert_eq!(
             o,
             Offloads {
@@ -630,11 +636,16 @@ mod tests {
                 tx_tcp_cksum: true,
             }
         );
-        let conf = eth_conf(&info, 1500, None);
+        let conf = eth_conf(&info, 1500, o, None);
         assert_eq!(
-            offloads_bits(o),
-            (conf.rxmode.offloads, conf.txmode.offloads)
+            (conf.rxmode.offloads, conf.txmode.offloads),
+            (
+                dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM,
+                dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM | dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM
+            )
         );
+        let no_tx = offloads_of(&info, false);
+        assert!(!no_tx.tx_ipv4_cksum && !no_tx.tx_tcp_cksum && no_tx.rx_tcp_cksum);
         assert_eq!(conf.rxmode.mq_mode, dpdk_sys::RTE_ETH_MQ_RX_NONE);
     }
 }

@@ -81,6 +81,7 @@ impl DpdkPort {
         let port_id = self.port_id;
         let mut burst = MbufBurst::new(self.pool);
         let mut bytes = [0u32; MAX_BURST];
+        let mut checksummed = [false; MAX_BURST];
         while !burst.is_full() {
             let Some(frame) = frames.next() else { break };
             let len = frame.len();
@@ -104,6 +105,7 @@ impl DpdkPort {
                 },
             };
             bytes[burst.as_slice().len()] = len as u32;
+            checksummed[burst.as_slice().len()] = mbuf.tx_checksums_requested();
             burst.push(mbuf);
         }
         let offered = burst.as_slice().len();
@@ -116,6 +118,7 @@ impl DpdkPort {
         counters.tx_frames += sent as u64;
         counters.tx_bytes += bytes[..sent].iter().map(|&b| u64::from(b)).sum::<u64>();
         counters.tx_dropped_full += (offered - sent) as u64;
+        counters.tx_csum_offloaded += checksummed[..sent].iter().filter(|&&c| c).count() as u64;
         sent
         // `burst` drops here, freeing the unsent mbufs.
     }

@@ -109,6 +109,7 @@ fn is_arp(frame: &[u8]) -> bool {
     let caps = ChecksumCaps {
         verify_rx: false,
         fill_tx: false,
+        tx_offload: false,
     };
     matches!(parse_ingress(frame, &caps).map(|p| p.l3), Ok(L3::Arp(a)) if matches!(a.operation, ArpOperation::Request | ArpOperation::Reply))
 }

@@ -14,8 +14,9 @@ pub mod pre;
 pub mod rtc;
 pub mod split;
 
-use crate::engine::work::{post_rx, post_tx, post_tx_in_place, RxWork, TxWork};
+use crate::engine::work::{RxWork, TxWork};
 use crate::io::{Frame, FrameSource};
+use crate::post::{post_rx, post_tx, post_tx_in_place};
 use crate::wire::ChecksumCaps;
 use std::collections::VecDeque;
 
