@@ -1151,6 +1151,38 @@ fn host_applications_through_dpdk_with_linux_peers() {
     let (s, r) = (last_json(&sent), last_json(&got));
     assert_eq!(r["bytes"], 64u64 << 20, "{r}");
     assert_eq!(s["sha256"], r["sha256"], "libtoe -> Linux payload intact");
+    // libtoe sender -> libtoe receiver, both on the host, to the service's
+    // own address: the frames loop back inside the service and never reach
+    // the port, so the checksums left to the port (TX checksum offload) are
+    // computed on the way (the receiver's `pre` checks them).
+    let mut toe_recv = host(&recv, &["--listen", "0.0.0.0:9102"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut toe_recv_err = BufReader::new(toe_recv.stderr.take().unwrap());
+    line_with(&mut toe_recv_err, "listening on", "bulk_recv (libtoe)");
+    let to_self = format!("{ENGINE_IP}:9102");
+    let local = flextoe_tests::preload::run_ok(
+        host(
+            &send,
+            &["--connect", &to_self, "--mib", "16", "--seed", "6"],
+        ),
+        Duration::from_secs(60),
+        "bulk_send to our own address",
+    );
+    let got = flextoe_tests::preload::finish(
+        toe_recv,
+        Duration::from_secs(10),
+        "bulk_recv on our own address",
+    );
+    assert!(got.status.success(), "{got:?}");
+    let (s, r) = (last_json(&local), last_json(&got));
+    assert_eq!(r["bytes"], 16u64 << 20, "{r}");
+    assert_eq!(
+        s["sha256"], r["sha256"],
+        "libtoe -> libtoe on our address intact"
+    );
     // Linux RPC clients -> libtoe echo server on the host.
     let mut server = host(&echo, &["--listen", "0.0.0.0:9101", "--exit-after", "16"])
         .stdout(Stdio::piped())
