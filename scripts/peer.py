@@ -323,6 +323,23 @@ def cmd_goodput(a):
     out({"bytes": sent, "seconds": round(el, 3), "mbit_s": round(8 * sent / el / 1e6, 1)}, True)
 
 
+def cmd_download(a):
+    """Read what a source server sends (port a.port) to EOF: the other
+    direction of `goodput`."""
+    s = connect(a.host, a.port, a.timeout)
+    s.settimeout(a.timeout)
+    t0 = time.monotonic()
+    got = 0
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+    el = time.monotonic() - t0
+    s.close()
+    out({"bytes": got, "seconds": round(el, 3), "mbit_s": round(8 * got / el / 1e6, 1)}, True)
+
+
 def cmd_rpc(a):
     s = connect(a.host, a.port, a.timeout)
     s.settimeout(a.timeout)
@@ -350,7 +367,17 @@ def cmd_rpc(a):
 
 
 def cmd_server(a):
-    """Discard on port a.sink_port and echo on a.echo_port until killed."""
+    """Discard on port a.sink_port, echo on a.echo_port and send
+    a.source_bytes then close on a.source_port, until killed."""
+    chunk = os.urandom(1 << 20)
+
+    def source(c):
+        left = a.source_bytes
+        while left > 0:
+            k = min(left, len(chunk))
+            c.sendall(chunk[:k] if k < len(chunk) else chunk)
+            left -= k
+        c.close()
 
     def serve(port, echo):
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -360,6 +387,9 @@ def cmd_server(a):
         while True:
             c, _ = srv.accept()
             c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if echo is None:
+                threading.Thread(target=source, args=(c,), daemon=True).start()
+                continue
 
             def handle(c=c):
                 while True:
@@ -374,7 +404,8 @@ def cmd_server(a):
 
     threading.Thread(target=serve, args=(a.sink_port, False), daemon=True).start()
     threading.Thread(target=serve, args=(a.echo_port, True), daemon=True).start()
-    print(json.dumps({"serving": [a.sink_port, a.echo_port]}), flush=True)
+    threading.Thread(target=serve, args=(a.source_port, None), daemon=True).start()
+    print(json.dumps({"serving": [a.sink_port, a.echo_port, a.source_port]}), flush=True)
     while True:
         time.sleep(3600)
 
@@ -409,6 +440,8 @@ def main():
     g = sub.add_parser("goodput")
     g.add_argument("--port", type=int, default=9)
     g.add_argument("--bytes", type=int, default=256 << 20)
+    dl = sub.add_parser("download")
+    dl.add_argument("--port", type=int, default=19)
     rp = sub.add_parser("rpc")
     rp.add_argument("--port", type=int, default=7)
     rp.add_argument("--count", type=int, default=10000)
@@ -417,6 +450,8 @@ def main():
     sv = sub.add_parser("server")
     sv.add_argument("--sink-port", type=int, default=9)
     sv.add_argument("--echo-port", type=int, default=7)
+    sv.add_argument("--source-port", type=int, default=19)
+    sv.add_argument("--source-bytes", type=int, default=256 << 20)
     a = p.parse_args()
     {
         "echo": cmd_echo,
@@ -426,6 +461,7 @@ def main():
         "rst": cmd_rst,
         "listen": cmd_listen,
         "goodput": cmd_goodput,
+        "download": cmd_download,
         "rpc": cmd_rpc,
         "server": cmd_server,
     }[a.cmd](a)

@@ -7,13 +7,14 @@
 #             BENCH_PORTS (default "tap af_packet af_xdp": net_tap, and
 #             net_af_packet / net_af_xdp on a veth pair, offloads off on
 #             both ends); the Linux client in namespace ftoe-bench-peer.
-#             goodput -> discard (port 9), RPC -> echo (port 7)
+#             goodput -> discard (port 9), download <- source (port 19,
+#             BENCH_BYTES then close), RPC -> echo (port 7)
 #   linux   : two namespaces joined by a veth pair, MTU 1500, Python
-#             discard and echo servers (scripts/peer.py server).
+#             discard, echo and source servers (scripts/peer.py server).
 #             Measured twice: offloads off (TSO/GSO/GRO off: MTU-sized
 #             segments end to end, like the TAP path) and default offloads.
 # The client is scripts/peer.py in every case (goodput: 1 MiB sendall()
-# calls, then FIN, timed until the sink's FIN; RPC: 64-byte send, wait for
+# calls, then FIN, timed until the sink's FIN; download: read to EOF; RPC: 64-byte send, wait for
 # 64 bytes back, TCP_NODELAY, 200 warm-up round trips not counted).
 # Traffic stays in namespaces on 198.18.2.0/24 and 198.18.3.0/24. Root.
 #
@@ -73,12 +74,15 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # one (ingress, pre, ingress reorder, owner on core 0; dma, post, egress on
 # core 1). A "-fw" suffix loads the firewall module (dpu-datapath/xdp/
 # examples/firewall.c, no rule matching the peer: five map lookups per
-# frame) at the ingress hook. Suffixes combine: af_packet-split-acks2.
+# frame) at the ingress hook. A "-swcsum" suffix turns the port's TX
+# checksum offload off (port.dpdk.tx_checksum_offload: false; only net_tap
+# offers it here). Suffixes combine: af_packet-split-acks2.
 ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
 case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
 offload_run() {
-    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp=""
+    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp="" txcsum=true
+    case "$kind" in *-swcsum) txcsum=false; kind="${kind%-swcsum}" ;; esac
     case "$kind" in *-acks2) coalesce=false; kind="${kind%-acks2}" ;; esac
     case "$kind" in *-fw)
         kind="${kind%-fw}"
@@ -115,7 +119,8 @@ offload_run() {
 {
   "identity": {"ipv4": "198.18.2.2"},
   "port": {"backend": "dpdk",
-           "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"]}},
+           "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"],
+                    "tx_checksum_offload": $txcsum}},
   "tcp": {"coalesce_acks": $coalesce},
   $topology
   $xdp
@@ -124,7 +129,7 @@ offload_run() {
 }
 JSON
     rm -f "$work/service.log"
-    "$dpu_bin" run --config "$work/config.json" --stats-interval 0 \
+    "$dpu_bin" run --config "$work/config.json" --stats-interval 0 --source-bytes "$bytes" \
         --stats-json "$work/stats.json" >"$work/service.log" 2>"$work/service.err" &
     svc=$!
     for _ in $(seq 300); do grep -q "ready:" "$work/service.log" 2>/dev/null && break; sleep 0.1; done
@@ -137,8 +142,10 @@ JSON
     ip netns exec "$ns_off" ip link set dev lo up
     ip netns exec "$ns_off" ping -c 1 -W 2 198.18.2.2 >/dev/null
     echo "offload ($1): goodput ..." >&2
-    local gp rpc cps
+    local gp dl rpc cps
     gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
+    echo "offload ($1): download ..." >&2
+    dl="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 download --port 19)"
     echo "offload ($1): rpc ..." >&2
     rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
     echo "offload ($1): connections ..." >&2
@@ -146,7 +153,7 @@ JSON
     kill -INT "$svc"; wait "$svc" || true; svc=""
     ip netns del "$ns_off"
     ip link del "$svc_if" 2>/dev/null || true
-    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)")
+    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$dl" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)")
 }
 results=()
 for kind in $ports; do
@@ -165,32 +172,34 @@ for side in "a 198.18.3.1" "b 198.18.3.2"; do
     ip netns exec "$ns" ip addr add "$2/24" dev "v$1$tag"
     ip netns exec "$ns" ip link set dev lo up
 done
-ip netns exec "$ns_b" python3 scripts/peer.py --host 198.18.3.2 server --sink-port 9 --echo-port 7 >/dev/null &
+ip netns exec "$ns_b" python3 scripts/peer.py --host 198.18.3.2 server --sink-port 9 --echo-port 7 \
+    --source-port 19 --source-bytes "$bytes" >/dev/null &
 srv=$!
 sleep 0.5
 linux_run() {
-    local gp rpc cps
+    local gp dl rpc cps
     gp="$(peer "$ns_a" --host 198.18.3.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
+    dl="$(peer "$ns_a" --host 198.18.3.2 --timeout 120 download --port 19)"
     rpc="$(peer "$ns_a" --host 198.18.3.2 rpc --port 7 --count "$rpcs")"
     cps="$(peer "$ns_a" --host 198.18.3.2 sequential --port 7 --count "$conns" --bytes 64)"
-    echo "$(echo "$gp" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)"
+    echo "$(echo "$gp" | field mbit_s) $(echo "$dl" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)"
 }
 echo "linux (offloads off): ..." >&2
 for v in "va$tag:$ns_a" "vb$tag:$ns_b"; do
     ip netns exec "${v#*:}" ethtool -K "${v%%:*}" tso off gso off gro off >/dev/null 2>&1 || true
 done
-read -r l_gp l_p50 l_p99 l_cps <<<"$(linux_run)"
+read -r l_gp l_dl l_p50 l_p99 l_cps <<<"$(linux_run)"
 echo "linux (default offloads): ..." >&2
 for v in "va$tag:$ns_a" "vb$tag:$ns_b"; do
     ip netns exec "${v#*:}" ethtool -K "${v%%:*}" tso on gso on gro on >/dev/null 2>&1 || true
 done
-read -r d_gp d_p50 d_p99 d_cps <<<"$(linux_run)"
+read -r d_gp d_dl d_p50 d_p99 d_cps <<<"$(linux_run)"
 
 printf '\nOne connection, %s MiB goodput; %s x 64 B RPC; %s connections in sequence (2-core machine, Python client)\n' "$((bytes >> 20))" "$rpcs" "$conns"
-printf '%-50s %14s %10s %10s %8s\n' "path" "goodput Mbit/s" "RPC p50 us" "RPC p99 us" "conns/s"
+printf '%-50s %14s %15s %10s %10s %8s\n' "path" "goodput Mbit/s" "download Mbit/s" "RPC p50 us" "RPC p99 us" "conns/s"
 for r in "${results[@]}"; do
     set -- $r
-    printf '%-50s %14s %10s %10s %8s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4" "$5"
+    printf '%-50s %14s %15s %10s %10s %8s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4" "$5" "$6"
 done
-printf '%-50s %14s %10s %10s %8s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_p50" "$l_p99" "$l_cps"
-printf '%-50s %14s %10s %10s %8s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_p50" "$d_p99" "$d_cps"
+printf '%-50s %14s %15s %10s %10s %8s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_dl" "$l_p50" "$l_p99" "$l_cps"
+printf '%-50s %14s %15s %10s %10s %8s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_dl" "$d_p50" "$d_p99" "$d_cps"
