@@ -232,6 +232,10 @@ impl Rig {
                     "vdevs": [vdev],
                     "eal_args": ["--no-pci", "--no-telemetry"],
                     "no_huge": opts.port != PortKind::AfXdp,
+                    // The TAP is the one port here that offers TX checksum
+                    // offload (off by default on it: its driver sums in
+                    // software); the tests run that path.
+                    "tx_checksum_offload": opts.port == PortKind::Tap,
                 }
             },
             "tcp": { "time_wait_ms": 1000 },

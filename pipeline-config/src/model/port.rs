@@ -84,9 +84,10 @@ pub struct Dpdk {
     pub software_rss: bool,
     /// `port.dpdk.tx_checksum_offload`: let the port compute the IPv4 and
     /// TCP checksums of the segments `post` writes in its buffers, where the
-    /// driver offers both TX checksum offloads. `false` computes them in
-    /// software always. Default `true`.
-    pub tx_checksum_offload: bool,
+    /// driver offers both TX checksum offloads. Absent (`null`, the
+    /// default): yes, except on drivers known to compute them in software
+    /// more slowly than the engine (`net_tap`). `false`: never.
+    pub tx_checksum_offload: Option<bool>,
 }
 
 impl Default for Dpdk {
@@ -101,7 +102,7 @@ impl Default for Dpdk {
             rx_descriptors: 1024,
             tx_descriptors: 1024,
             software_rss: false,
-            tx_checksum_offload: true,
+            tx_checksum_offload: None,
         }
     }
 }

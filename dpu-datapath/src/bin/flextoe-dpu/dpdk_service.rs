@@ -91,6 +91,14 @@ fn tap_iface(vdevs: &[String]) -> Option<String> {
     })
 }
 
+/// Drivers that offer TX checksum offload but compute the sums in software
+/// themselves, more slowly than `post` does (DPDK 22.11's `net_tap` copies
+/// the headers aside and sums the segment: offload -> Linux goodput 0.86x
+/// with it, docs/benchmarks.md).
+fn driver_emulates_tx_checksums(driver: &str) -> bool {
+    driver == "net_tap"
+}
+
 fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -144,8 +152,12 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     .map_err(|e| format!("opening DPDK port {port_id}: {e}"))?;
     let mut engine_cfg = EngineConfig::from_config(config, isn_seed())?;
     let offloads = port.offloads();
-    // `post` asks the port for the checksums of the segments it writes.
-    engine_cfg.caps.tx_offload = offloads.tx_ipv4_cksum && offloads.tx_tcp_cksum;
+    // `post` asks the port for the checksums of the segments it writes,
+    // unless the driver would compute them in software, more slowly.
+    let tx_sums_by_port = offloads.tx_ipv4_cksum && offloads.tx_tcp_cksum;
+    let software_port = driver_emulates_tx_checksums(port.driver());
+    engine_cfg.caps.tx_offload =
+        tx_sums_by_port && dpdk.tx_checksum_offload.unwrap_or(!software_port);
     let port_mac = port.mac();
     let mbufs = port.mempool();
     let driver = port.driver().to_owned();
@@ -260,6 +272,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
         },
         if engine_cfg.caps.tx_offload {
             "computed by the port (TX checksum offload)"
+        } else if tx_sums_by_port && dpdk.tx_checksum_offload.is_none() && software_port {
+            "computed in software (the driver's TX checksum offload is software, slower than \
+             ours; port.dpdk.tx_checksum_offload: true uses it)"
         } else {
             "computed in software"
         }

@@ -57,7 +57,7 @@ impl DpdkPortConfig {
             mempool_mbufs: port.dpdk.mempool_mbufs,
             flow_groups,
             software_rss: port.dpdk.software_rss,
-            tx_checksum_offload: port.dpdk.tx_checksum_offload,
+            tx_checksum_offload: port.dpdk.tx_checksum_offload != Some(false),
             devargs: port.dpdk.vdevs.first().cloned(),
         }
     }
