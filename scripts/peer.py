@@ -335,7 +335,7 @@ def cmd_download(a):
         if not d:
             break
         got += len(d)
-    el = time.monotonic() - t0
+    el = max(time.monotonic() - t0, 1e-9)
     s.close()
     out({"bytes": got, "seconds": round(el, 3), "mbit_s": round(8 * got / el / 1e6, 1)}, True)
 
@@ -373,10 +373,13 @@ def cmd_server(a):
 
     def source(c):
         left = a.source_bytes
-        while left > 0:
-            k = min(left, len(chunk))
-            c.sendall(chunk[:k] if k < len(chunk) else chunk)
-            left -= k
+        try:
+            while left > 0:
+                k = min(left, len(chunk))
+                c.sendall(chunk[:k] if k < len(chunk) else chunk)
+                left -= k
+        except OSError:
+            pass  # the client left early
         c.close()
 
     def serve(port, echo):

@@ -75,14 +75,19 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # core 1). A "-fw" suffix loads the firewall module (dpu-datapath/xdp/
 # examples/firewall.c, no rule matching the peer: five map lookups per
 # frame) at the ingress hook. A "-swcsum" suffix turns the port's TX
-# checksum offload off (port.dpdk.tx_checksum_offload: false; only net_tap
-# offers it here). Suffixes combine: af_packet-split-acks2.
+# checksum offload off (port.dpdk.tx_checksum_offload: false), "-hwcsum"
+# forces it on (true: only net_tap offers it here, and by default the
+# service leaves it off there). Suffixes combine, in this order:
+# af_packet-split-fw-acks2-swcsum (each is stripped from the end).
 ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
 case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
 offload_run() {
-    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp="" txcsum=true
-    case "$kind" in *-swcsum) txcsum=false; kind="${kind%-swcsum}" ;; esac
+    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp="" txcsum=null
+    case "$kind" in
+        *-swcsum) txcsum=false; kind="${kind%-swcsum}" ;;
+        *-hwcsum) txcsum=true; kind="${kind%-hwcsum}" ;;
+    esac
     case "$kind" in *-acks2) coalesce=false; kind="${kind%-acks2}" ;; esac
     case "$kind" in *-fw)
         kind="${kind%-fw}"

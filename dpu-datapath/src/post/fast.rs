@@ -308,6 +308,16 @@ mod tests {
                 ));
                 assert!(nic.asked, "segment {i}");
                 assert_eq!(nic.bytes[24..26], [0, 0], "IPv4 checksum left to the port");
+                let ip = |at: usize| {
+                    std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&nic.bytes[at..at + 4]).unwrap())
+                };
+                let phdr =
+                    checksum::pseudo_header_partial(ip(26), ip(30), (nic.bytes.len() - 34) as u32);
+                assert_eq!(
+                    nic.bytes[50..52],
+                    phdr.to_be_bytes(),
+                    "rte_ipv4_phdr_cksum's value"
+                );
                 let mut in_place = PortBuf {
                     bytes: vec![0xa5u8; hdr],
                     asked: false,
