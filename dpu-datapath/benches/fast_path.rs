@@ -313,5 +313,32 @@ fn rate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rx_segment, stage_cost, cc_ack, rate);
+/// A SYN cookie made and checked (issue 20: the cost of answering a SYN
+/// flood), over rotating tuples.
+fn syn_cookie(c: &mut Criterion) {
+    use dpu_datapath::control::SynCookies;
+    use dpu_datapath::flow::FourTuple;
+    use std::net::Ipv4Addr;
+    let cookies = SynCookies::new([7; 32]);
+    let mut group = c.benchmark_group("syn_cookie");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u32;
+    group.bench_function("encode_decode", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let t = FourTuple {
+                local_ip: Ipv4Addr::new(198, 18, 0, 2),
+                local_port: 7,
+                remote_ip: Ipv4Addr::from(0xc612_0000 | (i & 0xffff)),
+                remote_port: (i >> 3) as u16,
+            };
+            let now = 1_000_000_000;
+            let cookie = cookies.encode(&t, i, 1460, now);
+            cookies.decode(&t, i, cookie, now)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, rx_segment, stage_cost, cc_ack, rate, syn_cookie);
 criterion_main!(benches);

@@ -52,18 +52,25 @@ impl SynCookies {
         Self { secret }
     }
 
+    /// Keyed SipHash-2-4 of the tuple and `count`, as Linux's cookies
+    /// (`cookie_hash`); the two hashes of a cookie (`which` 0 and 1) use the
+    /// secret's two halves as keys. SHA-256 here cost 4 compressions per
+    /// cookie made and checked (168 ns; `fast_path` bench `syn_cookie`).
     fn hash(&self, tuple: &FourTuple, count: u32, which: u8) -> u32 {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(self.secret);
-        h.update([which]);
-        h.update(tuple.local_ip.octets());
-        h.update(tuple.local_port.to_be_bytes());
-        h.update(tuple.remote_ip.octets());
-        h.update(tuple.remote_port.to_be_bytes());
-        h.update(count.to_be_bytes());
-        let d = h.finalize();
-        u32::from_be_bytes([d[0], d[1], d[2], d[3]])
+        use core::hash::Hasher;
+        let half = usize::from(which & 1) * 16;
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&self.secret[half..half + 16]);
+        let mut h = siphasher::sip::SipHasher24::new_with_key(&key);
+        // Two whole words: SipHash buffers partial writes byte by byte.
+        let ips =
+            u64::from(u32::from(tuple.local_ip)) << 32 | u64::from(u32::from(tuple.remote_ip));
+        let ports = u64::from(tuple.local_port) << 48
+            | u64::from(tuple.remote_port) << 32
+            | u64::from(count);
+        h.write_u64(ips);
+        h.write_u64(ports);
+        h.finish() as u32
     }
 
     fn count(now: Nanos) -> u32 {
