@@ -311,8 +311,9 @@ mod tests {
                 let ip = |at: usize| {
                     std::net::Ipv4Addr::from(<[u8; 4]>::try_from(&nic.bytes[at..at + 4]).unwrap())
                 };
-                let phdr =
-                    checksum::pseudo_header_partial(ip(26), ip(30), (nic.bytes.len() - 34) as u32);
+                // DPDK's `rte_ipv4_phdr_cksum`: folded, not complemented.
+                let tcp_len = (nic.bytes.len() - 34) as u32;
+                let phdr = checksum::fold(checksum::pseudo_header_v4(ip(26), ip(30), 6, tcp_len));
                 assert_eq!(
                     nic.bytes[50..52],
                     phdr.to_be_bytes(),

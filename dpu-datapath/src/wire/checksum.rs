@@ -96,10 +96,9 @@ pub fn update_u32(old_checksum: u16, old: u32, new: u32) -> u16 {
     )
 }
 
-/// Where a port that checksums on transmit finds what it needs: the
-/// Ethernet (no VLAN) and IPv4 header lengths of an IPv4/TCP frame. None
-/// for any other frame.
-pub fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
+/// The Ethernet (no VLAN) and IPv4 header lengths of an IPv4/TCP frame;
+/// None for any other frame.
+fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
     let eth = 14;
     let ip = frame.get(eth..)?;
     if frame[12..14] != [0x08, 0x00] || ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {
@@ -108,13 +107,6 @@ pub fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
     (ihl >= 20 && total >= ihl + 20 && total <= ip.len()).then_some((eth, ihl))
-}
-
-/// The pseudo-header sum a port expects in the TCP checksum field when it
-/// computes the checksum itself (DPDK's `rte_ipv4_phdr_cksum`: folded, not
-/// complemented), for a segment of `tcp_len` bytes.
-pub fn pseudo_header_partial(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: u32) -> u16 {
-    fold(pseudo_header_v4(src, dst, 6, tcp_len))
 }
 
 /// Computes the IPv4 header checksum and the TCP checksum of an IPv4/TCP
