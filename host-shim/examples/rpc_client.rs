@@ -10,6 +10,7 @@
 //! ```text
 //! rpc_client --connect 198.18.0.1:7777 --conns 4 --requests 10000 --size 64 [--kernel]
 //! rpc_client --connect 198.18.0.2:11211 --protocol memcached --size 100 --rate 20000
+//! rpc_client --connect 198.18.0.2:8080 --protocol http --rate 20000 --conns 16 --idle 1000
 //! ```
 
 mod common;
@@ -53,6 +54,10 @@ struct Args {
     /// request goes at once.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Extra connections opened before the run and held open, idle, until
+    /// it ends (servers with many quiet keep-alive clients).
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
 }
 
 /// `requests` exchanges on one connection; returns their latencies.
@@ -96,6 +101,9 @@ fn main() -> io::Result<()> {
     }
     let stack = Stack::open(&args.stack)?;
     let addr: SocketAddr = common::resolve(&args.connect)?;
+    let idle = (0..args.idle)
+        .map(|_| stack.connect(addr))
+        .collect::<io::Result<Vec<Stream>>>()?;
     // Each worker connects from its own thread (with libtoe the connection
     // is bound to that thread's context); timing starts once all are up.
     let barrier = Arc::new(Barrier::new(args.conns + 1));
@@ -135,6 +143,7 @@ fn main() -> io::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = (common::process_cpu_time() - cpu0).as_secs_f64();
+    drop(idle);
     lat.sort_unstable();
     let n = lat.len() as f64;
     let us = |d: Duration| d.as_secs_f64() * 1e6;

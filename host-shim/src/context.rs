@@ -13,13 +13,14 @@ use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use doca_bindings::abi::{self, Desc};
 use doca_bindings::{Doorbell, RingConsumer, RingError, RingProducer};
 
+use crate::activity::Activity;
 use crate::conn::ConnState;
 use crate::errors::from_errno;
 use crate::shared::{lock, Shared};
@@ -84,7 +85,7 @@ pub(crate) struct CtxInner {
     /// whoever asked (`TcpStream::activity`): a reader that saw the same
     /// count before knows nothing arrived since. Created on first request,
     /// kept across an adoption's new state, dropped with the connection.
-    activity: FxHashMap<u64, Arc<AtomicU64>>,
+    activity: FxHashMap<u64, Arc<Activity>>,
     /// Set by `EV_FATAL` (the violation code).
     pub(crate) fatal: Option<u64>,
     scratch: Vec<Desc>,
@@ -106,14 +107,14 @@ impl CtxInner {
     }
 
     /// `conn`'s event count (see `activity`).
-    pub(crate) fn activity(&mut self, conn: u64) -> Arc<AtomicU64> {
+    pub(crate) fn activity(&mut self, conn: u64) -> Arc<Activity> {
         self.activity.entry(conn).or_default().clone()
     }
 
     /// Something arrived for `conn`.
     fn bump(&self, conn: u64) {
         if let Some(a) = self.activity.get(&conn) {
-            a.fetch_add(1, Ordering::Release);
+            a.bump();
         }
     }
 
@@ -161,7 +162,7 @@ impl CtxInner {
     /// released connection is a protocol violation.
     pub(crate) fn close_conn(&mut self, conn: u64) {
         if let Some(a) = self.activity.remove(&conn) {
-            a.fetch_add(1, Ordering::Release);
+            a.bump();
         }
         if self.conns.remove(&conn).is_some_and(|c| c.released) {
             return;
@@ -339,7 +340,7 @@ impl Context {
                     c.fail(libc::EPROTO);
                 }
                 for a in g.activity.values() {
-                    a.fetch_add(1, Ordering::Release);
+                    a.bump();
                 }
             }
             // Unknown events are ignored (newer DPU, informational).

@@ -37,6 +37,7 @@
 //!
 //! The C API (`include/toe.h`) is in [`capi`].
 
+mod activity;
 mod batch;
 mod bufpos;
 pub mod capi;
@@ -50,6 +51,7 @@ mod sleep;
 mod stream;
 mod toe;
 
+pub use activity::{Activity, ActivityHook};
 pub use batch::BatchOp;
 pub use conn::Readiness;
 pub use doca_bindings::abi::{cc_from_name, cc_name};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use doca_bindings::abi::{self, Desc};
 
+use crate::activity::Activity;
 use crate::bufpos::{copy_in, copy_out};
 use crate::conn::Readiness;
 use crate::context::{Context, CtxInner, Wait};
@@ -845,9 +846,10 @@ impl TcpStream {
     /// A count that grows with every event this connection receives (data,
     /// space, FIN, errors, replies), readable without locking: a caller
     /// that saw the same value before knows its readiness changed only by
-    /// its own calls since (an epoll emulation skips such members).
-    /// Counted only once it is polled (`Toe::poll_context`).
-    pub fn activity(&self) -> io::Result<Arc<AtomicU64>> {
+    /// its own calls since (an epoll emulation skips such members). Counted
+    /// only once it is polled (`Toe::poll_context`), and with a hook to be
+    /// told of each count (`Activity::set_hook`).
+    pub fn activity(&self) -> io::Result<Arc<Activity>> {
         let conn = self.conn;
         self.ctx().with_unpolled(|g| g.activity(conn))
     }

@@ -23,12 +23,17 @@
 # BIN, when set, is another build directory for the service, flextoe-run,
 # libtoe_preload.so and the echo server (A/B runs); the load generator is
 # always this tree's.
+# IDLE, when set, is a number of extra connections the same-load runs open
+# and hold idle beside the CONNS active ones (rpc_client --idle): servers
+# with many quiet keep-alive clients, where a wait's cost per member shows.
 # IDLE_SPIN / IDLE_PARK_US, when set, are the service workers'
 # `topology.idle.spin_polls` / `park_after_us` (they share core 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN_S=${1:-8}
 CONNS=${2:-16}
+IDLE=${IDLE:-0}
+ulimit -n $((4096 + 2 * IDLE))
 BIN=${BIN:-target/release}  # another build for A/B runs (flextoe-dpu, flextoe-run, libtoe_preload.so, examples/)
 EX=$BIN/examples
 cargo build --release -q -p dpu-datapath --bin flextoe-dpu -p host-shim --lib --examples
@@ -83,14 +88,15 @@ started() { APP_PID=$1; pids+=("$APP_PID"); sleep 1; }
 stop_app() { kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; }
 start_memcached() { # STACK PORT
   # shellcheck disable=SC2046 # the prefix is a word list
-  $(prefix_of "$1") taskset -c 1 memcached -l "$(host_of "$1")" -p "$2" -U 0 -t 1 -u root &
+  $(prefix_of "$1") taskset -c 1 memcached -l "$(host_of "$1")" -p "$2" -U 0 -t 1 -u root -c $((1024 + IDLE)) &
   started $!
 }
 start_nginx() { # STACK PORT
   cat >"$dir/nginx-$2.conf" <<EOF
 daemon off; master_process off; worker_processes 1;
 pid $dir/nginx-$2.pid; error_log $dir/nginx-error.log;
-events { worker_connections 256; use epoll; }
+worker_rlimit_nofile $((4096 + 2 * IDLE));
+events { worker_connections $((256 + IDLE)); use epoll; }
 http { access_log off; keepalive_requests 1000000;
   client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp; fastcgi_temp_path $dir/tmp;
   uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
@@ -132,7 +138,7 @@ load_rpc() { # PROTOCOL SIZE RATE STACK PORT
   if [ "$3" = 0 ]; then n=$((2500 * RUN_S)); else n=$(python3 -c "print(max(1, int($3 * $RUN_S / $CONNS)))"); fi
   # shellcheck disable=SC2086 # an empty FLAG is no argument
   taskset -c 0 target/release/examples/rpc_client $flag --connect "$(host_of "$4"):$5" --conns "$CONNS" --requests "$n" \
-    --protocol "$1" --size "$2" --path /1k --rate "$3" |
+    --protocol "$1" --size "$2" --path /1k --rate "$3" --idle "$IDLE" |
     python3 -c "import json, sys; print(json.load(sys.stdin)['requests'])"
 }
 load_echo() { load_rpc echo 64 0 "$@"; }
@@ -157,10 +163,16 @@ pair() {
   run "$app" toe $((port + 3)) "$name @ $rate/s, offload" load_rpc "$proto" "$size" "$rate"
 }
 
-echo "command: $0 $RUN_S $CONNS  (core 0: service + load; core 1: the application)"
+echo "command: IDLE=$IDLE $0 $RUN_S $CONNS  (core 0: service + load; core 1: the application)"
 pair memcached memcached memcached 100 21211
 pair nginx nginx http 0 28080
-pair "libtoe RPC echo" echo echo 64 27001
+if [ "$IDLE" = 0 ]; then
+  pair "libtoe RPC echo" echo echo 64 27001
+else
+  # The example echo server runs a thread per connection: with IDLE it
+  # measures a thousand sleeping threads, not a wait over many members.
+  echo "libtoe RPC echo: skipped with IDLE (thread per connection)"
+fi
 
 python3 - "$dir/results" <<'EOF'
 import re, sys

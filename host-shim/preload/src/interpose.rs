@@ -12,6 +12,7 @@ use libc::{
     sigset_t, size_t, sockaddr, socklen_t, ssize_t, timespec, timeval,
 };
 
+use crate::epoll_set;
 use crate::io;
 use crate::real;
 use crate::state::{self, lookup, Decision, Sock, State};
@@ -248,7 +249,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
         io::linger(&s);
         state::release(s);
     }
-    state::epoll_closed(fd);
+    epoll_set::epoll_closed(fd);
     // SAFETY: forwards the caller's argument.
     unsafe { real::close(fd) }
 }
@@ -869,7 +870,7 @@ fn dup_onto(old: c_int, new: c_int, r: c_int) -> c_int {
         if let Some(s) = state::remove(new) {
             state::release(s);
         }
-        state::epoll_closed(new);
+        epoll_set::epoll_closed(new);
         if let Some(s) = lookup(old) {
             state::insert(new, s);
         }
@@ -1169,25 +1170,28 @@ pub unsafe extern "C" fn epoll_ctl(
     }
     // SAFETY: the caller's event, read for ADD/MOD.
     let evv = unsafe { ev.as_ref() }.copied();
-    let set = state::epoll_set_or_new(epfd);
+    let set = epoll_set::epoll_set_or_new(epfd);
     let mut regs = set.regs.lock();
     match op {
         libc::EPOLL_CTL_ADD | libc::EPOLL_CTL_MOD => {
             let Some(e) = evv else {
                 return fail(libc::EFAULT);
             };
-            let exists = regs.contains_key(&fd);
+            let exists = regs.map.contains_key(&fd);
             if op == libc::EPOLL_CTL_ADD && exists {
                 return fail(libc::EEXIST);
             }
             if op == libc::EPOLL_CTL_MOD && !exists {
                 return fail(libc::ENOENT);
             }
-            regs.insert(fd, state::Reg::new(e.events, e.u64));
+            if !regs.register(epfd, fd, e.events, e.u64, &s) {
+                // No slot left on the socket: this set visits every member.
+                set.untracked.store(true, Ordering::Relaxed);
+            }
             0
         }
         libc::EPOLL_CTL_DEL => {
-            if regs.remove(&fd).is_some() {
+            if regs.unregister(epfd, fd, Some(&s)) {
                 0
             } else {
                 fail(libc::ENOENT)
@@ -1204,8 +1208,8 @@ unsafe fn epoll_wait_impl(
     deadline: impl FnOnce() -> Option<std::time::Instant>,
     mask: *const sigset_t,
 ) -> Option<c_int> {
-    let set = state::epoll_set(epfd)?;
-    if set.regs.lock().is_empty() {
+    let set = epoll_set::epoll_set(epfd)?;
+    if set.regs.lock().map.is_empty() {
         return None;
     }
     Some(ret(wait::epoll_core(

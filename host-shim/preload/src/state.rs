@@ -12,6 +12,7 @@ use libc::c_int;
 use parking_lot::Mutex;
 use toe::{ForkTicket, TcpListener, TcpStream, Toe};
 
+use crate::epoll_set::{EpollSet, WatchSlots, EPOLLS};
 use crate::real;
 
 /// Bumped in the child after every fork: objects of an older epoch belong
@@ -19,8 +20,6 @@ use crate::real;
 pub(crate) static EPOCH: AtomicU32 = AtomicU32::new(0);
 /// Some fd was offloaded at least once (fast path for everything else).
 pub(crate) static ANY: AtomicBool = AtomicBool::new(false);
-/// Some epoll set has offloaded members.
-pub(crate) static ANY_EPOLL: AtomicBool = AtomicBool::new(false);
 /// The service's control socket hung up: offloaded sockets fail.
 pub(crate) static SERVICE_LOST: AtomicBool = AtomicBool::new(false);
 
@@ -48,7 +47,7 @@ static TOE: std::sync::Mutex<ToeState> = std::sync::Mutex::new(ToeState {
 
 /// A lock's guard, poisoned or not (the tables stay consistent: nothing
 /// panics while holding them).
-fn relock<G>(r: LockResult<G>) -> G {
+pub(crate) fn relock<G>(r: LockResult<G>) -> G {
     r.unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -221,6 +220,11 @@ unsafe extern "C" fn fork_child() {
             // threads of the parent. Forgotten (not dropped): epoll fds
             // inherited by the child are the kernel's alone.
             std::mem::forget(locks.epolls.take());
+            // Their sockets stop reporting to them (a new set here with a
+            // reused epoll fd number would get their notices).
+            for sock in locks.fds.iter().flatten() {
+                sock.watch.clear();
+            }
             let ForkGuards {
                 fds,
                 epolls,
@@ -456,6 +460,8 @@ pub(crate) struct Sock {
     /// event count, an epoll pass knows when its readiness cannot have
     /// changed (see `Seen`).
     pub(crate) ops: AtomicU64,
+    /// The epoll registrations its calls and events are reported to.
+    pub(crate) watch: Arc<WatchSlots>,
 }
 
 impl Sock {
@@ -481,6 +487,7 @@ impl Sock {
             epoch: AtomicU32::new(EPOCH.load(Ordering::SeqCst)),
             inherited: AtomicBool::new(false),
             ops: AtomicU64::new(0),
+            watch: Arc::default(),
         })
     }
 
@@ -516,6 +523,7 @@ static FDS: std::sync::RwLock<Vec<Option<Arc<Sock>>>> = std::sync::RwLock::new(V
 pub(crate) fn lookup(fd: c_int) -> Option<Arc<Sock>> {
     let s = lookup_quiet(fd)?;
     s.ops.fetch_add(1, Ordering::Release);
+    s.watch.notify();
     Some(s)
 }
 
@@ -567,7 +575,7 @@ pub(crate) fn remove(fd: c_int) -> Option<Arc<Sock>> {
     let s = relock(FDS.write())
         .get_mut(fd as usize)
         .and_then(Option::take)?;
-    purge_epoll_regs(fd);
+    crate::epoll_set::purge(fd, Some(&s));
     Some(s)
 }
 
@@ -826,152 +834,13 @@ pub(crate) fn eval_in(sock: &Sock, polled: &mut Polled) -> Eval {
     }
 }
 
-// ---- epoll emulation --------------------------------------------------
-
-/// One offloaded fd in an epoll set.
-#[derive(Clone, Debug)]
-pub(crate) struct Reg {
-    pub events: u32,
-    pub data: u64,
-    /// Bits seen at the last evaluation (edge detection).
-    pub prev: u32,
-    pub rx_mark: u64,
-    pub tx_mark: u64,
-    /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
-    pub disabled: bool,
-    /// The last evaluation of an established stream, reused while nothing
-    /// could have changed it.
-    pub seen: Option<Seen>,
-}
-
-impl Reg {
-    pub(crate) fn new(events: u32, data: u64) -> Reg {
-        Reg {
-            events,
-            data,
-            prev: 0,
-            rx_mark: 0,
-            tx_mark: 0,
-            disabled: false,
-            seen: None,
-        }
-    }
-}
-
-/// What an epoll pass learned of an established stream member. Its
-/// readiness changes only by an event for its connection (libtoe counts
-/// them in `activity`, once its context is polled), a call of the
-/// application on it (`Sock::ops`), the service going away or a fork: while
-/// none happened, the last evaluation stands, and the pass does not lock
-/// the socket or its context to find that out.
-#[derive(Clone, Debug)]
-pub(crate) struct Seen {
-    pub activity: Arc<AtomicU64>,
-    /// `activity` and `Sock::ops` read before that evaluation.
-    pub events: u64,
-    pub ops: u64,
-    pub ctx: u32,
-    pub eval: Eval,
-}
-
-impl Seen {
-    /// Nothing happened to `sock` since, and its context was polled in
-    /// this pass (so events that arrived are counted).
-    pub(crate) fn holds(&self, sock: &Sock, polled: &Polled) -> bool {
-        polled.was_polled(self.ctx)
-            && self.activity.load(Ordering::Acquire) == self.events
-            && sock.ops.load(Ordering::Acquire) == self.ops
-            && !sock.stale()
-            && !SERVICE_LOST.load(Ordering::Relaxed)
-    }
-
-    /// Before evaluating `sock`: what to compare with later (None unless
-    /// it is an established stream); the caller fills in `eval`.
-    pub(crate) fn before_eval(sock: &Sock) -> Option<Seen> {
-        let ops = sock.ops.load(Ordering::Acquire);
-        let (activity, ctx) = match &*sock.state.lock() {
-            State::Stream {
-                s,
-                connecting: false,
-                failed: None,
-                ..
-            } => (s.activity().ok()?, s.context_index()),
-            _ => return None,
-        };
-        let events = activity.load(Ordering::Acquire);
-        Some(Seen {
-            activity,
-            events,
-            ops,
-            ctx,
-            eval: Eval::default(),
-        })
-    }
-}
-
-/// The offloaded members of one epoll fd (kernel fds are in the kernel's
-/// epoll set itself).
-#[derive(Default)]
-pub(crate) struct EpollSet {
-    pub regs: Mutex<HashMap<c_int, Reg>>,
-    /// The contexts the last complete pass watched: the next pass polls
-    /// them first, so the members' event counts are current.
-    pub contexts: Mutex<Vec<u32>>,
-    /// Waits that found offloaded events (see `wait::epoll_core`).
-    pub calls: std::sync::atomic::AtomicU32,
-}
-
-static EPOLLS: std::sync::RwLock<Option<HashMap<c_int, Arc<EpollSet>>>> =
-    std::sync::RwLock::new(None);
-
-pub(crate) fn epoll_set(epfd: c_int) -> Option<Arc<EpollSet>> {
-    if !ANY_EPOLL.load(Ordering::Relaxed) {
-        return None;
-    }
-    relock(EPOLLS.read()).as_ref()?.get(&epfd).cloned()
-}
-
-pub(crate) fn epoll_set_or_new(epfd: c_int) -> Arc<EpollSet> {
-    let mut m = relock(EPOLLS.write());
-    ANY_EPOLL.store(true, Ordering::Relaxed);
-    m.get_or_insert_with(HashMap::new)
-        .entry(epfd)
-        .or_default()
-        .clone()
-}
-
-/// `epfd` was closed.
-pub(crate) fn epoll_closed(epfd: c_int) {
-    if ANY_EPOLL.load(Ordering::Relaxed) {
-        if let Some(m) = relock(EPOLLS.write()).as_mut() {
-            m.remove(&epfd);
-        }
-    }
-}
-
-/// Registrations of a closed (or kernel-bound) fd.
-fn purge_epoll_regs(fd: c_int) -> Vec<(c_int, Reg)> {
-    let mut out = Vec::new();
-    if !ANY_EPOLL.load(Ordering::Relaxed) {
-        return out;
-    }
-    if let Some(m) = relock(EPOLLS.read()).as_ref() {
-        for (&ep, set) in m {
-            if let Some(r) = set.regs.lock().remove(&fd) {
-                out.push((ep, r));
-            }
-        }
-    }
-    out
-}
-
 /// A fresh socket turned out to be the kernel's (loopback bind/connect):
 /// forget it and move its epoll registrations to the kernel.
 pub(crate) fn to_kernel(fd: c_int) {
-    if let Some(s) = relock(FDS.write()).get_mut(usize::try_from(fd).unwrap_or(usize::MAX)) {
-        s.take();
-    }
-    for (ep, r) in purge_epoll_regs(fd) {
+    let sock = relock(FDS.write())
+        .get_mut(usize::try_from(fd).unwrap_or(usize::MAX))
+        .and_then(Option::take);
+    for (ep, r) in crate::epoll_set::purge(fd, sock.as_deref()) {
         let mut ev = libc::epoll_event {
             events: r.events,
             u64: r.data,

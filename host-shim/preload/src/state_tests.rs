@@ -8,6 +8,7 @@
 //! behave as in a preloaded program. Every test holds `serial()`.
 
 use super::*;
+use crate::epoll_set::epoll_set;
 use crate::test_support::*;
 use std::time::{Duration, Instant};
 
@@ -208,7 +209,7 @@ fn dup2_onto_an_offloaded_fd_replaces_its_socket_and_registrations() {
     assert_eq!(strong(&b), 1, "the target's old socket was released");
     let set = epoll_set(ep).unwrap();
     assert!(
-        !set.regs.lock().contains_key(&b_fd),
+        !set.regs.lock().map.contains_key(&b_fd),
         "the old socket's epoll registration went with it (as the kernel drops a closed file's)"
     );
     for x in [a_fd, b_fd, ep] {
@@ -649,7 +650,7 @@ fn fork_child_does_not_wait_for_an_epoll_set_locked_in_the_parent() {
     busy.join().unwrap();
     r.unwrap();
     assert!(
-        epoll_set(ep).unwrap().regs.lock().contains_key(&fd),
+        epoll_set(ep).unwrap().regs.lock().map.contains_key(&fd),
         "the parent's set is intact"
     );
     close(fd).unwrap();

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use libc::{c_int, pollfd, sigset_t};
 use toe::Toe;
 
+use crate::epoll_set::{EpollSet, Seen};
 use crate::real;
-use crate::state::{eval, eval_in, EpollSet, Polled, Seen, Sock, EPOCH, SERVICE_LOST};
+use crate::state::{eval, eval_in, Polled, Sock, EPOCH, SERVICE_LOST};
 
 /// Longest single sleep: a safety net against a missed doorbell (e.g. the
 /// library's own sleep lowering `app_waiting` between our arm and sleep).
@@ -324,32 +325,63 @@ pub(crate) fn epoll_collect(set: &EpollSet, out: &mut Vec<libc::epoll_event>, ma
     epoll_collect_in(set, out, max, &mut Polled::default());
 }
 
-/// [`epoll_collect`] polling each context once; `polled` ends up holding
-/// the contexts of the registrations it evaluated (all of them, when
-/// `out` stays short of `max`).
+/// Members visited by epoll passes so far (tests check the ready list).
+#[cfg(test)]
+pub(crate) static VISITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// [`epoll_collect`] polling each context once. Visits the members the
+/// ready list names (see `epoll_set`), or every member when something not
+/// reported per member happened; `polled` ends up holding the contexts of
+/// the members it evaluated.
 fn epoll_collect_in(
     set: &EpollSet,
     out: &mut Vec<libc::epoll_event>,
     max: usize,
     polled: &mut Polled,
 ) {
-    let mut regs = set.regs.lock();
-    // Events reach the members' counts only when their contexts are
-    // polled: the contexts of the last pass first, once each.
-    if let Some(toe) = crate::state::toe() {
+    let mut m = set.regs.lock();
+    // Events reach the members' counts (and ring their notices) only when
+    // their contexts are polled: every member's context first, once each.
+    let toe = crate::state::toe();
+    if let Some(toe) = &toe {
         for &ctx in set.contexts.lock().iter() {
             if polled.poll_now(ctx) {
                 let _ = toe.poll_context(ctx);
             }
         }
     }
+    let epoch = EPOCH.load(Ordering::SeqCst);
+    // Without the attachment at hand, only a look at each member polls
+    // its context.
+    let full = toe.is_none()
+        || m.epoch != epoch
+        || set.untracked.load(Ordering::Relaxed)
+        || SERVICE_LOST.load(Ordering::Relaxed);
+    while let Some(fd) = set.dirty.pop() {
+        m.queue(fd);
+    }
+    let order: Vec<c_int> = if full {
+        m.check.clear();
+        m.map.keys().copied().collect()
+    } else {
+        std::mem::take(&mut m.check)
+    };
     let mut gone = Vec::new();
-    let mut complete = true;
-    for (&fd, r) in regs.iter_mut() {
+    // Members to visit again next pass: the unvisited rest first (fair
+    // when `max` cuts a pass short), then those still ready.
+    let mut again = Vec::new();
+    let mut visited = 0;
+    for &fd in &order {
         if out.len() >= max {
-            complete = false;
             break;
         }
+        visited += 1;
+        #[cfg(test)]
+        VISITS.fetch_add(1, Ordering::Relaxed);
+        let Some(r) = m.map.get_mut(&fd) else {
+            continue; // removed since it was queued
+        };
+        r.queued = false;
         if r.disabled {
             continue;
         }
@@ -357,6 +389,8 @@ fn epoll_collect_in(
             gone.push(fd);
             continue;
         };
+        // A notice from here on queues it again.
+        sock.watch.clean(set.epfd, fd);
         let e = match &r.seen {
             Some(seen) if seen.holds(&sock, polled) => {
                 polled.watch(seen.ctx);
@@ -371,13 +405,14 @@ fn epoll_collect_in(
         };
         let want = r.events | (libc::EPOLLERR | libc::EPOLLHUP) as u32;
         let cur = e.revents & want & !(libc::POLLNVAL as u32);
-        let fire = if r.events & libc::EPOLLET as u32 != 0 {
+        let level = r.events & libc::EPOLLET as u32 == 0;
+        let fire = if level {
+            cur != 0
+        } else {
             let new_bits = cur & !r.prev;
             let more_in = cur & libc::EPOLLIN as u32 != 0 && e.rx_mark > r.rx_mark;
             let more_out = cur & libc::EPOLLOUT as u32 != 0 && e.tx_mark > r.tx_mark;
             new_bits != 0 || more_in || more_out
-        } else {
-            cur != 0
         };
         r.prev = cur;
         r.rx_mark = e.rx_mark;
@@ -391,12 +426,36 @@ fn epoll_collect_in(
                 r.disabled = true;
             }
         }
+        // Reported again while ready (level-triggered), or not known
+        // without a look (no reusable evaluation).
+        let stays = !r.disabled && ((level && cur != 0) || r.seen.is_none());
+        if stays {
+            r.queued = true;
+            again.push(fd);
+        }
     }
+    let complete = visited == order.len();
+    // Each fd is in `order` once, and nothing was queued meanwhile.
+    for &fd in &order[visited..] {
+        if let Some(r) = m.map.get_mut(&fd) {
+            r.queued = true;
+            m.check.push(fd);
+        }
+    }
+    m.check.append(&mut again);
     for fd in gone {
-        regs.remove(&fd);
+        m.map.remove(&fd);
     }
-    if complete {
-        *set.contexts.lock() = polled.contexts();
+    let mut contexts = set.contexts.lock();
+    if full && complete {
+        m.epoch = epoch;
+        *contexts = polled.contexts();
+    } else {
+        for ctx in polled.contexts() {
+            if !contexts.contains(&ctx) {
+                contexts.push(ctx);
+            }
+        }
     }
 }
 
@@ -456,9 +515,13 @@ pub(crate) fn epoll_core(
             revents: 0,
         }];
         let mut early = Vec::new();
-        // Nothing was collected, so every live registration was evaluated
-        // and `polled` holds their contexts.
-        let ctxs = polled.contexts();
+        // Every member's context (members not visited have one there).
+        let mut ctxs = set.contexts.lock().clone();
+        for ctx in polled.contexts() {
+            if !ctxs.contains(&ctx) {
+                ctxs.push(ctx);
+            }
+        }
         sleep(toe, &ctxs, &mut kernel, deadline, sigmask, || {
             epoll_collect(set, &mut early, max);
             !early.is_empty()
