@@ -36,7 +36,10 @@ impl std::fmt::Debug for Activity {
 impl Activity {
     /// Events counted so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Acquire)
+        // SeqCst with the bump: a reader that cleaned a notice flag before
+        // this load sees a count its notice missed (see the preload's
+        // `epoll_set`).
+        self.count.load(Ordering::SeqCst)
     }
 
     /// Whether a hook is installed.
@@ -53,7 +56,7 @@ impl Activity {
 
     /// Something arrived (or the connection went away).
     pub(crate) fn bump(&self) {
-        self.count.fetch_add(1, Ordering::Release);
+        self.count.fetch_add(1, Ordering::SeqCst);
         if self.hooked.load(Ordering::Acquire) {
             let hook = lock(&self.hook).clone();
             if let Some(h) = hook {

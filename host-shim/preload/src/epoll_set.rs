@@ -10,11 +10,13 @@
 //! queue. A pass (`wait::epoll_collect_in`) then visits only:
 //! - the members on the queue;
 //! - the members whose readiness cannot be reused (`Reg::seen` is None:
-//!   listeners, sockets still connecting or failed), every pass;
+//!   listeners, fresh sockets, sockets still connecting or failed), every
+//!   pass;
 //! - the level-triggered members it reported last time (reported again
 //!   while they stay ready, as the kernel's ready list does);
 //! - every member, when something not reported per member happened (the
-//!   service went away, a fork) or a socket had no free slot.
+//!   service went away), without the attachment at hand, or once a socket
+//!   had no free slot for the set (from then on).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -25,7 +27,7 @@ use libc::c_int;
 use parking_lot::Mutex;
 use toe::Activity;
 
-use crate::state::{relock, Eval, Sock, State, EPOCH, SERVICE_LOST};
+use crate::state::{relock, Eval, Sock, State, SERVICE_LOST};
 
 /// Epoll registrations a socket reports to directly; a socket in more
 /// sets (or under more fds) makes those sets visit all members each pass.
@@ -35,8 +37,9 @@ pub(crate) const WATCH_SLOTS: usize = 2;
 const DIRTY: u64 = 1 << 63;
 
 /// A socket's registrations, each `(epfd + 1) << 32 | fd` plus [`DIRTY`]
-/// (0: free). Atomics only: a notice never takes a lock the program's
-/// other threads, or a fork, could leave held.
+/// (0, or a lone DIRTY: free). Atomics: a notice takes no lock of the
+/// socket or the set, only the registry's read lock (a std lock, which a
+/// fork never leaves held: `fork_prepare` takes it) to find the set.
 #[derive(Default)]
 pub(crate) struct WatchSlots {
     slots: [AtomicU64; WATCH_SLOTS],
@@ -63,20 +66,29 @@ impl WatchSlots {
             return true;
         }
         self.slots.iter().any(|s| {
-            let v = s.load(Ordering::Acquire);
-            v & !DIRTY == 0
-                && s.compare_exchange(v, want, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
+            let mut v = s.load(Ordering::Acquire);
+            // A free slot may hold a lone DIRTY (a notice raced a release).
+            while v & !DIRTY == 0 {
+                match s.compare_exchange(v, want, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => return true,
+                    Err(now) => v = now,
+                }
+            }
+            false
         })
     }
 
-    /// Frees `fd`'s slot in `epfd`, if it has one.
+    /// Frees `fd`'s slot in `epfd`, if it has one (retrying while a
+    /// notice marks it meanwhile).
     pub(crate) fn release(&self, epfd: c_int, fd: c_int) {
         let want = pack(epfd, fd);
         for s in &self.slots {
-            let v = s.load(Ordering::Acquire);
-            if v & !DIRTY == want {
-                let _ = s.compare_exchange(v, 0, Ordering::AcqRel, Ordering::Acquire);
+            let mut v = s.load(Ordering::Acquire);
+            while v & !DIRTY == want {
+                match s.compare_exchange(v, 0, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(now) => v = now,
+                }
             }
         }
     }
@@ -89,14 +101,13 @@ impl WatchSlots {
     }
 
     /// A pass is about to look at `fd` in `epfd`: a notice from now on
-    /// queues it again.
+    /// queues it again. SeqCst, as the counts the pass reads next and the
+    /// notices' counts and slot loads: either a notice sees the slot clean
+    /// (and queues it), or the pass sees the count the notice follows.
     pub(crate) fn clean(&self, epfd: c_int, fd: c_int) {
         let want = pack(epfd, fd);
         for s in &self.slots {
-            let v = s.load(Ordering::Acquire);
-            if v == want | DIRTY {
-                let _ = s.compare_exchange(v, want, Ordering::AcqRel, Ordering::Acquire);
-            }
+            let _ = s.compare_exchange(want | DIRTY, want, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
@@ -104,7 +115,8 @@ impl WatchSlots {
     /// not already queued.
     pub(crate) fn notify(&self) {
         for s in &self.slots {
-            let v = s.load(Ordering::Relaxed);
+            // SeqCst: see `clean`.
+            let v = s.load(Ordering::SeqCst);
             if v & !DIRTY == 0 || v & DIRTY != 0 {
                 continue;
             }
@@ -172,7 +184,7 @@ impl Seen {
     pub(crate) fn holds(&self, sock: &Sock, polled: &crate::state::Polled) -> bool {
         polled.was_polled(self.ctx)
             && self.activity.count() == self.events
-            && sock.ops.load(Ordering::Acquire) == self.ops
+            && sock.ops.load(Ordering::SeqCst) == self.ops
             && !sock.stale()
             && !SERVICE_LOST.load(Ordering::Relaxed)
     }
@@ -181,7 +193,7 @@ impl Seen {
     /// it is an established stream); the caller fills in `eval`. Makes
     /// the connection's events notify the socket's registrations.
     pub(crate) fn before_eval(sock: &Sock) -> Option<Seen> {
-        let ops = sock.ops.load(Ordering::Acquire);
+        let ops = sock.ops.load(Ordering::SeqCst);
         let (activity, ctx) = match &*sock.state.lock() {
             State::Stream {
                 s,
@@ -213,8 +225,6 @@ pub(crate) struct Members {
     /// Members the next pass visits besides the queued ones (each once:
     /// `Reg::queued`).
     pub check: Vec<c_int>,
-    /// The fork epoch of the last pass over every member.
-    pub epoch: u32,
 }
 
 impl Members {
@@ -287,10 +297,7 @@ impl EpollSet {
     pub(crate) fn new(epfd: c_int) -> EpollSet {
         EpollSet {
             epfd,
-            regs: Mutex::new(Members {
-                epoch: EPOCH.load(Ordering::SeqCst),
-                ..Members::default()
-            }),
+            regs: Mutex::new(Members::default()),
             dirty: SegQueue::new(),
             untracked: AtomicBool::new(false),
             contexts: Mutex::new(Vec::new()),

@@ -573,7 +573,7 @@ unsafe fn fcntl_impl(fd: c_int, cmd: c_int, arg: c_ulong, f64: bool) -> c_int {
                 .nonblock
                 .store(arg as c_int & libc::O_NONBLOCK != 0, Ordering::Relaxed),
             libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
-                state::insert(r, s);
+                state::insert(r, Arc::clone(&s));
             }
             _ => {}
         }
@@ -859,7 +859,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     let r = unsafe { real::dup(fd) };
     if r >= 0 {
         if let Some(s) = lookup(fd) {
-            state::insert(r, s);
+            state::insert(r, Arc::clone(&s));
         }
     }
     r
@@ -872,7 +872,7 @@ fn dup_onto(old: c_int, new: c_int, r: c_int) -> c_int {
         }
         epoll_set::epoll_closed(new);
         if let Some(s) = lookup(old) {
-            state::insert(new, s);
+            state::insert(new, Arc::clone(&s));
         }
     }
     r
@@ -906,7 +906,8 @@ unsafe fn poll_offloaded(
     }
     // SAFETY: the caller's array of `n` pollfds.
     let fds = unsafe { std::slice::from_raw_parts_mut(fds, n as usize) };
-    let socks: Vec<Option<Arc<Sock>>> = fds.iter().map(|p| lookup(p.fd)).collect();
+    let calls: Vec<Option<state::Call>> = fds.iter().map(|p| lookup(p.fd)).collect();
+    let socks: Vec<Option<Arc<Sock>>> = calls.iter().map(|c| c.as_deref().cloned()).collect();
     if socks.iter().all(Option::is_none) {
         return None;
     }
@@ -1017,7 +1018,7 @@ unsafe fn select_offloaded(
         if ie {
             events |= libc::POLLPRI;
         }
-        let s = lookup(fd as c_int);
+        let s = lookup(fd as c_int).map(|c| Arc::clone(&c));
         any |= s.is_some();
         fds.push(pollfd {
             fd: fd as c_int,

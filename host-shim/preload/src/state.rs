@@ -518,13 +518,42 @@ impl Sock {
 /// Offloaded fds, indexed by fd number.
 static FDS: std::sync::RwLock<Vec<Option<Arc<Sock>>>> = std::sync::RwLock::new(Vec::new());
 
-/// The offloaded socket of `fd`, for a call the application makes on it
-/// (counted in `Sock::ops`).
-pub(crate) fn lookup(fd: c_int) -> Option<Arc<Sock>> {
+/// The offloaded socket of `fd`, for a call the application makes on it:
+/// counted in `Sock::ops` and told to its epoll sets when the call starts
+/// and again when it ends (dropping the [`Call`]), so a pass that looked
+/// at the socket meanwhile does not keep what it saw before the call's
+/// effect (a `shutdown`, a read that emptied it).
+pub(crate) fn lookup(fd: c_int) -> Option<Call> {
     let s = lookup_quiet(fd)?;
-    s.ops.fetch_add(1, Ordering::Release);
-    s.watch.notify();
-    Some(s)
+    s.touched();
+    Some(Call(s))
+}
+
+/// A socket for the duration of one call of the application on it.
+pub(crate) struct Call(Arc<Sock>);
+
+impl std::ops::Deref for Call {
+    type Target = Arc<Sock>;
+    fn deref(&self) -> &Arc<Sock> {
+        &self.0
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.0.touched();
+    }
+}
+
+impl Sock {
+    /// The application acted on the socket: its readiness may differ from
+    /// what an epoll pass saw. SeqCst, with the pass's clean and check
+    /// (see `epoll_set`): either this notice finds the slot clean and
+    /// queues it, or the pass sees the new count.
+    fn touched(&self) {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        self.watch.notify();
+    }
 }
 
 /// [`lookup`] for the library's own look (an epoll pass): not counted.

@@ -350,11 +350,10 @@ fn epoll_collect_in(
             }
         }
     }
-    let epoch = EPOCH.load(Ordering::SeqCst);
     // Without the attachment at hand, only a look at each member polls
-    // its context.
+    // its context. (A fork needs nothing here: a child's sets are its own,
+    // made after it forgot the parent's, and stale members report nothing.)
     let full = toe.is_none()
-        || m.epoch != epoch
         || set.untracked.load(Ordering::Relaxed)
         || SERVICE_LOST.load(Ordering::Relaxed);
     while let Some(fd) = set.dirty.pop() {
@@ -448,7 +447,6 @@ fn epoll_collect_in(
     }
     let mut contexts = set.contexts.lock();
     if full && complete {
-        m.epoch = epoch;
         *contexts = polled.contexts();
     } else {
         for ctx in polled.contexts() {

@@ -801,6 +801,33 @@ fn a_member_added_again_is_reported_once() {
     close(ep).unwrap();
 }
 
+/// A pass that looks at a member while a call on it is under way does not
+/// keep what it saw: the call's end is news too.
+#[test]
+fn a_call_is_news_again_when_it_ends() {
+    use std::io::Read;
+    let _g = serial();
+    let (toe, mut dpu) = attach();
+    let _a = Attached::ready(toe.clone());
+    let (ep, mut members) = registered_members(&toe, &mut dpu, 2);
+    let fd = members[1].0;
+    dpu.deliver(&mut members[1].2, b"abc");
+    assert_eq!(collect(ep, 64), vec![(IN, 1)]);
+    // A call starts; a pass (another thread's) looks meanwhile.
+    let call = lookup(fd).unwrap();
+    assert_eq!(collect(ep, 64), vec![(IN, 1)]);
+    // The call's effect: the data consumed (no event comes of it).
+    let stream = call.stream().unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!((&*stream).read(&mut buf).unwrap(), 3);
+    drop(call);
+    assert_eq!(collect(ep, 64), vec![], "read out: not ready any more");
+    for (fd, _, _) in members {
+        close(fd).unwrap();
+    }
+    close(ep).unwrap();
+}
+
 /// `maxevents` cuts a pass short: the members not reached are visited
 /// first next time, so every ready member gets reported.
 #[test]
