@@ -506,6 +506,15 @@ impl Sock {
         }
     }
 
+    /// The application acted on the socket: its readiness may differ from
+    /// what an epoll pass saw. SeqCst, with the pass's clean and check
+    /// (see `epoll_set`): either this notice finds the slot clean and
+    /// queues it, or the pass sees the new count.
+    fn touched(&self) {
+        self.ops.fetch_add(1, Ordering::SeqCst);
+        self.watch.notify();
+    }
+
     /// The stream, once connected (or connecting).
     pub(crate) fn stream(&self) -> Option<Arc<TcpStream>> {
         match &*self.state.lock() {
@@ -542,17 +551,6 @@ impl std::ops::Deref for Call {
 impl Drop for Call {
     fn drop(&mut self) {
         self.0.touched();
-    }
-}
-
-impl Sock {
-    /// The application acted on the socket: its readiness may differ from
-    /// what an epoll pass saw. SeqCst, with the pass's clean and check
-    /// (see `epoll_set`): either this notice finds the slot clean and
-    /// queues it, or the pass sees the new count.
-    fn touched(&self) {
-        self.ops.fetch_add(1, Ordering::SeqCst);
-        self.watch.notify();
     }
 }
 

@@ -513,13 +513,8 @@ pub(crate) fn epoll_core(
             revents: 0,
         }];
         let mut early = Vec::new();
-        // Every member's context (members not visited have one there).
-        let mut ctxs = set.contexts.lock().clone();
-        for ctx in polled.contexts() {
-            if !ctxs.contains(&ctx) {
-                ctxs.push(ctx);
-            }
-        }
+        // Every member's context: the pass left them in the set's list.
+        let ctxs = set.contexts.lock().clone();
         sleep(toe, &ctxs, &mut kernel, deadline, sigmask, || {
             epoll_collect(set, &mut early, max);
             !early.is_empty()
