@@ -621,6 +621,14 @@ fn registered_members(
     (ep, members)
 }
 
+/// Closes what [`registered_members`] made.
+fn close_members(ep: c_int, members: Vec<(c_int, Arc<Sock>, Conn)>) {
+    for (fd, _, _) in members {
+        close(fd).unwrap();
+    }
+    close(ep).unwrap();
+}
+
 /// An epoll pass evaluates only the members something happened to: an
 /// event for their connection, or a call of the application on them.
 /// Level-triggered members stay reported from what was seen; the rest cost
@@ -664,10 +672,7 @@ fn a_pass_evaluates_only_members_with_news() {
         16,
         "the service gone: every member evaluated: {lost:?}"
     );
-    for (fd, _, _) in members {
-        close(fd).unwrap();
-    }
-    close(ep).unwrap();
+    close_members(ep, members);
 }
 
 /// An epoll pass over N established members with no news: the ready list
@@ -725,10 +730,7 @@ fn pass_cost_over_idle_members() {
             "pass over {n} idle members: ready list {:.0} ns, every member reusing evaluations {:.0} ns, evaluating all {:.0} ns",
             per_pass[0], per_pass[1], per_pass[2],
         );
-        for (fd, _, _) in members {
-            close(fd).unwrap();
-        }
-        close(ep).unwrap();
+        close_members(ep, members);
         // The closes' requests, before the next round's connects (more
         // than the ring holds: the rest wait in the library's outbox).
         while !dpu.take_requests().is_empty() {
@@ -775,10 +777,7 @@ fn a_pass_visits_only_members_with_news() {
     getpeername(members[100].0).unwrap();
     assert_eq!(collect(ep, 64), vec![]);
     assert_eq!(visits(), v0 + 6, "the member the application called");
-    for (fd, _, _) in members {
-        close(fd).unwrap();
-    }
-    close(ep).unwrap();
+    close_members(ep, members);
 }
 
 /// A member deleted and added again while queued is reported once.
@@ -795,10 +794,7 @@ fn a_member_added_again_is_reported_once() {
     epoll_ctl(ep, DEL, members[1].0, None).unwrap();
     epoll_ctl(ep, ADD, members[1].0, Some((IN, 1))).unwrap();
     assert_eq!(collect(ep, 64), vec![(IN, 1)], "once");
-    for (fd, _, _) in members {
-        close(fd).unwrap();
-    }
-    close(ep).unwrap();
+    close_members(ep, members);
 }
 
 /// A pass that looks at a member while a call on it is under way does not
@@ -822,10 +818,7 @@ fn a_call_is_news_again_when_it_ends() {
     assert_eq!((&*stream).read(&mut buf).unwrap(), 3);
     drop(call);
     assert_eq!(collect(ep, 64), vec![], "read out: not ready any more");
-    for (fd, _, _) in members {
-        close(fd).unwrap();
-    }
-    close(ep).unwrap();
+    close_members(ep, members);
 }
 
 /// `maxevents` cuts a pass short: the members not reached are visited
@@ -849,10 +842,7 @@ fn a_short_pass_leaves_the_rest_for_the_next() {
     }
     got.sort_unstable();
     assert_eq!(got, (0..10).collect::<Vec<u64>>(), "each edge once");
-    for (fd, _, _) in members {
-        close(fd).unwrap();
-    }
-    close(ep).unwrap();
+    close_members(ep, members);
 }
 
 #[test]
