@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use doca_bindings::abi::{self, Desc};
@@ -24,6 +24,7 @@ use crate::activity::Activity;
 use crate::conn::ConnState;
 use crate::errors::from_errno;
 use crate::shared::{lock, Shared};
+use crate::waiters::{Role, WaitKey, WaitStats, Waiters};
 
 /// Longest single sleep: a missed doorbell costs at most this much latency.
 const MAX_SLEEP: Duration = Duration::from_millis(10);
@@ -89,6 +90,10 @@ pub(crate) struct CtxInner {
     /// Set by `EV_FATAL` (the violation code).
     pub(crate) fatal: Option<u64>,
     scratch: Vec<Desc>,
+    /// While followers wait (`track`): what the events being applied
+    /// concern, so only their waiters are woken.
+    track: bool,
+    touched: Vec<WaitKey>,
 }
 
 impl CtxInner {
@@ -112,9 +117,17 @@ impl CtxInner {
     }
 
     /// Something arrived for `conn`.
-    fn bump(&self, conn: u64) {
+    fn bump(&mut self, conn: u64) {
         if let Some(a) = self.activity.get(&conn) {
             a.bump();
+        }
+        self.touch(WaitKey::Conn(conn));
+    }
+
+    /// Something a blocked call may wait for happened.
+    fn touch(&mut self, key: WaitKey) {
+        if self.track {
+            self.touched.push(key);
         }
     }
 
@@ -181,24 +194,10 @@ pub(crate) struct Context {
     shared: Arc<Shared>,
     doorbell: Doorbell,
     inner: Mutex<CtxInner>,
-    sleepers: Mutex<Sleepers>,
-    /// Signalled by the leader when its sleep ends.
-    woken: Condvar,
+    /// Threads blocked on this context (`waiters.rs`).
+    waiters: Waiters,
     /// The outbox was not empty after the last flush.
     backlog: AtomicBool,
-}
-
-/// Who sleeps on the context's doorbell.
-#[derive(Debug, Default)]
-struct Sleepers {
-    /// A thread sleeps on the doorbell.
-    leader: bool,
-    /// Bumped each time a leader's sleep ends.
-    epoch: u64,
-    /// Threads waiting on the condition variable (the leader only signals
-    /// when there are any: a wake without waiters would still cost a
-    /// futex system call per sleep).
-    followers: u32,
 }
 
 impl Context {
@@ -236,9 +235,10 @@ impl Context {
                 activity: FxHashMap::default(),
                 fatal: None,
                 scratch: Vec::new(),
+                track: false,
+                touched: Vec::new(),
             }),
-            sleepers: Mutex::new(Sleepers::default()),
-            woken: Condvar::new(),
+            waiters: Waiters::default(),
             backlog: AtomicBool::new(false),
         })
     }
@@ -295,7 +295,9 @@ impl Context {
     /// write: its `OP_TX_PUSH` must not wait for the application's next
     /// call).
     pub(crate) fn push_backlog(&self, wait: Wait) -> io::Result<()> {
-        self.wait_for(wait, |g, _| g.outbox.is_empty().then_some(Ok(())))
+        self.wait_for(wait, WaitKey::Any, |g, _| {
+            g.outbox.is_empty().then_some(Ok(()))
+        })
     }
 
     /// Consumes every pending event, then pushes what they queued.
@@ -305,10 +307,14 @@ impl Context {
         let mut events = std::mem::take(&mut g.scratch);
         let cap = g.evt.capacity() as usize;
         let r = g.evt.pop_many(&mut events, cap);
+        g.track = !events.is_empty() && self.waiters.watched();
         for d in events.drain(..) {
             self.dispatch(g, d);
         }
         g.scratch = events;
+        if !g.touched.is_empty() {
+            self.waiters.wake_keys(&mut g.touched);
+        }
         r.map_err(|e| self.ring_broken(e))?;
         self.flush(g)
     }
@@ -317,6 +323,7 @@ impl Context {
         match d.op {
             abi::EV_REPLY => {
                 g.bump(d.conn);
+                g.touch(WaitKey::Reply(d.tag));
                 self.on_reply(g, d)
             }
             abi::EV_CONN => {
@@ -332,6 +339,7 @@ impl Context {
             abi::EV_ACCEPTABLE => {
                 if let Ok(port) = u16::try_from(d.a) {
                     self.shared.acceptable(port);
+                    g.touch(WaitKey::Port(port));
                 }
             }
             abi::EV_FATAL => {
@@ -342,6 +350,7 @@ impl Context {
                 for a in g.activity.values() {
                     a.bump();
                 }
+                self.waiters.wake_all();
             }
             // Unknown events are ignored (newer DPU, informational).
             _ => {}
@@ -421,14 +430,22 @@ impl Context {
     }
 
     /// Runs `f` on the freshly polled state until it returns `Some`, waiting
-    /// as `wait` allows: spinning first, then sleeping on the doorbell.
+    /// as `wait` allows: spinning first, then sleeping until something
+    /// `key` names happens (see `waiters.rs`).
     pub(crate) fn wait_for<T>(
         &self,
         wait: Wait,
+        key: WaitKey,
         mut f: impl FnMut(&mut CtxInner, &Shared) -> Option<io::Result<T>>,
     ) -> io::Result<T> {
         let mut spin_until: Option<Instant> = None;
         let mut ring_full = false;
+        // Set while this thread owes the leader's role to the others: it
+        // led, or was handed the role; dropped, it hands the role over.
+        let mut duty = LeaderDuty {
+            waiters: &self.waiters,
+            owed: false,
+        };
         loop {
             if let Some(r) = self.attempt(&mut f, &mut ring_full)? {
                 return r;
@@ -451,7 +468,7 @@ impl Context {
                 std::thread::sleep(RING_FULL_BACKOFF.min(remaining));
                 continue;
             }
-            if let Some(r) = self.sleep(&mut f, remaining.min(MAX_SLEEP))? {
+            if let Some(r) = self.sleep(key, &mut f, remaining, &mut duty.owed)? {
                 return r;
             }
         }
@@ -459,47 +476,42 @@ impl Context {
 
     /// Sleeps until something may have changed. One thread per context (the
     /// leader) sleeps on the doorbell with `app_waiting` raised; the others
-    /// wait on a condition variable the leader signals when it wakes. (With
-    /// several threads polling one eventfd, one thread's drain could eat
-    /// the wakeup of another that was about to poll.)
+    /// park until an event for `key` is applied, by whichever thread polls.
+    /// (With several threads polling one eventfd, one thread's drain could
+    /// eat the wakeup of another that was about to poll.) `owed` tells
+    /// whether the caller must hand the leader's role over when it leaves.
     fn sleep<T>(
         &self,
+        key: WaitKey,
         f: &mut impl FnMut(&mut CtxInner, &Shared) -> Option<io::Result<T>>,
         timeout: Duration,
+        owed: &mut bool,
     ) -> io::Result<Option<io::Result<T>>> {
-        let follower_of = {
-            let mut s = lock(&self.sleepers);
-            if s.leader {
-                Some(s.epoch)
-            } else {
-                s.leader = true;
-                None
+        match self.waiters.enter(key) {
+            Role::Follower(me) => {
+                // Registered first, then checked: an event applied after
+                // this check wakes us; one applied before it is seen by it.
+                let mut ring_full = false;
+                let r = self.attempt(f, &mut ring_full);
+                let handed = if matches!(r, Ok(None)) {
+                    self.waiters.park(&me, key, timeout)
+                } else {
+                    self.waiters.leave(&me, key)
+                };
+                *owed = handed;
+                r
             }
-        };
-        if let Some(epoch) = follower_of {
-            let mut ring_full = false;
-            if let Some(r) = self.attempt(f, &mut ring_full)? {
-                return Ok(Some(r));
+            Role::Leader => {
+                *owed = true;
+                let r = self.lead_sleep(f, timeout.min(MAX_SLEEP));
+                self.waiters.end_lead();
+                if r.is_err() {
+                    // The attachment broke: every waiter must see it.
+                    self.waiters.wake_all();
+                }
+                r
             }
-            let mut s = lock(&self.sleepers);
-            if s.epoch == epoch {
-                s.followers += 1;
-                let (mut s, _) = self
-                    .woken
-                    .wait_timeout(s, timeout)
-                    .unwrap_or_else(|e| e.into_inner());
-                s.followers -= 1;
-            }
-            return Ok(None);
         }
-        let r = self.lead_sleep(f, timeout);
-        let mut s = lock(&self.sleepers);
-        s.leader = false;
-        s.epoch = s.epoch.wrapping_add(1);
-        if s.followers > 0 {
-            self.woken.notify_all();
-        }
-        r
     }
 
     /// The leader's sleep: raise `app_waiting`, re-check, sleep on the
@@ -612,12 +624,14 @@ impl Context {
                 return Err(e);
             }
         }
-        let r = self.wait_for(wait, |g, _| match g.pending.get(&tag) {
-            Some(Pending::Done(_)) => match g.pending.remove(&tag) {
-                Some(Pending::Done(reply)) => Some(Ok(reply)),
+        let r = self.wait_for(wait, WaitKey::Reply(tag), |g, _| {
+            match g.pending.get(&tag) {
+                Some(Pending::Done(_)) => match g.pending.remove(&tag) {
+                    Some(Pending::Done(reply)) => Some(Ok(reply)),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
+            }
         });
         if r.is_err() {
             self.abandon(tag);
@@ -645,6 +659,28 @@ impl Context {
     /// Wakes threads sleeping on this context (after a local change they
     /// may wait for, e.g. a shutdown).
     pub(crate) fn wake(&self) {
+        self.waiters.wake_all();
         let _ = self.doorbell.ring();
+    }
+
+    /// Counters of the waits on this context.
+    pub(crate) fn wait_stats(&self) -> WaitStats {
+        self.waiters.stats()
+    }
+}
+
+/// A blocked call's duty to the context's other waiters: a thread that led
+/// (or was handed the role) and leaves, on any path, wakes a follower to
+/// lead in its place.
+struct LeaderDuty<'a> {
+    waiters: &'a Waiters,
+    owed: bool,
+}
+
+impl Drop for LeaderDuty<'_> {
+    fn drop(&mut self) {
+        if self.owed {
+            self.waiters.hand_over();
+        }
     }
 }

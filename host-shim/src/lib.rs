@@ -50,6 +50,7 @@ mod slab;
 mod sleep;
 mod stream;
 mod toe;
+mod waiters;
 
 pub use activity::{Activity, ActivityHook};
 pub use batch::BatchOp;
@@ -62,3 +63,4 @@ pub use toe::{
     control_path_from_env, ForkTicket, Toe, ToeOptions, WakeupGuard, CONTROL_ENV,
     DEFAULT_CONTROL_PATH,
 };
+pub use waiters::{set_follower_max_sleep, WaitStats};

@@ -17,6 +17,7 @@ use crate::context::{Context, Wait};
 use crate::errors::{check_status, from_status, invalid_input};
 use crate::stream::{each_v4, TcpStream};
 use crate::toe::Toe;
+use crate::waiters::WaitKey;
 
 /// A listening socket on the DPU. Dropping it stops listening.
 #[derive(Debug)]
@@ -190,10 +191,11 @@ impl TcpListener {
                 return Err(from_status(reply.status));
             }
             let generation = &self.generation;
-            self.ctx()
-                .wait_for(Wait::new(nonblocking, None, libc::EAGAIN), |_, _| {
-                    (generation.load(Ordering::Acquire) != seen).then_some(Ok(()))
-                })?;
+            self.ctx().wait_for(
+                Wait::new(nonblocking, None, libc::EAGAIN),
+                WaitKey::Port(self.local.port()),
+                |_, _| (generation.load(Ordering::Acquire) != seen).then_some(Ok(())),
+            )?;
         }
     }
 

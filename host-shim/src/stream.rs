@@ -16,6 +16,7 @@ use crate::context::{Context, CtxInner, Wait};
 use crate::errors::{check_status, from_errno, invalid_input};
 use crate::shared::Shared;
 use crate::toe::Toe;
+use crate::waiters::WaitKey;
 
 /// A timeout stored as nanoseconds, 0 = none.
 #[derive(Debug, Default)]
@@ -250,7 +251,7 @@ impl TcpStream {
         // the stream's Drop closes the handle.
         let conn = s.conn;
         s.ctx()
-            .wait_for(wait, |g, _| connect_outcome(g, conn))
+            .wait_for(wait, WaitKey::Conn(conn), |g, _| connect_outcome(g, conn))
             .map(|()| s)
     }
 
@@ -443,7 +444,12 @@ impl TcpStream {
             return Ok(0);
         }
         let wait = Wait::new(true, None, libc::EAGAIN);
-        self.here(|| self.ctx().wait_for(wait, |g, sh| self.try_read(g, sh, buf)))
+        self.here(|| {
+            self.ctx()
+                .wait_for(wait, WaitKey::Conn(self.conn), |g, sh| {
+                    self.try_read(g, sh, buf)
+                })
+        })
     }
 
     /// One write that never waits, whatever the stream's mode.
@@ -454,7 +460,9 @@ impl TcpStream {
         let wait = Wait::new(true, None, libc::EAGAIN);
         self.here(|| {
             self.ctx()
-                .wait_for(wait, |g, sh| self.try_write(g, sh, buf))
+                .wait_for(wait, WaitKey::Conn(self.conn), |g, sh| {
+                    self.try_write(g, sh, buf)
+                })
         })
     }
 
@@ -537,7 +545,12 @@ impl TcpStream {
             return Ok(0);
         }
         let wait = self.wait(&self.read_timeout);
-        self.here(|| self.ctx().wait_for(wait, |g, sh| self.try_read(g, sh, buf)))
+        self.here(|| {
+            self.ctx()
+                .wait_for(wait, WaitKey::Conn(self.conn), |g, sh| {
+                    self.try_read(g, sh, buf)
+                })
+        })
     }
 
     fn write_impl(&self, buf: &[u8]) -> io::Result<usize> {
@@ -547,7 +560,9 @@ impl TcpStream {
         let wait = self.wait(&self.write_timeout);
         let n = self.here(|| {
             self.ctx()
-                .wait_for(wait, |g, sh| self.try_write(g, sh, buf))
+                .wait_for(wait, WaitKey::Conn(self.conn), |g, sh| {
+                    self.try_write(g, sh, buf)
+                })
         })?;
         if !wait.nonblocking && self.ctx().has_backlog() {
             // The data is in the TX buffer, but the ring was full: push its
@@ -764,12 +779,13 @@ impl TcpStream {
         let conn = self.conn;
         let wait = Wait::new(false, Some(timeout), libc::ETIMEDOUT);
         let r = self.here(|| {
-            self.ctx().wait_for(wait, |g, _| match g.conn(conn) {
-                Err(e) => Some(Err(e)),
-                Ok(c) if c.tx_acked >= c.tx_written => Some(Ok(true)),
-                Ok(c) if c.error.is_some() || c.finished => Some(Ok(false)),
-                Ok(_) => None,
-            })
+            self.ctx()
+                .wait_for(wait, WaitKey::Conn(conn), |g, _| match g.conn(conn) {
+                    Err(e) => Some(Err(e)),
+                    Ok(c) if c.tx_acked >= c.tx_written => Some(Ok(true)),
+                    Ok(c) if c.error.is_some() || c.finished => Some(Ok(false)),
+                    Ok(_) => None,
+                })
         });
         match r {
             Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => Ok(false),

@@ -18,6 +18,7 @@ use doca_bindings::{Doorbell, Region};
 
 use crate::context::Context;
 use crate::shared::Shared;
+use crate::waiters::WaitStats;
 
 /// Control socket used when neither a path nor `FLEXTOE_CONTROL` is given.
 pub const DEFAULT_CONTROL_PATH: &str = "/run/flextoe/control.sock";
@@ -345,6 +346,22 @@ impl Toe {
 
     pub fn contexts(&self) -> u32 {
         self.contexts.len() as u32
+    }
+
+    /// Blocked calls over all contexts: threads sleeping now, and how
+    /// often followers were woken (a thread per connection should cost
+    /// one wake-up per event, not one per thread).
+    pub fn wait_stats(&self) -> WaitStats {
+        self.contexts
+            .iter()
+            .map(|c| c.wait_stats())
+            .fold(WaitStats::default(), |a, b| WaitStats {
+                leaders: a.leaders + b.leaders,
+                followers: a.followers + b.followers,
+                woken: a.woken + b.woken,
+                handovers: a.handovers + b.handovers,
+                timeouts: a.timeouts + b.timeouts,
+            })
     }
 
     /// Context `idx` of the region (one of this process's).

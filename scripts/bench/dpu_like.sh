@@ -26,6 +26,7 @@
 # IDLE, when set, is a number of extra connections the same-load runs open
 # and hold idle beside the CONNS active ones (rpc_client --idle): servers
 # with many quiet keep-alive clients, where a wait's cost per member shows.
+# APPS, when set, is the list of applications to run (memcached nginx echo).
 # IDLE_SPIN / IDLE_PARK_US, when set, are the service workers'
 # `topology.idle.spin_polls` / `park_after_us` (they share core 0).
 set -euo pipefail
@@ -164,15 +165,18 @@ pair() {
 }
 
 echo "command: IDLE=$IDLE $0 $RUN_S $CONNS  (core 0: service + load; core 1: the application)"
-pair memcached memcached memcached 100 21211
-pair nginx nginx http 0 28080
-if [ "$IDLE" = 0 ]; then
-  pair "libtoe RPC echo" echo echo 64 27001
-else
-  # The example echo server runs a thread per connection: with IDLE it
-  # measures a thousand sleeping threads, not a wait over many members.
-  echo "libtoe RPC echo: skipped with IDLE (thread per connection)"
-fi
+# APPS selects the pairs (default all three). The example echo server runs
+# a thread per connection: with IDLE it shows what a thousand blocked
+# threads cost each request (libtoe's wake-ups).
+APPS=${APPS:-memcached nginx echo}
+for app in $APPS; do
+  case $app in
+    memcached) pair memcached memcached memcached 100 21211 ;;
+    nginx) pair nginx nginx http 0 28080 ;;
+    echo) pair "libtoe RPC echo" echo echo 64 27001 ;;
+    *) echo "unknown app in APPS: $app (memcached, nginx, echo)" >&2; exit 1 ;;
+  esac
+done
 
 python3 - "$dir/results" <<'EOF'
 import re, sys

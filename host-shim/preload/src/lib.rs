@@ -9,6 +9,8 @@
 //! that fd to a `toe::TcpStream` or `toe::TcpListener`. A socket bound to,
 //! or connecting to, a loopback address is handed back to the kernel.
 
+#[cfg(test)]
+mod blocking_tests;
 mod epoll_set;
 mod exec;
 mod interpose;
