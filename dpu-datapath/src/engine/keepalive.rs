@@ -81,6 +81,13 @@ pub(crate) struct KeepaliveConn {
     armed_at: Nanos,
 }
 
+impl KeepaliveConn {
+    /// When its check is due (the entry the timer queue holds).
+    pub(super) fn armed_at(&self) -> Nanos {
+        self.armed_at
+    }
+}
+
 impl Engine {
     /// Turns keepalive on with these settings, or off (`None`). Settings
     /// made during the handshake apply once it completes.

@@ -5,13 +5,15 @@
 //!
 //! Files: `rx.rs` (ingress: the stage composition), `tx.rs` (flow scheduler
 //! and timers), `rate.rs` (pacing and rate-based control), `api.rs` (what
-//! applications call), `config.rs`.
+//! applications call), `migrate.rs` (a flow group's connections moved to
+//! another engine), `config.rs`.
 
 #![forbid(unsafe_code)]
 
 mod api;
 mod config;
 mod keepalive;
+mod migrate;
 mod rate;
 mod rx;
 mod timer_wheel;
@@ -21,6 +23,7 @@ pub mod work;
 pub use api::{ApiError, ConnInfo, ConnProgress};
 pub use config::{EngineConfig, SynCookieMode};
 pub use keepalive::Keepalive;
+pub use migrate::{GroupParcel, HandleMoves};
 pub use rate::paced_flow_bytes;
 
 use crate::app::AppTable;

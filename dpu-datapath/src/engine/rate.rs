@@ -73,6 +73,12 @@ pub fn paced_flow_bytes() -> usize {
 }
 
 impl RateFlow {
+    /// The flow moved to another engine (`migrate.rs`): no pacing timer is
+    /// armed there yet (the next TX arms one).
+    pub(super) fn forget_timer(&mut self) {
+        self.armed_at = None;
+    }
+
     /// The rate the pacer enforces, bits per second (None: unpaced).
     fn rate_bps(&self) -> Option<u64> {
         let controller = self.controller.map(|c| c.rate_bps());

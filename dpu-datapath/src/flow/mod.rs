@@ -21,6 +21,18 @@ pub struct FourTuple {
     pub remote_port: u16,
 }
 
+impl FourTuple {
+    /// The same connection as the other end sees it.
+    pub fn reversed(&self) -> FourTuple {
+        FourTuple {
+            local_ip: self.remote_ip,
+            local_port: self.remote_port,
+            remote_ip: self.local_ip,
+            remote_port: self.local_port,
+        }
+    }
+}
+
 impl std::fmt::Display for FourTuple {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
