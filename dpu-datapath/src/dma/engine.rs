@@ -286,16 +286,6 @@ pub trait DmaEngine: Send {
     /// reports them done as any other. Engines whose copies cannot fail
     /// report none.
     fn take_failed(&mut self, _failed: &mut Vec<u64>) {}
-    /// Performs `op` and completes it within the call, when the engine
-    /// can do so without changing what its completions promise (its copies
-    /// land at submit and none is in flight, so nothing completes out of
-    /// order): Ok(whether the bytes moved), and the op is never reported
-    /// by `poll`. Otherwise the op comes back (the default) and goes
-    /// through `submit`. This spares an item the queue when the data path
-    /// does not wait for a device (benchmarks, DPU-local memory).
-    fn complete_now(&mut self, op: DmaOp) -> Result<bool, DmaOp> {
-        Err(op)
-    }
     /// Copies submitted and not reported yet.
     fn in_flight(&self) -> usize;
     /// Copies land when submitted (only their completions wait for a
@@ -497,23 +487,6 @@ impl DmaEngine for EmulatedDma {
         let n = done.len() - first;
         self.stats.completed += n as u64;
         n
-    }
-
-    fn complete_now(&mut self, op: DmaOp) -> Result<bool, DmaOp> {
-        if self.cfg.latency_ns != 0 || !self.pending.is_empty() {
-            return Err(op);
-        }
-        self.stats.submitted += 1;
-        let fails =
-            self.cfg.fail_every > 0 && self.stats.submitted.is_multiple_of(self.cfg.fail_every);
-        if fails {
-            self.stats.failed += 1;
-        } else {
-            op.execute();
-        }
-        self.stats.bytes += op.len() as u64;
-        self.stats.completed += 1;
-        Ok(!fails)
     }
 
     fn take_failed(&mut self, failed: &mut Vec<u64>) {

@@ -27,26 +27,6 @@ pub struct Copy {
     pub len: usize,
 }
 
-/// The engine's op for `copy` between `frame`'s bytes and host memory, or
-/// None when the range is outside the frame.
-fn op_for(frame: &mut Option<Frame>, copy: Copy, tag: u64) -> Option<DmaOp> {
-    let local = frame
-        .as_mut()?
-        .get_mut(copy.at..copy.at.checked_add(copy.len)?)?;
-    // SAFETY: the bytes are the item's packet buffer (heap or mbuf memory,
-    // which does not move when the `Frame` value does). `push`, the only
-    // caller, either has the op completed within `complete_now`, or keeps
-    // the frame in the item's slot, where nobody reads or writes it, until
-    // the engine reports `tag` (then `poll` releases it) or is dropped
-    // (first, see the field order of `DmaQueue`).
-    Some(unsafe {
-        match copy.dir {
-            DmaDir::ToHost => DmaOp::to_host(copy.host, copy.pos, local, tag),
-            DmaDir::FromHost => DmaOp::from_host(copy.host, copy.pos, local, tag),
-        }
-    })
-}
-
 struct Slot<W> {
     frame: Option<Frame>,
     then: W,
@@ -94,51 +74,45 @@ impl<W> DmaQueue<W> {
 
     /// Queues an item behind the others, with its copy. A copy outside
     /// the frame is not made (the item is released without it, as
-    /// `dma_rx` ignores such a placement). With nothing queued ahead, an
-    /// item without a copy, or whose copy the engine completes within the
-    /// call ([`DmaEngine::complete_now`]), is released at once, without
-    /// entering the queue. While the engine is full, completed items are
-    /// released to `release` until it takes the copy.
+    /// `dma_rx` ignores such a placement). While the engine is full,
+    /// completed items are released to `release` until it takes the copy.
     pub fn push(
         &mut self,
-        mut frame: Option<Frame>,
+        frame: Option<Frame>,
         then: W,
         copy: Option<Copy>,
         release: &mut impl FnMut(Option<Frame>, W, bool),
     ) {
         let tag = self.head + self.items.len() as u64;
-        let Some(mut op) = copy.and_then(|copy| op_for(&mut frame, copy, tag)) else {
-            if self.items.is_empty() {
-                self.head += 1;
-                release(frame, then, true);
-            } else {
-                self.items.push_back(Slot {
-                    frame,
-                    then,
-                    done: true,
-                    failed: false,
-                });
-            }
-            return;
-        };
-        if self.items.is_empty() {
-            match self.engine.complete_now(op) {
-                Ok(moved) => {
-                    self.head += 1;
-                    release(frame, then, moved);
-                    return;
-                }
-                Err(back) => op = back,
-            }
-        }
-        // The frame moves into its slot; its bytes, which the op views, do
-        // not (see `op_for`).
         self.items.push_back(Slot {
             frame,
             then,
-            done: false,
+            done: true,
             failed: false,
         });
+        let Some(copy) = copy else {
+            return;
+        };
+        let slot = self.items.back_mut().expect("just pushed");
+        let Some(local) = slot
+            .frame
+            .as_mut()
+            .and_then(|f| f.get_mut(copy.at..copy.at.checked_add(copy.len)?))
+        else {
+            return;
+        };
+        slot.done = false;
+        // SAFETY: the bytes are the item's packet buffer (heap or mbuf
+        // memory, which does not move when the slot does); the queue keeps
+        // the item, and nobody reads or writes its frame, until the engine
+        // reports `tag` (then `poll` releases it) or is dropped (first, see
+        // the field order).
+        let mut op = unsafe {
+            match copy.dir {
+                DmaDir::ToHost => DmaOp::to_host(copy.host, copy.pos, local, tag),
+                DmaDir::FromHost => DmaOp::from_host(copy.host, copy.pos, local, tag),
+            }
+        };
         loop {
             match self.engine.submit(op) {
                 Ok(()) => return,
@@ -219,44 +193,6 @@ impl<W> DmaQueue<W> {
 mod tests {
     use super::super::engine::{DmaConfig, EmulatedDma};
     use super::*;
-
-    /// With copies landing at submit and nothing ahead, every item is
-    /// released within its push (never queued), with its bytes moved, or
-    /// with `false` when the engine failed its copy.
-    #[test]
-    fn immediate_copies_are_released_within_the_push() {
-        let host = Arc::new(HostBuffer::new(1 << 12));
-        let engine = EmulatedDma::new(DmaConfig {
-            latency_ns: 0,
-            fail_every: 3,
-            ..DmaConfig::default()
-        });
-        let mut q: DmaQueue<u32> = DmaQueue::new(Box::new(engine));
-        let mut released = Vec::new();
-        for i in 0..9u32 {
-            let mut f = Frame::new();
-            f.extend_from_slice(&[i as u8 + 1; 16]);
-            let copy = (i % 4 != 3).then(|| Copy {
-                dir: DmaDir::ToHost,
-                host: host.clone(),
-                pos: i * 16,
-                at: 0,
-                len: 16,
-            });
-            q.push(Some(f), i, copy, &mut |_, j, ok| released.push((j, ok)));
-            assert!(q.is_empty(), "item {i} was queued");
-            assert_eq!(released.last().map(|r| r.0), Some(i));
-        }
-        // Copies 3 and 6 (of the 7 made: items 0-2, 4-6, 8) failed.
-        let failed: Vec<u32> = released.iter().filter(|r| !r.1).map(|r| r.0).collect();
-        assert_eq!(failed, [2, 6]);
-        for (i, ok) in released {
-            let mut got = [0u8; 16];
-            super::super::app_read(&host, i * 16, &mut got);
-            let landed = i % 4 != 3 && ok;
-            assert_eq!(got == [i as u8 + 1; 16], landed, "item {i}");
-        }
-    }
 
     /// Items released in push order whatever the completion order, each
     /// after its copy landed (both ways), also with one copy in flight.
