@@ -87,6 +87,7 @@ fn bulk_with_moves(
         .collect();
     let mut next_move = s.now + every_ns;
     let mut moves = 0;
+    let mut moved_conns = 0;
     let mut turn = 0usize;
     let ok = s.run_until(120 * SEC, |s| {
         // B accepts on whichever owner holds the connection's group.
@@ -119,6 +120,7 @@ fn bulk_with_moves(
             let m = s.move_group(g, to);
             follow(&mut flows, from, to, &m);
             moves += 1;
+            moved_conns += m.len();
         }
         flows.iter().all(Flow::done)
     });
@@ -141,8 +143,13 @@ fn bulk_with_moves(
         assert_eq!(f.b_rx.digest(), f.a_tx.digest(), "conn {i}: A->B SHA-256");
         assert_eq!(f.a_rx.digest(), f.b_tx.digest(), "conn {i}: B->A SHA-256");
     }
+    // Moves that carried connections, not just empty groups.
+    assert!(
+        moved_conns >= moves,
+        "{moves} moves carried only {moved_conns} connections"
+    );
     eprintln!(
-        "{moves} moves; B drops {:?}; A retransmits {}, B retransmits {}",
+        "{moves} moves of {moved_conns} connections; B drops {:?}; A retransmits {}, B retransmits {}",
         s.b.iter()
             .map(|e| e.stats().drop_breakdown())
             .collect::<Vec<_>>(),
@@ -282,4 +289,58 @@ fn a_moved_flow_keeps_its_timers() {
     assert_eq!(s.a.stats().retransmit_segments, 0);
     let mut buf = [0u8; 8];
     assert_eq!(s.b[1 - first].recv(b, &mut buf).unwrap(), 3);
+}
+
+#[test]
+fn an_active_open_moves_with_its_keepalive_settings() {
+    use dpu_datapath::engine::Keepalive;
+    let link = LinkParams {
+        latency_ns: 50_000,
+        ..Default::default()
+    };
+    let mut s = sharded(link, 11, 2);
+    const A_PORT: u16 = 6000;
+    s.a.listen(A_PORT, None).unwrap();
+    // Owner 0 opens a connection to A (its port is picked in its groups)
+    // and sets keepalive before the handshake completes.
+    let c = s.b[0]
+        .connect(std::net::Ipv4Addr::new(198, 18, 0, 1), A_PORT, s.now)
+        .expect("connect");
+    let g = flow_group(&s.b[0].conn_tuple(c).unwrap(), GROUPS);
+    assert_eq!(s.owner_of[g as usize], 0);
+    let ka = Keepalive {
+        idle_secs: 5,
+        interval_secs: 1,
+        count: 3,
+    };
+    s.b[0].set_keepalive(c, Some(ka)).unwrap();
+    // The SYN is on the wire: the handshake, its handle and its settings
+    // move to owner 1, where the SYN-ACK arrives.
+    assert_eq!(s.b[0].control_counts().0, 1);
+    let moved = s.move_group(g, 1);
+    assert_eq!(moved.len(), 1);
+    let c = moved[0].1;
+    assert_eq!(s.b[0].control_counts().0, 0);
+    assert_eq!(s.b[0].app_conn_count(), 0);
+    let mut a_end = None;
+    assert!(s.run_until(s.now + SEC, |s| {
+        a_end = a_end.or_else(|| s.a.accept(A_PORT));
+        a_end.is_some() && s.b[1].conn_state(c) == Some(TcpState::Established)
+    }));
+    assert_eq!(s.b[1].keepalive(c), Some(ka));
+    // A's answers are lost from now on: owner 1's keepalive probes go
+    // unanswered, and it resets the connection after the idle time and
+    // its probes (about 8 s).
+    s.wire.set_params(
+        dpu_datapath::sim::Direction::AtoB,
+        LinkParams { loss: 1.0, ..link },
+    );
+    let silent_from = s.now;
+    assert!(s.run_until(s.now + 30 * SEC, |s| s.b[1].conn_state(c)
+        != Some(TcpState::Established)));
+    assert!(s.now - silent_from >= 5 * SEC, "reset before the idle time");
+    assert_eq!(
+        s.b[1].conn_error(c),
+        Some(dpu_datapath::app::ConnError::TimedOut)
+    );
 }

@@ -6,8 +6,8 @@
 //! generations), so a thread waiting for a condition only ever checks state:
 //! it does not matter which thread consumed the event. Waiting spins for
 //! `spin`, then sleeps on the doorbell with `app_waiting` raised (one
-//! thread per context; others sharing the context wait for it to wake),
-//! never holding the mutex while sleeping.
+//! thread per context; the others park until an event they wait for is
+//! applied, see `waiters.rs`), never holding the mutex while sleeping.
 
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -493,8 +493,17 @@ impl Context {
                 // this check wakes us; one applied before it is seen by it.
                 let mut ring_full = false;
                 let r = self.attempt(f, &mut ring_full);
-                let handed = if matches!(r, Ok(None)) {
-                    self.waiters.park(&me, key, timeout)
+                // With requests waiting for room in the ring, the caller
+                // backs off and retries (the DPU does not ring when it
+                // frees entries); a wait for anything is bounded as the
+                // leader's sleep is (no event names it).
+                let handed = if matches!(r, Ok(None)) && !ring_full {
+                    let cap = if key == WaitKey::Any {
+                        timeout.min(MAX_SLEEP)
+                    } else {
+                        timeout
+                    };
+                    self.waiters.park(&me, key, cap)
                 } else {
                     self.waiters.leave(&me, key)
                 };
@@ -656,10 +665,11 @@ impl Context {
         });
     }
 
-    /// Wakes threads sleeping on this context (after a local change they
-    /// may wait for, e.g. a shutdown).
-    pub(crate) fn wake(&self) {
-        self.waiters.wake_all();
+    /// Wakes the threads sleeping on this context for `conn` (after a
+    /// local change they may wait for, e.g. a shutdown) and the one on the
+    /// doorbell.
+    pub(crate) fn wake(&self, conn: u64) {
+        self.waiters.wake_keys(&mut vec![WaitKey::Conn(conn)]);
         let _ = self.doorbell.ring();
     }
 

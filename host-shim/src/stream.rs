@@ -587,7 +587,7 @@ impl TcpStream {
                 g.discard_rx(conn);
                 io::Result::Ok(())
             })??;
-            self.ctx().wake();
+            self.ctx().wake(conn);
         }
         if matches!(how, Shutdown::Write | Shutdown::Both) {
             let already = self.ctx().with(|g, _| g.conn(conn).map(|c| c.shut_wr))??;
@@ -605,7 +605,7 @@ impl TcpStream {
                     },
                 )?;
                 // Writers blocked on a full buffer now fail with EPIPE.
-                self.ctx().wake();
+                self.ctx().wake(conn);
                 check_status(reply.status)?;
             }
         }
@@ -930,7 +930,7 @@ impl TcpStream {
                 Ok(())
             },
         )?;
-        self.ctx().wake();
+        self.ctx().wake(conn);
         check_status(reply.status)
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! What stays: connections that left the data path (their application has
 //! not released them yet; no frame or timer reaches them), and the
-//! listeners (every owner listens on every port).
+//! listeners: the importer must listen on the ports the exporter does (in
+//! the pipeline every owner listens on every port), or moved handshakes
+//! and accept-queue entries find no listener there.
 
 #![forbid(unsafe_code)]
 
@@ -47,7 +49,9 @@ struct FlowParcel {
 struct HandshakeParcel {
     tuple: FourTuple,
     handshake: Handshake,
-    app: Option<(ConnId, AppConn)>,
+    /// An active open's application side and its keepalive settings
+    /// (made before the handshake completed, they apply after it).
+    app: Option<(ConnId, AppConn, Option<KeepaliveConn>)>,
 }
 
 /// Every connection of one flow group, taken out of an engine
@@ -116,7 +120,7 @@ impl Engine {
             .collect();
         let mut handshakes = Vec::with_capacity(tuples.len());
         for tuple in tuples {
-            let Some(handshake) = self.ctrl.handshakes.remove(&tuple) else {
+            let Some(mut handshake) = self.ctrl.handshakes.remove(&tuple) else {
                 continue;
             };
             if let Some(l) = handshake
@@ -127,9 +131,13 @@ impl Engine {
             }
             // A resolution it waits for stays here; when it ends, it finds
             // no handshake for the tuple and does nothing.
-            let app = handshake.conn.and_then(|c| Some((c, self.apps.remove(c)?)));
-            if let Some((c, _)) = app {
-                self.keepalive.remove(&c);
+            let app = handshake
+                .conn
+                .and_then(|c| Some((c, self.apps.remove(c)?, self.keepalive.remove(&c))));
+            if app.is_none() {
+                // Its handle names nothing here, and would name another
+                // engine's connection there.
+                handshake.conn = None;
             }
             handshakes.push(HandshakeParcel {
                 tuple,
@@ -166,6 +174,15 @@ impl Engine {
     fn take_flow(&mut self, id: FlowId) -> Option<FlowParcel> {
         let post = self.post.get(id.index()).copied().flatten()?;
         let conn = post.conn;
+        // Everything that can be missing is checked before anything is
+        // taken (an installed flow always has all of it).
+        let complete = self.pre.get(id).is_some()
+            && matches!(self.proto.get(id.index()), Some(Some(_)))
+            && self.apps.get(conn).is_some();
+        debug_assert!(complete, "installed flow {id:?} is incomplete");
+        if !complete {
+            return None;
+        }
         let app = self.apps.remove(conn)?;
         let accept_port = {
             let port = app.tuple.local_port;
@@ -254,10 +271,14 @@ impl Engine {
             mut handshake,
             app,
         } = h;
-        if let Some((old, app)) = app {
+        if let Some((old, app, keepalive)) = app {
             let conn = self.insert_app(app);
             handshake.conn = Some(conn);
             moves.push((old, conn));
+            if let Some(k) = keepalive {
+                self.keepalive.insert(conn, k);
+                self.push_timer(k.armed_at(), TimerKey::Keepalive(conn));
+            }
         }
         if let Some(l) = handshake
             .listener
