@@ -88,29 +88,63 @@ impl SimPair {
         .into_iter()
         .flatten()
         .min();
-        match next {
-            Some(t) => {
-                self.now = self.now.max(t);
-                true
-            }
-            None => false,
-        }
+        advance(&mut self.now, next)
     }
 
     /// Steps until `done` holds (checked after every step) or `deadline`
     /// (simulated) passes. Returns whether `done` held.
-    pub fn run_until(&mut self, deadline: Nanos, mut done: impl FnMut(&mut Self) -> bool) -> bool {
-        loop {
-            if done(self) {
-                return true;
-            }
-            if self.now > deadline {
-                return false;
-            }
-            if !self.step() {
-                // Idle: let time pass so application-driven work can happen.
-                self.now += 1_000_000;
-            }
+    pub fn run_until(&mut self, deadline: Nanos, done: impl FnMut(&mut Self) -> bool) -> bool {
+        run_until(self, deadline, done)
+    }
+}
+
+impl Stepped for SimPair {
+    fn now(&mut self) -> &mut Nanos {
+        &mut self.now
+    }
+
+    fn step(&mut self) -> bool {
+        SimPair::step(self)
+    }
+}
+
+/// A simulation on a virtual clock that moves by steps (the pairs of this
+/// module): what [`run_until`] drives.
+pub(super) trait Stepped {
+    fn now(&mut self) -> &mut Nanos;
+    /// Delivers what is due, then advances the clock to the next event;
+    /// false when nothing is left to happen.
+    fn step(&mut self) -> bool;
+}
+
+/// Moves the clock to the next event, if any is left (`step`'s end).
+pub(super) fn advance(now: &mut Nanos, next: Option<Nanos>) -> bool {
+    match next {
+        Some(t) => {
+            *now = (*now).max(t);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Steps `sim` until `done` holds (checked after every step) or `deadline`
+/// (simulated) passes. Returns whether `done` held.
+pub(super) fn run_until<S: Stepped>(
+    sim: &mut S,
+    deadline: Nanos,
+    mut done: impl FnMut(&mut S) -> bool,
+) -> bool {
+    loop {
+        if done(sim) {
+            return true;
+        }
+        if *sim.now() > deadline {
+            return false;
+        }
+        if !sim.step() {
+            // Idle: let time pass so application-driven work can happen.
+            *sim.now() += 1_000_000;
         }
     }
 }

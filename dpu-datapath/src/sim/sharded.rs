@@ -4,6 +4,7 @@
 //! group, and a group can move to another owner between steps
 //! ([`ShardedPair::move_group`]) while its connections are open.
 
+use super::harness::{advance, run_until, Stepped};
 use super::{Direction, LinkParams, SimWire};
 use crate::engine::{Engine, EngineConfig, HandleMoves};
 use crate::flow::{frame_rss_hash, group_of_hash};
@@ -115,28 +116,22 @@ impl ShardedPair {
             .chain(self.b.iter().map(Engine::next_deadline))
             .flatten()
             .min();
-        match next {
-            Some(t) => {
-                self.now = self.now.max(t);
-                true
-            }
-            None => false,
-        }
+        advance(&mut self.now, next)
     }
 
     /// Steps until `done` holds (checked after every step) or `deadline`
     /// (simulated) passes. Returns whether `done` held.
-    pub fn run_until(&mut self, deadline: Nanos, mut done: impl FnMut(&mut Self) -> bool) -> bool {
-        loop {
-            if done(self) {
-                return true;
-            }
-            if self.now > deadline {
-                return false;
-            }
-            if !self.step() {
-                self.now += 1_000_000;
-            }
-        }
+    pub fn run_until(&mut self, deadline: Nanos, done: impl FnMut(&mut Self) -> bool) -> bool {
+        run_until(self, deadline, done)
+    }
+}
+
+impl Stepped for ShardedPair {
+    fn now(&mut self) -> &mut Nanos {
+        &mut self.now
+    }
+
+    fn step(&mut self) -> bool {
+        ShardedPair::step(self)
     }
 }
