@@ -77,6 +77,17 @@ impl GroupParcel {
             self.time_wait.len(),
         )
     }
+
+    /// The handles (in the exporting engine) of the application
+    /// connections it carries.
+    pub fn conns(&self) -> Vec<ConnId> {
+        let flows = self.flows.iter().map(|f| f.conn);
+        let opening = self
+            .handshakes
+            .iter()
+            .filter_map(|h| Some(h.app.as_ref()?.0));
+        flows.chain(opening).collect()
+    }
 }
 
 /// The handle each moved connection has in the importing engine, by the

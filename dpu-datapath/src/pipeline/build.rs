@@ -1,7 +1,8 @@
 //! Wiring: builds every ring and task from the plan, places the tasks on
 //! workers, starts them, and takes them back at shutdown.
 
-use super::items::{EgressItem, IngressItem, PostItem, PreItem, ShardIn, StampedWork};
+use super::items::{EgressItem, IngressItem, PostItem, PreItem, Returned, ShardIn, StampedWork};
+use super::moves::{Arrival, MoveControl, OwnerMoves, RouteCtl, Routes};
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
@@ -30,7 +31,9 @@ use crate::io::Nic;
 use crate::pre::LocalAddrs;
 use crate::stats::Stats;
 use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::SegQueue;
 use pipeline_config::Topology;
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -91,6 +94,8 @@ pub struct Pipeline {
     draining: Arc<AtomicBool>,
     workers: Vec<Worker>,
     board: Arc<StatsBoard>,
+    /// Flow-group moves (`pipeline/moves.rs`).
+    pub(super) moves: MoveControl,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -117,6 +122,12 @@ struct Wiring<'a> {
     arp_learn: Vec<Arc<ArrayQueue<ShardIn>>>,
     start: Instant,
     draining: Arc<AtomicBool>,
+    /// Every owner's mailbox for groups moved to it.
+    mailboxes: Vec<Arc<SegQueue<Arrival>>>,
+    /// Per replica, its ingress reorder's move requests (staged replicas).
+    routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
+    /// Every application started so far can move its connections.
+    movable: Cell<bool>,
 }
 
 /// How a replica's tasks are built (see [`Wiring::shape`]).
@@ -168,6 +179,9 @@ impl<'a> Wiring<'a> {
             arp_learn: (0..plan.owners())
                 .map(|_| Arc::new(ArrayQueue::new(1024)))
                 .collect(),
+            mailboxes: (0..plan.owners()).map(|_| Arc::default()).collect(),
+            routes: (0..plan.replicas).map(|_| None).collect(),
+            movable: Cell::new(true),
             plan,
             opts,
             nic,
@@ -225,6 +239,7 @@ impl<'a> Wiring<'a> {
         engine.set_owned_groups(self.plan.groups_of_owner(index));
         let mut app = make_app(index);
         app.start(&mut engine);
+        self.movable.set(self.movable.get() && app.movable());
         (engine, app)
     }
 
@@ -428,7 +443,7 @@ impl<'a> Wiring<'a> {
 
     /// Replica `r` as separate tasks joined by rings.
     fn staged_replica(
-        &self,
+        &mut self,
         r: usize,
         make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
     ) -> ReplicaTasks {
@@ -442,7 +457,9 @@ impl<'a> Wiring<'a> {
         let (ing_out, pre_in) = unzip((0..p_n).map(|_| channel::<IngressItem>(ring)));
         let (pre_out, reo_in) = unzip((0..p_n).map(|_| channel::<PreItem>(ring)));
         let (reo_out, owner_in) = unzip((0..q_n).map(|_| channel::<ShardIn>(ring)));
-        let (commit_out, commit_in) = unzip((0..q_n).map(|_| channel::<Commit>(4 * ring)));
+        let (commit_out, commit_in) = unzip((0..q_n).map(|_| channel::<Returned>(4 * ring)));
+        let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
+        self.routes[r] = Some(requests.clone());
         let (direct_out, direct_in) = unzip((0..q_n).map(|_| channel::<EgressItem>(ring)));
         let (owner_dma, dma_in) = mesh::<StampedWork>(q_n, d_n, ring);
         let (dma_post, post_in) = mesh::<PostItem>(d_n, s_n, ring);
@@ -456,7 +473,7 @@ impl<'a> Wiring<'a> {
         }
         tasks.push((
             TaskKind::IngressReorder,
-            self.ingress_reorder_task(r, reo_in, reo_out),
+            self.ingress_reorder_task(r, reo_in, reo_out, &requests),
         ));
         let owners = owner_in
             .into_iter()
@@ -469,6 +486,7 @@ impl<'a> Wiring<'a> {
                 commits,
                 dma_outs,
                 egress_out,
+                requests: requests.clone(),
             };
             tasks.push((
                 TaskKind::Proto(q),
@@ -535,6 +553,7 @@ impl<'a> Wiring<'a> {
         r: usize,
         inputs: Vec<Consumer<PreItem>>,
         owners: Vec<Producer<ShardIn>>,
+        requests: &Arc<SegQueue<RouteCtl>>,
     ) -> Box<dyn Task> {
         let p = &self.plan;
         // The window holds everything that can be in flight between the
@@ -544,6 +563,7 @@ impl<'a> Wiring<'a> {
             live: LiveCounters::new(self.board.clone()),
             replica: r,
             plan: p.clone(),
+            routes: Routes::new(p, r, requests.clone()),
             backlog: (0..inputs.len()).map(|_| VecDeque::new()).collect(),
             inputs,
             window: Reorder::new(window),
@@ -567,6 +587,7 @@ impl<'a> Wiring<'a> {
     ) -> Box<dyn Task> {
         let index = r * self.plan.proto + q;
         let (engine, app) = self.engine(index, make_app);
+        let moves = OwnerMoves::new(index, self.mailboxes.clone(), rings.requests);
         Box::new(OwnerTask {
             live: LiveCounters::new(self.board.clone()),
             index,
@@ -591,6 +612,7 @@ impl<'a> Wiring<'a> {
             publisher: Publisher::default(),
             timer: self.timer(r, PROTO, q),
             spare: spare.clone(),
+            moves,
         })
     }
 
@@ -651,7 +673,7 @@ impl<'a> Wiring<'a> {
         &self,
         r: usize,
         inputs: Vec<Consumer<EgressItem>>,
-        commit_outs: Vec<Producer<Commit>>,
+        commit_outs: Vec<Producer<Returned>>,
     ) -> Box<dyn Task> {
         let p = &self.plan;
         let q_n = p.proto;
@@ -682,9 +704,11 @@ impl<'a> Wiring<'a> {
 /// The rings of one owner.
 struct OwnerRings {
     input: Consumer<ShardIn>,
-    commits: Consumer<Commit>,
+    commits: Consumer<Returned>,
     dma_outs: Vec<Producer<StampedWork>>,
     egress_out: Producer<EgressItem>,
+    /// The replica's ingress reorder's move requests.
+    requests: Arc<SegQueue<RouteCtl>>,
 }
 
 /// A ring from each of `from` producers to each of `to` consumers:
@@ -773,7 +797,7 @@ impl Pipeline {
         mut make_app: impl FnMut(usize) -> Box<dyn ShardApp>,
     ) -> Self {
         let plan = Plan::new(topology);
-        let wiring = Wiring::new(cfg, plan.clone(), opts, nic.clone());
+        let mut wiring = Wiring::new(cfg, plan.clone(), opts, nic.clone());
         let replicas: Vec<ReplicaTasks> = (0..plan.replicas)
             .map(|r| match wiring.shape(r) {
                 Shape::RunToCompletion => wiring.fused_replica(r, &mut make_app),
@@ -784,6 +808,7 @@ impl Pipeline {
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let workers = spawn_workers(&plan, replicas, topology, opts, &nic, &stop);
+        let moves = MoveControl::new(&plan, wiring.routes, wiring.movable.get());
         Self {
             plan,
             nic,
@@ -791,6 +816,7 @@ impl Pipeline {
             draining: wiring.draining,
             workers,
             board: wiring.board,
+            moves,
         }
     }
 

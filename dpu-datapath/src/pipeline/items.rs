@@ -5,6 +5,8 @@ use crate::io::Frame;
 use crate::pre::Verdict;
 use crate::proto::Nanos;
 
+use super::moves::MoveRequest;
+
 /// Egress stamp: (sequencer, sequence). Each flow-group owner (`proto`
 /// worker) is a sequencer for everything it emits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,10 @@ pub enum ShardIn {
     },
     /// An ARP frame seen on another queue: learn from it, do not answer.
     ArpLearn { time: Nanos, frame: Frame },
+    /// Hand flow group `request.group` to another owner: the ingress
+    /// reorder holds the group's later frames, so every frame of it before
+    /// this one has reached the owner already (`pipeline/moves.rs`).
+    MoveOut(MoveRequest),
 }
 
 /// Owner -> `dma` (and, for frames and commits, straight to egress).
@@ -77,4 +83,16 @@ pub struct EgressItem {
     pub stamp: Stamp,
     pub frame: Option<Frame>,
     pub commit: Option<Commit>,
+    /// Returned to the owner as [`Returned::Fence`] once everything it
+    /// stamped before has left (a flow-group move waits for it).
+    pub fence: bool,
+}
+
+/// Egress reorder -> owner, in stamp order.
+#[derive(Debug)]
+pub enum Returned {
+    Commit(Commit),
+    /// Everything the owner stamped before its fence has been released:
+    /// frames sent, commits ahead of this in the ring.
+    Fence,
 }

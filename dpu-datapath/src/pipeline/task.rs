@@ -1,6 +1,8 @@
 //! What a worker polls, and what each task reports at shutdown.
 
-use crate::engine::Engine;
+use super::moves::AppParcel;
+use crate::app::ConnId;
+use crate::engine::{Engine, HandleMoves};
 use crate::stats::Stats;
 use std::any::Any;
 use std::sync::Arc;
@@ -24,6 +26,27 @@ pub trait ShardApp: Send {
     fn poll(&mut self, engine: &mut Engine);
     /// For retrieving results after shutdown.
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+
+    /// Whether it can hand its connections to another owner's instance
+    /// (flow-group moves, `pipeline/moves.rs`); a pipeline whose
+    /// applications cannot refuses moves.
+    fn movable(&self) -> bool {
+        false
+    }
+
+    /// Takes out its state for connections `conns` (handles in this
+    /// owner's engine), which leave with their flow group.
+    fn export_conns(&mut self, conns: &[ConnId]) -> AppParcel {
+        let _ = conns;
+        Box::new(())
+    }
+
+    /// Adopts connections moved here from another owner's instance:
+    /// `parcel` from its [`ShardApp::export_conns`], `moves` each old
+    /// handle with its new one in this owner's engine.
+    fn import_conns(&mut self, parcel: AppParcel, moves: &HandleMoves) {
+        let _ = (parcel, moves);
+    }
 }
 
 /// What an owner last published for live monitoring (see [`StatsBoard`]).

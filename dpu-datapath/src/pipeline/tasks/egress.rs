@@ -4,9 +4,8 @@
 //! its DMA completed and in order). Every stamp is released exactly once,
 //! with or without a frame.
 
-use crate::engine::work::Commit;
 use crate::io::{Frame, Nic};
-use crate::pipeline::items::EgressItem;
+use crate::pipeline::items::{EgressItem, Returned};
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
@@ -27,8 +26,8 @@ pub(crate) struct EgressTask {
     /// that other owners' items share.
     pub(crate) overflow: Vec<std::collections::BTreeMap<u64, EgressItem>>,
     pub(crate) nic: Arc<dyn Nic>,
-    pub(crate) commit_outs: Vec<Producer<Commit>>,
-    pub(crate) pending_commits: Vec<VecDeque<Commit>>,
+    pub(crate) commit_outs: Vec<Producer<Returned>>,
+    pub(crate) pending_commits: Vec<VecDeque<Returned>>,
     pub(crate) tx: Vec<Frame>,
     pub(crate) burst: usize,
     pub(crate) batch: Vec<EgressItem>,
@@ -57,7 +56,10 @@ impl EgressTask {
             self.tx.push(frame);
         }
         if let Some(c) = item.commit {
-            self.pending_commits[w].push_back(c);
+            self.pending_commits[w].push_back(Returned::Commit(c));
+        }
+        if item.fence {
+            self.pending_commits[w].push_back(Returned::Fence);
         }
     }
 }

@@ -1,11 +1,12 @@
 //! Ingress reorder: `pre` workers finish out of order; this releases their
 //! results in arrival (sequence) order to the flow-group owners, so `proto`
 //! sees each connection's segments in the order the NIC received them.
-//! Drops release their sequence number here.
+//! Drops release their sequence number here. A flow group on its way to
+//! another owner is held here meanwhile (`pipeline/moves.rs`).
 
-use crate::flow::group_of_hash;
 use crate::io::Frame;
 use crate::pipeline::items::{PreItem, ShardIn};
+use crate::pipeline::moves::Routes;
 use crate::pipeline::reorder::Reorder;
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
@@ -21,6 +22,8 @@ pub(crate) struct IngressReorderTask {
     pub(crate) live: LiveCounters,
     pub(crate) replica: usize,
     pub(crate) plan: Plan,
+    /// Which owner each flow group goes to, and groups on the move.
+    pub(crate) routes: Routes,
     pub(crate) inputs: Vec<Consumer<PreItem>>,
     /// Per input: items taken from the ring but beyond the window for now.
     pub(crate) backlog: Vec<VecDeque<PreItem>>,
@@ -38,35 +41,33 @@ pub(crate) struct IngressReorderTask {
 
 impl IngressReorderTask {
     fn route(&mut self, item: PreItem) {
-        let local = match &item.verdict {
+        let rss = match &item.verdict {
             Verdict::Drop(_) => return,
-            Verdict::Tcp { rss, .. } => {
-                let g = group_of_hash(*rss, self.plan.flow_groups);
-                match self
-                    .plan
-                    .owner_of_group(g)
-                    .checked_sub(self.replica * self.plan.proto)
-                {
-                    Some(local) if local < self.owners.len() => local,
-                    // Not this replica's group: `pre` turned those into
-                    // drops (misrouted), so this cannot happen.
-                    _ => return,
-                }
-            }
+            Verdict::Tcp { rss, .. } => Some(*rss),
             Verdict::Control => {
                 // Owner 0 of the receiving replica answers.
                 let answering = self.replica * self.plan.proto;
                 self.arp_learn_dropped +=
                     share_arp(&self.arp_learn, answering, item.time, &item.frame);
-                0
+                None
             }
         };
-        let local = local.min(self.owners.len() - 1);
-        self.pending[local].push_back(ShardIn::Rx {
+        let shard_in = ShardIn::Rx {
             time: item.time,
             frame: item.frame,
             verdict: item.verdict,
-        });
+        };
+        let (local, shard_in) = match rss {
+            // Held while its group moves, or not this replica's group
+            // (`pre` turned those into drops).
+            Some(rss) => match self.routes.route(rss, shard_in) {
+                Some(routed) => routed,
+                None => return,
+            },
+            None => (0, shard_in),
+        };
+        let local = local.min(self.owners.len() - 1);
+        self.pending[local].push_back(shard_in);
     }
 
     fn flush(&mut self) -> bool {
@@ -123,6 +124,7 @@ impl IngressReorderTask {
             full_events: self.owners.iter().map(|o| o.full_events).sum(),
             reorder_holds: self.window.hold_events,
             reorder_leftover: self.window.held() as u64
+                + self.routes.held_frames() as u64
                 + self.backlog.iter().map(|b| b.len() as u64).sum::<u64>(),
         }
     }
@@ -134,8 +136,10 @@ impl Task for IngressReorderTask {
             let c = self.counters();
             self.live.publish(c);
         }
-        // Back-pressure: while an owner's ring is full, take nothing new.
-        if !self.flush() {
+        self.routes.apply_requests(&mut self.pending);
+        // Back-pressure: while an owner's ring is full, or a moving group
+        // holds many frames here, take nothing new.
+        if !self.flush() || self.routes.full() {
             return 0;
         }
         let mut n = 0;
@@ -172,7 +176,8 @@ impl Task for IngressReorderTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.window.held() == 0
+        !self.routes.busy()
+            && self.window.held() == 0
             && self.backlog.iter().all(VecDeque::is_empty)
             && self.pending.iter().all(VecDeque::is_empty)
     }

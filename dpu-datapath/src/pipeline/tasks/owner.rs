@@ -3,11 +3,14 @@
 //! any co-located application. Everything it emits is stamped by its own
 //! egress sequencer; `dma`/`post` work goes out round-robin (so one
 //! connection's segments spread over several workers), frames from the
-//! control plane and bare commits go straight to the egress reorder.
+//! control plane and bare commits go straight to the egress reorder. It
+//! hands flow groups to the other owners of its replica and takes theirs
+//! (`pipeline/moves.rs`).
 
-use crate::engine::work::{Commit, Work};
+use crate::engine::work::Work;
 use crate::engine::Engine;
-use crate::pipeline::items::{EgressItem, ShardIn, Stamp, StampedWork};
+use crate::pipeline::items::{EgressItem, Returned, ShardIn, Stamp, StampedWork};
+use crate::pipeline::moves::{MoveRequest, OwnerMoves};
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
     LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task, TaskCounters,
@@ -25,7 +28,7 @@ pub(crate) struct OwnerTask {
     pub(crate) engine: Engine,
     pub(crate) app: Box<dyn ShardApp>,
     pub(crate) input: Consumer<ShardIn>,
-    pub(crate) commits: Consumer<Commit>,
+    pub(crate) commits: Consumer<Returned>,
     pub(crate) arp_learn: Arc<ArrayQueue<ShardIn>>,
     pub(crate) dma_outs: Vec<Producer<StampedWork>>,
     pub(crate) egress_out: Producer<EgressItem>,
@@ -37,7 +40,7 @@ pub(crate) struct OwnerTask {
     pub(crate) pending_egress: VecDeque<EgressItem>,
     pub(crate) work: Vec<Work>,
     pub(crate) batch: Vec<ShardIn>,
-    pub(crate) commit_batch: Vec<Commit>,
+    pub(crate) commit_batch: Vec<Returned>,
     pub(crate) items: u64,
     /// Live counters for monitoring (refreshed every `StatsBoard::PERIOD`).
     pub(crate) board: Arc<StatsBoard>,
@@ -47,6 +50,8 @@ pub(crate) struct OwnerTask {
     pub(crate) timer: StageTimer,
     /// Where received frames nothing kept go, for `dma` to reuse.
     pub(crate) spare: Arc<super::SpareFrames>,
+    /// Flow groups leaving and arriving.
+    pub(crate) moves: OwnerMoves,
 }
 
 impl OwnerTask {
@@ -64,31 +69,88 @@ impl OwnerTask {
         dma_done && self.pending_egress.is_empty()
     }
 
+    fn next_stamp(&mut self) -> Stamp {
+        let stamp = Stamp {
+            seqr: self.index as u16,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        stamp
+    }
+
+    /// Stops for flow group `request.group` to leave: stamps what the
+    /// engine has produced, then the fence the move waits for.
+    fn begin_move_out(&mut self, request: MoveRequest) {
+        self.stamp_output();
+        let stamp = self.next_stamp();
+        let fence = self.moves.begin(request, stamp);
+        self.pending_egress.push_back(fence);
+    }
+
+    /// Received frames and ARP; stops at a `MoveOut`, the rest of the
+    /// batch deferred behind the move.
+    fn take_input(&mut self, burst_now: Option<crate::proto::Nanos>) -> usize {
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        self.moves.refill(&mut batch, self.burst);
+        let room = self.burst - batch.len();
+        let n = self.input.pop_burst(&mut batch, room);
+        let mut items = batch.drain(..);
+        while let Some(item) = items.next() {
+            match item {
+                ShardIn::Rx {
+                    time,
+                    frame,
+                    verdict,
+                } => {
+                    let now = burst_now.unwrap_or_else(|| self.clock.now(time));
+                    let t = self.timer.start();
+                    if let Some(unused) = self.engine.after_validate_owned(verdict, frame, now) {
+                        self.spare.give(unused);
+                    }
+                    self.timer.stop(t);
+                }
+                ShardIn::ArpLearn { time, frame } => {
+                    let now = self.clock.now(time);
+                    self.engine.learn_arp(&frame, now);
+                }
+                ShardIn::MoveOut(request) => {
+                    self.moves.defer(items.by_ref());
+                    self.begin_move_out(request);
+                    break;
+                }
+            }
+        }
+        drop(items);
+        self.batch = batch;
+        n
+    }
+
     /// Stamps the engine's output in order and queues it for its stage.
     /// Returns how many items it stamped.
     fn stamp_output(&mut self) -> usize {
         self.engine.take_work(&mut self.work);
         let produced = self.work.len();
-        for work in self.work.drain(..) {
-            let stamp = Stamp {
-                seqr: self.index as u16,
-                seq: self.next_seq,
-            };
-            self.next_seq += 1;
-            match work {
+        let mut work = std::mem::take(&mut self.work);
+        for w in work.drain(..) {
+            let stamp = self.next_stamp();
+            match w {
                 Work::Frame(frame) => self.pending_egress.push_back(EgressItem {
                     stamp,
                     frame: Some(frame),
                     commit: None,
+                    fence: false,
                 }),
                 Work::Commit(c) => self.pending_egress.push_back(EgressItem {
                     stamp,
                     frame: None,
                     commit: Some(c),
+                    fence: false,
                 }),
                 work => self.pending_dma.push_back(StampedWork { stamp, work }),
             }
         }
+        self.work = work;
         produced
     }
 }
@@ -118,9 +180,18 @@ impl Task for OwnerTask {
         n += self
             .commits
             .pop_burst(&mut self.commit_batch, self.burst * 4);
-        for c in self.commit_batch.drain(..) {
-            self.engine.commit(c);
+        for r in self.commit_batch.drain(..) {
+            match r {
+                Returned::Commit(c) => self.engine.commit(c),
+                Returned::Fence => self.moves.fence_returned(),
+            }
         }
+        // A group leaving waits for its fence with nothing new started.
+        if self.moves.stalled(&mut self.engine, &mut *self.app) {
+            self.flush();
+            return n;
+        }
+        n += self.moves.adopt(&mut self.engine, &mut *self.app);
         let burst_now = self.clock.burst_now();
         if self.flush() {
             while let Some(ShardIn::ArpLearn { time, frame }) = self.arp_learn.pop() {
@@ -128,28 +199,11 @@ impl Task for OwnerTask {
                 self.engine.learn_arp(&frame, now);
                 n += 1;
             }
-            self.batch.clear();
-            n += self.input.pop_burst(&mut self.batch, self.burst);
-            for item in self.batch.drain(..) {
-                match item {
-                    ShardIn::Rx {
-                        time,
-                        frame,
-                        verdict,
-                    } => {
-                        let now = burst_now.unwrap_or_else(|| self.clock.now(time));
-                        let t = self.timer.start();
-                        if let Some(unused) = self.engine.after_validate_owned(verdict, frame, now)
-                        {
-                            self.spare.give(unused);
-                        }
-                        self.timer.stop(t);
-                    }
-                    ShardIn::ArpLearn { time, frame } => {
-                        let now = self.clock.now(time);
-                        self.engine.learn_arp(&frame, now);
-                    }
-                }
+            n += self.take_input(burst_now);
+            if self.moves.stalled(&mut self.engine, &mut *self.app) {
+                self.flush();
+                self.items += n as u64;
+                return n;
             }
         }
         self.app.poll(&mut self.engine);
@@ -168,6 +222,7 @@ impl Task for OwnerTask {
             && self.input.is_empty()
             && self.commits.is_empty()
             && self.arp_learn.is_empty()
+            && self.moves.idle()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {

@@ -67,6 +67,7 @@ impl Task for PostTask {
                         stamp,
                         frame: self.spare.post_rx(&work, frame, &self.caps),
                         commit: (!work.commit.is_empty()).then_some(work.commit),
+                        fence: false,
                     },
                     PostItem::Tx {
                         stamp,
@@ -79,12 +80,14 @@ impl Task for PostTask {
                             stamp,
                             frame: Some(frame),
                             commit: None,
+                            fence: false,
                         }
                     }
                     PostItem::Commit { stamp, commit } => EgressItem {
                         stamp,
                         frame: None,
                         commit: Some(commit),
+                        fence: false,
                     },
                 };
                 self.timer.stop(t);

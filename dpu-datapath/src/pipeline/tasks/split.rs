@@ -142,6 +142,9 @@ impl Task for SplitOwnerTask {
                         let now = self.owner.clock.now(time);
                         self.owner.engine.learn_arp(&frame, now);
                     }
+                    // A fused replica has one owner: nothing moves
+                    // (`Pipeline::move_group` refuses).
+                    ShardIn::MoveOut(_) => {}
                 }
             }
         }

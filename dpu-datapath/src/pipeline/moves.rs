@@ -1,0 +1,543 @@
+//! Moving a flow group to another owner of the same replica while the
+//! pipeline runs (issue 14: resize without dropping connections).
+//!
+//! The engines do the state transfer (`engine/migrate.rs`); this is the
+//! hand-off around it, so that no segment of the group is lost, handled by
+//! the wrong owner, or sent out of order:
+//!
+//! 1. [`Pipeline::move_group`] asks the replica's ingress reorder to
+//!    **hold** the group: its later frames wait there, and the old owner
+//!    gets [`ShardIn::MoveOut`] behind every frame of the group it was
+//!    already given.
+//! 2. The old owner stamps what its engine produced so far, then a
+//!    **fence**, and stops (it only applies returned commits) until the
+//!    egress reorder gives the fence back: everything it stamped before has
+//!    left, and every commit before it is applied.
+//! 3. It **exports** the group (engine and application side) into the new
+//!    owner's mailbox and goes on with its other groups.
+//! 4. The new owner **imports** the group, tells the ingress reorder to
+//!    route the group to it and release the held frames, in order, and
+//!    answers the caller with the connections' new handles.
+//!
+//! Moves across replicas (the NIC's steering would have to move too) and
+//! applications that cannot hand over their connections
+//! ([`ShardApp::movable`]) are refused with an error.
+
+#![forbid(unsafe_code)]
+
+use super::items::{EgressItem, ShardIn, Stamp};
+use super::task::ShardApp;
+use super::topology::Plan;
+use super::Pipeline;
+use crate::engine::{Engine, GroupParcel, HandleMoves};
+use crate::flow::group_of_hash;
+use crossbeam_queue::SegQueue;
+use std::any::Any;
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An application's side of moved connections (see [`ShardApp::export_conns`]).
+pub type AppParcel = Box<dyn Any + Send>;
+
+/// One move on its way through the pipeline.
+#[derive(Debug)]
+pub struct MoveRequest {
+    pub group: u32,
+    /// Global owner indices.
+    pub from: usize,
+    pub to: usize,
+    /// The new owner answers here with the moved connections' handles.
+    done: mpsc::Sender<HandleMoves>,
+}
+
+/// Requests to a replica's ingress reorder.
+#[derive(Debug)]
+pub(crate) enum RouteCtl {
+    /// Hold the group's frames and send the old owner [`ShardIn::MoveOut`].
+    Hold(MoveRequest),
+    /// The group now belongs to owner `to`: release its held frames there.
+    Release { group: u32, to: usize },
+}
+
+/// From the old owner to the new one.
+pub(crate) struct Arrival {
+    parcel: GroupParcel,
+    app: AppParcel,
+    request: MoveRequest,
+}
+
+/// Why a move was refused or did not finish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveError {
+    NoSuchGroup {
+        group: u32,
+        groups: u32,
+    },
+    NoSuchOwner {
+        owner: usize,
+        owners: usize,
+    },
+    /// The owners are in different replicas: the group's frames arrive on
+    /// the first one's queue.
+    AcrossReplicas {
+        from: usize,
+        to: usize,
+    },
+    /// The application on the owners cannot hand over its connections.
+    AppCannotMove,
+    /// The pipeline did not finish the move in time (it is still under
+    /// way; the next move waits for it first).
+    Timeout {
+        group: u32,
+    },
+}
+
+impl std::fmt::Display for MoveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoSuchGroup { group, groups } => write!(
+                f,
+                "flow group {group} does not exist (topology.flow_groups is {groups}: 0 to {})",
+                groups.saturating_sub(1)
+            ),
+            Self::NoSuchOwner { owner, owners } => write!(
+                f,
+                "owner {owner} does not exist (replicas x proto_workers is {owners}: 0 to {})",
+                owners.saturating_sub(1)
+            ),
+            Self::AcrossReplicas { from, to } => write!(
+                f,
+                "owners {from} and {to} are in different replicas: a group moves only between \
+                 the owners (proto workers) of its replica"
+            ),
+            Self::AppCannotMove => write!(
+                f,
+                "the application on the owners cannot hand over its connections"
+            ),
+            Self::Timeout { group } => write!(
+                f,
+                "the move of flow group {group} did not finish in time (the pipeline is stalled?)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for MoveError {}
+
+/// The pipeline's side of moves: where each group is, and a way to reach
+/// each replica's ingress reorder.
+#[derive(Debug)]
+pub(crate) struct MoveControl {
+    /// Per replica: its ingress reorder's requests (None for a fused
+    /// replica, which has one owner and no ingress reorder).
+    routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
+    /// Every co-located application can move its connections.
+    movable: bool,
+    state: parking_lot::Mutex<MoveState>,
+}
+
+#[derive(Debug)]
+struct MoveState {
+    /// Global owner of each flow group.
+    owner_of: Vec<usize>,
+    /// A move that timed out, still finishing: (group, to, answer).
+    unfinished: Option<(u32, usize, mpsc::Receiver<HandleMoves>)>,
+}
+
+impl MoveControl {
+    pub(crate) fn new(
+        plan: &Plan,
+        routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
+        movable: bool,
+    ) -> Self {
+        Self {
+            routes,
+            movable,
+            state: parking_lot::Mutex::new(MoveState {
+                owner_of: (0..plan.flow_groups)
+                    .map(|g| plan.owner_of_group(g))
+                    .collect(),
+                unfinished: None,
+            }),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Moves flow group `group` to owner `to` (global index: replica x
+    /// `proto_workers` + worker) with its open connections; blocks until
+    /// the new owner has them, at most `timeout`. Returns each moved
+    /// application connection's old and new handle. See the module
+    /// documentation.
+    pub fn move_group(
+        &self,
+        group: u32,
+        to: usize,
+        timeout: Duration,
+    ) -> Result<HandleMoves, MoveError> {
+        let plan = self.plan();
+        let control = &self.moves;
+        let mut state = control.state.lock();
+        if let Some((g, dest, answer)) = state.unfinished.take() {
+            match answer.recv_timeout(timeout) {
+                Ok(_) => state.owner_of[g as usize] = dest,
+                Err(_) => {
+                    state.unfinished = Some((g, dest, answer));
+                    return Err(MoveError::Timeout { group: g });
+                }
+            }
+        }
+        let from = *state
+            .owner_of
+            .get(group as usize)
+            .ok_or(MoveError::NoSuchGroup {
+                group,
+                groups: plan.flow_groups,
+            })?;
+        if to >= plan.owners() {
+            return Err(MoveError::NoSuchOwner {
+                owner: to,
+                owners: plan.owners(),
+            });
+        }
+        if from == to {
+            return Ok(Vec::new());
+        }
+        let replica = from / plan.proto;
+        if to / plan.proto != replica {
+            return Err(MoveError::AcrossReplicas { from, to });
+        }
+        if !control.movable {
+            return Err(MoveError::AppCannotMove);
+        }
+        let Some(routes) = control.routes.get(replica).and_then(Option::as_ref) else {
+            // Two owners in a replica always make it staged.
+            return Err(MoveError::AcrossReplicas { from, to });
+        };
+        let (done, answer) = mpsc::channel();
+        routes.push(RouteCtl::Hold(MoveRequest {
+            group,
+            from,
+            to,
+            done,
+        }));
+        match answer.recv_timeout(timeout) {
+            Ok(moves) => {
+                state.owner_of[group as usize] = to;
+                Ok(moves)
+            }
+            Err(_) => {
+                state.unfinished = Some((group, to, answer));
+                Err(MoveError::Timeout { group })
+            }
+        }
+    }
+
+    /// The global owner of each flow group now (after the moves so far).
+    pub fn group_owners(&self) -> Vec<usize> {
+        self.moves.state.lock().owner_of.clone()
+    }
+}
+
+/// The ingress reorder's side: where each group goes, and the frames of
+/// groups on the move.
+#[derive(Debug)]
+pub(crate) struct Routes {
+    requests: Arc<SegQueue<RouteCtl>>,
+    flow_groups: u32,
+    /// Global owner of each group.
+    owner_of: Vec<usize>,
+    /// Groups on the move, with the frames that arrived meanwhile.
+    held: Vec<(u32, VecDeque<ShardIn>)>,
+    /// Global index of the replica's first owner.
+    first_owner: usize,
+    /// Held frames beyond which the ingress reorder takes nothing new
+    /// until the move lands (back-pressure, as from a full owner ring).
+    hold_limit: usize,
+}
+
+impl Routes {
+    pub(crate) fn new(plan: &Plan, replica: usize, requests: Arc<SegQueue<RouteCtl>>) -> Self {
+        Self {
+            requests,
+            flow_groups: plan.flow_groups,
+            owner_of: (0..plan.flow_groups)
+                .map(|g| plan.owner_of_group(g))
+                .collect(),
+            held: Vec::new(),
+            first_owner: replica * plan.proto,
+            hold_limit: 4 * plan.ring_size,
+        }
+    }
+
+    /// Applies the requests that came in; `pending` is per local owner.
+    pub(crate) fn apply_requests(&mut self, pending: &mut [VecDeque<ShardIn>]) {
+        while let Some(request) = self.requests.pop() {
+            match request {
+                RouteCtl::Hold(req) => {
+                    let local = req.from - self.first_owner;
+                    self.held.push((req.group, VecDeque::new()));
+                    pending[local].push_back(ShardIn::MoveOut(req));
+                }
+                RouteCtl::Release { group, to } => {
+                    self.owner_of[group as usize] = to;
+                    if let Some(at) = self.held.iter().position(|(g, _)| *g == group) {
+                        let (_, frames) = self.held.swap_remove(at);
+                        pending[to - self.first_owner].extend(frames);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The local owner `item` (a frame with RSS hash `rss`) goes to with
+    /// it, or None when its group is held (the item kept here).
+    pub(crate) fn route(&mut self, rss: u32, item: ShardIn) -> Option<(usize, ShardIn)> {
+        let g = group_of_hash(rss, self.flow_groups);
+        if let Some((_, frames)) = self.held.iter_mut().find(|(h, _)| *h == g) {
+            frames.push_back(item);
+            return None;
+        }
+        // Not this replica's group (None): `pre` turned those into drops.
+        let local = self
+            .owner_of
+            .get(g as usize)?
+            .checked_sub(self.first_owner)?;
+        Some((local, item))
+    }
+
+    /// A move is under way (frames may be held).
+    pub(crate) fn busy(&self) -> bool {
+        !self.held.is_empty() || !self.requests.is_empty()
+    }
+
+    /// Frames held now.
+    pub(crate) fn held_frames(&self) -> usize {
+        self.held.iter().map(|(_, f)| f.len()).sum()
+    }
+
+    /// So many frames are held that nothing new should be taken.
+    pub(crate) fn full(&self) -> bool {
+        !self.held.is_empty() && self.held_frames() >= self.hold_limit
+    }
+}
+
+/// An owner's side: its mailbox, the others', and the move it is leaving.
+#[derive(Debug)]
+pub(crate) struct OwnerMoves {
+    index: usize,
+    /// Every owner's mailbox (global index); this owner's is `index`.
+    mailboxes: Vec<Arc<SegQueue<Arrival>>>,
+    /// The replica's ingress reorder.
+    routes: Arc<SegQueue<RouteCtl>>,
+    /// The move whose fence is out.
+    leaving: Option<MoveRequest>,
+    fence_back: bool,
+    /// Input taken from the ring after a `MoveOut`, handled after it.
+    deferred: VecDeque<ShardIn>,
+}
+
+impl std::fmt::Debug for Arrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arrival")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+impl OwnerMoves {
+    pub(crate) fn new(
+        index: usize,
+        mailboxes: Vec<Arc<SegQueue<Arrival>>>,
+        routes: Arc<SegQueue<RouteCtl>>,
+    ) -> Self {
+        Self {
+            index,
+            mailboxes,
+            routes,
+            leaving: None,
+            fence_back: false,
+            deferred: VecDeque::new(),
+        }
+    }
+
+    /// Input deferred behind a move, first (up to `burst`).
+    pub(crate) fn refill(&mut self, batch: &mut Vec<ShardIn>, burst: usize) {
+        while batch.len() < burst {
+            match self.deferred.pop_front() {
+                Some(item) => batch.push(item),
+                None => break,
+            }
+        }
+    }
+
+    /// The owner stops at `MoveOut`: the rest of its batch waits.
+    pub(crate) fn defer(&mut self, rest: impl Iterator<Item = ShardIn>) {
+        for (i, item) in rest.enumerate() {
+            self.deferred.insert(i, item);
+        }
+    }
+
+    /// Starts leaving: the fence to send, stamped `stamp`, after
+    /// everything stamped so far.
+    pub(crate) fn begin(&mut self, request: MoveRequest, stamp: Stamp) -> EgressItem {
+        self.leaving = Some(request);
+        self.fence_back = false;
+        EgressItem {
+            stamp,
+            frame: None,
+            commit: None,
+            fence: true,
+        }
+    }
+
+    pub(crate) fn fence_returned(&mut self) {
+        self.fence_back = true;
+    }
+
+    /// Whether the owner must stay still (its fence is not back); when it
+    /// is back, hands the group over first.
+    pub(crate) fn stalled(&mut self, engine: &mut Engine, app: &mut dyn ShardApp) -> bool {
+        if self.leaving.is_none() {
+            return false;
+        }
+        if !self.fence_back {
+            return true;
+        }
+        let Some(request) = self.leaving.take() else {
+            return false;
+        };
+        let parcel = engine.export_group(request.group);
+        let app = app.export_conns(&parcel.conns());
+        let to = request.to;
+        self.mailboxes[to].push(Arrival {
+            parcel,
+            app,
+            request,
+        });
+        false
+    }
+
+    /// Takes the groups handed to this owner; returns how many.
+    pub(crate) fn adopt(&mut self, engine: &mut Engine, app: &mut dyn ShardApp) -> usize {
+        let mut n = 0;
+        while let Some(arrival) = self.mailboxes[self.index].pop() {
+            let group = arrival.parcel.group;
+            let moves = engine.import_group(arrival.parcel);
+            app.import_conns(arrival.app, &moves);
+            self.routes.push(RouteCtl::Release {
+                group,
+                to: self.index,
+            });
+            // The caller may have given up waiting (timeout): nothing to do.
+            let _ = arrival.request.done.send(moves);
+            n += 1;
+        }
+        n
+    }
+
+    /// Nothing of a move is under way here.
+    pub(crate) fn idle(&self) -> bool {
+        self.leaving.is_none() && self.deferred.is_empty() && self.mailboxes[self.index].is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline_config::Topology;
+
+    /// A frame item tagged with `tag` (its time), for order checks.
+    fn item(tag: u64) -> ShardIn {
+        ShardIn::ArpLearn {
+            time: tag,
+            frame: vec![0u8; 60].into(),
+        }
+    }
+
+    fn tags(q: &VecDeque<ShardIn>) -> Vec<u64> {
+        q.iter()
+            .map(|i| match i {
+                ShardIn::ArpLearn { time, .. } => *time,
+                ShardIn::MoveOut(r) => 1000 + r.group as u64,
+                ShardIn::Rx { time, .. } => *time,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_held_group_waits_and_lands_in_order_at_its_new_owner() {
+        let plan = Plan::new(&Topology {
+            flow_groups: 4,
+            proto_workers: 2,
+            ring_size: 64,
+            ..Topology::default()
+        });
+        let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
+        let mut routes = Routes::new(&plan, 0, requests.clone());
+        let mut pending: Vec<VecDeque<ShardIn>> = vec![VecDeque::new(), VecDeque::new()];
+        let from = plan.owner_of_group(1);
+        let (done, _answer) = mpsc::channel();
+        // A frame of group 1 routed before the hold goes to its owner.
+        let (o, i) = routes.route(1, item(1)).unwrap();
+        assert_eq!(o, from);
+        pending[o].push_back(i);
+        requests.push(RouteCtl::Hold(MoveRequest {
+            group: 1,
+            from,
+            to: 1 - from,
+            done,
+        }));
+        routes.apply_requests(&mut pending);
+        // `MoveOut` behind the group's earlier frame.
+        assert_eq!(tags(&pending[from]), [1, 1001]);
+        assert!(routes.busy());
+        // Later frames of group 1 are held; other groups still flow.
+        assert!(routes.route(1, item(2)).is_none());
+        assert!(routes.route(5, item(3)).is_none(), "5 is group 1 of 4");
+        assert_eq!(
+            routes.route(2, item(4)).map(|(o, _)| o),
+            Some(plan.owner_of_group(2))
+        );
+        assert_eq!(routes.held_frames(), 2);
+        assert!(!routes.full());
+        requests.push(RouteCtl::Release {
+            group: 1,
+            to: 1 - from,
+        });
+        routes.apply_requests(&mut pending);
+        assert_eq!(tags(&pending[1 - from]), [2, 3]);
+        assert!(!routes.busy());
+        // From now on the group goes to its new owner directly.
+        assert_eq!(routes.route(1, item(5)).map(|(o, _)| o), Some(1 - from));
+    }
+
+    #[test]
+    fn many_held_frames_make_the_routes_full() {
+        let plan = Plan::new(&Topology {
+            flow_groups: 4,
+            proto_workers: 2,
+            ring_size: 64,
+            ..Topology::default()
+        });
+        let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
+        let mut routes = Routes::new(&plan, 0, requests.clone());
+        let mut pending: Vec<VecDeque<ShardIn>> = vec![VecDeque::new(), VecDeque::new()];
+        let (done, _answer) = mpsc::channel();
+        let from = plan.owner_of_group(0);
+        requests.push(RouteCtl::Hold(MoveRequest {
+            group: 0,
+            from,
+            to: 1 - from,
+            done,
+        }));
+        routes.apply_requests(&mut pending);
+        for t in 0..4 * 64 {
+            assert!(!routes.full());
+            assert!(routes.route(0, item(t)).is_none());
+        }
+        assert!(routes.full());
+    }
+}
