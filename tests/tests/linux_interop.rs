@@ -1873,23 +1873,37 @@ fn syn_flood_without_cookies_refuses_real_clients() {
 /// once the flood is over.
 #[test]
 fn syn_flood_on_af_xdp_accounted_latency_bounded_recovered() {
-    flood_accounted_latency_bounded_recovered("synflood_af_xdp", PortKind::AfXdp);
+    flood_accounted_latency_bounded_recovered("synflood_af_xdp", PortKind::AfXdp, 0);
 }
 
 /// The same on `net_af_packet`, whose PMD never reads its sockets' drop
 /// counters: the service reads them (`port.rx_dropped_kernel`).
 #[test]
 fn syn_flood_on_af_packet_accounted_latency_bounded_recovered() {
-    flood_accounted_latency_bounded_recovered("synflood_af_packet", PortKind::AfPacket);
+    flood_accounted_latency_bounded_recovered("synflood_af_packet", PortKind::AfPacket, 0);
 }
 
-fn flood_accounted_latency_bounded_recovered(name: &str, port: PortKind) {
+/// The same with `tcp.syn_cookie_rate`: SYNs beyond 20,000 cookies a second
+/// are dropped and counted, and the rest holds as without it.
+#[test]
+fn syn_flood_on_af_packet_with_a_cookie_rate() {
+    flood_accounted_latency_bounded_recovered(
+        "synflood_af_packet_rate",
+        PortKind::AfPacket,
+        20_000,
+    );
+}
+
+fn flood_accounted_latency_bounded_recovered(name: &str, port: PortKind, cookie_rate: u32) {
     let _g = serial();
     skip_unless_ready!(name, port);
+    let config = serde_json::json!({"tcp": {
+        "listen_backlog": 128, "syn_cookie_rate": cookie_rate
+    }});
     let mut rig = Rig::start(
         name,
         Opts {
-            config: Some(serde_json::json!({"tcp": {"listen_backlog": 128}})),
+            config: Some(config),
             port,
             ..Opts::default()
         },
@@ -1967,6 +1981,20 @@ fn flood_accounted_latency_bounded_recovered(name: &str, port: PortKind) {
         engine_rx, rx,
         "{name}: frames the port took vs the engine saw"
     );
+    let limited = n(&s, "engine.drops.cookie_rate_limited");
+    if cookie_rate == 0 {
+        assert_eq!(limited, 0, "{name}: no limit, nothing limited");
+    } else {
+        // A flood of hundreds of thousands of SYNs a second meets the
+        // limit; the cookies sent stay within it (the flood lasts at most
+        // 10 s, plus one bucket per owner).
+        assert!(limited > 0, "{name}: {}", s["engine"]["drops"]);
+        let sent = n(&s, "engine.syn_cookies_sent");
+        assert!(
+            sent <= 11 * u64::from(cookie_rate),
+            "{name}: {sent} cookies at {cookie_rate}/s"
+        );
+    }
 }
 
 /// What one run of `keepalive_client.py` showed.

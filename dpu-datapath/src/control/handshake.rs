@@ -112,6 +112,11 @@ impl Engine {
             return;
         }
         if cookie {
+            if !self.ctrl.cookie_budget.take(self.now) {
+                // Silent drop, as a full backlog: the peer retries.
+                self.stats.drop(DropReason::CookieRateLimited);
+                return;
+            }
             self.send_cookie_syn_ack(tuple, remote_mac, tcp);
             return;
         }

@@ -340,6 +340,37 @@ fn cookie_syn_ack_without_peer_timestamps_offers_only_the_mss() {
 }
 
 #[test]
+fn cookies_beyond_the_rate_are_dropped_and_counted() {
+    // 100 per second: a burst of one, then one every 10 ms.
+    let mut eng = engine(|c| {
+        c.tcp.syn_cookies = SynCookieMode::Always;
+        c.tcp.syn_cookie_rate = 100;
+    });
+    eng.listen(PORT, None).unwrap();
+    let mut answered = 0;
+    // 1,000 SYNs over 100 ms from as many ports.
+    for i in 0..1000u64 {
+        at(&mut eng, 100 * MS + i * 100_000);
+        let t = tuple(PEER_PORT + i as u16);
+        eng.on_syn(t, PEER_MAC, &full_syn(&t, 1000));
+        answered += sent_tcp(&mut eng).len() as u64;
+    }
+    // The burst at 100 ms, then one at 110, 120, ... 190 ms.
+    assert_eq!(answered, 10);
+    assert_eq!(eng.stats.syn_cookies_sent, 10);
+    assert_eq!(eng.stats.drops(DropReason::CookieRateLimited), 990);
+    // A SYN that keeps state (not a cookie) is not limited.
+    let mut eng = engine(|c| c.tcp.syn_cookie_rate = 1);
+    eng.listen(PORT, None).unwrap();
+    for i in 0..10u16 {
+        let t = tuple(PEER_PORT + i);
+        eng.on_syn(t, PEER_MAC, &full_syn(&t, 1000));
+    }
+    assert_eq!(sent_tcp(&mut eng).len(), 10);
+    assert_eq!(eng.stats.drops(DropReason::CookieRateLimited), 0);
+}
+
+#[test]
 fn full_accept_queue_drops_syns_even_with_cookies() {
     let mut eng = engine(|_| {});
     let t1 = tuple(PEER_PORT);

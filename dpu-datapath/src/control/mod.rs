@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod arp;
+mod cookie_budget;
 mod handshake;
 mod icmp;
 mod install;
@@ -24,6 +25,7 @@ mod test_util;
 mod time_wait;
 
 pub use arp::ArpCache;
+pub use cookie_budget::CookieBudget;
 pub use handshake::{Handshake, PeerOptions};
 pub use syn_cookie::{CookieOptions, SynCookies, MSS_CLASSES};
 pub use time_wait::TimeWait;
@@ -86,6 +88,8 @@ pub struct ControlPlane {
     /// counted only while cookies are in use).
     pub cookies: SynCookies,
     pub last_cookie_at: Option<u64>,
+    /// Cookies answered per second at most (`tcp.syn_cookie_rate`).
+    pub cookie_budget: CookieBudget,
     next_ephemeral: u16,
     /// Challenge ACKs sent in the current one-second window (RFC 5961 7).
     challenge_window_start: u64,
@@ -111,6 +115,7 @@ impl ControlPlane {
             isn_secret,
             cookies: SynCookies::new(cookie_secret),
             last_cookie_at: None,
+            cookie_budget: CookieBudget::new(0),
             next_ephemeral: 49152 + (rng.next_u32() % 16384) as u16,
             challenge_window_start: 0,
             challenge_count: 0,

@@ -35,6 +35,8 @@ pub struct EngineConfig {
     pub coalesce_acks: bool,
     /// When SYN cookies answer SYNs.
     pub syn_cookies: SynCookieMode,
+    /// SYN cookies answered per second at most (0: unlimited).
+    pub syn_cookie_rate: u32,
     /// Congestion control of connections accepted on these ports
     /// (`tcp.congestion_control_by_port`), in place of `proto.cc`.
     pub cc_by_port: std::collections::BTreeMap<u16, CcAlgorithm>,
@@ -98,6 +100,7 @@ impl EngineConfig {
             synack_retries: t.synack_retries.min(255) as u8,
             coalesce_acks: t.coalesce_acks,
             syn_cookies: t.syn_cookies,
+            syn_cookie_rate: t.syn_cookie_rate,
             cc_by_port: t
                 .congestion_control_by_port
                 .iter()

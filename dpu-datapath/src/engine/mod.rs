@@ -94,7 +94,8 @@ impl Engine {
             mac: cfg.mac,
             ip: cfg.ip,
         };
-        let ctrl = ControlPlane::new(cfg.seed);
+        let mut ctrl = ControlPlane::new(cfg.seed);
+        ctrl.cookie_budget = crate::control::CookieBudget::new(cfg.syn_cookie_rate.into());
         Self {
             pre: PreTable::with_capacity(1024),
             local,

@@ -42,6 +42,7 @@ drop_reasons! {
     BadFlags => "bad_flags", "Illegal flag combination (SYN+FIN, SYN+RST, no ACK in a synchronized state, none at all).";
     NoConnection => "no_connection", "Segment for no connection (answered with RST unless it is a RST).";
     ListenOverflow => "listen_overflow", "SYN for a listener whose backlog is full.";
+    CookieRateLimited => "cookie_rate_limited", "SYN to be answered with a cookie beyond tcp.syn_cookie_rate (silent drop: the peer retries).";
     OldDuplicate => "old_duplicate", "Segment entirely below RCV.NXT, already received (answered with ACK).";
     OutOfWindow => "out_of_window", "Sequence number outside the receive window (answered with ACK).";
     AckUnsent => "ack_unsent", "Acknowledges data never sent (answered with ACK).";

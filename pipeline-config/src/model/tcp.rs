@@ -53,6 +53,13 @@ pub struct Tcp {
     /// Linux's `tcp_syncookies = 1`), for every SYN (`"always"`), or never
     /// (`"never"`: a full backlog drops SYNs). Default `"auto"`.
     pub syn_cookies: SynCookies,
+    /// `tcp.syn_cookie_rate`: SYN cookies each flow-group owner answers per
+    /// second at most, `0..=100000000`; SYNs beyond it are dropped silently
+    /// (the peer retries) and counted (`cookie_rate_limited`). Under a
+    /// spoofed flood this keeps the cores for established connections, at
+    /// the price of real clients' SYNs being dropped with the flood's.
+    /// `0`: unlimited (Linux's behaviour). Default `0`.
+    pub syn_cookie_rate: u32,
     /// `tcp.window_scale`: negotiate window scaling (RFC 7323). Default `true`.
     pub window_scale: bool,
     /// `tcp.timestamps`: negotiate timestamps (RFC 7323). Default `true`.
@@ -101,6 +108,7 @@ impl Default for Tcp {
             synack_retries: 5,
             coalesce_acks: true,
             syn_cookies: SynCookies::Auto,
+            syn_cookie_rate: 0,
             window_scale: true,
             timestamps: true,
             sack: true,

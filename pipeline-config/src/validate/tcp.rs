@@ -20,6 +20,7 @@ pub(crate) fn check(tcp: &Tcp, mtu: Option<u16>, report: &mut Report) {
     report.range("tcp.time_wait_ms", tcp.time_wait_ms, 0..=240_000);
     report.range("tcp.listen_backlog", tcp.listen_backlog, 1..=65535);
     report.range("tcp.synack_retries", tcp.synack_retries, 0..=255);
+    report.range("tcp.syn_cookie_rate", tcp.syn_cookie_rate, 0..=100_000_000);
     report.range("tcp.ooo_intervals", tcp.ooo_intervals, 1..=8);
     match (tcp.congestion_control, tcp.ecn) {
         (CongestionControl::Dctcp, false) => report.error(

@@ -70,7 +70,7 @@ fn default_matches_reference_document() {
         "tcp": {
             "mss": 1448, "rx_buffer": 262144, "tx_buffer": 262144, "initial_rto_ms": 1000,
             "min_rto_ms": 200, "max_rto_ms": 60000, "delayed_ack_us": 500, "coalesce_acks": true, "max_connections": 65536,
-            "time_wait_ms": 60000, "listen_backlog": 128, "synack_retries": 5, "syn_cookies": "auto", "window_scale": true, "timestamps": true,
+            "time_wait_ms": 60000, "listen_backlog": 128, "synack_retries": 5, "syn_cookies": "auto", "syn_cookie_rate": 0, "window_scale": true, "timestamps": true,
             "sack": true, "ooo_intervals": 8, "congestion_control": "reno", "congestion_control_by_port": {},
             "timely": {
                 "t_low_us": 30, "t_high_us": 150, "min_rtt_us": 11, "beta": 0.8,

@@ -294,7 +294,7 @@ fn several_mistakes_at_once_are_all_reported() {
         "identity": {"mac": "ff:ff:ff:ff:ff:ff", "ipv4": "10.0.0.1", "gateway": "10.0.1.1"},
         "port": {"mtu": 100},
         "topology": {"replicas": 3, "burst": 0},
-        "tcp": {"mss": 20000, "listen_backlog": 0, "synack_retries": 256},
+        "tcp": {"mss": 20000, "listen_backlog": 0, "synack_retries": 256, "syn_cookie_rate": 100000001},
         "host": {"max_apps": 5000}
     }"#;
     assert_eq!(
@@ -308,11 +308,12 @@ fn several_mistakes_at_once_are_all_reported() {
             "tcp.mss: 20000 is out of range 88..=9000",
             "tcp.listen_backlog: 0 is out of range 1..=65535",
             "tcp.synack_retries: 256 is out of range 0..=255",
+            "tcp.syn_cookie_rate: 100000001 is out of range 0..=100000000",
             "host.max_apps: 5000 is out of range 1..=4096",
         ]
     );
     let shown = Config::from_json_str(doc).unwrap_err().to_string();
-    assert_eq!(shown.lines().count(), 9);
+    assert_eq!(shown.lines().count(), 10);
 }
 
 #[test]
