@@ -210,66 +210,77 @@ fn bulk_with_moves(
         })
         .collect();
     let mut frames = Vec::new();
-    let (mut moves, mut moved_conns, mut turn) = (0, 0, 0);
-    let mut next_move = Instant::now() + every;
-    loop {
-        let t = now();
-        let served = finished.lock().unwrap().len();
-        let done = served == conns
-            && clients
-                .iter()
-                .all(|c| c.rx.eof() && c.tx.done() && a.all_sent(c.conn));
-        if done {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "transfers incomplete after {moves} moves ({served} served): {:?}",
-            clients
-                .iter()
-                .map(|c| (c.tx.sent(), c.rx.received(), a.conn_state(c.conn)))
-                .collect::<Vec<_>>()
-        );
-        // A reset fails at once rather than at the time bound.
-        for c in &clients {
-            let error = a.conn_error(c.conn);
+    let groups: Vec<u32> = clients.iter().map(|c| c.group).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let ((moves, moved_conns), a_stats) = std::thread::scope(|s| {
+        // Groups move from another thread while this one keeps the wire
+        // going: frames of a moving group arrive and are held meanwhile.
+        let mover = s.spawn(|| {
+            let (mut moves, mut moved_conns) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(every);
+                let g = groups[moves % groups.len()];
+                let to = 1 - pipeline.group_owners()[g as usize];
+                moved_conns += pipeline
+                    .move_group(g, to, MOVE_TIMEOUT)
+                    .expect("move")
+                    .len();
+                moves += 1;
+            }
+            (moves, moved_conns)
+        });
+        loop {
+            let t = now();
+            let served = finished.lock().unwrap().len();
+            let done = served == conns
+                && clients
+                    .iter()
+                    .all(|c| c.rx.eof() && c.tx.done() && a.all_sent(c.conn));
+            if done {
+                break;
+            }
             assert!(
-                error.is_none(),
-                "a connection failed ({error:?}) after {} of {size} bytes, {moves} moves",
-                c.rx.received()
+                start.elapsed() < Duration::from_secs(180),
+                "transfers incomplete ({served} served): {:?}",
+                clients
+                    .iter()
+                    .map(|c| (c.tx.sent(), c.rx.received(), a.conn_state(c.conn)))
+                    .collect::<Vec<_>>()
             );
-        }
-        a.poll(t);
-        for c in clients.iter_mut() {
-            if a.conn_state(c.conn) != Some(TcpState::SynSent) {
-                c.tx.pump(&mut a, c.conn);
-                c.rx.pump(&mut a, c.conn);
+            // A reset fails at once rather than at the time bound.
+            for c in &clients {
+                let error = a.conn_error(c.conn);
+                assert!(
+                    error.is_none(),
+                    "a connection failed ({error:?}) after {} of {size} bytes",
+                    c.rx.received()
+                );
             }
-        }
-        a.drain_tx(&mut frames);
-        for f in frames.drain(..) {
-            wire.send(Direction::AtoB, f, t);
-        }
-        for f in nic.take_tx() {
-            wire.send(Direction::BtoA, f, t);
-        }
-        while let Some((dir, f)) = wire.pop_due(t) {
-            match dir {
-                Direction::AtoB => assert!(nic.inject(t, f), "NIC queue overflow"),
-                Direction::BtoA => a.receive(&f, t),
+            a.poll(t);
+            for c in clients.iter_mut() {
+                if a.conn_state(c.conn) != Some(TcpState::SynSent) {
+                    c.tx.pump(&mut a, c.conn);
+                    c.rx.pump(&mut a, c.conn);
+                }
             }
+            a.drain_tx(&mut frames);
+            for f in frames.drain(..) {
+                wire.send(Direction::AtoB, f, t);
+            }
+            for f in nic.take_tx() {
+                wire.send(Direction::BtoA, f, t);
+            }
+            while let Some((dir, f)) = wire.pop_due(t) {
+                match dir {
+                    Direction::AtoB => assert!(nic.inject(t, f), "NIC queue overflow"),
+                    Direction::BtoA => a.receive(&f, t),
+                }
+            }
+            std::thread::yield_now();
         }
-        if Instant::now() >= next_move {
-            let g = clients[turn % clients.len()].group;
-            turn += 1;
-            let to = 1 - pipeline.group_owners()[g as usize];
-            let m = pipeline.move_group(g, to, MOVE_TIMEOUT).expect("move");
-            moves += 1;
-            moved_conns += m.len();
-            next_move = Instant::now() + every;
-        }
-        std::thread::yield_now();
-    }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (mover.join().expect("the mover"), a.stats().clone())
+    });
     for c in &clients {
         a.close(c.conn).unwrap();
     }
@@ -292,16 +303,19 @@ fn bulk_with_moves(
     }
     let b = report.total_stats();
     eprintln!(
-        "{moves} moves of {moved_conns} connections in {:?}; B drops {:?}; retransmits A {} B {}",
+        "{moves} moves of {moved_conns} connections in {:?}; B drops {:?}; retransmits A {} B {}; \
+         out of order at A {} B {}",
         start.elapsed(),
         b.drop_breakdown(),
-        a.stats().retransmit_segments,
-        b.retransmit_segments
+        a_stats.retransmit_segments,
+        b.retransmit_segments,
+        a_stats.rx_out_of_order_segments,
+        b.rx_out_of_order_segments
     );
     Outcome {
         moves,
         moved_conns,
-        a: a.stats().clone(),
+        a: a_stats,
         b,
     }
 }
@@ -328,6 +342,11 @@ fn groups_move_back_and_forth_under_bulk_transfers() {
     assert_eq!(out.b.total_drops(), 0, "{:?}", out.b.drop_breakdown());
     assert_eq!(out.a.total_drops(), 0, "{:?}", out.a.drop_breakdown());
     assert_eq!(out.a.retransmit_segments + out.b.retransmit_segments, 0);
+    // Nor did any segment arrive out of order at either end.
+    assert_eq!(
+        out.a.rx_out_of_order_segments + out.b.rx_out_of_order_segments,
+        0
+    );
 }
 
 #[test]
@@ -517,5 +536,6 @@ fn moves_on_the_loopback_backend() {
     );
     assert_eq!(stats.total_drops(), 0, "{:?}", stats.drop_breakdown());
     assert_eq!(stats.retransmit_segments, 0);
+    assert_eq!(stats.rx_out_of_order_segments, 0);
     assert_eq!(nic.dropped.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

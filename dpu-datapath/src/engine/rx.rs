@@ -179,6 +179,9 @@ impl Engine {
         if snap.ack.is_some() {
             self.stats.pure_acks_sent += 1;
         }
+        if snap.events.has(FlowEvents::OUT_OF_ORDER) {
+            self.stats.rx_out_of_order_segments += 1;
+        }
         let mut commit = Commit {
             conn: Some(conn),
             delivered: snap.delivered,

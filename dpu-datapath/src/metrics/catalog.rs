@@ -178,6 +178,13 @@ spec!(
     "Window updates sent after the application freed receive space."
 );
 spec!(
+    RX_OUT_OF_ORDER,
+    "flextoe_rx_out_of_order_segments_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Segments whose payload arrived ahead of a hole and was kept out of order (loss or reordering on the way)."
+);
+spec!(
     ARP_SENT,
     "flextoe_arp_sent_total",
     Counter,
@@ -377,6 +384,7 @@ pub static ALL: &[&Spec] = &[
     &ZERO_WINDOW_PROBES,
     &KEEPALIVE,
     &WINDOW_UPDATES,
+    &RX_OUT_OF_ORDER,
     &ARP_SENT,
     &ICMP_ECHO_REPLIES,
     &FLOWS,

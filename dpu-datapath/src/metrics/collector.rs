@@ -78,6 +78,7 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
     simple(&c::CHALLENGE_ACKS, |s| s.challenge_acks);
     simple(&c::ZERO_WINDOW_PROBES, |s| s.zero_window_probes);
     simple(&c::WINDOW_UPDATES, |s| s.window_updates);
+    simple(&c::RX_OUT_OF_ORDER, |s| s.rx_out_of_order_segments);
     simple(&c::ICMP_ECHO_REPLIES, |s| s.icmp_echo_replies);
 
     let mut split = |spec: &'static Spec, parts: &[(&str, StatsField)]| {

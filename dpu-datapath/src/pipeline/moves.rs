@@ -87,9 +87,18 @@ pub enum MoveError {
     },
     /// The application on the owners cannot hand over its connections.
     AppCannotMove,
-    /// The pipeline did not finish the move in time (it is still under
-    /// way; the next move waits for it first).
+    /// The pipeline did not finish the move in time; it is still under
+    /// way, and moves wait for it to land first.
     Timeout {
+        group: u32,
+    },
+    /// An earlier move (of `group`) that timed out has still not landed:
+    /// this one was not started.
+    Busy {
+        group: u32,
+    },
+    /// The pipeline dropped the move (it is shutting down).
+    Abandoned {
         group: u32,
     },
 }
@@ -118,7 +127,16 @@ impl std::fmt::Display for MoveError {
             ),
             Self::Timeout { group } => write!(
                 f,
-                "the move of flow group {group} did not finish in time (the pipeline is stalled?)"
+                "the move of flow group {group} did not finish in time (the pipeline is \
+                 stalled?); it lands when the pipeline gets to it"
+            ),
+            Self::Busy { group } => write!(
+                f,
+                "the earlier move of flow group {group} has not landed yet; nothing was moved"
+            ),
+            Self::Abandoned { group } => write!(
+                f,
+                "the pipeline dropped the move of flow group {group} (shutting down?)"
             ),
         }
     }
@@ -179,16 +197,9 @@ impl Pipeline {
     ) -> Result<HandleMoves, MoveError> {
         let plan = self.plan();
         let control = &self.moves;
+        // Moves go one at a time: this lock is held until this one lands.
         let mut state = control.state.lock();
-        if let Some((g, dest, answer)) = state.unfinished.take() {
-            match answer.recv_timeout(timeout) {
-                Ok(_) => state.owner_of[g as usize] = dest,
-                Err(_) => {
-                    state.unfinished = Some((g, dest, answer));
-                    return Err(MoveError::Timeout { group: g });
-                }
-            }
-        }
+        state.land_unfinished(Some(timeout))?;
         let from = *state
             .owner_of
             .get(group as usize)
@@ -223,21 +234,53 @@ impl Pipeline {
             to,
             done,
         }));
-        match answer.recv_timeout(timeout) {
-            Ok(moves) => {
-                state.owner_of[group as usize] = to;
-                Ok(moves)
-            }
-            Err(_) => {
-                state.unfinished = Some((group, to, answer));
-                Err(MoveError::Timeout { group })
-            }
-        }
+        state.unfinished = Some((group, to, answer));
+        state.land_unfinished(Some(timeout)).map_err(|e| match e {
+            MoveError::Busy { group } => MoveError::Timeout { group },
+            e => e,
+        })
     }
 
-    /// The global owner of each flow group now (after the moves so far).
+    /// The global owner of each flow group now (after the moves so far;
+    /// waits while one is under way).
     pub fn group_owners(&self) -> Vec<usize> {
-        self.moves.state.lock().owner_of.clone()
+        let mut state = self.moves.state.lock();
+        // A move that timed out may have landed since.
+        let _ = state.land_unfinished(None);
+        state.owner_of.clone()
+    }
+}
+
+impl MoveState {
+    /// Waits up to `timeout` (not at all for None) for the move under way,
+    /// if any, and records where its group went. Its handle moves, or
+    /// `Busy` if it has not landed.
+    fn land_unfinished(&mut self, timeout: Option<Duration>) -> Result<HandleMoves, MoveError> {
+        let Some((group, to, answer)) = self.unfinished.take() else {
+            return Ok(Vec::new());
+        };
+        // Ok, or whether the answer may still come.
+        let got = match timeout {
+            Some(t) => answer.recv_timeout(t).map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => true,
+                mpsc::RecvTimeoutError::Disconnected => false,
+            }),
+            None => answer.try_recv().map_err(|e| match e {
+                mpsc::TryRecvError::Empty => true,
+                mpsc::TryRecvError::Disconnected => false,
+            }),
+        };
+        match got {
+            Ok(moves) => {
+                self.owner_of[group as usize] = to;
+                Ok(moves)
+            }
+            Err(true) => {
+                self.unfinished = Some((group, to, answer));
+                Err(MoveError::Busy { group })
+            }
+            Err(false) => Err(MoveError::Abandoned { group }),
+        }
     }
 }
 
@@ -397,17 +440,32 @@ impl OwnerMoves {
         self.fence_back = true;
     }
 
-    /// Whether the owner must stay still (its fence is not back); when it
-    /// is back, hands the group over first.
-    pub(crate) fn stalled(&mut self, engine: &mut Engine, app: &mut dyn ShardApp) -> bool {
-        if self.leaving.is_none() {
-            return false;
+    /// A group is leaving (its fence is out, or back and not yet acted on).
+    pub(crate) fn leaving(&self) -> bool {
+        self.leaving.is_some()
+    }
+
+    /// The fence of the group leaving is back.
+    pub(crate) fn fence_back(&self) -> bool {
+        self.fence_back
+    }
+
+    /// Another fence, stamped `stamp`, after work stamped since the last.
+    pub(crate) fn refence(&mut self, stamp: Stamp) -> EgressItem {
+        self.fence_back = false;
+        EgressItem {
+            stamp,
+            frame: None,
+            commit: None,
+            fence: true,
         }
-        if !self.fence_back {
-            return true;
-        }
+    }
+
+    /// Exports the leaving group (engine and application side) into its
+    /// new owner's mailbox.
+    pub(crate) fn hand_over(&mut self, engine: &mut Engine, app: &mut dyn ShardApp) {
         let Some(request) = self.leaving.take() else {
-            return false;
+            return;
         };
         let parcel = engine.export_group(request.group);
         let app = app.export_conns(&parcel.conns());
@@ -417,7 +475,6 @@ impl OwnerMoves {
             app,
             request,
         });
-        false
     }
 
     /// Takes the groups handed to this owner; returns how many.
@@ -436,6 +493,11 @@ impl OwnerMoves {
             n += 1;
         }
         n
+    }
+
+    /// Input deferred and groups arrived, not handled (at shutdown: lost).
+    pub(crate) fn leftover(&self) -> u64 {
+        (self.deferred.len() + self.mailboxes[self.index].len()) as u64
     }
 
     /// Nothing of a move is under way here.
@@ -539,5 +601,41 @@ mod tests {
             assert!(routes.route(0, item(t)).is_none());
         }
         assert!(routes.full());
+    }
+
+    #[test]
+    fn a_move_that_timed_out_lands_later_or_is_abandoned() {
+        let mut state = MoveState {
+            owner_of: vec![0, 1],
+            unfinished: None,
+        };
+        assert_eq!(state.land_unfinished(None), Ok(Vec::new()));
+        let (done, answer) = mpsc::channel();
+        state.unfinished = Some((0, 1, answer));
+        // Not landed: the next move is refused, the group stays put.
+        assert_eq!(
+            state.land_unfinished(None),
+            Err(MoveError::Busy { group: 0 })
+        );
+        assert_eq!(
+            state.land_unfinished(Some(Duration::from_millis(1))),
+            Err(MoveError::Busy { group: 0 })
+        );
+        assert_eq!(state.owner_of, [0, 1]);
+        // Landed: recorded once.
+        done.send(Vec::new()).unwrap();
+        assert_eq!(state.land_unfinished(None), Ok(Vec::new()));
+        assert_eq!(state.owner_of, [1, 1]);
+        assert!(state.unfinished.is_none());
+        // Dropped by the pipeline: abandoned, not waited for again.
+        let (done, answer) = mpsc::channel::<HandleMoves>();
+        state.unfinished = Some((1, 0, answer));
+        drop(done);
+        assert_eq!(
+            state.land_unfinished(None),
+            Err(MoveError::Abandoned { group: 1 })
+        );
+        assert!(state.unfinished.is_none());
+        assert_eq!(state.owner_of, [1, 1]);
     }
 }

@@ -218,7 +218,10 @@ impl ProtoFlow {
             had_holes || trimmed
         } else {
             match self.loss().ooo.insert(start, end, cfg.ooo_limit) {
-                Ok(()) => snap.place = Some(place),
+                Ok(()) => {
+                    snap.place = Some(place);
+                    snap.events.set(FlowEvents::OUT_OF_ORDER);
+                }
                 Err(_) => snap.drop = Some(DropReason::OooFull),
             }
             self.release_loss();

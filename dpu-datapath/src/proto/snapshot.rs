@@ -43,6 +43,8 @@ impl FlowEvents {
     pub const TIME_WAIT: u8 = 4;
     /// The connection is fully closed (LAST-ACK done): remove it.
     pub const CLOSED: u8 = 8;
+    /// The payload arrived ahead of a hole and was kept out of order.
+    pub const OUT_OF_ORDER: u8 = 16;
 
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0

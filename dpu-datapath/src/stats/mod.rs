@@ -38,6 +38,9 @@ pub struct Stats {
     pub keepalive_probes: u64,
     pub keepalive_timeouts: u64,
     pub window_updates: u64,
+    /// Segments whose payload arrived ahead of a hole (kept out of order):
+    /// loss or reordering on the way, or in the pipeline.
+    pub rx_out_of_order_segments: u64,
     pub challenge_acks: u64,
     pub rst_sent: u64,
     pub rst_received: u64,
@@ -104,6 +107,7 @@ impl Stats {
         self.keepalive_probes += other.keepalive_probes;
         self.keepalive_timeouts += other.keepalive_timeouts;
         self.window_updates += other.window_updates;
+        self.rx_out_of_order_segments += other.rx_out_of_order_segments;
         self.challenge_acks += other.challenge_acks;
         self.rst_sent += other.rst_sent;
         self.rst_received += other.rst_received;

@@ -161,6 +161,7 @@ pub fn stats_json(s: &Stats) -> Value {
         keepalive_probes,
         keepalive_timeouts,
         window_updates,
+        rx_out_of_order_segments,
         challenge_acks,
         rst_sent,
         rst_received,

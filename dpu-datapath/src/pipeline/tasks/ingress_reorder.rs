@@ -66,8 +66,11 @@ impl IngressReorderTask {
             },
             None => (0, shard_in),
         };
-        let local = local.min(self.owners.len() - 1);
-        self.pending[local].push_back(shard_in);
+        // A route past this replica's owners would be a bug: dropped, as
+        // `pre` drops frames of other replicas' groups.
+        if let Some(pending) = self.pending.get_mut(local) {
+            pending.push_back(shard_in);
+        }
     }
 
     fn flush(&mut self) -> bool {

@@ -87,6 +87,27 @@ impl OwnerTask {
         self.pending_egress.push_back(fence);
     }
 
+    /// With a group leaving: true while the owner must stay still (its
+    /// fence is out). Once the fence is back, work the engine queued
+    /// meanwhile (a commit can queue a window update) goes out behind
+    /// another fence; with none, the group leaves.
+    fn hand_over_or_wait(&mut self) -> bool {
+        if !self.moves.leaving() {
+            return false;
+        }
+        if !self.moves.fence_back() {
+            return true;
+        }
+        if self.stamp_output() > 0 {
+            let stamp = self.next_stamp();
+            let fence = self.moves.refence(stamp);
+            self.pending_egress.push_back(fence);
+            return true;
+        }
+        self.moves.hand_over(&mut self.engine, &mut *self.app);
+        false
+    }
+
     /// Received frames and ARP; stops at a `MoveOut`, the rest of the
     /// batch deferred behind the move.
     fn take_input(&mut self, burst_now: Option<crate::proto::Nanos>) -> usize {
@@ -163,6 +184,7 @@ impl OwnerTask {
             items: self.items,
             full_events: self.dma_outs.iter().map(|o| o.full_events).sum::<u64>()
                 + self.egress_out.full_events,
+            reorder_leftover: self.moves.leftover(),
             ..Default::default()
         }
     }
@@ -186,8 +208,7 @@ impl Task for OwnerTask {
                 Returned::Fence => self.moves.fence_returned(),
             }
         }
-        // A group leaving waits for its fence with nothing new started.
-        if self.moves.stalled(&mut self.engine, &mut *self.app) {
+        if self.hand_over_or_wait() {
             self.flush();
             return n;
         }
@@ -200,7 +221,7 @@ impl Task for OwnerTask {
                 n += 1;
             }
             n += self.take_input(burst_now);
-            if self.moves.stalled(&mut self.engine, &mut *self.app) {
+            if self.moves.leaving() {
                 self.flush();
                 self.items += n as u64;
                 return n;
