@@ -35,6 +35,30 @@ impl ShardApp for Sink {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
+    fn movable(&self) -> bool {
+        true
+    }
+    fn export_conns(
+        &mut self,
+        conns: &[dpu_datapath::app::ConnId],
+    ) -> dpu_datapath::pipeline::AppParcel {
+        let (leaving, staying) = self.0.iter().partition(|c| conns.contains(c));
+        self.0 = staying;
+        Box::new(leaving as Vec<dpu_datapath::app::ConnId>)
+    }
+    fn import_conns(
+        &mut self,
+        parcel: dpu_datapath::pipeline::AppParcel,
+        moves: &dpu_datapath::engine::HandleMoves,
+    ) {
+        if let Ok(arrived) = parcel.downcast::<Vec<dpu_datapath::app::ConnId>>() {
+            for old in *arrived {
+                if let Some((_, new)) = moves.iter().find(|(o, _)| *o == old) {
+                    self.0.push(*new);
+                }
+            }
+        }
+    }
 }
 
 pub fn frame(port: u16, seq: u32, ack: u32, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
