@@ -1753,11 +1753,17 @@ fn assert_flood_accounted(name: &str, flooded: &Value, s: &Value) {
     );
 }
 
-fn clients_during_a_syn_flood(cookies: &str, client_timeout_s: u32) -> (Value, Value, Value) {
-    let name = format!("synflood_clients_{cookies}");
+fn clients_during_a_syn_flood(
+    cookies: &str,
+    client_timeout_s: u32,
+    cookie_rate: u32,
+) -> (Value, Value, Value) {
+    let name = format!("synflood_clients_{cookies}_{cookie_rate}");
     // Linux's SYN-ACK retries (5): a half-open entry lives 63 s, longer
     // than the test, so without cookies the backlog stays full.
-    let config = serde_json::json!({"tcp": {"listen_backlog": 128, "syn_cookies": cookies}});
+    let config = serde_json::json!({"tcp": {
+        "listen_backlog": 128, "syn_cookies": cookies, "syn_cookie_rate": cookie_rate
+    }});
     let mut rig = Rig::start(
         &name,
         Opts {
@@ -1838,7 +1844,7 @@ fn syn_flood_with_cookies_real_clients_connect_during_it() {
     skip_unless_ready!("syn_flood_with_cookies_real_clients_connect_during_it");
     // Generous per-operation timeout: a flood that saturates the TAP also
     // drops some of the clients' packets, and TCP retransmits with backoff.
-    let (r, flooded, s) = clients_during_a_syn_flood("auto", 20);
+    let (r, flooded, s) = clients_during_a_syn_flood("auto", 20, 0);
     assert!(ok(&r), "every client connects during the flood: {r}");
     assert!(flooded["sent"].as_u64().unwrap_or(0) > 2000, "{flooded}");
     // The clients' connections came from cookies; the flood's too.
@@ -1848,13 +1854,33 @@ fn syn_flood_with_cookies_real_clients_connect_during_it() {
     assert_eq!(n(&s, "services.echo.echoed"), 50 * 4096, "{s}");
 }
 
+/// With `tcp.syn_cookie_rate` most of the flood goes unanswered, and the
+/// real clients still all connect: a SYN refused by the cap and sent again
+/// a second later (a client's retransmission) is answered.
+#[test]
+fn syn_flood_with_a_cookie_rate_real_clients_connect_on_a_retry() {
+    let _g = serial();
+    skip_unless_ready!("syn_flood_with_a_cookie_rate_real_clients_connect_on_a_retry");
+    let (r, flooded, s) = clients_during_a_syn_flood("auto", 20, 5_000);
+    assert!(ok(&r), "every client connects during the flood: {r}");
+    assert_eq!(n(&s, "engine.connections_accepted"), 50, "{s}");
+    assert_eq!(n(&s, "services.echo.echoed"), 50 * 4096, "{s}");
+    let limited = n(&s, "engine.drops.cookie_rate_limited");
+    let sent = n(&s, "engine.syn_cookies_sent");
+    eprintln!(
+        "syn_cookie_rate: {} SYNs sent, {sent} cookies answered, {limited} limited",
+        flooded["sent"]
+    );
+    assert!(limited > sent, "the cap held most of the flood off: {s}");
+}
+
 #[test]
 fn syn_flood_without_cookies_refuses_real_clients() {
     let _g = serial();
     skip_unless_ready!("syn_flood_without_cookies_refuses_real_clients");
     // The clients give up on connect after 4 s; the flood runs 8 s at
     // least and its half-open entries live 63 s.
-    let (r, _, s) = clients_during_a_syn_flood("never", 4);
+    let (r, _, s) = clients_during_a_syn_flood("never", 4, 0);
     assert_eq!(
         r["good"], 0,
         "without cookies the flood locks clients out: {r}"

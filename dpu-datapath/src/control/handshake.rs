@@ -112,8 +112,10 @@ impl Engine {
             return;
         }
         if cookie {
-            if !self.ctrl.cookie_budget.take(self.now) {
-                // Silent drop, as a full backlog: the peer retries.
+            let syn = self.ctrl.cookies.syn_digest(&tuple, tcp.seq.0);
+            if !self.ctrl.cookie_budget.take(self.now, syn) {
+                // Silent drop, as a full backlog: the peer retries (and
+                // its retransmission gets through).
                 self.stats.drop(DropReason::CookieRateLimited);
                 return;
             }

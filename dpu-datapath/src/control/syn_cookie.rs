@@ -73,6 +73,22 @@ impl SynCookies {
         h.finish() as u32
     }
 
+    /// A keyed digest of a SYN (its tuple and ISN): the same for a
+    /// client's retransmissions of it, unpredictable to anyone else.
+    pub fn syn_digest(&self, tuple: &FourTuple, isn: u32) -> u64 {
+        use core::hash::Hasher;
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&self.secret[8..24]);
+        let mut h = siphasher::sip::SipHasher24::new_with_key(&key);
+        let ips =
+            u64::from(u32::from(tuple.local_ip)) << 32 | u64::from(u32::from(tuple.remote_ip));
+        let rest =
+            u64::from(tuple.local_port) << 48 | u64::from(tuple.remote_port) << 32 | u64::from(isn);
+        h.write_u64(ips);
+        h.write_u64(rest);
+        h.finish()
+    }
+
     fn count(now: Nanos) -> u32 {
         (now / COUNT_PERIOD_NS) as u32
     }
