@@ -529,8 +529,14 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_held_group_waits_and_lands_in_order_at_its_new_owner() {
+    /// 4 groups, 2 owners, rings of 64: the plan, the ingress reorder's
+    /// request queue and routes, and a pending queue per owner.
+    fn one_replica_two_owners() -> (
+        Plan,
+        Arc<SegQueue<RouteCtl>>,
+        Routes,
+        Vec<VecDeque<ShardIn>>,
+    ) {
         let plan = Plan::new(&Topology {
             flow_groups: 4,
             proto_workers: 2,
@@ -538,8 +544,18 @@ mod tests {
             ..Topology::default()
         });
         let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
-        let mut routes = Routes::new(&plan, 0, requests.clone());
-        let mut pending: Vec<VecDeque<ShardIn>> = vec![VecDeque::new(), VecDeque::new()];
+        let routes = Routes::new(&plan, 0, requests.clone());
+        (
+            plan,
+            requests,
+            routes,
+            vec![VecDeque::new(), VecDeque::new()],
+        )
+    }
+
+    #[test]
+    fn a_held_group_waits_and_lands_in_order_at_its_new_owner() {
+        let (plan, requests, mut routes, mut pending) = one_replica_two_owners();
         let from = plan.owner_of_group(1);
         let (done, _answer) = mpsc::channel();
         // A frame of group 1 routed before the hold goes to its owner.
@@ -578,15 +594,7 @@ mod tests {
 
     #[test]
     fn many_held_frames_make_the_routes_full() {
-        let plan = Plan::new(&Topology {
-            flow_groups: 4,
-            proto_workers: 2,
-            ring_size: 64,
-            ..Topology::default()
-        });
-        let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
-        let mut routes = Routes::new(&plan, 0, requests.clone());
-        let mut pending: Vec<VecDeque<ShardIn>> = vec![VecDeque::new(), VecDeque::new()];
+        let (plan, requests, mut routes, mut pending) = one_replica_two_owners();
         let (done, _answer) = mpsc::channel();
         let from = plan.owner_of_group(0);
         requests.push(RouteCtl::Hold(MoveRequest {
