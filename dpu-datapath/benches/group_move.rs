@@ -31,13 +31,7 @@ fn summary(mut v: Vec<Duration>) -> (f64, f64, f64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--test");
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let arg = |name: &str, default: usize| pipeline_load::arg(&args, name, default);
     let moves = if smoke { 20 } else { arg("--moves", 400) };
     let conns = if smoke { 8 } else { arg("--conns", 64) };
     let mut topology = Topology {

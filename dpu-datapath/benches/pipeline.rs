@@ -182,13 +182,7 @@ fn main() {
         return;
     }
     let smoke = args.iter().any(|a| a == "--test");
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let arg = |name: &str, default: usize| pipeline_load::arg(&args, name, default);
     let frames = if smoke {
         2_000
     } else {

@@ -14,6 +14,15 @@ use std::net::Ipv4Addr;
 
 pub const PORT: u16 = 80;
 
+/// The number after `name` on the command line, or `default`.
+pub fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Accepts and releases all received data without copying it.
 pub struct Sink(pub Vec<dpu_datapath::app::ConnId>);
 

@@ -553,21 +553,27 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_held_group_waits_and_lands_in_order_at_its_new_owner() {
-        let (plan, requests, mut routes, mut pending) = one_replica_two_owners();
-        let from = plan.owner_of_group(1);
-        let (done, _answer) = mpsc::channel();
-        // A frame of group 1 routed before the hold goes to its owner.
-        let (o, i) = routes.route(1, item(1)).unwrap();
-        assert_eq!(o, from);
-        pending[o].push_back(i);
+    /// Asks for `group` to move from owner `from` to the other one (nobody
+    /// waits for the answer).
+    fn hold(requests: &SegQueue<RouteCtl>, group: u32, from: usize) {
+        let (done, _) = mpsc::channel();
         requests.push(RouteCtl::Hold(MoveRequest {
-            group: 1,
+            group,
             from,
             to: 1 - from,
             done,
         }));
+    }
+
+    #[test]
+    fn a_held_group_waits_and_lands_in_order_at_its_new_owner() {
+        let (plan, requests, mut routes, mut pending) = one_replica_two_owners();
+        let from = plan.owner_of_group(1);
+        // A frame of group 1 routed before the hold goes to its owner.
+        let (o, i) = routes.route(1, item(1)).unwrap();
+        assert_eq!(o, from);
+        pending[o].push_back(i);
+        hold(&requests, 1, from);
         routes.apply_requests(&mut pending);
         // `MoveOut` behind the group's earlier frame.
         assert_eq!(tags(&pending[from]), [1, 1001]);
@@ -595,14 +601,8 @@ mod tests {
     #[test]
     fn many_held_frames_make_the_routes_full() {
         let (plan, requests, mut routes, mut pending) = one_replica_two_owners();
-        let (done, _answer) = mpsc::channel();
         let from = plan.owner_of_group(0);
-        requests.push(RouteCtl::Hold(MoveRequest {
-            group: 0,
-            from,
-            to: 1 - from,
-            done,
-        }));
+        hold(&requests, 0, from);
         routes.apply_requests(&mut pending);
         for t in 0..4 * 64 {
             assert!(!routes.full());
