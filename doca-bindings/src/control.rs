@@ -67,6 +67,14 @@ pub enum ControlRequest {
     /// operator's command for the XDP-style hook ([`BpfCommand`]), answered
     /// with a JSON document.
     Bpf(BpfCommand),
+    /// `{"op":"groups"}`: which owner holds each flow group, answered with
+    /// `{"owners":N,"owners_per_replica":P,"owner_of":[...]}`.
+    Groups,
+    /// `{"op":"move_group","group":5,"to":1}`: an operator moves flow
+    /// group `group`, with its open connections, to owner `to` of the same
+    /// replica; answered once it has landed, with
+    /// `{"group","from","to","connections","micros"}`.
+    MoveGroup { group: u32, to: usize },
 }
 
 /// `flextoe-dpu bpf ...`: `cmd` is one of `load` (`file`, `hook`,

@@ -656,6 +656,8 @@ fn stage_histograms_and_host_interface_render_as_prometheus_types() {
             requests: 10,
             events: 11,
             front_sleeps: 5,
+            conns_moved: 6,
+            commands_bounced: 7,
             violations,
         }),
         ..Snapshot::default()
@@ -704,6 +706,8 @@ fn stage_histograms_and_host_interface_render_as_prometheus_types() {
     assert_eq!(v("flextoe_host_apps_active"), 1.0);
     assert_eq!(v("flextoe_host_contexts"), 4.0);
     assert_eq!(v("flextoe_host_front_sleeps_total"), 5.0);
+    assert_eq!(v("flextoe_host_conns_moved_total"), 6.0);
+    assert_eq!(v("flextoe_host_commands_bounced_total"), 7.0);
     assert_eq!(
         v(r#"flextoe_host_descriptors_total{direction="request"}"#),
         10.0

@@ -113,7 +113,7 @@ impl ShardApp for Mover {
         Box::new(leaving as Vec<Served>)
     }
 
-    fn import_conns(&mut self, parcel: AppParcel, moves: &HandleMoves) {
+    fn import_conns(&mut self, _engine: &mut Engine, parcel: AppParcel, moves: &HandleMoves) {
         let arrived = *parcel.downcast::<Vec<Served>>().expect("a mover's parcel");
         for (old, tx, rx, client) in arrived {
             let new = moves

@@ -185,8 +185,14 @@ pub fn refreshed_since(since: &Value, now: &Value) -> bool {
 }
 
 pub fn stat(path: &Path) -> Result<Value, String> {
+    query(path, &ControlRequest::Stats)
+}
+
+/// Sends one request to the control socket at `path`; its answer, or the
+/// service's error message.
+pub fn query(path: &Path, req: &ControlRequest) -> Result<Value, String> {
     let sock = UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    send_json(&sock, &ControlRequest::Stats, &[]).map_err(|e| e.to_string())?;
+    send_json(&sock, req, &[]).map_err(|e| e.to_string())?;
     let (reply, _) = recv_json::<ControlReply>(&sock, 0)
         .map_err(|e| e.to_string())?
         .ok_or("control socket closed")?;

@@ -2,6 +2,7 @@
 
 pub mod hostif;
 pub mod preload;
+pub mod programs;
 pub mod rig;
 
 /// Reports why a test cannot run here and lets it return early. Under

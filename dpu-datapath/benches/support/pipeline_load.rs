@@ -57,6 +57,7 @@ impl ShardApp for Sink {
     }
     fn import_conns(
         &mut self,
+        _engine: &mut dpu_datapath::Engine,
         parcel: dpu_datapath::pipeline::AppParcel,
         moves: &dpu_datapath::engine::HandleMoves,
     ) {

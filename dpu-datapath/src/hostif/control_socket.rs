@@ -39,6 +39,8 @@ pub(super) struct Shared {
     pub tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
     /// The port's XDP hooks (set by a service that has a port).
     pub xdp: Arc<Mutex<Option<Arc<crate::xdp::XdpHooks>>>>,
+    /// Moves flow groups between owners (set once the pipeline runs).
+    pub mover: Arc<Mutex<Option<crate::pipeline::GroupMover>>>,
     pub stop: Arc<AtomicBool>,
 }
 
@@ -186,6 +188,30 @@ fn client(sock: UnixStream, shared: &Shared) {
                 };
                 let _ = send_json(&sock, &reply, &[]);
             }
+            ControlRequest::Groups => {
+                let reply = match shared.mover.lock().clone() {
+                    None => ControlReply::failure("groups: the pipeline is not running"),
+                    Some(m) => ControlReply::success(&serde_json::json!({
+                        "owners": shared.links.len(),
+                        "owners_per_replica": m.owners_per_replica(),
+                        "owner_of": m.group_owners(),
+                    }))
+                    .unwrap_or_else(|e| ControlReply::failure(e.to_string())),
+                };
+                let _ = send_json(&sock, &reply, &[]);
+            }
+            ControlRequest::MoveGroup { group, to } => {
+                let mover = shared.mover.lock().clone();
+                let reply = match mover {
+                    // It moves other applications' connections.
+                    _ if !is_operator(&sock) => ControlReply::failure(
+                        "move-group: only root or the service's own user may move flow groups",
+                    ),
+                    None => ControlReply::failure("move-group: the pipeline is not running"),
+                    Some(m) => move_group(&m, group, to),
+                };
+                let _ = send_json(&sock, &reply, &[]);
+            }
             ControlRequest::Fork => match registered {
                 None => fail(&sock, "fork: not registered on this connection"),
                 Some(member) => {
@@ -256,6 +282,35 @@ fn client(sock: UnixStream, shared: &Shared) {
 }
 
 /// True when the peer runs as root or as the service's own user.
+/// How long an operator's move may take before it is reported as not
+/// landed (it still lands when the pipeline gets to it).
+const MOVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn move_group(m: &crate::pipeline::GroupMover, group: u32, to: usize) -> ControlReply {
+    let from = m.group_owners().get(group as usize).copied();
+    let started = std::time::Instant::now();
+    match m.move_group(group, to, MOVE_TIMEOUT) {
+        Ok(moves) => {
+            tracing::info!(
+                group,
+                ?from,
+                to,
+                connections = moves.len(),
+                "flow group moved"
+            );
+            ControlReply::success(&serde_json::json!({
+                "group": group,
+                "from": from,
+                "to": to,
+                "connections": moves.len(),
+                "micros": started.elapsed().as_micros() as u64,
+            }))
+            .unwrap_or_else(|e| ControlReply::failure(e.to_string()))
+        }
+        Err(e) => ControlReply::failure(format!("move-group: {e}")),
+    }
+}
+
 fn is_operator(sock: &UnixStream) -> bool {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {

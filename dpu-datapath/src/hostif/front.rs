@@ -17,14 +17,13 @@
 //! to one context, the last that adopted it (`OP_ADOPT`).
 
 use super::app::{fatal, HostApp, MemberKey, Ticket};
-use super::handle;
 use super::link::{AppKey, FrontWaker, OwnerCmd, OwnerEvt, OwnerLink, LINK_CAPACITY};
 use super::HostIfCounters;
 use doca_bindings::abi::{self, Desc};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -180,6 +179,8 @@ pub struct Front {
     nudge: Vec<bool>,
     /// How contexts reserved for forked processes reach their rings.
     dma: crate::dma::DmaConfig,
+    /// Connections that changed owner with their flow group.
+    pub(super) moves: super::front_moves::Moves,
 }
 
 impl std::fmt::Debug for Front {
@@ -233,6 +234,7 @@ impl Front {
             scratch: Vec::new(),
             nudge: vec![false; n_owners],
             dma: crate::dma::DmaConfig::default(),
+            moves: Default::default(),
         }
     }
 
@@ -423,9 +425,9 @@ impl Front {
             return;
         }
         self.conns.remove(&h);
-        if let Some((owner, id)) = handle::decode(h, self.owners.len()) {
-            self.send(
-                owner,
+        if let Some((_, id)) = self.place(h) {
+            self.send_conn(
+                h,
                 OwnerCmd::ConnOp {
                     app,
                     ctx: 0,
@@ -636,7 +638,15 @@ impl Front {
         }
     }
 
-    fn send(&mut self, owner: usize, cmd: OwnerCmd) {
+    pub(super) fn count(&self, which: impl Fn(&HostIfCounters) -> &AtomicU64) {
+        which(&self.counters).fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn owner_count(&self) -> usize {
+        self.owners.len()
+    }
+
+    pub(super) fn send(&mut self, owner: usize, cmd: OwnerCmd) {
         self.nudge[owner] = true;
         if !self.overflow[owner].is_empty() {
             self.overflow[owner].push_back(cmd);
@@ -775,6 +785,10 @@ impl Front {
                 reason,
                 detail,
             } => self.violation(app, reason, detail),
+            OwnerEvt::Moved { host, from, to } => self.moved(host, from, to),
+            OwnerEvt::Bounced { host, cmd } => self.bounced(host, cmd),
+            OwnerEvt::Fenced { host, at } => self.fenced(host, at),
+            OwnerEvt::Released { host } => self.released(host),
         }
     }
 
@@ -810,9 +824,9 @@ impl Front {
     }
 
     fn abort_quietly(&mut self, app: AppKey, conn: u64) {
-        if let Some((owner, id)) = handle::decode(conn, self.owners.len()) {
-            self.send(
-                owner,
+        if let Some((_, id)) = self.place(conn) {
+            self.send_conn(
+                conn,
                 OwnerCmd::ConnOp {
                     app,
                     ctx: 0,
@@ -926,7 +940,7 @@ impl Front {
                 && (member.is_some_and(|m| c.holders.contains(&m))
                     || (!held && c.holders.is_empty()))
         });
-        match handle::decode(conn, self.owners.len()).filter(|_| ok) {
+        match self.place(conn).filter(|_| ok) {
             Some(x) => Ok(x),
             None => {
                 self.violation(
@@ -950,12 +964,12 @@ impl Front {
         }
         match d.op {
             abi::OP_TX_PUSH => {
-                let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
+                let (_, conn) = self.owned(app, ctx, d.conn, false)?;
                 if let Some(c) = self.conns.get_mut(&d.conn) {
                     c.tx_written = d.a;
                 }
-                self.send(
-                    owner,
+                self.send_conn(
+                    d.conn,
                     OwnerCmd::TxPush {
                         app,
                         conn,
@@ -964,12 +978,12 @@ impl Front {
                 );
             }
             abi::OP_RX_POP => {
-                let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
+                let (_, conn) = self.owned(app, ctx, d.conn, false)?;
                 if let Some(c) = self.conns.get_mut(&d.conn) {
                     c.rx_read = d.a;
                 }
-                self.send(
-                    owner,
+                self.send_conn(
+                    d.conn,
                     OwnerCmd::RxPop {
                         app,
                         conn,
@@ -982,7 +996,7 @@ impl Front {
                 self.adopt(app, ctx, d);
             }
             abi::OP_SHUTDOWN | abi::OP_CLOSE | abi::OP_ABORT | abi::OP_SETOPT | abi::OP_INFO => {
-                let (owner, conn) = self.owned(app, ctx, d.conn, false)?;
+                let (_, conn) = self.owned(app, ctx, d.conn, false)?;
                 if d.op == abi::OP_CLOSE || d.op == abi::OP_ABORT {
                     let shared = self.conns.get(&d.conn).is_some_and(|c| c.holders.len() > 1);
                     if shared {
@@ -998,8 +1012,8 @@ impl Front {
                     }
                     self.conns.remove(&d.conn);
                 }
-                self.send(
-                    owner,
+                self.send_conn(
+                    d.conn,
                     OwnerCmd::ConnOp {
                         app,
                         ctx,

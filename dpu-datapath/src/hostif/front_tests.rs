@@ -16,6 +16,7 @@
 use super::*;
 use crate::app::ConnId;
 use crate::hostif::app::AppInfo;
+use crate::hostif::handle;
 use doca_bindings::abi::{pack_addr, Layout};
 use doca_bindings::{Doorbell, Region, RingConsumer, RingProducer};
 use std::net::SocketAddrV4;
@@ -79,6 +80,10 @@ enum Sent {
         graceful: bool,
     },
     Dump,
+    MoveFence {
+        host: u64,
+        conn: ConnId,
+    },
 }
 
 impl From<OwnerCmd> for Sent {
@@ -140,6 +145,7 @@ impl From<OwnerCmd> for Sent {
             },
             OwnerCmd::AppGone { app, graceful } => Sent::AppGone { app, graceful },
             OwnerCmd::Dump { .. } => Sent::Dump,
+            OwnerCmd::MoveFence { host, conn } => Sent::MoveFence { host, conn },
         }
     }
 }
@@ -1945,3 +1951,6 @@ mod bounds {
 
 #[path = "front_fork_tests.rs"]
 mod fork;
+
+#[path = "front_moves_tests.rs"]
+mod moves;

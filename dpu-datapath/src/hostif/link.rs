@@ -78,7 +78,40 @@ pub enum OwnerCmd {
     Dump {
         reply: std::sync::mpsc::Sender<Vec<ConnRow>>,
     },
+    /// Connection `conn` (host handle `host`) left this owner with its
+    /// flow group: every command for it queued before this one has been
+    /// bounced, so forget it and answer [`OwnerEvt::Fenced`].
+    MoveFence {
+        host: u64,
+        conn: ConnId,
+    },
 }
+
+impl OwnerCmd {
+    /// The application and connection a connection's command is for.
+    pub fn conn_of(&self) -> Option<(AppKey, ConnId)> {
+        match *self {
+            OwnerCmd::TxPush { app, conn, .. }
+            | OwnerCmd::RxPop { app, conn, .. }
+            | OwnerCmd::ConnOp { app, conn, .. } => Some((app, conn)),
+            _ => None,
+        }
+    }
+
+    /// Points a connection's command at `id` (the connection's handle in
+    /// the owner it moved to); other commands are left as they are.
+    pub fn retarget(&mut self, id: ConnId) {
+        match self {
+            OwnerCmd::TxPush { conn, .. }
+            | OwnerCmd::RxPop { conn, .. }
+            | OwnerCmd::ConnOp { conn, .. } => *conn = id,
+            _ => {}
+        }
+    }
+}
+
+/// Where a connection is: an owner and its handle in that owner's engine.
+pub type Place = (usize, ConnId);
 
 /// One connection as `flextoe-dpu conns` lists it.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -149,6 +182,19 @@ pub enum OwnerEvt {
         reason: u64,
         detail: &'static str,
     },
+    /// A connection arrived with its flow group (`flextoe-dpu
+    /// move-group`): it was at `from`, it is at `to` now; the application
+    /// keeps its handle `host`.
+    Moved { host: u64, from: Place, to: Place },
+    /// A command for a connection that left this owner, given back to be
+    /// sent where the connection went.
+    Bounced { host: u64, cmd: OwnerCmd },
+    /// The answer to [`OwnerCmd::MoveFence`]: nothing more of `host` will
+    /// come back from `at`.
+    Fenced { host: u64, at: Place },
+    /// A connection that had moved was let go of at its owner: the front
+    /// forgets where it was.
+    Released { host: u64 },
 }
 
 /// Wakes the front when it sleeps (flag + eventfd, see docs/hostif-abi.md).

@@ -16,6 +16,7 @@
 pub mod app;
 mod control_socket;
 pub mod front;
+mod front_moves;
 pub mod handle;
 pub mod link;
 pub mod shard;
@@ -51,6 +52,12 @@ pub struct HostIfCounters {
     pub sleeps: AtomicU64,
     /// Contexts (request/event ring pairs) of the active applications.
     pub contexts: AtomicU64,
+    /// Host connections that arrived at another owner with their flow
+    /// group (`flextoe-dpu move-group`).
+    pub conns_moved: AtomicU64,
+    /// Commands that reached the owner a connection had just left and
+    /// were sent on to the new one.
+    pub commands_bounced: AtomicU64,
     /// By `VIOLATION_*` reason.
     pub violations: [AtomicU64; VIOLATION_KINDS],
 }
@@ -138,6 +145,7 @@ pub struct HostInterface {
     clients: Arc<Mutex<std::collections::HashMap<u64, UnixStreamHandle>>>,
     tap: Arc<Mutex<Option<Arc<crate::capture::CaptureTap>>>>,
     xdp: Arc<Mutex<Option<Arc<crate::xdp::XdpHooks>>>>,
+    mover: Arc<Mutex<Option<crate::pipeline::GroupMover>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     socket: PathBuf,
@@ -187,6 +195,7 @@ impl HostInterface {
         let clients = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let tap = Arc::new(Mutex::new(None));
         let xdp = Arc::new(Mutex::new(None));
+        let mover = Arc::new(Mutex::new(None));
         let shared = Shared {
             opts,
             inbox: inbox.clone(),
@@ -200,6 +209,7 @@ impl HostInterface {
             names: Arc::new(Mutex::new(std::collections::HashMap::new())),
             tap: tap.clone(),
             xdp: xdp.clone(),
+            mover: mover.clone(),
             stop: stop.clone(),
         };
         let front = Front::new(links.clone(), waker, inbox, counters.clone()).with_dma(dma);
@@ -225,6 +235,7 @@ impl HostInterface {
             clients,
             tap,
             xdp,
+            mover,
             stop,
             threads,
             socket: path,
@@ -258,6 +269,11 @@ impl HostInterface {
     /// Lets `flextoe-dpu bpf` reach the port's hooks.
     pub fn set_xdp_hooks(&self, hooks: Arc<crate::xdp::XdpHooks>) {
         *self.xdp.lock() = Some(hooks);
+    }
+
+    /// Lets `flextoe-dpu groups` and `move-group` reach the pipeline.
+    pub fn set_group_mover(&self, mover: crate::pipeline::GroupMover) {
+        *self.mover.lock() = Some(mover);
     }
 
     /// Stops the threads and removes the socket. Applications still

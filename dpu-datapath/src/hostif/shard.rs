@@ -7,8 +7,9 @@
 use super::handle;
 use super::link::{AppKey, ConnRow, OwnerCmd, OwnerEvt, OwnerLink};
 use crate::app::{BufferSource, ConnError, ConnId};
+use crate::engine::HandleMoves;
 use crate::engine::{ApiError, Engine};
-use crate::pipeline::ShardApp;
+use crate::pipeline::{AppParcel, ShardApp};
 use doca_bindings::abi;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddrV4;
@@ -75,8 +76,17 @@ pub struct HostIfShard {
     owner: usize,
     link: Arc<OwnerLink>,
     inner: Box<dyn ShardApp>,
-    /// Host connections on this owner and their application.
-    conns: HashMap<ConnId, AppKey>,
+    /// Host connections on this owner: their application and the handle
+    /// it knows them by (this owner's, or the first owner's for one that
+    /// moved here with its flow group).
+    conns: HashMap<ConnId, (AppKey, u64)>,
+    /// Host connections that left with their flow group, until the front
+    /// fences them ([`OwnerCmd::MoveFence`]): commands still on their way
+    /// for them are given back ([`OwnerEvt::Bounced`]).
+    departed: HashMap<ConnId, (AppKey, u64)>,
+    /// Applications gone (`graceful` or not): a connection of theirs that
+    /// arrives later with its flow group is let go of at once.
+    gone: HashMap<AppKey, bool>,
     /// Connections with SO_LINGER 0: closing them resets them.
     linger_zero: HashSet<ConnId>,
     /// Host listeners: port -> application.
@@ -103,6 +113,8 @@ impl HostIfShard {
             link,
             inner,
             conns: HashMap::new(),
+            departed: HashMap::new(),
+            gone: HashMap::new(),
             linger_zero: HashSet::new(),
             listeners: HashMap::new(),
             backlog: VecDeque::new(),
@@ -125,7 +137,7 @@ impl HostIfShard {
     }
 
     fn owns(&mut self, app: AppKey, conn: ConnId) -> bool {
-        if self.conns.get(&conn) == Some(&app) {
+        if self.conns.get(&conn).is_some_and(|c| c.0 == app) {
             return true;
         }
         self.emit(OwnerEvt::Violation {
@@ -146,7 +158,21 @@ impl HostIfShard {
         ))
     }
 
+    /// The handle the application knows connection `id` by.
+    fn host_handle(&self, id: ConnId) -> u64 {
+        self.conns
+            .get(&id)
+            .map(|c| c.1)
+            .unwrap_or_else(|| handle::encode(self.owner, id))
+    }
+
     fn command(&mut self, engine: &mut Engine, cmd: OwnerCmd) {
+        if let Some((app, conn)) = cmd.conn_of() {
+            if let Some(&(_, host)) = self.departed.get(&conn).filter(|d| d.0 == app) {
+                self.emit(OwnerEvt::Bounced { host, cmd });
+                return;
+            }
+        }
         match cmd {
             OwnerCmd::Listen {
                 app,
@@ -204,7 +230,7 @@ impl HostIfShard {
                     Some(bufs) => {
                         match engine.connect_with_cc(*remote.ip(), remote.port(), Some(bufs), cc) {
                             Ok(id) => {
-                                self.conns.insert(id, app);
+                                self.conns.insert(id, (app, handle::encode(self.owner, id)));
                                 if let Some(o) = self.opened(engine, id) {
                                     (conn, a, b, c) = (o.0, u64::from(o.1), o.2, o.3);
                                 }
@@ -264,6 +290,7 @@ impl HostIfShard {
                 if !self.owns(app, conn) {
                     return;
                 }
+                let host = self.host_handle(conn);
                 // An unknown controller is ENOENT, as Linux answers
                 // TCP_CONGESTION (every other failed option: ENOPROTOOPT).
                 let mut unknown_cc = false;
@@ -336,7 +363,7 @@ impl HostIfShard {
                     tag,
                     op,
                     status,
-                    conn: handle::encode(self.owner, conn),
+                    conn: host,
                     a: fields.0,
                     b: fields.1,
                     c: fields.2,
@@ -358,7 +385,7 @@ impl HostIfShard {
                             .unwrap_or(crate::proto::TcpState::Closed);
                         Some(ConnRow {
                             owner: self.owner,
-                            app: self.conns.get(&id).copied(),
+                            app: self.conns.get(&id).map(|c| c.0),
                             local: format!("{}:{}", t.local_ip, t.local_port),
                             remote: format!("{}:{}", t.remote_ip, t.remote_port),
                             state: state.as_str(),
@@ -394,7 +421,15 @@ impl HostIfShard {
                     .collect();
                 let _ = reply.send(rows);
             }
+            OwnerCmd::MoveFence { host, conn } => {
+                self.departed.remove(&conn);
+                self.emit(OwnerEvt::Fenced {
+                    host,
+                    at: (self.owner, conn),
+                });
+            }
             OwnerCmd::AppGone { app, graceful } => {
+                self.gone.insert(app, graceful);
                 let ports: Vec<u16> = self
                     .listeners
                     .iter()
@@ -408,8 +443,8 @@ impl HostIfShard {
                 let conns: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, a)| **a == app)
-                    .map(|(c, _)| *c)
+                    .filter(|(_, c)| c.0 == app)
+                    .map(|(id, _)| *id)
                     .collect();
                 for conn in conns {
                     let _ = self.release(engine, conn, graceful);
@@ -429,7 +464,11 @@ impl HostIfShard {
         conn: ConnId,
         graceful: bool,
     ) -> Result<(), ApiError> {
-        self.conns.remove(&conn);
+        if let Some((_, host)) = self.conns.remove(&conn) {
+            if host != handle::encode(self.owner, conn) {
+                self.emit(OwnerEvt::Released { host });
+            }
+        }
         let linger_zero = self.linger_zero.remove(&conn);
         if graceful && !linger_zero {
             engine.close(conn)
@@ -442,7 +481,7 @@ impl HostIfShard {
         let ports: Vec<(u16, AppKey)> = self.listeners.iter().map(|(p, a)| (*p, *a)).collect();
         for (port, app) in ports {
             while let Some(id) = engine.accept(port) {
-                self.conns.insert(id, app);
+                self.conns.insert(id, (app, handle::encode(self.owner, id)));
                 if let Some((conn, slot, remote, local)) = self.opened(engine, id) {
                     self.emit(OwnerEvt::Accepted {
                         app,
@@ -459,7 +498,7 @@ impl HostIfShard {
 
     fn report_events(&mut self, engine: &mut Engine) {
         while let Some(ev) = engine.next_event() {
-            let Some(&app) = self.conns.get(&ev.conn) else {
+            let Some(&(app, host)) = self.conns.get(&ev.conn) else {
                 continue;
             };
             let Some(p) = engine.conn_progress(ev.conn) else {
@@ -467,7 +506,7 @@ impl HostIfShard {
             };
             self.emit(OwnerEvt::Conn {
                 app,
-                conn: handle::encode(self.owner, ev.conn),
+                conn: host,
                 flags: u16::from(ev.kinds),
                 rx_ready: p.rx_ready,
                 tx_acked: p.tx_acked,
@@ -509,4 +548,88 @@ impl ShardApp for HostIfShard {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self.inner.into_any()
     }
+
+    fn movable(&self) -> bool {
+        self.inner.movable()
+    }
+
+    /// Host connections leave with what the front needs to keep the
+    /// application's handle working; they stay in `departed` so that
+    /// commands already on their way here are given back.
+    fn export_conns(&mut self, conns: &[ConnId]) -> AppParcel {
+        let mut host = Vec::new();
+        let mut others = Vec::new();
+        for &id in conns {
+            match self.conns.remove(&id) {
+                Some((app, h)) => {
+                    self.departed.insert(id, (app, h));
+                    let linger_zero = self.linger_zero.remove(&id);
+                    host.push(MovedConn {
+                        id,
+                        app,
+                        host: h,
+                        linger_zero,
+                    });
+                }
+                None => others.push(id),
+            }
+        }
+        Box::new(HostParcel {
+            from: self.owner,
+            host,
+            inner: self.inner.export_conns(&others),
+        })
+    }
+
+    /// Takes in host connections and tells the front where each one is
+    /// now; those of an application that left meanwhile are let go of.
+    fn import_conns(&mut self, engine: &mut Engine, parcel: AppParcel, moves: &HandleMoves) {
+        let Ok(parcel) = parcel.downcast::<HostParcel>() else {
+            tracing::error!(
+                owner = self.owner,
+                "hostif: a moved group came without its parcel"
+            );
+            return;
+        };
+        let HostParcel { from, host, inner } = *parcel;
+        let new_id: HashMap<ConnId, ConnId> = moves.iter().copied().collect();
+        for c in host {
+            let Some(&id) = new_id.get(&c.id) else {
+                tracing::error!(
+                    owner = self.owner,
+                    "hostif: a moved connection was not imported"
+                );
+                continue;
+            };
+            self.conns.insert(id, (c.app, c.host));
+            if c.linger_zero {
+                self.linger_zero.insert(id);
+            }
+            self.emit(OwnerEvt::Moved {
+                host: c.host,
+                from: (from, c.id),
+                to: (self.owner, id),
+            });
+            if let Some(&graceful) = self.gone.get(&c.app) {
+                let _ = self.release(engine, id, graceful);
+            }
+        }
+        self.inner.import_conns(engine, inner, moves);
+    }
+}
+
+/// A host connection on its way to another owner.
+#[derive(Debug)]
+struct MovedConn {
+    id: ConnId,
+    app: AppKey,
+    host: u64,
+    linger_zero: bool,
+}
+
+/// [`HostIfShard`]'s side of a moved flow group.
+struct HostParcel {
+    from: usize,
+    host: Vec<MovedConn>,
+    inner: AppParcel,
 }

@@ -320,6 +320,20 @@ spec!(
     "Times the host-interface front went to sleep on its doorbells (no work)."
 );
 spec!(
+    HOST_CONNS_MOVED,
+    "flextoe_host_conns_moved_total",
+    Counter,
+    [],
+    "Host connections that arrived at another owner with their flow group (flextoe-dpu move-group)."
+);
+spec!(
+    HOST_COMMANDS_BOUNCED,
+    "flextoe_host_commands_bounced_total",
+    Counter,
+    [],
+    "Host commands that reached the owner their connection had just left, sent on to the new one."
+);
+spec!(
     XDP_FRAMES,
     "flextoe_xdp_frames_total",
     Counter,
@@ -404,6 +418,8 @@ pub static ALL: &[&Spec] = &[
     &HOST_DESCRIPTORS,
     &HOST_VIOLATIONS,
     &HOST_FRONT_SLEEPS,
+    &HOST_CONNS_MOVED,
+    &HOST_COMMANDS_BOUNCED,
     &XDP_FRAMES,
     &PORT_FRAMES,
     &PORT_DROPS,

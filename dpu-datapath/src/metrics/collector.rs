@@ -242,12 +242,14 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
 
 /// The host interface's families (empty without one).
 fn hostif_families(h: Option<&HostIfSample>) -> Vec<MetricFamily> {
-    let plain: [(&'static Spec, HostField); 5] = [
+    let plain: [(&'static Spec, HostField); 7] = [
         (&c::HOST_APPS_REGISTERED, |h| h.apps_registered),
         (&c::HOST_APPS_CONNECTED, |h| h.apps_connected),
         (&c::HOST_APPS_ACTIVE, |h| h.apps_active),
         (&c::HOST_CONTEXTS, |h| h.contexts),
         (&c::HOST_FRONT_SLEEPS, |h| h.front_sleeps),
+        (&c::HOST_CONNS_MOVED, |h| h.conns_moved),
+        (&c::HOST_COMMANDS_BOUNCED, |h| h.commands_bounced),
     ];
     let mut out = Vec::new();
     for (spec, value) in plain {

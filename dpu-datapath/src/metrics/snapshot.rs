@@ -208,6 +208,10 @@ pub struct HostIfSample {
     pub events: u64,
     /// Times the front went to sleep on its doorbells.
     pub front_sleeps: u64,
+    /// Host connections that moved with their flow group.
+    pub conns_moved: u64,
+    /// Commands sent on after their connection moved.
+    pub commands_bounced: u64,
     /// Protocol violations, indexed by `VIOLATION_*` (0 unused).
     pub violations: [u64; VIOLATION_KINDS],
 }
@@ -224,6 +228,8 @@ impl HostIfSample {
             requests: load(&c.requests),
             events: load(&c.events),
             front_sleeps: load(&c.sleeps),
+            conns_moved: load(&c.conns_moved),
+            commands_bounced: load(&c.commands_bounced),
             violations: std::array::from_fn(|i| load(&c.violations[i])),
         }
     }

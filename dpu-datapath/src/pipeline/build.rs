@@ -2,7 +2,7 @@
 //! workers, starts them, and takes them back at shutdown.
 
 use super::items::{EgressItem, IngressItem, PostItem, PreItem, Returned, ShardIn, StampedWork};
-use super::moves::{Arrival, MoveControl, OwnerMoves, RouteCtl, Routes};
+use super::moves::{Arrival, GroupMover, MoveControl, OwnerMoves, RouteCtl, Routes};
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
@@ -95,7 +95,7 @@ pub struct Pipeline {
     workers: Vec<Worker>,
     board: Arc<StatsBoard>,
     /// Flow-group moves (`pipeline/moves.rs`).
-    pub(super) moves: MoveControl,
+    pub(super) moves: GroupMover,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -808,7 +808,7 @@ impl Pipeline {
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let workers = spawn_workers(&plan, replicas, topology, opts, &nic, &stop);
-        let moves = MoveControl::new(&plan, wiring.routes, wiring.movable.get());
+        let moves = GroupMover::new(MoveControl::new(&plan, wiring.routes, wiring.movable.get()));
         Self {
             plan,
             nic,

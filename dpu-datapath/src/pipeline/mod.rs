@@ -27,7 +27,7 @@ pub mod worker;
 pub use crate::io::Nic;
 pub use build::{Pipeline, PipelineOptions};
 pub use loopback::{LoopbackNic, NullNic};
-pub use moves::{AppParcel, MoveError, MoveRequest};
+pub use moves::{AppParcel, GroupMover, MoveError, MoveRequest};
 pub use nic::{rss_queue, MemNic};
 pub use steer::SteeredNic;
 pub use task::{OwnerSnapshot, PipelineReport, ShardApp, StatsBoard, TaskCounters};

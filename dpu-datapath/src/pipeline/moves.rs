@@ -148,6 +148,7 @@ impl std::error::Error for MoveError {}
 /// each replica's ingress reorder.
 #[derive(Debug)]
 pub(crate) struct MoveControl {
+    plan: Plan,
     /// Per replica: its ingress reorder's requests (None for a fused
     /// replica, which has one owner and no ingress reorder).
     routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
@@ -171,6 +172,7 @@ impl MoveControl {
         movable: bool,
     ) -> Self {
         Self {
+            plan: plan.clone(),
             routes,
             movable,
             state: parking_lot::Mutex::new(MoveState {
@@ -195,8 +197,41 @@ impl Pipeline {
         to: usize,
         timeout: Duration,
     ) -> Result<HandleMoves, MoveError> {
-        let plan = self.plan();
-        let control = &self.moves;
+        self.moves.move_group(group, to, timeout)
+    }
+
+    /// The global owner of each flow group now (after the moves so far;
+    /// waits while one is under way).
+    pub fn group_owners(&self) -> Vec<usize> {
+        self.moves.group_owners()
+    }
+
+    /// A handle that moves groups from another thread (an operator's
+    /// `flextoe-dpu move-group`) while the pipeline runs. After shutdown
+    /// its moves time out.
+    pub fn group_mover(&self) -> GroupMover {
+        self.moves.clone()
+    }
+}
+
+/// Moves flow groups of a running pipeline: [`Pipeline::group_mover`].
+#[derive(Clone, Debug)]
+pub struct GroupMover(Arc<MoveControl>);
+
+impl GroupMover {
+    pub(crate) fn new(control: MoveControl) -> Self {
+        Self(Arc::new(control))
+    }
+
+    /// As [`Pipeline::move_group`].
+    pub fn move_group(
+        &self,
+        group: u32,
+        to: usize,
+        timeout: Duration,
+    ) -> Result<HandleMoves, MoveError> {
+        let plan = &self.0.plan;
+        let control = &*self.0;
         // Moves go one at a time: this lock is held until this one lands.
         let mut state = control.state.lock();
         state.land_unfinished(Some(timeout))?;
@@ -241,13 +276,17 @@ impl Pipeline {
         })
     }
 
-    /// The global owner of each flow group now (after the moves so far;
-    /// waits while one is under way).
+    /// As [`Pipeline::group_owners`].
     pub fn group_owners(&self) -> Vec<usize> {
-        let mut state = self.moves.state.lock();
+        let mut state = self.0.state.lock();
         // A move that timed out may have landed since.
         let _ = state.land_unfinished(None);
         state.owner_of.clone()
+    }
+
+    /// Owners per replica (a group moves only among its replica's).
+    pub fn owners_per_replica(&self) -> usize {
+        self.0.plan.proto
     }
 }
 
@@ -483,7 +522,7 @@ impl OwnerMoves {
         while let Some(arrival) = self.mailboxes[self.index].pop() {
             let group = arrival.parcel.group;
             let moves = engine.import_group(arrival.parcel);
-            app.import_conns(arrival.app, &moves);
+            app.import_conns(engine, arrival.app, &moves);
             self.routes.push(RouteCtl::Release {
                 group,
                 to: self.index,

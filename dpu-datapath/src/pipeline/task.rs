@@ -43,9 +43,10 @@ pub trait ShardApp: Send {
 
     /// Adopts connections moved here from another owner's instance:
     /// `parcel` from its [`ShardApp::export_conns`], `moves` each old
-    /// handle with its new one in this owner's engine.
-    fn import_conns(&mut self, parcel: AppParcel, moves: &HandleMoves) {
-        let _ = (parcel, moves);
+    /// handle with its new one in this owner's engine, which holds them
+    /// already.
+    fn import_conns(&mut self, engine: &mut Engine, parcel: AppParcel, moves: &HandleMoves) {
+        let _ = (engine, parcel, moves);
     }
 }
 

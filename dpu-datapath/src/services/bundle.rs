@@ -2,8 +2,9 @@
 //! a finite source (19) and, on one owner, an optional active-open probe.
 
 use super::{DiscardApp, EchoApp, ProbeApp, SourceApp};
-use crate::engine::Engine;
-use crate::pipeline::ShardApp;
+use crate::app::ConnId;
+use crate::engine::{Engine, HandleMoves};
+use crate::pipeline::{AppParcel, ShardApp};
 
 /// Well-known ports of the services.
 pub const ECHO_PORT: u16 = 7;
@@ -53,4 +54,48 @@ impl ShardApp for Services {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
+
+    fn movable(&self) -> bool {
+        true
+    }
+
+    fn export_conns(&mut self, conns: &[ConnId]) -> AppParcel {
+        // The probe (one connection, on one owner) goes whole with it.
+        let probe = match &self.probe {
+            Some(p) if p.conn().is_some_and(|c| conns.contains(&c)) => self.probe.take(),
+            _ => None,
+        };
+        Box::new(BundleParcel {
+            echo: self.echo.export_conns(conns),
+            discard: self.discard.export_conns(conns),
+            source: self.source.export_conns(conns),
+            probe,
+        })
+    }
+
+    fn import_conns(&mut self, engine: &mut Engine, parcel: AppParcel, moves: &HandleMoves) {
+        let Ok(p) = parcel.downcast::<BundleParcel>() else {
+            return;
+        };
+        let p = *p;
+        self.echo.import_conns(engine, p.echo, moves);
+        self.discard.import_conns(engine, p.discard, moves);
+        self.source.import_conns(engine, p.source, moves);
+        if let Some(mut probe) = p.probe {
+            probe.moved(moves);
+            if self.probe.is_none() {
+                self.probe = Some(probe);
+            } else {
+                tracing::warn!("a moved probe found another here: it is dropped");
+            }
+        }
+    }
+}
+
+/// The services' side of a moved flow group.
+struct BundleParcel {
+    echo: AppParcel,
+    discard: AppParcel,
+    source: AppParcel,
+    probe: Option<ProbeApp>,
 }

@@ -113,4 +113,25 @@ impl ShardApp for EchoApp {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
+
+    fn movable(&self) -> bool {
+        true
+    }
+
+    fn export_conns(&mut self, conns: &[ConnId]) -> crate::pipeline::AppParcel {
+        Box::new(super::moving::take_leaving(&mut self.conns, conns, |c| {
+            c.id
+        }))
+    }
+
+    fn import_conns(
+        &mut self,
+        _engine: &mut Engine,
+        parcel: crate::pipeline::AppParcel,
+        moves: &crate::engine::HandleMoves,
+    ) {
+        if let Ok(arriving) = parcel.downcast::<Vec<Conn>>() {
+            super::moving::put_arriving(&mut self.conns, *arriving, moves, |c| &mut c.id);
+        }
+    }
 }

@@ -8,6 +8,7 @@
 mod bundle;
 mod discard;
 mod echo;
+mod moving;
 mod probe;
 mod source;
 

@@ -54,6 +54,19 @@ impl ProbeApp {
         }
     }
 
+    /// Its connection, while it has one.
+    pub fn conn(&self) -> Option<ConnId> {
+        self.conn
+    }
+
+    /// Its connection moved with its flow group (`moves`: old and new
+    /// handles).
+    pub fn moved(&mut self, moves: &crate::engine::HandleMoves) {
+        if let Some(c) = self.conn {
+            self.conn = moves.iter().find(|m| m.0 == c).map(|m| m.1);
+        }
+    }
+
     /// The reply equals the message (an echo peer).
     pub fn echoed(&self) -> bool {
         self.state == ProbeState::Done && self.received == self.message

@@ -63,6 +63,27 @@ pub enum Command {
         /// [src|dst] port N, and, or, not, parentheses.
         filter: Vec<String>,
     },
+    /// Which owner (proto worker) holds each flow group of a running
+    /// service.
+    Groups {
+        #[command(flatten)]
+        control: ControlArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move a flow group, with its open connections, to another owner of
+    /// the same replica while traffic flows (nothing is lost or reordered;
+    /// applications keep their sockets).
+    MoveGroup {
+        #[command(flatten)]
+        control: ControlArg,
+        /// The flow group (see `groups`).
+        group: u32,
+        /// The owner to move it to (global index: replica x proto workers
+        /// + worker).
+        to: usize,
+    },
     /// eBPF programs at the port's XDP-style hooks of a running service:
     /// load, list, unload, and their maps (docs/xdp.md).
     Bpf {

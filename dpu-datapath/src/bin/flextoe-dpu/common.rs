@@ -204,6 +204,8 @@ pub fn hostif_json(c: &HostIfCounters) -> Value {
         "sleeps": c.sleeps.load(Ordering::Relaxed),
         "contexts": c.contexts.load(Ordering::Relaxed),
         "violations": c.violations_total(),
+        "conns_moved": c.conns_moved.load(Ordering::Relaxed),
+        "commands_bounced": c.commands_bounced.load(Ordering::Relaxed),
     })
 }
 
@@ -253,14 +255,16 @@ pub fn start_host_interface(config: &Config, owners: usize) -> Result<HostInterf
     HostInterface::start(HostIfOptions::from_config(config)?, owners)
 }
 
-/// Connects a started pipeline to its observers: the control socket's
-/// `stat` document and, when `endpoint` is set, `/metrics`.
+/// Connects a started pipeline to its observers and operators: the
+/// control socket's `stat` document, `groups` and `move-group`, and, when
+/// `endpoint` is set, `/metrics`.
 pub fn observe(
     hostif: &HostInterface,
     pipeline: &Pipeline,
     endpoint: Option<(Arc<Exporter>, MetricsServer)>,
     port: Option<Arc<dyn Nic>>,
 ) -> Option<PipelineMetrics> {
+    hostif.set_group_mover(pipeline.group_mover());
     hostif.set_stats(stat_source(
         pipeline.stats_board(),
         hostif.counters(),

@@ -33,6 +33,10 @@ fn main() -> ExitCode {
             json,
         } => report(ops::stat(&control.path(), interval, count, json)),
         Command::Conns { control, json } => report(ops::conns(&control.path(), json)),
+        Command::Groups { control, json } => report(ops::groups(&control.path(), json)),
+        Command::MoveGroup { control, group, to } => {
+            report(ops::move_group(&control.path(), group, to))
+        }
         Command::Capture {
             control,
             count,

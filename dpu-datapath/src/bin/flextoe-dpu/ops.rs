@@ -177,6 +177,47 @@ pub fn stat(path: &Path, interval: f64, count: Option<u64>, json: bool) -> Resul
     Ok(())
 }
 
+/// `flextoe-dpu groups`: each owner with the flow groups it holds.
+pub fn groups(path: &Path, json: bool) -> Result<(), String> {
+    let doc = query(path, &ControlRequest::Groups)?;
+    if json {
+        println!("{doc:#}");
+        return Ok(());
+    }
+    let owners = num(&doc, &["owners"]) as usize;
+    let per_replica = num(&doc, &["owners_per_replica"]).max(1) as usize;
+    let owner_of: Vec<usize> = doc["owner_of"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0) as usize).collect())
+        .unwrap_or_default();
+    println!("{:<6} {:<8} {:>7}  GROUPS", "OWNER", "REPLICA", "COUNT");
+    for owner in 0..owners.max(owner_of.iter().max().map_or(0, |m| m + 1)) {
+        let held: Vec<String> = (0..owner_of.len())
+            .filter(|&g| owner_of[g] == owner)
+            .map(|g| g.to_string())
+            .collect();
+        println!(
+            "{owner:<6} {:<8} {:>7}  {}",
+            owner / per_replica,
+            held.len(),
+            held.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// `flextoe-dpu move-group`.
+pub fn move_group(path: &Path, group: u32, to: usize) -> Result<(), String> {
+    let doc = query(path, &ControlRequest::MoveGroup { group, to })?;
+    println!(
+        "flow group {group} moved from owner {} to owner {to}: {} connections, {} µs",
+        doc["from"],
+        num(&doc, &["connections"]),
+        num(&doc, &["micros"]),
+    );
+    Ok(())
+}
+
 /// `flextoe-dpu conns`.
 pub fn conns(path: &Path, json: bool) -> Result<(), String> {
     let rows = query(path, &ControlRequest::Conns)?;
