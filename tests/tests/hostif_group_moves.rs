@@ -104,7 +104,19 @@ fn groups_move_back_and_forth_under_bulk_and_echo_traffic() {
     let sender = spawn(
         &svc,
         &send,
-        &["--connect", &bulk_to, "--mib", "128", "--seed", "7"],
+        // It exits right after its last write, without closing: the exit
+        // closes the connection, wherever its group is by then, after
+        // everything written.
+        &[
+            "--connect",
+            &bulk_to,
+            "--mib",
+            "128",
+            "--seed",
+            "7",
+            "--end",
+            "exit",
+        ],
     );
     let echo_to = format!("{}:7301", svc.ip);
     let client = spawn(

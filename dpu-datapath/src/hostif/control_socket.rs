@@ -281,7 +281,6 @@ fn client(sock: UnixStream, shared: &Shared) {
     }
 }
 
-/// True when the peer runs as root or as the service's own user.
 /// How long an operator's move may take before it is reported as not
 /// landed (it still lands when the pipeline gets to it).
 const MOVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -311,6 +310,7 @@ fn move_group(m: &crate::pipeline::GroupMover, group: u32, to: usize) -> Control
     }
 }
 
+/// True when the peer runs as root or as the service's own user.
 fn is_operator(sock: &UnixStream) -> bool {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {

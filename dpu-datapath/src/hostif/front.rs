@@ -642,6 +642,17 @@ impl Front {
         which(&self.counters).fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether application `app` is gone, and how its connections close:
+    /// gracefully after an exit (it is no longer known), reset after a
+    /// violation (it is kept, dead, until its processes leave).
+    pub(super) fn app_gone(&self, app: AppKey) -> Option<bool> {
+        match self.apps.get(&app) {
+            None => Some(true),
+            Some(a) if a.dead => Some(false),
+            Some(_) => None,
+        }
+    }
+
     pub(super) fn owner_count(&self) -> usize {
         self.owners.len()
     }
@@ -785,7 +796,12 @@ impl Front {
                 reason,
                 detail,
             } => self.violation(app, reason, detail),
-            OwnerEvt::Moved { host, from, to } => self.moved(host, from, to),
+            OwnerEvt::Moved {
+                app,
+                host,
+                from,
+                to,
+            } => self.moved(app, host, from, to),
             OwnerEvt::Bounced { host, cmd } => self.bounced(host, cmd),
             OwnerEvt::Fenced { host, at } => self.fenced(host, at),
             OwnerEvt::Released { host } => self.released(host),
@@ -1179,8 +1195,10 @@ impl Front {
             self.send(o, OwnerCmd::Unlisten { app, port });
         }
         for p in self.accept_q.remove(&port).unwrap_or_default() {
-            self.conns.remove(&p.conn);
-            self.abort_quietly(app, p.conn);
+            // One the application closed before accepting it is gone.
+            if self.conns.remove(&p.conn).is_some() {
+                self.abort_quietly(app, p.conn);
+            }
         }
     }
 

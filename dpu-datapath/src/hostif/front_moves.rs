@@ -11,7 +11,11 @@
 //! ([`OwnerCmd::MoveFence`]); the owner's command queue is FIFO, so once
 //! the fence comes back ([`OwnerEvt::Fenced`]) every earlier command has
 //! been bounced. Then the front sends the bounced commands, then the held
-//! ones, to the new place, and routes the connection there from then on.
+//! ones, then a settle ([`OwnerCmd::MoveSettled`]), to the new place, and
+//! routes the connection there from then on. Until its settle a moved
+//! connection is not closed by its application's exit (that would run
+//! before the commands the front held); the settle closes it if the
+//! application has gone meanwhile.
 //! A connection that moves again before that follows the same steps from
 //! each place to the next (announcements can arrive out of order: they
 //! are kept by the place they leave).
@@ -20,7 +24,7 @@
 
 use super::front::Front;
 use super::handle;
-use super::link::{OwnerCmd, Place};
+use super::link::{AppKey, OwnerCmd, Place};
 use std::collections::HashMap;
 
 /// Where moved connections are, and the ones being moved.
@@ -36,8 +40,9 @@ pub(super) struct Moves {
 }
 
 /// A connection between its old place and its new one.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Held {
+    app: AppKey,
     /// The old place has answered the fence.
     fenced: bool,
     /// Commands the old place gave back, in the order they were sent.
@@ -81,12 +86,12 @@ impl Front {
         }
     }
 
-    /// [`OwnerEvt::Moved`]: `host` went from `from` to `to`.
-    pub(super) fn moved(&mut self, host: u64, from: Place, to: Place) {
+    /// [`OwnerEvt::Moved`]: `host` (of `app`) went from `from` to `to`.
+    pub(super) fn moved(&mut self, app: AppKey, host: u64, from: Place, to: Place) {
         self.count(|c| &c.conns_moved);
         self.moves.hops.insert(from, to);
         if self.place(host) == Some(from) {
-            self.hold(host);
+            self.hold(app, host);
             // A bounce may have started the hold, and the fence come back,
             // before this announcement.
             self.follow(host);
@@ -97,7 +102,10 @@ impl Front {
     /// [`OwnerEvt::Bounced`]: `cmd` reached the place `host` had left.
     pub(super) fn bounced(&mut self, host: u64, cmd: OwnerCmd) {
         self.count(|c| &c.commands_bounced);
-        self.hold(host);
+        let Some((app, _)) = cmd.conn_of() else {
+            return;
+        };
+        self.hold(app, host);
         if let Some(h) = self.moves.held.get_mut(&host) {
             h.bounced.push(cmd);
         }
@@ -124,14 +132,22 @@ impl Front {
 
     /// Starts holding `host`'s commands (if not yet) and fences the place
     /// it is leaving.
-    fn hold(&mut self, host: u64) {
+    fn hold(&mut self, app: AppKey, host: u64) {
         if self.moves.held.contains_key(&host) {
             return;
         }
         let Some((owner, conn)) = self.place(host) else {
             return;
         };
-        self.moves.held.insert(host, Held::default());
+        self.moves.held.insert(
+            host,
+            Held {
+                app,
+                fenced: false,
+                bounced: Vec::new(),
+                parked: Vec::new(),
+            },
+        );
         self.send(owner, OwnerCmd::MoveFence { host, conn });
     }
 
@@ -155,10 +171,16 @@ impl Front {
             cmd.retarget(to.1);
             self.send(to.0, cmd);
         }
+        let settle = OwnerCmd::MoveSettled {
+            app: h.app,
+            conn: to.1,
+            release: self.app_gone(h.app),
+        };
+        self.send(to.0, settle);
         if self.moves.hops.contains_key(&to) {
             // It has left `to` as well: what was just sent there comes
             // back before this fence does.
-            self.hold(host);
+            self.hold(h.app, host);
         }
     }
 }

@@ -13,6 +13,14 @@ fn push_cmd(app: AppKey, conn: ConnId, written: u64) -> OwnerCmd {
     OwnerCmd::TxPush { app, conn, written }
 }
 
+fn settled(app: AppKey, conn: ConnId) -> Sent {
+    Sent::MoveSettled {
+        app,
+        conn,
+        release: None,
+    }
+}
+
 #[test]
 fn commands_follow_a_moved_connection_in_the_order_posted() {
     let mut b = Bench::new(2);
@@ -28,6 +36,7 @@ fn commands_follow_a_moved_connection_in_the_order_posted() {
     b.owner_event(
         1,
         OwnerEvt::Moved {
+            app: k,
             host,
             from: (0, old),
             to: (1, new),
@@ -52,8 +61,12 @@ fn commands_follow_a_moved_connection_in_the_order_posted() {
     b.pass();
     assert_eq!(
         b.sent(),
-        vec![(1, push(k, new, 100)), (1, push(k, new, 200))],
-        "bounced first, then held, to the new owner"
+        vec![
+            (1, push(k, new, 100)),
+            (1, push(k, new, 200)),
+            (1, settled(k, new))
+        ],
+        "bounced first, then held, then the settle, to the new owner"
     );
     // From now on straight to the new owner, under the same handle.
     app.op(0, abi::OP_RX_POP, 3, host, 0, 0);
@@ -134,6 +147,7 @@ fn a_connection_moved_twice_with_news_out_of_order_keeps_its_order() {
     b.owner_event(
         0,
         OwnerEvt::Moved {
+            app: k,
             host,
             from: (1, mid),
             to: (0, c),
@@ -144,6 +158,7 @@ fn a_connection_moved_twice_with_news_out_of_order_keeps_its_order() {
     b.owner_event(
         1,
         OwnerEvt::Moved {
+            app: k,
             host,
             from: (0, a),
             to: (1, mid),
@@ -155,6 +170,7 @@ fn a_connection_moved_twice_with_news_out_of_order_keeps_its_order() {
         vec![
             (1, push(k, mid, 1)),
             (1, push(k, mid, 2)),
+            (1, settled(k, mid)),
             (1, Sent::MoveFence { host, conn: mid }),
         ],
         "sent on to the first stop, which has left too: fenced behind them"
@@ -162,20 +178,29 @@ fn a_connection_moved_twice_with_news_out_of_order_keeps_its_order() {
     app.op(0, abi::OP_TX_PUSH, 3, host, 3, 0);
     b.pass();
     assert_eq!(b.sent(), vec![]);
-    for w in [1, 2] {
-        b.owner_event(
-            1,
-            OwnerEvt::Bounced {
-                host,
-                cmd: push_cmd(k, mid, w),
-            },
-        );
+    for cmd in [
+        push_cmd(k, mid, 1),
+        push_cmd(k, mid, 2),
+        OwnerCmd::MoveSettled {
+            app: k,
+            conn: mid,
+            release: None,
+        },
+    ] {
+        b.owner_event(1, OwnerEvt::Bounced { host, cmd });
     }
     b.owner_event(1, OwnerEvt::Fenced { host, at: (1, mid) });
     b.pass();
     assert_eq!(
         b.sent(),
-        vec![(0, push(k, c, 1)), (0, push(k, c, 2)), (0, push(k, c, 3))]
+        vec![
+            (0, push(k, c, 1)),
+            (0, push(k, c, 2)),
+            (0, settled(k, c)),
+            (0, push(k, c, 3)),
+            (0, settled(k, c)),
+        ],
+        "what the first stop gave back (its settle too), then what was held"
     );
     assert_eq!(b.front.moves.holding(), 0);
     assert_alive(&b, &app);
@@ -192,6 +217,7 @@ fn a_fence_answer_from_elsewhere_is_ignored() {
     b.owner_event(
         1,
         OwnerEvt::Moved {
+            app: k,
             host,
             from: (0, id(5, 1)),
             to: (1, id(3, 3)),
@@ -217,5 +243,85 @@ fn a_fence_answer_from_elsewhere_is_ignored() {
         },
     );
     b.pass();
-    assert_eq!(b.sent(), vec![(1, push(k, id(3, 3), 9))]);
+    assert_eq!(
+        b.sent(),
+        vec![(1, push(k, id(3, 3), 9)), (1, settled(k, id(3, 3)))]
+    );
+}
+
+/// An application that exits while its connection moves: its last writes
+/// reach the new owner before the connection is closed there (the exit
+/// closes it only through the settle, after them).
+#[test]
+fn an_exit_during_a_move_closes_the_connection_after_its_last_writes() {
+    let mut b = Bench::new(2);
+    let mut app = b.register(1);
+    let k = app.key;
+    let host = b.connected(&mut app, 0, 0, 5, 1);
+    let (old, new) = (id(5, 1), id(6, 1));
+    app.op(0, abi::OP_TX_PUSH, 1, host, 4000, 0);
+    b.pass();
+    assert_eq!(b.sent(), vec![(0, push(k, old, 4000))]);
+    // The process exits before the front hears of the move.
+    b.front.member_gone(k);
+    b.pass();
+    let sent = b.sent();
+    assert_eq!(
+        sent,
+        vec![
+            (
+                0,
+                Sent::AppGone {
+                    app: k,
+                    graceful: true
+                }
+            ),
+            (
+                1,
+                Sent::AppGone {
+                    app: k,
+                    graceful: true
+                }
+            ),
+        ]
+    );
+    // The write reached the old owner after the group had left.
+    b.owner_event(
+        0,
+        OwnerEvt::Bounced {
+            host,
+            cmd: push_cmd(k, old, 4000),
+        },
+    );
+    b.owner_event(
+        1,
+        OwnerEvt::Moved {
+            app: k,
+            host,
+            from: (0, old),
+            to: (1, new),
+        },
+    );
+    b.pass();
+    assert_eq!(b.sent(), vec![(0, Sent::MoveFence { host, conn: old })]);
+    b.owner_event(0, OwnerEvt::Fenced { host, at: (0, old) });
+    b.pass();
+    assert_eq!(
+        b.sent(),
+        vec![
+            (1, push(k, new, 4000)),
+            (
+                1,
+                Sent::MoveSettled {
+                    app: k,
+                    conn: new,
+                    release: Some(true)
+                }
+            ),
+        ],
+        "the write, then a graceful close as at exit"
+    );
+    b.owner_event(1, OwnerEvt::Released { host });
+    b.pass();
+    assert_eq!((b.front.moves.moved(), b.front.moves.holding()), (0, 0));
 }

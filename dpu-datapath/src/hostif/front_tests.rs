@@ -84,6 +84,11 @@ enum Sent {
         host: u64,
         conn: ConnId,
     },
+    MoveSettled {
+        app: AppKey,
+        conn: ConnId,
+        release: Option<bool>,
+    },
 }
 
 impl From<OwnerCmd> for Sent {
@@ -146,6 +151,9 @@ impl From<OwnerCmd> for Sent {
             OwnerCmd::AppGone { app, graceful } => Sent::AppGone { app, graceful },
             OwnerCmd::Dump { .. } => Sent::Dump,
             OwnerCmd::MoveFence { host, conn } => Sent::MoveFence { host, conn },
+            OwnerCmd::MoveSettled { app, conn, release } => {
+                Sent::MoveSettled { app, conn, release }
+            }
         }
     }
 }
@@ -1855,6 +1863,105 @@ mod bounds {
         (0..SIZE as usize)
             .map(|i| (i as u8).wrapping_mul(31) ^ seed)
             .collect()
+    }
+
+    /// The shards' side of a flow-group move, on real engines: the old
+    /// shard gives back commands for the connection and answers the
+    /// fence; the new one announces the arrival, and an application's
+    /// exit does not close the connection there before the front settles
+    /// it (its held commands run first), after which the settle closes it.
+    #[test]
+    fn a_moved_connection_bounces_at_the_old_shard_and_waits_for_its_settle_at_the_new() {
+        let mut w = Wire::connected();
+        let (owner, old) = handle::decode(w.conn, 1).unwrap();
+        assert_eq!(owner, 0);
+        let tuple = w.sim.a.conn_tuple(old).unwrap();
+        let group = crate::flow::flow_group(&tuple, w.sim.a.config().flow_groups);
+        let parcel = w.sim.a.export_group(group);
+        let app_parcel = w.shard.export_conns(&parcel.conns());
+        assert_eq!(w.shard.connections(), 0);
+
+        // The old owner gives back a command that reaches it now, then
+        // answers the fence.
+        let k = w.app.key;
+        let link = w.b.links[0].clone();
+        link.cmds
+            .push(OwnerCmd::TxPush {
+                app: k,
+                conn: old,
+                written: 10,
+            })
+            .unwrap();
+        link.cmds
+            .push(OwnerCmd::MoveFence {
+                host: w.conn,
+                conn: old,
+            })
+            .unwrap();
+        w.shard.poll(&mut w.sim.a);
+        let back: Vec<OwnerEvt> = std::iter::from_fn(|| link.evts.pop()).collect();
+        assert!(
+            matches!(&back[..], [
+                OwnerEvt::Bounced { host, cmd: OwnerCmd::TxPush { written: 10, .. } },
+                OwnerEvt::Fenced { host: h2, at: (0, at) },
+            ] if *host == w.conn && *h2 == w.conn && *at == old),
+            "{back:?}"
+        );
+
+        // The new owner: another engine with the same address.
+        let mut engine = Engine::new(sim_engine_config(1, 7, |_| {}));
+        let waker = Arc::new(FrontWaker::new().unwrap());
+        let new_link = Arc::new(OwnerLink::new(waker));
+        let mut shard = HostIfShard::new(1, new_link.clone(), Box::new(Idle));
+        let moves = engine.import_group(parcel);
+        shard.import_conns(&mut engine, app_parcel, &moves);
+        let new = moves.iter().find(|m| m.0 == old).unwrap().1;
+        let arrived: Vec<OwnerEvt> = std::iter::from_fn(|| new_link.evts.pop()).collect();
+        assert!(
+            matches!(&arrived[..], [OwnerEvt::Moved { app, host, from: (0, f), to: (1, t) }]
+                if *app == k && *host == w.conn && *f == old && *t == new),
+            "{arrived:?}"
+        );
+        let open = |e: &Engine| e.conn_state(new) == Some(crate::proto::TcpState::Established);
+        assert!(open(&engine));
+
+        // The application exits: not closed until settled.
+        new_link
+            .cmds
+            .push(OwnerCmd::AppGone {
+                app: k,
+                graceful: true,
+            })
+            .unwrap();
+        shard.poll(&mut engine);
+        let now = engine.now();
+        engine.poll(now);
+        assert!(open(&engine), "closed before the front settled it");
+        assert_eq!(shard.connections(), 1);
+        new_link
+            .cmds
+            .push(OwnerCmd::MoveSettled {
+                app: k,
+                conn: new,
+                release: Some(true),
+            })
+            .unwrap();
+        shard.poll(&mut engine);
+        assert_eq!(shard.connections(), 0);
+        let now = engine.now();
+        engine.poll(now);
+        assert_eq!(
+            engine.conn_state(new),
+            Some(crate::proto::TcpState::FinWait1),
+            "closed gracefully"
+        );
+        let after: Vec<OwnerEvt> = std::iter::from_fn(|| new_link.evts.pop()).collect();
+        assert!(
+            after
+                .iter()
+                .any(|e| matches!(e, OwnerEvt::Released { host } if *host == w.conn)),
+            "{after:?}"
+        );
     }
 
     #[test]

@@ -85,6 +85,15 @@ pub enum OwnerCmd {
         host: u64,
         conn: ConnId,
     },
+    /// Connection `conn` moved here and the front has sent every command
+    /// it held for it: from now on it goes with its application as any
+    /// other (an application's exit closes it). `release`: the application
+    /// is gone meanwhile; let go of the connection now, gracefully or not.
+    MoveSettled {
+        app: AppKey,
+        conn: ConnId,
+        release: Option<bool>,
+    },
 }
 
 impl OwnerCmd {
@@ -93,7 +102,8 @@ impl OwnerCmd {
         match *self {
             OwnerCmd::TxPush { app, conn, .. }
             | OwnerCmd::RxPop { app, conn, .. }
-            | OwnerCmd::ConnOp { app, conn, .. } => Some((app, conn)),
+            | OwnerCmd::ConnOp { app, conn, .. }
+            | OwnerCmd::MoveSettled { app, conn, .. } => Some((app, conn)),
             _ => None,
         }
     }
@@ -104,7 +114,8 @@ impl OwnerCmd {
         match self {
             OwnerCmd::TxPush { conn, .. }
             | OwnerCmd::RxPop { conn, .. }
-            | OwnerCmd::ConnOp { conn, .. } => *conn = id,
+            | OwnerCmd::ConnOp { conn, .. }
+            | OwnerCmd::MoveSettled { conn, .. } => *conn = id,
             _ => {}
         }
     }
@@ -185,7 +196,12 @@ pub enum OwnerEvt {
     /// A connection arrived with its flow group (`flextoe-dpu
     /// move-group`): it was at `from`, it is at `to` now; the application
     /// keeps its handle `host`.
-    Moved { host: u64, from: Place, to: Place },
+    Moved {
+        app: AppKey,
+        host: u64,
+        from: Place,
+        to: Place,
+    },
     /// A command for a connection that left this owner, given back to be
     /// sent where the connection went.
     Bounced { host: u64, cmd: OwnerCmd },

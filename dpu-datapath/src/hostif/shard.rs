@@ -84,9 +84,11 @@ pub struct HostIfShard {
     /// fences them ([`OwnerCmd::MoveFence`]): commands still on their way
     /// for them are given back ([`OwnerEvt::Bounced`]).
     departed: HashMap<ConnId, (AppKey, u64)>,
-    /// Applications gone (`graceful` or not): a connection of theirs that
-    /// arrives later with its flow group is let go of at once.
-    gone: HashMap<AppKey, bool>,
+    /// Host connections that moved here and that the front has not
+    /// settled yet ([`OwnerCmd::MoveSettled`]): commands the front held
+    /// for them are still on their way, so an application's exit does not
+    /// close them before those have run (the settle says what to do).
+    unsettled: HashSet<ConnId>,
     /// Connections with SO_LINGER 0: closing them resets them.
     linger_zero: HashSet<ConnId>,
     /// Host listeners: port -> application.
@@ -114,7 +116,7 @@ impl HostIfShard {
             inner,
             conns: HashMap::new(),
             departed: HashMap::new(),
-            gone: HashMap::new(),
+            unsettled: HashSet::new(),
             linger_zero: HashSet::new(),
             listeners: HashMap::new(),
             backlog: VecDeque::new(),
@@ -428,8 +430,16 @@ impl HostIfShard {
                     at: (self.owner, conn),
                 });
             }
+            OwnerCmd::MoveSettled { app, conn, release } => {
+                if self.conns.get(&conn).is_some_and(|c| c.0 == app) {
+                    self.unsettled.remove(&conn);
+                    if let Some(graceful) = release {
+                        let _ = self.release(engine, conn, graceful);
+                    }
+                }
+                // Otherwise the application closed it meanwhile.
+            }
             OwnerCmd::AppGone { app, graceful } => {
-                self.gone.insert(app, graceful);
                 let ports: Vec<u16> = self
                     .listeners
                     .iter()
@@ -440,10 +450,11 @@ impl HostIfShard {
                     self.listeners.remove(&port);
                     engine.unlisten(port);
                 }
+                let unsettled = &self.unsettled;
                 let conns: Vec<ConnId> = self
                     .conns
                     .iter()
-                    .filter(|(_, c)| c.0 == app)
+                    .filter(|(id, c)| c.0 == app && !unsettled.contains(id))
                     .map(|(id, _)| *id)
                     .collect();
                 for conn in conns {
@@ -464,6 +475,7 @@ impl HostIfShard {
         conn: ConnId,
         graceful: bool,
     ) -> Result<(), ApiError> {
+        self.unsettled.remove(&conn);
         if let Some((_, host)) = self.conns.remove(&conn) {
             if host != handle::encode(self.owner, conn) {
                 self.emit(OwnerEvt::Released { host });
@@ -563,6 +575,7 @@ impl ShardApp for HostIfShard {
             match self.conns.remove(&id) {
                 Some((app, h)) => {
                     self.departed.insert(id, (app, h));
+                    self.unsettled.remove(&id);
                     let linger_zero = self.linger_zero.remove(&id);
                     host.push(MovedConn {
                         id,
@@ -602,17 +615,16 @@ impl ShardApp for HostIfShard {
                 continue;
             };
             self.conns.insert(id, (c.app, c.host));
+            self.unsettled.insert(id);
             if c.linger_zero {
                 self.linger_zero.insert(id);
             }
             self.emit(OwnerEvt::Moved {
+                app: c.app,
                 host: c.host,
                 from: (from, c.id),
                 to: (self.owner, id),
             });
-            if let Some(&graceful) = self.gone.get(&c.app) {
-                let _ = self.release(engine, id, graceful);
-            }
         }
         self.inner.import_conns(engine, inner, moves);
     }

@@ -83,10 +83,15 @@ impl ShardApp for Services {
         self.source.import_conns(engine, p.source, moves);
         if let Some(mut probe) = p.probe {
             probe.moved(moves);
-            if self.probe.is_none() {
-                self.probe = Some(probe);
-            } else {
-                tracing::warn!("a moved probe found another here: it is dropped");
+            match (&self.probe, probe.conn()) {
+                (None, _) => self.probe = Some(probe),
+                // One probe per service; a second one cannot be kept.
+                (Some(_), conn) => {
+                    if let Some(c) = conn {
+                        let _ = engine.abort(c);
+                    }
+                    tracing::warn!("a moved probe found another here: its connection is reset");
+                }
             }
         }
     }

@@ -60,10 +60,15 @@ impl ProbeApp {
     }
 
     /// Its connection moved with its flow group (`moves`: old and new
-    /// handles).
+    /// handles); a probe whose connection did not arrive has failed.
     pub fn moved(&mut self, moves: &crate::engine::HandleMoves) {
-        if let Some(c) = self.conn {
-            self.conn = moves.iter().find(|m| m.0 == c).map(|m| m.1);
+        let Some(c) = self.conn else {
+            return;
+        };
+        self.conn = moves.iter().find(|m| m.0 == c).map(|m| m.1);
+        if self.conn.is_none() {
+            self.error = Some("its connection was lost in a flow-group move".into());
+            self.state = ProbeState::Failed;
         }
     }
 
