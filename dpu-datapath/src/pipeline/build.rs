@@ -740,12 +740,18 @@ fn spawn_workers(
     nic: &Arc<dyn Nic>,
     stop: &Arc<AtomicBool>,
 ) -> Vec<Worker> {
-    let policy = IdlePolicy {
-        spin_polls: topology.idle.spin_polls,
-        park_after: Duration::from_micros(topology.idle.park_after_us as u64),
-    };
+    let cpus = pipeline_config::CpuSet::allowed().cpus().len();
+    let policy = IdlePolicy::chosen(&topology.idle, plan.workers.len(), cpus);
+    if policy.park_after.is_zero() && topology.idle.park_after_us != 0 {
+        tracing::info!(
+            workers = plan.workers.len(),
+            cpus,
+            "more workers than CPUs: idle workers park at once (topology.idle.when_oversubscribed_park)"
+        );
+    }
     let mut workers = Vec::new();
-    for w in &plan.workers {
+    let wakers = Arc::new(worker::Wakers::new(plan.workers.len()));
+    for (index, w) in plan.workers.iter().enumerate() {
         // A fused replica has only its ingress slot: the other kinds are
         // absent and skipped.
         let mine: Vec<Box<dyn Task>> = w
@@ -761,11 +767,15 @@ fn spawn_workers(
         let (st, sp) = (status.clone(), stop.clone());
         let core = if opts.pin { w.core } else { None };
         let port = nic.clone();
+        let seat = worker::WorkerSeat {
+            wakers: wakers.clone(),
+            index,
+        };
         let handle = std::thread::Builder::new()
             .name(w.name.clone())
             .spawn(move || {
                 port.attach_thread();
-                let tasks = worker::run(mine, core, policy, st, sp);
+                let tasks = worker::run(mine, core, policy, st, sp, seat);
                 port.detach_thread();
                 tasks
             })

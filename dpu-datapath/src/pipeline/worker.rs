@@ -1,11 +1,63 @@
 //! A pinned worker thread: polls its tasks in bursts; when idle it spins,
 //! then yields, then parks briefly, so idle workers leave a small machine's
-//! cores to the busy ones.
+//! cores to the busy ones. A worker that moved something wakes the parked
+//! ones ([`Wakers`]): the next stage of an item must not sleep out its park
+//! while the item waits in its ring.
 
 use super::task::Task;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
+
+/// Longest park: an item pushed just as its consumer parked (so no wakeup
+/// reached it) waits at most this.
+const PARK: Duration = Duration::from_micros(100);
+
+/// The workers of one pipeline, so that one that produced work can wake
+/// those that sleep (one of them consumes it).
+#[derive(Debug, Default)]
+pub struct Wakers {
+    workers: Vec<(OnceLock<Thread>, AtomicBool)>,
+}
+
+impl Wakers {
+    pub fn new(workers: usize) -> Self {
+        Self {
+            workers: (0..workers)
+                .map(|_| (OnceLock::new(), AtomicBool::new(false)))
+                .collect(),
+        }
+    }
+
+    /// Wakes every parked worker but `me`. Called after a pass that moved
+    /// something (its pushes are visible before the flags are read).
+    fn wake_parked(&self, me: usize) {
+        if self.workers.len() < 2 {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        for (i, (thread, parked)) in self.workers.iter().enumerate() {
+            if i != me && parked.load(Ordering::Relaxed) && parked.swap(false, Ordering::AcqRel) {
+                if let Some(t) = thread.get() {
+                    t.unpark();
+                }
+            }
+        }
+    }
+
+    /// Parks worker `me` for at most [`PARK`].
+    fn park(&self, me: usize) {
+        let Some((thread, parked)) = self.workers.get(me) else {
+            std::thread::park_timeout(PARK);
+            return;
+        };
+        thread.get_or_init(std::thread::current);
+        parked.store(true, Ordering::SeqCst);
+        std::thread::park_timeout(PARK);
+        parked.store(false, Ordering::Relaxed);
+    }
+}
 
 /// How long a stopping worker keeps draining before it leaves anyway.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -17,6 +69,28 @@ pub struct IdlePolicy {
     pub spin_polls: u32,
     /// Continuous idle time after which the worker parks between polls.
     pub park_after: Duration,
+}
+
+impl IdlePolicy {
+    /// Empty polls before parking when workers outnumber CPUs.
+    const OVERSUBSCRIBED_SPIN: u32 = 64;
+
+    /// `topology.idle` for `workers` threads on `cpus` CPUs: with more
+    /// workers than CPUs (and `when_oversubscribed_park`), a short spin
+    /// and then straight to park, since yielding keeps CPUs from the
+    /// workers (and applications) that have work.
+    pub fn chosen(idle: &pipeline_config::Idle, workers: usize, cpus: usize) -> Self {
+        if idle.when_oversubscribed_park && workers > cpus {
+            return Self {
+                spin_polls: idle.spin_polls.min(Self::OVERSUBSCRIBED_SPIN),
+                park_after: Duration::ZERO,
+            };
+        }
+        Self {
+            spin_polls: idle.spin_polls,
+            park_after: Duration::from_micros(u64::from(idle.park_after_us)),
+        }
+    }
 }
 
 /// Shared view of a worker, for quiescence detection and stats.
@@ -56,12 +130,20 @@ impl LocalCounts {
     }
 }
 
+/// Where a worker is among its pipeline's, to be woken and to wake others.
+#[derive(Clone, Debug)]
+pub struct WorkerSeat {
+    pub wakers: Arc<Wakers>,
+    pub index: usize,
+}
+
 pub fn run(
     mut tasks: Vec<Box<dyn Task>>,
     core: Option<usize>,
     policy: IdlePolicy,
     status: Arc<WorkerStatus>,
     stop: Arc<AtomicBool>,
+    seat: WorkerSeat,
 ) -> Vec<Box<dyn Task>> {
     if let Some(id) = core {
         // Pinning failures (e.g. a restricted cpuset) leave the thread
@@ -110,6 +192,7 @@ pub fn run(
             last_busy = true;
             empty_polls = 0;
             idle_since = None;
+            seat.wakers.wake_parked(seat.index);
             continue;
         }
         // (The busy pass before this one was counted as this one began.)
@@ -133,7 +216,54 @@ pub fn run(
         if !quiet || since.elapsed() < policy.park_after {
             std::thread::yield_now();
         } else {
-            std::thread::park_timeout(Duration::from_micros(100));
+            seat.wakers.park(seat.index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_outnumbering_cpus_park_at_once_unless_told_not_to() {
+        let idle = pipeline_config::Idle::default();
+        let spread = IdlePolicy::chosen(&idle, 2, 2);
+        assert_eq!(
+            (spread.spin_polls, spread.park_after),
+            (1024, Duration::from_micros(200))
+        );
+        let crowded = IdlePolicy::chosen(&idle, 5, 2);
+        assert_eq!((crowded.spin_polls, crowded.park_after), (64, Duration::ZERO));
+        let told = pipeline_config::Idle {
+            when_oversubscribed_park: false,
+            ..idle
+        };
+        assert_eq!(IdlePolicy::chosen(&told, 5, 2), spread);
+    }
+
+    #[test]
+    fn a_busy_worker_wakes_the_parked_ones_but_not_itself() {
+        let wakers = Arc::new(Wakers::new(3));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let w = wakers.clone();
+        let sleeper = std::thread::spawn(move || {
+            // Parks until woken, at most PARK at a time.
+            w.workers[1].0.get_or_init(std::thread::current);
+            w.workers[1].1.store(true, Ordering::SeqCst);
+            tx.send(()).unwrap();
+            while w.workers[1].1.load(Ordering::SeqCst) {
+                std::thread::park_timeout(PARK);
+            }
+        });
+        rx.recv().unwrap();
+        wakers.wake_parked(1);
+        assert!(
+            wakers.workers[1].1.load(Ordering::SeqCst),
+            "a worker does not wake itself"
+        );
+        wakers.wake_parked(0);
+        assert!(!wakers.workers[1].1.load(Ordering::SeqCst));
+        sleeper.join().unwrap();
     }
 }

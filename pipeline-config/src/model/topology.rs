@@ -212,6 +212,13 @@ pub struct Idle {
     /// after which a worker parks (sleeps until woken), `0..=1000000`.
     /// Default `200`.
     pub park_after_us: u32,
+    /// `topology.idle.when_oversubscribed`: when the placement has more
+    /// worker threads than CPUs the service may use, idle workers spin at
+    /// most 64 polls and then park at once (a worker that produces work
+    /// wakes them): yielding between polls keeps CPUs from the threads that
+    /// have work. `false`: `spin_polls` and `park_after_us` apply anyway.
+    /// Default `true`.
+    pub when_oversubscribed_park: bool,
 }
 
 impl Default for Idle {
@@ -219,6 +226,7 @@ impl Default for Idle {
         Idle {
             spin_polls: 1024,
             park_after_us: 200,
+            when_oversubscribed_park: true,
         }
     }
 }

@@ -65,7 +65,7 @@ fn default_matches_reference_document() {
         "topology": {
             "replicas": 1, "flow_groups": 4, "pre_workers": 1, "proto_workers": 1, "post_workers": 1,
             "dma_workers": 1, "run_to_completion": true, "cores": [], "workers": [], "auto": null, "ring_size": 1024, "burst": 32,
-            "idle": {"spin_polls": 1024, "park_after_us": 200}
+            "idle": {"spin_polls": 1024, "park_after_us": 200, "when_oversubscribed_park": true}
         },
         "tcp": {
             "mss": 1448, "rx_buffer": 262144, "tx_buffer": 262144, "initial_rto_ms": 1000,

@@ -35,8 +35,8 @@ fn unknown_nested_field() {
     assert_eq!(
         errors(r#"{"topology": {"idle": {"spin": 1}}}"#),
         [
-            "topology.idle.spin: unknown field `spin`, expected `spin_polls` or `park_after_us` \
-          at line 1 column 29"
+            "topology.idle.spin: unknown field `spin`, expected one of `spin_polls`, \
+             `park_after_us`, `when_oversubscribed_park` at line 1 column 29"
         ]
     );
 }
