@@ -740,17 +740,33 @@ fn spawn_workers(
     nic: &Arc<dyn Nic>,
     stop: &Arc<AtomicBool>,
 ) -> Vec<Worker> {
-    let cpus = pipeline_config::CpuSet::allowed().cpus().len();
-    let policy = IdlePolicy::chosen(&topology.idle, plan.workers.len(), cpus);
-    if policy.park_after.is_zero() && topology.idle.park_after_us != 0 {
+    // CPU quotas (a container's --cpus) count as well as the affinity.
+    let cpus = pipeline_config::CpuSet::allowed()
+        .cpus()
+        .len()
+        .min(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cores: Vec<Option<usize>> = plan
+        .workers
+        .iter()
+        .map(|w| if opts.pin { w.core } else { None })
+        .collect();
+    let crowded = worker::oversubscribed(&cores, cpus);
+    let policy = IdlePolicy::chosen(&topology.idle, crowded);
+    if crowded && topology.idle.when_oversubscribed_park {
         tracing::info!(
             workers = plan.workers.len(),
             cpus,
-            "more workers than CPUs: idle workers park at once (topology.idle.when_oversubscribed_park)"
+            "workers share CPUs: idle workers park after a short spin \
+             (topology.idle.when_oversubscribed_park)"
         );
     }
     let mut workers = Vec::new();
-    let wakers = Arc::new(worker::Wakers::new(plan.workers.len()));
+    let replicas_of: Vec<Vec<usize>> = plan
+        .workers
+        .iter()
+        .map(|w| w.tasks.iter().map(|(r, _)| *r).collect())
+        .collect();
+    let wakers = Arc::new(worker::Wakers::new(&replicas_of));
     for (index, w) in plan.workers.iter().enumerate() {
         // A fused replica has only its ingress slot: the other kinds are
         // absent and skipped.

@@ -1,44 +1,60 @@
 //! A pinned worker thread: polls its tasks in bursts; when idle it spins,
 //! then yields, then parks briefly, so idle workers leave a small machine's
 //! cores to the busy ones. A worker that moved something wakes the parked
-//! ones ([`Wakers`]): the next stage of an item must not sleep out its park
-//! while the item waits in its ring.
+//! workers of its replicas ([`Wakers`]): the next stage of an item must not
+//! sleep out its park while the item waits in its ring.
 
 use super::task::Task;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-/// Longest park: an item pushed just as its consumer parked (so no wakeup
-/// reached it) waits at most this.
+/// Longest park: an item pushed just as its consumer parked (after its
+/// last empty poll, before its flag was up, so no wakeup reached it) waits
+/// at most this.
 const PARK: Duration = Duration::from_micros(100);
 
 /// The workers of one pipeline, so that one that produced work can wake
-/// those that sleep (one of them consumes it).
+/// the sleeping workers of its replicas (one of them consumes it). Workers
+/// of other replicas are left alone: a run-to-completion replica wakes
+/// nobody.
 #[derive(Debug, Default)]
 pub struct Wakers {
     workers: Vec<(OnceLock<Thread>, AtomicBool)>,
+    /// Per worker, the other workers that run a task of one of its
+    /// replicas.
+    peers: Vec<Vec<usize>>,
 }
 
 impl Wakers {
-    pub fn new(workers: usize) -> Self {
+    /// For workers running tasks of `replicas[i]` (worker i's replicas).
+    pub fn new(replicas: &[Vec<usize>]) -> Self {
+        let peers = (0..replicas.len())
+            .map(|i| {
+                (0..replicas.len())
+                    .filter(|&j| j != i && replicas[j].iter().any(|r| replicas[i].contains(r)))
+                    .collect()
+            })
+            .collect();
         Self {
-            workers: (0..workers)
+            workers: (0..replicas.len())
                 .map(|_| (OnceLock::new(), AtomicBool::new(false)))
                 .collect(),
+            peers,
         }
     }
 
-    /// Wakes every parked worker but `me`. Called after a pass that moved
-    /// something (its pushes are visible before the flags are read).
+    /// Wakes the parked peers of worker `me`. Called after a pass that
+    /// moved something; an unpark happens before the woken thread's park
+    /// returns, so what the pass pushed is visible to it.
     fn wake_parked(&self, me: usize) {
-        if self.workers.len() < 2 {
+        let Some(peers) = self.peers.get(me) else {
             return;
-        }
-        fence(Ordering::SeqCst);
-        for (i, (thread, parked)) in self.workers.iter().enumerate() {
-            if i != me && parked.load(Ordering::Relaxed) && parked.swap(false, Ordering::AcqRel) {
+        };
+        for &i in peers {
+            let (thread, parked) = &self.workers[i];
+            if parked.load(Ordering::Relaxed) && parked.swap(false, Ordering::AcqRel) {
                 if let Some(t) = thread.get() {
                     t.unpark();
                 }
@@ -53,7 +69,7 @@ impl Wakers {
             return;
         };
         thread.get_or_init(std::thread::current);
-        parked.store(true, Ordering::SeqCst);
+        parked.store(true, Ordering::Release);
         std::thread::park_timeout(PARK);
         parked.store(false, Ordering::Relaxed);
     }
@@ -75,12 +91,12 @@ impl IdlePolicy {
     /// Empty polls before parking when workers outnumber CPUs.
     const OVERSUBSCRIBED_SPIN: u32 = 64;
 
-    /// `topology.idle` for `workers` threads on `cpus` CPUs: with more
-    /// workers than CPUs (and `when_oversubscribed_park`), a short spin
-    /// and then straight to park, since yielding keeps CPUs from the
+    /// `topology.idle`, for a machine `oversubscribed` by the placement
+    /// (see [`oversubscribed`]): then (with `when_oversubscribed_park`) a
+    /// short spin and straight to park, since yielding keeps CPUs from the
     /// workers (and applications) that have work.
-    pub fn chosen(idle: &pipeline_config::Idle, workers: usize, cpus: usize) -> Self {
-        if idle.when_oversubscribed_park && workers > cpus {
+    pub fn chosen(idle: &pipeline_config::Idle, oversubscribed: bool) -> Self {
+        if idle.when_oversubscribed_park && oversubscribed {
             return Self {
                 spin_polls: idle.spin_polls.min(Self::OVERSUBSCRIBED_SPIN),
                 park_after: Duration::ZERO,
@@ -91,6 +107,17 @@ impl IdlePolicy {
             park_after: Duration::from_micros(u64::from(idle.park_after_us)),
         }
     }
+}
+
+/// Whether worker threads pinned to `cores` (None: not pinned) must share
+/// CPUs: two pinned to one core, or more of them than `cpus`.
+pub fn oversubscribed(cores: &[Option<usize>], cpus: usize) -> bool {
+    let pinned: Vec<usize> = cores.iter().flatten().copied().collect();
+    if pinned.len() == cores.len() {
+        let distinct: std::collections::HashSet<usize> = pinned.iter().copied().collect();
+        return distinct.len() < pinned.len() || cores.len() > cpus;
+    }
+    cores.len() > cpus
 }
 
 /// Shared view of a worker, for quiescence detection and stats.
@@ -228,23 +255,48 @@ mod tests {
     #[test]
     fn workers_outnumbering_cpus_park_at_once_unless_told_not_to() {
         let idle = pipeline_config::Idle::default();
-        let spread = IdlePolicy::chosen(&idle, 2, 2);
+        let spread = IdlePolicy::chosen(&idle, false);
         assert_eq!(
             (spread.spin_polls, spread.park_after),
             (1024, Duration::from_micros(200))
         );
-        let crowded = IdlePolicy::chosen(&idle, 5, 2);
-        assert_eq!((crowded.spin_polls, crowded.park_after), (64, Duration::ZERO));
+        let crowded = IdlePolicy::chosen(&idle, true);
+        assert_eq!(
+            (crowded.spin_polls, crowded.park_after),
+            (64, Duration::ZERO)
+        );
         let told = pipeline_config::Idle {
             when_oversubscribed_park: false,
             ..idle
         };
-        assert_eq!(IdlePolicy::chosen(&told, 5, 2), spread);
+        assert_eq!(IdlePolicy::chosen(&told, true), spread);
+    }
+
+    #[test]
+    fn oversubscribed_when_threads_outnumber_cpus_or_share_a_pinned_core() {
+        assert!(!oversubscribed(&[None, None], 2));
+        assert!(oversubscribed(&[None, None, None], 2));
+        assert!(!oversubscribed(&[Some(0), Some(1)], 4));
+        assert!(oversubscribed(&[Some(1), Some(1)], 4), "two on one core");
+        assert!(!oversubscribed(&[Some(0), None], 2));
+    }
+
+    #[test]
+    fn workers_wake_only_the_workers_of_their_replicas() {
+        // Worker 0 and 1: replica 0 split; worker 2: replica 1 alone;
+        // worker 3 polls tasks of both.
+        let w = Wakers::new(&[vec![0], vec![0], vec![1], vec![0, 1]]);
+        assert_eq!(
+            w.peers,
+            vec![vec![1, 3], vec![0, 3], vec![3], vec![0, 1, 2]]
+        );
+        let rtc = Wakers::new(&[vec![0], vec![1]]);
+        assert!(rtc.peers.iter().all(Vec::is_empty));
     }
 
     #[test]
     fn a_busy_worker_wakes_the_parked_ones_but_not_itself() {
-        let wakers = Arc::new(Wakers::new(3));
+        let wakers = Arc::new(Wakers::new(&[vec![0], vec![0], vec![0]]));
         let (tx, rx) = std::sync::mpsc::channel();
         let w = wakers.clone();
         let sleeper = std::thread::spawn(move || {

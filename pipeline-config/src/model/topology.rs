@@ -212,12 +212,13 @@ pub struct Idle {
     /// after which a worker parks (sleeps until woken), `0..=1000000`.
     /// Default `200`.
     pub park_after_us: u32,
-    /// `topology.idle.when_oversubscribed`: when the placement has more
-    /// worker threads than CPUs the service may use, idle workers spin at
-    /// most 64 polls and then park at once (a worker that produces work
-    /// wakes them): yielding between polls keeps CPUs from the threads that
-    /// have work. `false`: `spin_polls` and `park_after_us` apply anyway.
-    /// Default `true`.
+    /// `topology.idle.when_oversubscribed_park`: when worker threads must
+    /// share CPUs (more workers than the CPUs the service may use, or two
+    /// pinned to one core), idle workers spin at most
+    /// `min(spin_polls, 64)` polls and then park at once (a worker of the
+    /// same replica that produces work wakes them): yielding between polls
+    /// keeps CPUs from the threads that have work. `false`: `spin_polls`
+    /// and `park_after_us` apply anyway. Default `true`.
     pub when_oversubscribed_park: bool,
 }
 
