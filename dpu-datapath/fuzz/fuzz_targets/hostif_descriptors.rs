@@ -393,6 +393,11 @@ impl Cmd {
             },
             OwnerCmd::AppGone { app, graceful } => Cmd::AppGone { app, graceful },
             OwnerCmd::Dump { .. } => panic!("the front never asks owners for a dump"),
+            // The front fences and settles only connections an owner said
+            // moved; these owners never move any.
+            OwnerCmd::MoveFence { .. } | OwnerCmd::MoveSettled { .. } => {
+                panic!("a move command for a connection no owner moved")
+            }
         }
     }
 
@@ -1114,9 +1119,11 @@ impl Model {
                         for o in 0..OWNERS {
                             self.send(o, Cmd::Unlisten { app, port });
                         }
+                        // One closed before it was accepted is gone.
                         for p in self.accept_q.remove(&port).unwrap_or_default() {
-                            self.conns.remove(&p.conn);
-                            self.abort_quietly(app, p.conn);
+                            if self.conns.remove(&p.conn).is_some() {
+                                self.abort_quietly(app, p.conn);
+                            }
                         }
                     }
                     0
