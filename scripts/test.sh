@@ -80,11 +80,11 @@ cargo bench --workspace --quiet -- --test
 fuzz_long="${FUZZ_SECONDS:-30}"
 # The newer targets get two thirds of that (20 s by default), so CI stays well in time.
 fuzz_short=$((fuzz_long * 2 / 3 > 0 ? fuzz_long * 2 / 3 : 1))
-step "fuzz on stable: ingress parser and engine segments ${fuzz_long} s each; host-interface descriptors, control messages, config loader, capture filter and XDP program objects ${fuzz_short} s each"
+step "fuzz on stable: ingress parser and engine segments ${fuzz_long} s each; host-interface descriptors, control messages, config loader, capture filter, XDP program objects and software segmentation ${fuzz_short} s each"
 # New inputs go to a scratch directory; the committed seeds stay as they are.
 fuzz_scratch="$(mktemp -d)"
 for target in ingress engine_segments hostif_descriptors control_messages config_loader \
-    capture_filter xdp_object; do
+    capture_filter xdp_object gso_pieces; do
     case "$target" in
         ingress | engine_segments) seconds="$fuzz_long" ;;
         *) seconds="$fuzz_short" ;;

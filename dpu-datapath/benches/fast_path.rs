@@ -17,7 +17,9 @@ fn rx_segment(c: &mut Criterion) {
         (100_000, 64, true),
         (100_000, 1448, true),
         (1_000, 64, false),
+        (1_000, 1448, false),
         (100_000, 64, false),
+        (100_000, 1448, false),
     ] {
         let (mut engine, mut conns) = established(flows, payload, verify);
         let mut out = Vec::with_capacity(64);
@@ -160,6 +162,8 @@ fn cc_ack(c: &mut Criterion) {
             max_retransmits: 15,
             ecn,
             cc,
+            tso_max: 0,
+            tso_frame: 0,
         };
         let init = ProtoInit {
             state: TcpState::Established,

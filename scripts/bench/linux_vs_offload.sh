@@ -18,6 +18,10 @@
 # 64 bytes back, TCP_NODELAY, 200 warm-up round trips not counted).
 # Traffic stays in namespaces on 198.18.2.0/24 and 198.18.3.0/24. Root.
 #
+# "dl svc CPU": the service process's CPU time (all threads, user + system,
+# from /proc) during the download, per GiB: what the data path costs the
+# "DPU" for the bytes it sends (on net_tap the kernel's TAP work runs in the
+# worker's thread and is part of it).
 # Connections per second: sequential connect, 64 B to echo, FIN, read the
 # echo to EOF, close (scripts/peer.py sequential), BENCH_CONNS of them.
 # Environment: BENCH_BYTES (goodput bytes, default 1 GiB), BENCH_RPCS
@@ -77,13 +81,20 @@ peer() { local ns="$1"; shift; ip netns exec "$ns" python3 scripts/peer.py "$@";
 # frame) at the ingress hook. A "-swcsum" suffix turns the port's TX
 # checksum offload off (port.dpdk.tx_checksum_offload: false), "-hwcsum"
 # forces it on (true: only net_tap offers it here, and by default the
-# service leaves it off there). Suffixes combine, in this order:
-# af_packet-split-fw-acks2-swcsum (each is stripped from the end).
+# service leaves it off there). A "-tso" suffix forces TCP segmentation
+# offload on (port.dpdk.tso: true; only net_tap offers it here, in
+# software, and by default the service leaves it off there), "-notso" off.
+# Suffixes combine, in this order: af_packet-split-fw-acks2-swcsum-tso
+# (each is stripped from the end).
 ports="${BENCH_PORTS:-tap af_packet af_packet-acks2 af_xdp af_xdp-acks2}"
 case " $ports " in *" af_xdp"*) scripts/hugepages.sh 128 >&2 ;; esac
 svc_if="ftbs${tag: -4}"
 offload_run() {
-    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp="" txcsum=null
+    local kind="$1" vdev no_huge=true peer_if="$tap" coalesce=true topology="" xdp="" txcsum=null tso=null
+    case "$kind" in
+        *-notso) tso=false; kind="${kind%-notso}" ;;
+        *-tso) tso=true; kind="${kind%-tso}" ;;
+    esac
     case "$kind" in
         *-swcsum) txcsum=false; kind="${kind%-swcsum}" ;;
         *-hwcsum) txcsum=true; kind="${kind%-hwcsum}" ;;
@@ -125,7 +136,7 @@ offload_run() {
   "identity": {"ipv4": "198.18.2.2"},
   "port": {"backend": "dpdk",
            "dpdk": {"vdevs": ["$vdev"], "no_huge": $no_huge, "eal_args": ["--no-pci", "--no-telemetry"],
-                    "tx_checksum_offload": $txcsum}},
+                    "tx_checksum_offload": $txcsum, "tso": $tso}},
   "tcp": {"coalesce_acks": $coalesce},
   $topology
   $xdp
@@ -150,7 +161,12 @@ JSON
     local gp dl rpc cps
     gp="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 goodput --port 9 --bytes "$bytes")"
     echo "offload ($1): download ..." >&2
+    local cpu0 cpu1
+    cpu0="$(cpu_ticks "$svc")"
     dl="$(peer "$ns_off" --host 198.18.2.2 --timeout 120 download --port 19)"
+    cpu1="$(cpu_ticks "$svc")"
+    # The service's CPU (every thread, user + system) per GiB downloaded.
+    local dl_cpu=$(( (cpu1 - cpu0) * 1000 / $(getconf CLK_TCK) * (1 << 30) / bytes ))
     echo "offload ($1): rpc ..." >&2
     rpc="$(peer "$ns_off" --host 198.18.2.2 rpc --port 7 --count "$rpcs")"
     echo "offload ($1): connections ..." >&2
@@ -158,7 +174,11 @@ JSON
     kill -INT "$svc"; wait "$svc" || true; svc=""
     ip netns del "$ns_off"
     ip link del "$svc_if" 2>/dev/null || true
-    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$dl" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second)")
+    results+=("$1 $(echo "$gp" | field mbit_s) $(echo "$dl" | field mbit_s) $(echo "$rpc" | field p50_us) $(echo "$rpc" | field p99_us) $(echo "$cps" | field per_second) $dl_cpu")
+}
+# utime + stime of a process, in clock ticks.
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 results=()
 for kind in $ports; do
@@ -201,10 +221,10 @@ done
 read -r d_gp d_dl d_p50 d_p99 d_cps <<<"$(linux_run)"
 
 printf '\nOne connection, %s MiB goodput; %s x 64 B RPC; %s connections in sequence (2-core machine, Python client)\n' "$((bytes >> 20))" "$rpcs" "$conns"
-printf '%-50s %14s %15s %10s %10s %8s\n' "path" "goodput Mbit/s" "download Mbit/s" "RPC p50 us" "RPC p99 us" "conns/s"
+printf '%-50s %14s %15s %10s %10s %8s %16s\n' "path" "goodput Mbit/s" "download Mbit/s" "RPC p50 us" "RPC p99 us" "conns/s" "dl svc CPU ms/GiB"
 for r in "${results[@]}"; do
     set -- $r
-    printf '%-50s %14s %15s %10s %10s %8s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4" "$5" "$6"
+    printf '%-50s %14s %15s %10s %10s %8s %16s\n' "Linux -> offload (DPDK $1, discard/echo)" "$2" "$3" "$4" "$5" "$6" "$7"
 done
 printf '%-50s %14s %15s %10s %10s %8s\n' "Linux -> Linux (veth, TSO/GSO/GRO off)" "$l_gp" "$l_dl" "$l_p50" "$l_p99" "$l_cps"
 printf '%-50s %14s %15s %10s %10s %8s\n' "Linux -> Linux (veth, default offloads)" "$d_gp" "$d_dl" "$d_p50" "$d_p99" "$d_cps"

@@ -224,6 +224,7 @@ fn dpdk_tap_port_answers_kernel_ping() {
         flow_groups: 64,
         software_rss: false,
         tx_checksum_offload: true,
+        tso: Some(false),
         devargs: None,
     };
     let port =

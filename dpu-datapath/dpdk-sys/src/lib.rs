@@ -74,6 +74,7 @@ mod tests {
         assert_eq!(DPDK_SYS_RX_OFFLOAD_TCP_CKSUM, 1 << 3);
         assert_eq!(DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM, 1 << 1);
         assert_eq!(DPDK_SYS_TX_OFFLOAD_TCP_CKSUM, 1 << 3);
+        assert_eq!(DPDK_SYS_TX_OFFLOAD_TCP_TSO, 1 << 5);
         assert_eq!(DPDK_SYS_RSS_NONFRAG_IPV4_TCP, 1 << 4);
     }
 

@@ -34,7 +34,8 @@ pub fn tx_copy(work: &mut TxWork, frame: &mut Frame) -> (usize, Option<Copy>) {
     frame.clear();
     match work.tx_buf.take() {
         Some(host) if work.len > 0 => {
-            frame.resize_zeroed(room + work.len as usize);
+            // The copy fills the payload and `post` the headers.
+            frame.resize_for_overwrite(room + work.len as usize);
             let copy = Copy {
                 dir: DmaDir::FromHost,
                 host,

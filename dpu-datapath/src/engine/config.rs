@@ -85,6 +85,9 @@ impl EngineConfig {
                 max_retransmits: 15,
                 ecn: t.ecn,
                 cc: cc_algorithm(t.congestion_control),
+                // Set by the service when its port segments (TSO).
+                tso_max: 0,
+                tso_frame: 0,
             },
             time_wait_ns: t.time_wait_ms as u64 * 1_000_000,
             listen_backlog: t.listen_backlog,

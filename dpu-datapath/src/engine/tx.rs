@@ -91,6 +91,9 @@ impl Engine {
                 let Some(seg) = p.next_segment(now, &self.cfg.proto, &mut self.stats) else {
                     break;
                 };
+                if seg.segment_size > 0 {
+                    self.stats.tso_segments += 1;
+                }
                 let work = TxWork {
                     conn: Some(conn),
                     template,
@@ -99,6 +102,7 @@ impl Engine {
                     len: seg.len,
                     tx_buf: self.apps.get(conn).map(|a| a.tx.clone()),
                     ts_val: ack_ts_clock(now),
+                    segment_size: seg.segment_size,
                 };
                 self.stats.tx_frames += 1;
                 if paced {

@@ -100,6 +100,9 @@ pub struct TxWork {
     pub len: u32,
     pub tx_buf: Option<Arc<HostBuffer>>,
     pub ts_val: u32,
+    /// When the payload is longer than this (non-zero) MSS, the port cuts
+    /// it into segments of that size (TSO; `ProtoConfig::tso_max`).
+    pub segment_size: u16,
 }
 
 /// What one engine produced for the later stages, in order.

@@ -43,6 +43,16 @@ pub trait FrameBuf: DerefMut<Target = [u8]> {
     fn request_tx_checksums(&mut self, _l2_len: u8, _l3_len: u16) -> bool {
         false
     }
+    /// Asks the port to cut this IPv4/TCP frame's payload into segments of
+    /// `segment` bytes and compute their checksums (TSO), the headers being
+    /// `l2_len`, `l3_len` and `l4_len` bytes. True when the buffer carries
+    /// the request (a NIC buffer): the writer then leaves the pseudo-header
+    /// sum without the length in the TCP checksum field and zero in the
+    /// IPv4 one. False, nothing asked, for any other buffer. Only call it
+    /// for a port with TSO (`ChecksumCaps::tso_frame`).
+    fn request_tso(&mut self, _l2_len: u8, _l3_len: u16, _l4_len: u8, _segment: u16) -> bool {
+        false
+    }
 }
 
 impl FrameBuf for Vec<u8> {
@@ -163,10 +173,23 @@ impl Frame {
         }
     }
 
+    /// The segment size the port was asked to cut this frame's payload
+    /// into (TSO), if it was ([`FrameBuf::request_tso`]).
+    pub fn tso_segment(&self) -> Option<u16> {
+        match &self.0 {
+            Repr::Heap(_) => None,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.tso_segment(),
+        }
+    }
+
     /// Computes the checksums the port was asked for, in software, and
     /// withdraws the request: for whatever reads or changes the frame
     /// before the port (a frame looped back to our own address, the
     /// impairment layer, an eBPF program at egress, a capture, a copy).
+    /// A frame the port was to cut (TSO) stays whole, one segment longer
+    /// than the MSS with valid checksums: callers that send it on split it
+    /// first (`io::gso`).
     pub fn finish_tx_checksums(&mut self) {
         #[cfg(feature = "dpdk")]
         if let Repr::Mbuf(m) = &mut self.0 {
@@ -271,6 +294,22 @@ impl Frame {
         }
     }
 
+    /// Sets the length to `len` for a caller that writes every byte before
+    /// anything reads them (the `dma` stage's payload copy and `post`'s
+    /// headers): an mbuf keeps its buffer's stale bytes instead of being
+    /// zeroed first (64 KiB for a segment the port cuts); a heap frame is
+    /// zero-filled as by [`Frame::resize_zeroed`].
+    pub fn resize_for_overwrite(&mut self, len: usize) {
+        #[cfg(feature = "dpdk")]
+        if let Repr::Mbuf(m) = &mut self.0 {
+            if len <= m.room() {
+                m.set_data_len(len);
+                return;
+            }
+        }
+        self.resize_zeroed(len)
+    }
+
     /// The frame's bytes followed by spare room, `window` bytes in all, for
     /// an XDP-style program that may rewrite, shorten or lengthen the frame
     /// in place (`xdp`); the caller sets the final length with
@@ -339,6 +378,18 @@ impl FrameBuf for Frame {
             #[cfg(feature = "dpdk")]
             Repr::Mbuf(m) => {
                 m.request_tx_checksums(l2_len, l3_len);
+                true
+            }
+        }
+    }
+
+    fn request_tso(&mut self, l2_len: u8, l3_len: u16, l4_len: u8, segment: u16) -> bool {
+        let _ = (l2_len, l3_len, l4_len, segment);
+        match &mut self.0 {
+            Repr::Heap(_) => false,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => {
+                m.request_tso(l2_len, l3_len, l4_len, segment);
                 true
             }
         }
@@ -425,8 +476,13 @@ impl PartialEq<Vec<u8>> for Frame {
 pub enum FrameSource {
     #[default]
     Heap,
+    /// The port's pool, and its pool of 64 KiB buffers for segments the
+    /// port cuts (TSO) when it has one.
     #[cfg(feature = "dpdk")]
-    Mbufs(&'static Mempool),
+    Mbufs {
+        pool: &'static Mempool,
+        large: Option<&'static Mempool>,
+    },
 }
 
 impl FrameSource {
@@ -436,10 +492,35 @@ impl FrameSource {
         match self {
             FrameSource::Heap => Frame::with_heap_capacity(),
             #[cfg(feature = "dpdk")]
-            FrameSource::Mbufs(pool) => match pool.alloc() {
+            FrameSource::Mbufs { pool, .. } => match pool.alloc() {
                 Some(m) => Frame(Repr::Mbuf(m)),
                 None => Frame::with_heap_capacity(),
             },
+        }
+    }
+
+    /// An empty frame for a segment the port cuts (TSO): a 64 KiB buffer
+    /// when the port has them, else (exhausted, or none) as [`Self::alloc`].
+    pub fn alloc_large(&self) -> Frame {
+        #[cfg(feature = "dpdk")]
+        if let FrameSource::Mbufs {
+            large: Some(large), ..
+        } = self
+        {
+            if let Some(m) = large.alloc() {
+                return Frame(Repr::Mbuf(m));
+            }
+        }
+        self.alloc()
+    }
+
+    /// Whether `frame` is one of [`Self::alloc_large`]'s buffers (kept out
+    /// of the spare queues, which serve ACKs and ordinary segments).
+    pub fn is_large(&self, frame: &Frame) -> bool {
+        match &frame.0 {
+            Repr::Heap(_) => false,
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.room() > usize::from(u16::MAX / 2),
         }
     }
 }

@@ -382,6 +382,11 @@ impl<N: Nic> Nic for ImpairedNic<N> {
         };
         let mut state = state.lock();
         let now = self.now();
+        // Faults apply to what the wire carries: segments the port was to
+        // cut (TSO) are cut first.
+        if is_active(&state.tx.params) {
+            super::gso::expand(frames);
+        }
         for frame in frames.drain(..) {
             state.tx.process(frame, now, &self.counters.tx);
         }

@@ -8,10 +8,13 @@
 //! [`impair`] wraps any port with seeded fault injection (loss,
 //! duplication, reordering, corruption, delay) for interoperability tests;
 //! `pipeline::SteeredNic` does RSS in software for ports that cannot.
+//! [`gso`] cuts a frame the port was to segment (TSO) where something
+//! handles it before the port or instead of it.
 
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 mod frame;
+pub mod gso;
 pub mod impair;
 mod nic;
 

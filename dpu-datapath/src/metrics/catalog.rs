@@ -80,6 +80,13 @@ spec!(
     "Loss-recovery episodes by trigger: fast (duplicate ACKs or SACK) or timeout (RTO expired)."
 );
 spec!(
+    TSO_SEGMENTS,
+    "flextoe_tso_segments_total",
+    Counter,
+    ["replica", "stage", "worker"],
+    "Segments longer than the MSS handed to the port to cut into MSS-sized ones (TSO)."
+);
+spec!(
     RETRANSMITTED_SEGMENTS,
     "flextoe_retransmitted_segments_total",
     Counter,
@@ -387,6 +394,7 @@ pub static ALL: &[&Spec] = &[
     &RETRANSMITS,
     &RETRANSMITTED_SEGMENTS,
     &RETRANSMITTED_BYTES,
+    &TSO_SEGMENTS,
     &PURE_ACKS,
     &ACKS_COALESCED,
     &CONNECTIONS,

@@ -73,6 +73,7 @@ pub(crate) fn families(snap: &Snapshot, published: Option<SystemTime>) -> Vec<Me
     simple(&c::EXCEPTIONS, |s| s.exceptions);
     simple(&c::RETRANSMITTED_SEGMENTS, |s| s.retransmit_segments);
     simple(&c::RETRANSMITTED_BYTES, |s| s.retransmit_bytes);
+    simple(&c::TSO_SEGMENTS, |s| s.tso_segments);
     simple(&c::PURE_ACKS, |s| s.pure_acks_sent);
     simple(&c::ACKS_COALESCED, |s| s.acks_coalesced);
     simple(&c::CHALLENGE_ACKS, |s| s.challenge_acks);

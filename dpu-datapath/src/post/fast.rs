@@ -44,19 +44,22 @@ pub fn write_segment<B: FrameBuf>(
         buf.clear();
         return false;
     };
-    finish_checksums(buf, headers, sums, caps);
+    finish_checksums(buf, headers, sums, caps, 0);
     true
 }
 
 /// Completes a frame whose payload already sits after [`header_len`]
 /// bytes of room (the `dma` stage fetched it there): writes the headers in
-/// front of it. False (frame untouched) when the shape does not apply.
+/// front of it. A payload longer than a non-zero `segment` is for the port
+/// to cut into pieces of that size (TSO). False (frame untouched) when the
+/// shape does not apply.
 pub fn write_headers_in_place<B: FrameBuf>(
     frame: &mut B,
     template: &HeaderTemplate,
     fields: &HeaderFields,
     ts_val: u32,
     caps: &ChecksumCaps,
+    segment: u16,
 ) -> bool {
     let Some(headers) = header_len(template, fields) else {
         return false;
@@ -68,7 +71,7 @@ pub fn write_headers_in_place<B: FrameBuf>(
     else {
         return false;
     };
-    finish_checksums(frame, headers, sums, caps);
+    finish_checksums(frame, headers, sums, caps, segment);
     true
 }
 
@@ -167,13 +170,29 @@ fn words(v: u32) -> u32 {
 /// header sum, as DPDK's `rte_ipv4_phdr_cksum` gives), computed here
 /// otherwise (the TCP one over the payload after `headers` bytes), or left
 /// zero without `fill_tx`.
+///
+/// A payload longer than a non-zero `segment` goes to the port to cut
+/// (TSO) when the buffer takes the request: the TCP field then holds the
+/// pseudo-header sum without the length, as DPDK asks for TSO. A buffer
+/// that cannot carry it gets a whole segment with its checksums (the port
+/// counts it oversize and drops it; TCP sends the bytes again).
 fn finish_checksums<B: FrameBuf>(
     frame: &mut B,
     headers: usize,
     sums: HeaderSums,
     caps: &ChecksumCaps,
+    segment: u16,
 ) {
     if !caps.fill_tx {
+        return;
+    }
+    let tcp_len = frame.len() - 34;
+    if segment > 0
+        && tcp_len - (headers - 34) > usize::from(segment)
+        && frame.request_tso(14, 20, (headers - 34) as u8, segment)
+    {
+        let pseudo = sums.pseudo - tcp_len as u32;
+        frame[50..52].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
         return;
     }
     if caps.tx_offload && frame.request_tx_checksums(14, 20) {
@@ -273,7 +292,8 @@ mod tests {
                     &template(),
                     &fields,
                     r as u32 ^ 7,
-                    &caps
+                    &caps,
+                    0
                 ));
                 assert_eq!(in_place, want, "in place, segment {i} fill_tx {fill_tx}");
                 if !fill_tx {
@@ -321,7 +341,7 @@ mod tests {
                 );
                 let mut in_place = PortBuf {
                     bytes: vec![0xa5u8; hdr],
-                    asked: false,
+                    ..PortBuf::default()
                 };
                 in_place.bytes.extend_from_slice(&payload);
                 assert!(write_headers_in_place(
@@ -329,7 +349,8 @@ mod tests {
                     &template(),
                     &fields,
                     r as u32 ^ 7,
-                    &offload
+                    &offload,
+                    0
                 ));
                 assert_eq!(in_place.bytes, nic.bytes, "in place, segment {i}");
                 assert!(checksum::fill_ipv4_tcp(&mut nic.bytes));
@@ -338,11 +359,81 @@ mod tests {
         }
     }
 
+    /// A payload longer than the segment size goes to the port to cut
+    /// (TSO): the request names the header lengths and the size, the TCP
+    /// field holds the pseudo-header sum without the length (DPDK's rule
+    /// for TSO), and the pieces cut from it, as a port cuts them, are
+    /// valid segments carrying the payload in order.
+    #[test]
+    fn long_payloads_go_to_the_port_to_cut() {
+        let fields = HeaderFields {
+            seq: SeqNumber(0xffff_0000),
+            ack: SeqNumber(77),
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 300,
+            ts_ecr: Some(5),
+            sack: SackBlocks::default(),
+            ect: false,
+        };
+        let caps = ChecksumCaps::default();
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i * 7) as u8).collect();
+        let mut frame = PortBuf {
+            bytes: vec![0u8; 66],
+            ..PortBuf::default()
+        };
+        frame.bytes.extend_from_slice(&payload);
+        assert!(write_headers_in_place(
+            &mut frame,
+            &template(),
+            &fields,
+            9,
+            &caps,
+            1434
+        ));
+        assert_eq!(frame.tso, Some((14, 20, 32, 1434)));
+        let t = &template().tuple;
+        let pseudo = checksum::pseudo_header_v4(t.local_ip, t.remote_ip, 6, 0);
+        assert_eq!(frame.bytes[50..52], checksum::fold(pseudo).to_be_bytes());
+        assert_eq!(frame.bytes[24..26], [0, 0], "the IPv4 sum is the port's");
+        let pieces = crate::io::gso::pieces(&frame.bytes, 1434).expect("cut");
+        assert_eq!(pieces.len(), 20_000usize.div_ceil(1434));
+        let mut joined = Vec::new();
+        for p in &pieces {
+            let parsed = crate::wire::parse_ingress(p, &caps).expect("valid piece");
+            let crate::wire::L3::Ipv4 {
+                l4: crate::wire::L4::Tcp(tcp),
+                ..
+            } = parsed.l3
+            else {
+                panic!("not TCP");
+            };
+            assert_eq!(tcp.seq, SeqNumber(0xffff_0000) + joined.len() as u32);
+            joined.extend_from_slice(tcp.payload);
+        }
+        assert_eq!(joined, payload);
+        // Short enough for one segment: no request, checksums in place.
+        let mut short = PortBuf {
+            bytes: vec![0u8; 66 + 1434],
+            ..PortBuf::default()
+        };
+        assert!(write_headers_in_place(
+            &mut short,
+            &template(),
+            &fields,
+            9,
+            &caps,
+            1434
+        ));
+        assert_eq!(short.tso, None);
+        assert!(crate::wire::parse_ingress(&short.bytes, &caps).is_ok());
+    }
+
     /// A buffer whose port computes checksums at TX (an mbuf's stand-in).
     #[derive(Default)]
     struct PortBuf {
         bytes: Vec<u8>,
         asked: bool,
+        tso: Option<(u8, u16, u8, u16)>,
     }
 
     impl core::ops::Deref for PortBuf {
@@ -375,6 +466,10 @@ mod tests {
         fn request_tx_checksums(&mut self, l2_len: u8, l3_len: u16) -> bool {
             assert_eq!((l2_len, l3_len), (14, 20));
             self.asked = true;
+            true
+        }
+        fn request_tso(&mut self, l2_len: u8, l3_len: u16, l4_len: u8, segment: u16) -> bool {
+            self.tso = Some((l2_len, l3_len, l4_len, segment));
             true
         }
     }

@@ -20,7 +20,14 @@ pub fn post_rx<B: FrameBuf>(work: &RxWork, frame: &mut B, caps: &ChecksumCaps) {
 /// headers written in place. False when the shape does not apply (the
 /// caller then builds the frame with [`post_tx`] from the payload).
 pub fn post_tx_in_place<B: FrameBuf>(work: &TxWork, frame: &mut B, caps: &ChecksumCaps) -> bool {
-    super::write_headers_in_place(frame, &work.template, &work.header, work.ts_val, caps)
+    super::write_headers_in_place(
+        frame,
+        &work.template,
+        &work.header,
+        work.ts_val,
+        caps,
+        work.segment_size,
+    )
 }
 
 /// `post` for a transmitted segment: headers around the fetched payload.

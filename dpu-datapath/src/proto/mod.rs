@@ -133,6 +133,13 @@ pub struct ProtoConfig {
     pub ecn: bool,
     /// The congestion controller of every connection.
     pub cc: CcAlgorithm,
+    /// Payload bytes one new-data segment may carry when the port cuts it
+    /// into MSS-sized pieces (TSO); 0 (or at most the MSS) when it cannot.
+    pub tso_max: u32,
+    /// The longest frame, Ethernet header included, the port makes of one
+    /// piece: pieces are the MSS or shorter to fit it (`net_tap` counts
+    /// the Ethernet header in its IP MTU check).
+    pub tso_frame: u16,
 }
 
 /// Congestion control of a connection (`tcp.congestion_control`).

@@ -100,4 +100,7 @@ pub struct TxSegment {
     pub buf_pos: u32,
     pub len: u32,
     pub retransmit: bool,
+    /// When `len` is longer, the port cuts the payload into pieces of this
+    /// many bytes (TSO); 0 otherwise.
+    pub segment_size: u16,
 }

@@ -19,6 +19,8 @@ fn cfg() -> ProtoConfig {
         ooo_limit: OOO_INTERVALS,
         initial_cwnd_segments: 10,
         max_retransmits: 15,
+        tso_max: 0,
+        tso_frame: 0,
     }
 }
 
@@ -152,4 +154,62 @@ fn dctcp_alpha_follows_the_fraction_of_marked_bytes() {
     }
     let alpha = f64::from(f.dctcp_alpha()) / f64::from(DCTCP_ALPHA_ONE);
     assert!((alpha - 15.0 / 16.0).abs() < 0.01, "alpha {alpha}");
+}
+
+/// With TSO, a full segment grows to what the windows allow, in whole
+/// pieces (the MSS, or less to fit the port's frame limit), up to
+/// `tso_max`; the tail of the data goes whole; without TSO, or with
+/// nothing more allowed than a piece, segments stay MSS-sized.
+#[test]
+fn tso_segments_take_whole_pieces_within_the_windows() {
+    let tso = ProtoConfig {
+        tso_max: 65_000,
+        tso_frame: 1514,
+        ..cfg()
+    };
+    let mut stats = Stats::default();
+    let mut f = flow(4096);
+    f.app_wrote(100_000);
+    // Initial window: 10 MSS; the pieces are the MSS (54 B of headers fit).
+    let s = f.next_segment(0, &tso, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (10 * 1448, 1448));
+    assert!(
+        f.next_segment(0, &tso, &mut stats).is_none(),
+        "cwnd used up"
+    );
+
+    // net_tap's limit: frames of 1500 bytes with the Ethernet header, so
+    // pieces of 1446; the segment is whole pieces of it.
+    let tap = ProtoConfig {
+        tso_frame: 1500,
+        ..tso
+    };
+    let mut f = flow(4096);
+    f.app_wrote(100_000);
+    let s = f.next_segment(0, &tap, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (10 * 1448 / 1446 * 1446, 1446));
+
+    // The end of the data goes whole, shorter than a piece multiple.
+    let mut f = flow(4096);
+    f.app_wrote(5_000);
+    let s = f.next_segment(0, &tso, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (5_000, 1448));
+    assert!(s.header.flags.contains(TcpFlags::PSH));
+
+    // No TSO: MSS-sized; and a segment that fits one piece asks nothing.
+    let mut f = flow(4096);
+    f.app_wrote(100_000);
+    let s = f.next_segment(0, &cfg(), &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (1448, 0));
+    let mut f = flow(4096);
+    f.app_wrote(1448);
+    let s = f.next_segment(0, &tso, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (1448, 0));
+
+    // A paced flow keeps MSS-sized segments (its pacer times each one).
+    let mut f = flow(4096);
+    f.set_paced(true);
+    f.app_wrote(100_000);
+    let s = f.next_segment(0, &tso, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (1448, 0));
 }

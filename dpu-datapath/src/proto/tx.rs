@@ -94,9 +94,13 @@ impl ProtoFlow {
             self.dupacks.min(2) as u32 * mss
         };
         let by_cwnd = (self.cwnd + limited).saturating_sub(flight);
-        let len = data_left.min(mss).min(by_window).min(by_cwnd);
+        let mut len = data_left.min(mss).min(by_window).min(by_cwnd);
         if by_cwnd < data_left.min(mss).min(by_window) {
             self.flags.set(Flags::CWND_LIMITED, true);
+        }
+        let mut segment_size = 0;
+        if len == mss {
+            (len, segment_size) = self.tso_len(len, data_left.min(by_window).min(by_cwnd), cfg);
         }
         if data_left > 0 && len == 0 {
             if by_window == 0 && self.snd_max == self.snd_una && !self.rto_at.is_set() {
@@ -138,7 +142,10 @@ impl ProtoFlow {
         let span = len + fin_here as u32;
         let seq = self.snd_nxt;
         let retransmit = seq < self.snd_max;
-        let seg = self.build(seq, span, retransmit, now, cfg, stats);
+        let mut seg = self.build(seq, span, retransmit, now, cfg, stats);
+        if seg.len > u32::from(segment_size) {
+            seg.segment_size = segment_size;
+        }
         self.snd_nxt = seq + span;
         if self.snd_nxt > self.snd_max {
             self.snd_max = self.snd_nxt;
@@ -149,6 +156,35 @@ impl ProtoFlow {
             self.timed_at = micros(now);
         }
         Some(seg)
+    }
+
+    /// The payload of a new-data segment the port will cut into pieces
+    /// (TSO), and the pieces' size, when a full segment goes and more may:
+    /// up to `cfg.tso_max` of what the windows allow, in whole pieces
+    /// unless it ends the data. `(len, 0)` (no TSO) for a segment that
+    /// carries CWR (the port would repeat it on every piece) or SACK blocks
+    /// (their header shape is written by the generic emitter), and for a
+    /// paced flow (its pacer times each MSS).
+    fn tso_len(&self, len: u32, allowed: u32, cfg: &ProtoConfig) -> (u32, u16) {
+        let headers = 54 + if self.flags.has(Flags::TS) { 12 } else { 0 };
+        let piece = u32::from(self.mss).min(u32::from(cfg.tso_frame).saturating_sub(headers));
+        if cfg.tso_max <= piece
+            || allowed <= piece
+            || piece < 536
+            || self.paced()
+            || self.flags.has(Flags::CWR_DUE)
+            || (self.flags.has(Flags::SACK) && !self.ooo().is_empty())
+        {
+            return (len, 0);
+        }
+        let data_left = (self.tx_end - self.snd_nxt).max(0) as u32;
+        let big = allowed.min(cfg.tso_max);
+        let big = if big == data_left {
+            big
+        } else {
+            big / piece * piece
+        };
+        (big, piece as u16)
     }
 
     /// Restart after idle (RFC 5681 4.1, RFC 7661): new data after more than
@@ -218,6 +254,7 @@ impl ProtoFlow {
             buf_pos: self.tx_pos(seq),
             len: data_len,
             retransmit,
+            segment_size: 0,
         }
     }
 }

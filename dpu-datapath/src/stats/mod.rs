@@ -31,6 +31,8 @@ pub struct Stats {
     pub acks_coalesced: u64,
     pub retransmit_segments: u64,
     pub retransmit_bytes: u64,
+    /// Segments longer than the MSS handed to the port to cut (TSO).
+    pub tso_segments: u64,
     pub fast_retransmits: u64,
     pub timeout_retransmits: u64,
     pub zero_window_probes: u64,
@@ -101,6 +103,7 @@ impl Stats {
         self.acks_coalesced += other.acks_coalesced;
         self.retransmit_segments += other.retransmit_segments;
         self.retransmit_bytes += other.retransmit_bytes;
+        self.tso_segments += other.tso_segments;
         self.fast_retransmits += other.fast_retransmits;
         self.timeout_retransmits += other.timeout_retransmits;
         self.zero_window_probes += other.zero_window_probes;

@@ -98,7 +98,7 @@ pub fn update_u32(old_checksum: u16, old: u32, new: u32) -> u16 {
 
 /// The Ethernet (no VLAN) and IPv4 header lengths of an IPv4/TCP frame;
 /// None for any other frame.
-fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
+pub(crate) fn ipv4_tcp_header_lens(frame: &[u8]) -> Option<(usize, usize)> {
     let eth = 14;
     let ip = frame.get(eth..)?;
     if frame[12..14] != [0x08, 0x00] || ip.first()? >> 4 != 4 || *ip.get(9)? != 6 {

@@ -248,6 +248,8 @@ impl<N: Nic> Nic for XdpNic<N> {
         if !frames.is_empty() && slot.armed.load(Ordering::Acquire) {
             let mut st = slot.state.lock();
             if runnable(slot, &mut st) {
+                // The program sees each segment the wire will carry.
+                crate::io::gso::expand(frames);
                 let now = self.hooks.now_ns();
                 let mut t = Tally::default();
                 let mut keep = 0;

@@ -88,6 +88,11 @@ pub struct Dpdk {
     /// default): yes, except on drivers known to compute them in software
     /// more slowly than the engine (`net_tap`). `false`: never.
     pub tx_checksum_offload: Option<bool>,
+    /// `port.dpdk.tso`: hand the port data segments of up to 64 KiB to cut
+    /// into MSS-sized ones (TCP segmentation offload), where the driver
+    /// offers it. Absent (`null`, the default): yes, except on drivers known
+    /// to segment in software (`net_tap`). `false`: never.
+    pub tso: Option<bool>,
 }
 
 impl Default for Dpdk {
@@ -103,6 +108,7 @@ impl Default for Dpdk {
             tx_descriptors: 1024,
             software_rss: false,
             tx_checksum_offload: None,
+            tso: None,
         }
     }
 }

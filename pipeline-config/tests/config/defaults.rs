@@ -54,7 +54,8 @@ fn default_matches_reference_document() {
                 "eal_args": [], "vdevs": ["net_tap0,iface=ftoe0"], "allow": [], "no_huge": true,
                 "memory_mb": 256, "mempool_mbufs": 8191, "rx_descriptors": 1024, "tx_descriptors": 1024,
                 "software_rss": false,
-                "tx_checksum_offload": null
+                "tx_checksum_offload": null,
+                "tso": null
             },
             "impairment": {
                 "seed": 1,

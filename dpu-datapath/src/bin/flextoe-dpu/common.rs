@@ -155,6 +155,7 @@ pub fn stats_json(s: &Stats) -> Value {
         acks_coalesced,
         retransmit_segments,
         retransmit_bytes,
+        tso_segments,
         fast_retransmits,
         timeout_retransmits,
         zero_window_probes,

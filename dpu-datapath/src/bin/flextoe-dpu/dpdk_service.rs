@@ -20,7 +20,9 @@ use crate::common::{
     choose_placement, io_json, isn_seed, observe, pipeline_options, start_host_interface,
     start_metrics, stats_json,
 };
-use dpu_datapath::io::dpdk::{init_eal, max_queue_pairs, DpdkPort, DpdkPortConfig};
+use dpu_datapath::io::dpdk::{
+    driver_offloads_in_software, init_eal, max_queue_pairs, DpdkPort, DpdkPortConfig,
+};
 use dpu_datapath::io::impair::{is_active, DirSnapshot};
 use dpu_datapath::io::{ImpairCounters, ImpairedNic, IoStats};
 use dpu_datapath::pipeline::{LoopbackNic, Nic, OwnerSnapshot, Pipeline, Plan, SteeredNic};
@@ -91,14 +93,6 @@ fn tap_iface(vdevs: &[String]) -> Option<String> {
     })
 }
 
-/// Drivers that offer TX checksum offload but compute the sums in software
-/// themselves, more slowly than `post` does (DPDK 22.11's `net_tap` copies
-/// the headers aside and sums the segment: offload -> Linux goodput 0.86x
-/// with it, docs/benchmarks.md).
-fn driver_emulates_tx_checksums(driver: &str) -> bool {
-    driver == "net_tap"
-}
-
 fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -155,11 +149,21 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     // `post` asks the port for the checksums of the segments it writes,
     // unless the driver would compute them in software, more slowly.
     let tx_sums_by_port = offloads.tx_ipv4_cksum && offloads.tx_tcp_cksum;
-    let software_port = driver_emulates_tx_checksums(port.driver());
+    // (DPDK 22.11's `net_tap` copies the headers aside and sums the
+    // segment: offload -> Linux goodput 0.86x with it, docs/benchmarks.md.)
+    let software_port = driver_offloads_in_software(port.driver());
     engine_cfg.caps.tx_offload =
         tx_sums_by_port && dpdk.tx_checksum_offload.unwrap_or(!software_port);
+    // Segments of up to 64 KiB where the port cuts them (TSO): the IPv4
+    // datagram, headers with the longest options included, stays under
+    // 65,535 bytes.
+    if offloads.tx_tcp_tso {
+        engine_cfg.proto.tso_max = u32::from(u16::MAX) - 20 - 60;
+        engine_cfg.proto.tso_frame = port.tso_frame();
+    }
     let port_mac = port.mac();
     let mbufs = port.mempool();
+    let tso_mbufs = port.tso_mempool();
     let driver = port.driver().to_owned();
     let steering = port.steering().clone();
     let steer = !steering.follows_flow_groups();
@@ -277,6 +281,20 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
              ours; port.dpdk.tx_checksum_offload: true uses it)"
         } else {
             "computed in software"
+        }
+    );
+    println!(
+        "flextoe-dpu: segmentation: {}",
+        if offloads.tx_tcp_tso {
+            format!(
+                "data segments of up to {} bytes, cut by the port (TSO) into frames of at most {}",
+                engine_cfg.proto.tso_max, engine_cfg.proto.tso_frame
+            )
+        } else if dpdk.tso.is_none() && software_port {
+            "MSS-sized segments (the driver's TSO is software; port.dpdk.tso: true uses it)"
+                .to_owned()
+        } else {
+            "MSS-sized segments".to_owned()
         }
     );
     println!(
@@ -430,7 +448,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     // releases the mbufs its rings held. Every frame the stages held was
     // dropped with the pipeline, so the pool is whole again.
     drop(port_nic);
-    let unreturned = mbufs.in_use();
+    let unreturned = mbufs.in_use() + tso_mbufs.map_or(0, |p| p.in_use());
     println!("port closed: {unreturned} packet buffers not returned to the pool");
     if let (Some(path), Some(mut doc)) = (&args.stats_json, doc) {
         doc["port"]["buffers_unreturned"] = json!(unreturned);

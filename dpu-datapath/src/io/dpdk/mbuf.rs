@@ -12,6 +12,8 @@ const RX_L4_CKSUM_MASK: u64 = dpdk_sys::RTE_MBUF_F_RX_L4_CKSUM_MASK as u64;
 const TX_CKSUM_FLAGS: u64 = dpdk_sys::RTE_MBUF_F_TX_IPV4
     | dpdk_sys::RTE_MBUF_F_TX_IP_CKSUM
     | dpdk_sys::RTE_MBUF_F_TX_TCP_CKSUM;
+/// The port cuts the TCP payload into `tso_segsz` pieces (TSO).
+const TX_TCP_SEG: u64 = dpdk_sys::RTE_MBUF_F_TX_TCP_SEG;
 
 use dpdk_sys::rte_mbuf;
 
@@ -121,17 +123,48 @@ impl<'pool> Mbuf<'pool> {
         m.__bindgen_anon_3.tx_offload = u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7);
     }
 
-    /// Whether [`Mbuf::request_tx_checksums`] asked the port for them.
+    /// Asks the port to cut this IPv4/TCP frame's payload into segments of
+    /// `segment` bytes (TSO) and compute every piece's checksums, the
+    /// headers being `l2_len`, `l3_len` and `l4_len` bytes (the TCP checksum
+    /// field must hold the pseudo-header sum without the length, the IPv4
+    /// one zero). Only for a port with TSO enabled.
+    pub fn request_tso(&mut self, l2_len: u8, l3_len: u16, l4_len: u8, segment: u16) {
+        // SAFETY: we own the mbuf exclusively (`&mut self`); only the offload
+        // flags and the header lengths the driver reads at TX change.
+        let m = unsafe { self.raw.as_mut() };
+        m.ol_flags |= TX_CKSUM_FLAGS | TX_TCP_SEG;
+        // `tx_offload` packs l2_len (7 bits), l3_len (9), l4_len (8), then
+        // tso_segsz (16); the outer lengths zero.
+        m.__bindgen_anon_3.tx_offload = u64::from(l2_len & 0x7f)
+            | (u64::from(l3_len & 0x1ff) << 7)
+            | (u64::from(l4_len) << 16)
+            | (u64::from(segment) << 24);
+    }
+
+    /// The segment size [`Mbuf::request_tso`] asked for, if it did.
+    pub fn tso_segment(&self) -> Option<u16> {
+        let m = self.head();
+        if m.ol_flags & TX_TCP_SEG == 0 {
+            return None;
+        }
+        // SAFETY: reading the packed offload word of an mbuf we own.
+        let packed = unsafe { m.__bindgen_anon_3.tx_offload };
+        Some((packed >> 24) as u16)
+    }
+
+    /// Whether [`Mbuf::request_tx_checksums`] (or [`Mbuf::request_tso`])
+    /// asked the port for them.
     pub fn tx_checksums_requested(&self) -> bool {
         self.head().ol_flags & TX_CKSUM_FLAGS != 0
     }
 
-    /// Withdraws [`Mbuf::request_tx_checksums`] (the checksums were computed
-    /// in software, or the buffer is being reused).
+    /// Withdraws [`Mbuf::request_tx_checksums`] and [`Mbuf::request_tso`]
+    /// (the checksums were computed in software, or the buffer is being
+    /// reused).
     pub fn clear_tx_checksums(&mut self) {
         // SAFETY: we own the mbuf exclusively (`&mut self`); only flag bits change.
         let m = unsafe { self.raw.as_mut() };
-        m.ol_flags &= !TX_CKSUM_FLAGS;
+        m.ol_flags &= !(TX_CKSUM_FLAGS | TX_TCP_SEG);
     }
 
     /// Whether the NIC checked the IPv4 header checksum and the L4 checksum

@@ -32,7 +32,9 @@ pub use kernel_if::{kernel_iface, KernelDrops};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use packet_sockets::PacketSocketDrops;
-pub use port::{max_queue_pairs, DpdkPort, DpdkPortConfig, LinkStatus, Offloads};
+pub use port::{
+    driver_offloads_in_software, max_queue_pairs, DpdkPort, DpdkPortConfig, LinkStatus, Offloads,
+};
 pub use rss::{reta_entries, RxSteering};
 
 /// Most mbufs moved by one `rte_eth_rx_burst` / `rte_eth_tx_burst` call.

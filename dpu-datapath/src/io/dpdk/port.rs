@@ -21,6 +21,9 @@ pub(super) const HASH_CHECKS: u32 = 64;
 
 /// Ethernet header plus one VLAN tag: what a frame adds to the IP MTU.
 const L2_OVERHEAD: u32 = 18;
+/// 64 KiB buffers for segments the port cuts (TSO), per port: a window's
+/// worth for a few connections at once (16 MiB of the EAL's memory).
+const TSO_MBUFS: u32 = 255;
 
 /// What [`DpdkPort::open`] needs; see [`DpdkPortConfig::from_port`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,11 @@ pub struct DpdkPortConfig {
     /// Enable the TX checksum offloads where the driver has them
     /// (`port.dpdk.tx_checksum_offload`).
     pub tx_checksum_offload: bool,
+    /// Enable TCP segmentation offload where the driver has it (with the
+    /// TX checksum offloads it implies) and keep a pool of 64 KiB buffers
+    /// for the segments it cuts (`port.dpdk.tso`); None: unless the driver
+    /// segments in software ([`driver_offloads_in_software`]).
+    pub tso: Option<bool>,
     /// The device's arguments (the first `port.dpdk.vdevs` entry), which name
     /// the Linux interface under a software PMD (see `kernel_if`).
     pub devargs: Option<String>,
@@ -58,6 +66,7 @@ impl DpdkPortConfig {
             flow_groups,
             software_rss: port.dpdk.software_rss,
             tx_checksum_offload: port.dpdk.tx_checksum_offload != Some(false),
+            tso: port.dpdk.tso,
             devargs: port.dpdk.vdevs.first().cloned(),
         }
     }
@@ -74,6 +83,8 @@ pub struct Offloads {
     pub rx_tcp_cksum: bool,
     pub tx_ipv4_cksum: bool,
     pub tx_tcp_cksum: bool,
+    /// TCP segmentation offload (with both TX checksum offloads).
+    pub tx_tcp_tso: bool,
 }
 
 /// Link state as the driver reports it.
@@ -118,6 +129,11 @@ pub struct DpdkPort {
     /// Never freed: frames (mbufs) may outlive the port in any stage's hands, and
     /// each returns to this pool when dropped. One pool per opened port.
     pub(super) pool: &'static Mempool,
+    /// 64 KiB buffers for the segments the port cuts (TSO), never freed
+    /// either; None without TSO.
+    pub(super) tso_pool: Option<&'static Mempool>,
+    /// The longest frame the port makes of one TSO piece; 0 without TSO.
+    tso_frame: u16,
 }
 
 fn check(op: impl FnOnce() -> String, ret: i32) -> Result<i32, DpdkError> {
@@ -218,7 +234,10 @@ impl DpdkPort {
         };
         validate(port_id, &info, cfg)?;
 
-        let conf_offloads = offloads_of(&info, cfg.tx_checksum_offload);
+        let want_tso = cfg
+            .tso
+            .unwrap_or_else(|| !driver_offloads_in_software(&driver));
+        let mut conf_offloads = offloads_of(&info, cfg.tx_checksum_offload, want_tso);
         let rss = configure(port_id, &info, cfg, conf_offloads)?;
         let (mut rxd, mut txd) = (cfg.rx_descriptors, cfg.tx_descriptors);
         // SAFETY: both pointers are valid u16 in/out parameters.
@@ -251,6 +270,30 @@ impl DpdkPort {
             data_room_for(cfg.mtu)?,
             socket,
         )?));
+        let tso_pool = if conf_offloads.tx_tcp_tso {
+            match Mempool::create(
+                &format!("ftoe_tso{port_id}_{nth}"),
+                TSO_MBUFS,
+                u16::MAX,
+                socket,
+            ) {
+                Ok(p) => Some(&*Box::leak(Box::new(p))),
+                Err(err) => {
+                    tracing::warn!(port_id, %err, "no memory for TSO buffers; TSO off");
+                    conf_offloads.tx_tcp_tso = false;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // net_tap checks a piece's frame, Ethernet header included, against
+        // the IP MTU.
+        let tso_frame = match (tso_pool.is_some(), driver_offloads_in_software(&driver)) {
+            (false, _) => 0,
+            (true, true) => cfg.mtu,
+            (true, false) => cfg.mtu.saturating_add(14),
+        };
         // Not opened yet: a failure below must close the port before the pool goes.
         let mut port = DpdkPort {
             port_id,
@@ -266,6 +309,8 @@ impl DpdkPort {
             trust_hash: std::sync::atomic::AtomicBool::new(rss),
             hash_checks_left: std::sync::atomic::AtomicU32::new(HASH_CHECKS),
             pool,
+            tso_pool,
+            tso_frame,
         };
         port.setup_queues(&info, rxd, txd, socket)?;
         port.start()?;
@@ -442,6 +487,24 @@ impl DpdkPort {
     pub fn mempool(&self) -> &'static Mempool {
         self.pool
     }
+
+    /// The port's pool of 64 KiB buffers for segments it cuts (TSO), if any.
+    pub fn tso_mempool(&self) -> Option<&'static Mempool> {
+        self.tso_pool
+    }
+
+    /// The longest frame, Ethernet header included, the port makes of one
+    /// piece of a segment it cuts (TSO); 0 when it does not cut.
+    pub fn tso_frame(&self) -> u16 {
+        self.tso_frame
+    }
+}
+
+/// Drivers whose "offloads" are software in the driver, slower than the
+/// engine's own work: `net_tap` computes TX checksums and cuts TSO
+/// segments (librte_gso) on the CPU (docs/benchmarks.md).
+pub fn driver_offloads_in_software(driver: &str) -> bool {
+    driver == "net_tap"
 }
 
 fn validate(port_id: u16, info: &rte_eth_dev_info, cfg: &DpdkPortConfig) -> Result<(), DpdkError> {
@@ -470,15 +533,24 @@ fn validate(port_id: u16, info: &rte_eth_dev_info, cfg: &DpdkPortConfig) -> Resu
     Ok(())
 }
 
-/// The checksum offloads the driver reports, the TX ones only when `tx` asks.
-fn offloads_of(info: &rte_eth_dev_info, tx: bool) -> Offloads {
+/// The checksum offloads the driver reports, the TX ones only when
+/// `tx_sums` asks or TSO (which needs them) is on; TSO when `tso` asks and
+/// the driver has it with both TX checksum offloads.
+fn offloads_of(info: &rte_eth_dev_info, tx_sums: bool, tso: bool) -> Offloads {
     let rx = info.rx_offload_capa;
-    let tx = if tx { info.tx_offload_capa } else { 0 };
+    let capa = info.tx_offload_capa;
+    let has = |flag: u64| capa & flag != 0;
+    let tso = tso
+        && has(dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_TSO)
+        && has(dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM)
+        && has(dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM);
+    let tx = tx_sums || tso;
     Offloads {
         rx_ipv4_cksum: rx & dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM != 0,
         rx_tcp_cksum: rx & dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM != 0,
-        tx_ipv4_cksum: tx & dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM != 0,
-        tx_tcp_cksum: tx & dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM != 0,
+        tx_ipv4_cksum: tx && has(dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM),
+        tx_tcp_cksum: tx && has(dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM),
+        tx_tcp_tso: tso,
     }
 }
 
@@ -489,7 +561,8 @@ fn offloads_bits(o: Offloads) -> (u64, u64) {
         bit(o.rx_ipv4_cksum, dpdk_sys::DPDK_SYS_RX_OFFLOAD_IPV4_CKSUM)
             | bit(o.rx_tcp_cksum, dpdk_sys::DPDK_SYS_RX_OFFLOAD_TCP_CKSUM),
         bit(o.tx_ipv4_cksum, dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM)
-            | bit(o.tx_tcp_cksum, dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM),
+            | bit(o.tx_tcp_cksum, dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM)
+            | bit(o.tx_tcp_tso, dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_TSO),
     )
 }
 
@@ -610,7 +683,7 @@ mod tests {
         let conf = eth_conf(
             &info,
             1500,
-            offloads_of(&info, true),
+            offloads_of(&info, true, false),
             Some((dpdk_sys::DPDK_SYS_RSS_NONFRAG_IPV4_TCP, &mut key)),
         );
         assert_eq!(conf.rxmode.mq_mode, dpdk_sys::RTE_ETH_MQ_RX_RSS);
@@ -626,7 +699,7 @@ mod tests {
             tx_offload_capa: u64::MAX,
             ..Default::default()
         };
-        let o = offloads_of(&info, true);
+        let o = offloads_of(&info, true, false);
         assert_eq!(
             o,
             Offloads {
@@ -634,6 +707,7 @@ mod tests {
                 rx_tcp_cksum: true,
                 tx_ipv4_cksum: true,
                 tx_tcp_cksum: true,
+                tx_tcp_tso: false,
             }
         );
         let conf = eth_conf(&info, 1500, o, None);
@@ -644,8 +718,23 @@ mod tests {
                 dpdk_sys::DPDK_SYS_TX_OFFLOAD_IPV4_CKSUM | dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM
             )
         );
-        let no_tx = offloads_of(&info, false);
+        let no_tx = offloads_of(&info, false, false);
         assert!(!no_tx.tx_ipv4_cksum && !no_tx.tx_tcp_cksum && no_tx.rx_tcp_cksum);
+        // TSO brings the TX checksum offloads it needs, and asks the port for it.
+        let tso = offloads_of(&info, false, true);
+        assert!(tso.tx_tcp_tso && tso.tx_ipv4_cksum && tso.tx_tcp_cksum);
+        let conf = eth_conf(&info, 1500, tso, None);
+        assert_ne!(
+            conf.txmode.offloads & dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_TSO,
+            0
+        );
+        // Not without both checksum offloads.
+        let partial = rte_eth_dev_info {
+            tx_offload_capa: dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_TSO
+                | dpdk_sys::DPDK_SYS_TX_OFFLOAD_TCP_CKSUM,
+            ..Default::default()
+        };
+        assert!(!offloads_of(&partial, true, true).tx_tcp_tso);
         assert_eq!(conf.rxmode.mq_mode, dpdk_sys::RTE_ETH_MQ_RX_NONE);
     }
 }

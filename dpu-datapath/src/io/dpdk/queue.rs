@@ -177,7 +177,10 @@ impl Nic for DpdkPort {
     }
 
     fn frame_source(&self) -> FrameSource {
-        FrameSource::Mbufs(self.pool)
+        FrameSource::Mbufs {
+            pool: self.pool,
+            large: self.tso_pool,
+        }
     }
 
     /// Registers the worker as a non-EAL lcore: the mempool's per-lcore

@@ -38,7 +38,11 @@ pub(crate) fn stage(work: Work, spare: &SpareFrames) -> (Option<Frame>, AfterDma
             (Some(frame), AfterDma::Rx(work), copy)
         }
         Work::Tx(mut work) => {
-            let mut frame = spare.take();
+            let mut frame = if work.segment_size > 0 {
+                spare.take_large()
+            } else {
+                spare.take()
+            };
             let (room, copy) = tx_copy(&mut work, &mut frame);
             (Some(frame), AfterDma::Tx { room, work }, copy)
         }

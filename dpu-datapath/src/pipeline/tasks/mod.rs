@@ -116,7 +116,7 @@ impl SpareFrames {
         let capacity = match source {
             FrameSource::Heap => capacity,
             #[cfg(feature = "dpdk")]
-            FrameSource::Mbufs(pool) => capacity
+            FrameSource::Mbufs { pool, .. } => capacity
                 .min(SPARE_NIC_BUFFERS)
                 .min(pool.size() as usize / 8),
         };
@@ -129,6 +129,11 @@ impl SpareFrames {
     /// An empty buffer: a spare one, or a new one.
     pub(crate) fn take(&self) -> Frame {
         self.spare.pop().unwrap_or_else(|| self.source.alloc())
+    }
+
+    /// An empty buffer for a segment the port cuts (TSO).
+    pub(crate) fn take_large(&self) -> Frame {
+        self.source.alloc_large()
     }
 
     /// `post` for a received segment: its frame becomes the ACK, or, when
@@ -169,6 +174,9 @@ impl SpareFrames {
     /// a heap frame and the port has its own buffers).
     pub(crate) fn give(&self, mut frame: Frame) {
         if !frame.is_nic_buffer() && !matches!(self.source, FrameSource::Heap) {
+            return;
+        }
+        if self.source.is_large(&frame) {
             return;
         }
         frame.clear();
