@@ -184,21 +184,28 @@ impl DmaOp {
         unsafe { std::slice::from_raw_parts(self.local.as_ptr(), self.len) }
     }
 
+    /// Whether the copy brings host bytes into the DPU-side buffer (which
+    /// the engine must then fill whole).
+    pub(super) fn fetches(&self) -> bool {
+        self.dir == DmaDir::FromHost && !matches!(self.host, HostMem::Index { .. })
+    }
+
     /// Writes fetched bytes into the DPU-side buffer of a copy from host
     /// memory, at `at` (engines that stage, as DOCA job engines do);
-    /// ignored for other ops or out of range.
-    pub(super) fn fill_local(&self, at: usize, bytes: &[u8]) {
-        if self.dir != DmaDir::FromHost || matches!(self.host, HostMem::Index { .. }) {
-            return;
+    /// ignored for other ops. False, nothing written, when out of range.
+    pub(super) fn fill_local(&self, at: usize, bytes: &[u8]) -> bool {
+        if !self.fetches() {
+            return true;
         }
         let Some(end) = at.checked_add(bytes.len()).filter(|&e| e <= self.len) else {
-            return;
+            return false;
         };
         // SAFETY: the constructor's contract gives the engine `local`
         // (nobody else reads or writes it) until the completion; the range
         // is inside it (checked).
         let local = unsafe { std::slice::from_raw_parts_mut(self.local.as_ptr(), self.len) };
         local[at..end].copy_from_slice(bytes);
+        true
     }
 
     /// Where in host memory the copy goes (engines that translate it, as

@@ -6,7 +6,9 @@
 //! two when it wraps around a circular buffer; the bytes of a copy to the
 //! host are staged into the job, and the bytes a job fetched are written
 //! into the op's buffer when it completes. Failures are reported complete
-//! (nothing waits forever), logged and counted. A buffer in no
+//! (nothing waits forever), logged, counted and reported failed
+//! (`take_failed`), among them a fetch that brought fewer bytes than the
+//! op's length (the rest of its buffer would go out stale). A buffer in no
 //! application region is DPU memory (a DPU-resident service's): copied
 //! locally at submit.
 
@@ -24,6 +26,8 @@ struct Waiting {
     failed: bool,
     /// Where each part's bytes start in the op's buffer.
     local_at: [usize; 2],
+    /// Bytes the fetch jobs wrote into the op's buffer.
+    filled: usize,
 }
 
 /// [`DmaEngine`] over a job-based engine `E`.
@@ -41,6 +45,8 @@ pub struct JobDma<E: JobEngine> {
     completions: Vec<DmaCompletion>,
     /// Copies that failed (logged).
     pub failed: u64,
+    /// Tags of failed copies not yet taken (`take_failed`).
+    failed_tags: Vec<u64>,
 }
 
 impl<E: JobEngine> std::fmt::Debug for JobDma<E> {
@@ -67,6 +73,7 @@ impl<E: JobEngine> JobDma<E> {
             failed_now: Vec::new(),
             completions: Vec::new(),
             failed: 0,
+            failed_tags: Vec::new(),
             local: 0,
         }
     }
@@ -132,6 +139,7 @@ impl<E: JobEngine> DmaEngine for JobDma<E> {
         let Some(parts) = Self::parts(&op) else {
             tracing::error!(tag = op.tag(), "dma: no region known for the host buffer");
             self.failed += 1;
+            self.failed_tags.push(op.tag());
             self.failed_now.push(op.tag());
             return Ok(());
         };
@@ -151,6 +159,7 @@ impl<E: JobEngine> DmaEngine for JobDma<E> {
             Err(e) => {
                 tracing::error!(tag = op.tag(), "dma: submit failed: {e}");
                 self.failed += 1;
+                self.failed_tags.push(op.tag());
                 self.failed_now.push(op.tag());
                 return Ok(());
             }
@@ -176,6 +185,7 @@ impl<E: JobEngine> DmaEngine for JobDma<E> {
                 remaining,
                 failed,
                 local_at,
+                filled: 0,
             },
         );
         Ok(())
@@ -204,7 +214,14 @@ impl<E: JobEngine> DmaEngine for JobDma<E> {
                 continue;
             };
             match &c.result {
-                Ok(fetched) => w.op.fill_local(w.local_at[part], fetched),
+                Ok(fetched) => {
+                    if w.op.fill_local(w.local_at[part], fetched) {
+                        w.filled += fetched.len();
+                    } else {
+                        tracing::error!(tag = w.op.tag(), "dma: job fetched out of range");
+                        w.failed = true;
+                    }
+                }
                 Err(e) => {
                     tracing::error!(tag = w.op.tag(), "dma: job failed: {e}");
                     w.failed = true;
@@ -212,14 +229,28 @@ impl<E: JobEngine> DmaEngine for JobDma<E> {
             }
             w.remaining -= 1;
             if w.remaining == 0 {
-                let w = self.waiting.remove(&id).expect("present");
+                let mut w = self.waiting.remove(&id).expect("present");
+                if w.op.fetches() && w.filled != w.op.len() {
+                    tracing::error!(
+                        tag = w.op.tag(),
+                        filled = w.filled,
+                        len = w.op.len(),
+                        "dma: fetch came back short"
+                    );
+                    w.failed = true;
+                }
                 if w.failed {
                     self.failed += 1;
+                    self.failed_tags.push(w.op.tag());
                 }
                 done.push(w.op.tag());
             }
         }
         done.len() - first
+    }
+
+    fn take_failed(&mut self, failed: &mut Vec<u64>) {
+        failed.append(&mut self.failed_tags);
     }
 
     fn in_flight(&self) -> usize {
@@ -341,5 +372,56 @@ mod tests {
         for (j, f) in back {
             assert_eq!(f.expect("frame")[8..], [j as u8; 40], "copy {j}");
         }
+    }
+
+    /// A job engine whose fetches come back one byte short.
+    struct ShortFetch(MemcpyDma);
+
+    impl JobEngine for ShortFetch {
+        fn submit(&mut self, job: DmaJob) -> Result<(), DmaError> {
+            self.0.submit(job)
+        }
+        fn poll(&mut self, done: &mut Vec<DmaCompletion>) -> usize {
+            let first = done.len();
+            let n = self.0.poll(done);
+            for c in &mut done[first..] {
+                if let Ok(bytes) = &mut c.result {
+                    bytes.pop();
+                }
+            }
+            n
+        }
+        fn in_flight(&self) -> usize {
+            self.0.in_flight()
+        }
+    }
+
+    /// A fetch that brought fewer bytes than asked is a failed copy (the
+    /// rest of the frame would go out with a recycled buffer's old bytes),
+    /// reported as such, not as done.
+    #[test]
+    fn a_short_fetch_fails_the_copy() {
+        let region = Arc::new(Region::create("job-dma-short", 4096).unwrap());
+        let keep: Arc<dyn std::any::Any + Send + Sync> = region.clone();
+        // SAFETY: 256 bytes at offset 0 lie inside the region `keep` holds.
+        let host = unsafe { HostBuffer::external(region.as_ptr(), 256, keep) }
+            .with_home(region.clone(), 0);
+        let mut q: DmaQueue<u32> =
+            DmaQueue::new(Box::new(JobDma::new(ShortFetch(MemcpyDma::new(4)))));
+        let mut results = Vec::new();
+        let mut g = Frame::new();
+        g.resize_zeroed(40);
+        let from = Copy {
+            dir: DmaDir::FromHost,
+            host: Arc::new(host),
+            pos: 0,
+            at: 0,
+            len: 40,
+        };
+        q.push(Some(g), 7, Some(from), &mut |_, j, ok| {
+            results.push((j, ok))
+        });
+        q.drain(&mut |_, j, ok| results.push((j, ok)));
+        assert_eq!(results, [(7, false)]);
     }
 }

@@ -48,8 +48,10 @@ pub trait FrameBuf: DerefMut<Target = [u8]> {
     /// `l2_len`, `l3_len` and `l4_len` bytes. True when the buffer carries
     /// the request (a NIC buffer): the writer then leaves the pseudo-header
     /// sum without the length in the TCP checksum field and zero in the
-    /// IPv4 one. False, nothing asked, for any other buffer. Only call it
-    /// for a port with TSO (`ChecksumCaps::tso_frame`).
+    /// IPv4 one. False for any other buffer: the writer computes the whole
+    /// segment's checksums, and a [`Frame`] on the heap remembers the size
+    /// so that it is cut in software before the port (`io::gso`). Only
+    /// call it for a port with TSO (`ProtoConfig::tso_max`).
     fn request_tso(&mut self, _l2_len: u8, _l3_len: u16, _l4_len: u8, _segment: u16) -> bool {
         false
     }
@@ -74,7 +76,11 @@ impl FrameBuf for Vec<u8> {
 }
 
 /// A packet buffer owned by whichever stage holds it; see the module docs.
-pub struct Frame(Repr);
+///
+/// The second field is the piece size a heap frame is to be cut into (TSO
+/// without a NIC buffer to carry the request, see [`FrameBuf::request_tso`]);
+/// 0 otherwise.
+pub struct Frame(Repr, u16);
 
 enum Repr {
     Heap(Vec<u8>),
@@ -85,12 +91,12 @@ enum Repr {
 impl Frame {
     /// An empty heap frame (allocates nothing until written).
     pub const fn new() -> Self {
-        Frame(Repr::Heap(Vec::new()))
+        Frame(Repr::Heap(Vec::new()), 0)
     }
 
     /// An empty heap frame with room for a full-size frame.
     pub fn with_heap_capacity() -> Self {
-        Frame(Repr::Heap(Vec::with_capacity(HEAP_FRAME_CAPACITY)))
+        Frame(Repr::Heap(Vec::with_capacity(HEAP_FRAME_CAPACITY)), 0)
     }
 
     /// A received or freshly allocated NIC buffer; a chained (multi-segment)
@@ -99,11 +105,11 @@ impl Frame {
     #[cfg(feature = "dpdk")]
     pub fn from_mbuf(mbuf: Mbuf<'static>) -> Self {
         if mbuf.is_contiguous() {
-            Frame(Repr::Mbuf(mbuf))
+            Frame(Repr::Mbuf(mbuf), 0)
         } else {
             let mut v = Vec::with_capacity(mbuf.pkt_len());
             mbuf.copy_to(&mut v);
-            Frame(Repr::Heap(v))
+            Frame(Repr::Heap(v), 0)
         }
     }
 
@@ -177,7 +183,7 @@ impl Frame {
     /// into (TSO), if it was ([`FrameBuf::request_tso`]).
     pub fn tso_segment(&self) -> Option<u16> {
         match &self.0 {
-            Repr::Heap(_) => None,
+            Repr::Heap(_) => (self.1 > 0).then_some(self.1),
             #[cfg(feature = "dpdk")]
             Repr::Mbuf(m) => m.tso_segment(),
         }
@@ -219,8 +225,11 @@ impl Frame {
     /// into one (for operations past the mbuf's room).
     #[cfg(feature = "dpdk")]
     fn heap(&mut self, extra: usize) -> &mut Vec<u8> {
-        // A heap frame cannot carry the request to the port.
+        // A heap frame cannot carry the request to the port (a TSO size it
+        // keeps, to be cut in software).
+        let segment = self.tso_segment().unwrap_or(0);
         self.finish_tx_checksums();
+        self.1 = segment;
         if let Repr::Mbuf(m) = &self.0 {
             let mut v = Vec::with_capacity((m.data().len() + extra).max(HEAP_FRAME_CAPACITY));
             v.extend_from_slice(m.data());
@@ -254,6 +263,7 @@ impl Frame {
 
     /// Empties the frame (keeps its buffer; forgets a TX checksum request).
     pub fn clear(&mut self) {
+        self.1 = 0;
         match &mut self.0 {
             Repr::Heap(v) => v.clear(),
             #[cfg(feature = "dpdk")]
@@ -384,9 +394,13 @@ impl FrameBuf for Frame {
     }
 
     fn request_tso(&mut self, l2_len: u8, l3_len: u16, l4_len: u8, segment: u16) -> bool {
-        let _ = (l2_len, l3_len, l4_len, segment);
+        let _ = (l2_len, l3_len, l4_len);
         match &mut self.0 {
-            Repr::Heap(_) => false,
+            Repr::Heap(_) => {
+                // The 64 KiB buffers ran out: cut in software at the port.
+                self.1 = segment;
+                false
+            }
             #[cfg(feature = "dpdk")]
             Repr::Mbuf(m) => {
                 m.request_tso(l2_len, l3_len, l4_len, segment);
@@ -404,7 +418,7 @@ impl Default for Frame {
 
 impl From<Vec<u8>> for Frame {
     fn from(v: Vec<u8>) -> Self {
-        Frame(Repr::Heap(v))
+        Frame(Repr::Heap(v), 0)
     }
 }
 
@@ -438,7 +452,7 @@ impl Clone for Frame {
         if self.tx_checksums_pending() {
             crate::wire::checksum::fill_ipv4_tcp(&mut bytes);
         }
-        Frame(Repr::Heap(bytes))
+        Frame(Repr::Heap(bytes), self.tso_segment().unwrap_or(0))
     }
 }
 
@@ -493,7 +507,7 @@ impl FrameSource {
             FrameSource::Heap => Frame::with_heap_capacity(),
             #[cfg(feature = "dpdk")]
             FrameSource::Mbufs { pool, .. } => match pool.alloc() {
-                Some(m) => Frame(Repr::Mbuf(m)),
+                Some(m) => Frame(Repr::Mbuf(m), 0),
                 None => Frame::with_heap_capacity(),
             },
         }
@@ -508,7 +522,7 @@ impl FrameSource {
         } = self
         {
             if let Some(m) = large.alloc() {
-                return Frame(Repr::Mbuf(m));
+                return Frame(Repr::Mbuf(m), 0);
             }
         }
         self.alloc()

@@ -184,6 +184,63 @@ mod tests {
         assert_eq!(out.len(), 3, "a heap frame is cut too when asked");
     }
 
+    /// A segment to cut that got no NIC buffer (the 64 KiB pool ran dry)
+    /// is written whole on the heap, remembers its piece size, and is cut
+    /// in software where frames meet the port.
+    #[test]
+    fn a_heap_segment_to_cut_is_cut_before_the_port() {
+        use crate::pre::HeaderTemplate;
+        use crate::proto::HeaderFields;
+        use crate::wire::{EthernetAddress, SeqNumber};
+        let template = HeaderTemplate {
+            local_mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            remote_mac: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            vlan: None,
+            tuple: crate::flow::FourTuple {
+                local_ip: std::net::Ipv4Addr::new(198, 18, 0, 2),
+                local_port: 7,
+                remote_ip: std::net::Ipv4Addr::new(198, 18, 0, 1),
+                remote_port: 40_000,
+            },
+            timestamps: true,
+        };
+        let fields = HeaderFields {
+            seq: SeqNumber(1),
+            ack: SeqNumber(2),
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 100,
+            ts_ecr: Some(3),
+            sack: Default::default(),
+            ect: false,
+        };
+        let payload: Vec<u8> = (0..6000u32).map(|i| i as u8).collect();
+        let mut f = Frame::new();
+        f.resize_zeroed(66);
+        f.extend_from_slice(&payload);
+        assert!(crate::post::write_headers_in_place(
+            &mut f,
+            &template,
+            &fields,
+            9,
+            &ChecksumCaps::default(),
+            1448
+        ));
+        assert_eq!(f.tso_segment(), Some(1448));
+        let mut frames = vec![Frame::from(vec![1u8; 60]), f];
+        expand_where(&mut frames, |f| !f.is_nic_buffer());
+        assert_eq!(frames.len(), 1 + 5);
+        let mut joined = Vec::new();
+        for p in &frames[1..] {
+            assert_eq!(p.tso_segment(), None);
+            joined.extend_from_slice(tcp_of(p).payload);
+        }
+        assert_eq!(joined, payload);
+        // A reused frame forgets it.
+        let mut reused = frames.pop().unwrap();
+        reused.clear();
+        assert_eq!(reused.tso_segment(), None);
+    }
+
     #[test]
     fn any_bytes_never_panic() {
         use proptest::prelude::*;

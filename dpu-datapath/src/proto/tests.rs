@@ -212,4 +212,41 @@ fn tso_segments_take_whole_pieces_within_the_windows() {
     f.app_wrote(100_000);
     let s = f.next_segment(0, &tso, &mut stats).expect("segment");
     assert_eq!((s.len, s.segment_size), (1448, 0));
+
+    // Corked: the short tail stays behind (whole pieces go), as it would
+    // on its own; Nagle holds it while data is in flight.
+    let mut f = flow(4096);
+    f.set_cork(true);
+    f.app_wrote(5_000);
+    let s = f.next_segment(0, &tso, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (3 * 1448, 1448));
+    assert!(f.next_segment(0, &tso, &mut stats).is_none(), "tail corked");
+    let mut f = flow(4096);
+    f.set_nagle(true);
+    f.app_wrote(1448);
+    f.next_segment(0, &tso, &mut stats).expect("first segment");
+    f.app_wrote(5_000);
+    let s = f.next_segment(0, &tso, &mut stats).expect("segment");
+    assert_eq!((s.len, s.segment_size), (3 * 1448, 1448));
+
+    // Resends after a timeout (go-back-N from SND.UNA) stay MSS-sized.
+    let mut f = flow(4096);
+    f.app_wrote(100_000);
+    f.next_segment(0, &tso, &mut stats).expect("segment");
+    let rto = 2_000_000_000;
+    let _ = f.on_timers(rto, &tso, &mut stats);
+    let s = f.next_segment(rto, &tso, &mut stats).expect("resend");
+    assert!(s.retransmit);
+    assert_eq!(s.segment_size, 0);
+    // Its ACK opens the window to two segments; still below SND.MAX.
+    let ack = Summary {
+        ack: SeqNumber(1001 + 1448),
+        ..seg(5001, 0, TcpFlags::ACK)
+    };
+    let _ = f.on_segment(&ack, rto + 1_000, &tso, &mut stats);
+    let s = f
+        .next_segment(rto + 1_000, &tso, &mut stats)
+        .expect("resend");
+    assert!(s.retransmit);
+    assert_eq!((s.len, s.segment_size), (1448, 0));
 }

@@ -160,17 +160,21 @@ impl ProtoFlow {
 
     /// The payload of a new-data segment the port will cut into pieces
     /// (TSO), and the pieces' size, when a full segment goes and more may:
-    /// up to `cfg.tso_max` of what the windows allow, in whole pieces
-    /// unless it ends the data. `(len, 0)` (no TSO) for a segment that
-    /// carries CWR (the port would repeat it on every piece) or SACK blocks
-    /// (their header shape is written by the generic emitter), and for a
-    /// paced flow (its pacer times each MSS).
+    /// up to `cfg.tso_max` of what the windows allow, in whole pieces,
+    /// with the short tail of the data only when it would go now on its
+    /// own (not corked, not held by Nagle: `next_segment`'s `short_tail`).
+    /// `(len, 0)` (no TSO) for a resend (go-back-N after a timeout: the
+    /// bytes below SND.MAX), a segment that carries CWR (the port would
+    /// repeat it on every piece) or SACK blocks (their header shape is
+    /// written by the generic emitter), a paced flow (its pacer times each
+    /// MSS), and when no more than the MSS would go.
     fn tso_len(&self, len: u32, allowed: u32, cfg: &ProtoConfig) -> (u32, u16) {
         let headers = 54 + if self.flags.has(Flags::TS) { 12 } else { 0 };
         let piece = u32::from(self.mss).min(u32::from(cfg.tso_frame).saturating_sub(headers));
         if cfg.tso_max <= piece
             || allowed <= piece
             || piece < 536
+            || self.snd_nxt < self.snd_max
             || self.paced()
             || self.flags.has(Flags::CWR_DUE)
             || (self.flags.has(Flags::SACK) && !self.ooo().is_empty())
@@ -178,12 +182,18 @@ impl ProtoFlow {
             return (len, 0);
         }
         let data_left = (self.tx_end - self.snd_nxt).max(0) as u32;
+        let corked = self.tx_conf & (super::TX_CORK | super::TX_CORK_FLUSH) == super::TX_CORK;
+        let nagle = self.tx_conf & super::TX_NAGLE != 0 && self.snd_max != self.snd_una;
+        let fin_wanted = self.flags.has(Flags::FIN_REQUESTED);
         let big = allowed.min(cfg.tso_max);
-        let big = if big == data_left {
+        let big = if big == data_left && (fin_wanted || !(corked || nagle)) {
             big
         } else {
             big / piece * piece
         };
+        if big <= len {
+            return (len, 0);
+        }
         (big, piece as u16)
     }
 

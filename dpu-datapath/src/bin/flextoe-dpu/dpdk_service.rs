@@ -154,11 +154,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let software_port = driver_offloads_in_software(port.driver());
     engine_cfg.caps.tx_offload =
         tx_sums_by_port && dpdk.tx_checksum_offload.unwrap_or(!software_port);
-    // Segments of up to 64 KiB where the port cuts them (TSO): the IPv4
-    // datagram, headers with the longest options included, stays under
-    // 65,535 bytes.
+    // Segments of up to 64 KiB where the port cuts them (TSO), as much as
+    // one of its 64 KiB buffers holds with the longest headers.
     if offloads.tx_tcp_tso {
-        engine_cfg.proto.tso_max = u32::from(u16::MAX) - 20 - 60;
+        engine_cfg.proto.tso_max = port.tso_max_payload();
         engine_cfg.proto.tso_frame = port.tso_frame();
     }
     let port_mac = port.mac();

@@ -24,6 +24,8 @@ const L2_OVERHEAD: u32 = 18;
 /// 64 KiB buffers for segments the port cuts (TSO), per port: a window's
 /// worth for a few connections at once (16 MiB of the EAL's memory).
 const TSO_MBUFS: u32 = 255;
+/// Their data room (headroom included), the most an mbuf's 16-bit length takes.
+const TSO_DATA_ROOM: u16 = u16::MAX;
 
 /// What [`DpdkPort::open`] needs; see [`DpdkPortConfig::from_port`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,7 +276,7 @@ impl DpdkPort {
             match Mempool::create(
                 &format!("ftoe_tso{port_id}_{nth}"),
                 TSO_MBUFS,
-                u16::MAX,
+                TSO_DATA_ROOM,
                 socket,
             ) {
                 Ok(p) => Some(&*Box::leak(Box::new(p))),
@@ -486,6 +488,16 @@ impl DpdkPort {
     /// The port's mbuf pool (lives for the process).
     pub fn mempool(&self) -> &'static Mempool {
         self.pool
+    }
+
+    /// The most payload bytes of one segment the port cuts (TSO): what a
+    /// 64 KiB buffer holds after DPDK's headroom and the longest headers
+    /// (Ethernet, IPv4, TCP with 40 bytes of options); 0 without TSO.
+    pub fn tso_max_payload(&self) -> u32 {
+        match self.tso_pool {
+            Some(_) => u32::from(TSO_DATA_ROOM) - dpdk_sys::RTE_PKTMBUF_HEADROOM - 14 - 20 - 60,
+            None => 0,
+        }
     }
 
     /// The port's pool of 64 KiB buffers for segments it cuts (TSO), if any.

@@ -169,6 +169,9 @@ impl Nic for DpdkPort {
             frames.clear();
             return;
         };
+        // Segments to cut that did not get a 64 KiB buffer (their pool ran
+        // dry) are cut here, in software, into ordinary ones.
+        crate::io::gso::expand_where(frames, |f| !f.is_nic_buffer());
         let mut counters = locks.tx.lock();
         let mut drain = frames.drain(..);
         while drain.len() > 0 {
