@@ -7,15 +7,19 @@
 # median ratios. Needs root (a network namespace for the Linux runs).
 #
 # Usage: sudo scripts/bench/iperf3_loopback.sh [SECONDS] [ROUNDS]
+# BIN=DIR: the flextoe-dpu, flextoe-run and libtoe_preload.so of another
+# build (A/B runs; nothing is built then).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-5}
 ROUNDS=${2:-3}
 [ "$(id -u)" -eq 0 ] || { echo "iperf3_loopback.sh: needs root (network namespaces)" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "iperf3_loopback.sh: iperf3 is not installed (scripts/setup.sh)" >&2; exit 1; }
-cargo build --release -q -p dpu-datapath --bin flextoe-dpu
-cargo build --release -q -p toe-preload
-BIN=target/release
+if [ -z "${BIN:-}" ]; then
+  cargo build --release -q -p dpu-datapath --bin flextoe-dpu
+  cargo build --release -q -p toe-preload
+  BIN=target/release
+fi
 ns="ftoe-iperf-$$"
 extra_cleanup() { ip netns del "$ns" 2>/dev/null || true; }
 # The service on the loopback backend: dir, pids, IP, FLEXTOE_CONTROL.

@@ -151,9 +151,13 @@ impl Engine {
         self.timers.len()
     }
 
-    /// Takes the frames produced so far.
+    /// Takes the frames produced so far. Called after every received
+    /// frame, often with nothing to take (delayed ACKs): that case skips
+    /// `append`, which calls `memmove` even for nothing.
     pub fn drain_tx(&mut self, into: &mut Vec<Vec<u8>>) {
-        into.append(&mut self.out);
+        if !self.out.is_empty() {
+            into.append(&mut self.out);
+        }
     }
 
     /// Returns a transmitted frame's buffer for reuse.

@@ -197,6 +197,8 @@ impl Frame {
     /// than the MSS with valid checksums: callers that send it on split it
     /// first (`io::gso`).
     pub fn finish_tx_checksums(&mut self) {
+        // A heap segment to cut already has its checksums: it is whole now.
+        self.1 = 0;
         #[cfg(feature = "dpdk")]
         if let Repr::Mbuf(m) = &mut self.0 {
             if m.tx_checksums_requested() {
@@ -204,6 +206,18 @@ impl Frame {
                 crate::wire::checksum::fill_ipv4_tcp(m.data_mut());
             }
         }
+    }
+
+    /// Whether the buffer holds a segment longer than 32 KiB: one of
+    /// [`FrameSource::alloc_large`]'s, or a heap buffer grown for one
+    /// (kept apart from the buffers that serve ACKs and ordinary segments).
+    pub fn is_large(&self) -> bool {
+        let room = match &self.0 {
+            Repr::Heap(v) => v.capacity(),
+            #[cfg(feature = "dpdk")]
+            Repr::Mbuf(m) => m.room(),
+        };
+        room > usize::from(u16::MAX / 2)
     }
 
     /// True when the frame lives in a NIC buffer (no copy at TX).
@@ -516,6 +530,11 @@ impl FrameSource {
     /// An empty frame for a segment the port cuts (TSO): a 64 KiB buffer
     /// when the port has them, else (exhausted, or none) as [`Self::alloc`].
     pub fn alloc_large(&self) -> Frame {
+        if let FrameSource::Heap = self {
+            // One size for all of them, so that a freed one serves the next
+            // (sizes that vary with the segment fragment the heap).
+            return Frame(Repr::Heap(Vec::with_capacity(LARGE_HEAP_FRAME)), 0);
+        }
         #[cfg(feature = "dpdk")]
         if let FrameSource::Mbufs {
             large: Some(large), ..
@@ -527,17 +546,11 @@ impl FrameSource {
         }
         self.alloc()
     }
-
-    /// Whether `frame` is one of [`Self::alloc_large`]'s buffers (kept out
-    /// of the spare queues, which serve ACKs and ordinary segments).
-    pub fn is_large(&self, frame: &Frame) -> bool {
-        match &frame.0 {
-            Repr::Heap(_) => false,
-            #[cfg(feature = "dpdk")]
-            Repr::Mbuf(m) => m.room() > usize::from(u16::MAX / 2),
-        }
-    }
 }
+
+/// Capacity of a heap frame for a segment longer than the MSS: the
+/// longest IPv4 datagram and its Ethernet header.
+const LARGE_HEAP_FRAME: usize = 65_536 + 14;
 
 /// Prefetches the cache line holding `p` (a hint).
 #[inline(always)]

@@ -100,8 +100,14 @@ impl StageDelay {
 #[derive(Debug)]
 pub(crate) struct SpareFrames {
     spare: crossbeam_queue::ArrayQueue<Frame>,
+    /// Buffers of segments longer than 32 KiB (TSO, or 64 KiB segments on
+    /// the loopback), kept apart and few: they are 64 KiB each.
+    large: crossbeam_queue::ArrayQueue<Frame>,
     source: FrameSource,
 }
+
+/// Large spare buffers kept per replica.
+const SPARE_LARGE: usize = 16;
 
 /// Spare NIC buffers kept at most per replica, and at most an eighth of
 /// the pool: idle mbufs here are mbufs the port's RX ring cannot refill
@@ -122,6 +128,7 @@ impl SpareFrames {
         };
         Self {
             spare: crossbeam_queue::ArrayQueue::new(capacity.max(1)),
+            large: crossbeam_queue::ArrayQueue::new(SPARE_LARGE),
             source,
         }
     }
@@ -131,9 +138,11 @@ impl SpareFrames {
         self.spare.pop().unwrap_or_else(|| self.source.alloc())
     }
 
-    /// An empty buffer for a segment the port cuts (TSO).
+    /// An empty buffer for a segment longer than the MSS (TSO).
     pub(crate) fn take_large(&self) -> Frame {
-        self.source.alloc_large()
+        self.large
+            .pop()
+            .unwrap_or_else(|| self.source.alloc_large())
     }
 
     /// `post` for a received segment: its frame becomes the ACK, or, when
@@ -176,10 +185,11 @@ impl SpareFrames {
         if !frame.is_nic_buffer() && !matches!(self.source, FrameSource::Heap) {
             return;
         }
-        if self.source.is_large(&frame) {
-            return;
-        }
         frame.clear();
-        let _ = self.spare.push(frame);
+        let _ = if frame.is_large() {
+            self.large.push(frame)
+        } else {
+            self.spare.push(frame)
+        };
     }
 }
