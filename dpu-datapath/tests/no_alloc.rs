@@ -201,13 +201,21 @@ impl ShardApp for Source {
 
 /// Allocations while the pipeline sends `segments` data segments (after a
 /// warm-up of the same size), each acknowledged by the test as it leaves.
-fn send_allocations(topology: Topology, segments: usize) -> u64 {
+/// With `tso`, segments of up to 64 KiB as the loopback service sends
+/// them, each acknowledged in its own buffer as the loopback's receiver
+/// does (so the 64 KiB buffers come back to the sender).
+/// Returns the count and the longest payload sent.
+fn send_allocations(topology: Topology, segments: usize, tso: bool) -> (u64, usize) {
     exclude_this_thread();
-    let cfg = sim_engine_config(2, 1, |c| {
+    let mut cfg = sim_engine_config(2, 1, |c| {
         c.topology = topology.clone();
         c.tcp.delayed_ack_us = 0;
         c.tcp.timestamps = false;
     });
+    if tso {
+        cfg.proto.tso_max = 65_535 - 20 - 60;
+        cfg.proto.tso_frame = u16::MAX;
+    }
     let plan = Plan::new(&topology);
     let nic = Arc::new(MemNic::new(&plan, 1 << 16));
     let opts = PipelineOptions {
@@ -222,6 +230,7 @@ fn send_allocations(topology: Topology, segments: usize) -> u64 {
     // Acknowledge every data segment as it leaves; count over the second
     // `segments` of them.
     let mut sent = 0usize;
+    let mut largest = 0usize;
     let mut before = None;
     let start = Instant::now();
     while sent < 2 * segments {
@@ -237,42 +246,60 @@ fn send_allocations(topology: Topology, segments: usize) -> u64 {
             std::thread::yield_now();
             continue;
         }
-        for f in out {
+        for mut f in out {
             let Ok(p) = parse_ingress(&f, &ChecksumCaps::default()) else {
                 continue;
             };
-            if let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 {
-                if !t.payload.is_empty() {
-                    sent += 1;
-                    let end = t.seq.0.wrapping_add(t.payload.len() as u32);
-                    // A 64 KiB window (512 << 7): the flight settles at
-                    // the peer's window, as against a real receiver, and
-                    // the congestion window stops growing once it no
-                    // longer limits the sender (RFC 7661).
-                    let ack = frame_with_window(t.dst_port, 1001, end, TcpFlags::ACK, &[], 512);
-                    assert!(nic.inject(0, ack));
-                }
+            let L3::Ipv4 { l4: L4::Tcp(t), .. } = p.l3 else {
+                continue;
+            };
+            if t.payload.is_empty() {
+                continue;
             }
+            sent += 1;
+            largest = largest.max(t.payload.len());
+            let end = t.seq.0.wrapping_add(t.payload.len() as u32);
+            // A 64 KiB window (512 << 7): the flight settles at the
+            // peer's window, as against a real receiver, and the
+            // congestion window stops growing once it no longer limits
+            // the sender (RFC 7661).
+            let ack = frame_with_window(t.dst_port, 1001, end, TcpFlags::ACK, &[], 512);
+            let ack = if tso {
+                f.clear();
+                f.extend_from_slice(&ack);
+                f
+            } else {
+                ack
+            };
+            assert!(nic.inject(0, ack));
         }
     }
     let counted = ALLOCATIONS.load(Ordering::SeqCst) - before.unwrap_or(0);
     drop(pipeline.shutdown());
-    counted
+    (counted, largest)
 }
 
 #[test]
 fn send_path_allocates_nothing_per_segment() {
     let _turn = serial();
-    for (name, topology) in [
-        ("run to completion", Topology::default()),
-        ("split", split()),
+    for (name, topology, tso) in [
+        ("run to completion", Topology::default(), false),
+        ("split", split(), false),
+        (
+            "run to completion, 64 KiB segments",
+            Topology::default(),
+            true,
+        ),
+        ("split, 64 KiB segments", split(), true),
     ] {
-        let segments = 20_000;
-        let counted = send_allocations(topology, segments);
+        let segments = if tso { 2_000 } else { 20_000 };
+        let (counted, largest) = send_allocations(topology, segments, tso);
         println!(
-            "{name}: {counted} allocations over {segments} sent segments ({:.5} per segment)",
+            "{name}: {counted} allocations over {segments} sent segments ({:.5} per segment), \
+             longest payload {largest} B",
             counted as f64 / segments as f64
         );
+        assert_eq!(tso, largest > 1460, "{name}: longest payload {largest} B");
         assert!(
             counted * 100 <= segments as u64,
             "{name}: {counted} allocations over {segments} sent segments"
