@@ -31,7 +31,11 @@ use std::time::Duration;
 const REQUEST_BURST: usize = 64;
 /// Owner events taken per owner per pass.
 const EVENT_BURST: usize = 1024;
-/// Idle passes before sleeping.
+/// Idle passes before sleeping. Each idle pass yields the CPU: the front
+/// shares its CPUs with the workers and the applications wherever it has
+/// no core of its own, and spinning between yields took 14-16 of the
+/// loopback's iperf3 Gbit/s from them against 18-22 when yielding every
+/// pass (docs/benchmarks.md). On a core of its own a yield returns at once.
 const SPIN_PASSES: u32 = 2048;
 /// Longest sleep (a lost wakeup costs at most this).
 const MAX_SLEEP: Duration = Duration::from_millis(10);
@@ -255,11 +259,7 @@ impl Front {
             }
             idle += 1;
             if idle < SPIN_PASSES {
-                if idle.is_multiple_of(64) {
-                    std::thread::yield_now();
-                } else {
-                    std::hint::spin_loop();
-                }
+                std::thread::yield_now();
             } else {
                 self.sleep();
                 idle = 0;
