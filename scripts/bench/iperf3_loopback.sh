@@ -9,6 +9,9 @@
 # Usage: sudo scripts/bench/iperf3_loopback.sh [SECONDS] [ROUNDS]
 # BIN=DIR: the flextoe-dpu, flextoe-run and libtoe_preload.so of another
 # build (A/B runs; nothing is built then).
+# FRONT_YIELD_EVERY: the service's `host.front_yield_every` (default 1 here:
+# the service shares the 2 CPUs with both iperf3 processes; 64 is the
+# service's default).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS=${1:-5}
@@ -21,6 +24,9 @@ if [ -z "${BIN:-}" ]; then
   BIN=target/release
 fi
 ns="ftoe-iperf-$$"
+# (Older builds, BIN=, do not know the field.)
+export SERVICE_TWEAK="
+if 'front_yield_every' in c['host']: c['host']['front_yield_every'] = ${FRONT_YIELD_EVERY:-1}"
 extra_cleanup() { ip netns del "$ns" 2>/dev/null || true; }
 # The service on the loopback backend: dir, pids, IP, FLEXTOE_CONTROL.
 source scripts/bench/loopback_service.sh

@@ -31,11 +31,7 @@ use std::time::Duration;
 const REQUEST_BURST: usize = 64;
 /// Owner events taken per owner per pass.
 const EVENT_BURST: usize = 1024;
-/// Idle passes before sleeping. Each idle pass yields the CPU: the front
-/// shares its CPUs with the workers and the applications wherever it has
-/// no core of its own, and spinning between yields took 14-16 of the
-/// loopback's iperf3 Gbit/s from them against 18-22 when yielding every
-/// pass (docs/benchmarks.md). On a core of its own a yield returns at once.
+/// Idle passes before sleeping (one in `yield_every` yields the CPU).
 const SPIN_PASSES: u32 = 2048;
 /// Longest sleep (a lost wakeup costs at most this).
 const MAX_SLEEP: Duration = Duration::from_millis(10);
@@ -185,6 +181,8 @@ pub struct Front {
     dma: crate::dma::DmaConfig,
     /// Connections that changed owner with their flow group.
     pub(super) moves: super::front_moves::Moves,
+    /// Idle passes yield the CPU on one in this many.
+    yield_every: u32,
 }
 
 impl std::fmt::Debug for Front {
@@ -239,7 +237,14 @@ impl Front {
             nudge: vec![false; n_owners],
             dma: crate::dma::DmaConfig::default(),
             moves: Default::default(),
+            yield_every: 64,
         }
+    }
+
+    /// Idle passes yield the CPU on one in `n` (`host.front_yield_every`).
+    pub fn with_yield_every(mut self, n: u32) -> Self {
+        self.yield_every = n.max(1);
+        self
     }
 
     /// The DMA settings of contexts reserved for forked processes (those
@@ -259,7 +264,11 @@ impl Front {
             }
             idle += 1;
             if idle < SPIN_PASSES {
-                std::thread::yield_now();
+                if idle.is_multiple_of(self.yield_every) {
+                    std::thread::yield_now();
+                } else {
+                    std::hint::spin_loop();
+                }
             } else {
                 self.sleep();
                 idle = 0;

@@ -92,6 +92,8 @@ pub struct HostIfOptions {
     pub congestion_control_by_port: std::collections::BTreeMap<u16, String>,
     /// The DMA engine each context's rings are read and written through.
     pub dma: crate::dma::DmaConfig,
+    /// The front yields on one idle pass in this many (`host.front_yield_every`).
+    pub front_yield_every: u32,
 }
 
 /// The `TCP_CONGESTION` name of a configured controller.
@@ -133,6 +135,7 @@ impl HostIfOptions {
                 jobs: c.host.dma_engine == pipeline_config::DmaEngineKind::MemcpyJobs,
                 fail_every: 0,
             },
+            front_yield_every: c.host.front_yield_every,
         })
     }
 }
@@ -167,6 +170,7 @@ impl HostInterface {
     pub fn start(opts: HostIfOptions, owners: usize) -> Result<Self, String> {
         let path = opts.socket.clone();
         let dma = opts.dma;
+        let yield_every = opts.front_yield_every;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 format!("host.control_socket: cannot create {}: {e}", dir.display())
@@ -212,7 +216,9 @@ impl HostInterface {
             mover: mover.clone(),
             stop: stop.clone(),
         };
-        let front = Front::new(links.clone(), waker, inbox, counters.clone()).with_dma(dma);
+        let front = Front::new(links.clone(), waker, inbox, counters.clone())
+            .with_dma(dma)
+            .with_yield_every(yield_every);
         let mut threads = Vec::new();
         let s = stop.clone();
         threads.push(

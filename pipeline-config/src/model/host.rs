@@ -50,6 +50,14 @@ pub struct Host {
     /// copy's latency drawn from `0..=2 * dma_latency_ns`), to exercise
     /// the data path's ordering. Default `false`.
     pub dma_reorder: bool,
+    /// `host.front_yield_every`: the host-interface front, while idle,
+    /// yields the CPU on one pass in this many (it spins on the others)
+    /// before it sleeps, `1..=65536`. 1 suits a service that shares its
+    /// CPUs with the applications (the loopback backend on a development
+    /// host: iperf3 about 1.35x); the default keeps the front quick to
+    /// answer where other threads share its core (docs/benchmarks.md).
+    /// Default `64`.
+    pub front_yield_every: u32,
 }
 
 impl Default for Host {
@@ -65,6 +73,7 @@ impl Default for Host {
             dma_max_outstanding: 256,
             dma_engine: DmaEngineKind::Emulated,
             dma_reorder: false,
+            front_yield_every: 64,
         }
     }
 }

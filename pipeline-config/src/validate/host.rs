@@ -62,6 +62,7 @@ pub(crate) fn check_host(host: &Host, report: &mut Report) {
         host.dma_max_outstanding,
         1..=65536,
     );
+    report.range("host.front_yield_every", host.front_yield_every, 1..=65536);
 }
 
 pub(crate) fn check_metrics(metrics: &Metrics, report: &mut Report) {

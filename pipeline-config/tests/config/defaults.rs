@@ -85,7 +85,8 @@ fn default_matches_reference_document() {
         "host": {
             "control_socket": "/run/flextoe/control.sock", "max_apps": 64, "max_contexts_per_app": 16,
             "fork_contexts": 64, "ring_entries": 1024, "connections_per_app": 1024, "dma_latency_ns": 1000,
-            "dma_max_outstanding": 256, "dma_engine": "emulated", "dma_reorder": false
+            "dma_max_outstanding": 256, "dma_engine": "emulated", "dma_reorder": false,
+            "front_yield_every": 64
         },
         "metrics": {"enabled": true, "listen": "127.0.0.1:9464"},
         "logging": {"level": "info", "format": "text"},

@@ -326,12 +326,13 @@ fn host_interface_limits_are_checked_by_name() {
             "host.connections_per_app: 0 is out of range 1..=65536",
         ]
     );
-    let doc = r#"{"host": {"dma_latency_ns": 2000000, "dma_max_outstanding": 0}}"#;
+    let doc = r#"{"host": {"dma_latency_ns": 2000000, "dma_max_outstanding": 0, "front_yield_every": 0}}"#;
     assert_eq!(
         errors(doc),
         [
             "host.dma_latency_ns: 2000000 is out of range 0..=1000000",
             "host.dma_max_outstanding: 0 is out of range 1..=65536",
+            "host.front_yield_every: 0 is out of range 1..=65536",
         ]
     );
     let doc = r#"{"host": {"max_contexts_per_app": 200, "fork_contexts": 64}}"#;
