@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # iperf3, one stream, both ends unmodified under flextoe-run on the loopback
 # service, against the same iperf3 on Linux loopback TCP in one run
-# (issue 13's benchmark): Linux with MTU 1500 and TSO/GSO/GRO off (the same
-# 1448-byte segments the engine makes), and Linux with its default offloads.
+# (issue 13's benchmark): Linux with MTU 1500 and TSO/GSO/GRO off (1448-byte
+# segments), and Linux with its default offloads (64 KiB segments, as the
+# loopback service sends since 2026-12-07).
 # Alternates the three, ROUNDS times, and prints Mbit/s per round and the
 # median ratios. Needs root (a network namespace for the Linux runs).
 #

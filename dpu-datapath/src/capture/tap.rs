@@ -7,20 +7,48 @@
 use super::Filter;
 use crossbeam_queue::ArrayQueue;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Frames a session may hold before the tap drops.
 pub const SESSION_QUEUE: usize = 65536;
+/// Bytes a session may hold before the tap drops: frames to our own
+/// address go whole, up to 64 KiB each on the loopback backend, so the
+/// frame count alone would let a slow reader pin gigabytes.
+pub const SESSION_BYTES: usize = 64 << 20;
 
 /// A capture in progress.
 #[derive(Debug)]
 pub struct Session {
     pub filter: Filter,
-    pub frames: ArrayQueue<(u64, Vec<u8>)>,
+    frames: ArrayQueue<(u64, Vec<u8>)>,
+    /// Bytes of the frames queued (bounded by [`SESSION_BYTES`]).
+    queued_bytes: AtomicUsize,
     /// Frames that matched but found the queue full.
     pub dropped: AtomicU64,
+}
+
+impl Session {
+    /// The oldest frame recorded and not yet taken, with its timestamp.
+    pub fn pop(&self) -> Option<(u64, Vec<u8>)> {
+        let f = self.frames.pop()?;
+        self.queued_bytes.fetch_sub(f.1.len(), Ordering::Relaxed);
+        Some(f)
+    }
+
+    /// Queues a copy of `frame`; false (and counted) when the session
+    /// holds as many frames or bytes as it may.
+    fn push(&self, ts: u64, frame: &[u8]) -> bool {
+        let len = frame.len();
+        let before = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > SESSION_BYTES || self.frames.push((ts, frame.to_vec())).is_err() {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
 }
 
 /// Where the NIC wrapper reports frames.
@@ -47,6 +75,7 @@ impl CaptureTap {
         let session = Arc::new(Session {
             filter,
             frames: ArrayQueue::new(SESSION_QUEUE),
+            queued_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
         });
         *s = Some(session.clone());
@@ -77,9 +106,31 @@ impl CaptureTap {
         };
         let ts = now_ns();
         for f in frames {
-            if session.filter.matches(f) && session.frames.push((ts, f.to_vec())).is_err() {
-                session.dropped.fetch_add(1, Ordering::Relaxed);
+            if session.filter.matches(f) {
+                session.push(ts, f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_holds_at_most_its_bytes() {
+        let tap = CaptureTap::default();
+        let session = tap.start(Filter::parse("").unwrap()).unwrap();
+        let big = vec![0u8; 64 * 1024];
+        let fits = SESSION_BYTES / big.len();
+        tap.record((0..fits + 10).map(|_| &big[..]));
+        assert_eq!(session.frames.len(), fits);
+        assert_eq!(session.dropped.load(Ordering::Relaxed), 10);
+        // Taking one makes room for one.
+        assert_eq!(session.pop().map(|f| f.1.len()), Some(big.len()));
+        tap.record([&big[..], &big[..]].into_iter());
+        assert_eq!(session.frames.len(), fits);
+        assert_eq!(session.dropped.load(Ordering::Relaxed), 11);
+        tap.stop();
     }
 }

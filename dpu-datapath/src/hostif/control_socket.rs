@@ -365,7 +365,7 @@ fn capture(sock: &UnixStream, shared: &Shared, count: u64, filter: &str) {
         sock,
         shared,
         count,
-        || session.frames.pop(),
+        || session.pop(),
         || session.dropped.load(Ordering::Relaxed),
     );
     tap.stop();

@@ -84,7 +84,7 @@ spec!(
     "flextoe_tso_segments_total",
     Counter,
     ["replica", "stage", "worker"],
-    "Segments longer than the MSS handed to the port to cut into MSS-sized ones (TSO)."
+    "Segments longer than the MSS handed to the port to cut into MSS-sized ones (TSO), or sent whole to our own address on the loopback backend."
 );
 spec!(
     RETRANSMITTED_SEGMENTS,

@@ -52,9 +52,10 @@ pub struct Host {
     pub dma_reorder: bool,
     /// `host.front_yield_every`: the host-interface front, while idle,
     /// yields the CPU on one pass in this many (it spins on the others)
-    /// before it sleeps, `1..=65536`. 1 suits a service that shares its
-    /// CPUs with the applications (the loopback backend on a development
-    /// host: iperf3 about 1.35x); the default keeps the front quick to
+    /// before it sleeps, `1..=2048` (it sleeps after 2,048 idle passes).
+    /// 1 suits a service that shares its CPUs with the applications (the
+    /// loopback backend on a development host: iperf3 about 1.25x); the
+    /// default keeps the front quick to
     /// answer where other threads share its core (docs/benchmarks.md).
     /// Default `64`.
     pub front_yield_every: u32,

@@ -332,7 +332,7 @@ fn host_interface_limits_are_checked_by_name() {
         [
             "host.dma_latency_ns: 2000000 is out of range 0..=1000000",
             "host.dma_max_outstanding: 0 is out of range 1..=65536",
-            "host.front_yield_every: 0 is out of range 1..=65536",
+            "host.front_yield_every: 0 is out of range 1..=2048",
         ]
     );
     let doc = r#"{"host": {"max_contexts_per_app": 200, "fork_contexts": 64}}"#;
