@@ -213,7 +213,7 @@ fn send_allocations(topology: Topology, segments: usize, tso: bool) -> (u64, usi
         c.tcp.timestamps = false;
     });
     if tso {
-        cfg.proto.tso_max = 65_535 - 20 - 60;
+        cfg.proto.tso_max = dpu_datapath::proto::ProtoConfig::MAX_SEGMENT_PAYLOAD;
         cfg.proto.tso_frame = u16::MAX;
     }
     let plan = Plan::new(&topology);

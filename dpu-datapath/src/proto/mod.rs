@@ -142,6 +142,13 @@ pub struct ProtoConfig {
     pub tso_frame: u16,
 }
 
+impl ProtoConfig {
+    /// The longest TSO payload with no buffer limit (the loopback, which
+    /// takes segments whole): what the longest IPv4 datagram holds after
+    /// the longest IPv4 and TCP headers.
+    pub const MAX_SEGMENT_PAYLOAD: u32 = 65_535 - 20 - 60;
+}
+
 /// Congestion control of a connection (`tcp.congestion_control`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CcAlgorithm {

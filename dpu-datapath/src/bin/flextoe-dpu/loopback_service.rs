@@ -28,9 +28,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<(), String> {
     let replicas = topology.replicas.max(1) as usize;
     let mut engine_cfg = EngineConfig::from_config(config, isn_seed())?;
     // Segments of up to 64 KiB, as over Linux's 65,536-byte loopback MTU:
-    // the receiver is this engine, no port has to cut them. The payload is
-    // what the longest IPv4 datagram holds after the longest headers.
-    engine_cfg.proto.tso_max = 65_535 - 20 - 60;
+    // the receiver is this engine, no port has to cut them.
+    engine_cfg.proto.tso_max = dpu_datapath::proto::ProtoConfig::MAX_SEGMENT_PAYLOAD;
     engine_cfg.proto.tso_frame = u16::MAX;
     let nic = Arc::new(LoopbackNic::new(
         NullNic::default(),
