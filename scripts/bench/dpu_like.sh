@@ -28,7 +28,18 @@
 # with many quiet keep-alive clients, where a wait's cost per member shows.
 # APPS, when set, is the list of applications to run (memcached nginx echo).
 # IDLE_SPIN / IDLE_PARK_US, when set, are the service workers'
-# `topology.idle.spin_polls` / `park_after_us` (they share core 0).
+# `topology.idle.spin_polls` / `park_after_us` (they share core 0), and
+# FRONT_YIELD_EVERY the front's `host.front_yield_every`.
+# GEN picks where the load comes from:
+#   loopback (default): the load generator runs under flextoe-run on the
+#     loopback backend for the offload (the service then carries both ends
+#     of every connection) and on Linux loopback TCP for Linux;
+#   port (root): the load generator runs on Linux TCP in a network
+#     namespace, as remote clients would, and reaches the service through
+#     its DPDK port (net_af_packet on a veth) and the Linux application
+#     through a second veth (scripts/bench/port_service.sh): the service
+#     carries the application's end only, as on a DPU, and both stacks see
+#     the same clients over the same kind of link.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUN_S=${1:-8}
@@ -44,9 +55,10 @@ for t in memcached memcaslap nginx wrk taskset; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "needs two cores" >&2; exit 1; }
 
-# The service on the loopback backend (scripts/bench/loopback_service.sh),
-# its worker on core 0, the whole process (front, control threads)
-# confined to core 0.
+# The service (scripts/bench/loopback_service.sh or port_service.sh), its
+# worker on core 0, the whole process (front, control threads) confined to
+# core 0.
+GEN=${GEN:-loopback}
 SERVICE_LAUNCH="taskset -c 0"
 SERVICE_TWEAK="
 import os
@@ -54,37 +66,56 @@ c['topology']['replicas'] = 1
 c['topology']['cores'] = [0]
 if os.environ.get('IDLE_SPIN'):
     c['topology']['idle'] = {'spin_polls': int(os.environ['IDLE_SPIN']), 'park_after_us': int(os.environ.get('IDLE_PARK_US', '0'))}
+if os.environ.get('FRONT_YIELD_EVERY') and 'front_yield_every' in c['host']:
+    c['host']['front_yield_every'] = int(os.environ['FRONT_YIELD_EVERY'])
 "
-# shellcheck source=scripts/bench/loopback_service.sh
-source scripts/bench/loopback_service.sh
+case $GEN in
+  loopback)
+    # shellcheck source=scripts/bench/loopback_service.sh
+    source scripts/bench/loopback_service.sh
+    LINUX_IP=127.0.0.1
+    ;;
+  port)
+    # shellcheck source=scripts/bench/port_service.sh
+    source scripts/bench/port_service.sh
+    ;;
+  *) echo "GEN is loopback or port, not $GEN" >&2; exit 1 ;;
+esac
 RUN=("$BIN/flextoe-run" --control "$dir/control.sock" --)
 TICK=$(getconf CLK_TCK)
 
 # utime + stime of a process and its threads, in ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Busy ticks of core 1 (all but idle and iowait).
-core1() { awk '$1 == "cpu1" {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# Busy ticks of core N (all but idle and iowait).
+core_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+core1() { core_busy 1; }
 
 # measure LABEL PID OPS_CMD...: runs the load command (which prints the
 # operation count), reports CPU per operation of PID and of core 1.
 measure() {
   local label=$1 pid=$2; shift 2
-  local a0 c0 t0 ops a1 c1 t1
-  a0=$(ticks "$pid"); c0=$(core1); t0=$(date +%s.%N)
+  local a0 c0 z0 t0 ops a1 c1 z1 t1
+  a0=$(ticks "$pid"); c0=$(core1); z0=$(core_busy 0); t0=$(date +%s.%N)
   ops=$("$@")
-  t1=$(date +%s.%N); a1=$(ticks "$pid"); c1=$(core1)
+  t1=$(date +%s.%N); a1=$(ticks "$pid"); c1=$(core1); z1=$(core_busy 0)
   python3 -c "
 ops = float('$ops'); dt = $t1 - $t0
-app = ($a1 - $a0) / $TICK; core = ($c1 - $c0) / $TICK
-print(f'{\"$label\":38} {ops/dt:10.0f} op/s  app CPU {app/ops*1e6:7.2f} us/op  core 1 {core/ops*1e6:7.2f} us/op  ({app:.2f} s / {core:.2f} s of {dt:.1f} s)')" | tee -a "$dir/results"
+app = ($a1 - $a0) / $TICK; core = ($c1 - $c0) / $TICK; zero = ($z1 - $z0) / $TICK
+print(f'{\"$label\":38} {ops/dt:10.0f} op/s  app CPU {app/ops*1e6:7.2f} us/op  core 1 {core/ops*1e6:7.2f} us/op  ({app:.2f} s / {core:.2f} s of {dt:.1f} s)  core 0 {zero/ops*1e6:7.2f} us/op, {zero/dt:4.0%} busy')" | tee -a "$dir/results"
 }
 
 # --- the applications, each started on core 1 -----------------------------
 # start_APP STACK PORT (STACK: linux or toe) sets APP_PID; stop_app ends it.
 mkdir -p "$dir/www" "$dir/tmp"
 head -c 1024 /dev/urandom >"$dir/www/1k"
-host_of() { if [ "$1" = linux ]; then echo 127.0.0.1; else echo "$IP"; fi; }
+host_of() { if [ "$1" = linux ]; then echo "$LINUX_IP"; else echo "$IP"; fi; }
 prefix_of() { if [ "$1" = toe ]; then echo "${RUN[*]}"; fi; }
+# How a load generator reaches STACK: under flextoe-run for the offload on
+# the loopback backend; from the generator namespace on Linux TCP with
+# GEN=port.
+gen_prefix() {
+  if [ "$GEN" = port ]; then echo "ip netns exec $GEN_NS"; else prefix_of "$1"; fi
+}
 started() { APP_PID=$1; pids+=("$APP_PID"); sleep 1; }
 stop_app() { kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; }
 start_memcached() { # STACK PORT
@@ -109,7 +140,7 @@ EOF
 }
 start_echo() { # STACK PORT (the libtoe example: libtoe itself, no preload)
   if [ "$1" = linux ]; then
-    taskset -c 1 "$EX"/echo_server --kernel --listen "127.0.0.1:$2" >/dev/null 2>&1 &
+    taskset -c 1 "$EX"/echo_server --kernel --listen "$LINUX_IP:$2" >/dev/null 2>&1 &
   else
     taskset -c 1 "$EX"/echo_server --listen "0.0.0.0:$2" >/dev/null 2>&1 &
   fi
@@ -117,16 +148,15 @@ start_echo() { # STACK PORT (the libtoe example: libtoe itself, no preload)
 }
 
 # --- the loads, on core 0; each prints the operation count ----------------
-# Standard generators, closed loop (under flextoe-run for the offload: the
-# service's address is reachable only through it).
+# Standard generators, closed loop (`gen_prefix`).
 load_memcached() { # STACK PORT
   # shellcheck disable=SC2046
-  $(prefix_of "$1") taskset -c 0 memcaslap -s "$(host_of "$1"):$2" -T 1 -c "$CONNS" -t "${RUN_S}s" -X 100 2>&1 |
+  $(gen_prefix "$1") taskset -c 0 memcaslap -s "$(host_of "$1"):$2" -T 1 -c "$CONNS" -t "${RUN_S}s" -X 100 2>&1 |
     awk '/^Run time/ {for (i = 1; i <= NF; i++) if ($i == "Ops:") print $(i + 1)}' | tail -1
 }
 load_nginx() { # STACK PORT
   # shellcheck disable=SC2046
-  $(prefix_of "$1") taskset -c 0 wrk -t1 -c"$CONNS" -d"${RUN_S}s" "http://$(host_of "$1"):$2/1k" 2>&1 |
+  $(gen_prefix "$1") taskset -c 0 wrk -t1 -c"$CONNS" -d"${RUN_S}s" "http://$(host_of "$1"):$2/1k" 2>&1 |
     awk '/requests in/ {print $1}'
 }
 # The libtoe load generator (host-shim/examples/rpc_client.rs, always this
@@ -135,10 +165,10 @@ load_nginx() { # STACK PORT
 # requests/s offered in total, so both stacks carry the same load.
 load_rpc() { # PROTOCOL SIZE RATE STACK PORT
   local flag="" n
-  [ "$4" = linux ] && flag=--kernel
+  if [ "$4" = linux ] || [ "$GEN" = port ]; then flag=--kernel; fi
   if [ "$3" = 0 ]; then n=$((2500 * RUN_S)); else n=$(python3 -c "print(max(1, int($3 * $RUN_S / $CONNS)))"); fi
-  # shellcheck disable=SC2086 # an empty FLAG is no argument
-  taskset -c 0 target/release/examples/rpc_client $flag --connect "$(host_of "$4"):$5" --conns "$CONNS" --requests "$n" \
+  # shellcheck disable=SC2086,SC2046 # an empty FLAG is no argument; the prefix is a word list
+  $(gen_prefix none) taskset -c 0 target/release/examples/rpc_client $flag --connect "$(host_of "$4"):$5" --conns "$CONNS" --requests "$n" \
     --protocol "$1" --size "$2" --path /1k --rate "$3" --idle "$IDLE" |
     python3 -c "import json, sys; print(json.load(sys.stdin)['requests'])"
 }
@@ -164,7 +194,7 @@ pair() {
   run "$app" toe $((port + 3)) "$name @ $rate/s, offload" load_rpc "$proto" "$size" "$rate"
 }
 
-echo "command: IDLE=$IDLE $0 $RUN_S $CONNS  (core 0: service + load; core 1: the application)"
+echo "command: GEN=$GEN IDLE=$IDLE $0 $RUN_S $CONNS  (core 0: service + load; core 1: the application)"
 # APPS selects the pairs (default all three). The example echo server runs
 # a thread per connection: with IDLE it shows what a thousand blocked
 # threads cost each request (libtoe's wake-ups).

@@ -11,6 +11,8 @@
 
 #[cfg(test)]
 mod blocking_tests;
+#[cfg(test)]
+mod call_cost_tests;
 mod epoll_set;
 mod exec;
 mod interpose;
