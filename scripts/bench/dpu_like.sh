@@ -109,12 +109,16 @@ print(f'{\"$label\":38} {ops/dt:10.0f} op/s  app CPU {app/ops*1e6:7.2f} us/op  c
 mkdir -p "$dir/www" "$dir/tmp"
 head -c 1024 /dev/urandom >"$dir/www/1k"
 host_of() { if [ "$1" = linux ]; then echo "$LINUX_IP"; else echo "$IP"; fi; }
-prefix_of() { if [ "$1" = toe ]; then echo "${RUN[*]}"; fi; }
+# What an application on STACK starts under: flextoe-run for the offload;
+# with GEN=port, the host namespace for Linux.
+prefix_of() {
+  if [ "$1" = toe ]; then echo "${RUN[*]}"; elif [ "$GEN" = port ]; then echo "$IN_HOST"; fi
+}
 # How a load generator reaches STACK: under flextoe-run for the offload on
 # the loopback backend; from the generator namespace on Linux TCP with
 # GEN=port.
 gen_prefix() {
-  if [ "$GEN" = port ]; then echo "ip netns exec $GEN_NS"; else prefix_of "$1"; fi
+  if [ "$GEN" = port ]; then echo "ip netns exec $GEN_NS"; elif [ "$1" = toe ]; then prefix_of toe; fi
 }
 started() { APP_PID=$1; pids+=("$APP_PID"); sleep 1; }
 stop_app() { kill "$APP_PID"; wait "$APP_PID" 2>/dev/null || true; }
@@ -140,7 +144,8 @@ EOF
 }
 start_echo() { # STACK PORT (the libtoe example: libtoe itself, no preload)
   if [ "$1" = linux ]; then
-    taskset -c 1 "$EX"/echo_server --kernel --listen "$LINUX_IP:$2" >/dev/null 2>&1 &
+    # shellcheck disable=SC2046
+    $(prefix_of linux) taskset -c 1 "$EX"/echo_server --kernel --listen "$LINUX_IP:$2" >/dev/null 2>&1 &
   else
     taskset -c 1 "$EX"/echo_server --listen "0.0.0.0:$2" >/dev/null 2>&1 &
   fi
