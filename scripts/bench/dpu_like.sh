@@ -91,7 +91,8 @@ core_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /pr
 core1() { core_busy 1; }
 
 # measure LABEL PID OPS_CMD...: runs the load command (which prints the
-# operation count), reports CPU per operation of PID and of core 1.
+# operation count), reports CPU per operation of PID, of core 1 and of core
+# 0 (the service and the load), and core 0's busy share.
 measure() {
   local label=$1 pid=$2; shift 2
   local a0 c0 z0 t0 ops a1 c1 z1 t1
