@@ -16,16 +16,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-$BIN/flextoe-dpu default-config | python3 -c "
-import json, sys
-c = json.load(sys.stdin)
-c['port']['backend'] = 'loopback'
-c['host']['control_socket'] = '$dir/control.sock'
-c['metrics']['enabled'] = False
-if '${DMA_LATENCY_NS:-}':
-    c['host']['dma_latency_ns'] = int('${DMA_LATENCY_NS:-0}')
-exec('''${SERVICE_TWEAK:-}''')
-json.dump(c, open('$dir/config.json', 'w'))"
+# shellcheck source=scripts/bench/service_config.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service_config.sh"
+write_service_config "c['port']['backend'] = 'loopback'"
 # shellcheck disable=SC2086 # SERVICE_LAUNCH is a command prefix
 ${SERVICE_LAUNCH:-} $BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
 pids+=($!)

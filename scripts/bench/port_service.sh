@@ -53,20 +53,15 @@ for i in gen-port gen-linux; do ip -n "$GEN_NS" link set dev $i up; done
 for i in host-port host-linux; do ip -n "$HOST_NS" link set dev $i up; done
 LINUX_IP=198.18.5.2
 
-$BIN/flextoe-dpu default-config | python3 -c "
-import json, sys
-c = json.load(sys.stdin)
+# shellcheck source=scripts/bench/service_config.sh
+source "$(dirname "${BASH_SOURCE[0]}")/service_config.sh"
+write_service_config "
 c['identity']['ipv4'] = '198.18.4.2'
 c['port']['backend'] = 'dpdk'
 c['port']['dpdk']['vdevs'] = ['net_af_packet0,iface=host-port,qpairs=1,blocksz=4096,framesz=2048,framecnt=4096']
 c['port']['dpdk']['no_huge'] = True
 c['port']['dpdk']['eal_args'] = ['--no-pci', '--no-telemetry']
-c['host']['control_socket'] = '$dir/control.sock'
-c['metrics']['enabled'] = False
-if '${DMA_LATENCY_NS:-}':
-    c['host']['dma_latency_ns'] = int('${DMA_LATENCY_NS:-0}')
-exec('''${SERVICE_TWEAK:-}''')
-json.dump(c, open('$dir/config.json', 'w'))"
+"
 # shellcheck disable=SC2086 # IN_HOST and SERVICE_LAUNCH are command prefixes
 $IN_HOST ${SERVICE_LAUNCH:-} $BIN/flextoe-dpu run --config "$dir/config.json" --stats-interval 0 >"$dir/service.log" 2>&1 &
 svc_pid=$!
