@@ -1,6 +1,7 @@
 //! Flow groups move between the owners of a running pipeline while bulk
 //! transfers use them (issue 14, resize without dropping connections): B is
-//! a staged replica with two owners on real threads and a real clock, A a
+//! a staged replica with two owners (or two such replicas, and groups move
+//! across them too) on real threads and a real clock, A a
 //! run-to-completion engine on the test thread, the simulated wire between
 //! them. Every transfer keeps its bytes (SHA-256) and order whatever the
 //! moves; on a clean link no segment is dropped or sent twice.
@@ -12,7 +13,7 @@ use dpu_datapath::app::ConnId;
 use dpu_datapath::engine::{Engine, HandleMoves};
 use dpu_datapath::flow::flow_group;
 use dpu_datapath::pipeline::{
-    AppParcel, MemNic, MoveError, Pipeline, PipelineOptions, Plan, ShardApp,
+    AppParcel, MemNic, MoveError, Nic, Pipeline, PipelineOptions, Plan, ShardApp,
 };
 use dpu_datapath::proto::TcpState;
 use dpu_datapath::sim::workload::{StreamReceiver, StreamSender};
@@ -143,6 +144,24 @@ fn two_owners() -> Topology {
 
 /// Timeouts far above any scheduling stall (see `pipeline_bulk.rs`,
 /// `no_faults`): a retransmission then means a lost or reordered segment.
+/// Two such replicas of one `pre`, `dma` and `post` worker each: groups
+/// move within a replica and across them.
+fn two_replicas() -> Topology {
+    Topology {
+        replicas: 2,
+        pre_workers: 1,
+        dma_workers: 1,
+        post_workers: 1,
+        ..two_owners()
+    }
+}
+
+/// The owner after `owner`, round the pipeline: with two replicas of two
+/// owners, every other move crosses replicas.
+fn next_owner(owner: usize, topology: &Topology) -> usize {
+    (owner + 1) % (topology.replicas * topology.proto_workers) as usize
+}
+
 fn patient(c: &mut Config) {
     c.topology.flow_groups = GROUPS;
     c.tcp.min_rto_ms = 20_000;
@@ -169,8 +188,9 @@ struct Outcome {
 }
 
 /// `conns` transfers of `size` bytes each way; every `every` a group in
-/// use moves to the other owner.
+/// use moves to the next owner.
 fn bulk_with_moves(
+    topology: Topology,
     link: LinkParams,
     seed: u64,
     conns: usize,
@@ -178,7 +198,6 @@ fn bulk_with_moves(
     every: Duration,
     tweak: fn(&mut Config),
 ) -> Outcome {
-    let topology = two_owners();
     let b_cfg = sim_engine_config(2, seed, |c| {
         c.topology = topology.clone();
         tweak(c);
@@ -220,7 +239,7 @@ fn bulk_with_moves(
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(every);
                 let g = groups[moves % groups.len()];
-                let to = 1 - pipeline.group_owners()[g as usize];
+                let to = next_owner(pipeline.group_owners()[g as usize], &topology);
                 moved_conns += pipeline
                     .move_group(g, to, MOVE_TIMEOUT)
                     .expect("move")
@@ -323,6 +342,7 @@ fn bulk_with_moves(
 #[test]
 fn groups_move_back_and_forth_under_bulk_transfers() {
     let out = bulk_with_moves(
+        two_owners(),
         LinkParams::default(),
         11,
         6,
@@ -356,7 +376,63 @@ fn moves_under_loss_and_reordering() {
         reorder: 0.1,
         ..Default::default()
     };
-    let out = bulk_with_moves(link, 12, 4, 2 << 20, Duration::from_millis(5), quick);
+    let out = bulk_with_moves(
+        two_owners(),
+        link,
+        12,
+        4,
+        2 << 20,
+        Duration::from_millis(5),
+        quick,
+    );
+    assert!(out.moves >= 20, "only {} moves", out.moves);
+}
+
+#[test]
+fn groups_move_across_replicas_under_bulk_transfers() {
+    let out = bulk_with_moves(
+        two_replicas(),
+        LinkParams::default(),
+        13,
+        6,
+        4 << 20,
+        Duration::from_millis(5),
+        patient,
+    );
+    assert!(out.moves >= 20, "only {} moves", out.moves);
+    assert!(
+        out.moved_conns >= out.moves,
+        "{} moves carried only {} connections",
+        out.moves,
+        out.moved_conns
+    );
+    // Half the moves change the port's steering: still nothing dropped,
+    // sent twice or out of order.
+    assert_eq!(out.b.total_drops(), 0, "{:?}", out.b.drop_breakdown());
+    assert_eq!(out.a.total_drops(), 0, "{:?}", out.a.drop_breakdown());
+    assert_eq!(out.a.retransmit_segments + out.b.retransmit_segments, 0);
+    assert_eq!(
+        out.a.rx_out_of_order_segments + out.b.rx_out_of_order_segments,
+        0
+    );
+}
+
+#[test]
+fn moves_across_replicas_under_loss_and_reordering() {
+    let link = LinkParams {
+        loss: 0.01,
+        reorder: 0.1,
+        ..Default::default()
+    };
+    let out = bulk_with_moves(
+        two_replicas(),
+        link,
+        14,
+        4,
+        2 << 20,
+        Duration::from_millis(5),
+        quick,
+    );
     assert!(out.moves >= 20, "only {} moves", out.moves);
 }
 
@@ -392,15 +468,12 @@ fn impossible_moves_are_refused_with_a_reason() {
             owners: 4
         })
     );
-    // Group 0 is replica 0's; owners 2 and 3 are replica 1's.
+    // Group 0 is replica 0's; owners 2 and 3 are replica 1's: a move
+    // across replicas on a port that steers in software lands.
     assert_eq!(owners[0] / 2, 0);
-    assert_eq!(
-        pipeline.move_group(0, 2, t),
-        Err(MoveError::AcrossReplicas {
-            from: owners[0],
-            to: 2
-        })
-    );
+    assert_eq!(pipeline.move_group(0, 2, t), Ok(Vec::new()));
+    assert_eq!(pipeline.group_owners()[0], 2);
+    assert_eq!(pipeline.move_group(0, owners[0], t), Ok(Vec::new()));
     assert_eq!(
         MoveError::NoSuchOwner {
             owner: 4,
@@ -415,6 +488,71 @@ fn impossible_moves_are_refused_with_a_reason() {
     let other = 1 - owners[0];
     assert_eq!(pipeline.move_group(0, other, t), Ok(Vec::new()));
     assert_eq!(pipeline.group_owners()[0], other);
+    pipeline.shutdown();
+}
+
+/// A port whose queues are the hardware's RSS: groups cannot change
+/// queue ([`Nic::steer`] says so by default).
+struct HardwareRss(MemNic);
+
+impl Nic for HardwareRss {
+    fn rx_burst(
+        &self,
+        q: usize,
+        max: usize,
+        out: &mut Vec<(u64, dpu_datapath::io::Frame)>,
+    ) -> usize {
+        self.0.rx_burst(q, max, out)
+    }
+
+    fn tx_burst(&self, q: usize, frames: &mut Vec<dpu_datapath::io::Frame>) {
+        self.0.tx_burst(q, frames)
+    }
+}
+
+#[test]
+fn moves_across_replicas_that_cannot_follow_are_refused() {
+    let opts = PipelineOptions {
+        pin: false,
+        ..PipelineOptions::default()
+    };
+    let t = Duration::from_secs(5);
+    let finished = Arc::default();
+    // The port cannot steer a group to the other replica.
+    let topology = two_replicas();
+    let cfg = sim_engine_config(2, 1, |c| c.topology = topology.clone());
+    let nic = Arc::new(HardwareRss(MemNic::new(&Plan::new(&topology), 64)));
+    let pipeline = Pipeline::start(&cfg, &topology, opts, nic, |o| {
+        Mover::server(o, 0, &finished)
+    });
+    let from = pipeline.group_owners()[0];
+    let refused = pipeline.move_group(0, 2, t);
+    assert_eq!(refused, Err(MoveError::SteeringFixed { from, to: 2 }));
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("the port cannot steer the group to the new one"));
+    // Within the replica it still moves.
+    assert_eq!(pipeline.move_group(0, 1 - from, t), Ok(Vec::new()));
+    assert_eq!(pipeline.group_owners()[0], 1 - from);
+    pipeline.shutdown();
+    // Run-to-completion replicas have no ingress reorder to hold frames.
+    let topology = Topology {
+        replicas: 2,
+        flow_groups: GROUPS,
+        run_to_completion: true,
+        ..Topology::default()
+    };
+    let cfg = sim_engine_config(2, 1, |c| c.topology = topology.clone());
+    let nic = Arc::new(MemNic::new(&Plan::new(&topology), 64));
+    let pipeline = Pipeline::start(&cfg, &topology, opts, nic, |o| {
+        Mover::server(o, 0, &finished)
+    });
+    assert_eq!(
+        pipeline.move_group(0, 1, t),
+        Err(MoveError::AcrossReplicas { from: 0, to: 1 })
+    );
+    assert_eq!(pipeline.group_owners()[0], 0);
     pipeline.shutdown();
 }
 
@@ -453,10 +591,20 @@ fn a_pipeline_whose_applications_cannot_move_refuses() {
 /// accepting end or both with it.
 #[test]
 fn moves_on_the_loopback_backend() {
+    moves_on_loopback(two_owners());
+}
+
+/// The loopback backend steers looped frames in software: groups move
+/// across replicas too, with both ends of each connection in the pipeline.
+#[test]
+fn moves_across_replicas_on_the_loopback_backend() {
+    moves_on_loopback(two_replicas());
+}
+
+fn moves_on_loopback(topology: Topology) {
     use dpu_datapath::pipeline::{LoopbackNic, NullNic};
     const CONNS: usize = 6;
     const SIZE: u64 = 4 << 20;
-    let topology = two_owners();
     let cfg = sim_engine_config(2, 21, |c| {
         c.topology = topology.clone();
         patient(c);
@@ -494,7 +642,7 @@ fn moves_on_the_loopback_backend() {
             2 * CONNS
         );
         let g = moves as u32 % GROUPS;
-        let to = 1 - pipeline.group_owners()[g as usize];
+        let to = next_owner(pipeline.group_owners()[g as usize], &topology);
         let t = Instant::now();
         moved_conns += pipeline
             .move_group(g, to, MOVE_TIMEOUT)

@@ -1,4 +1,5 @@
-//! Flow groups move between the two owners of a replica while host
+//! Flow groups move between the two owners of a replica (or round four
+//! owners in two replicas, across them every other move) while host
 //! applications (separate processes on libtoe) move data through them, as
 //! an operator does with `flextoe-dpu move-group`: the applications keep
 //! their sockets, every byte arrives in order (SHA-256 and byte-for-byte
@@ -32,6 +33,13 @@ fn two_owners(cfg: &mut Value) {
     tcp["initial_rto_ms"] = 20_000.into();
 }
 
+/// Two such replicas: the loopback backend steers in software, so groups
+/// move across them too.
+fn two_replicas(cfg: &mut Value) {
+    two_owners(cfg);
+    cfg["topology"]["replicas"] = 2.into();
+}
+
 /// `flextoe-dpu groups`: the owner of each flow group.
 fn owners(svc: &Service) -> Vec<u64> {
     let doc = query(&svc.socket, &ControlRequest::Groups).expect("groups");
@@ -43,7 +51,7 @@ fn owners(svc: &Service) -> Vec<u64> {
         .collect()
 }
 
-/// Moves every group to the other owner, over and over, until stopped;
+/// Moves every group to the next owner, over and over, until stopped;
 /// returns (moves, connections carried). A refused move fails the test.
 struct Mover {
     stop: Arc<AtomicBool>,
@@ -61,7 +69,8 @@ impl Mover {
                 for group in 0..GROUPS as u32 {
                     let doc = query(&socket, &ControlRequest::Groups).expect("groups");
                     let owner = doc["owner_of"][group as usize].as_u64().expect("owner");
-                    let to = 1 - owner as usize;
+                    let owners = doc["owners"].as_u64().expect("owners");
+                    let to = ((owner + 1) % owners) as usize;
                     let moved = query(&socket, &ControlRequest::MoveGroup { group, to })
                         .unwrap_or_else(|e| panic!("moving group {group} to {to}: {e}"));
                     moves += 1;
@@ -83,10 +92,18 @@ impl Mover {
 
 #[test]
 fn groups_move_back_and_forth_under_bulk_and_echo_traffic() {
-    let (Some(svc), Some([echo, rpc, send, recv])) = (
-        Service::start_with("group-moves", 1, two_owners),
-        examples(),
-    ) else {
+    moves_under_traffic("group-moves", two_owners);
+}
+
+#[test]
+fn groups_move_across_replicas_under_bulk_and_echo_traffic() {
+    moves_under_traffic("group-moves-across", two_replicas);
+}
+
+fn moves_under_traffic(name: &str, topology: fn(&mut Value)) {
+    let (Some(svc), Some([echo, rpc, send, recv])) =
+        (Service::start_with(name, 1, topology), examples())
+    else {
         return;
     };
     assert_eq!(owners(&svc).len() as u64, GROUPS);

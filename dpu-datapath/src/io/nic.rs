@@ -41,6 +41,23 @@ pub trait Nic: Send + Sync {
     /// on that thread's cache.
     fn attach_thread(&self) {}
     fn detach_thread(&self) {}
+
+    /// Sends flow group `group`'s received frames to queue `to` from now
+    /// on (a flow-group move across replicas). Returns the positions
+    /// [`Nic::steer_passed`] compares with (one per layer that queues
+    /// frames, innermost first), or None when this port cannot move a
+    /// group: its queues are the hardware's RSS, or a layer (an XDP program
+    /// that redirects) could still deliver the group's frames elsewhere.
+    fn steer(&self, _group: u32, _to: usize) -> Option<Vec<u64>> {
+        None
+    }
+
+    /// Whether queue `q`'s consumer (the caller) has taken every frame
+    /// that was on its way to it when [`Nic::steer`] returned `positions`:
+    /// then no frame of the moved group reaches `q` any more.
+    fn steer_passed(&self, _q: usize, _positions: &[u64]) -> bool {
+        true
+    }
 }
 
 impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
@@ -70,5 +87,13 @@ impl<N: Nic + ?Sized> Nic for std::sync::Arc<N> {
 
     fn detach_thread(&self) {
         (**self).detach_thread()
+    }
+
+    fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        (**self).steer(group, to)
+    }
+
+    fn steer_passed(&self, q: usize, positions: &[u64]) -> bool {
+        (**self).steer_passed(q, positions)
     }
 }

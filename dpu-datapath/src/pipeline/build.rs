@@ -2,7 +2,10 @@
 //! workers, starts them, and takes them back at shutdown.
 
 use super::items::{EgressItem, IngressItem, PostItem, PreItem, Returned, ShardIn, StampedWork};
-use super::moves::{Arrival, GroupMover, MoveControl, OwnerMoves, RouteCtl, Routes};
+use super::moves::{
+    Accepting, Arrival, GroupMover, MoveControl, OwnerMoves, ReplicaControl, RouteCtl, Routes,
+    SteeredAway,
+};
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
@@ -124,8 +127,11 @@ struct Wiring<'a> {
     draining: Arc<AtomicBool>,
     /// Every owner's mailbox for groups moved to it.
     mailboxes: Vec<Arc<SegQueue<Arrival>>>,
-    /// Per replica, its ingress reorder's move requests (staged replicas).
-    routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
+    /// Per replica, its ingress's and ingress reorder's move requests
+    /// (staged replicas).
+    routes: Vec<Option<ReplicaControl>>,
+    /// Which replicas take each flow group's frames.
+    accepting: Arc<Accepting>,
     /// Every application started so far can move its connections.
     movable: Cell<bool>,
 }
@@ -181,6 +187,7 @@ impl<'a> Wiring<'a> {
                 .collect(),
             mailboxes: (0..plan.owners()).map(|_| Arc::default()).collect(),
             routes: (0..plan.replicas).map(|_| None).collect(),
+            accepting: Arc::new(Accepting::new(&plan)),
             movable: Cell::new(true),
             plan,
             opts,
@@ -463,7 +470,11 @@ impl<'a> Wiring<'a> {
         let (reo_out, owner_in) = unzip((0..q_n).map(|_| channel::<ShardIn>(ring)));
         let (commit_out, commit_in) = unzip((0..q_n).map(|_| channel::<Returned>(4 * ring)));
         let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
-        self.routes[r] = Some(requests.clone());
+        let steered_away = Arc::default();
+        self.routes[r] = Some(ReplicaControl {
+            routes: requests.clone(),
+            ingress: Arc::clone(&steered_away),
+        });
         let (direct_out, direct_in) = unzip((0..q_n).map(|_| channel::<EgressItem>(ring)));
         let (owner_dma, dma_in) = mesh::<StampedWork>(q_n, d_n, ring);
         let (dma_post, post_in) = mesh::<PostItem>(d_n, s_n, ring);
@@ -471,7 +482,8 @@ impl<'a> Wiring<'a> {
         egress_in.extend(direct_in);
         let spare = self.spare();
 
-        let mut tasks: ReplicaTasks = vec![(TaskKind::Ingress, self.ingress_task(r, ing_out))];
+        let ingress = self.ingress_task(r, ing_out, steered_away, &requests);
+        let mut tasks: ReplicaTasks = vec![(TaskKind::Ingress, ingress)];
         for (i, (input, output)) in pre_in.into_iter().zip(pre_out).enumerate() {
             tasks.push((TaskKind::Pre(i), self.pre_task(r, i, input, output)));
         }
@@ -507,8 +519,17 @@ impl<'a> Wiring<'a> {
         tasks
     }
 
-    fn ingress_task(&self, r: usize, outs: Vec<Producer<IngressItem>>) -> Box<dyn Task> {
+    fn ingress_task(
+        &self,
+        r: usize,
+        outs: Vec<Producer<IngressItem>>,
+        steered_away: Arc<SegQueue<SteeredAway>>,
+        routes: &Arc<SegQueue<RouteCtl>>,
+    ) -> Box<dyn Task> {
         Box::new(IngressTask {
+            steered_away,
+            leaving: VecDeque::new(),
+            routes: routes.clone(),
             live: LiveCounters::new(self.board.clone()),
             replica: r,
             nic: self.nic.clone(),
@@ -534,6 +555,7 @@ impl<'a> Wiring<'a> {
             live: LiveCounters::new(self.board.clone()),
             name: format!("r{r}-pre{i}"),
             replica: r,
+            accepting: self.accepting.clone(),
             plan: self.plan.clone(),
             input,
             output,
@@ -567,7 +589,7 @@ impl<'a> Wiring<'a> {
             live: LiveCounters::new(self.board.clone()),
             replica: r,
             plan: p.clone(),
-            routes: Routes::new(p, r, requests.clone()),
+            routes: Routes::new(p, r, requests.clone(), self.accepting.clone()),
             backlog: (0..inputs.len()).map(|_| VecDeque::new()).collect(),
             inputs,
             window: Reorder::new(window),
@@ -838,7 +860,13 @@ impl Pipeline {
             .collect();
         let stop = Arc::new(AtomicBool::new(false));
         let workers = spawn_workers(&plan, replicas, topology, opts, &nic, &stop);
-        let moves = GroupMover::new(MoveControl::new(&plan, wiring.routes, wiring.movable.get()));
+        let moves = GroupMover::new(MoveControl::new(
+            &plan,
+            wiring.routes,
+            wiring.movable.get(),
+            nic.clone(),
+            wiring.accepting,
+        ));
         Self {
             plan,
             nic,

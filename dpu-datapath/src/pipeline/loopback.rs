@@ -4,7 +4,8 @@
 //! [`NullNic`] underneath, the service has no network port at all and only
 //! its applications talk to each other (development, tests, no root).
 
-use super::nic::rss_queue;
+use super::steering::GroupSteering;
+use crate::flow::frame_rss_hash;
 use crate::io::{Frame, FrameSource, IoStats, Nic};
 use crate::proto::Nanos;
 use crossbeam_queue::ArrayQueue;
@@ -22,7 +23,9 @@ pub struct LoopbackNic<N> {
     /// The worker that polls each RX queue, unparked when frames are looped
     /// to it (idle workers park between polls).
     pollers: Vec<std::sync::OnceLock<std::thread::Thread>>,
-    flow_groups: u32,
+    /// The queue RSS would pick for each flow group (groups move between
+    /// replicas: [`Nic::steer`]).
+    steering: GroupSteering,
     /// `flextoe-dpu capture` sees every frame here.
     tap: std::sync::Arc<crate::capture::CaptureTap>,
     /// Frames looped back, and dropped because a loopback queue was full.
@@ -41,7 +44,7 @@ impl<N: Nic> LoopbackNic<N> {
             pollers: (0..replicas.max(1))
                 .map(|_| std::sync::OnceLock::new())
                 .collect(),
-            flow_groups,
+            steering: GroupSteering::new(flow_groups, replicas.max(1)),
             tap: Default::default(),
             looped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -73,6 +76,7 @@ impl<N: Nic> Nic for LoopbackNic<N> {
                 }
                 n += 1;
             }
+            self.steering.took(q, n);
         }
         let before = out.len();
         let wire = self.inner.rx_burst(q, max - n, out);
@@ -95,27 +99,31 @@ impl<N: Nic> Nic for LoopbackNic<N> {
             frames.iter_mut().for_each(Frame::finish_tx_checksums);
             self.tap.record(frames.iter().map(|f| &f[..]));
         }
-        let replicas = self.queues.len();
         // Counted and woken once per burst, not per frame (the counters are
         // shared by every egress worker).
         let (mut looped, mut dropped, mut woken) = (0u64, 0u64, 0u64);
+        let placing = self.steering.place();
         frames.retain_mut(|f| {
             if f.get(..6) != Some(&self.mac[..]) {
                 return true;
             }
-            let target = rss_queue(f, self.flow_groups, replicas);
+            let target = placing.queue_of(frame_rss_hash(f));
             // A reply built in a received buffer still carries what the NIC
             // said about the frame it was.
             f.forget_nic_rx_offloads();
             // No port computes the checksums of a frame that never leaves.
             f.finish_tx_checksums();
             match self.queues[target].push(std::mem::take(f)) {
-                Ok(()) => looped += 1,
+                Ok(()) => {
+                    looped += 1;
+                    placing.queued(target, 1);
+                }
                 Err(_) => dropped += 1,
             }
             woken |= 1 << (target % 64);
             false
         });
+        drop(placing);
         if looped > 0 {
             self.looped.fetch_add(looped, Ordering::Relaxed);
         }
@@ -157,6 +165,21 @@ impl<N: Nic> Nic for LoopbackNic<N> {
     fn detach_thread(&self) {
         self.inner.detach_thread()
     }
+
+    /// The wire's steering and ours move together; our position last.
+    fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        let mut positions = self.inner.steer(group, to)?;
+        let (_, at) = self.steering.steer(group, to)?;
+        positions.push(at);
+        Some(positions)
+    }
+
+    fn steer_passed(&self, q: usize, positions: &[u64]) -> bool {
+        match positions.split_last() {
+            Some((&at, inner)) => self.steering.passed(q, at) && self.inner.steer_passed(q, inner),
+            None => true,
+        }
+    }
 }
 
 /// A port with no wire: receives nothing, discards what is sent.
@@ -178,5 +201,10 @@ impl Nic for NullNic {
 
     fn rx_pending(&self) -> usize {
         0
+    }
+
+    /// Nothing is ever on its way: a group moves at once.
+    fn steer(&self, _group: u32, _to: usize) -> Option<Vec<u64>> {
+        Some(Vec::new())
     }
 }

@@ -17,6 +17,7 @@ pub mod nic;
 pub mod reorder;
 pub mod ring;
 pub mod steer;
+pub mod steering;
 pub mod task;
 #[allow(missing_debug_implementations)]
 pub(crate) mod tasks;
@@ -30,6 +31,7 @@ pub use loopback::{LoopbackNic, NullNic};
 pub use moves::{AppParcel, GroupMover, MoveError, MoveRequest};
 pub use nic::{rss_queue, MemNic};
 pub use steer::SteeredNic;
+pub use steering::GroupSteering;
 pub use task::{OwnerSnapshot, PipelineReport, ShardApp, StatsBoard, TaskCounters};
 pub use topology::Plan;
 

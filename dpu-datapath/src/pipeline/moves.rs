@@ -19,9 +19,28 @@
 //!    route the group to it and release the held frames, in order, and
 //!    answers the caller with the connections' new handles.
 //!
-//! Moves across replicas (the NIC's steering would have to move too) and
-//! applications that cannot hand over their connections
-//! ([`ShardApp::movable`]) are refused with an error.
+//! Across replicas (`from` in replica A, `to` in replica B) the group's
+//! frames must also change queue, and the old replica must have routed
+//! every frame of it that it received before the change:
+//!
+//! 1. Replica B's `pre` and ingress reorder start accepting the group
+//!    ([`Accepting`]): B's ingress reorder holds its frames until the
+//!    group lands, as in step 1 above.
+//! 2. [`Nic::steer`] sends the group's frames to B's queue from now on and
+//!    says how many frames A's queue had received before.
+//! 3. Once A's ingress (the sequencer) has taken that many
+//!    ([`Nic::steer_passed`]), it tells A's ingress reorder the sequence
+//!    number after them ([`RouteCtl::LeaveAt`]); when the reorder has
+//!    routed everything before it, the old owner gets [`ShardIn::MoveOut`]
+//!    behind the last frame of the group A will ever see.
+//! 4. Steps 2 to 4 above: fence through A's egress, export, import at B,
+//!    B's ingress reorder releases the held frames.
+//!
+//! Refused with an error: a move into or out of a fused replica (one owner,
+//! no ingress reorder to hold frames), across replicas on a port whose
+//! steering cannot move (hardware RSS, an XDP program that redirects), and
+//! for applications that cannot hand over their connections
+//! ([`ShardApp::movable`]).
 
 #![forbid(unsafe_code)]
 
@@ -31,9 +50,11 @@ use super::topology::Plan;
 use super::Pipeline;
 use crate::engine::{Engine, GroupParcel, HandleMoves};
 use crate::flow::group_of_hash;
+use crate::io::Nic;
 use crossbeam_queue::SegQueue;
 use std::any::Any;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +80,53 @@ pub(crate) enum RouteCtl {
     Hold(MoveRequest),
     /// The group now belongs to owner `to`: release its held frames there.
     Release { group: u32, to: usize },
+    /// The group leaves this replica: every frame of it has a sequence
+    /// number below `seq`; send the old owner [`ShardIn::MoveOut`] once
+    /// they are routed.
+    LeaveAt { seq: u64, request: MoveRequest },
+}
+
+/// To a replica's ingress (the sequencer): the group of `request` is
+/// steered away; once the NIC queue has given out every frame it got
+/// before (`positions`, from [`Nic::steer`]), the group may leave.
+#[derive(Debug)]
+pub(crate) struct SteeredAway {
+    pub(crate) positions: Vec<u64>,
+    pub(crate) request: MoveRequest,
+}
+
+/// Which replicas take each flow group's frames: one, or two while the
+/// group moves between them (frames queued before the steering changed
+/// reach the old one, later ones the new). Bit r is replica r (at most 64,
+/// as `topology.replicas`).
+#[derive(Debug)]
+pub(crate) struct Accepting(Vec<AtomicU64>);
+
+impl Accepting {
+    pub(crate) fn new(plan: &Plan) -> Self {
+        Self(
+            (0..plan.flow_groups)
+                .map(|g| AtomicU64::new(1 << plan.replica_of_group(g)))
+                .collect(),
+        )
+    }
+
+    /// Whether `replica` takes group `g`'s frames.
+    pub(crate) fn accepts(&self, g: u32, replica: usize) -> bool {
+        self.0
+            .get(g as usize)
+            .is_some_and(|m| m.load(Ordering::Relaxed) & (1 << replica) != 0)
+    }
+
+    /// `replica` takes the group too (a move to it starts).
+    fn add(&self, g: u32, replica: usize) {
+        self.0[g as usize].fetch_or(1 << replica, Ordering::SeqCst);
+    }
+
+    /// Only `replica` takes the group (a move landed, or did not start).
+    fn only(&self, g: u32, replica: usize) {
+        self.0[g as usize].store(1 << replica, Ordering::SeqCst);
+    }
 }
 
 /// From the old owner to the new one.
@@ -79,9 +147,15 @@ pub enum MoveError {
         owner: usize,
         owners: usize,
     },
-    /// The owners are in different replicas: the group's frames arrive on
-    /// the first one's queue.
+    /// The owners are in different replicas and one of them is fused (one
+    /// owner, no ingress reorder to hold the group's frames meanwhile).
     AcrossReplicas {
+        from: usize,
+        to: usize,
+    },
+    /// The owners are in different replicas and the port cannot steer the
+    /// group to the new one (hardware RSS, or an XDP ingress program).
+    SteeringFixed {
         from: usize,
         to: usize,
     },
@@ -118,8 +192,15 @@ impl std::fmt::Display for MoveError {
             ),
             Self::AcrossReplicas { from, to } => write!(
                 f,
-                "owners {from} and {to} are in different replicas: a group moves only between \
-                 the owners (proto workers) of its replica"
+                "owners {from} and {to} are in different replicas and one of them runs fused \
+                 (run to completion or split, one owner): a group moves across replicas only \
+                 between staged ones"
+            ),
+            Self::SteeringFixed { from, to } => write!(
+                f,
+                "owners {from} and {to} are in different replicas and the port cannot steer the \
+                 group to the new one (its RSS is the hardware's, or an XDP ingress program is \
+                 loaded): a group moves only between the owners of its replica"
             ),
             Self::AppCannotMove => write!(
                 f,
@@ -146,21 +227,43 @@ impl std::error::Error for MoveError {}
 
 /// The pipeline's side of moves: where each group is, and a way to reach
 /// each replica's ingress reorder.
-#[derive(Debug)]
 pub(crate) struct MoveControl {
     plan: Plan,
-    /// Per replica: its ingress reorder's requests (None for a fused
-    /// replica, which has one owner and no ingress reorder).
-    routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
+    /// Per replica: its ingress reorder's requests and its ingress's (None
+    /// for a fused replica, which has one owner and no ingress reorder).
+    routes: Vec<Option<ReplicaControl>>,
     /// Every co-located application can move its connections.
     movable: bool,
+    nic: Arc<dyn Nic>,
+    accepting: Arc<Accepting>,
     state: parking_lot::Mutex<MoveState>,
+}
+
+impl std::fmt::Debug for MoveControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MoveControl")
+            .field("routes", &self.routes)
+            .field("movable", &self.movable)
+            .finish()
+    }
+}
+
+/// How a mover reaches a staged replica's ingress and ingress reorder.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplicaControl {
+    pub(crate) routes: Arc<SegQueue<RouteCtl>>,
+    pub(crate) ingress: Arc<SegQueue<SteeredAway>>,
 }
 
 #[derive(Debug)]
 struct MoveState {
     /// Global owner of each flow group.
     owner_of: Vec<usize>,
+    /// Where each group's frames are taken (set to the new owner's replica
+    /// when a move lands).
+    accepting: Arc<Accepting>,
+    /// Owners per replica.
+    proto: usize,
     /// A move that timed out, still finishing: (group, to, answer).
     unfinished: Option<(u32, usize, mpsc::Receiver<HandleMoves>)>,
 }
@@ -168,17 +271,23 @@ struct MoveState {
 impl MoveControl {
     pub(crate) fn new(
         plan: &Plan,
-        routes: Vec<Option<Arc<SegQueue<RouteCtl>>>>,
+        routes: Vec<Option<ReplicaControl>>,
         movable: bool,
+        nic: Arc<dyn Nic>,
+        accepting: Arc<Accepting>,
     ) -> Self {
         Self {
             plan: plan.clone(),
             routes,
             movable,
+            nic,
+            accepting: accepting.clone(),
             state: parking_lot::Mutex::new(MoveState {
                 owner_of: (0..plan.flow_groups)
                     .map(|g| plan.owner_of_group(g))
                     .collect(),
+                accepting,
+                proto: plan.proto,
                 unfinished: None,
             }),
         }
@@ -251,24 +360,34 @@ impl GroupMover {
         if from == to {
             return Ok(Vec::new());
         }
-        let replica = from / plan.proto;
-        if to / plan.proto != replica {
-            return Err(MoveError::AcrossReplicas { from, to });
-        }
         if !control.movable {
             return Err(MoveError::AppCannotMove);
         }
-        let Some(routes) = control.routes.get(replica).and_then(Option::as_ref) else {
-            // Two owners in a replica always make it staged.
+        let (old, new) = (from / plan.proto, to / plan.proto);
+        let staged = |r: usize| control.routes.get(r).and_then(Option::as_ref);
+        // Two owners in a replica always make it staged.
+        let (Some(old_replica), Some(_)) = (staged(old), staged(new)) else {
             return Err(MoveError::AcrossReplicas { from, to });
         };
         let (done, answer) = mpsc::channel();
-        routes.push(RouteCtl::Hold(MoveRequest {
+        let request = MoveRequest {
             group,
             from,
             to,
             done,
-        }));
+        };
+        if old == new {
+            old_replica.routes.push(RouteCtl::Hold(request));
+        } else {
+            // Frames steered to the new replica wait in its ingress
+            // reorder (it accepts the group now, owns it not yet).
+            control.accepting.add(group, new);
+            let Some(positions) = control.nic.steer(group, new) else {
+                control.accepting.only(group, old);
+                return Err(MoveError::SteeringFixed { from, to });
+            };
+            old_replica.ingress.push(SteeredAway { positions, request });
+        }
         state.unfinished = Some((group, to, answer));
         state.land_unfinished(Some(timeout)).map_err(|e| match e {
             MoveError::Busy { group } => MoveError::Timeout { group },
@@ -312,6 +431,7 @@ impl MoveState {
         match got {
             Ok(moves) => {
                 self.owner_of[group as usize] = to;
+                self.accepting.only(group, to / self.proto);
                 Ok(moves)
             }
             Err(true) => {
@@ -333,15 +453,26 @@ pub(crate) struct Routes {
     owner_of: Vec<usize>,
     /// Groups on the move, with the frames that arrived meanwhile.
     held: Vec<(u32, VecDeque<ShardIn>)>,
-    /// Global index of the replica's first owner.
+    /// Groups leaving the replica once the sequence number is reached.
+    leaving: Vec<(u64, MoveRequest)>,
+    /// Which replicas take each group's frames.
+    accepting: Arc<Accepting>,
+    replica: usize,
+    /// Global index of the replica's first owner, and how many it has.
     first_owner: usize,
+    owners: usize,
     /// Held frames beyond which the ingress reorder takes nothing new
     /// until the move lands (back-pressure, as from a full owner ring).
     hold_limit: usize,
 }
 
 impl Routes {
-    pub(crate) fn new(plan: &Plan, replica: usize, requests: Arc<SegQueue<RouteCtl>>) -> Self {
+    pub(crate) fn new(
+        plan: &Plan,
+        replica: usize,
+        requests: Arc<SegQueue<RouteCtl>>,
+        accepting: Arc<Accepting>,
+    ) -> Self {
         Self {
             requests,
             flow_groups: plan.flow_groups,
@@ -349,9 +480,20 @@ impl Routes {
                 .map(|g| plan.owner_of_group(g))
                 .collect(),
             held: Vec::new(),
+            leaving: Vec::new(),
+            accepting,
+            replica,
             first_owner: replica * plan.proto,
+            owners: plan.proto,
             hold_limit: 4 * plan.ring_size,
         }
+    }
+
+    /// The local index of global owner `owner`, if it is this replica's.
+    fn local(&self, owner: usize) -> Option<usize> {
+        owner
+            .checked_sub(self.first_owner)
+            .filter(|&l| l < self.owners)
     }
 
     /// Applies the requests that came in; `pending` is per local owner.
@@ -370,29 +512,54 @@ impl Routes {
                         pending[to - self.first_owner].extend(frames);
                     }
                 }
+                RouteCtl::LeaveAt { seq, request } => self.leaving.push((seq, request)),
+            }
+        }
+    }
+
+    /// Every item below sequence number `next` is routed: the groups
+    /// leaving the replica behind them go (their old owner gets
+    /// `MoveOut`, and a later frame of theirs here would wait for them to
+    /// come back).
+    pub(crate) fn leave_due(&mut self, next: u64, pending: &mut [VecDeque<ShardIn>]) {
+        let mut i = 0;
+        while i < self.leaving.len() {
+            if self.leaving[i].0 > next {
+                i += 1;
+                continue;
+            }
+            let (_, request) = self.leaving.swap_remove(i);
+            self.owner_of[request.group as usize] = request.to;
+            if let Some(local) = self.local(request.from) {
+                pending[local].push_back(ShardIn::MoveOut(request));
             }
         }
     }
 
     /// The local owner `item` (a frame with RSS hash `rss`) goes to with
-    /// it, or None when its group is held (the item kept here).
+    /// it, or None when its group is held (the item kept here) or not this
+    /// replica's (dropped: `pre` counted it as misrouted).
     pub(crate) fn route(&mut self, rss: u32, item: ShardIn) -> Option<(usize, ShardIn)> {
         let g = group_of_hash(rss, self.flow_groups);
         if let Some((_, frames)) = self.held.iter_mut().find(|(h, _)| *h == g) {
             frames.push_back(item);
             return None;
         }
-        // Not this replica's group (None): `pre` turned those into drops.
-        let local = self
-            .owner_of
-            .get(g as usize)?
-            .checked_sub(self.first_owner)?;
-        Some((local, item))
+        let owner = *self.owner_of.get(g as usize)?;
+        match self.local(owner) {
+            Some(local) => Some((local, item)),
+            // Moving here from another replica: held until it lands.
+            None if self.accepting.accepts(g, self.replica) => {
+                self.held.push((g, VecDeque::from([item])));
+                None
+            }
+            None => None,
+        }
     }
 
     /// A move is under way (frames may be held).
     pub(crate) fn busy(&self) -> bool {
-        !self.held.is_empty() || !self.requests.is_empty()
+        !self.held.is_empty() || !self.leaving.is_empty() || !self.requests.is_empty()
     }
 
     /// Frames held now.
@@ -580,10 +747,12 @@ mod tests {
             flow_groups: 4,
             proto_workers: 2,
             ring_size: 64,
+            run_to_completion: false,
             ..Topology::default()
         });
         let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
-        let routes = Routes::new(&plan, 0, requests.clone());
+        let accepting = Arc::new(Accepting::new(&plan));
+        let routes = Routes::new(&plan, 0, requests.clone(), accepting);
         (
             plan,
             requests,
@@ -638,6 +807,59 @@ mod tests {
     }
 
     #[test]
+    fn a_group_leaves_one_replica_behind_its_last_frame_and_waits_at_the_next() {
+        // Two replicas of one owner: groups 0 and 2 are replica 0's.
+        let plan = Plan::new(&Topology {
+            replicas: 2,
+            flow_groups: 4,
+            ring_size: 64,
+            ..Topology::default()
+        });
+        let accepting = Arc::new(Accepting::new(&plan));
+        let (a_req, b_req): (Arc<SegQueue<RouteCtl>>, Arc<SegQueue<RouteCtl>>) =
+            (Arc::default(), Arc::default());
+        let mut a = Routes::new(&plan, 0, a_req.clone(), accepting.clone());
+        let mut b = Routes::new(&plan, 1, b_req.clone(), accepting.clone());
+        let (mut a_pending, mut b_pending) = (vec![VecDeque::new()], vec![VecDeque::new()]);
+        assert!(b.route(0, item(1)).is_none(), "not B's group: dropped");
+        assert_eq!(b.held_frames(), 0);
+        // The move starts: B accepts group 0 and holds its frames.
+        accepting.add(0, 1);
+        assert!(b.route(4, item(2)).is_none(), "4 is group 0 of 4");
+        assert_eq!(b.held_frames(), 1);
+        assert!(b.busy());
+        // A still routes the group's earlier frames to its owner, then
+        // lets it go once everything below sequence number 7 is routed.
+        assert_eq!(a.route(0, item(3)).map(|(o, _)| o), Some(0));
+        let (done, _) = mpsc::channel();
+        a_req.push(RouteCtl::LeaveAt {
+            seq: 7,
+            request: MoveRequest {
+                group: 0,
+                from: 0,
+                to: 1,
+                done,
+            },
+        });
+        a.apply_requests(&mut a_pending);
+        a.leave_due(6, &mut a_pending);
+        assert!(a_pending[0].is_empty() && a.busy());
+        a.leave_due(7, &mut a_pending);
+        assert_eq!(tags(&a_pending[0]), [1000]);
+        assert!(!a.busy());
+        // B's owner imported it: the held frame first, then straight on.
+        b_req.push(RouteCtl::Release { group: 0, to: 1 });
+        b.apply_requests(&mut b_pending);
+        assert_eq!(tags(&b_pending[0]), [2]);
+        assert_eq!(b.route(0, item(5)).map(|(o, _)| o), Some(0));
+        accepting.only(0, 1);
+        // A frame of it at A now (the port misrouted it) is not A's.
+        assert!(a.route(0, item(6)).is_none());
+        assert_eq!(a.held_frames(), 0);
+        assert!(!accepting.accepts(0, 0) && accepting.accepts(0, 1));
+    }
+
+    #[test]
     fn many_held_frames_make_the_routes_full() {
         let (plan, requests, mut routes, mut pending) = one_replica_two_owners();
         let from = plan.owner_of_group(0);
@@ -652,8 +874,15 @@ mod tests {
 
     #[test]
     fn a_move_that_timed_out_lands_later_or_is_abandoned() {
+        let plan = Plan::new(&Topology {
+            flow_groups: 2,
+            proto_workers: 2,
+            ..Topology::default()
+        });
         let mut state = MoveState {
             owner_of: vec![0, 1],
+            accepting: Arc::new(Accepting::new(&plan)),
+            proto: 2,
             unfinished: None,
         };
         assert_eq!(state.land_unfinished(None), Ok(Vec::new()));

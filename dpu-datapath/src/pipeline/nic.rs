@@ -5,6 +5,7 @@
 //! like the hardware) and its TX queues collected. A full RX queue drops and
 //! counts, as a NIC does.
 
+use super::steering::GroupSteering;
 use super::topology::Plan;
 use crate::flow::{frame_rss_hash, group_of_hash};
 use crate::io::{Frame, Nic};
@@ -28,9 +29,15 @@ pub fn rss_queue(frame: &[u8], flow_groups: u32, replicas: usize) -> usize {
 #[derive(Debug)]
 pub struct MemNic {
     rx: Vec<ArrayQueue<(Nanos, Frame)>>,
-    tx: Vec<Mutex<Vec<Frame>>>,
-    flow_groups: u32,
-    replicas: usize,
+    /// Transmitted frames per queue, each with its place in the order of
+    /// all transmissions (so [`MemNic::take_tx`] keeps the order in which
+    /// the pipeline handed them over, across queues: a flow group that
+    /// moved to another replica must not look reordered).
+    tx: Vec<Mutex<Vec<(u64, Frame)>>>,
+    tx_order: AtomicU64,
+    /// RSS by flow group, as the hardware's, but a group can move queue
+    /// ([`Nic::steer`]).
+    steering: GroupSteering,
     pub rx_dropped: AtomicU64,
     /// While set, receive returns nothing (benchmarks fill the queues
     /// first, so the injecting thread does not compete with the workers).
@@ -49,8 +56,8 @@ impl MemNic {
                 .map(|_| ArrayQueue::new(queue_size.max(1)))
                 .collect(),
             tx: (0..plan.replicas).map(|_| Mutex::new(Vec::new())).collect(),
-            flow_groups: plan.flow_groups,
-            replicas: plan.replicas,
+            tx_order: AtomicU64::new(0),
+            steering: GroupSteering::new(plan.flow_groups, plan.replicas),
             rx_dropped: AtomicU64::new(0),
             held: AtomicBool::new(false),
             discard_tx: AtomicBool::new(false),
@@ -80,28 +87,35 @@ impl MemNic {
         self.held.store(held, Ordering::Release);
     }
 
-    /// The RX queue RSS picks: the replica of the frame's flow group; frames
-    /// that are not TCP/IPv4 go to queue 0.
+    /// The RX queue RSS picks: the replica of the frame's flow group (as
+    /// steered); frames that are not TCP/IPv4 go to queue 0.
     pub fn rss_queue(&self, frame: &[u8]) -> usize {
-        rss_queue(frame, self.flow_groups, self.replicas)
+        self.steering.place().queue_of(frame_rss_hash(frame))
     }
 
     /// Offers a frame to the NIC; false (and counted) if its queue is full.
     pub fn inject(&self, time: Nanos, frame: Vec<u8>) -> bool {
-        let q = self.rss_queue(&frame);
-        match self.rx[q].push((time, frame.into())) {
-            Ok(()) => true,
-            Err(_) => {
-                self.rx_dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        }
+        let placing = self.steering.place();
+        let q = placing.queue_of(frame_rss_hash(&frame));
+        self.push(&placing, q, time, frame)
     }
 
     /// Offers a frame to RX queue `q` directly (the caller did RSS).
     pub fn inject_to(&self, q: usize, time: Nanos, frame: Vec<u8>) -> bool {
+        self.push(&self.steering.place(), q, time, frame)
+    }
+
+    fn push(
+        &self,
+        placing: &super::steering::Placing<'_>,
+        q: usize,
+        time: Nanos,
+        frame: Vec<u8>,
+    ) -> bool {
         let ok = self.rx[q].push((time, frame.into())).is_ok();
-        if !ok {
+        if ok {
+            placing.queued(q, 1);
+        } else {
             self.rx_dropped.fetch_add(1, Ordering::Relaxed);
         }
         ok
@@ -114,14 +128,16 @@ impl MemNic {
             + self.discarded.load(Ordering::Acquire) as usize
     }
 
-    /// Takes everything transmitted (and kept) so far, queue by queue.
+    /// Takes everything transmitted (and kept) so far, in the order the
+    /// pipeline handed it over.
     pub fn take_tx(&self) -> Vec<Vec<u8>> {
         self.discarded.store(0, Ordering::Release);
         let mut all = Vec::new();
         for q in &self.tx {
-            all.extend(q.lock().drain(..).map(Frame::into_vec));
+            all.append(&mut q.lock());
         }
-        all
+        all.sort_by_key(|(order, _)| *order);
+        all.into_iter().map(|(_, f)| f.into_vec()).collect()
     }
 }
 
@@ -138,6 +154,7 @@ impl Nic for MemNic {
             }
             n += 1;
         }
+        self.steering.took(q, n);
         n
     }
 
@@ -148,10 +165,24 @@ impl Nic for MemNic {
             frames.clear();
             return;
         }
-        self.tx[q].lock().append(frames);
+        let first = self
+            .tx_order
+            .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        let mut queue = self.tx[q].lock();
+        queue.extend((first..).zip(frames.drain(..)));
     }
 
     fn rx_pending(&self) -> usize {
         self.rx.iter().map(|q| q.len()).sum()
+    }
+
+    fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        self.steering.steer(group, to).map(|(_, at)| vec![at])
+    }
+
+    fn steer_passed(&self, q: usize, positions: &[u64]) -> bool {
+        positions
+            .last()
+            .is_none_or(|&at| self.steering.passed(q, at))
     }
 }

@@ -16,8 +16,8 @@
 
 #![forbid(unsafe_code)]
 
-use super::nic::rss_queue;
-use crate::flow::group_of_hash;
+use super::steering::GroupSteering;
+use crate::flow::frame_rss_hash;
 use crate::io::{Frame, FrameSource, IoStats, Nic};
 use crate::proto::Nanos;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,8 @@ const PULL_BURST: usize = 64;
 pub struct SteeredNic<N> {
     port: N,
     hw_queues: usize,
-    flow_groups: u32,
+    /// Which replica each flow group goes to.
+    steering: GroupSteering,
     queues: Vec<ArrayQueue<Frame>>,
     /// Held by whichever replica pulls from the hardware queues.
     pull: Mutex<Vec<(Nanos, Frame)>>,
@@ -57,21 +58,12 @@ impl<N: Nic> SteeredNic<N> {
         Self {
             port,
             hw_queues: hw_queues.max(1),
-            flow_groups,
+            steering: GroupSteering::new(flow_groups, replicas.max(1)),
             queues: (0..replicas.max(1))
                 .map(|_| ArrayQueue::new(QUEUE_FRAMES))
                 .collect(),
             pull: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
-        }
-    }
-
-    /// The replica a frame belongs to.
-    fn replica_of(&self, frame: &Frame) -> usize {
-        let replicas = self.queues.len();
-        match frame.nic_rss_hash() {
-            Some(hash) => group_of_hash(hash, self.flow_groups) as usize % replicas,
-            None => rss_queue(frame, self.flow_groups, replicas),
         }
     }
 
@@ -82,9 +74,18 @@ impl<N: Nic> SteeredNic<N> {
         for hq in 0..self.hw_queues {
             scratch.clear();
             self.port.rx_burst(hq, PULL_BURST, &mut scratch);
+            if scratch.is_empty() {
+                continue;
+            }
+            let placing = self.steering.place();
             for (_, frame) in scratch.drain(..) {
-                let q = self.replica_of(&frame);
-                if self.queues[q].push(frame).is_err() {
+                // The NIC's RSS hash when it has one (the same Toeplitz
+                // hash with the same key), else one parse of the frame.
+                let hash = frame.nic_rss_hash().or_else(|| frame_rss_hash(&frame));
+                let q = placing.queue_of(hash);
+                if self.queues[q].push(frame).is_ok() {
+                    placing.queued(q, 1);
+                } else {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -103,6 +104,7 @@ impl<N: Nic> Nic for SteeredNic<N> {
             }
             n += 1;
         }
+        self.steering.took(q, n);
         n
     }
 
@@ -128,5 +130,16 @@ impl<N: Nic> Nic for SteeredNic<N> {
 
     fn detach_thread(&self) {
         self.port.detach_thread()
+    }
+
+    /// The steering is ours: the port's queues are drained whole.
+    fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        self.steering.steer(group, to).map(|(_, at)| vec![at])
+    }
+
+    fn steer_passed(&self, q: usize, positions: &[u64]) -> bool {
+        positions
+            .last()
+            .is_none_or(|&at| self.steering.passed(q, at))
     }
 }

@@ -293,4 +293,20 @@ impl<N: Nic> Nic for XdpNic<N> {
     fn detach_thread(&self) {
         self.inner.detach_thread()
     }
+
+    /// A group moves with the port's steering unless an ingress program
+    /// is loaded: it may redirect the group's frames to any queue.
+    fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        let slots = &self.hooks.slots[HookPoint::Ingress as usize];
+        if slots.iter().any(|s| s.armed.load(Ordering::Acquire))
+            || self.inbox.iter().any(|q| !q.is_empty())
+        {
+            return None;
+        }
+        self.inner.steer(group, to)
+    }
+
+    fn steer_passed(&self, q: usize, positions: &[u64]) -> bool {
+        self.inner.steer_passed(q, positions)
+    }
 }

@@ -5,8 +5,10 @@
 
 use crate::io::{Frame, Nic};
 use crate::pipeline::items::IngressItem;
+use crate::pipeline::moves::{RouteCtl, SteeredAway};
 use crate::pipeline::ring::Producer;
 use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
+use crossbeam_queue::SegQueue;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -24,9 +26,39 @@ pub(crate) struct IngressTask {
     pub(crate) rr: usize,
     pub(crate) pending: VecDeque<IngressItem>,
     pub(crate) items: u64,
+    /// Flow groups steered to another replica (`pipeline/moves.rs`), and
+    /// those whose frames the NIC queue may still give out.
+    pub(crate) steered_away: Arc<SegQueue<SteeredAway>>,
+    pub(crate) leaving: VecDeque<SteeredAway>,
+    /// The replica's ingress reorder.
+    pub(crate) routes: Arc<SegQueue<RouteCtl>>,
 }
 
 impl IngressTask {
+    /// Groups whose every frame the NIC queue has given out leave: the
+    /// ingress reorder learns the sequence number all of them are below.
+    /// Returns how many.
+    fn let_groups_leave(&mut self) -> usize {
+        while let Some(away) = self.steered_away.pop() {
+            self.leaving.push_back(away);
+        }
+        let mut n = 0;
+        while let Some(away) = self.leaving.front() {
+            if !self.nic.steer_passed(self.replica, &away.positions) {
+                break;
+            }
+            let Some(away) = self.leaving.pop_front() else {
+                break;
+            };
+            self.routes.push(RouteCtl::LeaveAt {
+                seq: self.next_seq,
+                request: away.request,
+            });
+            n += 1;
+        }
+        n
+    }
+
     /// What this task has done so far.
     fn counters(&self) -> TaskCounters {
         TaskCounters {
@@ -44,11 +76,12 @@ impl Task for IngressTask {
             let c = self.counters();
             self.live.publish(c);
         }
+        let left = self.let_groups_leave();
         if !super::flush(&mut self.outs, &mut self.rr, &mut self.pending) {
-            return 0;
+            return left;
         }
         if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
-            return 0;
+            return left;
         }
         self.rx.clear();
         let n = self.nic.rx_burst(self.replica, self.burst, &mut self.rx);
@@ -66,11 +99,11 @@ impl Task for IngressTask {
         }
         self.rx = rx;
         self.items += n as u64;
-        n
+        n + left
     }
 
     fn idle(&mut self) -> bool {
-        self.pending.is_empty()
+        self.pending.is_empty() && self.leaving.is_empty() && self.steered_away.is_empty()
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {

@@ -173,6 +173,9 @@ impl Task for IngressReorderTask {
         while let Some(item) = self.window.pop_ready() {
             self.route(item);
         }
+        // Groups leaving for another replica, behind their last frames.
+        self.routes
+            .leave_due(self.window.next_seq(), &mut self.pending);
         self.flush();
         self.items += n as u64;
         n

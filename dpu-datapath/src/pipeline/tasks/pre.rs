@@ -3,6 +3,7 @@
 
 use crate::flow::group_of_hash;
 use crate::pipeline::items::{IngressItem, PreItem};
+use crate::pipeline::moves::Accepting;
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{
     LiveCounters, PipelineReport, Publisher, StatsBoard, Task, TaskCounters,
@@ -21,6 +22,7 @@ pub(crate) struct PreTask {
     pub(crate) name: String,
     /// Frames of flow groups other replicas own are dropped as misrouted.
     pub(crate) replica: usize,
+    pub(crate) accepting: Arc<Accepting>,
     pub(crate) plan: Plan,
     pub(crate) input: Consumer<IngressItem>,
     pub(crate) output: Producer<PreItem>,
@@ -78,7 +80,7 @@ impl Task for PreTask {
                 validate_hashed(&it.frame, &self.local, &caps, it.frame.nic_rss_hash());
             if let Verdict::Tcp { rss, .. } = verdict {
                 let group = group_of_hash(rss, self.plan.flow_groups);
-                if self.plan.replica_of_group(group) != self.replica {
+                if !self.accepting.accepts(group, self.replica) {
                     // The port's RSS disagrees with the plan.
                     verdict = Verdict::Drop(DropReason::Misrouted);
                 }
