@@ -71,10 +71,18 @@ pub enum ControlRequest {
     /// `{"owners":N,"owners_per_replica":P,"owner_of":[...]}`.
     Groups,
     /// `{"op":"move_group","group":5,"to":1}`: an operator moves flow
-    /// group `group`, with its open connections, to owner `to` of the same
-    /// replica; answered once it has landed, with
+    /// group `group`, with its open connections, to owner `to` (of the
+    /// same replica, or of another staged one where the port steers in
+    /// software); answered once it has landed, with
     /// `{"group","from","to","connections","micros"}`.
     MoveGroup { group: u32, to: usize },
+    /// `{"op":"drain_replica","replica":1}`: every flow group of the
+    /// replica moves to the other replicas' owners; answered with
+    /// `{"moved":[{"group","from","to","connections"}],"connections","micros"}`.
+    DrainReplica { replica: usize },
+    /// `{"op":"rebalance"}`: every flow group moves back to the owner the
+    /// plan gave it; answered as `drain_replica`.
+    Rebalance,
 }
 
 /// `flextoe-dpu bpf ...`: `cmd` is one of `load` (`file`, `hook`,

@@ -261,11 +261,126 @@ fn move_group_command_moves_and_refuses_with_the_reason() {
             ["move-group", "8", "0"],
             "flow group 8 does not exist (topology.flow_groups is 8: 0 to 7)",
         ),
+        (
+            ["drain-replica", "0", ""],
+            "the pipeline has one replica: its flow groups have nowhere else to go",
+        ),
     ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
         let out = run(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} was accepted");
         assert!(err.contains(reason), "{args:?}: {err}");
     }
     assert_eq!(owners(&svc), after, "a refused move changes nothing");
+}
+
+/// `drain-replica` takes a replica out of service under a bulk transfer
+/// (every group moves to the other replica's owners) and `rebalance` gives
+/// the groups back to the plan's owners; the transfer keeps every byte, in
+/// order.
+#[test]
+fn drain_and_rebalance_under_a_bulk_transfer() {
+    let (Some(svc), Some([_, _, send, recv])) =
+        (Service::start_with("drain", 1, two_replicas), examples())
+    else {
+        return;
+    };
+    let bin = service_binary().expect("built, since the service runs");
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin)
+            .args(args)
+            .arg("--control")
+            .arg(&svc.socket)
+            .output()
+            .expect("flextoe-dpu");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), text, err)
+    };
+    let planned = owners(&svc);
+    assert!(planned.iter().any(|&o| o >= 2), "replica 1 holds groups");
+    let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7302"]);
+    ready_stderr(&mut receiver);
+    let to = format!("{}:7302", svc.ip);
+    // Paced to about 4 s, so that it spans the drain and the rebalance.
+    let sender = spawn(
+        &svc,
+        &send,
+        &[
+            "--connect",
+            &to,
+            "--mib",
+            "64",
+            "--seed",
+            "9",
+            "--max-pacing-rate",
+            "16777216",
+        ],
+    );
+    // The transfer is under way when replica 1 leaves, and while it is out.
+    let started = Instant::now();
+    let (ok, _) = svc.wait_stat(Duration::from_secs(30), |s| s["app_conns"] == 2);
+    assert!(ok, "the transfer started");
+    // Connections carried, from a summary line "... moved with N connections".
+    let carried = |text: &str| -> u64 {
+        let tail = text.rsplit("moved with ").next().unwrap_or("");
+        tail.split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no summary in {text}"))
+    };
+    // Each replica leaves in turn, so both ends' groups move.
+    let mut moved = 0;
+    for (replica, stays) in [(1, 0), (0, 1)] {
+        let (ok, text, err) = run(&["drain-replica", &replica.to_string()]);
+        assert!(ok, "{text}{err}");
+        assert!(
+            text.contains(&format!("replica {replica} drained:")),
+            "{text}"
+        );
+        moved += carried(&text);
+        let drained = owners(&svc);
+        assert!(drained.iter().all(|&o| o / 2 == stays), "{drained:?}");
+        let (ok, text, err) = run(&["rebalance"]);
+        assert!(ok, "{text}{err}");
+        assert!(
+            text.contains("flow groups back where the plan put them"),
+            "{text}"
+        );
+        moved += carried(&text);
+        assert_eq!(owners(&svc), planned);
+    }
+    assert!(moved >= 4, "both ends moved out and back: {moved}");
+    let (ok, text, err) = run(&["drain-replica", "2"]);
+    assert!(!ok, "{text}");
+    assert!(
+        err.contains("replica 2 does not exist (topology.replicas is 2: 0 to 1)"),
+        "{err}"
+    );
+    let sent = finish(sender, Duration::from_secs(300));
+    let got = finish(receiver, Duration::from_secs(60));
+    for (what, out) in [("bulk_send", &sent), ("bulk_recv", &got)] {
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (s, r) = (json_line(&sent), json_line(&got));
+    assert_eq!(r["bytes"], 64u64 << 20);
+    assert_eq!(s["sha256"], r["sha256"], "payload hashes match");
+    let (_, stat) = svc.wait_stat(Duration::from_secs(10), |s| s["app_conns"] == 0);
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the transfer outlasted the moves"
+    );
+    let engine = &stat["engine"];
+    for counter in [
+        "retransmit_segments",
+        "rx_out_of_order_segments",
+        "connections_reset",
+    ] {
+        assert_eq!(engine[counter], 0, "{counter}: {engine}");
+    }
 }

@@ -212,6 +212,29 @@ fn client(sock: UnixStream, shared: &Shared) {
                 };
                 let _ = send_json(&sock, &reply, &[]);
             }
+            ControlRequest::DrainReplica { .. } | ControlRequest::Rebalance => {
+                let what = match &req {
+                    ControlRequest::DrainReplica { .. } => "drain-replica",
+                    _ => "rebalance",
+                };
+                let mover = shared.mover.lock().clone();
+                let reply = match mover {
+                    _ if !is_operator(&sock) => ControlReply::failure(format!(
+                        "{what}: only root or the service's own user may move flow groups"
+                    )),
+                    None => ControlReply::failure(format!("{what}: the pipeline is not running")),
+                    Some(m) => {
+                        let resized = match req {
+                            ControlRequest::DrainReplica { replica } => {
+                                m.drain_replica(replica, MOVE_TIMEOUT)
+                            }
+                            _ => m.rebalance(MOVE_TIMEOUT),
+                        };
+                        resize_reply(what, &resized)
+                    }
+                };
+                let _ = send_json(&sock, &reply, &[]);
+            }
             ControlRequest::Fork => match registered {
                 None => fail(&sock, "fork: not registered on this connection"),
                 Some(member) => {
@@ -308,6 +331,43 @@ fn move_group(m: &crate::pipeline::GroupMover, group: u32, to: usize) -> Control
         }
         Err(e) => ControlReply::failure(format!("move-group: {e}")),
     }
+}
+
+/// The answer to a drain or a rebalance: what moved, or why it stopped
+/// (and how far it got).
+fn resize_reply(what: &str, r: &crate::pipeline::Resized) -> ControlReply {
+    let connections: usize = r.moved.iter().map(|m| m.connections).sum();
+    tracing::info!(
+        what,
+        groups = r.moved.len(),
+        connections,
+        error = r.error.as_ref().map(|e| e.to_string()),
+        "flow groups moved"
+    );
+    if let Some(e) = &r.error {
+        return ControlReply::failure(format!(
+            "{what}: stopped after moving {} flow groups: {e}",
+            r.moved.len()
+        ));
+    }
+    let moved: Vec<serde_json::Value> = r
+        .moved
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "group": m.group,
+                "from": m.from,
+                "to": m.to,
+                "connections": m.connections,
+            })
+        })
+        .collect();
+    ControlReply::success(&serde_json::json!({
+        "moved": moved,
+        "connections": connections,
+        "micros": r.took.as_micros() as u64,
+    }))
+    .unwrap_or_else(|e| ControlReply::failure(e.to_string()))
 }
 
 /// True when the peer runs as root or as the service's own user.

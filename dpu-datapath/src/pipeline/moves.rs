@@ -175,6 +175,13 @@ pub enum MoveError {
     Abandoned {
         group: u32,
     },
+    /// `replica` does not exist (`resize.rs`).
+    NoSuchReplica {
+        replica: usize,
+        replicas: usize,
+    },
+    /// Draining the only replica: its groups have nowhere to go.
+    LastReplica,
 }
 
 impl std::fmt::Display for MoveError {
@@ -218,6 +225,15 @@ impl std::fmt::Display for MoveError {
             Self::Abandoned { group } => write!(
                 f,
                 "the pipeline dropped the move of flow group {group} (shutting down?)"
+            ),
+            Self::NoSuchReplica { replica, replicas } => write!(
+                f,
+                "replica {replica} does not exist (topology.replicas is {replicas}: 0 to {})",
+                replicas.saturating_sub(1)
+            ),
+            Self::LastReplica => write!(
+                f,
+                "the pipeline has one replica: its flow groups have nowhere else to go"
             ),
         }
     }
@@ -403,9 +419,13 @@ impl GroupMover {
         state.owner_of.clone()
     }
 
-    /// Owners per replica (a group moves only among its replica's).
+    /// Owners per replica.
     pub fn owners_per_replica(&self) -> usize {
         self.0.plan.proto
+    }
+
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.0.plan
     }
 }
 

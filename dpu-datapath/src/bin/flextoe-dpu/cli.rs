@@ -72,9 +72,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Move a flow group, with its open connections, to another owner of
-    /// the same replica while traffic flows (nothing is lost or reordered;
-    /// applications keep their sockets).
+    /// Move a flow group, with its open connections, to another owner
+    /// while traffic flows (nothing is lost or reordered; applications keep
+    /// their sockets). Across replicas only between staged replicas, on a
+    /// port that steers in software (loopback, or several replicas on
+    /// fewer hardware queues).
     MoveGroup {
         #[command(flatten)]
         control: ControlArg,
@@ -83,6 +85,20 @@ pub enum Command {
         /// The owner to move it to (global index: replica x proto workers
         /// + worker).
         to: usize,
+    },
+    /// Move every flow group of a replica, with its open connections, to
+    /// the other replicas' owners (its workers then idle); `rebalance`
+    /// gives them back.
+    DrainReplica {
+        #[command(flatten)]
+        control: ControlArg,
+        /// The replica to take out of service.
+        replica: usize,
+    },
+    /// Move every flow group back to the owner the plan gave it.
+    Rebalance {
+        #[command(flatten)]
+        control: ControlArg,
     },
     /// eBPF programs at the port's XDP-style hooks of a running service:
     /// load, list, unload, and their maps (docs/xdp.md).

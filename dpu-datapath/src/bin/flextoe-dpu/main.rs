@@ -13,6 +13,7 @@ mod sim_service;
 
 use clap::Parser;
 use cli::{Cli, Command};
+use doca_bindings::control::ControlRequest;
 use pipeline_config::Config;
 use std::process::ExitCode;
 
@@ -37,6 +38,16 @@ fn main() -> ExitCode {
         Command::MoveGroup { control, group, to } => {
             report(ops::move_group(&control.path(), group, to))
         }
+        Command::DrainReplica { control, replica } => report(ops::resize(
+            &control.path(),
+            &ControlRequest::DrainReplica { replica },
+            &format!("replica {replica} drained"),
+        )),
+        Command::Rebalance { control } => report(ops::resize(
+            &control.path(),
+            &ControlRequest::Rebalance,
+            "flow groups back where the plan put them",
+        )),
         Command::Capture {
             control,
             count,

@@ -218,6 +218,27 @@ pub fn move_group(path: &Path, group: u32, to: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// `flextoe-dpu drain-replica` and `rebalance`: each group moved, then a
+/// summary.
+pub fn resize(path: &Path, request: &ControlRequest, done: &str) -> Result<(), String> {
+    let doc = query(path, request)?;
+    let empty = Vec::new();
+    let moved = doc["moved"].as_array().unwrap_or(&empty);
+    for m in moved {
+        println!(
+            "flow group {} moved from owner {} to owner {}: {} connections",
+            m["group"], m["from"], m["to"], m["connections"]
+        );
+    }
+    println!(
+        "{done}: {} flow groups moved with {} connections in {} µs",
+        moved.len(),
+        num(&doc, &["connections"]),
+        num(&doc, &["micros"]),
+    );
+    Ok(())
+}
+
 /// `flextoe-dpu conns`.
 pub fn conns(path: &Path, json: bool) -> Result<(), String> {
     let rows = query(path, &ControlRequest::Conns)?;
