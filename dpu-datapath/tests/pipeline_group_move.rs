@@ -10,6 +10,7 @@ mod common;
 
 use common::*;
 use dpu_datapath::app::ConnId;
+use dpu_datapath::dma::DmaConfig;
 use dpu_datapath::engine::{Engine, HandleMoves};
 use dpu_datapath::flow::flow_group;
 use dpu_datapath::pipeline::{
@@ -156,10 +157,32 @@ fn two_replicas() -> Topology {
     }
 }
 
+/// Two run-to-completion replicas (one owner each): every move crosses
+/// replicas.
+fn two_rtc_replicas() -> Topology {
+    Topology {
+        replicas: 2,
+        flow_groups: GROUPS,
+        run_to_completion: true,
+        ..Topology::default()
+    }
+}
+
 /// The owner after `owner`, round the pipeline: with two replicas of two
 /// owners, every other move crosses replicas.
 fn next_owner(owner: usize, topology: &Topology) -> usize {
-    (owner + 1) % (topology.replicas * topology.proto_workers) as usize
+    (owner + 1) % Plan::new(topology).owners()
+}
+
+/// Copies complete late and out of order, so that a group often leaves
+/// with copies of its connections in flight.
+fn slow_dma(seed: u64) -> DmaConfig {
+    DmaConfig {
+        latency_ns: 20_000,
+        reorder: true,
+        seed,
+        ..DmaConfig::default()
+    }
 }
 
 fn patient(c: &mut Config) {
@@ -206,6 +229,7 @@ fn bulk_with_moves(
     let opts = PipelineOptions {
         pin: false,
         seed,
+        dma: slow_dma(seed),
         ..PipelineOptions::default()
     };
     let finished = Arc::new(Mutex::new(Vec::new()));
@@ -418,6 +442,33 @@ fn groups_move_across_replicas_under_bulk_transfers() {
 }
 
 #[test]
+fn groups_move_between_run_to_completion_replicas_under_bulk_transfers() {
+    let out = bulk_with_moves(
+        two_rtc_replicas(),
+        LinkParams::default(),
+        15,
+        6,
+        4 << 20,
+        Duration::from_millis(5),
+        patient,
+    );
+    assert!(out.moves >= 20, "only {} moves", out.moves);
+    assert!(
+        out.moved_conns >= out.moves,
+        "{} moves carried only {} connections",
+        out.moves,
+        out.moved_conns
+    );
+    assert_eq!(out.b.total_drops(), 0, "{:?}", out.b.drop_breakdown());
+    assert_eq!(out.a.total_drops(), 0, "{:?}", out.a.drop_breakdown());
+    assert_eq!(out.a.retransmit_segments + out.b.retransmit_segments, 0);
+    assert_eq!(
+        out.a.rx_out_of_order_segments + out.b.rx_out_of_order_segments,
+        0
+    );
+}
+
+#[test]
 fn moves_across_replicas_under_loss_and_reordering() {
     let link = LinkParams {
         loss: 0.01,
@@ -536,13 +587,15 @@ fn moves_across_replicas_that_cannot_follow_are_refused() {
     assert_eq!(pipeline.move_group(0, 1 - from, t), Ok(Vec::new()));
     assert_eq!(pipeline.group_owners()[0], 1 - from);
     pipeline.shutdown();
-    // Run-to-completion replicas have no ingress reorder to hold frames.
-    let topology = Topology {
+    // Split replicas have their owner on another worker than their NIC
+    // intake, and nothing there to hold a moving group's frames.
+    let mut topology = Topology {
         replicas: 2,
         flow_groups: GROUPS,
-        run_to_completion: true,
+        run_to_completion: false,
         ..Topology::default()
     };
+    topology.workers = topology.split_placement(&[]);
     let cfg = sim_engine_config(2, 1, |c| c.topology = topology.clone());
     let nic = Arc::new(MemNic::new(&Plan::new(&topology), 64));
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic, |o| {
@@ -601,10 +654,15 @@ fn moves_across_replicas_on_the_loopback_backend() {
     moves_on_loopback(two_replicas());
 }
 
+#[test]
+fn moves_between_run_to_completion_replicas_on_the_loopback_backend() {
+    moves_on_loopback(two_rtc_replicas());
+}
+
 fn moves_on_loopback(topology: Topology) {
     use dpu_datapath::pipeline::{LoopbackNic, NullNic};
     const CONNS: usize = 6;
-    const SIZE: u64 = 4 << 20;
+    const SIZE: u64 = 8 << 20;
     let cfg = sim_engine_config(2, 21, |c| {
         c.topology = topology.clone();
         patient(c);
@@ -617,6 +675,7 @@ fn moves_on_loopback(topology: Topology) {
     ));
     let opts = PipelineOptions {
         pin: false,
+        dma: slow_dma(21),
         ..PipelineOptions::default()
     };
     let finished: Arc<Mutex<Vec<Record>>> = Arc::default();

@@ -40,6 +40,15 @@ fn two_replicas(cfg: &mut Value) {
     cfg["topology"]["replicas"] = 2.into();
 }
 
+/// Two run-to-completion replicas (one owner each, each on one worker).
+fn two_rtc_replicas(cfg: &mut Value) {
+    two_owners(cfg);
+    let t = &mut cfg["topology"];
+    t["replicas"] = 2.into();
+    t["proto_workers"] = 1.into();
+    t["run_to_completion"] = true.into();
+}
+
 /// `flextoe-dpu groups`: the owner of each flow group.
 fn owners(svc: &Service) -> Vec<u64> {
     let doc = query(&svc.socket, &ControlRequest::Groups).expect("groups");
@@ -281,11 +290,24 @@ fn move_group_command_moves_and_refuses_with_the_reason() {
 /// order.
 #[test]
 fn drain_and_rebalance_under_a_bulk_transfer() {
+    drain_and_rebalance("drain", two_replicas);
+}
+
+#[test]
+fn drain_and_rebalance_run_to_completion_replicas() {
+    drain_and_rebalance("drain-rtc", two_rtc_replicas);
+}
+
+fn drain_and_rebalance(name: &str, topology: fn(&mut Value)) {
     let (Some(svc), Some([_, _, send, recv])) =
-        (Service::start_with("drain", 1, two_replicas), examples())
+        (Service::start_with(name, 1, topology), examples())
     else {
         return;
     };
+    let doc = query(&svc.socket, &ControlRequest::Groups).expect("groups");
+    let per_replica = doc["owners_per_replica"]
+        .as_u64()
+        .expect("owners_per_replica");
     let bin = service_binary().expect("built, since the service runs");
     let run = |args: &[&str]| {
         let out = Command::new(&bin)
@@ -299,7 +321,10 @@ fn drain_and_rebalance_under_a_bulk_transfer() {
         (out.status.success(), text, err)
     };
     let planned = owners(&svc);
-    assert!(planned.iter().any(|&o| o >= 2), "replica 1 holds groups");
+    assert!(
+        planned.iter().any(|&o| o / per_replica == 1),
+        "replica 1 holds groups"
+    );
     let mut receiver = spawn(&svc, &recv, &["--listen", "0.0.0.0:7302"]);
     ready_stderr(&mut receiver);
     let to = format!("{}:7302", svc.ip);
@@ -341,7 +366,10 @@ fn drain_and_rebalance_under_a_bulk_transfer() {
         );
         moved += carried(&text);
         let drained = owners(&svc);
-        assert!(drained.iter().all(|&o| o / 2 == stays), "{drained:?}");
+        assert!(
+            drained.iter().all(|&o| o / per_replica == stays),
+            "{drained:?}"
+        );
         let (ok, text, err) = run(&["rebalance"]);
         assert!(ok, "{text}{err}");
         assert!(

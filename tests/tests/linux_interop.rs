@@ -544,19 +544,26 @@ fn two_replicas_on_tap_queues_chosen_by_the_rss_rule() {
 /// port (software RSS: the steering is ours) while Linux echoes 64 MiB
 /// through one of them: every move crosses replicas, the port's steering
 /// follows the group, and the echo comes back whole (peer.py checks the
-/// SHA-256) with nothing misrouted. Some of Linux's segments reach the
+/// SHA-256) with nothing misrouted. Some of Linux's segments may reach the
 /// engine out of order at a move: the kernel's TAP picks the RX queue of a
 /// flow from the queue it last saw the flow's frames written on, and that
 /// TX queue changes with the replica (the software steering drains the
 /// two queues one after the other); TCP takes them in order.
 #[test]
 fn groups_move_across_replicas_under_a_linux_echo() {
-    use doca_bindings::control::ControlRequest;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let _g = serial();
     skip_unless_ready!("groups_move_across_replicas_under_a_linux_echo");
+    for rtc in [false, true] {
+        moves_across_under_echo(rtc);
+    }
+}
+
+/// Staged replicas, or run-to-completion ones.
+fn moves_across_under_echo(rtc: bool) {
+    use doca_bindings::control::ControlRequest;
+    use std::sync::atomic::{AtomicBool, Ordering};
     let config = serde_json::json!({
-        "topology": {"replicas": 2, "flow_groups": 8, "run_to_completion": false},
+        "topology": {"replicas": 2, "flow_groups": 8, "run_to_completion": rtc},
         "port": {"dpdk": {"software_rss": true}}
     });
     let mut rig = Rig::start(
@@ -600,8 +607,8 @@ fn groups_move_across_replicas_under_a_linux_echo() {
     assert!(ok(&r), "{r}\n{}", rig.logs());
     let s = rig.stop();
     eprintln!(
-        "moves_across: {moves} moves carrying {carried} connections; retransmitted {}, \
-         out of order {}",
+        "moves_across (run to completion: {rtc}): {moves} moves carrying {carried} \
+         connections; retransmitted {}, out of order {}",
         n(&s, "engine.retransmit_segments"),
         n(&s, "engine.rx_out_of_order_segments")
     );

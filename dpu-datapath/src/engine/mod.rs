@@ -204,6 +204,14 @@ impl Engine {
         self.owned_groups = Some(owned);
     }
 
+    /// Whether flow group `g` is this engine's (always, if it keeps no
+    /// list).
+    pub fn owns_group(&self, g: u32) -> bool {
+        self.owned_groups
+            .as_ref()
+            .is_none_or(|o| o.get(g as usize).copied().unwrap_or(false))
+    }
+
     /// Learns the sender of an ARP frame seen elsewhere (no reply).
     pub fn learn_arp(&mut self, frame: &[u8], now: Nanos) {
         self.now = self.now.max(now);

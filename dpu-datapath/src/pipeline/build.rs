@@ -9,6 +9,7 @@ use super::moves::{
 use super::reorder::Reorder;
 use super::ring::{channel, Consumer, Producer};
 use super::task::{LiveCounters, PipelineReport, Publisher, ShardApp, StatsBoard, Task};
+use super::tasks::fused_moves::FusedMoves;
 use super::tasks::{
     dma::DmaTask,
     egress::EgressTask,
@@ -302,6 +303,7 @@ impl<'a> Wiring<'a> {
             local: self.local,
             caps: self.cfg.caps,
             arp_learn: self.arp_learn.clone(),
+            accepting: self.accepting.clone(),
             timer: self.timer(r, PRE, 0),
             stats: Stats::default(),
             arp_learn_dropped: 0,
@@ -356,12 +358,28 @@ impl<'a> Wiring<'a> {
 
     /// Replica `r` as one fused task (placed where its ingress is).
     fn fused_replica(
-        &self,
+        &mut self,
         r: usize,
         make_app: &mut dyn FnMut(usize) -> Box<dyn ShardApp>,
     ) -> ReplicaTasks {
         let burst = self.plan.burst;
+        let steered_away: Arc<SegQueue<SteeredAway>> = Arc::default();
+        self.routes[r] = Some(ReplicaControl {
+            routes: None,
+            ingress: steered_away.clone(),
+        });
         let task = RtcTask {
+            moves: FusedMoves {
+                replica: r,
+                index: r * self.plan.proto,
+                flow_groups: self.plan.flow_groups,
+                mailboxes: self.mailboxes.clone(),
+                steered_away,
+                leaving: VecDeque::new(),
+                accepting: self.accepting.clone(),
+                arriving: Vec::new(),
+            },
+            held: Vec::new(),
             live: LiveCounters::new(self.board.clone()),
             intake: self.intake(r),
             owner: self.fused_owner(r, make_app),
@@ -472,7 +490,7 @@ impl<'a> Wiring<'a> {
         let requests: Arc<SegQueue<RouteCtl>> = Arc::default();
         let steered_away = Arc::default();
         self.routes[r] = Some(ReplicaControl {
-            routes: requests.clone(),
+            routes: Some(requests.clone()),
             ingress: Arc::clone(&steered_away),
         });
         let (direct_out, direct_in) = unzip((0..q_n).map(|_| channel::<EgressItem>(ring)));

@@ -147,8 +147,9 @@ pub enum MoveError {
         owner: usize,
         owners: usize,
     },
-    /// The owners are in different replicas and one of them is fused (one
-    /// owner, no ingress reorder to hold the group's frames meanwhile).
+    /// The owners are in different replicas and one of them runs split or
+    /// pipelined (its owner on another worker than its NIC intake, and no
+    /// ingress reorder to hold the group's frames meanwhile).
     AcrossReplicas {
         from: usize,
         to: usize,
@@ -199,9 +200,9 @@ impl std::fmt::Display for MoveError {
             ),
             Self::AcrossReplicas { from, to } => write!(
                 f,
-                "owners {from} and {to} are in different replicas and one of them runs fused \
-                 (run to completion or split, one owner): a group moves across replicas only \
-                 between staged ones"
+                "owners {from} and {to} are in different replicas and one of them runs split or \
+                 pipelined: a group moves across replicas only between staged and \
+                 run-to-completion ones"
             ),
             Self::SteeringFixed { from, to } => write!(
                 f,
@@ -245,8 +246,9 @@ impl std::error::Error for MoveError {}
 /// each replica's ingress reorder.
 pub(crate) struct MoveControl {
     plan: Plan,
-    /// Per replica: its ingress reorder's requests and its ingress's (None
-    /// for a fused replica, which has one owner and no ingress reorder).
+    /// Per replica: its ingress's requests and its ingress reorder's (None
+    /// for a split or pipelined replica, which cannot hold a group's frames
+    /// on another worker than its owner's).
     routes: Vec<Option<ReplicaControl>>,
     /// Every co-located application can move its connections.
     movable: bool,
@@ -264,10 +266,12 @@ impl std::fmt::Debug for MoveControl {
     }
 }
 
-/// How a mover reaches a staged replica's ingress and ingress reorder.
+/// How a mover reaches a replica's ingress (the task that takes its
+/// frames from the NIC) and, when it is staged, its ingress reorder.
 #[derive(Debug, Clone)]
 pub(crate) struct ReplicaControl {
-    pub(crate) routes: Arc<SegQueue<RouteCtl>>,
+    /// None for a run-to-completion replica (one owner, nothing to route).
+    pub(crate) routes: Option<Arc<SegQueue<RouteCtl>>>,
     pub(crate) ingress: Arc<SegQueue<SteeredAway>>,
 }
 
@@ -380,9 +384,8 @@ impl GroupMover {
             return Err(MoveError::AppCannotMove);
         }
         let (old, new) = (from / plan.proto, to / plan.proto);
-        let staged = |r: usize| control.routes.get(r).and_then(Option::as_ref);
-        // Two owners in a replica always make it staged.
-        let (Some(old_replica), Some(_)) = (staged(old), staged(new)) else {
+        let movable = |r: usize| control.routes.get(r).and_then(Option::as_ref);
+        let (Some(old_replica), Some(_)) = (movable(old), movable(new)) else {
             return Err(MoveError::AcrossReplicas { from, to });
         };
         let (done, answer) = mpsc::channel();
@@ -393,7 +396,11 @@ impl GroupMover {
             done,
         };
         if old == new {
-            old_replica.routes.push(RouteCtl::Hold(request));
+            // Two owners in a replica always make it staged.
+            let Some(routes) = &old_replica.routes else {
+                return Err(MoveError::AcrossReplicas { from, to });
+            };
+            routes.push(RouteCtl::Hold(request));
         } else {
             // Frames steered to the new replica wait in its ingress
             // reorder (it accepts the group now, owns it not yet).
@@ -593,6 +600,34 @@ impl Routes {
     }
 }
 
+/// Exports `request.group` (engine and application side) into the new
+/// owner's mailbox.
+pub(crate) fn send_group(
+    mailboxes: &[Arc<SegQueue<Arrival>>],
+    request: MoveRequest,
+    engine: &mut Engine,
+    app: &mut dyn ShardApp,
+) {
+    let parcel = engine.export_group(request.group);
+    let app = app.export_conns(&parcel.conns());
+    let to = request.to;
+    mailboxes[to].push(Arrival {
+        parcel,
+        app,
+        request,
+    });
+}
+
+/// Imports an arrived group and answers the mover; returns the group.
+pub(crate) fn take_group(arrival: Arrival, engine: &mut Engine, app: &mut dyn ShardApp) -> u32 {
+    let group = arrival.parcel.group;
+    let moves = engine.import_group(arrival.parcel);
+    app.import_conns(engine, arrival.app, &moves);
+    // The caller may have given up waiting (timeout): nothing to do.
+    let _ = arrival.request.done.send(moves);
+    group
+}
+
 /// An owner's side: its mailbox, the others', and the move it is leaving.
 #[derive(Debug)]
 pub(crate) struct OwnerMoves {
@@ -693,29 +728,18 @@ impl OwnerMoves {
         let Some(request) = self.leaving.take() else {
             return;
         };
-        let parcel = engine.export_group(request.group);
-        let app = app.export_conns(&parcel.conns());
-        let to = request.to;
-        self.mailboxes[to].push(Arrival {
-            parcel,
-            app,
-            request,
-        });
+        send_group(&self.mailboxes, request, engine, app);
     }
 
     /// Takes the groups handed to this owner; returns how many.
     pub(crate) fn adopt(&mut self, engine: &mut Engine, app: &mut dyn ShardApp) -> usize {
         let mut n = 0;
         while let Some(arrival) = self.mailboxes[self.index].pop() {
-            let group = arrival.parcel.group;
-            let moves = engine.import_group(arrival.parcel);
-            app.import_conns(engine, arrival.app, &moves);
+            let group = take_group(arrival, engine, app);
             self.routes.push(RouteCtl::Release {
                 group,
                 to: self.index,
             });
-            // The caller may have given up waiting (timeout): nothing to do.
-            let _ = arrival.request.done.send(moves);
             n += 1;
         }
         n

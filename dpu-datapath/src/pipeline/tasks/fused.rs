@@ -16,6 +16,7 @@ use crate::engine::Engine;
 use crate::flow::group_of_hash;
 use crate::io::{Frame, Nic};
 use crate::pipeline::items::ShardIn;
+use crate::pipeline::moves::Accepting;
 use crate::pipeline::ring::{Consumer, Producer};
 use crate::pipeline::task::{PipelineReport, Publisher, ShardApp, StatsBoard, TaskCounters};
 use crate::pipeline::timing::StageTimer;
@@ -44,6 +45,8 @@ pub(crate) struct Intake {
     pub(crate) caps: ChecksumCaps,
     /// Every owner's learn-only ARP queue (all replicas).
     pub(crate) arp_learn: Vec<Arc<ArrayQueue<ShardIn>>>,
+    /// Which replicas take each flow group's frames (moves change it).
+    pub(crate) accepting: Arc<Accepting>,
     pub(crate) timer: StageTimer,
     /// Drops counted by `pre` (malformed frames never reach the engine).
     pub(crate) stats: Stats,
@@ -83,7 +86,7 @@ impl Intake {
             }
             Verdict::Tcp { rss, .. } => {
                 let g = group_of_hash(*rss, self.plan.flow_groups);
-                if self.plan.owner_of_group(g) != self.owner {
+                if !self.accepting.accepts(g, self.replica) {
                     // The port's RSS disagrees with the plan.
                     self.stats.drop(DropReason::Misrouted);
                     return None;

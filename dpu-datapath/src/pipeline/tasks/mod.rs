@@ -5,6 +5,7 @@
 pub mod dma;
 pub mod egress;
 pub mod fused;
+pub mod fused_moves;
 pub mod ingress;
 pub mod ingress_reorder;
 pub mod owner;

@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 use super::fused::{Finisher, FusedOwner, Intake, StagePublisher};
+use super::fused_moves::{FusedMoves, HeldFrame};
 use crate::engine::work::{Commit, Work};
 use crate::io::Frame;
+use crate::pipeline::moves::SteeredAway;
 use crate::pipeline::task::{LiveCounters, PipelineReport, Task, TaskCounters};
 use crate::proto::Nanos;
 
@@ -20,6 +22,10 @@ pub(crate) struct RtcTask {
     pub(crate) owner: FusedOwner,
     pub(crate) finisher: Finisher,
     pub(crate) stages: StagePublisher,
+    /// Flow groups moving in and out (`fused_moves.rs`).
+    pub(crate) moves: FusedMoves,
+    /// Frames of groups that just landed, for the engine first.
+    pub(crate) held: Vec<HeldFrame>,
     pub(crate) rx: Vec<(Nanos, Frame)>,
     pub(crate) work: Vec<Work>,
     pub(crate) commits: Vec<Commit>,
@@ -31,7 +37,57 @@ impl RtcTask {
         all.extend(self.intake.counters());
         all.extend(self.owner.counters(self.intake.replica, self.intake.items));
         all.extend(self.finisher.counters());
+        // Frames of groups on their way here, as an ingress reorder's.
+        all[2].reorder_leftover = self.moves.held_frames() as u64;
         all
+    }
+
+    /// One validated frame through the owner (its buffer back to the
+    /// spares if nothing kept it).
+    fn receive(
+        &mut self,
+        time: Nanos,
+        frame: Frame,
+        verdict: crate::pre::Verdict,
+        now: Option<Nanos>,
+    ) {
+        if let Some(frame) = self.owner.receive(verdict, frame, time, now) {
+            self.finisher.spare().give(frame);
+        }
+    }
+
+    /// The engine's output through `dma`, `post` and TX, and the commits
+    /// back; returns the work items.
+    fn finish_work(&mut self, burst_now: Option<Nanos>) -> usize {
+        self.owner.run(burst_now, &mut self.work);
+        let n = self.work.len();
+        for work in self.work.drain(..) {
+            self.finisher.finish(work, &mut self.commits);
+        }
+        n
+    }
+
+    /// A group leaves: every frame of it has been through the engine, so
+    /// once the engine's output is out (copies complete, frames sent,
+    /// commits applied, and the work those cause likewise) it goes to its
+    /// new owner.
+    fn leave(&mut self, away: SteeredAway) {
+        // A few rounds: a commit may queue a window update, which is sent
+        // and committed in turn; no frame comes in meanwhile.
+        for _ in 0..16 {
+            let n = self.finish_work(None);
+            self.finisher.drain(&mut self.commits);
+            self.finisher.transmit();
+            let committed = !self.commits.is_empty();
+            for c in self.commits.drain(..) {
+                self.owner.commit(c);
+            }
+            if n == 0 && !committed {
+                break;
+            }
+        }
+        self.moves
+            .hand_over(away, &mut self.owner.engine, &mut *self.owner.app);
     }
 
     fn publish(&mut self, force: bool) {
@@ -49,25 +105,37 @@ impl Task for RtcTask {
             }
         }
         let mut n = self.owner.learn_arp();
+        // Groups that landed here: their held frames first.
+        n += self
+            .moves
+            .adopt(&mut self.owner.engine, &mut *self.owner.app, &mut self.held);
+        let mut held = std::mem::take(&mut self.held);
+        for (time, frame, verdict) in held.drain(..) {
+            self.receive(time, frame, verdict, None);
+        }
+        self.held = held;
+        if let Some(away) = self.moves.due_to_leave(&*self.intake.nic) {
+            self.leave(away);
+            n += 1;
+        }
         let burst_now = self.owner.clock.burst_now();
         self.rx.clear();
         n += self.intake.rx_burst(&mut self.rx);
         let mut rx = std::mem::take(&mut self.rx);
         for (time, frame) in rx.drain(..) {
-            let unused = match self.intake.check(time, &frame) {
-                Some(verdict) => self.owner.receive(verdict, frame, time, burst_now),
-                None => Some(frame),
-            };
-            if let Some(frame) = unused {
+            let Some(verdict) = self.intake.check(time, &frame) else {
                 self.finisher.spare().give(frame);
-            }
+                continue;
+            };
+            let Some((time, frame, verdict)) =
+                self.moves.hold(&self.owner.engine, time, frame, verdict)
+            else {
+                continue;
+            };
+            self.receive(time, frame, verdict, burst_now);
         }
         self.rx = rx;
-        self.owner.run(burst_now, &mut self.work);
-        n += self.work.len();
-        for work in self.work.drain(..) {
-            self.finisher.finish(work, &mut self.commits);
-        }
+        n += self.finish_work(burst_now);
         n += self.finisher.poll_dma(&mut self.commits);
         self.finisher.transmit();
         // After the frames left, as the egress reorder releases them: the
@@ -80,7 +148,7 @@ impl Task for RtcTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.owner.arp_learn.is_empty() && self.finisher.idle()
+        self.owner.arp_learn.is_empty() && self.finisher.idle() && self.moves.idle()
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {

@@ -1,0 +1,121 @@
+//! Flow-group moves into and out of a run-to-completion replica
+//! (`pipeline/moves.rs` has the protocol). The replica's one task takes
+//! the NIC's frames and runs the owner, so it plays the ingress, the
+//! ingress reorder and the owner's parts at once:
+//!
+//! - **Leaving**: once the NIC queue has given out every frame of the group
+//!   it got before the steering changed ([`Nic::steer_passed`]), every one
+//!   of them has been through the engine (a burst is handled whole). The
+//!   task then stops taking frames, finishes the engine's output (copies
+//!   complete, frames leave, commits apply, the work they cause too), and
+//!   exports the group to the new owner's mailbox.
+//! - **Arriving**: frames of a group this replica accepts but its engine
+//!   does not own yet wait here; when the group lands they go through the
+//!   engine first, in order.
+
+#![forbid(unsafe_code)]
+
+use crate::engine::Engine;
+use crate::flow::group_of_hash;
+use crate::io::{Frame, Nic};
+use crate::pipeline::moves::{send_group, take_group, Accepting, Arrival, SteeredAway};
+use crate::pipeline::task::ShardApp;
+use crate::pre::Verdict;
+use crate::proto::Nanos;
+use crossbeam_queue::SegQueue;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// A frame waiting for its group to land.
+pub(crate) type HeldFrame = (Nanos, Frame, Verdict);
+
+/// See the module documentation.
+pub(crate) struct FusedMoves {
+    pub(crate) replica: usize,
+    /// Global index of the replica's owner.
+    pub(crate) index: usize,
+    pub(crate) flow_groups: u32,
+    pub(crate) mailboxes: Vec<Arc<SegQueue<Arrival>>>,
+    pub(crate) steered_away: Arc<SegQueue<SteeredAway>>,
+    pub(crate) leaving: VecDeque<SteeredAway>,
+    pub(crate) accepting: Arc<Accepting>,
+    pub(crate) arriving: Vec<(u32, VecDeque<HeldFrame>)>,
+}
+
+impl FusedMoves {
+    /// Keeps a frame whose group is on its way here; gives it back when
+    /// the engine should take it now.
+    pub(crate) fn hold(
+        &mut self,
+        engine: &Engine,
+        time: Nanos,
+        frame: Frame,
+        verdict: Verdict,
+    ) -> Option<HeldFrame> {
+        let Verdict::Tcp { rss, .. } = verdict else {
+            return Some((time, frame, verdict));
+        };
+        let g = group_of_hash(rss, self.flow_groups);
+        if let Some((_, held)) = self.arriving.iter_mut().find(|(h, _)| *h == g) {
+            held.push_back((time, frame, verdict));
+            return None;
+        }
+        if !engine.owns_group(g) && self.accepting.accepts(g, self.replica) {
+            self.arriving
+                .push((g, VecDeque::from([(time, frame, verdict)])));
+            return None;
+        }
+        Some((time, frame, verdict))
+    }
+
+    /// The first group steered away whose every frame the NIC queue has
+    /// given out, if any: it may leave now.
+    pub(crate) fn due_to_leave(&mut self, nic: &dyn Nic) -> Option<SteeredAway> {
+        while let Some(away) = self.steered_away.pop() {
+            self.leaving.push_back(away);
+        }
+        let front = self.leaving.front()?;
+        if !nic.steer_passed(self.replica, &front.positions) {
+            return None;
+        }
+        self.leaving.pop_front()
+    }
+
+    /// Exports the group of `away` to its new owner (the engine's output
+    /// for it must be finished).
+    pub(crate) fn hand_over(&self, away: SteeredAway, engine: &mut Engine, app: &mut dyn ShardApp) {
+        send_group(&self.mailboxes, away.request, engine, app);
+    }
+
+    /// Imports the groups that arrived; their held frames, in order, are
+    /// appended to `release` for the engine.
+    pub(crate) fn adopt(
+        &mut self,
+        engine: &mut Engine,
+        app: &mut dyn ShardApp,
+        release: &mut Vec<HeldFrame>,
+    ) -> usize {
+        let mut n = 0;
+        while let Some(arrival) = self.mailboxes[self.index].pop() {
+            let group = take_group(arrival, engine, app);
+            if let Some(at) = self.arriving.iter().position(|(g, _)| *g == group) {
+                release.extend(self.arriving.swap_remove(at).1);
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Frames held for groups not landed yet (at shutdown: lost).
+    pub(crate) fn held_frames(&self) -> usize {
+        self.arriving.iter().map(|(_, f)| f.len()).sum()
+    }
+
+    /// Nothing of a move is under way here.
+    pub(crate) fn idle(&self) -> bool {
+        self.leaving.is_empty()
+            && self.steered_away.is_empty()
+            && self.arriving.is_empty()
+            && self.mailboxes[self.index].is_empty()
+    }
+}
