@@ -525,6 +525,28 @@ fn impossible_moves_are_refused_with_a_reason() {
     assert_eq!(pipeline.move_group(0, 2, t), Ok(Vec::new()));
     assert_eq!(pipeline.group_owners()[0], 2);
     assert_eq!(pipeline.move_group(0, owners[0], t), Ok(Vec::new()));
+    // Draining replica 1 moves its groups to replica 0's owners; replica 0
+    // then has nowhere to go until a rebalance gives the groups back.
+    let mover = pipeline.group_mover();
+    let drained = mover.drain_replica(1, t);
+    assert_eq!(drained.error, None);
+    assert_eq!(
+        drained.moved.len(),
+        owners.iter().filter(|&&o| o / 2 == 1).count()
+    );
+    assert!(pipeline.group_owners().iter().all(|&o| o / 2 == 0));
+    let refused = mover.drain_replica(0, t);
+    assert_eq!(refused.error, Some(MoveError::NowhereToGo { replica: 0 }));
+    assert!(refused.moved.is_empty());
+    assert_eq!(
+        mover.drain_replica(2, t).error,
+        Some(MoveError::NoSuchReplica {
+            replica: 2,
+            replicas: 2
+        })
+    );
+    assert_eq!(mover.rebalance(t).error, None);
+    assert_eq!(pipeline.group_owners(), owners);
     assert_eq!(
         MoveError::NoSuchOwner {
             owner: 4,

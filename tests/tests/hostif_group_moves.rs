@@ -272,7 +272,7 @@ fn move_group_command_moves_and_refuses_with_the_reason() {
         ),
         (
             ["drain-replica", "0", ""],
-            "the pipeline has one replica: its flow groups have nowhere else to go",
+            "no other replica can take the flow groups of replica 0 (the pipeline has one replica",
         ),
     ] {
         let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();

@@ -168,6 +168,10 @@ impl<N: Nic> Nic for LoopbackNic<N> {
 
     /// The wire's steering and ours move together; our position last.
     fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        // Checked first: the wire's steering must not move alone.
+        if !self.steering.can_steer(group, to) {
+            return None;
+        }
         let mut positions = self.inner.steer(group, to)?;
         let (_, at) = self.steering.steer(group, to)?;
         positions.push(at);

@@ -127,6 +127,14 @@ impl Accepting {
     fn only(&self, g: u32, replica: usize) {
         self.0[g as usize].store(1 << replica, Ordering::SeqCst);
     }
+
+    /// `replica` no longer takes the group (it left, behind its last frame
+    /// there).
+    pub(crate) fn remove(&self, g: u32, replica: usize) {
+        if let Some(m) = self.0.get(g as usize) {
+            m.fetch_and(!(1 << replica), Ordering::SeqCst);
+        }
+    }
 }
 
 /// From the old owner to the new one.
@@ -181,8 +189,11 @@ pub enum MoveError {
         replica: usize,
         replicas: usize,
     },
-    /// Draining the only replica: its groups have nowhere to go.
-    LastReplica,
+    /// Draining a replica whose groups have nowhere to go: the pipeline has
+    /// one replica, or the others are drained or cannot take moves.
+    NowhereToGo {
+        replica: usize,
+    },
 }
 
 impl std::fmt::Display for MoveError {
@@ -232,9 +243,10 @@ impl std::fmt::Display for MoveError {
                 "replica {replica} does not exist (topology.replicas is {replicas}: 0 to {})",
                 replicas.saturating_sub(1)
             ),
-            Self::LastReplica => write!(
+            Self::NowhereToGo { replica } => write!(
                 f,
-                "the pipeline has one replica: its flow groups have nowhere else to go"
+                "no other replica can take the flow groups of replica {replica} (the pipeline \
+                 has one replica, or the others are drained or run split or pipelined)"
             ),
         }
     }
@@ -254,6 +266,8 @@ pub(crate) struct MoveControl {
     movable: bool,
     nic: Arc<dyn Nic>,
     accepting: Arc<Accepting>,
+    /// Replicas drained by an operator (`resize.rs`), until a rebalance.
+    pub(crate) drained: parking_lot::Mutex<Vec<bool>>,
     state: parking_lot::Mutex<MoveState>,
 }
 
@@ -302,6 +316,7 @@ impl MoveControl {
             movable,
             nic,
             accepting: accepting.clone(),
+            drained: parking_lot::Mutex::new(vec![false; plan.replicas]),
             state: parking_lot::Mutex::new(MoveState {
                 owner_of: (0..plan.flow_groups)
                     .map(|g| plan.owner_of_group(g))
@@ -434,6 +449,17 @@ impl GroupMover {
     pub(crate) fn plan(&self) -> &Plan {
         &self.0.plan
     }
+
+    /// Whether groups can move into and out of `replica` (staged and
+    /// run-to-completion replicas can, split and pipelined ones cannot).
+    pub(crate) fn takes_moves(&self, replica: usize) -> bool {
+        self.0.routes.get(replica).is_some_and(Option::is_some)
+    }
+
+    /// Replicas drained by an operator, until a rebalance.
+    pub(crate) fn drained(&self) -> &parking_lot::Mutex<Vec<bool>> {
+        &self.0.drained
+    }
 }
 
 impl MoveState {
@@ -551,11 +577,17 @@ impl Routes {
     pub(crate) fn leave_due(&mut self, next: u64, pending: &mut [VecDeque<ShardIn>]) {
         let mut i = 0;
         while i < self.leaving.len() {
-            if self.leaving[i].0 > next {
+            let (seq, group) = (self.leaving[i].0, self.leaving[i].1.group);
+            // A group still held here has not landed here yet (a move
+            // under way when this one was asked for): it leaves after.
+            if seq > next || self.held.iter().any(|(g, _)| *g == group) {
                 i += 1;
                 continue;
             }
             let (_, request) = self.leaving.swap_remove(i);
+            // Every frame of it has passed `pre` here: a later one would
+            // be misrouted.
+            self.accepting.remove(group, self.replica);
             self.owner_of[request.group as usize] = request.to;
             if let Some(local) = self.local(request.from) {
                 pending[local].push_back(ShardIn::MoveOut(request));
@@ -618,14 +650,21 @@ pub(crate) fn send_group(
     });
 }
 
-/// Imports an arrived group and answers the mover; returns the group.
-pub(crate) fn take_group(arrival: Arrival, engine: &mut Engine, app: &mut dyn ShardApp) -> u32 {
+/// Imports an arrived group, calls `landed` with it (which routes its
+/// frames here), and only then answers the mover: its next move of the
+/// group must find the routes already changed.
+pub(crate) fn take_group(
+    arrival: Arrival,
+    engine: &mut Engine,
+    app: &mut dyn ShardApp,
+    landed: impl FnOnce(u32),
+) {
     let group = arrival.parcel.group;
     let moves = engine.import_group(arrival.parcel);
     app.import_conns(engine, arrival.app, &moves);
+    landed(group);
     // The caller may have given up waiting (timeout): nothing to do.
     let _ = arrival.request.done.send(moves);
-    group
 }
 
 /// An owner's side: its mailbox, the others', and the move it is leaving.
@@ -735,10 +774,9 @@ impl OwnerMoves {
     pub(crate) fn adopt(&mut self, engine: &mut Engine, app: &mut dyn ShardApp) -> usize {
         let mut n = 0;
         while let Some(arrival) = self.mailboxes[self.index].pop() {
-            let group = take_group(arrival, engine, app);
-            self.routes.push(RouteCtl::Release {
-                group,
-                to: self.index,
+            let (routes, to) = (&self.routes, self.index);
+            take_group(arrival, engine, app, |group| {
+                routes.push(RouteCtl::Release { group, to })
             });
             n += 1;
         }

@@ -31,8 +31,10 @@ pub struct Resized {
 
 impl GroupMover {
     /// Moves every flow group of `replica` to the owners of the other
-    /// replicas, each to the owner holding the fewest groups at the time.
-    /// Each move waits at most `timeout`.
+    /// replicas that take moves and are not drained, each to the owner
+    /// holding the fewest groups at the time. Each move waits at most
+    /// `timeout`. The replica stays drained (a later drain of another one
+    /// does not refill it) until [`GroupMover::rebalance`].
     pub fn drain_replica(&self, replica: usize, timeout: Duration) -> Resized {
         let started = Instant::now();
         let plan = self.plan().clone();
@@ -44,10 +46,17 @@ impl GroupMover {
             });
             return out;
         }
-        if plan.replicas == 1 {
-            out.error = Some(MoveError::LastReplica);
+        let mut drained = self.drained().lock();
+        let open = |r: usize| r != replica && !drained[r] && self.takes_moves(r);
+        let targets: Vec<usize> = (0..plan.owners())
+            .filter(|&o| open(o / plan.proto))
+            .collect();
+        if targets.is_empty() {
+            out.error = Some(MoveError::NowhereToGo { replica });
             return out;
         }
+        drained[replica] = true;
+        drop(drained);
         let leaving = |owner: usize| owner / plan.proto == replica;
         let mut owners = self.group_owners();
         for group in 0..plan.flow_groups {
@@ -56,10 +65,7 @@ impl GroupMover {
                 continue;
             }
             let held = |o: usize| owners.iter().filter(|&&x| x == o).count();
-            let Some(to) = (0..plan.owners())
-                .filter(|&o| !leaving(o))
-                .min_by_key(|&o| held(o))
-            else {
+            let Some(&to) = targets.iter().min_by_key(|&&o| held(o)) else {
                 break;
             };
             if let Err(e) = self.move_one(group, from, to, timeout, &mut out) {
@@ -78,6 +84,7 @@ impl GroupMover {
         let started = Instant::now();
         let plan = self.plan().clone();
         let mut out = Resized::default();
+        self.drained().lock().fill(false);
         for (group, from) in self.group_owners().into_iter().enumerate() {
             let group = group as u32;
             let to = plan.owner_of_group(group);

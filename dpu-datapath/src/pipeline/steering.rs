@@ -83,6 +83,12 @@ impl GroupSteering {
         Some((from, self.queued[from].load(Ordering::Relaxed)))
     }
 
+    /// Whether [`GroupSteering::steer`] would move `group` to `to` (both
+    /// exist).
+    pub fn can_steer(&self, group: u32, to: usize) -> bool {
+        group < self.flow_groups && to < self.queued.len()
+    }
+
     /// Whether queue `q`'s consumer (the caller) has taken `position`
     /// frames.
     pub fn passed(&self, q: usize, position: u64) -> bool {

@@ -294,6 +294,14 @@ impl FusedOwner {
         self.items += (work.len() - before) as u64;
     }
 
+    /// The engine's output so far, without running the application or
+    /// timers (a group leaving: nothing new should be made).
+    pub(crate) fn take_work(&mut self, work: &mut Vec<Work>) {
+        let before = work.len();
+        self.engine.take_work(work);
+        self.items += (work.len() - before) as u64;
+    }
+
     pub(crate) fn commit(&mut self, c: Commit) {
         self.engine.commit(c);
     }

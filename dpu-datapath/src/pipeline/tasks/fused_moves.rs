@@ -81,9 +81,15 @@ impl FusedMoves {
         self.leaving.pop_front()
     }
 
+    /// Puts back a group that could not leave yet (first in line).
+    pub(crate) fn not_yet(&mut self, away: SteeredAway) {
+        self.leaving.push_front(away);
+    }
+
     /// Exports the group of `away` to its new owner (the engine's output
-    /// for it must be finished).
+    /// for it must be finished); frames of it here now are misrouted.
     pub(crate) fn hand_over(&self, away: SteeredAway, engine: &mut Engine, app: &mut dyn ShardApp) {
+        self.accepting.remove(away.request.group, self.replica);
         send_group(&self.mailboxes, away.request, engine, app);
     }
 
@@ -97,10 +103,12 @@ impl FusedMoves {
     ) -> usize {
         let mut n = 0;
         while let Some(arrival) = self.mailboxes[self.index].pop() {
-            let group = take_group(arrival, engine, app);
-            if let Some(at) = self.arriving.iter().position(|(g, _)| *g == group) {
-                release.extend(self.arriving.swap_remove(at).1);
-            }
+            let arriving = &mut self.arriving;
+            take_group(arrival, engine, app, |group| {
+                if let Some(at) = arriving.iter().position(|(g, _)| *g == group) {
+                    release.extend(arriving.swap_remove(at).1);
+                }
+            });
             n += 1;
         }
         n
@@ -111,10 +119,11 @@ impl FusedMoves {
         self.arriving.iter().map(|(_, f)| f.len()).sum()
     }
 
-    /// Nothing of a move is under way here.
-    pub(crate) fn idle(&self) -> bool {
-        self.leaving.is_empty()
-            && self.steered_away.is_empty()
+    /// Nothing of a move is under way here. While the pipeline drains
+    /// (no frame is taken any more) a group steered away cannot leave:
+    /// that does not keep the task busy.
+    pub(crate) fn idle(&self, draining: bool) -> bool {
+        (draining || (self.leaving.is_empty() && self.steered_away.is_empty()))
             && self.arriving.is_empty()
             && self.mailboxes[self.index].is_empty()
     }

@@ -103,7 +103,11 @@ impl Task for IngressTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.pending.is_empty() && self.leaving.is_empty() && self.steered_away.is_empty()
+        // Draining, no frame is taken: a group steered away cannot leave,
+        // and that does not keep the worker busy.
+        let draining = self.draining.load(std::sync::atomic::Ordering::Relaxed);
+        self.pending.is_empty()
+            && (draining || (self.leaving.is_empty() && self.steered_away.is_empty()))
     }
 
     fn finish(self: Box<Self>, report: &mut PipelineReport) {

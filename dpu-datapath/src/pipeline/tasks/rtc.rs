@@ -56,8 +56,8 @@ impl RtcTask {
         }
     }
 
-    /// The engine's output through `dma`, `post` and TX, and the commits
-    /// back; returns the work items.
+    /// Runs the owner (application, timers) and sends its output into
+    /// `dma`, `post` and TX; returns the work items.
     fn finish_work(&mut self, burst_now: Option<Nanos>) -> usize {
         self.owner.run(burst_now, &mut self.work);
         let n = self.work.len();
@@ -70,12 +70,16 @@ impl RtcTask {
     /// A group leaves: every frame of it has been through the engine, so
     /// once the engine's output is out (copies complete, frames sent,
     /// commits applied, and the work those cause likewise) it goes to its
-    /// new owner.
-    fn leave(&mut self, away: SteeredAway) {
-        // A few rounds: a commit may queue a window update, which is sent
-        // and committed in turn; no frame comes in meanwhile.
-        for _ in 0..16 {
-            let n = self.finish_work(None);
+    /// new owner. Neither the application nor the timers run meanwhile, so
+    /// this settles in a round or two; if it has not after a few, the
+    /// group tries again at the next poll. Returns whether it left.
+    fn leave(&mut self, away: SteeredAway) -> bool {
+        for _ in 0..8 {
+            self.owner.take_work(&mut self.work);
+            let n = self.work.len();
+            for work in self.work.drain(..) {
+                self.finisher.finish(work, &mut self.commits);
+            }
             self.finisher.drain(&mut self.commits);
             self.finisher.transmit();
             let committed = !self.commits.is_empty();
@@ -83,11 +87,13 @@ impl RtcTask {
                 self.owner.commit(c);
             }
             if n == 0 && !committed {
-                break;
+                self.moves
+                    .hand_over(away, &mut self.owner.engine, &mut *self.owner.app);
+                return true;
             }
         }
-        self.moves
-            .hand_over(away, &mut self.owner.engine, &mut *self.owner.app);
+        self.moves.not_yet(away);
+        false
     }
 
     fn publish(&mut self, force: bool) {
@@ -148,7 +154,11 @@ impl Task for RtcTask {
     }
 
     fn idle(&mut self) -> bool {
-        self.owner.arp_learn.is_empty() && self.finisher.idle() && self.moves.idle()
+        let draining = self
+            .intake
+            .draining
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.owner.arp_learn.is_empty() && self.finisher.idle() && self.moves.idle(draining)
     }
 
     fn finish(mut self: Box<Self>, report: &mut PipelineReport) {
