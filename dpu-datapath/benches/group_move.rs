@@ -1,9 +1,12 @@
 //! How long moving a flow group to another owner takes
 //! (`Pipeline::move_group`, from the request to the new owner's answer),
 //! against the same pipeline's round trip for one segment (injected, its
-//! ACK out), in one run: one staged replica with two owners and C
-//! established connections, no other traffic, every task on one worker
-//! (`--threads`: a worker per task).
+//! ACK out), in one run, for three pipelines with C established
+//! connections and no other traffic, every task on one worker
+//! (`--threads`: a worker per task): one staged replica with two owners
+//! (moves within the replica), two staged replicas of one owner and two
+//! run-to-completion replicas (every move crosses replicas and changes the
+//! NIC's steering).
 //! `cargo bench -p dpu-datapath --bench group_move [-- --moves N --conns C]`;
 //! `--test` (as `cargo bench -- --test` passes) runs a smoke version.
 
@@ -34,17 +37,57 @@ fn main() {
     let arg = |name: &str, default: usize| pipeline_load::arg(&args, name, default);
     let moves = if smoke { 20 } else { arg("--moves", 400) };
     let conns = if smoke { 8 } else { arg("--conns", 64) };
-    let mut topology = Topology {
-        replicas: 1,
+    let threads = args.iter().any(|a| a == "--threads");
+    let base = Topology {
         flow_groups: GROUPS,
-        proto_workers: 2,
         run_to_completion: false,
         ..Topology::default()
     };
+    // (label, topology, fused where the placement allows)
+    for (label, topology, fuse) in [
+        (
+            "1 staged replica, 2 owners (within)",
+            Topology {
+                replicas: 1,
+                proto_workers: 2,
+                ..base.clone()
+            },
+            true,
+        ),
+        (
+            "2 staged replicas (across)",
+            Topology {
+                replicas: 2,
+                ..base.clone()
+            },
+            false,
+        ),
+        (
+            "2 run-to-completion replicas (across)",
+            Topology {
+                replicas: 2,
+                run_to_completion: true,
+                ..base.clone()
+            },
+            true,
+        ),
+    ] {
+        measure(label, topology, fuse, threads, conns, moves);
+    }
+}
+
+fn measure(
+    label: &str,
+    mut topology: Topology,
+    fuse: bool,
+    threads: bool,
+    conns: usize,
+    moves: usize,
+) {
     // Every task on one worker by default: on a 2-core machine, a task per
     // thread measures the scheduler (each stage waits for a time slice);
     // `--threads` places one task per worker thread.
-    if !args.iter().any(|a| a == "--threads") {
+    if !threads {
         topology.workers = vec![WorkerPlacement {
             name: None,
             core: None,
@@ -61,6 +104,7 @@ fn main() {
     let nic = Arc::new(MemNic::new(&Plan::new(&topology), 4 * conns + 64));
     let opts = PipelineOptions {
         pin: false,
+        fuse,
         ..PipelineOptions::default()
     };
     let pipeline = Pipeline::start(&cfg, &topology, opts, nic.clone(), |_| {
@@ -94,7 +138,7 @@ fn main() {
         nic.take_tx();
     }
 
-    // Moves: every group in turn to the other owner.
+    // Moves: every group in turn to the other owner (there are two).
     let mut took = Vec::with_capacity(moves);
     let mut carried = 0;
     for i in 0..moves {
@@ -114,7 +158,8 @@ fn main() {
     let (rt50, rt99, rtmax) = summary(round_trips);
     let (mv50, mv99, mvmax) = summary(took);
     println!(
-        "{conns} connections, {GROUPS} groups, 2 owners; {moves} moves carried {:.1} connections each",
+        "{label}: {conns} connections, {GROUPS} groups, 2 owners; {moves} moves carried {:.1} \
+         connections each",
         carried as f64 / moves as f64
     );
     println!("segment round trip (µs): median {rt50:.1}, p99 {rt99:.1}, max {rtmax:.1}");
