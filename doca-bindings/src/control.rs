@@ -68,7 +68,8 @@ pub enum ControlRequest {
     /// with a JSON document.
     Bpf(BpfCommand),
     /// `{"op":"groups"}`: which owner holds each flow group, answered with
-    /// `{"owners":N,"owners_per_replica":P,"owner_of":[...]}`.
+    /// `{"owners":N,"owners_per_replica":P,"owner_of":[...],"drained":[...]}`
+    /// (`drained`: per replica, whether `drain_replica` took it out).
     Groups,
     /// `{"op":"move_group","group":5,"to":1}`: an operator moves flow
     /// group `group`, with its open connections, to owner `to` (of the

@@ -370,6 +370,11 @@ fn drain_and_rebalance(name: &str, topology: fn(&mut Value)) {
             drained.iter().all(|&o| o / per_replica == stays),
             "{drained:?}"
         );
+        let (_, listing, _) = run(&["groups"]);
+        assert!(
+            listing.contains(&format!(" {replica} drained ")),
+            "{listing}"
+        );
         let (ok, text, err) = run(&["rebalance"]);
         assert!(ok, "{text}{err}");
         assert!(
@@ -378,6 +383,8 @@ fn drain_and_rebalance(name: &str, topology: fn(&mut Value)) {
         );
         moved += carried(&text);
         assert_eq!(owners(&svc), planned);
+        let (_, listing, _) = run(&["groups"]);
+        assert!(!listing.contains("drained"), "{listing}");
     }
     assert!(moved >= 4, "both ends moved out and back: {moved}");
     let (ok, text, err) = run(&["drain-replica", "2"]);

@@ -195,6 +195,7 @@ fn client(sock: UnixStream, shared: &Shared) {
                         "owners": shared.links.len(),
                         "owners_per_replica": m.owners_per_replica(),
                         "owner_of": m.group_owners(),
+                        "drained": m.drained_replicas(),
                     }))
                     .unwrap_or_else(|e| ControlReply::failure(e.to_string())),
                 };

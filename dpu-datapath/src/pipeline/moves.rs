@@ -460,6 +460,11 @@ impl GroupMover {
     pub(crate) fn drained(&self) -> &parking_lot::Mutex<Vec<bool>> {
         &self.0.drained
     }
+
+    /// Which replicas are drained (`flextoe-dpu groups`).
+    pub fn drained_replicas(&self) -> Vec<bool> {
+        self.0.drained.lock().clone()
+    }
 }
 
 impl MoveState {

@@ -3,7 +3,8 @@
 //! group off a replica, one move at a time (`moves.rs`), so its workers go
 //! idle and park; [`GroupMover::rebalance`] gives every group back to the
 //! owner the plan gave it. The replicas' threads exist from the start: a
-//! drained replica costs no CPU, but the number of threads does not change.
+//! drained replica's workers idle as any idle worker does (parked, waking
+//! to look every 100 µs), and the number of threads does not change.
 
 #![forbid(unsafe_code)]
 

@@ -190,15 +190,21 @@ pub fn groups(path: &Path, json: bool) -> Result<(), String> {
         .as_array()
         .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0) as usize).collect())
         .unwrap_or_default();
-    println!("{:<6} {:<8} {:>7}  GROUPS", "OWNER", "REPLICA", "COUNT");
+    let drained = |replica: usize| doc["drained"][replica].as_bool() == Some(true);
+    println!("{:<6} {:<10} {:>7}  GROUPS", "OWNER", "REPLICA", "COUNT");
     for owner in 0..owners.max(owner_of.iter().max().map_or(0, |m| m + 1)) {
         let held: Vec<String> = (0..owner_of.len())
             .filter(|&g| owner_of[g] == owner)
             .map(|g| g.to_string())
             .collect();
+        let replica = owner / per_replica;
+        let replica = if drained(replica) {
+            format!("{replica} drained")
+        } else {
+            replica.to_string()
+        };
         println!(
-            "{owner:<6} {:<8} {:>7}  {}",
-            owner / per_replica,
+            "{owner:<6} {replica:<10} {:>7}  {}",
             held.len(),
             held.join(",")
         );
