@@ -102,7 +102,7 @@ impl<N: Nic> Nic for LoopbackNic<N> {
         // Counted and woken once per burst, not per frame (the counters are
         // shared by every egress worker).
         let (mut looped, mut dropped, mut woken) = (0u64, 0u64, 0u64);
-        let placing = self.steering.place();
+        let mut placing = self.steering.place();
         frames.retain_mut(|f| {
             if f.get(..6) != Some(&self.mac[..]) {
                 return true;

@@ -95,19 +95,19 @@ impl MemNic {
 
     /// Offers a frame to the NIC; false (and counted) if its queue is full.
     pub fn inject(&self, time: Nanos, frame: Vec<u8>) -> bool {
-        let placing = self.steering.place();
+        let mut placing = self.steering.place();
         let q = placing.queue_of(frame_rss_hash(&frame));
-        self.push(&placing, q, time, frame)
+        self.push(&mut placing, q, time, frame)
     }
 
     /// Offers a frame to RX queue `q` directly (the caller did RSS).
     pub fn inject_to(&self, q: usize, time: Nanos, frame: Vec<u8>) -> bool {
-        self.push(&self.steering.place(), q, time, frame)
+        self.push(&mut self.steering.place(), q, time, frame)
     }
 
     fn push(
         &self,
-        placing: &super::steering::Placing<'_>,
+        placing: &mut super::steering::Placing<'_>,
         q: usize,
         time: Nanos,
         frame: Vec<u8>,

@@ -77,7 +77,7 @@ impl<N: Nic> SteeredNic<N> {
             if scratch.is_empty() {
                 continue;
             }
-            let placing = self.steering.place();
+            let mut placing = self.steering.place();
             for (_, frame) in scratch.drain(..) {
                 // The NIC's RSS hash when it has one (the same Toeplitz
                 // hash with the same key), else one parse of the frame.

@@ -29,10 +29,16 @@ pub struct GroupSteering {
 }
 
 /// The map, held while frames are put on queues (see [`GroupSteering::place`]).
+/// Counts are added to the shared counters once per burst, when it is
+/// dropped (still under the map's lock), not once per frame.
 #[derive(Debug)]
 pub struct Placing<'a> {
     steering: &'a GroupSteering,
     map: RwLockReadGuard<'a, Vec<usize>>,
+    /// Frames queued per queue in this burst (queues < 64, as replicas).
+    counts: [u64; 64],
+    /// Bit q: `counts[q]` is not zero.
+    touched: u64,
 }
 
 impl GroupSteering {
@@ -58,6 +64,8 @@ impl GroupSteering {
         Placing {
             steering: self,
             map: self.map.read(),
+            counts: [0; 64],
+            touched: 0,
         }
     }
 
@@ -109,9 +117,31 @@ impl Placing<'_> {
     }
 
     /// `n` frames were put on queue `q`.
-    pub fn queued(&self, q: usize, n: u64) {
+    pub fn queued(&mut self, q: usize, n: u64) {
+        match self.counts.get_mut(q) {
+            Some(c) => {
+                *c += n;
+                self.touched |= 1 << q;
+            }
+            None => self.add(q, n),
+        }
+    }
+
+    fn add(&self, q: usize, n: u64) {
         if let Some(c) = self.steering.queued.get(q) {
             c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Placing<'_> {
+    /// Before the map's lock is released: a steer that takes the write
+    /// lock next sees these frames counted.
+    fn drop(&mut self) {
+        while self.touched != 0 {
+            let q = self.touched.trailing_zeros() as usize;
+            self.touched &= self.touched - 1;
+            self.add(q, self.counts[q]);
         }
     }
 }
@@ -133,7 +163,7 @@ mod tests {
         let h1 = hash_of_group(1);
         // Three frames of group 1 on queue 1, one taken.
         {
-            let p = s.place();
+            let mut p = s.place();
             assert_eq!(p.queue_of(Some(h1)), 1);
             assert_eq!(p.queue_of(None), 0);
             p.queued(1, 3);
@@ -154,7 +184,7 @@ mod tests {
     #[test]
     fn a_steer_waits_for_a_burst_being_placed() {
         let s = std::sync::Arc::new(GroupSteering::new(4, 2));
-        let placing = s.place();
+        let mut placing = s.place();
         let (tx, rx) = std::sync::mpsc::channel();
         let s2 = s.clone();
         let t = std::thread::spawn(move || tx.send(s2.steer(0, 1)).unwrap());
