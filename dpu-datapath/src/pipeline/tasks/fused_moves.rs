@@ -43,29 +43,30 @@ pub(crate) struct FusedMoves {
 }
 
 impl FusedMoves {
-    /// Keeps a frame whose group is on its way here; gives it back when
-    /// the engine should take it now.
-    pub(crate) fn hold(
-        &mut self,
-        engine: &Engine,
-        time: Nanos,
-        frame: Frame,
-        verdict: Verdict,
-    ) -> Option<HeldFrame> {
+    /// Whether a frame that passed the intake's check (this replica
+    /// accepts its group) must wait for its group to land: the engine does
+    /// not own the group yet. By reference, so the common case moves
+    /// nothing.
+    pub(crate) fn must_hold(&self, engine: &Engine, verdict: &Verdict) -> bool {
+        match verdict {
+            Verdict::Tcp { rss, .. } => !engine.owns_group(group_of_hash(*rss, self.flow_groups)),
+            _ => false,
+        }
+    }
+
+    /// Keeps a frame whose group is on its way here (see
+    /// [`FusedMoves::must_hold`]).
+    pub(crate) fn hold(&mut self, time: Nanos, frame: Frame, verdict: Verdict) {
         let Verdict::Tcp { rss, .. } = verdict else {
-            return Some((time, frame, verdict));
+            return;
         };
         let g = group_of_hash(rss, self.flow_groups);
-        if let Some((_, held)) = self.arriving.iter_mut().find(|(h, _)| *h == g) {
-            held.push_back((time, frame, verdict));
-            return None;
+        match self.arriving.iter_mut().find(|(h, _)| *h == g) {
+            Some((_, held)) => held.push_back((time, frame, verdict)),
+            None => self
+                .arriving
+                .push((g, VecDeque::from([(time, frame, verdict)]))),
         }
-        if !engine.owns_group(g) && self.accepting.accepts(g, self.replica) {
-            self.arriving
-                .push((g, VecDeque::from([(time, frame, verdict)])));
-            return None;
-        }
-        Some((time, frame, verdict))
     }
 
     /// The first group steered away whose every frame the NIC queue has

@@ -133,11 +133,10 @@ impl Task for RtcTask {
                 self.finisher.spare().give(frame);
                 continue;
             };
-            let Some((time, frame, verdict)) =
-                self.moves.hold(&self.owner.engine, time, frame, verdict)
-            else {
+            if self.moves.must_hold(&self.owner.engine, &verdict) {
+                self.moves.hold(time, frame, verdict);
                 continue;
-            };
+            }
             self.receive(time, frame, verdict, burst_now);
         }
         self.rx = rx;
