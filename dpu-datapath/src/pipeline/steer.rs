@@ -134,12 +134,10 @@ impl<N: Nic> Nic for SteeredNic<N> {
 
     /// The steering is ours: the port's queues are drained whole.
     fn steer(&self, group: u32, to: usize) -> Option<Vec<u64>> {
-        self.steering.steer(group, to).map(|(_, at)| vec![at])
+        self.steering.steer_positions(group, to)
     }
 
     fn steer_passed(&self, q: usize, positions: &[u64]) -> bool {
-        positions
-            .last()
-            .is_none_or(|&at| self.steering.passed(q, at))
+        self.steering.passed_positions(q, positions)
     }
 }

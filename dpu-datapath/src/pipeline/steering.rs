@@ -91,6 +91,17 @@ impl GroupSteering {
         Some((from, self.queued[from].load(Ordering::Relaxed)))
     }
 
+    /// [`crate::io::Nic::steer`] for a port whose only steering layer is
+    /// this one: its one position.
+    pub fn steer_positions(&self, group: u32, to: usize) -> Option<Vec<u64>> {
+        self.steer(group, to).map(|(_, at)| vec![at])
+    }
+
+    /// [`crate::io::Nic::steer_passed`] for such a port.
+    pub fn passed_positions(&self, q: usize, positions: &[u64]) -> bool {
+        positions.last().is_none_or(|&at| self.passed(q, at))
+    }
+
     /// Whether [`GroupSteering::steer`] would move `group` to `to` (both
     /// exist).
     pub fn can_steer(&self, group: u32, to: usize) -> bool {
