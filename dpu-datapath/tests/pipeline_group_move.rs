@@ -363,12 +363,14 @@ fn bulk_with_moves(
     }
 }
 
-#[test]
-fn groups_move_back_and_forth_under_bulk_transfers() {
+/// Bulk transfers on a clean link while groups move on `topology`: every
+/// move carries connections, and costs nothing: nothing dropped, sent
+/// twice, or out of order at either end.
+fn clean_moves(topology: Topology, seed: u64) {
     let out = bulk_with_moves(
-        two_owners(),
+        topology,
         LinkParams::default(),
-        11,
+        seed,
         6,
         4 << 20,
         Duration::from_millis(5),
@@ -381,16 +383,18 @@ fn groups_move_back_and_forth_under_bulk_transfers() {
         out.moves,
         out.moved_conns
     );
-    // A move costs nothing on a clean wire: nothing dropped, nothing sent
-    // twice.
     assert_eq!(out.b.total_drops(), 0, "{:?}", out.b.drop_breakdown());
     assert_eq!(out.a.total_drops(), 0, "{:?}", out.a.drop_breakdown());
     assert_eq!(out.a.retransmit_segments + out.b.retransmit_segments, 0);
-    // Nor did any segment arrive out of order at either end.
     assert_eq!(
         out.a.rx_out_of_order_segments + out.b.rx_out_of_order_segments,
         0
     );
+}
+
+#[test]
+fn groups_move_back_and_forth_under_bulk_transfers() {
+    clean_moves(two_owners(), 11);
 }
 
 #[test]
@@ -414,58 +418,12 @@ fn moves_under_loss_and_reordering() {
 
 #[test]
 fn groups_move_across_replicas_under_bulk_transfers() {
-    let out = bulk_with_moves(
-        two_replicas(),
-        LinkParams::default(),
-        13,
-        6,
-        4 << 20,
-        Duration::from_millis(5),
-        patient,
-    );
-    assert!(out.moves >= 20, "only {} moves", out.moves);
-    assert!(
-        out.moved_conns >= out.moves,
-        "{} moves carried only {} connections",
-        out.moves,
-        out.moved_conns
-    );
-    // Half the moves change the port's steering: still nothing dropped,
-    // sent twice or out of order.
-    assert_eq!(out.b.total_drops(), 0, "{:?}", out.b.drop_breakdown());
-    assert_eq!(out.a.total_drops(), 0, "{:?}", out.a.drop_breakdown());
-    assert_eq!(out.a.retransmit_segments + out.b.retransmit_segments, 0);
-    assert_eq!(
-        out.a.rx_out_of_order_segments + out.b.rx_out_of_order_segments,
-        0
-    );
+    clean_moves(two_replicas(), 13);
 }
 
 #[test]
 fn groups_move_between_run_to_completion_replicas_under_bulk_transfers() {
-    let out = bulk_with_moves(
-        two_rtc_replicas(),
-        LinkParams::default(),
-        15,
-        6,
-        4 << 20,
-        Duration::from_millis(5),
-        patient,
-    );
-    assert!(out.moves >= 20, "only {} moves", out.moves);
-    assert!(
-        out.moved_conns >= out.moves,
-        "{} moves carried only {} connections",
-        out.moves,
-        out.moved_conns
-    );
-    assert_eq!(out.b.total_drops(), 0, "{:?}", out.b.drop_breakdown());
-    assert_eq!(out.a.total_drops(), 0, "{:?}", out.a.drop_breakdown());
-    assert_eq!(out.a.retransmit_segments + out.b.retransmit_segments, 0);
-    assert_eq!(
-        out.a.rx_out_of_order_segments + out.b.rx_out_of_order_segments,
-        0
-    );
+    clean_moves(two_rtc_replicas(), 15);
 }
 
 #[test]
